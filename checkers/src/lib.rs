@@ -1,0 +1,4 @@
+//! History and invariant checkers over plain data; depends on no other crate of the workspace.
+
+pub mod linearizability;
+pub mod raft;

@@ -1,0 +1,1 @@
+//! Porcupine-style linearizability checking (in progress).

@@ -1,0 +1,1 @@
+//! Raft safety properties over plain observations (in progress).

@@ -1,0 +1,3 @@
+//! Pure protocol cores: plain structs driven by inputs, returning outputs; no async, no runtime, no clock.
+
+pub mod raft;
