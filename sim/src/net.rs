@@ -1,0 +1,814 @@
+//! The simulated network, with the semantics of the course's `labrpc` and more.
+//!
+//! Calls are request/reply, as labrpc's `Call`: every call eventually returns a reply or
+//! fails (labrpc's `false`), unless the server's handler never answers or a clog holds a
+//! message. The exact numbers of labrpc (reference §1):
+//! - reliable mode adds no delay;
+//! - unreliable mode delays each request 0–26 ms, loses 10 % of requests (the call fails
+//!   after the delay, the handler never runs) and 10 % of replies (the handler ran);
+//! - long reordering delays 2/3 of replies by 200 + U[0, U[0, 1999]] ms;
+//! - a call to an unreachable or dead server fails after U[0, 6999] ms with long delays on
+//!   (Raft tests) or U[0, 99] ms otherwise;
+//! - while a handler runs, the call is re-checked every 100 ms: a disabled link or a dead
+//!   server instance fails it; the same check runs once more when the handler replies.
+//!
+//! Beyond the course: one-way link cuts, clogs that hold messages and release them in a
+//! burst, duplicated requests, custom loss/delay profiles.
+//! Every payload is a `postcard` encoding made by the sender, so nodes share no memory and
+//! byte counts are real.
+
+use crate::trace::{hash_bytes, Kind};
+use crate::world::{try_with, with, Action, NodeCtx, NodeId, World, NO_NODE};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+const MS: u64 = 1_000_000;
+/// labrpc re-checks a running handler's call every 100 ms.
+const DEAD_CHECK_NS: u64 = 100 * MS;
+
+/// Why a message was lost or a call failed (for the trace; callers just see a failure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// The link was down or the server absent when the request was sent.
+    Unreachable,
+    /// Unreliable network lost the request.
+    RequestLost,
+    /// Unreliable network lost the reply (the handler ran).
+    ReplyLost,
+    /// The server instance that took the request crashed or was replaced.
+    ServerDied,
+    /// The link went down while the handler ran.
+    LinkDown,
+    /// The caller is gone or already has its answer.
+    Stale,
+}
+
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Unreachable => "unreachable",
+            Reason::RequestLost => "request lost",
+            Reason::ReplyLost => "reply lost",
+            Reason::ServerDied => "server died",
+            Reason::LinkDown => "link down",
+            Reason::Stale => "stale",
+        }
+    }
+}
+
+/// A failed call: labrpc's `Call` returning false.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpcError {
+    pub reason: Reason,
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rpc failed: {}", self.reason.label())
+    }
+}
+
+/// The token a handler answers with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    call: u64,
+    caller: u16,
+    server_inc: u32,
+}
+
+impl ReplyTo {
+    pub fn caller(&self) -> NodeId {
+        NodeId(self.caller)
+    }
+}
+
+/// What arrives in a node's inbox.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A request for one of this node's handlers; answer with `NodeCtx::reply`.
+    Request { from: NodeId, payload: Vec<u8>, reply_to: ReplyTo },
+    /// The outcome of a call this node made with `NodeCtx::start_call`.
+    Response { tag: u64, from: NodeId, result: Result<Vec<u8>, RpcError> },
+}
+
+/// Network-wide behaviour. `reliable == false` turns on the loss and delay profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetConfig {
+    pub reliable: bool,
+    pub long_delays: bool,
+    pub long_reordering: bool,
+    /// Unreliable mode: each request is delayed U[0, this] ms (labrpc: 26).
+    pub request_delay_ms_max: u32,
+    /// Unreliable mode: requests lost, per mille (labrpc: 100).
+    pub request_loss_permille: u32,
+    /// Unreliable mode: replies lost after the handler ran, per mille (labrpc: 100).
+    pub reply_loss_permille: u32,
+    /// Requests delivered twice, per mille (beyond labrpc; works in any mode).
+    pub duplicate_permille: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            reliable: true,
+            long_delays: false,
+            long_reordering: false,
+            request_delay_ms_max: 26,
+            request_loss_permille: 100,
+            reply_loss_permille: 100,
+            duplicate_permille: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Body {
+    Request { call: u64, to_inc: u32 },
+    Reply { call: u64 },
+}
+
+#[derive(Debug)]
+pub(crate) struct Hop {
+    msg: u64,
+    from: u16,
+    from_inc: u32,
+    to: u16,
+    body: Body,
+    payload: Vec<u8>,
+}
+
+enum Completion {
+    Waiter { waker: Option<Waker>, result: Option<Result<Vec<u8>, RpcError>> },
+    Inbox { tag: u64 },
+}
+
+struct CallSlot {
+    caller: u16,
+    caller_inc: u32,
+    server: u16,
+    completion: Completion,
+    /// Set while a handler holds the request: (server incarnation, since when).
+    handling: Option<(u32, u64)>,
+    done: bool,
+}
+
+pub(crate) struct NetState {
+    pub cfg: NetConfig,
+    n: usize,
+    enabled: Vec<bool>,
+    clogged: Vec<bool>,
+    connected: Vec<bool>,
+    held: BTreeMap<(u16, u16), Vec<Hop>>,
+    calls: BTreeMap<u64, CallSlot>,
+    next_call: u64,
+    next_msg: u64,
+    rng: ChaCha8Rng,
+    /// Index into the world's annotations of the partition currently in force.
+    open_partition: Option<usize>,
+}
+
+impl NetState {
+    pub fn new(rng: ChaCha8Rng) -> Self {
+        NetState {
+            cfg: NetConfig::default(),
+            n: 0,
+            enabled: Vec::new(),
+            clogged: Vec::new(),
+            connected: Vec::new(),
+            held: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            next_call: 1,
+            next_msg: 1,
+            rng,
+            open_partition: None,
+        }
+    }
+
+    /// A new node starts connected to everyone.
+    pub fn add_node(&mut self) {
+        let old = self.n;
+        let n = old + 1;
+        let mut enabled = vec![true; n * n];
+        let mut clogged = vec![false; n * n];
+        for a in 0..old {
+            for b in 0..old {
+                enabled[a * n + b] = self.enabled[a * old + b];
+                clogged[a * n + b] = self.clogged[a * old + b];
+            }
+        }
+        self.enabled = enabled;
+        self.clogged = clogged;
+        self.connected.push(true);
+        self.n = n;
+    }
+
+    #[inline]
+    fn link(&self, from: u16, to: u16) -> usize {
+        from as usize * self.n + to as usize
+    }
+
+    fn ms(&mut self, lo: u64, hi_exclusive: u64) -> u64 {
+        self.rng.gen_range(lo..hi_exclusive) * MS
+    }
+
+    fn permille(&mut self, p: u32) -> bool {
+        p > 0 && self.rng.gen_range(0..1000) < p
+    }
+}
+
+impl World {
+    fn link_up(&self, from: u16, to: u16) -> bool {
+        self.net.enabled[self.net.link(from, to)]
+    }
+
+    fn start_call(&mut self, ctx: NodeCtx, to: NodeId, payload: Vec<u8>, completion: Completion) -> Option<u64> {
+        if !self.is_current(ctx) {
+            return None;
+        }
+        let (from, to) = (ctx.id.0, to.0);
+        assert!((to as usize) < self.nodes.len(), "call to unknown node {to}");
+        let call = self.net.next_call;
+        self.net.next_call += 1;
+        let msg = self.net.next_msg;
+        self.net.next_msg += 1;
+        let len = payload.len() as u64;
+        self.stats.rpc_total += 1;
+        self.stats.bytes_total += len;
+        self.nodes[from as usize].bytes_sent += len;
+        self.net.calls.insert(call, CallSlot { caller: from, caller_inc: ctx.incarnation, server: to, completion, handling: None, done: false });
+        let h = hash_bytes(&payload);
+        self.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len], |w| {
+            format!("#{msg} {}->{} req call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
+        });
+        let to_inc = self.nodes[to as usize].incarnation;
+        self.route(Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Request { call, to_inc }, payload });
+        Some(call)
+    }
+
+    fn send_reply(&mut self, ctx: NodeCtx, reply_to: ReplyTo, payload: Vec<u8>) {
+        if !self.is_current(ctx) || reply_to.server_inc != ctx.incarnation {
+            return;
+        }
+        let (from, to, call) = (ctx.id.0, reply_to.caller, reply_to.call);
+        let msg = self.net.next_msg;
+        self.net.next_msg += 1;
+        let len = payload.len() as u64;
+        self.nodes[from as usize].bytes_sent += len;
+        let h = hash_bytes(&payload);
+        self.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len ^ 1], |w| {
+            format!("#{msg} {}->{} reply call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
+        });
+        self.route(Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Reply { call }, payload });
+    }
+
+    /// Decides a message's fate when it leaves its sender.
+    fn route(&mut self, hop: Hop) {
+        let now = self.now_ns();
+        let (from, to) = (hop.from, hop.to);
+        match hop.body {
+            Body::Request { call, .. } => {
+                // labrpc snapshots reachability before the request's delay.
+                if !self.link_up(from, to) || !self.nodes[to as usize].alive {
+                    let delay = if self.net.cfg.long_delays { self.net.ms(0, 7000) } else { self.net.ms(0, 100) };
+                    self.drop_hop(&hop, Reason::Unreachable);
+                    self.schedule(now + delay, Action::Fail { call, reason: Reason::Unreachable });
+                    return;
+                }
+                let mut delay = 0;
+                if !self.net.cfg.reliable {
+                    delay = self.net.ms(0, self.net.cfg.request_delay_ms_max as u64 + 1);
+                    let loss = self.net.cfg.request_loss_permille;
+                    if self.net.permille(loss) {
+                        self.drop_hop(&hop, Reason::RequestLost);
+                        self.schedule(now + delay, Action::Fail { call, reason: Reason::RequestLost });
+                        return;
+                    }
+                }
+                let dup = self.net.cfg.duplicate_permille;
+                if self.net.permille(dup) {
+                    let extra = self.net.ms(0, 50);
+                    let copy = Hop { msg: hop.msg, from, from_inc: hop.from_inc, to, body: Body::Request { call, to_inc: match hop.body { Body::Request { to_inc, .. } => to_inc, _ => unreachable!() } }, payload: hop.payload.clone() };
+                    self.record(Kind::Dup, from as u64, [hop.msg, call, extra], |w| {
+                        format!("#{} {}->{} req call={call} duplicated (+{}ms)", hop.msg, w.name(from), w.name(to), extra / MS)
+                    });
+                    self.send_or_hold(copy, now + delay + extra);
+                }
+                self.send_or_hold(hop, now + delay);
+            }
+            Body::Reply { call } => {
+                let Some(slot) = self.net.calls.get(&call) else {
+                    return self.drop_hop(&hop, Reason::Stale);
+                };
+                if slot.done {
+                    return self.drop_hop(&hop, Reason::Stale);
+                }
+                // labrpc's check after the handler returns: the caller's end must still be
+                // enabled. Links are directional here, so the reply also needs the
+                // server -> caller direction (a one-way cut loses replies only).
+                if !self.link_up(to, from) || !self.link_up(from, to) {
+                    self.drop_hop(&hop, Reason::LinkDown);
+                    return self.fail_call(call, Reason::LinkDown);
+                }
+                if !self.net.cfg.reliable {
+                    let loss = self.net.cfg.reply_loss_permille;
+                    if self.net.permille(loss) {
+                        self.drop_hop(&hop, Reason::ReplyLost);
+                        return self.fail_call(call, Reason::ReplyLost);
+                    }
+                }
+                let mut delay = 0;
+                if self.net.cfg.long_reordering && self.net.rng.gen_range(0..900) < 600 {
+                    let y = self.net.rng.gen_range(0..2000u64);
+                    delay = (200 + self.net.rng.gen_range(0..=y)) * MS;
+                }
+                self.send_or_hold(hop, now + delay);
+            }
+        }
+    }
+
+    /// Delivers now, schedules a delayed delivery, or holds the message on a clogged link.
+    fn send_or_hold(&mut self, hop: Hop, at: u64) {
+        let (from, to) = (hop.from, hop.to);
+        if self.net.clogged[self.net.link(from, to)] {
+            let (msg, call) = (hop.msg, hop_call(&hop));
+            self.record(Kind::Hold, from as u64, [msg, call, to as u64], |w| {
+                format!("#{msg} {}->{} call={call} held by clog", w.name(from), w.name(to))
+            });
+            self.net.held.entry((from, to)).or_default().push(hop);
+        } else if at <= self.now_ns() {
+            self.deliver(hop);
+        } else {
+            self.schedule(at, Action::Deliver(hop));
+        }
+    }
+
+    fn drop_hop(&mut self, hop: &Hop, reason: Reason) {
+        self.stats.dropped += 1;
+        let (msg, from, to, call) = (hop.msg, hop.from, hop.to, hop_call(hop));
+        self.record(Kind::Drop, from as u64, [msg, call, reason as u64], |w| {
+            format!("#{msg} {}->{} call={call}: {}", w.name(from), w.name(to), reason.label())
+        });
+    }
+
+    /// A message reaches its destination.
+    pub(crate) fn deliver(&mut self, hop: Hop) {
+        let now = self.now_ns();
+        let (from, to) = (hop.from, hop.to);
+        match hop.body {
+            Body::Request { call, to_inc } => {
+                let dest = &self.nodes[to as usize];
+                if !dest.alive || dest.incarnation != to_inc {
+                    // labrpc runs the handler on the old instance and the dead check fails
+                    // the call at its first 100 ms tick.
+                    self.drop_hop(&hop, Reason::ServerDied);
+                    if self.net.calls.contains_key(&call) {
+                        self.schedule(now + DEAD_CHECK_NS, Action::Fail { call, reason: Reason::ServerDied });
+                    }
+                    return;
+                }
+                self.stats.delivered += 1;
+                self.nodes[to as usize].rpc_count += 1;
+                let msg = hop.msg;
+                self.record(Kind::Deliver, to as u64, [msg, call, 0], |w| format!("#{msg} {}->{} req call={call}", w.name(from), w.name(to)));
+                if let Some(slot) = self.net.calls.get_mut(&call) {
+                    if !slot.done {
+                        slot.handling = Some((to_inc, now));
+                    }
+                }
+                let reply_to = ReplyTo { call, caller: from, server_inc: to_inc };
+                self.push_inbox(to, Incoming::Request { from: NodeId(from), payload: hop.payload, reply_to });
+            }
+            Body::Reply { call } => {
+                // A reply from an instance that has since crashed is never delivered.
+                if self.nodes[from as usize].incarnation != hop.from_inc {
+                    self.drop_hop(&hop, Reason::ServerDied);
+                    return self.fail_call(call, Reason::ServerDied);
+                }
+                let Some(slot) = self.net.calls.get(&call) else { return self.drop_hop(&hop, Reason::Stale) };
+                if slot.done || self.nodes[to as usize].incarnation != slot.caller_inc || !self.nodes[to as usize].alive {
+                    return self.drop_hop(&hop, Reason::Stale);
+                }
+                let len = hop.payload.len() as u64;
+                self.stats.delivered += 1;
+                self.stats.bytes_total += len;
+                let msg = hop.msg;
+                self.record(Kind::Deliver, to as u64, [msg, call, 1], |w| format!("#{msg} {}->{} reply call={call}", w.name(from), w.name(to)));
+                self.complete(call, Ok(hop.payload));
+            }
+        }
+    }
+
+    pub(crate) fn fail_call(&mut self, call: u64, reason: Reason) {
+        let Some(slot) = self.net.calls.get(&call) else { return };
+        if slot.done {
+            return;
+        }
+        let (caller, server) = (slot.caller, slot.server);
+        self.record(Kind::Fail, caller as u64, [call, reason as u64, 0], |w| {
+            format!("call={call} {}->{}: {}", w.name(caller), w.name(server), reason.label())
+        });
+        self.complete(call, Err(RpcError { reason }));
+    }
+
+    fn complete(&mut self, call: u64, result: Result<Vec<u8>, RpcError>) {
+        let slot = self.net.calls.get_mut(&call).expect("complete of unknown call");
+        match &mut slot.completion {
+            Completion::Waiter { waker, result: r } => {
+                slot.done = true;
+                *r = Some(result);
+                if let Some(w) = waker.take() {
+                    w.wake();
+                }
+            }
+            Completion::Inbox { tag } => {
+                let (tag, caller, caller_inc, server) = (*tag, slot.caller, slot.caller_inc, slot.server);
+                self.net.calls.remove(&call);
+                let c = &self.nodes[caller as usize];
+                if c.alive && c.incarnation == caller_inc {
+                    self.push_inbox(caller, Incoming::Response { tag, from: NodeId(server), result });
+                }
+            }
+        }
+    }
+
+    fn call_is_dead(&self, slot: &CallSlot) -> Option<Reason> {
+        let (inc, _) = slot.handling?;
+        let s = &self.nodes[slot.server as usize];
+        if !s.alive || s.incarnation != inc {
+            Some(Reason::ServerDied)
+        } else if !self.link_up(slot.caller, slot.server) {
+            Some(Reason::LinkDown)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn dead_check(&mut self, call: u64) {
+        let Some(slot) = self.net.calls.get(&call) else { return };
+        if slot.done {
+            return;
+        }
+        if let Some(reason) = self.call_is_dead(slot) {
+            self.fail_call(call, reason);
+        }
+    }
+
+    /// After a topology change or a crash: calls whose handler is now unreachable fail at
+    /// their next 100 ms tick, as labrpc's polling worker would notice.
+    fn on_topology_change(&mut self) {
+        let now = self.now_ns();
+        let mut checks = Vec::new();
+        for (&call, slot) in &self.net.calls {
+            if slot.done {
+                continue;
+            }
+            if let (Some((_, since)), Some(_)) = (slot.handling, self.call_is_dead(slot)) {
+                let ticks = (now.saturating_sub(since)).div_ceil(DEAD_CHECK_NS).max(1);
+                checks.push((since + ticks * DEAD_CHECK_NS, call));
+            }
+        }
+        for (at, call) in checks {
+            self.schedule(at, Action::DeadCheck { call });
+        }
+    }
+
+    pub(crate) fn net_on_crash(&mut self, node: u16) {
+        // The dead instance's own outstanding calls vanish with it.
+        self.net.calls.retain(|_, s| s.caller != node);
+        self.on_topology_change();
+    }
+
+    fn fault(&mut self, code: u64, a: u64, text: impl FnOnce(&World) -> String) {
+        self.record(Kind::Fault, NO_NODE, [code, a, 0], text);
+        self.on_topology_change();
+    }
+
+    fn set_link(&mut self, from: u16, to: u16, up: bool) {
+        let i = self.net.link(from, to);
+        self.net.enabled[i] = up;
+    }
+
+    fn close_partition_annotation(&mut self) {
+        if let Some(i) = self.net.open_partition.take() {
+            let now = self.now_ns();
+            self.annotations[i].end_ns = Some(now);
+        }
+    }
+
+    fn release_link(&mut self, from: u16, to: u16) {
+        let i = self.net.link(from, to);
+        self.net.clogged[i] = false;
+        for hop in self.net.held.remove(&(from, to)).unwrap_or_default() {
+            let (msg, call) = (hop.msg, hop_call(&hop));
+            self.record(Kind::Release, from as u64, [msg, call, to as u64], |w| {
+                format!("#{msg} {}->{} call={call} released", w.name(from), w.name(to))
+            });
+            self.deliver(hop);
+        }
+    }
+}
+
+fn hop_call(hop: &Hop) -> u64 {
+    match hop.body {
+        Body::Request { call, .. } | Body::Reply { call } => call,
+    }
+}
+
+fn names(w: &World, nodes: &[NodeId]) -> String {
+    let v: Vec<&str> = nodes.iter().map(|n| w.name(n.0)).collect();
+    format!("{{{}}}", v.join(","))
+}
+
+fn node_list_hash(nodes: &[NodeId]) -> u64 {
+    nodes.iter().fold(0u64, |h, n| crate::rng::mix64(h ^ n.0 as u64))
+}
+
+// ---------------------------------------------------------------------------------------
+// Node-side API.
+// ---------------------------------------------------------------------------------------
+
+/// Serializes a message the way every hop does.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).expect("postcard encoding of a message failed")
+}
+
+/// Deserializes a message; a payload that does not decode is a bug in the sender.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    match postcard::from_bytes(bytes) {
+        Ok(v) => v,
+        Err(e) => panic!("malformed message ({} bytes) for {}: {e}", bytes.len(), std::any::type_name::<T>()),
+    }
+}
+
+impl NodeCtx {
+    /// Calls `to` and waits for its reply or the call's failure, as labrpc's `Call`.
+    pub fn call<Req: Serialize, Resp: DeserializeOwned>(&self, to: NodeId, req: &Req) -> Call<Resp> {
+        let payload = encode(req);
+        let call = with(|w| w.start_call(*self, to, payload, Completion::Waiter { waker: None, result: None }));
+        Call { call, _resp: PhantomData }
+    }
+
+    /// Calls `to` without waiting: the outcome arrives in this node's inbox as
+    /// `Incoming::Response { tag, .. }`. Cheaper than a task per call for event loops.
+    pub fn start_call<Req: Serialize>(&self, to: NodeId, req: &Req, tag: u64) {
+        let payload = encode(req);
+        with(|w| w.start_call(*self, to, payload, Completion::Inbox { tag }));
+    }
+
+    /// Answers a request. Ignored if this instance has crashed since it took the request.
+    pub fn reply<Resp: Serialize>(&self, reply_to: ReplyTo, resp: &Resp) {
+        let payload = encode(resp);
+        with(|w| w.send_reply(*self, reply_to, payload));
+    }
+}
+
+/// Future of `NodeCtx::call`. Dropping it abandons the call; a late reply is discarded.
+pub struct Call<Resp> {
+    call: Option<u64>,
+    _resp: PhantomData<fn() -> Resp>,
+}
+
+impl<Resp: DeserializeOwned> Future for Call<Resp> {
+    type Output = Result<Resp, RpcError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(call) = self.call else { return Poll::Pending };
+        let r = with(|w| {
+            let slot = w.net.calls.get_mut(&call)?;
+            let Completion::Waiter { waker, result } = &mut slot.completion else { unreachable!() };
+            match result.take() {
+                Some(r) => {
+                    w.net.calls.remove(&call);
+                    Some(r)
+                }
+                None => {
+                    *waker = Some(cx.waker().clone());
+                    None
+                }
+            }
+        });
+        match r {
+            Some(r) => {
+                self.call = None;
+                Poll::Ready(r.map(|bytes| decode(&bytes)))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<Resp> Drop for Call<Resp> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call {
+            try_with(|w| {
+                w.net.calls.remove(&call);
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Supervisor-side API: network modes, topology, faults, counters.
+// ---------------------------------------------------------------------------------------
+
+/// The current network configuration.
+pub fn config() -> NetConfig {
+    with(|w| w.net.cfg.clone())
+}
+
+/// Replaces the network configuration.
+pub fn set_config(cfg: NetConfig) {
+    with(|w| {
+        let text = format!("{cfg:?}");
+        let code = crate::rng::label_hash(&text);
+        w.net.cfg = cfg;
+        w.fault(1, code, |_| format!("network config {text}"));
+    })
+}
+
+/// labrpc's `Reliable(bool)`.
+pub fn set_reliable(reliable: bool) {
+    with(|w| {
+        w.net.cfg.reliable = reliable;
+        w.fault(2, reliable as u64, |_| format!("reliable={reliable}"));
+    })
+}
+
+/// labrpc's `LongDelays(bool)`.
+pub fn set_long_delays(on: bool) {
+    with(|w| {
+        w.net.cfg.long_delays = on;
+        w.fault(3, on as u64, |_| format!("long_delays={on}"));
+    })
+}
+
+/// labrpc's `LongReordering(bool)`.
+pub fn set_long_reordering(on: bool) {
+    with(|w| {
+        w.net.cfg.long_reordering = on;
+        w.fault(4, on as u64, |_| format!("long_reordering={on}"));
+    })
+}
+
+/// The Raft tester's `disconnect(i)`: every link to and from the node goes down, so a
+/// disconnected node is isolated from everyone, other disconnected nodes included.
+pub fn disconnect(node: NodeId) {
+    with(|w| {
+        w.net.connected[node.index()] = false;
+        for j in 0..w.nodes.len() as u16 {
+            w.set_link(node.0, j, false);
+            w.set_link(j, node.0, false);
+        }
+        w.fault(5, node.0 as u64, |w| format!("disconnect {}", w.name(node.0)));
+    })
+}
+
+/// The Raft tester's `connect(i)`: links between the node and every connected node go up.
+pub fn connect(node: NodeId) {
+    with(|w| {
+        w.net.connected[node.index()] = true;
+        for j in 0..w.nodes.len() as u16 {
+            if w.net.connected[j as usize] {
+                w.set_link(node.0, j, true);
+                w.set_link(j, node.0, true);
+            }
+        }
+        w.fault(6, node.0 as u64, |w| format!("connect {}", w.name(node.0)));
+    })
+}
+
+/// Whether the Raft tester considers the node connected.
+pub fn is_connected(node: NodeId) -> bool {
+    with(|w| w.net.connected[node.index()])
+}
+
+/// The kvraft tester's `partition(p1, p2)`: two internally connected groups with no links
+/// between them. Links of nodes outside both groups (clients) are untouched.
+pub fn partition(a: &[NodeId], b: &[NodeId]) {
+    with(|w| {
+        for (side, other) in [(a, b), (b, a)] {
+            for &x in side {
+                for &y in side {
+                    w.set_link(x.0, y.0, true);
+                }
+                for &y in other {
+                    w.set_link(x.0, y.0, false);
+                }
+            }
+        }
+        w.close_partition_annotation();
+        let label = format!("partition {} | {}", names(w, a), names(w, b));
+        let now = w.now_ns();
+        w.annotations.push(crate::world::Annotation { start_ns: now, end_ns: None, label, node: None });
+        w.net.open_partition = Some(w.annotations.len() - 1);
+        let h = node_list_hash(a) ^ node_list_hash(b).rotate_left(7);
+        w.fault(7, h, |w| format!("partition {} | {}", names(w, a), names(w, b)));
+    })
+}
+
+/// Brings up every link among `nodes` (both directions), e.g. the kvraft tester's
+/// `ConnectAll()` over the servers.
+pub fn heal(nodes: &[NodeId]) {
+    with(|w| {
+        for &x in nodes {
+            w.net.connected[x.index()] = true;
+            for &y in nodes {
+                w.set_link(x.0, y.0, true);
+            }
+        }
+        w.close_partition_annotation();
+        w.fault(8, node_list_hash(nodes), |w| format!("heal {}", names(w, nodes)));
+    })
+}
+
+/// Connects a client to exactly `servers` among `all` (the kvraft tester's `ConnectClient`).
+pub fn connect_client(client: NodeId, servers: &[NodeId], all: &[NodeId]) {
+    with(|w| {
+        for &s in all {
+            let up = servers.contains(&s);
+            w.set_link(client.0, s.0, up);
+            w.set_link(s.0, client.0, up);
+        }
+        w.fault(9, node_list_hash(servers) ^ client.0 as u64, |w| format!("client {} reaches {}", w.name(client.0), names(w, servers)));
+    })
+}
+
+/// One-way cut: messages from `from` to `to` are lost; the other direction is untouched.
+pub fn cut(from: NodeId, to: NodeId) {
+    with(|w| {
+        w.set_link(from.0, to.0, false);
+        w.fault(10, (from.0 as u64) << 16 | to.0 as u64, |w| format!("cut {}->{}", w.name(from.0), w.name(to.0)));
+    })
+}
+
+/// Restores a one-way link.
+pub fn uncut(from: NodeId, to: NodeId) {
+    with(|w| {
+        w.set_link(from.0, to.0, true);
+        w.fault(11, (from.0 as u64) << 16 | to.0 as u64, |w| format!("uncut {}->{}", w.name(from.0), w.name(to.0)));
+    })
+}
+
+/// Clog: messages from `from` to `to` are held (not lost) until `release`.
+pub fn clog(from: NodeId, to: NodeId) {
+    with(|w| {
+        let i = w.net.link(from.0, to.0);
+        w.net.clogged[i] = true;
+        w.fault(12, (from.0 as u64) << 16 | to.0 as u64, |w| format!("clog {}->{}", w.name(from.0), w.name(to.0)));
+    })
+}
+
+/// Unclogs a link and delivers everything it held, in order, in one burst.
+pub fn release(from: NodeId, to: NodeId) {
+    with(|w| {
+        w.fault(13, (from.0 as u64) << 16 | to.0 as u64, |w| format!("release {}->{}", w.name(from.0), w.name(to.0)));
+        w.release_link(from.0, to.0);
+    })
+}
+
+/// Unclogs every link, releasing all held messages (link by link in a fixed order).
+pub fn release_all() {
+    with(|w| {
+        w.fault(14, 0, |_| "release all clogs".into());
+        let n = w.nodes.len() as u16;
+        for a in 0..n {
+            for b in 0..n {
+                let i = w.net.link(a, b);
+                if w.net.clogged[i] || w.net.held.contains_key(&(a, b)) {
+                    w.release_link(a, b);
+                }
+            }
+        }
+    })
+}
+
+/// Whether messages from `from` to `to` currently get through (not cut, not disconnected).
+pub fn link_up(from: NodeId, to: NodeId) -> bool {
+    with(|w| w.link_up(from.0, to.0))
+}
+
+/// Handler dispatches at `node` (labrpc's `GetCount`).
+pub fn rpc_count(node: NodeId) -> u64 {
+    with(|w| w.nodes[node.index()].rpc_count)
+}
+
+/// All calls made so far (labrpc's `GetTotalCount`).
+pub fn rpc_total() -> u64 {
+    with(|w| w.stats.rpc_total)
+}
+
+/// Request bytes of all calls plus bytes of delivered replies (labrpc's `GetTotalBytes`).
+pub fn bytes_total() -> u64 {
+    with(|w| w.stats.bytes_total)
+}
+
+/// Bytes `node` has sent (requests and replies).
+pub fn bytes_sent(node: NodeId) -> u64 {
+    with(|w| w.nodes[node.index()].bytes_sent)
+}

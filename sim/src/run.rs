@@ -1,0 +1,195 @@
+//! The run harness: one scenario, one seed, on a fresh OS thread with its own madsim
+//! runtime, ending in an `Outcome` with the trace hash and counters.
+//!
+//! A run ends when the scenario returns, when any check fails the run (the first failure
+//! wins), when its simulated-time budget runs out (liveness), when madsim finds every task
+//! blocked forever (liveness), or on a panic anywhere (panic).
+
+use crate::failure::{Failure, Outcome};
+use crate::trace::{CapturedEvent, TraceMode};
+use crate::world::{self, Annotation, CatchPanic, FailureSignal, SchedulerTask, Stats};
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Once;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// How to run.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub trace: TraceMode,
+    /// The scenario's simulated-time budget; running out is a liveness failure.
+    pub budget: Duration,
+    /// With `TraceMode::Emit`: the tracing subscriber that receives the lines.
+    pub dispatch: Option<tracing::Dispatch>,
+}
+
+impl RunConfig {
+    pub fn new(seed: u64, budget: Duration) -> Self {
+        RunConfig { seed, trace: TraceMode::Hash, budget, dispatch: None }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub sim_time: Duration,
+    pub stats: Stats,
+    /// Every event line, with `TraceMode::Capture`.
+    pub captured: Vec<CapturedEvent>,
+    pub annotations: Vec<Annotation>,
+}
+
+thread_local! {
+    static IN_RUN: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that keeps run threads quiet: their panics
+/// become the run's outcome instead of a backtrace on stderr.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_RUN.with(|r| r.get()) {
+                let msg = payload_str(info.payload()).unwrap_or("panic");
+                let text = match info.location() {
+                    Some(l) => format!("{msg} (at {}:{})", l.file(), l.line()),
+                    None => msg.to_string(),
+                };
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn payload_str(p: &(dyn Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+}
+
+/// The text of a caught panic: the hook's message with its location if it ran here.
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| payload_str(payload).unwrap_or("panic").to_string())
+}
+
+/// Runs `scenario` under `cfg` on a fresh OS thread (std seeds its hash keys once per
+/// thread, so a fresh thread per run keeps any hashing reproducible).
+pub fn run<F, Fut>(cfg: RunConfig, scenario: F) -> RunReport
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), Failure>> + 'static,
+{
+    install_panic_hook();
+    #[allow(clippy::disallowed_methods)] // allow-entropy: the run's own thread, outside the runtime
+    let handle = std::thread::Builder::new()
+        .name(format!("sim-seed-{}", cfg.seed))
+        .stack_size(32 << 20)
+        .spawn(move || {
+            IN_RUN.with(|r| r.set(true));
+            match cfg.dispatch.clone() {
+                Some(d) => tracing::dispatcher::with_default(&d, || run_here(cfg, scenario)),
+                None => run_here(cfg, scenario),
+            }
+        })
+        .expect("spawn run thread");
+    handle.join().expect("run thread panicked outside the harness")
+}
+
+enum End {
+    Done(Result<(), Failure>),
+    Failed(Failure),
+    Budget,
+}
+
+fn run_here<F, Fut>(cfg: RunConfig, scenario: F) -> RunReport
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), Failure>> + 'static,
+{
+    let seed = cfg.seed;
+    let mode = cfg.trace;
+    let budget = cfg.budget;
+    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            world::install(seed, mode);
+            madsim::task::spawn_local(SchedulerTask::new());
+            let scenario = CatchPanic { fut: Box::pin(scenario()) };
+            let budget_sleep = world::sleep(budget);
+            let end = Race { a: Box::pin(scenario), b: Box::pin(FailureSignal), c: Box::pin(budget_sleep) }.await;
+            let sim_time = world::now();
+            (end, sim_time)
+        })
+    }));
+    // Dropping the runtime drops every task; their destructors see the world still installed.
+    drop(rt);
+    let mut w = world::uninstall();
+    let (outcome, sim_time) = match result {
+        Ok((end, sim_time)) => {
+            let recorded = w.as_ref().and_then(|w| w.failure.clone());
+            let outcome = match (recorded, end) {
+                (Some(f), _) => Outcome::Fail(f),
+                (None, End::Done(Ok(()))) => Outcome::Pass,
+                (None, End::Done(Err(f))) | (None, End::Failed(f)) => Outcome::Fail(f),
+                (None, End::Budget) => Outcome::Fail(Failure::liveness(
+                    "budget",
+                    format!("the simulated-time budget of {}s ran out", budget.as_secs_f64()),
+                )),
+            };
+            (outcome, sim_time)
+        }
+        Err(payload) => {
+            let text = panic_text(&*payload);
+            let sim_time = w.as_ref().map(|w| Duration::from_nanos(w.now_ns())).unwrap_or_default();
+            let outcome = if text.contains("no events, all tasks will block forever") {
+                Outcome::Fail(Failure::liveness("deadlock", "every task is blocked forever and no timer is pending"))
+            } else if let Some(f) = w.as_ref().and_then(|w| w.failure.clone()) {
+                Outcome::Fail(f)
+            } else {
+                Outcome::Fail(Failure::panic(text))
+            };
+            (outcome, sim_time)
+        }
+    };
+    // Record the final outcome in the trace only if the scenario's end was not already a
+    // recorded failure (set_failure records its own line).
+    let (trace_hash, events, captured, stats, annotations) = match w.as_mut() {
+        Some(w) => (w.trace.hash(), w.trace.events(), w.trace.take_captured(), w.stats, std::mem::take(&mut w.annotations)),
+        None => (0, 0, Vec::new(), Stats::default(), Vec::new()),
+    };
+    RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations }
+}
+
+/// Polls three futures in a fixed order (biased, so the result is reproducible) and ends
+/// with the first that completes.
+struct Race<A: Future<Output = Result<(), Failure>>> {
+    a: Pin<Box<A>>,
+    b: Pin<Box<FailureSignal>>,
+    c: Pin<Box<dyn Future<Output = ()>>>,
+}
+
+impl<A: Future<Output = Result<(), Failure>>> Future for Race<A> {
+    type Output = End;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
+        if let Poll::Ready(r) = self.a.as_mut().poll(cx) {
+            return Poll::Ready(End::Done(r));
+        }
+        if let Poll::Ready(f) = self.b.as_mut().poll(cx) {
+            return Poll::Ready(End::Failed(f));
+        }
+        if let Poll::Ready(()) = self.c.as_mut().poll(cx) {
+            return Poll::Ready(End::Budget);
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,402 @@
+//! Tests of the simulated world: labrpc's numbers, crash and restart, clogs, duplicates,
+//! the persister, the file system, outcomes and determinism.
+
+use serde::{Deserialize, Serialize};
+use sim::{net, Failure, FailureClass, Incoming, NodeCtx, NodeId, Outcome, RunConfig, RunReport, TraceMode};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct Ping(u64);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn run<F, Fut>(seed: u64, f: F) -> RunReport
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), Failure>> + 'static,
+{
+    sim::run(RunConfig::new(seed, secs(10_000)), f)
+}
+
+fn expect_pass(r: &RunReport) {
+    assert!(r.outcome.is_pass(), "expected pass, got {}", r.outcome);
+}
+
+/// An echo server that answers every request with `Ping(n + 1)` after `handler_ms`.
+fn echo_server(name: &str, handler_ms: u64) -> NodeId {
+    sim::spawn_process(name, move |ctx: NodeCtx| async move {
+        loop {
+            let Some(Incoming::Request { payload, reply_to, .. }) = ctx.recv().await else { continue };
+            let Ping(n) = sim::decode(&payload);
+            if handler_ms == 0 {
+                ctx.reply(reply_to, &Ping(n + 1));
+            } else {
+                sim::spawn(async move {
+                    sim::sleep(Duration::from_millis(handler_ms)).await;
+                    ctx.reply(reply_to, &Ping(n + 1));
+                });
+            }
+        }
+    })
+}
+
+fn check(cond: bool, what: &str) -> Result<(), Failure> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Failure::safety("test", what))
+    }
+}
+
+#[test]
+fn reliable_round_trip_takes_no_simulated_time() {
+    let r = run(1, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        let t0 = sim::now();
+        let reply: Ping = c.call(s, &Ping(41)).await.map_err(|e| Failure::safety("test", e.to_string()))?;
+        check(reply == Ping(42), "echo")?;
+        check(sim::now() - t0 < Duration::from_micros(10), "reliable mode must add no delay")?;
+        check(net::rpc_count(s) == 1 && net::rpc_total() == 1, "counts")?;
+        // postcard: Ping(41) and Ping(42) are one varint byte each.
+        check(net::bytes_total() == 2, "bytes")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn unreliable_mode_matches_labrpc_numbers() {
+    let r = run(2, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::set_reliable(false);
+        let n = 4000u64;
+        let mut ok = 0u64;
+        let mut max_ok_ms = 0u128;
+        for i in 0..n {
+            let t0 = sim::now();
+            let r = c.call::<_, Ping>(s, &Ping(i)).await;
+            let took = (sim::now() - t0).as_millis();
+            if r.is_ok() {
+                ok += 1;
+                max_ok_ms = max_ok_ms.max(took);
+            }
+            check(took <= 26, "an unreliable call takes at most 26 ms")?;
+        }
+        // 0.9 * 0.9 = 0.81 of round trips succeed.
+        let frac = ok as f64 / n as f64;
+        check((0.78..0.84).contains(&frac), &format!("success fraction {frac}"))?;
+        check(max_ok_ms >= 20, "delays spread up to 26 ms")?;
+        // The handler ran for every request that was not lost (~90%).
+        let handled = net::rpc_count(s) as f64 / n as f64;
+        check((0.87..0.93).contains(&handled), &format!("handled fraction {handled}"))
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn unreachable_server_fails_after_short_or_long_delay() {
+    let r = run(3, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::disconnect(s);
+        let mut longest_short = Duration::ZERO;
+        for i in 0..200 {
+            let t0 = sim::now();
+            check(c.call::<_, Ping>(s, &Ping(i)).await.is_err(), "disconnected call fails")?;
+            longest_short = longest_short.max(sim::now() - t0);
+        }
+        check(longest_short < Duration::from_millis(100), "short failure < 100 ms")?;
+        net::set_long_delays(true);
+        let mut longest = Duration::ZERO;
+        for i in 0..60 {
+            let t0 = sim::now();
+            check(c.call::<_, Ping>(s, &Ping(i)).await.is_err(), "disconnected call fails")?;
+            longest = longest.max(sim::now() - t0);
+        }
+        check(longest < secs(7) && longest > secs(5), &format!("long failure {longest:?}"))?;
+        check(net::rpc_count(s) == 0, "no handler ran")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn disconnect_during_handler_fails_the_call_at_the_next_100ms_tick() {
+    let r = run(4, || async {
+        let s = echo_server("s", 10_000);
+        let c = sim::client("c");
+        let t0 = sim::now();
+        sim::at(t0 + Duration::from_millis(250), move || net::disconnect(s));
+        let r = c.call::<_, Ping>(s, &Ping(1)).await;
+        check(r.is_err(), "call fails")?;
+        let took = sim::now() - t0;
+        check(took >= Duration::from_millis(299) && took <= Duration::from_millis(301), &format!("failed after {took:?}"))
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn crash_discards_in_flight_work_and_restart_rebuilds_from_persister() {
+    let r = run(5, || async {
+        // A counter server that persists its count before replying.
+        let s = sim::spawn_process("s", |ctx: NodeCtx| async move {
+            let mut count: u64 = if ctx.read_raft_state().is_empty() { 0 } else { sim::decode(&ctx.read_raft_state()) };
+            loop {
+                let Some(Incoming::Request { reply_to, .. }) = ctx.recv().await else { continue };
+                count += 1;
+                ctx.save(sim::encode(&count), None);
+                // Reply later, so a crash can fall between the save and the reply.
+                sim::spawn(async move {
+                    sim::sleep(Duration::from_millis(50)).await;
+                    ctx.reply(reply_to, &Ping(count));
+                });
+            }
+        });
+        let c = sim::client("c");
+        check(c.call::<_, Ping>(s, &Ping(0)).await == Ok(Ping(1)), "first")?;
+        sim::at(sim::now() + Duration::from_millis(10), move || sim::crash(s));
+        // The save happened, the reply never comes: the call fails at the 100 ms tick.
+        let t0 = sim::now();
+        check(c.call::<_, Ping>(s, &Ping(0)).await.is_err(), "reply from dead instance is never delivered")?;
+        check(sim::now() - t0 <= Duration::from_millis(101), "fails within 100 ms of the crash")?;
+        check(!sim::is_alive(s), "dead")?;
+        check(c.call::<_, Ping>(s, &Ping(0)).await.is_err(), "dead server unreachable")?;
+        sim::restart(s);
+        // The restarted instance resumes from the saved count of 2.
+        check(c.call::<_, Ping>(s, &Ping(0)).await == Ok(Ping(3)), "restart rebuilt from persisted state")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn crash_right_after_a_save_keeps_exactly_that_save() {
+    let r = run(6, || async {
+        let saves = Rc::new(RefCell::new(0u32));
+        let saves2 = saves.clone();
+        let s = sim::spawn_process("s", move |ctx: NodeCtx| {
+            let saves = saves2.clone();
+            async move {
+                for i in 1..=10u64 {
+                    ctx.save(sim::encode(&i), Some(vec![i as u8; 3]));
+                    *saves.borrow_mut() += 1;
+                    sim::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        sim::crash_after_saves(s, 4);
+        sim::sleep(secs(1)).await;
+        check(!sim::is_alive(s), "crashed by the fault point")?;
+        let p = sim::persisted(s);
+        check(sim::decode::<u64>(&p.raft_state) == 4 && *p.snapshot == vec![4u8; 3], "exactly the 4th save survives")?;
+        // The instance's code after the save ran on (it had not yielded) but nothing it did counts.
+        let n = *saves.borrow();
+        check(n == 4, "no more saves ran after the crash")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn clog_holds_then_releases_in_a_burst() {
+    let r = run(7, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::clog(c.id(), s);
+        let done = Rc::new(RefCell::new(Vec::new()));
+        for i in 0..5 {
+            let done = done.clone();
+            sim::spawn(async move {
+                let r = c.call::<_, Ping>(s, &Ping(i)).await;
+                done.borrow_mut().push((i, r.is_ok(), sim::now()));
+            });
+        }
+        sim::sleep(secs(30)).await;
+        check(done.borrow().is_empty() && net::rpc_count(s) == 0, "held, not lost, not failed")?;
+        net::release(c.id(), s);
+        sim::sleep(Duration::from_millis(1)).await;
+        let d = done.borrow();
+        check(d.len() == 5 && d.iter().all(|x| x.1), "all delivered after release")?;
+        check(d.iter().all(|x| x.2 - d[0].2 < Duration::from_micros(100)), "in one burst")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn one_way_cut_loses_one_direction_only() {
+    let r = run(8, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::cut(s, c.id());
+        // Request gets through, the handler runs, the reply cannot come back.
+        check(c.call::<_, Ping>(s, &Ping(1)).await.is_err(), "reply direction cut")?;
+        check(net::rpc_count(s) == 1, "handler ran")?;
+        net::uncut(s, c.id());
+        net::cut(c.id(), s);
+        check(c.call::<_, Ping>(s, &Ping(1)).await.is_err(), "request direction cut")?;
+        check(net::rpc_count(s) == 1, "handler did not run")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn duplicated_requests_run_the_handler_twice() {
+    let r = run(9, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        let mut cfg = net::config();
+        cfg.duplicate_permille = 1000;
+        net::set_config(cfg);
+        check(c.call::<_, Ping>(s, &Ping(1)).await == Ok(Ping(2)), "first reply wins")?;
+        sim::sleep(Duration::from_millis(100)).await;
+        check(net::rpc_count(s) == 2, "the duplicate reached the handler")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn long_reordering_delays_two_thirds_of_replies() {
+    let r = run(10, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::set_long_reordering(true);
+        let (mut delayed, n) = (0, 900);
+        for i in 0..n {
+            let t0 = sim::now();
+            c.call::<_, Ping>(s, &Ping(i)).await.map_err(|e| Failure::safety("test", e.to_string()))?;
+            let took = sim::now() - t0;
+            if took >= Duration::from_millis(200) {
+                delayed += 1;
+                check(took < Duration::from_millis(2200), "at most 2199 ms")?;
+            }
+        }
+        let frac = delayed as f64 / n as f64;
+        check((0.62..0.71).contains(&frac), &format!("delayed fraction {frac}"))
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn partition_separates_groups_and_leaves_clients_alone() {
+    let r = run(11, || async {
+        let a = echo_server("a", 0);
+        let b = echo_server("b", 0);
+        let c = sim::client("c");
+        net::partition(&[a], &[b]);
+        check(!net::link_up(a, b) && !net::link_up(b, a), "no link across")?;
+        check(c.call::<_, Ping>(a, &Ping(1)).await.is_ok() && c.call::<_, Ping>(b, &Ping(1)).await.is_ok(), "client reaches both")?;
+        net::heal(&[a, b]);
+        check(net::link_up(a, b), "healed")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn file_rename_is_atomic_and_watchers_see_every_mutation() {
+    let r = run(12, || async {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let seen2 = seen.clone();
+        sim::fs::watch(Box::new(move |path, _op, content| {
+            seen2.borrow_mut().push((path.to_string(), content.map(|c| c.len())));
+            None
+        }));
+        let w = sim::spawn_process("w", |ctx: NodeCtx| async move {
+            ctx.fs_append("tmp-1", b"hello ");
+            sim::sleep(Duration::from_millis(5)).await;
+            ctx.fs_append("tmp-1", b"world");
+            ctx.fs_rename("tmp-1", "out");
+            ctx.fs_append("tmp-2", b"partial");
+            sim::sleep(secs(10)).await;
+            ctx.fs_rename("tmp-2", "out");
+        });
+        sim::sleep(secs(1)).await;
+        sim::crash(w);
+        sim::sleep(secs(20)).await;
+        check(sim::fs::read("out").as_deref() == Some(&b"hello world"[..]), "the dead worker's rename never happened")?;
+        check(sim::fs::list("tmp") == vec!["tmp-2".to_string()], "its temporary file stays invisible under the final name")?;
+        let n = seen.borrow().len();
+        check(n == 4, "4 mutations")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn outcomes_have_their_classes() {
+    let budget = sim::run(RunConfig::new(1, secs(5)), || async {
+        sim::sleep(secs(10)).await;
+        Ok(())
+    });
+    assert_eq!(budget.outcome.class(), Some(FailureClass::Liveness));
+    assert!(budget.outcome.to_string().contains("budget"));
+
+    let deadlock = sim::run(RunConfig::new(1, secs(100)), || async {
+        let c = sim::client("c");
+        c.recv().await;
+        Ok(())
+    });
+    assert_eq!(deadlock.outcome.class(), Some(FailureClass::Liveness), "{}", deadlock.outcome);
+
+    let panic = run(1, || async {
+        sim::spawn_process("p", |_ctx| async { panic!("core invariant broken") });
+        sim::sleep(secs(1)).await;
+        Ok(())
+    });
+    match &panic.outcome {
+        Outcome::Fail(f) => {
+            assert_eq!(f.class, FailureClass::Panic);
+            assert!(f.message.contains("core invariant broken") && f.message.contains("node p"), "{}", f.message);
+        }
+        o => panic!("expected panic, got {o}"),
+    }
+
+    let checker = sim::run(RunConfig::new(1, secs(100)), || async {
+        sim::spawn(async {
+            sim::sleep(secs(1)).await;
+            sim::fail(Failure::safety("my-checker", "saw two leaders"));
+        });
+        sim::sleep(secs(50)).await;
+        Ok(())
+    });
+    match &checker.outcome {
+        Outcome::Fail(f) => assert_eq!((f.class, f.checker.as_str()), (FailureClass::Safety, "my-checker")),
+        o => panic!("expected safety failure, got {o}"),
+    }
+    assert!(checker.sim_time < secs(2), "the run stops at the first failure");
+}
+
+fn chatty(seed: u64, mode: TraceMode) -> RunReport {
+    let mut cfg = RunConfig::new(seed, secs(100));
+    cfg.trace = mode;
+    sim::run(cfg, || async {
+        let servers: Vec<NodeId> = (0..3).map(|i| echo_server(&format!("s{i}"), 3)).collect();
+        net::set_reliable(false);
+        net::set_long_reordering(true);
+        let c = sim::client("c");
+        for i in 0..300u64 {
+            let s = servers[(i % 3) as usize];
+            sim::spawn(async move {
+                let _ = c.call::<_, Ping>(s, &Ping(i)).await;
+            });
+            sim::sleep(Duration::from_millis(7)).await;
+        }
+        sim::sleep(secs(5)).await;
+        Ok(())
+    })
+}
+
+#[test]
+fn same_seed_same_trace_other_seed_other_trace() {
+    let a = chatty(77, TraceMode::Hash);
+    let b = chatty(77, TraceMode::Capture);
+    let c = chatty(78, TraceMode::Hash);
+    expect_pass(&a);
+    assert_eq!(a.trace_hash, b.trace_hash, "capturing lines must not change the run");
+    assert_eq!(a.events, b.events);
+    assert_eq!(b.captured.len() as u64, b.events);
+    assert_ne!(a.trace_hash, c.trace_hash);
+    assert!(a.events > 1000, "events {}", a.events);
+    let line = &b.captured[10].line;
+    assert!(line.contains('s') && line.split_whitespace().count() >= 3, "line: {line}");
+}
