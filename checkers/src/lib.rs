@@ -1,4 +1,6 @@
 //! History and invariant checkers over plain data; depends on no other crate of the workspace.
 
+pub mod formats;
 pub mod linearizability;
+pub mod models;
 pub mod raft;

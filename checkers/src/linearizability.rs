@@ -1,1 +1,0 @@
-//! Porcupine-style linearizability checking (in progress).

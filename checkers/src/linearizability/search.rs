@@ -1,0 +1,361 @@
+//! The search of one partition: Wing & Gong's backtracking with Lowe's memoization.
+//!
+//! The partition's calls and returns are sorted by time into a doubly linked list kept in
+//! arrays (`next`/`prev` hold entry indices; index 0 is the head sentinel and the last
+//! index the tail sentinel). Walking the list from the head, every call met before the
+//! first return is an operation that may take effect next. Linearizing one removes its
+//! call and return from the list ("lift") and restarts from the head; reaching a return
+//! means its operation can no longer be placed after those already chosen, so the search
+//! backtracks by undoing the last choice ("unlift" puts both entries back, in reverse
+//! order, exactly where they were). A configuration (set of linearized operations, model
+//! state) already explored is never explored again: its future does not depend on the
+//! order that led to it.
+//!
+//! The search is resumable: [`Search::run`] takes at most a given number of steps and
+//! returns, so that the caller can interleave partitions deterministically.
+
+use super::bitset::Bitset;
+use super::history::Operation;
+use super::memo::{MemoTable, StateArena};
+use super::model::Model;
+
+/// Where a search stands after [`Search::run`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// The step allowance ran out first; call `run` again to continue.
+    Paused,
+    /// Every operation was linearized: the stack is a witness.
+    Linearizable,
+    /// Every order was tried or ruled out.
+    Refuted,
+}
+
+/// One choice on the stack: the call entry linearized and the state before it.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    entry: u32,
+    state: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The search of one partition.
+pub(crate) struct Search<'h, M: Model> {
+    model: &'h M,
+    inputs: Vec<&'h M::Input>,
+    outputs: Vec<Option<&'h M::Output>>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Per entry: operation index shifted left once, low bit set for a return.
+    code: Vec<u32>,
+    /// Per operation: its return entry.
+    ret_entry: Vec<u32>,
+    tail: u32,
+    linearized: Bitset,
+    states: StateArena<M::State>,
+    memo: MemoTable,
+    stack: Vec<Frame>,
+    entry: u32,
+    state: u32,
+    steps: u64,
+    done: Option<Progress>,
+    tracker: Option<Tracker>,
+}
+
+impl<'h, M: Model> Search<'h, M> {
+    /// A search over the operations `part` of `ops` (local operation `i` is `ops[part[i]]`).
+    /// With `track`, it records for every operation the longest linearizable prefix
+    /// containing it (Porcupine's partial linearizations), at some cost per backtrack.
+    pub(crate) fn new(
+        model: &'h M,
+        ops: &'h [Operation<M::Input, M::Output>],
+        part: &[usize],
+        track: bool,
+    ) -> Self {
+        let n = part.len();
+        assert!(n < (1 << 30), "a partition of {n} operations is too large");
+        // Sort key: pending returns after every timed event; at equal times calls first;
+        // then by operation, so that the order is total and deterministic.
+        let mut events: Vec<((bool, u64, bool, u32), u32)> = Vec::with_capacity(2 * n);
+        for (i, &g) in part.iter().enumerate() {
+            let op = &ops[g];
+            let i = i as u32;
+            events.push(((false, op.call, false, i), i << 1));
+            events.push((
+                (op.ret.is_none(), op.ret.unwrap_or(0), true, i),
+                (i << 1) | 1,
+            ));
+        }
+        events.sort_unstable_by_key(|e| e.0);
+        let len = 2 * n + 2;
+        let tail = (len - 1) as u32;
+        let mut code = vec![NONE; len];
+        let mut ret_entry = vec![NONE; n];
+        for (k, &(_, c)) in events.iter().enumerate() {
+            let entry = k + 1;
+            code[entry] = c;
+            if c & 1 == 1 {
+                ret_entry[(c >> 1) as usize] = entry as u32;
+            }
+        }
+        let next: Vec<u32> = (1..=len as u32).map(|k| k.min(tail)).collect();
+        let prev: Vec<u32> = (0..len as u32).map(|k| k.saturating_sub(1)).collect();
+        let words = n.div_ceil(64).max(1);
+        Search {
+            model,
+            inputs: part.iter().map(|&g| &ops[g].input).collect(),
+            outputs: part.iter().map(|&g| ops[g].output.as_ref()).collect(),
+            next,
+            prev,
+            code,
+            ret_entry,
+            tail,
+            linearized: Bitset::new(n),
+            states: StateArena::new(model.init()),
+            memo: MemoTable::new(words),
+            stack: Vec::with_capacity(n),
+            entry: 1,
+            state: 0,
+            steps: 0,
+            done: if n == 0 {
+                Some(Progress::Linearizable)
+            } else {
+                None
+            },
+            tracker: track.then(|| Tracker::new(n)),
+        }
+    }
+
+    #[inline]
+    fn unlink(&mut self, x: u32) {
+        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
+        self.next[p as usize] = n;
+        self.prev[n as usize] = p;
+    }
+
+    #[inline]
+    fn relink(&mut self, x: u32) {
+        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
+        self.next[p as usize] = x;
+        self.prev[n as usize] = x;
+    }
+
+    /// Takes up to `allowance` steps. A step is one visit of an entry: trying a call
+    /// against the model, or backtracking at a return.
+    pub(crate) fn run(&mut self, allowance: u64) -> Progress {
+        if let Some(done) = self.done {
+            return done;
+        }
+        let mut left = allowance;
+        let mut entry = self.entry;
+        let progress = loop {
+            if left == 0 {
+                break Progress::Paused;
+            }
+            left -= 1;
+            debug_assert!(
+                entry != 0 && entry != self.tail,
+                "walked off the entry list"
+            );
+            let code = self.code[entry as usize];
+            if code & 1 == 0 {
+                let op = (code >> 1) as usize;
+                let stepped = self.model.step(
+                    self.states.get(self.state),
+                    self.inputs[op],
+                    self.outputs[op],
+                );
+                if let Some(next_state) = stepped {
+                    let id = self.states.intern(next_state, Some(self.state));
+                    self.linearized.insert(op);
+                    if self
+                        .memo
+                        .insert(self.linearized.words(), self.linearized.hash(), id)
+                    {
+                        self.stack.push(Frame {
+                            entry,
+                            state: self.state,
+                        });
+                        self.state = id;
+                        self.unlink(entry);
+                        self.unlink(self.ret_entry[op]);
+                        entry = self.next[0];
+                        if entry == self.tail {
+                            break Progress::Linearizable;
+                        }
+                        continue;
+                    }
+                    self.linearized.remove(op);
+                }
+                entry = self.next[entry as usize];
+            } else {
+                if let Some(tracker) = &mut self.tracker {
+                    tracker.record(&self.stack, &self.code);
+                }
+                let Some(frame) = self.stack.pop() else {
+                    break Progress::Refuted;
+                };
+                let op = (self.code[frame.entry as usize] >> 1) as usize;
+                self.linearized.remove(op);
+                self.state = frame.state;
+                self.relink(self.ret_entry[op]);
+                self.relink(frame.entry);
+                entry = self.next[frame.entry as usize];
+            }
+        };
+        self.entry = entry;
+        self.steps += allowance - left;
+        if progress != Progress::Paused {
+            self.done = Some(progress);
+        }
+        progress
+    }
+
+    /// Steps taken so far.
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// After [`Progress::Linearizable`]: the local operation indices in witness order.
+    pub(crate) fn witness(&self) -> Vec<usize> {
+        assert_eq!(
+            self.done,
+            Some(Progress::Linearizable),
+            "no witness before success"
+        );
+        let order: Vec<usize> = self
+            .stack
+            .iter()
+            .map(|f| (self.code[f.entry as usize] >> 1) as usize)
+            .collect();
+        assert_eq!(
+            order.len(),
+            self.inputs.len(),
+            "a witness names every operation"
+        );
+        order
+    }
+
+    /// After [`Progress::Refuted`] of a tracking search: the distinct longest prefixes
+    /// (local operation indices, longest first) and, per local operation, the index of the
+    /// longest prefix containing it (`None`: no linearizable prefix contains it).
+    pub(crate) fn partials(self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+        assert_eq!(
+            self.done,
+            Some(Progress::Refuted),
+            "partial linearizations come from a refutation"
+        );
+        let tracker = self.tracker.expect("partials need a tracking search");
+        tracker.finish()
+    }
+
+    /// Memory and size statistics.
+    pub(crate) fn stats(&self) -> SearchStats {
+        SearchStats {
+            configurations: self.memo.len(),
+            states: self.states.len(),
+            memo_bytes: self.memo.bytes(),
+        }
+    }
+}
+
+/// Sizes reached by one search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Configurations in Lowe's cache.
+    pub configurations: usize,
+    /// Distinct model states interned.
+    pub states: usize,
+    /// Approximate bytes held by the cache.
+    pub memo_bytes: usize,
+}
+
+/// For every operation, the longest linearizable prefix seen that contains it.
+///
+/// At each backtrack the stack is a prefix that cannot be extended past the return just
+/// met, and every configuration is popped exactly once, so recording the stack there sees
+/// every explored prefix at its full length. A snapshot is shared by all operations whose
+/// record it improved and is freed when none refers to it any more, so at most one live
+/// snapshot per operation is kept.
+struct Tracker {
+    best_len: Vec<u32>,
+    best: Vec<u32>,
+    snapshots: Vec<Vec<u32>>,
+    refs: Vec<u32>,
+    free: Vec<u32>,
+}
+
+impl Tracker {
+    fn new(n: usize) -> Self {
+        Tracker {
+            best_len: vec![0; n],
+            best: vec![NONE; n],
+            snapshots: Vec::new(),
+            refs: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, stack: &[Frame], code: &[u32]) {
+        let depth = stack.len() as u32;
+        let mut snapshot = NONE;
+        for frame in stack {
+            let op = (code[frame.entry as usize] >> 1) as usize;
+            if self.best_len[op] >= depth {
+                continue;
+            }
+            if snapshot == NONE {
+                let ops: Vec<u32> = stack.iter().map(|f| code[f.entry as usize] >> 1).collect();
+                snapshot = match self.free.pop() {
+                    Some(s) => {
+                        self.snapshots[s as usize] = ops;
+                        s
+                    }
+                    None => {
+                        self.snapshots.push(ops);
+                        self.refs.push(0);
+                        (self.snapshots.len() - 1) as u32
+                    }
+                };
+            }
+            let old = self.best[op];
+            if old != NONE {
+                self.refs[old as usize] -= 1;
+                if self.refs[old as usize] == 0 {
+                    self.snapshots[old as usize] = Vec::new();
+                    self.free.push(old);
+                }
+            }
+            self.best[op] = snapshot;
+            self.best_len[op] = depth;
+            self.refs[snapshot as usize] += 1;
+        }
+    }
+
+    fn finish(self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+        let mut live: Vec<u32> = (0..self.snapshots.len() as u32)
+            .filter(|&s| self.refs[s as usize] > 0)
+            .collect();
+        // Longest first; among equals, the one found first.
+        live.sort_by_key(|&s| (std::cmp::Reverse(self.snapshots[s as usize].len()), s));
+        let mut rank = vec![NONE; self.snapshots.len()];
+        for (r, &s) in live.iter().enumerate() {
+            rank[s as usize] = r as u32;
+        }
+        let prefixes = live
+            .iter()
+            .map(|&s| {
+                self.snapshots[s as usize]
+                    .iter()
+                    .map(|&op| op as usize)
+                    .collect()
+            })
+            .collect();
+        let per_op = self
+            .best
+            .iter()
+            .map(|&s| (s != NONE).then(|| rank[s as usize] as usize))
+            .collect();
+        (prefixes, per_op)
+    }
+}

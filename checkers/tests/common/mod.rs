@@ -1,0 +1,46 @@
+//! Test helpers shared by the integration tests: where the shared histories live.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `$SIMLAB_SHARED_DIR/histories/porcupine`, by default `<workspace>/../shared/...`.
+/// `None` (after printing why) when absent, unless `SIMLAB_REQUIRE_SHARED=1`: then absence
+/// fails the test.
+pub fn porcupine_dir() -> Option<PathBuf> {
+    let shared = std::env::var_os("SIMLAB_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")));
+    let dir = shared.join("histories/porcupine");
+    if dir.join("EXPECTED.tsv").is_file() {
+        return Some(dir);
+    }
+    let required = std::env::var("SIMLAB_REQUIRE_SHARED").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SIMLAB_REQUIRE_SHARED=1 but {} has no EXPECTED.tsv",
+        dir.display()
+    );
+    println!(
+        "SKIPPED: shared histories not found at {} (set SIMLAB_SHARED_DIR; SIMLAB_REQUIRE_SHARED=1 makes this a failure)",
+        dir.display()
+    );
+    None
+}
+
+/// The rows of EXPECTED.tsv: (file, model, expected verdict).
+pub fn expected(dir: &std::path::Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(dir.join("EXPECTED.tsv")).expect("EXPECTED.tsv is readable");
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert_eq!(cols.len(), 3, "EXPECTED.tsv row {l:?}");
+            (
+                cols[0].to_string(),
+                cols[1].to_string(),
+                cols[2].to_string(),
+            )
+        })
+        .collect()
+}
