@@ -96,7 +96,8 @@ pub struct PartialLinearization {
 /// Porcupine's partial linearizations for a refuted partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Explanation {
-    /// The distinct prefixes that are the longest containing some operation, longest first.
+    /// The distinct prefixes that are the longest containing some operation, longest first
+    /// (just the empty prefix when no operation can go first).
     pub prefixes: Vec<PartialLinearization>,
     /// Aligned with [`PartitionReport::ops`]: the index in `prefixes` of the longest
     /// linearizable prefix containing that operation (`None`: no prefix contains it).
@@ -599,7 +600,12 @@ fn explain<M: Model>(
         steps,
         "recording must not change the search"
     );
-    let (local_prefixes, per_op) = search.partials();
+    let (mut local_prefixes, per_op) = search.partials();
+    if local_prefixes.is_empty() {
+        // Not one operation can go first: the empty prefix is the longest, and what
+        // blocks it is what could not be linearized.
+        local_prefixes.push(Vec::new());
+    }
     let prefixes = local_prefixes
         .into_iter()
         .map(|local| {
