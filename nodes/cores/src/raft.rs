@@ -1,1 +1,0 @@
-//! The Raft core (in progress).
