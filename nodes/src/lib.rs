@@ -1,1 +1,4 @@
-//! placeholder
+//! Actor shells: each runs a pure core from `cores` on the simulated world, carrying out its
+//! outputs (persist, then send, then apply) and making no protocol decisions of its own.
+
+pub mod mapreduce;

@@ -1,1 +1,10 @@
-//! placeholder
+//! Scenarios: faithful ports of the course's tests and swarm scenarios. The only crate that
+//! wires nodes, sim and checkers together; it observes nodes only through their public
+//! surface and judges runs through checkers.
+
+pub mod determinism;
+pub mod mapreduce;
+pub mod registry;
+pub mod seeds;
+
+pub use registry::{all, families, run_scenario, select, Family, Opts, Scenario};

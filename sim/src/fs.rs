@@ -24,10 +24,38 @@ pub enum FsOp<'a> {
 /// (`None` once removed) and may fail the run.
 pub type Watcher = Box<dyn FnMut(&str, &FsOp<'_>, Option<&[u8]>) -> Option<Failure>>;
 
+/// Read access to the files at one instant, for exit watchers.
+pub struct FsView<'a>(&'a BTreeMap<String, Vec<u8>>);
+
+impl FsView<'_> {
+    pub fn read(&self, path: &str) -> Option<&[u8]> {
+        self.0.get(path).map(|v| v.as_slice())
+    }
+    /// Visible files whose names start with `prefix`, in order, with their contents.
+    pub fn list(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        self.0.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// An exit watcher sees each process that exits by itself (its id and name), with the
+/// files at that instant. It runs inside the world: it must not call back into `sim`.
+pub type ExitWatcher = Box<dyn FnMut(crate::NodeId, &str, FsView<'_>)>;
+
 #[derive(Default)]
 pub(crate) struct FsState {
     files: BTreeMap<String, Vec<u8>>,
     watchers: Vec<Watcher>,
+    exit_watchers: Vec<ExitWatcher>,
+}
+
+impl World {
+    pub(crate) fn notify_exit(&mut self, node: crate::NodeId) {
+        let mut ws = std::mem::take(&mut self.fs.exit_watchers);
+        for w in ws.iter_mut() {
+            w(node, &self.nodes[node.index()].name, FsView(&self.fs.files));
+        }
+        self.fs.exit_watchers = ws;
+    }
 }
 
 impl World {
@@ -132,7 +160,13 @@ pub fn put(path: &str, bytes: Vec<u8>) {
     })
 }
 
-/// Installs a watcher of every later mutation.
+/// Installs a watcher of every later mutation. It runs inside the world: it must not call
+/// back into `sim`; it returns a failure to end the run.
 pub fn watch(w: Watcher) {
     with(|world| world.fs.watchers.push(w));
+}
+
+/// Installs a watcher of process exits (not crashes).
+pub fn watch_exits(w: ExitWatcher) {
+    with(|world| world.fs.exit_watchers.push(w));
 }

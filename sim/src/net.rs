@@ -112,6 +112,10 @@ pub struct NetConfig {
     pub reply_loss_permille: u32,
     /// Requests delivered twice, per mille (beyond labrpc; works in any mode).
     pub duplicate_permille: u32,
+    /// Latency added to every hop, requests and replies, U[min, max] ms (beyond labrpc;
+    /// works in any mode; 0..0 by default, as labrpc's reliable network).
+    pub hop_delay_ms_min: u32,
+    pub hop_delay_ms_max: u32,
 }
 
 impl Default for NetConfig {
@@ -124,6 +128,8 @@ impl Default for NetConfig {
             request_loss_permille: 100,
             reply_loss_permille: 100,
             duplicate_permille: 0,
+            hop_delay_ms_min: 0,
+            hop_delay_ms_max: 0,
         }
     }
 }
@@ -221,6 +227,16 @@ impl NetState {
     fn permille(&mut self, p: u32) -> bool {
         p > 0 && self.rng.gen_range(0..1000) < p
     }
+
+    /// The configured latency of every hop.
+    fn hop_delay(&mut self) -> u64 {
+        let (lo, hi) = (self.cfg.hop_delay_ms_min as u64, self.cfg.hop_delay_ms_max as u64);
+        if hi == 0 {
+            0
+        } else {
+            self.rng.gen_range(lo.min(hi)..=hi) * MS
+        }
+    }
 }
 
 impl World {
@@ -281,9 +297,9 @@ impl World {
                     self.schedule(now + delay, Action::Fail { call, reason: Reason::Unreachable });
                     return;
                 }
-                let mut delay = 0;
+                let mut delay = self.net.hop_delay();
                 if !self.net.cfg.reliable {
-                    delay = self.net.ms(0, self.net.cfg.request_delay_ms_max as u64 + 1);
+                    delay += self.net.ms(0, self.net.cfg.request_delay_ms_max as u64 + 1);
                     let loss = self.net.cfg.request_loss_permille;
                     if self.net.permille(loss) {
                         self.drop_hop(&hop, Reason::RequestLost);
@@ -323,10 +339,10 @@ impl World {
                         return self.fail_call(call, Reason::ReplyLost);
                     }
                 }
-                let mut delay = 0;
+                let mut delay = self.net.hop_delay();
                 if self.net.cfg.long_reordering && self.net.rng.gen_range(0..900) < 600 {
                     let y = self.net.rng.gen_range(0..2000u64);
-                    delay = (200 + self.net.rng.gen_range(0..=y)) * MS;
+                    delay += (200 + self.net.rng.gen_range(0..=y)) * MS;
                 }
                 self.send_or_hold(hop, now + delay);
             }

@@ -65,6 +65,9 @@ fn install_panic_hook() {
                     Some(l) => format!("{msg} (at {}:{})", l.file(), l.line()),
                     None => msg.to_string(),
                 };
+                if std::env::var_os("SIM_SHOW_PANICS").is_some() {
+                    eprintln!("panic inside a run: {text}\n{}", std::backtrace::Backtrace::force_capture());
+                }
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
             } else {
                 default(info);

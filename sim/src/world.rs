@@ -631,11 +631,11 @@ impl Future for ProcessMain {
             return Poll::Pending;
         }
         let ctx = self.ctx;
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fut.as_mut().poll(cx)));
-        match r {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(())) => {
-                self.done = true;
+        // Everything, exit bookkeeping included, runs under the catch: a panic must become
+        // the run's outcome, never madsim's.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let p = self.fut.as_mut().poll(cx);
+            if p.is_ready() {
                 with(|w| {
                     if w.is_current(ctx) {
                         let n = &mut w.nodes[ctx.id.index()];
@@ -644,14 +644,22 @@ impl Future for ProcessMain {
                         n.inbox.clear();
                         w.record(Kind::Exit, ctx.id.0 as u64, [0; 3], |_| "process exited".into());
                         w.net_on_crash(ctx.id.0);
+                        w.notify_exit(ctx.id);
                     }
                 });
+            }
+            p
+        }));
+        match r {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => {
+                self.done = true;
                 Poll::Ready(())
             }
             Err(payload) => {
                 self.done = true;
                 let msg = crate::run::panic_text(&payload);
-                with(|w| {
+                try_with(|w| {
                     let name = w.nodes[ctx.id.index()].name.clone();
                     w.set_failure(Failure::panic(format!("node {name}: {msg}")))
                 });
@@ -689,7 +697,7 @@ impl<F: Future> Future for CatchPanic<F> {
             Ok(p) => p,
             Err(payload) => {
                 let msg = crate::run::panic_text(&payload);
-                with(|w| w.set_failure(Failure::panic(msg)));
+                try_with(|w| w.set_failure(Failure::panic(msg)));
                 Poll::Pending
             }
         }
@@ -736,6 +744,11 @@ pub fn restart(node: NodeId) {
 /// Whether the node's current instance is running.
 pub fn is_alive(node: NodeId) -> bool {
     with(|w| w.nodes[node.index()].alive)
+}
+
+/// The node's current incarnation: 0 at start, +1 at every crash or exit.
+pub fn incarnation(node: NodeId) -> u32 {
+    with(|w| w.nodes[node.index()].incarnation)
 }
 
 /// The node's name.

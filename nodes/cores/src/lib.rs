@@ -1,3 +1,4 @@
 //! Pure protocol cores: plain structs driven by inputs, returning outputs; no async, no runtime, no clock.
 
+pub mod mapreduce;
 pub mod raft;
