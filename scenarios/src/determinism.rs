@@ -24,7 +24,8 @@ pub fn compare_twice(sc: &Scenario, seed: u64, opts: &Opts) -> Option<Difference
 /// fields, which include message contents), then by outcome.
 pub fn first_difference(a: &RunReport, b: &RunReport) -> Option<Difference> {
     let n = a.captured.len().max(b.captured.len());
-    let show = |e: Option<&CapturedEvent>| e.map(|e| e.line.clone()).unwrap_or_else(|| "<no event: the run ended>".into());
+    let show =
+        |e: Option<&CapturedEvent>| e.map(|e| e.line.clone()).unwrap_or_else(|| "<no event: the run ended>".into());
     for i in 0..n {
         let (x, y) = (a.captured.get(i), b.captured.get(i));
         if x.map(|e| e.hash) != y.map(|e| e.hash) {
@@ -32,7 +33,11 @@ pub fn first_difference(a: &RunReport, b: &RunReport) -> Option<Difference> {
         }
     }
     if a.trace_hash != b.trace_hash || a.outcome != b.outcome {
-        return Some(Difference { index: n, first: format!("outcome {}", a.outcome), second: format!("outcome {}", b.outcome) });
+        return Some(Difference {
+            index: n,
+            first: format!("outcome {}", a.outcome),
+            second: format!("outcome {}", b.outcome),
+        });
     }
     None
 }

@@ -33,15 +33,41 @@ pub fn family() -> Family {
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let s = |name, description, budget_s: u64, run| Scenario { name, description, budget: Duration::from_secs(budget_s), run };
+    let s = |name, description, budget_s: u64, run| Scenario {
+        name,
+        description,
+        budget: Duration::from_secs(budget_s),
+        run,
+    };
     vec![
         s("mapreduce::wc", "word count, 3 workers; output equals the sequential MapReduce", 200, |o| Box::pin(wc(o))),
-        s("mapreduce::indexer", "inverted index, 2 workers; output equals the sequential MapReduce", 200, |o| Box::pin(indexer(o))),
-        s("mapreduce::map_parallelism", "2 workers with 1 s maps: both run maps, and two maps overlap", 200, |o| Box::pin(map_parallelism(o))),
-        s("mapreduce::reduce_parallelism", "2 workers with 1 s reduces: at least two reduces see another running", 200, |o| Box::pin(reduce_parallelism(o))),
-        s("mapreduce::job_count", "2–5 s maps: exactly 8 map executions; workers started after the job must exit", 200, |o| Box::pin(job_count(o))),
-        s("mapreduce::early_exit", "3 s reduces for two keys: no process exits before the output is final", 200, |o| Box::pin(early_exit(o))),
-        s("mapreduce::crash", "a third of map/reduce calls crash the worker, a third stall up to 10 s; workers restart", 400, |o| Box::pin(crash(o))),
+        s("mapreduce::indexer", "inverted index, 2 workers; output equals the sequential MapReduce", 200, |o| {
+            Box::pin(indexer(o))
+        }),
+        s("mapreduce::map_parallelism", "2 workers with 1 s maps: both run maps, and two maps overlap", 200, |o| {
+            Box::pin(map_parallelism(o))
+        }),
+        s(
+            "mapreduce::reduce_parallelism",
+            "2 workers with 1 s reduces: at least two reduces see another running",
+            200,
+            |o| Box::pin(reduce_parallelism(o)),
+        ),
+        s(
+            "mapreduce::job_count",
+            "2–5 s maps: exactly 8 map executions; workers started after the job must exit",
+            200,
+            |o| Box::pin(job_count(o)),
+        ),
+        s("mapreduce::early_exit", "3 s reduces for two keys: no process exits before the output is final", 200, |o| {
+            Box::pin(early_exit(o))
+        }),
+        s(
+            "mapreduce::crash",
+            "a third of map/reduce calls crash the worker, a third stall up to 10 s; workers restart",
+            400,
+            |o| Box::pin(crash(o)),
+        ),
     ]
 }
 
@@ -57,14 +83,15 @@ fn bugs(opts: &Opts) -> Bugs {
 // ---------------------------------------------------------------------------------------
 
 const SYLLABLES: [&str; 24] = [
-    "ka", "lo", "mi", "ne", "ru", "sa", "te", "vi", "wo", "ya", "zu", "bra", "cle", "dri", "fo", "gla", "ho", "ix", "jen", "tom",
-    "sher", "lock", "an", "the",
+    "ka", "lo", "mi", "ne", "ru", "sa", "te", "vi", "wo", "ya", "zu", "bra", "cle", "dri", "fo", "gla", "ho", "ix",
+    "jen", "tom", "sher", "lock", "an", "the",
 ];
 
 /// A vocabulary of pseudo-words with Zipf-like weights (rank^-1.07), so a few words are very
 /// common and most are rare, as in real text.
 fn vocabulary(rng: &mut impl Rng) -> (Vec<String>, Vec<f64>) {
-    let mut words = vec!["the".to_string(), "and".into(), "of".into(), "to".into(), "a".into(), "in".into(), "I".into()];
+    let mut words =
+        vec!["the".to_string(), "and".into(), "of".into(), "to".into(), "a".into(), "in".into(), "I".into()];
     while words.len() < 3000 {
         let n = rng.gen_range(1..=4);
         let w: String = (0..n).map(|_| SYLLABLES[rng.gen_range(0..SYLLABLES.len())]).collect();
@@ -143,7 +170,8 @@ impl Job {
         install_atomic_output_check();
         let bugs = bugs(opts);
         let files: Vec<String> = inputs.iter().map(|(n, _)| n.clone()).collect();
-        let coordinator = sim::spawn_process("coord", move |ctx| mapreduce::coordinator(ctx, files.clone(), N_REDUCE, bugs));
+        let coordinator =
+            sim::spawn_process("coord", move |ctx| mapreduce::coordinator(ctx, files.clone(), N_REDUCE, bugs));
         Job { coordinator, inputs, bugs }
     }
 
@@ -168,7 +196,10 @@ impl Job {
     async fn wait_workers(&self, workers: &[NodeId]) -> Result<(), Failure> {
         for &w in workers {
             if !wait_exit(w, sim::now() + Duration::from_secs(10)).await {
-                return Err(Failure::liveness("mr::worker-exit", format!("worker {} still running 10 s after the job ended", sim::node_name(w))));
+                return Err(Failure::liveness(
+                    "mr::worker-exit",
+                    format!("worker {} still running 10 s after the job ended", sim::node_name(w)),
+                ));
             }
         }
         Ok(())
@@ -196,7 +227,12 @@ async fn wait_exit(node: NodeId, until: Duration) -> bool {
 fn output_lines() -> Vec<String> {
     let mut lines: Vec<String> = sim::fs::list("mr-out-")
         .iter()
-        .flat_map(|f| String::from_utf8_lossy(&sim::fs::read(f).unwrap_or_default()).lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|f| {
+            String::from_utf8_lossy(&sim::fs::read(f).unwrap_or_default())
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| !l.is_empty())
         .collect();
     lines.sort();
@@ -211,7 +247,13 @@ fn compare_lines(checker: &str, got: &[String], want: &[String]) -> Result<(), F
     let show = |v: &[String]| v.get(first).cloned().unwrap_or_else(|| "<end>".into());
     Err(Failure::safety(
         checker,
-        format!("output differs from the sequential MapReduce at sorted line {first}: got {:?}, want {:?} ({} vs {} lines)", show(got), show(want), got.len(), want.len()),
+        format!(
+            "output differs from the sequential MapReduce at sorted line {first}: got {:?}, want {:?} ({} vs {} lines)",
+            show(got),
+            show(want),
+            got.len(),
+            want.len()
+        ),
     ))
 }
 
@@ -288,9 +330,13 @@ async fn reduce_parallelism(opts: Opts) -> Result<(), Failure> {
     let workers: Vec<NodeId> = (0..2).map(|i| job.worker(&format!("w{i}"), App::RTiming)).collect();
     job.wait_coordinator(COURSE_LIMIT).await?;
     let lines = output_lines();
-    let parallel = lines.iter().filter(|l| l.len() >= 3 && l.as_bytes()[0].is_ascii_lowercase() && &l[1..3] == " 2").count();
+    let parallel =
+        lines.iter().filter(|l| l.len() >= 3 && l.as_bytes()[0].is_ascii_lowercase() && &l[1..3] == " 2").count();
     if parallel < 2 {
-        return Err(Failure::safety("mr::reduce-parallelism", format!("{parallel} reduces ran in parallel with another; want at least 2")));
+        return Err(Failure::safety(
+            "mr::reduce-parallelism",
+            format!("{parallel} reduces ran in parallel with another; want at least 2"),
+        ));
     }
     job.wait_workers(&workers).await
 }
@@ -311,7 +357,10 @@ async fn job_count(opts: Opts) -> Result<(), Failure> {
     let lines = output_lines();
     if lines != ["a 8"] {
         let runs = sim::fs::list("mr-worker-jobcount").len();
-        return Err(Failure::safety("mr::job-count", format!("map tasks ran {runs} times (output {lines:?}); want exactly 8")));
+        return Err(Failure::safety(
+            "mr::job-count",
+            format!("map tasks ran {runs} times (output {lines:?}); want exactly 8"),
+        ));
     }
     Ok(())
 }
@@ -320,7 +369,9 @@ async fn job_count(opts: Opts) -> Result<(), Failure> {
 async fn early_exit(opts: Opts) -> Result<(), Failure> {
     let job = Job::start(&opts);
     let workers: Vec<NodeId> = (0..3).map(|i| job.worker(&format!("w{i}"), App::EarlyExit)).collect();
-    let at_first_exit: Rc<RefCell<Option<(String, Vec<String>)>>> = Rc::new(RefCell::new(None));
+    // (name of the first process to exit, sorted output lines at that instant)
+    type Snapshot = Option<(String, Vec<String>)>;
+    let at_first_exit: Rc<RefCell<Snapshot>> = Rc::new(RefCell::new(None));
     let snap = at_first_exit.clone();
     sim::fs::watch_exits(Box::new(move |_node, name, fs| {
         let mut s = snap.borrow_mut();
@@ -342,7 +393,11 @@ async fn early_exit(opts: Opts) -> Result<(), Failure> {
     if snapshot != final_lines {
         return Err(Failure::safety(
             "mr::early-exit",
-            format!("{first} exited while the output was not final ({} lines then, {} at the end)", snapshot.len(), final_lines.len()),
+            format!(
+                "{first} exited while the output was not final ({} lines then, {} at the end)",
+                snapshot.len(),
+                final_lines.len()
+            ),
         ));
     }
     job.check_output(App::EarlyExit)

@@ -112,7 +112,13 @@ pub fn validate_bug(scenarios: &[Scenario], bug: &str) -> Result<(), String> {
 }
 
 /// Runs one scenario under one seed.
-pub fn run_scenario(sc: &Scenario, seed: u64, opts: &Opts, trace: TraceMode, dispatch: Option<tracing::Dispatch>) -> RunReport {
+pub fn run_scenario(
+    sc: &Scenario,
+    seed: u64,
+    opts: &Opts,
+    trace: TraceMode,
+    dispatch: Option<tracing::Dispatch>,
+) -> RunReport {
     let run = sc.run;
     let opts = opts.clone();
     let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch };

@@ -52,7 +52,9 @@ fn de_seed<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Raw::deserialize(d)? {
         Raw::Int(i) if i >= 0 => Ok(i as u64),
         Raw::Int(i) => Err(serde::de::Error::custom(format!("seed must not be negative, got {i}"))),
-        Raw::Str(s) => s.parse().map_err(|_| serde::de::Error::custom(format!("seed must be a non-negative integer, got {s:?}"))),
+        Raw::Str(s) => {
+            s.parse().map_err(|_| serde::de::Error::custom(format!("seed must be a non-negative integer, got {s:?}")))
+        }
     }
 }
 
@@ -103,7 +105,8 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedFile, String> {
             None => format!("{}: {msg}", path.display()),
         }
     })?;
-    let scenarios = select(&sf.scenario).map_err(|_| format!("{}: unknown scenario '{}' (see `cargo xtask list`)", path.display(), sf.scenario))?;
+    let scenarios = select(&sf.scenario)
+        .map_err(|_| format!("{}: unknown scenario '{}' (see `cargo xtask list`)", path.display(), sf.scenario))?;
     if scenarios.len() != 1 || scenarios[0].name != sf.scenario {
         return Err(format!("{}: scenario must be one full name, got '{}'", path.display(), sf.scenario));
     }
@@ -111,7 +114,10 @@ pub fn parse(path: &Path, text: &str) -> Result<SeedFile, String> {
         validate_bug(&scenarios, b).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let d = sf.date.as_bytes();
-    let date_ok = d.len() == 10 && d[4] == b'-' && d[7] == b'-' && d.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    let date_ok = d.len() == 10
+        && d[4] == b'-'
+        && d[7] == b'-'
+        && d.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !date_ok {
         return Err(format!("{}: date must be YYYY-MM-DD, got '{}'", path.display(), sf.date));
     }

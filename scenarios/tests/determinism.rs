@@ -30,7 +30,12 @@ async fn leaky(_: Opts) -> Result<(), sim::Failure> {
 }
 
 fn leaky_scenario() -> Scenario {
-    Scenario { name: "test::leaky", description: "message content depends on process state", budget: Duration::from_secs(10), run: |o| Box::pin(leaky(o)) }
+    Scenario {
+        name: "test::leaky",
+        description: "message content depends on process state",
+        budget: Duration::from_secs(10),
+        run: |o| Box::pin(leaky(o)),
+    }
 }
 
 #[test]
@@ -41,7 +46,11 @@ fn catches_a_difference_in_message_content_alone() {
     assert_eq!(a.captured.len(), b.captured.len(), "same number of events");
     assert_eq!(a.sim_time, b.sim_time, "identical timing");
     let d = first_difference(&a, &b).expect("the check must see the content difference");
-    assert!(d.first.contains("send") && d.first.contains("req"), "first differing event is the leaky send: {}", d.first);
+    assert!(
+        d.first.contains("send") && d.first.contains("req"),
+        "first differing event is the leaky send: {}",
+        d.first
+    );
     assert_ne!(d.first, d.second);
     // Only the payload hash differs on that line.
     let strip = |l: &str| l.rsplit_once(" h=").map(|(a, _)| a.to_string()).unwrap();

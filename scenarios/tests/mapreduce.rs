@@ -38,6 +38,10 @@ fn a_coordinator_that_never_reissues_is_caught_by_the_deadline() {
 fn a_worker_that_writes_output_in_place_is_caught_by_the_atomic_output_check() {
     for name in ["mapreduce::wc", "mapreduce::crash"] {
         let (seed, f) = first_failure(name, "in-place-output", 0..20).expect("some seed fails");
-        assert_eq!((f.class, f.checker.as_str()), (FailureClass::Safety, "mr::atomic-output"), "{name} seed {seed}: {f}");
+        assert_eq!(
+            (f.class, f.checker.as_str()),
+            (FailureClass::Safety, "mr::atomic-output"),
+            "{name} seed {seed}: {f}"
+        );
     }
 }

@@ -33,7 +33,11 @@ impl FsView<'_> {
     }
     /// Visible files whose names start with `prefix`, in order, with their contents.
     pub fn list(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
-        self.0.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.0
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -150,7 +154,13 @@ pub fn exists(path: &str) -> bool {
 
 /// Visible file names starting with `prefix`, in order.
 pub fn list(prefix: &str) -> Vec<String> {
-    with(|w| w.fs.files.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect())
+    with(|w| {
+        w.fs.files
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
+    })
 }
 
 /// Writes a file directly (the scenario's own setup, e.g. input files).

@@ -258,7 +258,10 @@ impl World {
         self.stats.rpc_total += 1;
         self.stats.bytes_total += len;
         self.nodes[from as usize].bytes_sent += len;
-        self.net.calls.insert(call, CallSlot { caller: from, caller_inc: ctx.incarnation, server: to, completion, handling: None, done: false });
+        self.net.calls.insert(
+            call,
+            CallSlot { caller: from, caller_inc: ctx.incarnation, server: to, completion, handling: None, done: false },
+        );
         let h = hash_bytes(&payload);
         self.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len], |w| {
             format!("#{msg} {}->{} req call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
@@ -310,9 +313,28 @@ impl World {
                 let dup = self.net.cfg.duplicate_permille;
                 if self.net.permille(dup) {
                     let extra = self.net.ms(0, 50);
-                    let copy = Hop { msg: hop.msg, from, from_inc: hop.from_inc, to, body: Body::Request { call, to_inc: match hop.body { Body::Request { to_inc, .. } => to_inc, _ => unreachable!() } }, payload: hop.payload.clone() };
+                    let copy = Hop {
+                        msg: hop.msg,
+                        from,
+                        from_inc: hop.from_inc,
+                        to,
+                        body: Body::Request {
+                            call,
+                            to_inc: match hop.body {
+                                Body::Request { to_inc, .. } => to_inc,
+                                _ => unreachable!(),
+                            },
+                        },
+                        payload: hop.payload.clone(),
+                    };
                     self.record(Kind::Dup, from as u64, [hop.msg, call, extra], |w| {
-                        format!("#{} {}->{} req call={call} duplicated (+{}ms)", hop.msg, w.name(from), w.name(to), extra / MS)
+                        format!(
+                            "#{} {}->{} req call={call} duplicated (+{}ms)",
+                            hop.msg,
+                            w.name(from),
+                            w.name(to),
+                            extra / MS
+                        )
                     });
                     self.send_or_hold(copy, now + delay + extra);
                 }
@@ -392,7 +414,9 @@ impl World {
                 self.stats.delivered += 1;
                 self.nodes[to as usize].rpc_count += 1;
                 let msg = hop.msg;
-                self.record(Kind::Deliver, to as u64, [msg, call, 0], |w| format!("#{msg} {}->{} req call={call}", w.name(from), w.name(to)));
+                self.record(Kind::Deliver, to as u64, [msg, call, 0], |w| {
+                    format!("#{msg} {}->{} req call={call}", w.name(from), w.name(to))
+                });
                 if let Some(slot) = self.net.calls.get_mut(&call) {
                     if !slot.done {
                         slot.handling = Some((to_inc, now));
@@ -408,14 +432,17 @@ impl World {
                     return self.fail_call(call, Reason::ServerDied);
                 }
                 let Some(slot) = self.net.calls.get(&call) else { return self.drop_hop(&hop, Reason::Stale) };
-                if slot.done || self.nodes[to as usize].incarnation != slot.caller_inc || !self.nodes[to as usize].alive {
+                if slot.done || self.nodes[to as usize].incarnation != slot.caller_inc || !self.nodes[to as usize].alive
+                {
                     return self.drop_hop(&hop, Reason::Stale);
                 }
                 let len = hop.payload.len() as u64;
                 self.stats.delivered += 1;
                 self.stats.bytes_total += len;
                 let msg = hop.msg;
-                self.record(Kind::Deliver, to as u64, [msg, call, 1], |w| format!("#{msg} {}->{} reply call={call}", w.name(from), w.name(to)));
+                self.record(Kind::Deliver, to as u64, [msg, call, 1], |w| {
+                    format!("#{msg} {}->{} reply call={call}", w.name(from), w.name(to))
+                });
                 self.complete(call, Ok(hop.payload));
             }
         }
@@ -751,7 +778,9 @@ pub fn connect_client(client: NodeId, servers: &[NodeId], all: &[NodeId]) {
             w.set_link(client.0, s.0, up);
             w.set_link(s.0, client.0, up);
         }
-        w.fault(9, node_list_hash(servers) ^ client.0 as u64, |w| format!("client {} reaches {}", w.name(client.0), names(w, servers)));
+        w.fault(9, node_list_hash(servers) ^ client.0 as u64, |w| {
+            format!("client {} reaches {}", w.name(client.0), names(w, servers))
+        });
     })
 }
 

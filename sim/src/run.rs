@@ -167,7 +167,9 @@ where
     // Record the final outcome in the trace only if the scenario's end was not already a
     // recorded failure (set_failure records its own line).
     let (trace_hash, events, captured, stats, annotations) = match w.as_mut() {
-        Some(w) => (w.trace.hash(), w.trace.events(), w.trace.take_captured(), w.stats, std::mem::take(&mut w.annotations)),
+        Some(w) => {
+            (w.trace.hash(), w.trace.events(), w.trace.take_captured(), w.stats, std::mem::take(&mut w.annotations))
+        }
         None => (0, 0, Vec::new(), Stats::default(), Vec::new()),
     };
     RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations }

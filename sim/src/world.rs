@@ -271,7 +271,12 @@ impl World {
         let why = why.to_string();
         self.record(Kind::Crash, node.0 as u64, [inc, 0, 0], |_| format!("incarnation {} ended ({why})", inc - 1));
         let now = self.now_ns();
-        self.annotations.push(Annotation { start_ns: now, end_ns: None, label: format!("{} down", self.nodes[node.index()].name), node: Some(node) });
+        self.annotations.push(Annotation {
+            start_ns: now,
+            end_ns: None,
+            label: format!("{} down", self.nodes[node.index()].name),
+            node: Some(node),
+        });
         self.net_on_crash(node.0);
         target
     }
@@ -731,10 +736,20 @@ pub fn restart(node: NodeId) {
         w.record(Kind::Restart, node.0 as u64, [inc, 0, 0], |_| format!("incarnation {inc} starts"));
         let now = w.now_ns();
         let name = w.nodes[node.index()].name.clone();
-        if let Some(a) = w.annotations.iter_mut().rev().find(|a| a.node == Some(node) && a.end_ns.is_none() && a.label.ends_with(" down")) {
+        if let Some(a) = w
+            .annotations
+            .iter_mut()
+            .rev()
+            .find(|a| a.node == Some(node) && a.end_ns.is_none() && a.label.ends_with(" down"))
+        {
             a.end_ns = Some(now);
         } else {
-            w.annotations.push(Annotation { start_ns: now, end_ns: Some(now), label: format!("{name} restart"), node: Some(node) });
+            w.annotations.push(Annotation {
+                start_ns: now,
+                end_ns: Some(now),
+                label: format!("{name} restart"),
+                node: Some(node),
+            });
         }
         id
     });

@@ -134,7 +134,10 @@ fn disconnect_during_handler_fails_the_call_at_the_next_100ms_tick() {
         let r = c.call::<_, Ping>(s, &Ping(1)).await;
         check(r.is_err(), "call fails")?;
         let took = sim::now() - t0;
-        check(took >= Duration::from_millis(299) && took <= Duration::from_millis(301), &format!("failed after {took:?}"))
+        check(
+            took >= Duration::from_millis(299) && took <= Duration::from_millis(301),
+            &format!("failed after {took:?}"),
+        )
     });
     expect_pass(&r);
 }
@@ -286,7 +289,10 @@ fn partition_separates_groups_and_leaves_clients_alone() {
         let c = sim::client("c");
         net::partition(&[a], &[b]);
         check(!net::link_up(a, b) && !net::link_up(b, a), "no link across")?;
-        check(c.call::<_, Ping>(a, &Ping(1)).await.is_ok() && c.call::<_, Ping>(b, &Ping(1)).await.is_ok(), "client reaches both")?;
+        check(
+            c.call::<_, Ping>(a, &Ping(1)).await.is_ok() && c.call::<_, Ping>(b, &Ping(1)).await.is_ok(),
+            "client reaches both",
+        )?;
         net::heal(&[a, b]);
         check(net::link_up(a, b), "healed")
     });
@@ -315,7 +321,10 @@ fn file_rename_is_atomic_and_watchers_see_every_mutation() {
         sim::crash(w);
         sim::sleep(secs(20)).await;
         check(sim::fs::read("out").as_deref() == Some(&b"hello world"[..]), "the dead worker's rename never happened")?;
-        check(sim::fs::list("tmp") == vec!["tmp-2".to_string()], "its temporary file stays invisible under the final name")?;
+        check(
+            sim::fs::list("tmp") == vec!["tmp-2".to_string()],
+            "its temporary file stays invisible under the final name",
+        )?;
         let n = seen.borrow().len();
         check(n == 4, "4 mutations")
     });

@@ -100,9 +100,13 @@ fn bare_madsim(sim_secs: u64) -> u64 {
                                 let mut buf = [0u8; 64];
                                 for seq in 0.. {
                                     let peer = rand::Rng::gen_range(&mut rng, 0..NODES);
-                                    let bytes = postcard::to_allocvec(&Msg { client: c + 1, seq, body: [7; 16] }).unwrap();
+                                    let bytes =
+                                        postcard::to_allocvec(&Msg { client: c + 1, seq, body: [7; 16] }).unwrap();
                                     ep.send_to(addr(peer), 0, &bytes).await.unwrap();
-                                    if let Ok(Ok((n, _))) = madsim::time::timeout(Duration::from_millis(100), ep.recv_from(c + 1, &mut buf)).await {
+                                    if let Ok(Ok((n, _))) =
+                                        madsim::time::timeout(Duration::from_millis(100), ep.recv_from(c + 1, &mut buf))
+                                            .await
+                                    {
                                         let _: Msg = postcard::from_bytes(&buf[..n]).unwrap();
                                         d.fetch_add(1, Ordering::Relaxed);
                                     }
@@ -114,7 +118,8 @@ fn bare_madsim(sim_secs: u64) -> u64 {
                             let (n, from) = ep.recv_from(0, &mut buf).await.unwrap();
                             let m: Msg = postcard::from_bytes(&buf[..n]).unwrap();
                             d.fetch_add(1, Ordering::Relaxed);
-                            let bytes = postcard::to_allocvec(&Msg { client: m.client, seq: m.seq, body: m.body }).unwrap();
+                            let bytes =
+                                postcard::to_allocvec(&Msg { client: m.client, seq: m.seq, body: m.body }).unwrap();
                             ep.send_to(from, m.client, &bytes).await.unwrap();
                         }
                     }
@@ -253,7 +258,9 @@ fn bench_sweep(filter: &str, seeds: &str) -> ExitCode {
     for jobs in [1usize, 2] {
         let pb = ProgressBar::hidden();
         let t = Instant::now();
-        let fails: Vec<bool> = parallel(&items, jobs, &pb, |(sc, seed)| !registry::run_scenario(sc, *seed, &Opts::default(), TraceMode::Hash, None).outcome.is_pass());
+        let fails: Vec<bool> = parallel(&items, jobs, &pb, |(sc, seed)| {
+            !registry::run_scenario(sc, *seed, &Opts::default(), TraceMode::Hash, None).outcome.is_pass()
+        });
         let w = t.elapsed().as_secs_f64();
         let rate = items.len() as f64 / w;
         println!(

@@ -22,7 +22,11 @@ use std::time::Instant;
 pub const BAD_INPUT: u8 = 4;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Deterministic simulation laboratory for the 6.824 systems", disable_help_subcommand = true)]
+#[command(
+    name = "cargo xtask",
+    about = "Deterministic simulation laboratory for the 6.824 systems",
+    disable_help_subcommand = true
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -167,7 +171,9 @@ fn one_scenario(name: &str) -> Result<Scenario, String> {
     let s = registry::select(name)?;
     match s.as_slice() {
         [one] if one.name == name => Ok(*one),
-        _ => Err(format!("'{name}' is not one scenario: give a full name such as mapreduce::crash (see `cargo xtask list`)")),
+        _ => Err(format!(
+            "'{name}' is not one scenario: give a full name such as mapreduce::crash (see `cargo xtask list`)"
+        )),
     }
 }
 
@@ -187,14 +193,18 @@ fn cmd_run(scenario: &str, seed: u64, opts: &RunOpts) -> ExitCode {
 }
 
 fn cmd_replay(target: &str, seed: Option<u64>, opts: &RunOpts, filter: &str, out: Option<PathBuf>) -> ExitCode {
-    let (sc, seed, opts, saved): (Scenario, u64, Opts, Option<SeedFile>) = if target.ends_with(".toml") || std::path::Path::new(target).is_file() {
+    let (sc, seed, opts, saved): (Scenario, u64, Opts, Option<SeedFile>) = if target.ends_with(".toml")
+        || std::path::Path::new(target).is_file()
+    {
         let path = PathBuf::from(target);
         let sf = match seeds::load(&path) {
             Ok(sf) => sf,
             Err(e) => return bad_input(e),
         };
         if seed.is_some() || opts.bug.is_some() || opts.faults.is_some() {
-            return bad_input("a seed file already names its seed, bug and faults: give either a file or SCENARIO --seed N");
+            return bad_input(
+                "a seed file already names its seed, bug and faults: give either a file or SCENARIO --seed N",
+            );
         }
         let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let sc = match one_scenario(&sf.scenario) {
@@ -228,7 +238,14 @@ fn cmd_replay(target: &str, seed: Option<u64>, opts: &RunOpts, filter: &str, out
         None => tracing::Dispatch::new(builder.with_writer(std::io::stdout).finish()),
     };
     if let Some(sf) = &saved {
-        println!("replaying {} (recorded {} on {}, status {:?}): {}", target, sf.class.name(), sf.date, sf.status, sf.summary);
+        println!(
+            "replaying {} (recorded {} on {}, status {:?}): {}",
+            target,
+            sf.class.name(),
+            sf.date,
+            sf.status,
+            sf.summary
+        );
     }
     let t0 = Instant::now();
     let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Emit, Some(dispatch));
@@ -273,9 +290,18 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
-                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(BAD_INPUT) } else { ExitCode::SUCCESS };
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(BAD_INPUT)
+                } else {
+                    ExitCode::SUCCESS
+                };
             }
             // One line: clap's first line, without its usage block.
             let text = e.render().to_string();

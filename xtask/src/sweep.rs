@@ -4,8 +4,8 @@
 use crate::{bad_input, check_opts, resolve};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scenarios::seeds::{self, SeedFile, Status};
 use scenarios::determinism::{compare_twice, Difference};
+use scenarios::seeds::{self, SeedFile, Status};
 use scenarios::{registry, Opts, Scenario};
 use sim::{FailureClass, Outcome, RunReport, TraceMode};
 use std::collections::BTreeMap;
@@ -68,7 +68,11 @@ pub fn default_jobs() -> usize {
 
 fn progress(total: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total as u64);
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}").unwrap().progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
     pb.set_message(what.to_string());
     pb
 }
@@ -96,7 +100,9 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, pb: &ProgressBar, f:
 
 /// Today's date as YYYY-MM-DD (wall clock; used only for saved seed files).
 pub fn today() -> String {
-    let days = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0)
+            as i64;
     // Howard Hinnant's civil-from-days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -138,8 +144,14 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
         return bad_input("--jobs must be at least 1");
     }
     let jobs = a.jobs.unwrap_or_else(default_jobs);
-    let items: Vec<(Scenario, u64)> = scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
-    println!("sweep: {} scenarios x {} seeds = {} runs on {jobs} jobs", scenarios.len(), range.end - range.start, items.len());
+    let items: Vec<(Scenario, u64)> =
+        scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
+    println!(
+        "sweep: {} scenarios x {} seeds = {} runs on {jobs} jobs",
+        scenarios.len(),
+        range.end - range.start,
+        items.len()
+    );
     let pb = progress(items.len(), "sweep");
     let t0 = Instant::now();
     let reports: Vec<(RunReport, f64)> = parallel(&items, jobs, &pb, |(sc, seed)| {
@@ -184,7 +196,11 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
     }
     if scenarios.len() > 1 && std::env::var_os("SWEEP_PER_SCENARIO").is_some() {
         for (name, (n, w, s)) in &by_scenario {
-            println!("  {name:50} {n} runs, {:.1} ms wall/run, {:.1}s simulated/run", w / *n as f64 * 1e3, s / *n as f64);
+            println!(
+                "  {name:50} {n} runs, {:.1} ms wall/run, {:.1}s simulated/run",
+                w / *n as f64 * 1e3,
+                s / *n as f64
+            );
         }
     }
     for (sc, r) in &failures {
@@ -226,7 +242,8 @@ pub fn determinism(a: &DeterminismArgs) -> ExitCode {
     }
     let opts = Opts { bug: a.bug.clone(), ..Opts::default() };
     let jobs = a.jobs.unwrap_or_else(default_jobs);
-    let items: Vec<(Scenario, u64)> = scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
+    let items: Vec<(Scenario, u64)> =
+        scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
     println!("determinism: {} runs, each twice, on {jobs} jobs", items.len());
     let pb = progress(items.len(), "determinism");
     let t0 = Instant::now();

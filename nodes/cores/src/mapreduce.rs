@@ -13,8 +13,15 @@ pub enum TaskId {
 /// What the coordinator tells a worker asking for work.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Assignment {
-    Map { task: u32, file: String, n_reduce: u32 },
-    Reduce { task: u32, n_map: u32 },
+    Map {
+        task: u32,
+        file: String,
+        n_reduce: u32,
+    },
+    Reduce {
+        task: u32,
+        n_map: u32,
+    },
     /// Every task is handed out and none is overdue: ask again later.
     Wait,
     /// The job is done: exit.
@@ -92,7 +99,9 @@ impl Coordinator {
             if no_reissue {
                 return None;
             }
-            phase.iter().position(|s| matches!(s, State::InProgress { since_ms } if now_ms.saturating_sub(*since_ms) >= reissue_after_ms))
+            phase.iter().position(
+                |s| matches!(s, State::InProgress { since_ms } if now_ms.saturating_sub(*since_ms) >= reissue_after_ms),
+            )
         });
         let Some(i) = pick else { return Assignment::Wait };
         phase[i] = State::InProgress { since_ms: now_ms };

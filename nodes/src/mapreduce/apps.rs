@@ -72,7 +72,8 @@ impl AppEnv {
         let prefix = format!("mr-worker-{phase}-");
         let me = format!("{prefix}{}", self.pid());
         self.ctx.fs_create(&me);
-        let alive = sim::fs::list(&prefix).iter().filter(|f| f[prefix.len()..].parse::<u64>().is_ok_and(pid_alive)).count();
+        let alive =
+            sim::fs::list(&prefix).iter().filter(|f| f[prefix.len()..].parse::<u64>().is_ok_and(pid_alive)).count();
         sim::sleep(Duration::from_secs(1)).await;
         self.ctx.fs_remove(&me);
         alive

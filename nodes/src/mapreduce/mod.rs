@@ -90,8 +90,12 @@ pub async fn worker(ctx: NodeCtx, coordinator: NodeId, app: App, bugs: Bugs) {
                 sim::sleep(Duration::from_millis(WAIT_POLL_MS)).await;
                 continue;
             }
-            Assignment::Map { task, file, n_reduce } => run_map(&env, app, task, &file, n_reduce).await.map(|_| TaskId::Map(task)),
-            Assignment::Reduce { task, n_map } => run_reduce(&env, app, task, n_map, bugs).await.map(|_| TaskId::Reduce(task)),
+            Assignment::Map { task, file, n_reduce } => {
+                run_map(&env, app, task, &file, n_reduce).await.map(|_| TaskId::Map(task))
+            }
+            Assignment::Reduce { task, n_map } => {
+                run_reduce(&env, app, task, n_map, bugs).await.map(|_| TaskId::Reduce(task))
+            }
         };
         let Ok(done) = done else { return };
         if ctx.call::<_, Reply>(coordinator, &Request::TaskDone(done)).await.is_err() {
