@@ -1,6 +1,7 @@
 //! History and invariant checkers over plain data; depends on no other crate of the workspace.
 
 pub mod formats;
+pub mod html;
 pub mod linearizability;
 pub mod models;
 pub mod raft;
