@@ -2,3 +2,4 @@
 //! outputs (persist, then send, then apply) and making no protocol decisions of its own.
 
 pub mod mapreduce;
+pub mod raft;

@@ -4,6 +4,8 @@
 
 pub mod determinism;
 pub mod mapreduce;
+pub mod prop;
+pub mod raft;
 pub mod registry;
 pub mod seeds;
 

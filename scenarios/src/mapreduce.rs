@@ -29,7 +29,7 @@ pub const INPUT_NAMES: [&str; 8] = [
 pub const N_REDUCE: u32 = 10;
 
 pub fn family() -> Family {
-    Family { name: "mapreduce", bugs: Bugs::ALL, scenarios }
+    Family { name: "mapreduce", bugs: || Bugs::ALL.to_vec(), scenarios }
 }
 
 fn scenarios() -> Vec<Scenario> {

@@ -49,13 +49,14 @@ impl Scenario {
 /// A family of scenarios and the planted bugs its nodes know.
 pub struct Family {
     pub name: &'static str,
-    pub bugs: &'static [(&'static str, &'static str)],
+    /// (name, one-line description) of each planted bug.
+    pub bugs: fn() -> Vec<(&'static str, &'static str)>,
     pub scenarios: fn() -> Vec<Scenario>,
 }
 
 /// Every family, in listing order.
 pub fn families() -> Vec<Family> {
-    vec![crate::mapreduce::family()]
+    vec![crate::mapreduce::family(), crate::raft::family()]
 }
 
 /// Every scenario, in listing order.
@@ -99,8 +100,9 @@ pub fn select(filter: &str) -> Result<Vec<Scenario>, String> {
 /// Checks that `bug` names a planted bug of every selected scenario's family.
 pub fn validate_bug(scenarios: &[Scenario], bug: &str) -> Result<(), String> {
     for fam in families() {
-        if scenarios.iter().any(|s| s.family() == fam.name) && !fam.bugs.iter().any(|(n, _)| *n == bug) {
-            let known: Vec<&str> = fam.bugs.iter().map(|(n, _)| *n).collect();
+        let bugs = (fam.bugs)();
+        if scenarios.iter().any(|s| s.family() == fam.name) && !bugs.iter().any(|(n, _)| *n == bug) {
+            let known: Vec<&str> = bugs.iter().map(|(n, _)| *n).collect();
             return Err(format!(
                 "unknown planted bug '{bug}' for family {}: known bugs are {}",
                 fam.name,

@@ -18,7 +18,7 @@ pub use net::{decode, encode, Incoming, NetConfig, ReplyTo, RpcError};
 pub use run::{run, RunConfig, RunReport};
 pub use trace::{CapturedEvent, TraceMode};
 pub use world::{
-    annotate, at, client, crash, crash_after_saves, fail, failed, incarnation, is_alive, node_name, note, now,
+    annotate, at, client, crash, crash_after_saves, fail, failed, incarnation, is_alive, node_count, node_name, note, now,
     persisted, restart, rng, seed, sleep, sleep_until, spawn, spawn_process, stats, Annotation, NodeCtx, NodeId,
     Persisted, Recv, Stats,
 };

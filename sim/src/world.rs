@@ -761,6 +761,11 @@ pub fn is_alive(node: NodeId) -> bool {
     with(|w| w.nodes[node.index()].alive)
 }
 
+/// How many nodes the world has so far (the next node gets this id).
+pub fn node_count() -> u16 {
+    with(|w| w.nodes.len() as u16)
+}
+
 /// The node's current incarnation: 0 at start, +1 at every crash or exit.
 pub fn incarnation(node: NodeId) -> u32 {
     with(|w| w.nodes[node.index()].incarnation)

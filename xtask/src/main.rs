@@ -157,9 +157,10 @@ fn cmd_list(filter: Option<String>) -> ExitCode {
     }
     let fams: Vec<&str> = scenarios.iter().map(|s| s.family()).collect();
     for f in registry::families() {
-        if fams.contains(&f.name) && !f.bugs.is_empty() {
+        let bugs = (f.bugs)();
+        if fams.contains(&f.name) && !bugs.is_empty() {
             println!("\nplanted bugs of {} (--bug NAME):", f.name);
-            for (name, what) in f.bugs {
+            for (name, what) in bugs {
                 println!("  {name:24} {what}");
             }
         }

@@ -1,0 +1,38 @@
+//! Raft (labs 2A–2D): every test of the course's suite as a targeted scenario, run on the
+//! tester harness of [`tester`], with the safety checker judging every step.
+
+pub mod observer;
+pub mod tester;
+mod tests_2a;
+
+use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
+use cores::raft::{Bug, Bugs};
+use std::time::Duration;
+
+pub fn family() -> Family {
+    Family { name: "raft", bugs: || Bug::all().iter().map(|b| (b.name(), b.description())).collect(), scenarios }
+}
+
+/// The planted bugs a run's options ask for.
+pub fn bugs(opts: &Opts) -> Bugs {
+    match &opts.bug {
+        None => Bugs::default(),
+        Some(name) => Bugs::only(Bug::from_name(name).unwrap_or_else(|| panic!("unknown raft bug {name}"))),
+    }
+}
+
+/// The course gives each test 120 s.
+const COURSE_LIMIT: Duration = Duration::from_secs(120);
+
+/// The tests' `RaftElectionTimeout`.
+pub const ELECTION: Duration = tester::ELECTION_TIMEOUT;
+
+fn targeted(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
+    Scenario { name, description, budget: COURSE_LIMIT, run }
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let mut v = Vec::new();
+    v.extend(tests_2a::scenarios());
+    v
+}
