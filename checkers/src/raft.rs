@@ -175,6 +175,14 @@ struct Node {
     applied_index: u64,
 }
 
+/// The first sighting of an (index, term) pair.
+#[derive(Clone, Copy, Debug)]
+struct Witness {
+    chain: u64,
+    prev_chain: u64,
+    node: usize,
+}
+
 /// What the run knows about a committed index.
 #[derive(Clone, Copy, Debug)]
 struct Committed {
@@ -191,8 +199,8 @@ pub struct SafetyChecker {
     nodes: Vec<Node>,
     /// term → the node observed leading it.
     leaders: BTreeMap<u64, usize>,
-    /// (index, term) → (chain, first node that held it): the Log Matching witness.
-    witnesses: BTreeMap<(u64, u64), (u64, usize)>,
+    /// (index, term) → the first sighting of that entry: the Log Matching witness.
+    witnesses: BTreeMap<(u64, u64), Witness>,
     /// index - 1 → the committed entry, where known.
     committed: Vec<Option<Committed>>,
     /// term → the highest index any node at that term knew to be committed.
@@ -222,12 +230,7 @@ impl SafetyChecker {
 
     /// The node's current term and whether it believes it leads. Call after every step that
     /// may have changed either (calling it when nothing changed is cheap).
-    pub fn observe_role(
-        &mut self,
-        node: usize,
-        term: u64,
-        is_leader: bool,
-    ) -> Result<(), Violation> {
+    pub fn observe_role(&mut self, node: usize, term: u64, is_leader: bool) -> Result<(), Violation> {
         self.observations += 1;
         let n = &mut self.nodes[node];
         let newly_leader = is_leader && !(n.is_leader && n.term == term);
@@ -254,12 +257,7 @@ impl SafetyChecker {
     /// The node's log from `first_index` on is now `entries` (term, entry hash), in order;
     /// anything it held after them is gone. An append is `first_index = last + 1`; a
     /// truncate-and-append starts at the first replaced index.
-    pub fn observe_entries(
-        &mut self,
-        node: usize,
-        first_index: u64,
-        entries: &[(u64, u64)],
-    ) -> Result<(), Violation> {
+    pub fn observe_entries(&mut self, node: usize, first_index: u64, entries: &[(u64, u64)]) -> Result<(), Violation> {
         self.observations += 1;
         let log = &self.nodes[node].log;
         if first_index <= log.base_index || first_index > log.last_index() + 1 {
@@ -299,12 +297,7 @@ impl SafetyChecker {
     /// The node's log now starts after a snapshot covering everything up to (`index`, `term`).
     /// If its log held that entry, the entries after it stay; otherwise the log is just the
     /// snapshot.
-    pub fn observe_snapshot(
-        &mut self,
-        node: usize,
-        index: u64,
-        term: u64,
-    ) -> Result<(), Violation> {
+    pub fn observe_snapshot(&mut self, node: usize, index: u64, term: u64) -> Result<(), Violation> {
         self.observations += 1;
         let log = &self.nodes[node].log;
         if index == log.base_index && term == log.base_term {
@@ -315,12 +308,8 @@ impl SafetyChecker {
             _ => None,
         };
         let chain = known
-            .or_else(|| self.witnesses.get(&(index, term)).map(|&(c, _)| c))
-            .or_else(|| {
-                self.committed_at(index)
-                    .filter(|c| c.term == term)
-                    .map(|c| c.chain)
-            })
+            .or_else(|| self.witnesses.get(&(index, term)).map(|w| w.chain))
+            .or_else(|| self.committed_at(index).filter(|c| c.term == term).map(|c| c.chain))
             .unwrap_or_else(|| opaque_snapshot_chain(index, term));
         // A snapshot holds applied, hence committed, entries only.
         if let Some(c) = self.committed_at(index) {
@@ -359,9 +348,7 @@ impl SafetyChecker {
         if commit_index > last {
             return Err(Violation::new(
                 Property::StateMachineSafety,
-                format!(
-                    "node {node} commits index {commit_index} beyond its last log index {last}"
-                ),
+                format!("node {node} commits index {commit_index} beyond its last log index {last}"),
             ));
         }
         for index in old + 1..=commit_index {
@@ -384,12 +371,8 @@ impl SafetyChecker {
                     if slots.len() < index as usize {
                         slots.resize(index as usize, None);
                     }
-                    slots[index as usize - 1] = Some(Committed {
-                        term: slot.term,
-                        hash: slot.hash,
-                        chain: slot.chain,
-                        node,
-                    });
+                    slots[index as usize - 1] =
+                        Some(Committed { term: slot.term, hash: slot.hash, chain: slot.chain, node });
                 }
             }
         }
@@ -433,10 +416,7 @@ impl SafetyChecker {
         if index > n.commit_index {
             return Err(Violation::new(
                 Property::StateMachineSafety,
-                format!(
-                    "node {node} applied index {index} beyond its commit index {}",
-                    n.commit_index
-                ),
+                format!("node {node} applied index {index} beyond its commit index {}", n.commit_index),
             ));
         }
         if let Some(c) = self.committed_at(index) {
@@ -504,18 +484,9 @@ impl SafetyChecker {
         self.committed.get(index as usize - 1).copied().flatten()
     }
 
-    fn write_entry(
-        &mut self,
-        node: usize,
-        index: u64,
-        term: u64,
-        hash: u64,
-    ) -> Result<(), Violation> {
+    fn write_entry(&mut self, node: usize, index: u64, term: u64, hash: u64) -> Result<(), Violation> {
         let n = &self.nodes[node];
-        let prev = n
-            .log
-            .chain_at(index - 1)
-            .expect("index - 1 is the snapshot boundary or an entry");
+        let prev = n.log.chain_at(index - 1).expect("index - 1 is the snapshot boundary or an entry");
         let chain = chain(prev, term, hash);
         if let Some(old) = n.log.slot(index) {
             if index <= n.commit_index && old.chain != chain {
@@ -529,24 +500,18 @@ impl SafetyChecker {
             }
         }
         match self.witnesses.get(&(index, term)) {
-            Some(&(c, other)) if c != chain => {
-                let other_log = &self.nodes[other].log;
-                let same_prefix = other_log.chain_at(index - 1) == Some(prev);
-                let detail = if same_prefix {
-                    "different commands"
+            Some(w) if w.chain != chain => {
+                let detail = if w.prev_chain == prev { "different commands" } else { "different entries before it" };
+                let message = if w.node == node {
+                    format!("node {node} holds (index {index}, term {term}) with {detail} than when it first held it")
                 } else {
-                    "different entries before it"
+                    format!("nodes {} and {node} both hold (index {index}, term {term}) with {detail}", w.node)
                 };
-                return Err(Violation::new(
-                    Property::LogMatching,
-                    format!(
-                        "nodes {other} and {node} both hold (index {index}, term {term}) with {detail}"
-                    ),
-                ));
+                return Err(Violation::new(Property::LogMatching, message));
             }
             Some(_) => {}
             None => {
-                self.witnesses.insert((index, term), (chain, node));
+                self.witnesses.insert((index, term), Witness { chain, prev_chain: prev, node });
             }
         }
         // Replace in place rather than truncate: the old entries after this one stay visible

@@ -68,18 +68,13 @@ fn election_safety_rejects_two_leaders_in_one_term() {
     c.observe_role(0, 4, true).unwrap();
     c.observe_role(0, 4, false).unwrap();
     // Even after the first stepped down: one leader per term over the whole run.
-    expect(
-        c.observe_role(2, 4, true),
-        Property::ElectionSafety,
-        &["nodes 0 and 2", "term 4"],
-    );
+    expect(c.observe_role(2, 4, true), Property::ElectionSafety, &["nodes 0 and 2", "term 4"]);
 }
 
 #[test]
 fn log_matching_rejects_equal_index_and_term_with_different_prefixes() {
     let mut c = SafetyChecker::new(2);
-    c.observe_entries(0, 1, &[(1, h("a")), (2, h("b"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (2, h("b"))]).unwrap();
     c.observe_entries(1, 1, &[(2, h("x"))]).unwrap();
     expect(
         c.observe_entries(1, 2, &[(2, h("b"))]),
@@ -92,11 +87,7 @@ fn log_matching_rejects_equal_index_and_term_with_different_prefixes() {
 fn log_matching_rejects_equal_index_and_term_with_different_commands() {
     let mut c = SafetyChecker::new(2);
     c.observe_entries(0, 1, &[(1, h("a"))]).unwrap();
-    expect(
-        c.observe_entries(1, 1, &[(1, h("z"))]),
-        Property::LogMatching,
-        &["index 1, term 1", "different commands"],
-    );
+    expect(c.observe_entries(1, 1, &[(1, h("z"))]), Property::LogMatching, &["index 1, term 1", "different commands"]);
 }
 
 #[test]
@@ -107,11 +98,7 @@ fn leader_completeness_rejects_a_leader_elected_without_a_committed_entry() {
     replicate(&mut c, 1, 1, &[(1, "a")], 0);
     c.observe_commit(0, 1).unwrap();
     c.observe_role(2, 2, false).unwrap();
-    expect(
-        c.observe_role(2, 2, true),
-        Property::LeaderCompleteness,
-        &["node 2", "term 2", "entry 1"],
-    );
+    expect(c.observe_role(2, 2, true), Property::LeaderCompleteness, &["node 2", "term 2", "entry 1"]);
 }
 
 #[test]
@@ -121,11 +108,7 @@ fn leader_completeness_rejects_a_later_leader_holding_another_entry() {
     replicate(&mut c, 0, 1, &[(2, "a")], 1);
     // Node 2 holds a stale entry of term 1 at index 1 and wins term 3 anyway.
     c.observe_entries(2, 1, &[(1, h("old"))]).unwrap();
-    expect(
-        c.observe_role(2, 3, true),
-        Property::LeaderCompleteness,
-        &["node 2", "term 3", "index 1"],
-    );
+    expect(c.observe_role(2, 3, true), Property::LeaderCompleteness, &["node 2", "term 3", "index 1"]);
 }
 
 #[test]
@@ -134,11 +117,7 @@ fn leader_completeness_rejects_a_commit_that_an_existing_later_leader_lacks() {
     c.observe_role(2, 5, true).unwrap();
     c.observe_role(0, 4, false).unwrap();
     c.observe_entries(0, 1, &[(4, h("a"))]).unwrap();
-    expect(
-        c.observe_commit(0, 1),
-        Property::LeaderCompleteness,
-        &["leader 2", "term 5", "entry 1"],
-    );
+    expect(c.observe_commit(0, 1), Property::LeaderCompleteness, &["leader 2", "term 5", "entry 1"]);
 }
 
 #[test]
@@ -148,11 +127,7 @@ fn state_machine_safety_rejects_different_applies_at_one_index() {
     c.observe_entries(1, 1, &[(2, h("b"))]).unwrap();
     c.observe_commit(0, 1).unwrap();
     c.observe_apply(0, 1, h("a")).unwrap();
-    expect(
-        c.observe_commit(1, 1),
-        Property::StateMachineSafety,
-        &["node 1 commits (index 1, term 2)", "node 0"],
-    );
+    expect(c.observe_commit(1, 1), Property::StateMachineSafety, &["node 1 commits (index 1, term 2)", "node 0"]);
     // Had the commit not been observed, the apply itself is caught.
     let mut c = SafetyChecker::new(2);
     c.observe_entries(0, 1, &[(1, h("a"))]).unwrap();
@@ -172,18 +147,13 @@ fn state_machine_safety_rejects_an_apply_of_something_else_than_committed() {
     let mut c = SafetyChecker::new(1);
     c.observe_entries(0, 1, &[(1, h("a"))]).unwrap();
     c.observe_commit(0, 1).unwrap();
-    expect(
-        c.observe_apply(0, 1, h("other")),
-        Property::StateMachineSafety,
-        &["node 0", "index 1"],
-    );
+    expect(c.observe_apply(0, 1, h("other")), Property::StateMachineSafety, &["node 0", "index 1"]);
 }
 
 #[test]
 fn state_machine_safety_rejects_changing_or_dropping_a_committed_entry() {
     let mut c = SafetyChecker::new(2);
-    c.observe_entries(1, 1, &[(1, h("a")), (1, h("b")), (1, h("c"))])
-        .unwrap();
+    c.observe_entries(1, 1, &[(1, h("a")), (1, h("b")), (1, h("c"))]).unwrap();
     c.observe_commit(1, 2).unwrap();
     // Index 3 is not committed: replacing it is normal.
     c.observe_entries(1, 3, &[(2, h("d"))]).unwrap();
@@ -193,74 +163,44 @@ fn state_machine_safety_rejects_changing_or_dropping_a_committed_entry() {
         &["node 1 replaced its committed entry at index 2"],
     );
     let mut c = SafetyChecker::new(1);
-    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))]).unwrap();
     c.observe_commit(0, 2).unwrap();
-    expect(
-        c.observe_log_end(0, 1),
-        Property::StateMachineSafety,
-        &["node 0 dropped committed entries"],
-    );
+    expect(c.observe_log_end(0, 1), Property::StateMachineSafety, &["node 0 dropped committed entries"]);
     // Rewriting the same committed entries (a restart re-observing its log) is fine.
     let mut c = SafetyChecker::new(1);
-    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))]).unwrap();
     c.observe_commit(0, 2).unwrap();
-    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))]).unwrap();
 }
 
 #[test]
 fn state_machine_safety_rejects_a_snapshot_unlike_the_committed_log() {
     let mut c = SafetyChecker::new(2);
-    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b"))]).unwrap();
     c.observe_commit(0, 2).unwrap();
-    expect(
-        c.observe_snapshot(1, 2, 3),
-        Property::StateMachineSafety,
-        &["node 1", "index 2, term 3"],
-    );
+    expect(c.observe_snapshot(1, 2, 3), Property::StateMachineSafety, &["node 1", "index 2, term 3"]);
 }
 
 #[test]
 fn apply_order_rejects_gaps_repeats_and_rewinding_snapshots() {
     let mut c = SafetyChecker::new(1);
-    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b")), (1, h("c")), (1, h("d"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b")), (1, h("c")), (1, h("d"))]).unwrap();
     c.observe_commit(0, 4).unwrap();
-    expect(
-        c.observe_apply(0, 2, h("b")),
-        Property::ApplyOrder,
-        &["node 0 applied index 2, expected 1"],
-    );
+    expect(c.observe_apply(0, 2, h("b")), Property::ApplyOrder, &["node 0 applied index 2, expected 1"]);
     c.observe_apply(0, 1, h("a")).unwrap();
     c.observe_apply(0, 2, h("b")).unwrap();
     c.observe_apply(0, 3, h("c")).unwrap();
-    expect(
-        c.observe_apply(0, 3, h("c")),
-        Property::ApplyOrder,
-        &["expected 4"],
-    );
-    expect(
-        c.observe_apply_snapshot(0, 2),
-        Property::ApplyOrder,
-        &["snapshot at index 2 after applying up to 3"],
-    );
+    expect(c.observe_apply(0, 3, h("c")), Property::ApplyOrder, &["expected 4"]);
+    expect(c.observe_apply_snapshot(0, 2), Property::ApplyOrder, &["snapshot at index 2 after applying up to 3"]);
     // After a snapshot at 3... (equal is harmless) applying resumes at 4, not later.
     c.observe_apply_snapshot(0, 3).unwrap();
-    expect(
-        c.observe_apply(0, 5, h("e")),
-        Property::ApplyOrder,
-        &["expected 4"],
-    );
+    expect(c.observe_apply(0, 5, h("e")), Property::ApplyOrder, &["expected 4"]);
 }
 
 #[test]
 fn a_restart_resumes_applying_after_its_snapshot() {
     let mut c = SafetyChecker::new(1);
-    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b")), (1, h("c"))])
-        .unwrap();
+    c.observe_entries(0, 1, &[(1, h("a")), (1, h("b")), (1, h("c"))]).unwrap();
     c.observe_commit(0, 3).unwrap();
     for (i, x) in ["a", "b", "c"].iter().enumerate() {
         c.observe_apply(0, i as u64 + 1, h(x)).unwrap();
@@ -268,11 +208,7 @@ fn a_restart_resumes_applying_after_its_snapshot() {
     c.observe_snapshot(0, 2, 1).unwrap();
     c.observe_restart(0, 2);
     // Committed knowledge is volatile: the node re-learns commit 3 and re-applies index 3.
-    expect(
-        c.observe_apply(0, 3, h("c")),
-        Property::StateMachineSafety,
-        &["beyond its commit index 2"],
-    );
+    expect(c.observe_apply(0, 3, h("c")), Property::StateMachineSafety, &["beyond its commit index 2"]);
     c.observe_commit(0, 3).unwrap();
     c.observe_apply(0, 3, h("c")).unwrap();
 }
@@ -280,17 +216,9 @@ fn a_restart_resumes_applying_after_its_snapshot() {
 #[test]
 fn writes_outside_the_log_are_reported() {
     let mut c = SafetyChecker::new(1);
-    expect(
-        c.observe_entries(0, 3, &[(1, h("a"))]),
-        Property::LogMatching,
-        &["outside its log"],
-    );
+    expect(c.observe_entries(0, 3, &[(1, h("a"))]), Property::LogMatching, &["outside its log"]);
     c.observe_snapshot(0, 5, 1).unwrap();
-    expect(
-        c.observe_entries(0, 5, &[(1, h("a"))]),
-        Property::LogMatching,
-        &["outside its log"],
-    );
+    expect(c.observe_entries(0, 5, &[(1, h("a"))]), Property::LogMatching, &["outside its log"]);
     c.observe_entries(0, 6, &[(1, h("a"))]).unwrap();
 }
 

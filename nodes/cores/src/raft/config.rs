@@ -111,21 +111,13 @@ impl Bug {
     /// One line saying what the bug does.
     pub fn description(self) -> &'static str {
         match self {
-            Bug::CommitOldTerm => {
-                "a leader commits an entry of an earlier term once a majority stores it (Figure 8)"
-            }
-            Bug::NoPersistVotedFor => {
-                "voted_for is not persisted, so a restarted peer may vote twice in one term"
-            }
-            Bug::NoPersistTerm => {
-                "current_term is not persisted; a restarted peer recovers it from its last log entry"
-            }
+            Bug::CommitOldTerm => "a leader commits an entry of an earlier term once a majority stores it (Figure 8)",
+            Bug::NoPersistVotedFor => "voted_for is not persisted, so a restarted peer may vote twice in one term",
+            Bug::NoPersistTerm => "current_term is not persisted; a restarted peer recovers it from its last log entry",
             Bug::VoteWithoutUpToDateCheck => {
                 "votes are granted without the election restriction (candidate's log up to date)"
             }
-            Bug::NoTruncateConflict => {
-                "a conflicting entry is overwritten in place, keeping the stale suffix after it"
-            }
+            Bug::NoTruncateConflict => "a conflicting entry is overwritten in place, keeping the stale suffix after it",
             Bug::AcceptStaleTermAppend => {
                 "AppendEntries from a leader of an older term is accepted instead of rejected"
             }
@@ -182,11 +174,7 @@ impl Bugs {
 
     /// The bugs switched on, in `Bug::all()` order.
     pub fn enabled(&self) -> Vec<Bug> {
-        Bug::all()
-            .iter()
-            .copied()
-            .filter(|bug| self.has(*bug))
-            .collect()
+        Bug::all().iter().copied().filter(|bug| self.has(*bug)).collect()
     }
 
     /// Whether no bug is switched on.
@@ -215,10 +203,7 @@ mod tests {
     fn bug_names_round_trip_and_are_kebab_case() {
         for &bug in Bug::all() {
             assert_eq!(Bug::from_name(bug.name()), Some(bug));
-            assert!(bug
-                .name()
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c == '-'));
+            assert!(bug.name().chars().all(|c| c.is_ascii_lowercase() || c == '-'));
             assert!(!bug.description().is_empty());
             let bugs = Bugs::only(bug);
             assert_eq!(bugs.enabled(), vec![bug]);

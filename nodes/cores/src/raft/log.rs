@@ -14,11 +14,7 @@ pub(crate) struct Log {
 
 impl Log {
     pub(crate) fn from_parts(snapshot_index: u64, snapshot_term: u64, entries: Vec<Entry>) -> Log {
-        Log {
-            snapshot_index,
-            snapshot_term,
-            entries,
-        }
+        Log { snapshot_index, snapshot_term, entries }
     }
 
     pub(crate) fn snapshot_index(&self) -> u64 {
@@ -61,10 +57,7 @@ impl Log {
 
     /// Up to `max` entries starting at `from` (which must be past the snapshot).
     pub(crate) fn slice_from(&self, from: u64, max: usize) -> &[Entry] {
-        assert!(
-            from > self.snapshot_index,
-            "entries before {from} are compacted"
-        );
+        assert!(from > self.snapshot_index, "entries before {from} are compacted");
         let start = self.offset(from).min(self.entries.len());
         let end = start.saturating_add(max).min(self.entries.len());
         &self.entries[start..end]
@@ -91,10 +84,7 @@ impl Log {
 
     /// Drop every entry at `from` and after.
     pub(crate) fn truncate_from(&mut self, from: u64) {
-        assert!(
-            from > self.snapshot_index,
-            "cannot truncate into the snapshot at {from}"
-        );
+        assert!(from > self.snapshot_index, "cannot truncate into the snapshot at {from}");
         let offset = self.offset(from);
         self.entries.truncate(offset);
     }
@@ -102,9 +92,7 @@ impl Log {
     /// Forget entries up to and including `index`, which becomes the snapshot's last entry.
     pub(crate) fn compact_to(&mut self, index: u64) {
         assert!(index > self.snapshot_index && index <= self.last_index());
-        let term = self
-            .term_at(index)
-            .expect("compacting to an index the log holds");
+        let term = self.term_at(index).expect("compacting to an index the log holds");
         let drop = self.offset(index) + 1;
         self.entries.drain(..drop);
         self.snapshot_index = index;
@@ -148,18 +136,11 @@ mod tests {
     use super::*;
 
     fn entry(term: u64) -> Entry {
-        Entry {
-            term,
-            command: vec![term as u8],
-        }
+        Entry { term, command: vec![term as u8] }
     }
 
     fn log_with_terms(snapshot_index: u64, snapshot_term: u64, terms: &[u64]) -> Log {
-        Log::from_parts(
-            snapshot_index,
-            snapshot_term,
-            terms.iter().map(|&t| entry(t)).collect(),
-        )
+        Log::from_parts(snapshot_index, snapshot_term, terms.iter().map(|&t| entry(t)).collect())
     }
 
     #[test]

@@ -91,18 +91,9 @@ pub struct InstallSnapshotReply {
 /// [`crate::raft::Raft::handle_call_failed`]. Small, so the shell need not keep the entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallContext {
-    RequestVote {
-        term: u64,
-    },
-    AppendEntries {
-        term: u64,
-        prev_log_index: u64,
-        entries_len: u64,
-    },
-    InstallSnapshot {
-        term: u64,
-        last_included_index: u64,
-    },
+    RequestVote { term: u64 },
+    AppendEntries { term: u64, prev_log_index: u64, entries_len: u64 },
+    InstallSnapshot { term: u64, last_included_index: u64 },
 }
 
 impl Request {
@@ -115,10 +106,9 @@ impl Request {
                 prev_log_index: args.prev_log_index,
                 entries_len: args.entries.len() as u64,
             },
-            Request::InstallSnapshot(args) => CallContext::InstallSnapshot {
-                term: args.term,
-                last_included_index: args.last_included_index,
-            },
+            Request::InstallSnapshot(args) => {
+                CallContext::InstallSnapshot { term: args.term, last_included_index: args.last_included_index }
+            }
         }
     }
 
@@ -204,9 +194,6 @@ pub struct Ready {
 impl Ready {
     /// Whether the input produced nothing to carry out.
     pub fn is_empty(&self) -> bool {
-        self.persist.is_none()
-            && self.messages.is_empty()
-            && self.applies.is_empty()
-            && self.log_written_from.is_none()
+        self.persist.is_none() && self.messages.is_empty() && self.applies.is_empty() && self.log_written_from.is_none()
     }
 }

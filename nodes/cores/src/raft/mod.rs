@@ -29,9 +29,8 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{Bug, Bugs, Config};
 pub use messages::{
-    AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CallContext, Entry, InstallSnapshotArgs,
-    InstallSnapshotReply, Outgoing, Persist, Ready, Reply, Request, RequestVoteArgs,
-    RequestVoteReply,
+    AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CallContext, Entry, InstallSnapshotArgs, InstallSnapshotReply,
+    Outgoing, Persist, Ready, Reply, Request, RequestVoteArgs, RequestVoteReply,
 };
 pub use persist::RestoreError;
 
@@ -135,12 +134,7 @@ impl Raft {
     /// Build a peer from what it persisted (`persisted_state` and `snapshot` are both empty at
     /// first boot). After a restart the service is expected to have loaded `snapshot` already,
     /// so applying resumes at the snapshot's index + 1.
-    pub fn new(
-        config: Config,
-        persisted_state: &[u8],
-        snapshot: &[u8],
-        now_ms: u64,
-    ) -> Result<Raft, RestoreError> {
+    pub fn new(config: Config, persisted_state: &[u8], snapshot: &[u8], now_ms: u64) -> Result<Raft, RestoreError> {
         assert!(config.peers >= 1 && config.me < config.peers);
         assert!(config.election_timeout_ms_min > config.heartbeat_interval_ms);
         assert!(config.election_timeout_ms_min <= config.election_timeout_ms_max);
@@ -218,16 +212,11 @@ impl Raft {
     /// after the `persist` of the following [`Raft::take_ready`] is durable.
     pub fn handle_request(&mut self, now_ms: u64, from: usize, request: Request) -> Reply {
         self.begin(now_ms);
-        assert!(
-            from < self.config.peers && from != self.config.me,
-            "request from {from}"
-        );
+        assert!(from < self.config.peers && from != self.config.me, "request from {from}");
         let reply = match request {
             Request::RequestVote(args) => Reply::RequestVote(self.on_request_vote(args)),
             Request::AppendEntries(args) => Reply::AppendEntries(self.on_append_entries(args)),
-            Request::InstallSnapshot(args) => {
-                Reply::InstallSnapshot(self.on_install_snapshot(args))
-            }
+            Request::InstallSnapshot(args) => Reply::InstallSnapshot(self.on_install_snapshot(args)),
         };
         self.finish();
         reply
@@ -237,10 +226,7 @@ impl Raft {
     /// replies are tolerated: each carries the term and position of the request it answers.
     pub fn handle_reply(&mut self, now_ms: u64, from: usize, reply: Reply) {
         self.begin(now_ms);
-        assert!(
-            from < self.config.peers && from != self.config.me,
-            "reply from {from}"
-        );
+        assert!(from < self.config.peers && from != self.config.me, "reply from {from}");
         if reply.term() > self.current_term {
             self.become_follower(reply.term());
         } else {
@@ -261,17 +247,10 @@ impl Raft {
     /// resending at once would turn every failure into another call.
     pub fn handle_call_failed(&mut self, now_ms: u64, to: usize, context: CallContext) {
         self.begin(now_ms);
-        assert!(
-            to < self.config.peers && to != self.config.me,
-            "call to {to}"
-        );
+        assert!(to < self.config.peers && to != self.config.me, "call to {to}");
         if self.role == Role::Leader {
             match context {
-                CallContext::AppendEntries {
-                    term,
-                    prev_log_index,
-                    entries_len,
-                } if term == self.current_term => {
+                CallContext::AppendEntries { term, prev_log_index, entries_len } if term == self.current_term => {
                     let p = &mut self.progress[to];
                     p.inflight = p.inflight.saturating_sub(1);
                     if entries_len > 0 && prev_log_index >= p.match_index {
@@ -448,8 +427,7 @@ impl Raft {
         }
         // The election restriction: only a candidate whose log is at least as up to date as
         // ours may win, so every committed entry reaches every future leader.
-        let up_to_date = (args.last_log_term, args.last_log_index)
-            >= (self.log.last_term(), self.log.last_index());
+        let up_to_date = (args.last_log_term, args.last_log_index) >= (self.log.last_term(), self.log.last_index());
         let log_ok = up_to_date || self.config.bugs.vote_without_up_to_date_check;
         let vote_free = self.voted_for.is_none() || self.voted_for == Some(args.candidate_id);
         let granted = args.term == self.current_term && vote_free && log_ok;
@@ -462,18 +440,11 @@ impl Raft {
             // that is not (yet) a leader.
             self.reset_election_deadline();
         }
-        RequestVoteReply {
-            term: self.current_term,
-            vote_granted: granted,
-            request_term: args.term,
-        }
+        RequestVoteReply { term: self.current_term, vote_granted: granted, request_term: args.term }
     }
 
     fn on_request_vote_reply(&mut self, from: usize, reply: RequestVoteReply) {
-        if self.role != Role::Candidate
-            || reply.request_term != self.current_term
-            || !reply.vote_granted
-        {
+        if self.role != Role::Candidate || reply.request_term != self.current_term || !reply.vote_granted {
             return;
         }
         self.votes[from] = true;
@@ -486,9 +457,7 @@ impl Raft {
         self.role = Role::Leader;
         self.leader_id = Some(self.config.me);
         let next = self.log.last_index() + 1;
-        self.progress = (0..self.config.peers)
-            .map(|_| Progress::new(next))
-            .collect();
+        self.progress = (0..self.config.peers).map(|_| Progress::new(next)).collect();
         // Announce the victory at once so other candidates of this term stand down.
         for peer in 0..self.config.peers {
             if peer != self.config.me {
@@ -635,9 +604,7 @@ impl Raft {
         if stale {
             return reply;
         }
-        if index <= self.log.last_index()
-            && self.log.term_at(index) == Some(args.last_included_term)
-        {
+        if index <= self.log.last_index() && self.log.term_at(index) == Some(args.last_included_term) {
             // Our log continues the snapshot: keep the entries after it.
             self.log.compact_to(index);
         } else {
@@ -668,10 +635,7 @@ impl Raft {
         if reply.success {
             let matched = reply.prev_log_index + reply.entries_len;
             // Everything this leader sent in its term is still in its log.
-            assert!(
-                matched <= last_index,
-                "follower {from} matched {matched} > {last_index}"
-            );
+            assert!(matched <= last_index, "follower {from} matched {matched} > {last_index}");
             p.match_index = p.match_index.max(matched);
             p.next_index = p.next_index.max(p.match_index + 1);
             p.probing = false;
@@ -680,10 +644,7 @@ impl Raft {
             // Back up a whole term at a time: past our last entry of the follower's conflicting
             // term if we have that term, else to where the follower's run of it starts.
             let hint = match reply.conflict_term {
-                Some(term) => self
-                    .log
-                    .last_index_of_term(term)
-                    .map_or(reply.conflict_index, |i| i + 1),
+                Some(term) => self.log.last_index_of_term(term).map_or(reply.conflict_index, |i| i + 1),
                 None => reply.conflict_index,
             };
             let p = &mut self.progress[from];
@@ -716,13 +677,7 @@ impl Raft {
             return;
         }
         let mut matched: Vec<u64> = (0..self.config.peers)
-            .map(|p| {
-                if p == self.config.me {
-                    self.log.last_index()
-                } else {
-                    self.progress[p].match_index
-                }
-            })
+            .map(|p| if p == self.config.me { self.log.last_index() } else { self.progress[p].match_index })
             .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         // peers/2 + 1 peers (a majority) hold at least matched[peers/2].
@@ -803,18 +758,13 @@ impl Raft {
             return;
         }
         let prev = p.next_index - 1;
-        let prev_log_term = self
-            .log
-            .term_at(prev)
-            .expect("next_index is past the snapshot");
+        let prev_log_term = self.log.term_at(prev).expect("next_index is past the snapshot");
         // A heartbeat while a probe is unanswered stays empty, so a dead follower is not sent
         // the same entries every interval.
         let entries = if heartbeat && p.probing && p.inflight > 0 {
             Vec::new()
         } else {
-            self.log
-                .slice_from(p.next_index, self.config.max_entries_per_append)
-                .to_vec()
+            self.log.slice_from(p.next_index, self.config.max_entries_per_append).to_vec()
         };
         let n = entries.len() as u64;
         let args = AppendEntriesArgs {
@@ -836,9 +786,7 @@ impl Raft {
     }
 
     fn heartbeat_due_ms(&self, peer: usize) -> u64 {
-        self.progress[peer]
-            .last_sent_ms
-            .map_or(self.now_ms, |t| t + self.config.heartbeat_interval_ms)
+        self.progress[peer].last_sent_ms.map_or(self.now_ms, |t| t + self.config.heartbeat_interval_ms)
     }
 
     fn heartbeat_due(&self, peer: usize) -> bool {
@@ -861,24 +809,14 @@ impl Raft {
     }
 
     fn reset_election_deadline(&mut self) {
-        let timeout = self
-            .rng
-            .gen_range(self.config.election_timeout_ms_min..=self.config.election_timeout_ms_max);
+        let timeout = self.rng.gen_range(self.config.election_timeout_ms_min..=self.config.election_timeout_ms_max);
         self.election_deadline_ms = self.now_ms + timeout;
     }
 
     fn encode_state(&self) -> Vec<u8> {
         let bugs = &self.config.bugs;
-        let current_term = if bugs.no_persist_term {
-            0
-        } else {
-            self.current_term
-        };
-        let voted_for = if bugs.no_persist_voted_for {
-            None
-        } else {
-            self.voted_for
-        };
+        let current_term = if bugs.no_persist_term { 0 } else { self.current_term };
+        let voted_for = if bugs.no_persist_voted_for { None } else { self.voted_for };
         persist::encode(
             current_term,
             voted_for,
@@ -889,11 +827,7 @@ impl Raft {
     }
 
     fn begin(&mut self, now_ms: u64) {
-        assert!(
-            now_ms >= self.now_ms,
-            "time went backwards: {now_ms} < {}",
-            self.now_ms
-        );
+        assert!(now_ms >= self.now_ms, "time went backwards: {now_ms} < {}", self.now_ms);
         self.now_ms = now_ms;
     }
 
@@ -901,15 +835,8 @@ impl Raft {
     fn finish(&mut self) {
         while self.last_applied < self.commit_index {
             let index = self.last_applied + 1;
-            let entry = self
-                .log
-                .entry(index)
-                .expect("committed entries past the snapshot are in the log");
-            self.ready.applies.push(ApplyMsg::Command {
-                index,
-                term: entry.term,
-                command: entry.command.clone(),
-            });
+            let entry = self.log.entry(index).expect("committed entries past the snapshot are in the log");
+            self.ready.applies.push(ApplyMsg::Command { index, term: entry.term, command: entry.command.clone() });
             self.last_applied = index;
         }
         self.check_invariants();
@@ -956,11 +883,7 @@ impl Raft {
         );
         let mut leader_last_index = None;
         if self.role == Role::Leader {
-            assert_eq!(
-                self.voted_for,
-                Some(me),
-                "peer {me}: leader without own vote"
-            );
+            assert_eq!(self.voted_for, Some(me), "peer {me}: leader without own vote");
             if self.audit.term == self.current_term {
                 if let Some(before) = self.audit.leader_last_index {
                     assert!(
@@ -983,11 +906,7 @@ impl Raft {
             leader_last_index = Some(last_index);
         }
         if self.role == Role::Candidate {
-            assert_eq!(
-                self.voted_for,
-                Some(me),
-                "peer {me}: candidate without own vote"
-            );
+            assert_eq!(self.voted_for, Some(me), "peer {me}: candidate without own vote");
         }
         self.audit = Audit {
             term: self.current_term,

@@ -43,13 +43,7 @@ pub(crate) fn encode(
     snapshot_term: u64,
     log: &[Entry],
 ) -> Vec<u8> {
-    let state = PersistentStateRef {
-        current_term,
-        voted_for,
-        snapshot_index,
-        snapshot_term,
-        log,
-    };
+    let state = PersistentStateRef { current_term, voted_for, snapshot_index, snapshot_term, log };
     // Encoding plain integers and byte vectors into a Vec cannot fail.
     postcard::to_allocvec(&state).expect("postcard encodes Raft state")
 }
@@ -68,16 +62,7 @@ mod tests {
 
     #[test]
     fn state_round_trips_and_stays_small() {
-        let log = vec![
-            Entry {
-                term: 3,
-                command: vec![1, 2, 3],
-            },
-            Entry {
-                term: 4,
-                command: vec![],
-            },
-        ];
+        let log = vec![Entry { term: 3, command: vec![1, 2, 3] }, Entry { term: 4, command: vec![] }];
         let bytes = encode(4, Some(2), 10, 3, &log);
         // A varint encoding: a few bytes of header plus the commands themselves.
         assert!(bytes.len() < 16, "{} bytes", bytes.len());

@@ -8,14 +8,8 @@ fn cmd(x: u8) -> Vec<u8> {
 
 /// A peer restored from a hand-written persisted state whose log has the given terms.
 fn restored(me: usize, peers: usize, term: u64, log_terms: &[u64], bugs: Bugs) -> Raft {
-    let entries: Vec<Entry> = log_terms
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| Entry {
-            term: t,
-            command: cmd(i as u8 + 1),
-        })
-        .collect();
+    let entries: Vec<Entry> =
+        log_terms.iter().enumerate().map(|(i, &t)| Entry { term: t, command: cmd(i as u8 + 1) }).collect();
     let state = persist::encode(term, None, 0, 0, &entries);
     Raft::new(Config::new(me, peers, 7).with_bugs(bugs), &state, &[], 0).unwrap()
 }
@@ -36,11 +30,7 @@ fn elect(raft: &mut Raft) -> u64 {
         raft.handle_reply(
             now,
             peer,
-            Reply::RequestVote(RequestVoteReply {
-                term,
-                vote_granted: true,
-                request_term: term,
-            }),
+            Reply::RequestVote(RequestVoteReply { term, vote_granted: true, request_term: term }),
         );
     }
     assert_eq!(raft.get_state(), (term, true));
@@ -77,22 +67,14 @@ fn ae(term: u64, prev: (u64, u64), entry_terms: &[u64], leader_commit: u64) -> R
         leader_id: 0,
         prev_log_index: prev.0,
         prev_log_term: prev.1,
-        entries: entry_terms
-            .iter()
-            .map(|&t| Entry {
-                term: t,
-                command: cmd(100 + t as u8),
-            })
-            .collect(),
+        entries: entry_terms.iter().map(|&t| Entry { term: t, command: cmd(100 + t as u8) }).collect(),
         leader_commit,
     })
 }
 
 fn log_terms(raft: &Raft) -> Vec<u64> {
     let s = raft.status();
-    (s.snapshot_index + 1..=s.last_log_index)
-        .map(|i| raft.entry(i).unwrap().term)
-        .collect()
+    (s.snapshot_index + 1..=s.last_log_index).map(|i| raft.entry(i).unwrap().term).collect()
 }
 
 fn command_indexes(ready: &Ready) -> Vec<u64> {
@@ -112,41 +94,25 @@ fn election_persists_the_vote_and_announces_the_winner() {
     let deadline = raft.next_deadline_ms();
     assert!((300..=600).contains(&deadline));
     raft.tick(deadline - 1);
-    assert!(
-        raft.take_ready().is_empty(),
-        "nothing happens before the deadline"
-    );
+    assert!(raft.take_ready().is_empty(), "nothing happens before the deadline");
     raft.tick(deadline);
     let ready = raft.take_ready();
-    let saved = ready
-        .persist
-        .expect("term and vote persisted before asking");
+    let saved = ready.persist.expect("term and vote persisted before asking");
     let state = persist::decode(&saved.raft_state).unwrap();
     assert_eq!((state.current_term, state.voted_for), (1, Some(0)));
     assert_eq!(ready.messages.len(), 2);
-    assert!(ready
-        .messages
-        .iter()
-        .all(|m| matches!(m.request, Request::RequestVote(_))));
+    assert!(ready.messages.iter().all(|m| matches!(m.request, Request::RequestVote(_))));
     // A vote from an older election does not count.
     raft.handle_reply(
         deadline,
         1,
-        Reply::RequestVote(RequestVoteReply {
-            term: 1,
-            vote_granted: true,
-            request_term: 0,
-        }),
+        Reply::RequestVote(RequestVoteReply { term: 1, vote_granted: true, request_term: 0 }),
     );
     assert!(!raft.get_state().1);
     raft.handle_reply(
         deadline,
         1,
-        Reply::RequestVote(RequestVoteReply {
-            term: 1,
-            vote_granted: true,
-            request_term: 1,
-        }),
+        Reply::RequestVote(RequestVoteReply { term: 1, vote_granted: true, request_term: 1 }),
     );
     assert_eq!(raft.get_state(), (1, true));
     let ready = raft.take_ready();
@@ -182,10 +148,7 @@ fn votes_once_per_term_and_only_for_up_to_date_logs() {
     let saved = raft.take_ready().persist.unwrap();
     let mut again = Raft::new(Config::new(0, 3, 8), &saved.raft_state, &[], 5).unwrap();
     assert!(!granted(again.handle_request(5, 2, rv(2, 3, (9, 3)))));
-    assert!(
-        granted(again.handle_request(5, 1, rv(1, 3, (2, 2)))),
-        "same candidate again"
-    );
+    assert!(granted(again.handle_request(5, 1, rv(1, 3, (2, 2)))), "same candidate again");
 }
 
 #[test]
@@ -237,16 +200,10 @@ fn rejection_names_the_conflicting_term_and_where_it_starts() {
 #[test]
 fn stale_term_append_is_rejected_unless_the_bug_is_planted() {
     for bug in [false, true] {
-        let bugs = if bug {
-            Bugs::only(Bug::AcceptStaleTermAppend)
-        } else {
-            Bugs::default()
-        };
+        let bugs = if bug { Bugs::only(Bug::AcceptStaleTermAppend) } else { Bugs::default() };
         let mut raft = restored(1, 3, 5, &[1, 5], bugs);
         let reply = raft.handle_request(1, 0, ae(3, (1, 1), &[3], 0));
-        let Reply::AppendEntries(r) = reply else {
-            panic!()
-        };
+        let Reply::AppendEntries(r) = reply else { panic!() };
         assert_eq!(r.term, 5);
         assert_eq!(r.success, bug);
         assert_eq!(log_terms(&raft), if bug { vec![1, 3] } else { vec![1, 5] });
@@ -302,11 +259,7 @@ fn leader_jumps_past_its_own_run_of_the_conflicting_term() {
 #[test]
 fn figure8_entries_of_older_terms_commit_only_indirectly() {
     for planted in [false, true] {
-        let bugs = if planted {
-            Bugs::only(Bug::CommitOldTerm)
-        } else {
-            Bugs::default()
-        };
+        let bugs = if planted { Bugs::only(Bug::CommitOldTerm) } else { Bugs::default() };
         // The leader of term 4 holds an entry of term 2 that a follower also stores.
         let mut leader = restored(0, 3, 3, &[1, 2], bugs);
         let now = elect(&mut leader);
@@ -347,11 +300,7 @@ fn proposals_made_while_a_call_is_in_flight_travel_together() {
     }
     leader.handle_reply(now, 1, append_reply(&first[0], 1, true));
     let ready = leader.take_ready();
-    assert_eq!(
-        leader.status().commit_index,
-        1,
-        "committed without waiting for a heartbeat"
-    );
+    assert_eq!(leader.status().commit_index, 1, "committed without waiting for a heartbeat");
     assert_eq!(command_indexes(&ready), vec![1]);
     let batch = appends_to(&ready, 1);
     assert_eq!(batch.len(), 1);
@@ -381,10 +330,7 @@ fn a_failed_call_makes_the_next_heartbeat_resend_its_entries() {
     leader.propose(now, cmd(1)).unwrap();
     let sent = appends_to(&leader.take_ready(), 1).pop().unwrap();
     leader.handle_call_failed(now, 1, Request::AppendEntries(sent.clone()).context());
-    assert!(
-        appends_to(&leader.take_ready(), 1).is_empty(),
-        "no retry storm"
-    );
+    assert!(appends_to(&leader.take_ready(), 1).is_empty(), "no retry storm");
     leader.tick(leader.next_deadline_ms());
     let again = appends_to(&leader.take_ready(), 1).pop().unwrap();
     assert_eq!(again.prev_log_index, sent.prev_log_index);
@@ -408,21 +354,11 @@ fn snapshot_install_replaces_the_log_and_is_applied_first() {
     );
     assert!(matches!(reply, Reply::InstallSnapshot(ref r) if r.term == 3));
     let s = follower.status();
-    assert_eq!(
-        (s.snapshot_index, s.last_log_index, s.commit_index),
-        (5, 5, 5)
-    );
+    assert_eq!((s.snapshot_index, s.last_log_index, s.commit_index), (5, 5, 5));
     let ready = follower.take_ready();
     let saved = ready.persist.unwrap();
     assert_eq!(saved.snapshot.as_deref(), Some(&data[..]));
-    assert_eq!(
-        ready.applies,
-        vec![ApplyMsg::Snapshot {
-            index: 5,
-            term: 3,
-            data: data.clone()
-        }]
-    );
+    assert_eq!(ready.applies, vec![ApplyMsg::Snapshot { index: 5, term: 3, data: data.clone() }]);
     // Restarting from what was saved resumes after the snapshot.
     let mut again = Raft::new(Config::new(1, 3, 1), &saved.raft_state, &data, 20).unwrap();
     assert_eq!(again.status().last_applied, 5);
@@ -452,11 +388,7 @@ fn snapshot_install_keeps_a_matching_suffix() {
 #[test]
 fn stale_snapshot_is_ignored_unless_the_bug_rewinds_the_service() {
     for planted in [false, true] {
-        let bugs = if planted {
-            Bugs::only(Bug::ApplyOutOfOrderAfterSnapshot)
-        } else {
-            Bugs::default()
-        };
+        let bugs = if planted { Bugs::only(Bug::ApplyOutOfOrderAfterSnapshot) } else { Bugs::default() };
         let mut follower = restored(1, 3, 1, &[1, 1, 1, 1], bugs);
         follower.handle_request(1, 0, ae(1, (4, 1), &[], 4));
         assert_eq!(command_indexes(&follower.take_ready()), vec![1, 2, 3, 4]);
@@ -475,11 +407,7 @@ fn stale_snapshot_is_ignored_unless_the_bug_rewinds_the_service() {
         let ready = follower.take_ready();
         let indexes: Vec<u64> = ready.applies.iter().map(ApplyMsg::index).collect();
         if planted {
-            assert_eq!(
-                indexes,
-                vec![2, 3, 4],
-                "the service rewinds and re-applies 3 and 4"
-            );
+            assert_eq!(indexes, vec![2, 3, 4], "the service rewinds and re-applies 3 and 4");
         } else {
             assert!(indexes.is_empty());
             assert_eq!(follower.status().snapshot_index, 0);
@@ -501,9 +429,7 @@ fn leader_sends_its_snapshot_to_a_follower_behind_it() {
             }
             match m.to {
                 1 => {
-                    let Request::AppendEntries(args) = &m.request else {
-                        panic!("follower 1 is up to date")
-                    };
+                    let Request::AppendEntries(args) = &m.request else { panic!("follower 1 is up to date") };
                     leader.handle_reply(now, 1, append_reply(args, 1, true));
                 }
                 _ => {
@@ -521,10 +447,7 @@ fn leader_sends_its_snapshot_to_a_follower_behind_it() {
     }
     assert_eq!(leader.status().commit_index, 3);
     assert!(leader.snapshot(now, 3, b"upto3".to_vec()));
-    assert!(
-        !leader.snapshot(now, 2, b"old".to_vec()),
-        "older than what is held"
-    );
+    assert!(!leader.snapshot(now, 2, b"old".to_vec()), "older than what is held");
     let saved = leader.take_ready().persist.unwrap();
     assert_eq!(saved.snapshot.as_deref(), Some(&b"upto3"[..]));
     // Follower 2's next_index is now compacted: the next heartbeat carries the snapshot.
@@ -602,13 +525,7 @@ fn restart_rebuilds_term_vote_log_and_snapshot() {
     leader.take_ready();
     leader.snapshot(now, 3, b"three".to_vec());
     let saved = leader.take_ready().persist.unwrap();
-    let again = Raft::new(
-        Config::new(0, 1, 2),
-        &saved.raft_state,
-        saved.snapshot.as_deref().unwrap(),
-        now,
-    )
-    .unwrap();
+    let again = Raft::new(Config::new(0, 1, 2), &saved.raft_state, saved.snapshot.as_deref().unwrap(), now).unwrap();
     let s = again.status();
     assert_eq!((s.current_term, s.voted_for), (1, Some(0)));
     assert_eq!((s.snapshot_index, s.last_log_index), (3, 5));
@@ -621,70 +538,32 @@ fn restart_rebuilds_term_vote_log_and_snapshot() {
 #[test]
 fn planted_persistence_bugs_lose_the_vote_or_the_term() {
     let mut raft = fresh(1, 3);
-    let rv = Request::RequestVote(RequestVoteArgs {
-        term: 7,
-        candidate_id: 0,
-        last_log_index: 0,
-        last_log_term: 0,
-    });
+    let rv = Request::RequestVote(RequestVoteArgs { term: 7, candidate_id: 0, last_log_index: 0, last_log_term: 0 });
     raft.handle_request(1, 0, rv.clone());
     let saved = raft.take_ready().persist.unwrap().raft_state;
     let state = persist::decode(&saved).unwrap();
     assert_eq!((state.current_term, state.voted_for), (7, Some(0)));
 
-    let mut bad = Raft::new(
-        Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistVotedFor)),
-        &[],
-        &[],
-        0,
-    )
-    .unwrap();
+    let mut bad = Raft::new(Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistVotedFor)), &[], &[], 0).unwrap();
     bad.handle_request(1, 0, rv.clone());
     let saved = bad.take_ready().persist.unwrap().raft_state;
     let state = persist::decode(&saved).unwrap();
     assert_eq!((state.current_term, state.voted_for), (7, None));
 
-    let mut bad = Raft::new(
-        Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistTerm)),
-        &[],
-        &[],
-        0,
-    )
-    .unwrap();
+    let mut bad = Raft::new(Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistTerm)), &[], &[], 0).unwrap();
     bad.handle_request(1, 0, rv);
     let saved = bad.take_ready().persist.unwrap().raft_state;
-    let again = Raft::new(
-        Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistTerm)),
-        &saved,
-        &[],
-        0,
-    )
-    .unwrap();
-    assert_eq!(
-        again.get_state().0,
-        0,
-        "the term is recovered from an empty log"
-    );
+    let again = Raft::new(Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistTerm)), &saved, &[], 0).unwrap();
+    assert_eq!(again.get_state().0, 0, "the term is recovered from an empty log");
 }
 
 #[test]
 fn planted_vote_bug_elects_a_candidate_with_a_shorter_log() {
-    let mut raft = restored(
-        0,
-        3,
-        2,
-        &[1, 2, 2],
-        Bugs::only(Bug::VoteWithoutUpToDateCheck),
-    );
+    let mut raft = restored(0, 3, 2, &[1, 2, 2], Bugs::only(Bug::VoteWithoutUpToDateCheck));
     let reply = raft.handle_request(
         1,
         1,
-        Request::RequestVote(RequestVoteArgs {
-            term: 3,
-            candidate_id: 1,
-            last_log_index: 1,
-            last_log_term: 1,
-        }),
+        Request::RequestVote(RequestVoteArgs { term: 3, candidate_id: 1, last_log_index: 1, last_log_term: 1 }),
     );
     assert!(matches!(reply, Reply::RequestVote(r) if r.vote_granted));
 }

@@ -1,0 +1,908 @@
+//! A deterministic in-memory world of 3–5 Raft cores driven by arbitrary step sequences
+//! (deliver any pending message, drop, duplicate, tick, crash, restart, propose, snapshot),
+//! judged by `checkers::raft` after every step; no runtime, no network, no clock.
+//!
+//! The network is RPC-shaped like labrpc: a request is answered by a reply or its call fails,
+//! and a failure is itself a pending message, so it can arrive late or out of order. Beyond
+//! labrpc, any message may be duplicated, and requests sent by a node that crashed stay in
+//! flight (a delayed message from a previous life is still a legal Raft message).
+
+use std::fmt;
+
+use checkers::raft::{entry_hash, SafetyChecker};
+use cores::raft::{ApplyMsg, Bugs, CallContext, Config, Raft, Ready, Reply, Request, Role, Status};
+use proptest::prelude::*;
+use proptest::strategy::{BoxedStrategy, Union};
+use serde::{Deserialize, Serialize};
+
+/// One step of a schedule. Message picks are taken modulo the number of pending messages and
+/// node picks modulo the cluster size, so every sequence is valid and shrinking stays sound.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// Deliver pending message `pick` (any one: this is how reordering happens).
+    Deliver(u16),
+    /// Deliver every message pending now, oldest first.
+    DeliverAll,
+    /// Lose pending message `pick`; the caller learns that its call failed.
+    Drop(u16),
+    /// Deliver pending message `pick` twice (the copy goes to the back).
+    Duplicate(u16),
+    /// Time passes for everyone: the shared clock moves `ms` forward and every node whose
+    /// deadline passed ticks, earliest first (so leaders heartbeat before followers time out).
+    Advance(u16),
+    /// Advance one node's clock alone by `ms` and tick it (clocks may drift apart).
+    Tick { node: u8, ms: u16 },
+    /// Advance a node's clock to its next deadline and tick it.
+    Fire(u8),
+    /// Cut a node off, or reconnect it: while cut off, messages to and from it are held
+    /// (not lost) and then released in a burst when it reconnects — a clog.
+    Isolate(u8),
+    /// Crash a node: it loses everything it did not persist; calls to it fail.
+    Crash(u8),
+    /// Restart a node from its persisted state (crashing it first if it is up).
+    Restart(u8),
+    /// The service proposes a fresh command at a node.
+    Propose(u8),
+    /// The service proposes a fresh command at the node that believes it leads in the highest
+    /// term (at node 0 when none does).
+    ProposeAtLeader,
+    /// The service at a node snapshots at an index it applied: its last applied index minus
+    /// `back` (modulo what it applied since its last snapshot), since services snapshot on a
+    /// cadence (the course: every 10 entries) rather than at every apply.
+    Snapshot { node: u8, back: u8 },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Deliver(p) => write!(f, "deliver #{p}"),
+            Step::DeliverAll => write!(f, "deliver all"),
+            Step::Drop(p) => write!(f, "drop #{p}"),
+            Step::Duplicate(p) => write!(f, "duplicate #{p}"),
+            Step::Advance(ms) => write!(f, "advance +{ms}ms"),
+            Step::Tick { node, ms } => write!(f, "tick n{node} +{ms}ms"),
+            Step::Fire(n) => write!(f, "fire n{n}"),
+            Step::Isolate(n) => write!(f, "isolate/reconnect n{n}"),
+            Step::Crash(n) => write!(f, "crash n{n}"),
+            Step::Restart(n) => write!(f, "restart n{n}"),
+            Step::Propose(n) => write!(f, "propose at n{n}"),
+            Step::ProposeAtLeader => write!(f, "propose at leader"),
+            Step::Snapshot { node, back } => write!(f, "snapshot n{node} -{back}"),
+        }
+    }
+}
+
+/// One generated test case: the seed of the cores' election jitter and the schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub seed: u64,
+    pub steps: Vec<Step>,
+}
+
+/// What a property test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub nodes: usize,
+    pub bugs: Bugs,
+    pub max_steps: usize,
+    /// After the schedule, heal everything and require a fresh command to be applied on every
+    /// node within `HEAL_BUDGET_MS` of simulated time.
+    pub heal: bool,
+}
+
+/// Simulated time a healed cluster gets to elect a leader and commit everywhere.
+pub const HEAL_BUDGET_MS: u64 = 10_000;
+
+/// Kinds of step, for the per-case weights below.
+const KINDS: usize = 13;
+
+/// (base weight, whether the kind is needed for progress and so never switched off).
+fn kind_weight(kind: usize) -> (u32, bool) {
+    match kind {
+        0 => (30, true),  // Deliver
+        1 => (4, true),   // DeliverAll
+        2 => (10, true),  // Advance
+        3 => (8, true),   // ProposeAtLeader
+        4 => (4, false),  // Drop
+        5 => (3, false),  // Duplicate
+        6 => (3, false),  // Tick
+        7 => (5, false),  // Fire
+        8 => (3, false),  // Crash
+        9 => (3, false),  // Restart
+        10 => (3, false), // Propose
+        11 => (4, false), // Snapshot
+        _ => (3, false),  // Isolate
+    }
+}
+
+fn kind_strategy(kind: usize, nodes: u8) -> BoxedStrategy<Step> {
+    let node = move || 0..nodes;
+    match kind {
+        0 => any::<u16>().prop_map(Step::Deliver).boxed(),
+        1 => Just(Step::DeliverAll).boxed(),
+        2 => (1..250u16).prop_map(Step::Advance).boxed(),
+        3 => Just(Step::ProposeAtLeader).boxed(),
+        4 => any::<u16>().prop_map(Step::Drop).boxed(),
+        5 => any::<u16>().prop_map(Step::Duplicate).boxed(),
+        6 => (node(), 1..700u16).prop_map(|(node, ms)| Step::Tick { node, ms }).boxed(),
+        7 => node().prop_map(Step::Fire).boxed(),
+        8 => node().prop_map(Step::Crash).boxed(),
+        9 => node().prop_map(Step::Restart).boxed(),
+        10 => node().prop_map(Step::Propose).boxed(),
+        11 => (node(), 0..12u8).prop_map(|(node, back)| Step::Snapshot { node, back }).boxed(),
+        _ => node().prop_map(Step::Isolate).boxed(),
+    }
+}
+
+/// The schedule generator. Swarm testing: each case first draws its own mix — every fault
+/// kind weighted ×0, ×1, ×2 or ×4 — so some cases never crash, some drop a lot, some
+/// snapshot constantly, and different cases stress different corners. Deliveries, shared
+/// time and proposals at the leader are never switched off, so elections and replication
+/// actually happen between faults.
+pub fn case_strategy(params: Params) -> BoxedStrategy<Case> {
+    let nodes = params.nodes as u8;
+    let max_steps = params.max_steps;
+    (any::<u64>(), proptest::collection::vec(0u32..4, KINDS))
+        .prop_ind_flat_map(move |(seed, mix)| {
+            let weighted: Vec<(u32, BoxedStrategy<Step>)> = (0..KINDS)
+                .filter_map(|kind| {
+                    let (base, essential) = kind_weight(kind);
+                    let factor = match (mix[kind], essential) {
+                        (0, false) => 0,
+                        (0, true) | (1, _) => 1,
+                        (2, _) => 2,
+                        _ => 4,
+                    };
+                    (factor > 0).then(|| (base * factor, kind_strategy(kind, nodes)))
+                })
+                .collect();
+            (Just(seed), proptest::collection::vec(Union::new_weighted(weighted), 1..=max_steps))
+        })
+        .prop_map(|(seed, steps)| Case { seed, steps })
+        .boxed()
+}
+
+/// Run one case; `Err` carries the first violation, core assertion or liveness failure.
+/// With `trace`, one readable line per step is appended (used for counterexamples).
+pub fn run_case(params: &Params, case: &Case, trace: Option<&mut Vec<String>>) -> Result<(), String> {
+    let mut world = World::new(params, case.seed, trace.is_some());
+    let mut result = Ok(());
+    for (i, step) in case.steps.iter().enumerate() {
+        if let Err(e) = world.step(step) {
+            result = Err(format!("step {}: {e}", i + 1));
+            if world.tracing {
+                let doing = std::mem::take(&mut world.doing);
+                world.trace.push(doing);
+            }
+            break;
+        }
+    }
+    if result.is_ok() && params.heal {
+        result = world.heal().map_err(|e| format!("after healing: {e}"));
+    }
+    if let Some(out) = trace {
+        out.append(&mut world.trace);
+        if let Err(e) = &result {
+            out.push(format!("=> {e}"));
+        }
+    }
+    result
+}
+
+#[derive(Clone, Debug)]
+enum Msg {
+    Request {
+        from: usize,
+        to: usize,
+        /// The caller's incarnation: replies to a previous life are discarded.
+        caller_life: u32,
+        request: Request,
+    },
+    Reply {
+        from: usize,
+        to: usize,
+        caller_life: u32,
+        context: CallContext,
+        reply: Reply,
+    },
+    Failed {
+        caller: usize,
+        callee: usize,
+        caller_life: u32,
+        context: CallContext,
+    },
+}
+
+impl fmt::Display for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Msg::Request { from, to, request, .. } => {
+                write!(f, "n{from}→n{to} ")?;
+                match request {
+                    Request::RequestVote(a) => {
+                        write!(f, "RequestVote(t{}, last {}/t{})", a.term, a.last_log_index, a.last_log_term)
+                    }
+                    Request::AppendEntries(a) => write!(
+                        f,
+                        "AppendEntries(t{}, prev {}/t{}, {} entries{}, commit {})",
+                        a.term,
+                        a.prev_log_index,
+                        a.prev_log_term,
+                        a.entries.len(),
+                        terms_suffix(a.entries.iter().map(|e| e.term)),
+                        a.leader_commit
+                    ),
+                    Request::InstallSnapshot(a) => write!(
+                        f,
+                        "InstallSnapshot(t{}, up to {}/t{})",
+                        a.term, a.last_included_index, a.last_included_term
+                    ),
+                }
+            }
+            Msg::Reply { from, to, reply, .. } => {
+                write!(f, "n{from}→n{to} ")?;
+                match reply {
+                    Reply::RequestVote(r) => {
+                        write!(f, "vote reply(t{}, {})", r.term, if r.vote_granted { "granted" } else { "refused" })
+                    }
+                    Reply::AppendEntries(r) if r.success => {
+                        write!(f, "append reply(t{}, ok up to {})", r.term, r.prev_log_index + r.entries_len)
+                    }
+                    Reply::AppendEntries(r) => write!(
+                        f,
+                        "append reply(t{}, rejected at {}, conflict {:?}@{})",
+                        r.term, r.prev_log_index, r.conflict_term, r.conflict_index
+                    ),
+                    Reply::InstallSnapshot(r) => {
+                        write!(f, "snapshot reply(t{}, {})", r.term, r.last_included_index)
+                    }
+                }
+            }
+            Msg::Failed { caller, callee, context, .. } => write!(f, "n{caller}→n{callee} call failed ({context:?})"),
+        }
+    }
+}
+
+fn terms_suffix(terms: impl Iterator<Item = u64>) -> String {
+    let terms: Vec<String> = terms.map(|t| format!("t{t}")).collect();
+    if terms.is_empty() {
+        String::new()
+    } else if terms.len() <= 4 {
+        format!(" [{}]", terms.join(" "))
+    } else {
+        format!(" [{} … {}]", terms[0], terms[terms.len() - 1])
+    }
+}
+
+/// The service state a snapshot holds: how far it applied, and a digest of the commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ServiceState {
+    applied: u64,
+    digest: u64,
+}
+
+/// The harness's service: its state, and the digests since its last snapshot so it can
+/// snapshot at an earlier index than the last one applied.
+#[derive(Clone, Debug, Default)]
+struct Service {
+    applied: u64,
+    digest: u64,
+    /// (index, digest after applying it) for indexes after the last snapshot point.
+    history: Vec<(u64, u64)>,
+    base: ServiceState,
+}
+
+impl Service {
+    fn from_state(state: ServiceState) -> Service {
+        Service { applied: state.applied, digest: state.digest, history: Vec::new(), base: state }
+    }
+
+    fn apply(&mut self, index: u64, command_hash: u64) {
+        self.applied = index;
+        self.digest = self.digest.rotate_left(5) ^ command_hash;
+        self.history.push((index, self.digest));
+    }
+
+    fn state_at(&self, index: u64) -> ServiceState {
+        if index == self.base.applied {
+            return self.base;
+        }
+        let &(applied, digest) = self
+            .history
+            .iter()
+            .find(|(i, _)| *i == index)
+            .expect("the service remembers every index since its last snapshot");
+        ServiceState { applied, digest }
+    }
+
+    fn forget_before(&mut self, index: u64) {
+        self.base = self.state_at(index);
+        self.history.retain(|(i, _)| *i > index);
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Disk {
+    state: Vec<u8>,
+    snapshot: Vec<u8>,
+}
+
+/// The last status the checker was told about, to send it only what changed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    snapshot_index: u64,
+    last_log_index: u64,
+}
+
+struct World {
+    n: usize,
+    bugs: Bugs,
+    seed: u64,
+    nodes: Vec<Option<Raft>>,
+    disks: Vec<Disk>,
+    clocks: Vec<u64>,
+    /// The shared clock of `Advance`; a node's own clock never lags behind it once ticked.
+    shared_ms: u64,
+    isolated: Vec<bool>,
+    lives: Vec<u32>,
+    services: Vec<Service>,
+    seen: Vec<Seen>,
+    pending: Vec<Msg>,
+    next_command: u64,
+    checker: SafetyChecker,
+    tracing: bool,
+    trace: Vec<String>,
+    /// What the current step is doing, for the trace line of a step that fails.
+    doing: String,
+}
+
+impl World {
+    fn new(params: &Params, seed: u64, tracing: bool) -> World {
+        let n = params.nodes;
+        let mut world = World {
+            n,
+            bugs: params.bugs,
+            seed,
+            nodes: (0..n).map(|_| None).collect(),
+            disks: vec![Disk::default(); n],
+            clocks: vec![0; n],
+            shared_ms: 0,
+            isolated: vec![false; n],
+            lives: vec![0; n],
+            services: vec![Service::default(); n],
+            seen: vec![Seen::default(); n],
+            pending: Vec::new(),
+            next_command: 1,
+            checker: SafetyChecker::new(n),
+            tracing,
+            trace: Vec::new(),
+            doing: String::new(),
+        };
+        for i in 0..n {
+            world.nodes[i] = Some(world.boot(i));
+        }
+        world
+    }
+
+    fn config(&self, node: usize) -> Config {
+        // Each life draws its own election jitter, derived from the case seed.
+        let seed = self.seed.wrapping_add((node as u64) << 32).wrapping_add(u64::from(self.lives[node]));
+        Config::new(node, self.n, seed).with_bugs(self.bugs)
+    }
+
+    fn boot(&self, node: usize) -> Raft {
+        let disk = &self.disks[node];
+        Raft::new(self.config(node), &disk.state, &disk.snapshot, self.clocks[node])
+            .expect("a node restarts from what it persisted")
+    }
+
+    fn step(&mut self, step: &Step) -> Result<(), String> {
+        self.doing = step.to_string();
+        let note = match *step {
+            Step::Deliver(pick) => match self.take_deliverable(pick) {
+                Some(msg) => {
+                    let line = msg.to_string();
+                    self.doing = format!("deliver {line}");
+                    let effect = self.deliver(msg)?;
+                    format!("deliver {line}{effect}")
+                }
+                None => return Ok(()),
+            },
+            Step::DeliverAll => {
+                // Deliver, oldest first, what can be delivered now; held messages keep their
+                // place ahead of the ones these deliveries produce.
+                let current = std::mem::take(&mut self.pending);
+                let mut held = Vec::new();
+                let mut count = 0;
+                let mut effects = String::new();
+                for msg in current {
+                    if self.deliverable(&msg) {
+                        count += 1;
+                        effects.push_str(&self.deliver(msg)?);
+                    } else {
+                        held.push(msg);
+                    }
+                }
+                held.append(&mut self.pending);
+                self.pending = held;
+                if count == 0 {
+                    return Ok(());
+                }
+                format!("deliver all {count} deliverable{effects}")
+            }
+            Step::Isolate(node) => {
+                let node = usize::from(node) % self.n;
+                self.isolated[node] = !self.isolated[node];
+                if self.isolated[node] {
+                    format!("isolate n{node}")
+                } else {
+                    format!("reconnect n{node}")
+                }
+            }
+            Step::Drop(pick) => match self.take(pick) {
+                Some(msg) => {
+                    let line = msg.to_string();
+                    self.lose(msg);
+                    format!("drop {line}")
+                }
+                None => return Ok(()),
+            },
+            Step::Duplicate(pick) => {
+                if self.pending.is_empty() {
+                    return Ok(());
+                }
+                let i = usize::from(pick) % self.pending.len();
+                let copy = self.pending[i].clone();
+                let line = copy.to_string();
+                self.pending.push(copy);
+                format!("duplicate {line}")
+            }
+            Step::Advance(ms) => {
+                self.shared_ms += u64::from(ms);
+                let effect = self.advance_to(self.shared_ms)?;
+                format!("advance to {}ms{effect}", self.shared_ms)
+            }
+            Step::Tick { node, ms } => {
+                let node = usize::from(node) % self.n;
+                self.clocks[node] += u64::from(ms);
+                let effect = self.tick(node)?;
+                format!("tick n{node} to {}ms{effect}", self.clocks[node])
+            }
+            Step::Fire(node) => {
+                let node = usize::from(node) % self.n;
+                let Some(raft) = &self.nodes[node] else {
+                    return Ok(());
+                };
+                self.clocks[node] = self.clocks[node].max(raft.next_deadline_ms());
+                let effect = self.tick(node)?;
+                format!("fire n{node} at {}ms{effect}", self.clocks[node])
+            }
+            Step::Crash(node) => {
+                let node = usize::from(node) % self.n;
+                if self.nodes[node].is_none() {
+                    return Ok(());
+                }
+                self.crash(node);
+                format!("crash n{node}")
+            }
+            Step::Restart(node) => {
+                let node = usize::from(node) % self.n;
+                self.restart(node)?;
+                let s = self.status(node);
+                format!(
+                    "restart n{node}: term {}, log up to {}, snapshot {}",
+                    s.current_term, s.last_log_index, s.snapshot_index
+                )
+            }
+            Step::Propose(node) => {
+                let node = usize::from(node) % self.n;
+                self.propose(node)?
+            }
+            Step::ProposeAtLeader => {
+                let node = self.leader().unwrap_or(0);
+                self.propose(node)?
+            }
+            Step::Snapshot { node, back } => {
+                let node = usize::from(node) % self.n;
+                let Some(raft) = &mut self.nodes[node] else {
+                    return Ok(());
+                };
+                let service = &self.services[node];
+                let snapshot_index = raft.status().snapshot_index;
+                if service.applied <= snapshot_index {
+                    return Ok(());
+                }
+                let index = service.applied - u64::from(back) % (service.applied - snapshot_index);
+                let state = service.state_at(index);
+                let data = postcard::to_allocvec(&state).expect("encode service state");
+                raft.snapshot(self.clocks[node], index, data);
+                self.services[node].forget_before(index);
+                self.drain(node)?;
+                format!("snapshot n{node} at {index}")
+            }
+        };
+        if self.tracing {
+            self.trace.push(note);
+        }
+        Ok(())
+    }
+
+    /// Whether a message can be delivered now: nothing crosses to or from an isolated node,
+    /// except a failed call's notice, which is local to the caller.
+    fn deliverable(&self, msg: &Msg) -> bool {
+        match *msg {
+            Msg::Request { from, to, .. } | Msg::Reply { from, to, .. } => !self.isolated[from] && !self.isolated[to],
+            Msg::Failed { .. } => true,
+        }
+    }
+
+    /// Remove and return the `pick`-th deliverable message.
+    fn take_deliverable(&mut self, pick: u16) -> Option<Msg> {
+        let candidates: Vec<usize> = (0..self.pending.len()).filter(|&i| self.deliverable(&self.pending[i])).collect();
+        if candidates.is_empty() {
+            None
+        } else {
+            let i = candidates[usize::from(pick) % candidates.len()];
+            Some(self.pending.remove(i))
+        }
+    }
+
+    /// Remove and return the `pick`-th pending message, deliverable or not.
+    fn take(&mut self, pick: u16) -> Option<Msg> {
+        if self.pending.is_empty() {
+            None
+        } else {
+            let i = usize::from(pick) % self.pending.len();
+            Some(self.pending.remove(i))
+        }
+    }
+
+    /// A lost request or reply becomes a failed call for its caller.
+    fn lose(&mut self, msg: Msg) {
+        match msg {
+            Msg::Request { from, to, caller_life, request } => {
+                self.pending.push(Msg::Failed { caller: from, callee: to, caller_life, context: request.context() })
+            }
+            Msg::Reply { from, to, caller_life, context, .. } => {
+                self.pending.push(Msg::Failed { caller: to, callee: from, caller_life, context })
+            }
+            // The caller never learns: legal, since heartbeats repair anything.
+            Msg::Failed { .. } => {}
+        }
+    }
+
+    fn deliver(&mut self, msg: Msg) -> Result<String, String> {
+        match msg {
+            Msg::Request { from, to, caller_life, request } => {
+                let now = self.clocks[to];
+                let Some(raft) = &mut self.nodes[to] else {
+                    self.lose(Msg::Request { from, to, caller_life, request });
+                    return Ok(String::new());
+                };
+                let context = request.context();
+                let reply = raft.handle_request(now, from, request);
+                // Persist (inside drain) before the reply leaves.
+                let effect = self.drain(to)?;
+                self.pending.push(Msg::Reply { from: to, to: from, caller_life, context, reply });
+                Ok(effect)
+            }
+            Msg::Reply { from, to, caller_life, reply, .. } => {
+                if caller_life != self.lives[to] {
+                    return Ok(String::new());
+                }
+                let now = self.clocks[to];
+                let Some(raft) = &mut self.nodes[to] else {
+                    return Ok(String::new());
+                };
+                raft.handle_reply(now, from, reply);
+                self.drain(to)
+            }
+            Msg::Failed { caller, callee, caller_life, context } => {
+                if caller_life != self.lives[caller] {
+                    return Ok(String::new());
+                }
+                let now = self.clocks[caller];
+                let Some(raft) = &mut self.nodes[caller] else {
+                    return Ok(String::new());
+                };
+                raft.handle_call_failed(now, callee, context);
+                self.drain(caller)
+            }
+        }
+    }
+
+    /// Bring every live node's clock up to `now`, ticking nodes as their deadlines pass,
+    /// earliest first; a tick's messages wait for delivery steps.
+    fn advance_to(&mut self, now: u64) -> Result<String, String> {
+        let mut effects = String::new();
+        loop {
+            let due = (0..self.n)
+                .filter_map(|i| {
+                    let raft = self.nodes[i].as_ref()?;
+                    let at = raft.next_deadline_ms().max(self.clocks[i]);
+                    (at <= now).then_some((at, i))
+                })
+                .min();
+            let Some((at, node)) = due else { break };
+            self.clocks[node] = at;
+            effects.push_str(&self.tick(node)?);
+            // A tick always moves the deadline past `at`, so this loop ends.
+            let after = self.nodes[node].as_ref().expect("up").next_deadline_ms();
+            if after <= at {
+                return Err(format!("n{node} still has a deadline at {after} ms after ticking at {at} ms"));
+            }
+        }
+        for i in 0..self.n {
+            self.clocks[i] = self.clocks[i].max(now);
+        }
+        Ok(effects)
+    }
+
+    fn tick(&mut self, node: usize) -> Result<String, String> {
+        let now = self.clocks[node];
+        let Some(raft) = &mut self.nodes[node] else {
+            return Ok(String::new());
+        };
+        raft.tick(now);
+        self.drain(node)
+    }
+
+    fn propose(&mut self, node: usize) -> Result<String, String> {
+        let now = self.clocks[node];
+        let Some(raft) = &mut self.nodes[node] else {
+            return Ok(format!("propose at n{node}: down"));
+        };
+        let command = self.next_command;
+        let result = raft.propose(now, command.to_le_bytes().to_vec());
+        let effect = self.drain(node)?;
+        Ok(match result {
+            Some((index, term)) => {
+                self.next_command += 1;
+                format!("propose c{command} at n{node}: index {index} term {term}{effect}")
+            }
+            None => format!("propose at n{node}: not leader"),
+        })
+    }
+
+    fn crash(&mut self, node: usize) {
+        self.nodes[node] = None;
+        // Calls to the dead node fail; what was addressed to it is gone. Requests it sent
+        // stay in flight: they may still arrive, and their replies will find no one.
+        let pending = std::mem::take(&mut self.pending);
+        for msg in pending {
+            match msg {
+                Msg::Request { to, .. } if to == node => self.lose(msg),
+                Msg::Reply { to, .. } if to == node => {}
+                Msg::Failed { caller, .. } if caller == node => {}
+                other => self.pending.push(other),
+            }
+        }
+    }
+
+    fn restart(&mut self, node: usize) -> Result<(), String> {
+        if self.nodes[node].is_some() {
+            self.crash(node);
+        }
+        self.lives[node] += 1;
+        let raft = self.boot(node);
+        let s = raft.status();
+        // The service reloads the persisted snapshot, as the course's tester does.
+        self.services[node] = if raft.snapshot_data().is_empty() {
+            Service::default()
+        } else {
+            let state: ServiceState = postcard::from_bytes(raft.snapshot_data()).map_err(|e| e.to_string())?;
+            if state.applied != s.snapshot_index {
+                return Err(format!(
+                    "apply-order: n{node} restarted with a snapshot at {} holding service state up to {}",
+                    s.snapshot_index, state.applied
+                ));
+            }
+            Service::from_state(state)
+        };
+        self.nodes[node] = Some(raft);
+        // Re-observe the restarted node's whole log: it is what it persisted.
+        self.checker.observe_restart(node, s.snapshot_index);
+        self.observe_status(node, &s).map_err(|e| e.to_string())?;
+        self.checker.observe_snapshot(node, s.snapshot_index, s.snapshot_term).map_err(|e| e.to_string())?;
+        let entries = self.entries_from(node, s.snapshot_index + 1);
+        self.checker.observe_entries(node, s.snapshot_index + 1, &entries).map_err(|e| e.to_string())?;
+        self.checker.observe_commit(node, s.commit_index).map_err(|e| e.to_string())?;
+        self.seen[node] = Seen { snapshot_index: s.snapshot_index, last_log_index: s.last_log_index };
+        Ok(())
+    }
+
+    fn status(&self, node: usize) -> Status {
+        self.nodes[node].as_ref().expect("node is up").status()
+    }
+
+    fn leader(&self) -> Option<usize> {
+        (0..self.n)
+            .filter_map(|i| self.nodes[i].as_ref().map(|r| (i, r.status())))
+            .filter(|(_, s)| s.role == Role::Leader)
+            .max_by_key(|(_, s)| s.current_term)
+            .map(|(i, _)| i)
+    }
+
+    fn entries_from(&self, node: usize, from: u64) -> Vec<(u64, u64)> {
+        let raft = self.nodes[node].as_ref().expect("node is up");
+        let last = raft.status().last_log_index;
+        (from..=last)
+            .map(|i| {
+                let e = raft.entry(i).expect("entry past the snapshot");
+                (e.term, entry_hash(&e.command))
+            })
+            .collect()
+    }
+
+    fn observe_status(&mut self, node: usize, s: &Status) -> Result<(), checkers::raft::Violation> {
+        self.checker.observe_role(node, s.current_term, s.role == Role::Leader)
+    }
+
+    /// Carry out a node's outputs in the shell's order — persist, send, apply — and show the
+    /// checker what changed.
+    fn drain(&mut self, node: usize) -> Result<String, String> {
+        let raft = self.nodes[node].as_mut().expect("node is up");
+        let before = self.seen[node];
+        let ready: Ready = raft.take_ready();
+        let s = raft.status();
+        if let Some(p) = ready.persist {
+            let disk = &mut self.disks[node];
+            disk.state = p.raft_state;
+            if let Some(snapshot) = p.snapshot {
+                disk.snapshot = snapshot;
+            }
+        }
+        let sent = ready.messages.len();
+        for out in ready.messages {
+            self.pending.push(Msg::Request {
+                from: node,
+                to: out.to,
+                caller_life: self.lives[node],
+                request: out.request,
+            });
+        }
+        let fail = |e: checkers::raft::Violation| e.to_string();
+        self.observe_status(node, &s).map_err(fail)?;
+        if s.snapshot_index != before.snapshot_index {
+            self.checker.observe_snapshot(node, s.snapshot_index, s.snapshot_term).map_err(fail)?;
+        }
+        if let Some(from) = ready.log_written_from {
+            let entries = self.entries_from(node, from);
+            self.checker.observe_entries(node, from, &entries).map_err(fail)?;
+        } else if s.last_log_index < before.last_log_index {
+            self.checker.observe_log_end(node, s.last_log_index).map_err(fail)?;
+        }
+        self.checker.observe_commit(node, s.commit_index).map_err(fail)?;
+        let applied = ready.applies.len();
+        for apply in ready.applies {
+            let service = &mut self.services[node];
+            match apply {
+                ApplyMsg::Command { index, command, .. } => {
+                    self.checker.observe_apply(node, index, entry_hash(&command)).map_err(fail)?;
+                    service.apply(index, entry_hash(&command));
+                }
+                ApplyMsg::Snapshot { index, data, .. } => {
+                    self.checker.observe_apply_snapshot(node, index).map_err(fail)?;
+                    let state: ServiceState = postcard::from_bytes(&data).map_err(|e| e.to_string())?;
+                    if state.applied != index {
+                        return Err(format!(
+                            "apply-order: n{node} was handed a snapshot for index {index} holding service state up to {}",
+                            state.applied
+                        ));
+                    }
+                    *service = Service::from_state(state);
+                }
+            }
+        }
+        self.seen[node] = Seen { snapshot_index: s.snapshot_index, last_log_index: s.last_log_index };
+        if !self.tracing {
+            return Ok(String::new());
+        }
+        let mut effect = String::new();
+        if sent > 0 {
+            effect.push_str(&format!(", n{node} sends {sent}"));
+        }
+        if applied > 0 {
+            effect.push_str(&format!(", n{node} applies {applied} (up to {})", s.last_applied));
+        }
+        let role = match s.role {
+            Role::Leader => "leader",
+            Role::Candidate => "candidate",
+            Role::Follower => "follower",
+        };
+        effect.push_str(&format!(
+            " [n{node} {role} t{}, log {}..{}/t{}, commit {}]",
+            s.current_term, s.snapshot_index, s.last_log_index, s.last_log_term, s.commit_index
+        ));
+        Ok(effect)
+    }
+
+    /// Liveness after faults stop: restart every crashed node, deliver everything promptly,
+    /// let timers fire on one shared clock, and require a fresh command to be applied on
+    /// every node within `HEAL_BUDGET_MS`.
+    fn heal(&mut self) -> Result<(), String> {
+        self.isolated = vec![false; self.n];
+        for node in 0..self.n {
+            if self.nodes[node].is_none() {
+                self.restart(node)?;
+            }
+        }
+        let start = self.clocks.iter().copied().max().unwrap_or(0);
+        let deadline = start + HEAL_BUDGET_MS;
+        let mut now = start;
+        // (command, index, term) of each probe proposed, newest last.
+        let mut probes: Vec<(u64, u64, u64)> = Vec::new();
+        let mut deliveries = 0u64;
+        loop {
+            for c in &mut self.clocks {
+                *c = now;
+            }
+            while !self.pending.is_empty() {
+                let msg = self.pending.remove(0);
+                self.deliver(msg)?;
+                deliveries += 1;
+                if deliveries > 1_000_000 {
+                    return Err("liveness: message storm (a million deliveries)".to_string());
+                }
+            }
+            if let Some(index) = self.probe_applied_everywhere(&probes) {
+                if self.tracing {
+                    self.trace.push(format!(
+                        "healed: probe at index {index} applied on all {} nodes after {} ms",
+                        self.n,
+                        now - start
+                    ));
+                }
+                return Ok(());
+            }
+            // Propose a probe at the current leader unless one is already in its term.
+            if let Some(leader) = self.leader() {
+                let term = self.status(leader).current_term;
+                if probes.last().is_none_or(|&(_, _, t)| t < term) {
+                    let command = self.next_command;
+                    let raft = self.nodes[leader].as_mut().expect("leader is up");
+                    if let Some((index, term)) = raft.propose(now, command.to_le_bytes().to_vec()) {
+                        self.next_command += 1;
+                        probes.push((command, index, term));
+                    }
+                    self.drain(leader)?;
+                    continue;
+                }
+            }
+            let next = (0..self.n)
+                .map(|i| self.nodes[i].as_ref().expect("all up").next_deadline_ms())
+                .min()
+                .expect("at least one node");
+            now = now.max(next);
+            if now > deadline {
+                let states: Vec<String> = (0..self.n)
+                    .map(|i| {
+                        let s = self.status(i);
+                        format!(
+                            "n{i} {:?} t{} commit {} applied {}",
+                            s.role, s.current_term, s.commit_index, self.services[i].applied
+                        )
+                    })
+                    .collect();
+                return Err(format!(
+                    "liveness: no fresh command applied on every node within {HEAL_BUDGET_MS} ms of healing ({})",
+                    states.join("; ")
+                ));
+            }
+            for c in &mut self.clocks {
+                *c = now;
+            }
+            for node in 0..self.n {
+                if self.nodes[node].as_ref().expect("all up").next_deadline_ms() <= now {
+                    self.tick(node)?;
+                }
+            }
+        }
+    }
+
+    /// The index of a probe that every node's service has applied (or passed by snapshot):
+    /// the cluster has committed and applied something past the point where faults stopped.
+    fn probe_applied_everywhere(&self, probes: &[(u64, u64, u64)]) -> Option<u64> {
+        probes.iter().map(|&(_, index, _)| index).find(|&index| self.services.iter().all(|s| s.applied >= index))
+    }
+}
