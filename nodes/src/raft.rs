@@ -142,6 +142,11 @@ impl<S: Service> Shell<S> {
 
     fn drain_with_reply(&mut self, mut reply: Option<(ReplyTo, Reply)>) {
         loop {
+            // A crashed instance stops dead, even mid-step (a crash point right after a
+            // save): nothing after it may run, be observed, or be applied.
+            if !self.ctx.is_current() {
+                return;
+            }
             if !self.core.has_ready() && reply.is_none() {
                 break;
             }
@@ -158,6 +163,9 @@ impl<S: Service> Shell<S> {
     fn carry_out(&mut self, ready: Ready, reply: Option<(ReplyTo, Reply)>) {
         if let Some(p) = ready.persist {
             self.ctx.save(p.raft_state, p.snapshot);
+            if !self.ctx.is_current() {
+                return;
+            }
         }
         if let Some((to, r)) = reply {
             self.ctx.reply(to, &WireReply::<S::Reply>::Raft(r));
@@ -170,6 +178,9 @@ impl<S: Service> Shell<S> {
         }
         self.observe(ready.log_written_from);
         for msg in &ready.applies {
+            if !self.ctx.is_current() {
+                return;
+            }
             self.observe_apply(msg);
             let mut api = ServiceApi { ctx: self.ctx, core: &mut self.core, now_ms: now_ms() };
             if let Some(data) = self.service.apply(&mut api, msg) {
@@ -397,7 +408,9 @@ pub async fn run_node<S: Service>(ctx: NodeCtx, spec: RaftNodeSpec<S>) {
             role: cores::raft::Role::Follower,
             leader: false,
             commit: st.commit_index,
-            snapshot_index: st.snapshot_index,
+            // Unknown: the first observation reports the restored snapshot, which may be one
+            // the previous instance saved but crashed before reporting.
+            snapshot_index: u64::MAX,
             last_log_index: 0,
         },
         loop_waker: None,

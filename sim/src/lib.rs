@@ -6,6 +6,7 @@
 //! [`NodeCtx`]; scenarios drive it through the free functions here and in [`net`].
 
 pub mod failure;
+pub mod faults;
 pub mod fs;
 pub mod net;
 pub mod rng;
@@ -18,7 +19,7 @@ pub use net::{decode, encode, Incoming, NetConfig, ReplyTo, RpcError};
 pub use run::{run, RunConfig, RunReport};
 pub use trace::{CapturedEvent, TraceMode};
 pub use world::{
-    annotate, at, client, crash, crash_after_saves, fail, failed, incarnation, is_alive, node_count, node_name, note, now,
-    persisted, restart, rng, seed, sleep, sleep_until, spawn, spawn_process, stats, Annotation, NodeCtx, NodeId,
-    Persisted, Recv, Stats,
+    annotate, at, client, crash, crash_after_saves, describe, disarm_fault_points, fail, failed, incarnation, is_alive,
+    node_count, node_name, note, now, persisted, restart, rng, seed, sleep, sleep_until, spawn, spawn_process, stats,
+    Annotation, NodeCtx, NodeId, Persisted, Recv, Stats,
 };

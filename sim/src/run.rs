@@ -45,6 +45,8 @@ pub struct RunReport {
     /// Every event line, with `TraceMode::Capture`.
     pub captured: Vec<CapturedEvent>,
     pub annotations: Vec<Annotation>,
+    /// What the scenario said about itself (`sim::describe`).
+    pub description: Vec<String>,
 }
 
 thread_local! {
@@ -164,15 +166,18 @@ where
             (outcome, sim_time)
         }
     };
-    // Record the final outcome in the trace only if the scenario's end was not already a
-    // recorded failure (set_failure records its own line).
-    let (trace_hash, events, captured, stats, annotations) = match w.as_mut() {
-        Some(w) => {
-            (w.trace.hash(), w.trace.events(), w.trace.take_captured(), w.stats, std::mem::take(&mut w.annotations))
-        }
-        None => (0, 0, Vec::new(), Stats::default(), Vec::new()),
+    let (trace_hash, events, captured, stats, annotations, description) = match w.as_mut() {
+        Some(w) => (
+            w.trace.hash(),
+            w.trace.events(),
+            w.trace.take_captured(),
+            w.stats,
+            std::mem::take(&mut w.annotations),
+            std::mem::take(&mut w.description),
+        ),
+        None => (0, 0, Vec::new(), Stats::default(), Vec::new(), Vec::new()),
     };
-    RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations }
+    RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations, description }
 }
 
 /// Polls three futures in a fixed order (biased, so the result is reproducible) and ends

@@ -137,6 +137,8 @@ pub(crate) struct World {
     pub time: madsim::time::TimeHandle,
     /// Annotations for history pictures: (start ns, end ns or None, label, node).
     pub annotations: Vec<Annotation>,
+    /// Lines a scenario wants printed with the run's result (its drawn parameters).
+    pub description: Vec<String>,
 }
 
 /// A labelled interval of the run (crash, partition, leader change), for history pictures.
@@ -187,6 +189,7 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         base,
         time,
         annotations: Vec::new(),
+        description: Vec::new(),
     };
     WORLD.with(|c| *c.borrow_mut() = Some(world));
 }
@@ -788,6 +791,16 @@ pub fn crash_after_saves(node: NodeId, n: u32) {
     with(|w| w.nodes[node.index()].crash_after_saves = Some(n));
 }
 
+/// Disarms every pending crash point (a swarm's liveness phase stops all faults).
+pub fn disarm_fault_points() {
+    with(|w| {
+        for n in &mut w.nodes {
+            n.crash_after_saves = None;
+        }
+        w.record(Kind::Fault, NO_NODE, [0xD15A, 0, 0], |_| "disarm every crash point".into());
+    });
+}
+
 /// Ends the run with this failure (the first one wins).
 pub fn fail(f: Failure) {
     with(|w| w.set_failure(f));
@@ -798,9 +811,22 @@ pub fn failed() -> bool {
     with(|w| w.failure.is_some())
 }
 
-/// Records a scenario-level event (a tester step, a fault) in the trace.
+/// Records a scenario-level event (a tester step, a fault) in the trace. `text` runs inside
+/// the world, only when lines are wanted: it must not call back into `sim`.
 pub fn note(code: u64, a: u64, text: impl FnOnce() -> String) {
     with(|w| w.record(Kind::Note, NO_NODE, [code, a, 0], |_| text()));
+}
+
+/// Describes the run (a swarm's drawn parameters): recorded in the trace and printed by
+/// `run`, `replay` and failing sweep runs.
+pub fn describe(line: impl Into<String>) {
+    let line = line.into();
+    with(|w| {
+        let h = crate::trace::hash_bytes(line.as_bytes());
+        let l = line.clone();
+        w.record(Kind::Note, NO_NODE, [0xDE5C, h, 0], |_| l);
+        w.description.push(line);
+    });
 }
 
 /// Adds a labelled interval to the run's annotations (for history pictures).

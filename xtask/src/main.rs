@@ -128,6 +128,9 @@ pub fn print_report(sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::
     if let Some(b) = &opts.bug {
         println!("planted bug:    {b}");
     }
+    for line in &r.description {
+        println!("parameters:     {line}");
+    }
     println!("outcome:        {}", r.outcome);
     println!("trace hash:     {:016x}", r.trace_hash);
     println!("simulated time: {:.3}s", r.sim_time.as_secs_f64());

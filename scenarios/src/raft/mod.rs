@@ -2,8 +2,12 @@
 //! tester harness of [`tester`], with the safety checker judging every step.
 
 pub mod observer;
+pub mod swarm;
 pub mod tester;
 mod tests_2a;
+mod tests_2b;
+mod tests_2c;
+mod tests_2d;
 
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
 use cores::raft::{Bug, Bugs};
@@ -34,5 +38,9 @@ fn targeted(name: &'static str, description: &'static str, run: fn(Opts) -> Scen
 fn scenarios() -> Vec<Scenario> {
     let mut v = Vec::new();
     v.extend(tests_2a::scenarios());
+    v.extend(tests_2b::scenarios());
+    v.extend(tests_2c::scenarios());
+    v.extend(tests_2d::scenarios());
+    v.extend(swarm::scenarios());
     v
 }
