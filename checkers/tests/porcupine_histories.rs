@@ -3,9 +3,7 @@
 mod common;
 
 use checkers::formats::{jepsen_etcd::read_etcd_log, porcupine_kv::read_kv_log};
-use checkers::linearizability::{
-    check, replay, CheckOptions, CheckResult, PartitionOutcome, Verdict,
-};
+use checkers::linearizability::{check, replay, CheckOptions, CheckResult, PartitionOutcome, Verdict};
 use checkers::models::{cas_register::CasRegisterModel, kv::KvModel};
 
 fn verdict_name(v: Verdict) -> &'static str {
@@ -33,10 +31,7 @@ fn check_evidence<M: checkers::linearizability::Model>(
                 assert!(!e.prefixes.is_empty() || part.ops.iter().all(|_| true));
                 for p in &e.prefixes {
                     replay(model, history.ops(), &p.order).expect("partial linearization replays");
-                    assert!(
-                        !p.blocked.is_empty(),
-                        "a maximal prefix is blocked by something"
-                    );
+                    assert!(!p.blocked.is_empty(), "a maximal prefix is blocked by something");
                 }
                 for (k, &op) in part.ops.iter().enumerate() {
                     if let Some(i) = e.longest[k] {
@@ -80,10 +75,7 @@ fn every_file_gets_its_expected_verdict() {
             }
             other => panic!("unknown model {other} in EXPECTED.tsv"),
         };
-        println!(
-            "{file}\t{}\t{len} operations\t{steps} steps",
-            verdict_name(verdict)
-        );
+        println!("{file}\t{}\t{len} operations\t{steps} steps", verdict_name(verdict));
         // `empty`: a history without operations, which is linearizable.
         let expected = if expected == "empty" {
             assert_eq!(len, 0, "{file} is listed as empty");
@@ -92,10 +84,7 @@ fn every_file_gets_its_expected_verdict() {
             expected.as_str()
         };
         if verdict_name(verdict) != expected {
-            wrong.push(format!(
-                "{file}: expected {expected}, got {}",
-                verdict_name(verdict)
-            ));
+            wrong.push(format!("{file}: expected {expected}, got {}", verdict_name(verdict)));
         }
     }
     assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));

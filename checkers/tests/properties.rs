@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use checkers::linearizability::{
-    check, check_parallel, replay, CheckOptions, CheckResult, History, Model, Operation,
-    PartitionOutcome, Verdict,
+    check, check_parallel, replay, CheckOptions, CheckResult, History, Model, Operation, PartitionOutcome, Verdict,
 };
 use checkers::models::cas_register::{CasInput, CasOutput, CasRegisterModel};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
@@ -25,12 +24,7 @@ impl Model for WholeKv {
         BTreeMap::new()
     }
 
-    fn step(
-        &self,
-        state: &Self::State,
-        input: &KvInput,
-        output: Option<&KvOutput>,
-    ) -> Option<Self::State> {
+    fn step(&self, state: &Self::State, input: &KvInput, output: Option<&KvOutput>) -> Option<Self::State> {
         let current = state.get(input.key()).map(String::as_str).unwrap_or("");
         let mut next = state.clone();
         match (input, output) {
@@ -67,12 +61,7 @@ struct Brute<'a, M: Model> {
 
 impl<'a, M: Model> Brute<'a, M> {
     fn run(model: &'a M, ops: &'a [Operation<M::Input, M::Output>]) -> Self {
-        let mut b = Brute {
-            model,
-            ops,
-            best: vec![0; ops.len()],
-            complete: false,
-        };
+        let mut b = Brute { model, ops, best: vec![0; ops.len()], complete: false };
         let mut order = Vec::new();
         b.dfs(&mut order, model.init());
         b
@@ -91,18 +80,12 @@ impl<'a, M: Model> Brute<'a, M> {
                 continue;
             }
             // i may go next unless some other unplaced operation returned before i was called.
-            let blocked = (0..self.ops.len()).any(|j| {
-                j != i
-                    && !order.contains(&j)
-                    && self.ops[j].ret.is_some_and(|r| r < self.ops[i].call)
-            });
+            let blocked = (0..self.ops.len())
+                .any(|j| j != i && !order.contains(&j) && self.ops[j].ret.is_some_and(|r| r < self.ops[i].call));
             if blocked {
                 continue;
             }
-            if let Some(next) =
-                self.model
-                    .step(&state, &self.ops[i].input, self.ops[i].output.as_ref())
-            {
+            if let Some(next) = self.model.step(&state, &self.ops[i].input, self.ops[i].output.as_ref()) {
                 order.push(i);
                 self.dfs(order, next);
                 order.pop();
@@ -129,28 +112,18 @@ struct Raw {
 
 fn raw_ops() -> impl Strategy<Value = Vec<Raw>> {
     let fate = prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 6 => Just(3u8)];
-    let raw = (
-        0..3u64,
-        0..3u64,
-        0..5u64,
-        0..=100u64,
-        fate,
-        0..3u8,
-        0..2u8,
-        0..3u8,
-    )
-        .prop_map(
-            |(client, gap, duration, point, fate, kind, key, value)| Raw {
-                client,
-                gap,
-                duration,
-                point,
-                fate,
-                kind,
-                key,
-                value,
-            },
-        );
+    let raw = (0..3u64, 0..3u64, 0..5u64, 0..=100u64, fate, 0..3u8, 0..2u8, 0..3u8).prop_map(
+        |(client, gap, duration, point, fate, kind, key, value)| Raw {
+            client,
+            gap,
+            duration,
+            point,
+            fate,
+            kind,
+            key,
+            value,
+        },
+    );
     prop::collection::vec(raw, 0..=10)
 }
 
@@ -169,27 +142,14 @@ fn place<I, O>(raws: &[Raw], make: impl Fn(&Raw) -> I) -> Vec<(f64, Operation<I,
         let (ret, point) = if raw.fate == 1 {
             // Pending: the client gives up; the effect lands later (maybe after every
             // other operation), or never if the point is past 90%.
-            (
-                None,
-                if raw.point > 90 {
-                    f64::INFINITY
-                } else {
-                    point + 5.0
-                },
-            )
+            (None, if raw.point > 90 { f64::INFINITY } else { point + 5.0 })
         } else {
             free_at.insert(raw.client, end + 1);
             (Some(end), point)
         };
         placed.push((
             point,
-            Operation {
-                client: raw.client,
-                input: make(raw),
-                call: start,
-                output: None,
-                ret,
-            },
+            Operation { client: raw.client, input: make(raw), call: start, output: None, ret },
             raw.clone(),
         ));
     }
@@ -221,9 +181,7 @@ fn kv_history(raws: &[Raw]) -> History<KvInput, KvOutput> {
         };
         let output = match &op.input {
             // Corrupted: a value never written, or a stale one.
-            KvInput::Get { .. } if fate == 0 && raw.value == 0 => {
-                KvOutput::value(format!("{current}x"))
-            }
+            KvInput::Get { .. } if fate == 0 && raw.value == 0 => KvOutput::value(format!("{current}x")),
             KvInput::Get { .. } if fate == 0 => KvOutput::value(previous),
             KvInput::Get { .. } => KvOutput::value(current.clone()),
             KvInput::Put { key, value } => {
@@ -249,10 +207,7 @@ fn cas_history(raws: &[Raw]) -> History<CasInput, CasOutput> {
     let placed = place(raws, |r| match r.kind {
         0 => CasInput::Read,
         1 => CasInput::Write(i64::from(r.value)),
-        _ => CasInput::Cas {
-            from: i64::from(r.value),
-            to: i64::from(r.key) + 1,
-        },
+        _ => CasInput::Cas { from: i64::from(r.value), to: i64::from(r.key) + 1 },
     });
     let mut register = None;
     let mut ops = Vec::new();
@@ -273,9 +228,7 @@ fn cas_history(raws: &[Raw]) -> History<CasInput, CasOutput> {
                     register = Some(to);
                 }
                 // A corrupted cas reports the opposite outcome.
-                CasOutput::Cas {
-                    ok: ok != (fate == 0),
-                }
+                CasOutput::Cas { ok: ok != (fate == 0) }
             }
         };
         if op.ret.is_some() && fate != 2 {
@@ -303,38 +256,22 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
 ) {
     let ops = history.ops();
     for part in &result.partitions {
-        let sub: Vec<Operation<M::Input, M::Output>> =
-            part.ops.iter().map(|&i| ops[i].clone()).collect();
+        let sub: Vec<Operation<M::Input, M::Output>> = part.ops.iter().map(|&i| ops[i].clone()).collect();
         let brute = Brute::run(model, &sub);
         match &part.outcome {
             PartitionOutcome::Linearizable { order } => {
-                assert!(
-                    brute.complete,
-                    "partition {} witness where brute force finds none",
-                    part.label
-                );
+                assert!(brute.complete, "partition {} witness where brute force finds none", part.label);
                 let mut sorted = order.clone();
                 sorted.sort_unstable();
-                assert_eq!(
-                    sorted, part.ops,
-                    "a witness orders exactly the partition's operations"
-                );
-                replay(model, ops, order)
-                    .expect("witness replays through the model in real-time order");
+                assert_eq!(sorted, part.ops, "a witness orders exactly the partition's operations");
+                replay(model, ops, order).expect("witness replays through the model in real-time order");
             }
             PartitionOutcome::NotLinearizable { explanation } => {
-                assert!(
-                    !brute.complete,
-                    "partition {} refuted where brute force linearizes",
-                    part.label
-                );
+                assert!(!brute.complete, "partition {} refuted where brute force linearizes", part.label);
                 let e = explanation.as_ref().expect("explained");
                 for (k, &op) in part.ops.iter().enumerate() {
                     let len = e.longest[k].map_or(0, |i| e.prefixes[i].order.len());
-                    assert_eq!(
-                        len, brute.best[k],
-                        "longest prefix containing operation {op}"
-                    );
+                    assert_eq!(len, brute.best[k], "longest prefix containing operation {op}");
                     if let Some(i) = e.longest[k] {
                         assert!(e.prefixes[i].order.contains(&op));
                     }
@@ -349,11 +286,7 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
                 assert!(!e.failing_ops().is_empty());
             }
             PartitionOutcome::Unfinished => {
-                assert_eq!(
-                    result.verdict,
-                    Verdict::NotLinearizable,
-                    "only a refutation elsewhere leaves work undone"
-                );
+                assert_eq!(result.verdict, Verdict::NotLinearizable, "only a refutation elsewhere leaves work undone");
             }
         }
     }

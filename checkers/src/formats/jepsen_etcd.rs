@@ -22,8 +22,7 @@ pub fn read_etcd_log(path: &Path) -> Result<EtcdHistory, ParseError> {
 }
 
 fn parse_int(file: &str, line: usize, s: &str) -> Result<i64, ParseError> {
-    s.parse()
-        .map_err(|_| ParseError::new(file, line, format!("expected an integer, found {s:?}")))
+    s.parse().map_err(|_| ParseError::new(file, line, format!("expected an integer, found {s:?}")))
 }
 
 fn parse_pair(file: &str, line: usize, s: &str) -> Result<(i64, i64), ParseError> {
@@ -34,11 +33,7 @@ fn parse_pair(file: &str, line: usize, s: &str) -> Result<(i64, i64), ParseError
     let mut parts = inner.split_whitespace();
     match (parts.next(), parts.next(), parts.next()) {
         (Some(a), Some(b), None) => Ok((parse_int(file, line, a)?, parse_int(file, line, b)?)),
-        _ => Err(ParseError::new(
-            file,
-            line,
-            format!("expected [A B], found {s:?}"),
-        )),
+        _ => Err(ParseError::new(file, line, format!("expected [A B], found {s:?}"))),
     }
 }
 
@@ -55,28 +50,19 @@ pub fn parse_etcd_log(text: &str, file: &str) -> Result<EtcdHistory, ParseError>
             continue;
         }
         let err = |message: String| ParseError::new(file, line, message);
-        if fields.len() < 7 || fields[0] != "INFO" || fields[1] != "jepsen.util" || fields[2] != "-"
-        {
-            return Err(err(format!(
-                "expected `INFO jepsen.util - <process> <type> <f> <value>`, found {raw:?}"
-            )));
+        if fields.len() < 7 || fields[0] != "INFO" || fields[1] != "jepsen.util" || fields[2] != "-" {
+            return Err(err(format!("expected `INFO jepsen.util - <process> <type> <f> <value>`, found {raw:?}")));
         }
-        let process: u64 = fields[3]
-            .parse()
-            .map_err(|_| err(format!("expected a process number, found {:?}", fields[3])))?;
+        let process: u64 =
+            fields[3].parse().map_err(|_| err(format!("expected a process number, found {:?}", fields[3])))?;
         let (kind, f, value) = (fields[4], fields[5], fields[6..].join(" "));
         if let Some(at) = retired.get(&process) {
-            return Err(err(format!(
-                "process {process} got :info on line {at} and may not be used again"
-            )));
+            return Err(err(format!("process {process} got :info on line {at} and may not be used again")));
         }
         let time = line as u64;
         if kind == ":invoke" {
             if let Some(&op) = pending.get(&process) {
-                return Err(err(format!(
-                    "process {process} calls while its call of line {} is pending",
-                    ops[op].call
-                )));
+                return Err(err(format!("process {process} calls while its call of line {} is pending", ops[op].call)));
             }
             let input = match (f, value.as_str()) {
                 (":read", "nil") => CasInput::Read,
@@ -92,9 +78,7 @@ pub fn parse_etcd_log(text: &str, file: &str) -> Result<EtcdHistory, ParseError>
             continue;
         }
         let Some(i) = pending.remove(&process) else {
-            return Err(err(format!(
-                "{kind} {f} for process {process}, which has no pending call"
-            )));
+            return Err(err(format!("{kind} {f} for process {process}, which has no pending call")));
         };
         let op = &mut ops[i];
         let called = match op.input {
@@ -103,10 +87,7 @@ pub fn parse_etcd_log(text: &str, file: &str) -> Result<EtcdHistory, ParseError>
             CasInput::Cas { .. } => ":cas",
         };
         if f != called {
-            return Err(err(format!(
-                "{kind} {f} answers a {called} call (line {})",
-                op.call
-            )));
+            return Err(err(format!("{kind} {f} answers a {called} call (line {})", op.call)));
         }
         let output = match (kind, op.input, value.as_str()) {
             (":info", _, _) => {
@@ -119,19 +100,13 @@ pub fn parse_etcd_log(text: &str, file: &str) -> Result<EtcdHistory, ParseError>
             (":fail", CasInput::Read, ":timed-out") => None,
             (":ok", CasInput::Write(w), v) => {
                 if parse_int(file, line, v)? != w {
-                    return Err(err(format!(
-                        "write of {w} (line {}) acknowledged as {v}",
-                        op.call
-                    )));
+                    return Err(err(format!("write of {w} (line {}) acknowledged as {v}", op.call)));
                 }
                 Some(CasOutput::Write)
             }
             (":ok" | ":fail", CasInput::Cas { from, to }, v) => {
                 if parse_pair(file, line, v)? != (from, to) {
-                    return Err(err(format!(
-                        "cas [{from} {to}] (line {}) answered as {v}",
-                        op.call
-                    )));
+                    return Err(err(format!("cas [{from} {to}] (line {}) answered as {v}", op.call)));
                 }
                 Some(CasOutput::Cas { ok: kind == ":ok" })
             }
@@ -163,13 +138,7 @@ mod tests {
             h.ops(),
             &[
                 Operation::unknown_result(0, CasInput::Read, 1, 4),
-                Operation::new(
-                    1,
-                    CasInput::Cas { from: 1, to: 2 },
-                    2,
-                    CasOutput::Cas { ok: false },
-                    6
-                ),
+                Operation::new(1, CasInput::Cas { from: 1, to: 2 }, 2, CasOutput::Cas { ok: false }, 6),
                 Operation::pending(2, CasInput::Write(4), 3),
                 Operation::new(0, CasInput::Read, 8, CasOutput::Read(Some(4)), 9),
             ]
@@ -184,27 +153,17 @@ mod tests {
             r#"x.log:2: expected an integer, found "x""#
         );
         assert!(bad("garbage").starts_with("x.log:1: expected `INFO"));
-        assert!(
-            bad("INFO jepsen.util - 3 :ok :read 1").starts_with("x.log:1: :ok :read for process 3")
-        );
-        assert!(bad(
-            "INFO jepsen.util - 0 :invoke :write 1\nINFO jepsen.util - 0 :invoke :read nil"
-        )
-        .starts_with("x.log:2: process 0 calls while"));
-        assert!(
-            bad("INFO jepsen.util - 0 :invoke :write 1\nINFO jepsen.util - 0 :ok :write 2")
-                .starts_with("x.log:2: write of 1")
-        );
-        assert!(
-            bad("INFO jepsen.util - 0 :invoke :cas [1 2]\nINFO jepsen.util - 0 :ok :read 2")
-                .starts_with("x.log:2: :ok :read answers a :cas call")
-        );
+        assert!(bad("INFO jepsen.util - 3 :ok :read 1").starts_with("x.log:1: :ok :read for process 3"));
+        assert!(bad("INFO jepsen.util - 0 :invoke :write 1\nINFO jepsen.util - 0 :invoke :read nil")
+            .starts_with("x.log:2: process 0 calls while"));
+        assert!(bad("INFO jepsen.util - 0 :invoke :write 1\nINFO jepsen.util - 0 :ok :write 2")
+            .starts_with("x.log:2: write of 1"));
+        assert!(bad("INFO jepsen.util - 0 :invoke :cas [1 2]\nINFO jepsen.util - 0 :ok :read 2")
+            .starts_with("x.log:2: :ok :read answers a :cas call"));
         assert!(bad(
             "INFO jepsen.util - 0 :invoke :write 1\nINFO jepsen.util - 0 :info :write :timed-out\nINFO jepsen.util - 0 :invoke :read nil"
         )
         .starts_with("x.log:3: process 0 got :info on line 2"));
-        assert!(
-            bad("INFO jepsen.util - 0 :invoke :cas [1 2 3]").starts_with("x.log:1: expected [A B]")
-        );
+        assert!(bad("INFO jepsen.util - 0 :invoke :cas [1 2 3]").starts_with("x.log:1: expected [A B]"));
     }
 }

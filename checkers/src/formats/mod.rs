@@ -22,11 +22,7 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(file: &str, line: usize, message: impl Into<String>) -> Self {
-        ParseError {
-            file: file.to_string(),
-            line,
-            message: message.into(),
-        }
+        ParseError { file: file.to_string(), line, message: message.into() }
     }
 }
 

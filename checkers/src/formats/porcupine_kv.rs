@@ -83,12 +83,7 @@ fn parse_map(s: &str) -> Result<BTreeMap<String, Value>, String> {
                             Some('t') => out.push('\t'),
                             Some('r') => out.push('\r'),
                             Some(c @ ('"' | '\\')) => out.push(c),
-                            other => {
-                                return Err(format!(
-                                    "unsupported escape \\{} in :{key}",
-                                    other.unwrap_or(' ')
-                                ))
-                            }
+                            other => return Err(format!("unsupported escape \\{} in :{key}", other.unwrap_or(' '))),
                         },
                         Some(c) => out.push(c),
                     }
@@ -104,10 +99,7 @@ fn parse_map(s: &str) -> Result<BTreeMap<String, Value>, String> {
                 if word == "nil" {
                     Value::Nil
                 } else {
-                    Value::Int(
-                        word.parse()
-                            .map_err(|_| format!("unsupported value {word:?} for :{key}"))?,
-                    )
+                    Value::Int(word.parse().map_err(|_| format!("unsupported value {word:?} for :{key}"))?)
                 }
             }
         };
@@ -145,34 +137,21 @@ pub fn parse_kv_log(text: &str, file: &str) -> Result<KvHistory, ParseError> {
         };
         let process = match field("process")? {
             Value::Int(p) if *p >= 0 => *p as u64,
-            other => {
-                return Err(err(format!(
-                    ":process should be a process number, found {other:?}"
-                )))
-            }
+            other => return Err(err(format!(":process should be a process number, found {other:?}"))),
         };
         let (kind, f, key) = (keyword("type")?, keyword("f")?, string("key")?);
         if let Some(at) = retired.get(&process) {
-            return Err(err(format!(
-                "process {process} got :info on line {at} and may not be used again"
-            )));
+            return Err(err(format!("process {process} got :info on line {at} and may not be used again")));
         }
         let time = line as u64;
         if kind == "invoke" {
             if let Some(&op) = pending.get(&process) {
-                return Err(err(format!(
-                    "process {process} calls while its call of line {} is pending",
-                    ops[op].call
-                )));
+                return Err(err(format!("process {process} calls while its call of line {} is pending", ops[op].call)));
             }
             let input = match f {
                 "get" => match field("value")? {
                     Value::Nil => KvInput::get(key),
-                    other => {
-                        return Err(err(format!(
-                            "a get's :value should be nil, found {other:?}"
-                        )))
-                    }
+                    other => return Err(err(format!("a get's :value should be nil, found {other:?}"))),
                 },
                 "put" => KvInput::put(key, string("value")?),
                 "append" => KvInput::append(key, string("value")?),
@@ -183,9 +162,7 @@ pub fn parse_kv_log(text: &str, file: &str) -> Result<KvHistory, ParseError> {
             continue;
         }
         let Some(i) = pending.remove(&process) else {
-            return Err(err(format!(
-                ":{kind} :{f} for process {process}, which has no pending call"
-            )));
+            return Err(err(format!(":{kind} :{f} for process {process}, which has no pending call")));
         };
         let op = &mut ops[i];
         let called = match &op.input {
@@ -256,10 +233,7 @@ mod tests {
             bad("\n{:process 0, :type :invoke, :f :get, :key \"0\", :value nil"),
             "k.txt:2: unterminated map: missing `}`"
         );
-        assert_eq!(
-            bad("{:process 0, :type :invoke, :f :get, :value nil}"),
-            "k.txt:1: missing :key"
-        );
+        assert_eq!(bad("{:process 0, :type :invoke, :f :get, :value nil}"), "k.txt:1: missing :key");
         assert_eq!(
             bad("{:process 0, :type :invoke, :f :get, :key \"0\", :value nil}\n{:process 0, :type :ok, :f :put, :key \"0\", :value \"\"}"),
             r#"k.txt:2: :ok :put of key "0" answers get of key "0" (line 1)"#
@@ -268,10 +242,7 @@ mod tests {
             bad("{:process 0, :type :ok, :f :get, :key \"0\", :value \"\"}"),
             "k.txt:1: :ok :get for process 0, which has no pending call"
         );
-        assert_eq!(
-            bad("{:process 0, :type :invoke, :f :cas, :key \"0\", :value nil}"),
-            "k.txt:1: unsupported :f :cas"
-        );
+        assert_eq!(bad("{:process 0, :type :invoke, :f :cas, :key \"0\", :value nil}"), "k.txt:1: unsupported :f :cas");
         assert!(bad("{:process 0 :type}").starts_with("k.txt:1: unsupported value"));
     }
 }

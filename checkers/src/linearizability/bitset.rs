@@ -21,10 +21,7 @@ fn key(i: usize) -> u64 {
 impl Bitset {
     /// An empty set able to hold `0..len`.
     pub(crate) fn new(len: usize) -> Self {
-        Bitset {
-            words: vec![0; len.div_ceil(64).max(1)],
-            hash: 0,
-        }
+        Bitset { words: vec![0; len.div_ceil(64).max(1)], hash: 0 }
     }
 
     /// Adds `i`, which must be absent.
@@ -40,11 +37,7 @@ impl Bitset {
     #[inline]
     pub(crate) fn remove(&mut self, i: usize) {
         let (w, b) = (i / 64, i % 64);
-        debug_assert_ne!(
-            self.words[w] & (1 << b),
-            0,
-            "member {i} removed while absent"
-        );
+        debug_assert_ne!(self.words[w] & (1 << b), 0, "member {i} removed while absent");
         self.words[w] &= !(1 << b);
         self.hash ^= key(i);
     }

@@ -15,9 +15,12 @@ use super::history::{History, Operation, Time};
 use super::model::Model;
 use super::search::{Progress, Search, SearchStats};
 
-/// The default step budget: generous (a few seconds to a minute of search), yet finite so
-/// that a pathological history inside a simulation sweep ends with `unknown`.
-pub const DEFAULT_BUDGET: u64 = 100_000_000;
+/// The default step budget: ten times what the largest history of the Porcupine suite
+/// needs (about a second of search), yet finite so that a pathological history inside a
+/// simulation sweep ends with `unknown` rather than exhausting memory: a search keeps
+/// every configuration it visits, and with long key/value strings ten million steps can
+/// take several hundred megabytes.
+pub const DEFAULT_BUDGET: u64 = 10_000_000;
 
 /// Steps a partition runs before the next partition's turn.
 pub const DEFAULT_SLICE: u64 = 10_000;
@@ -30,19 +33,15 @@ pub struct CheckOptions {
     pub budget: u64,
     /// Steps per partition per round of the interleaving (at least 1).
     pub slice: u64,
-    /// On a refutation, search the refuted partition again recording the longest
-    /// linearizable prefix containing each operation (costs as many steps again; they do
-    /// not count against the budget).
+    /// Record, during the search, the longest linearizable prefix containing each
+    /// operation, for the explanation of a refutation (Porcupine's partial
+    /// linearizations). Costs a little time per step and 8 bytes per configuration.
     pub explain: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions {
-            budget: DEFAULT_BUDGET,
-            slice: DEFAULT_SLICE,
-            explain: true,
-        }
+        CheckOptions { budget: DEFAULT_BUDGET, slice: DEFAULT_SLICE, explain: true }
     }
 }
 
@@ -111,12 +110,8 @@ impl Explanation {
         let Some(max) = self.prefixes.first().map(|p| p.order.len()) else {
             return Vec::new();
         };
-        let mut ops: Vec<usize> = self
-            .prefixes
-            .iter()
-            .filter(|p| p.order.len() == max)
-            .flat_map(|p| p.blocked.iter().copied())
-            .collect();
+        let mut ops: Vec<usize> =
+            self.prefixes.iter().filter(|p| p.order.len() == max).flat_map(|p| p.blocked.iter().copied()).collect();
         ops.sort_unstable();
         ops.dedup();
         ops
@@ -153,10 +148,7 @@ impl PartitionReport {
     /// The longest linearizable prefix containing `op` (an index into the history), for a
     /// refuted and explained partition.
     pub fn longest_prefix_containing(&self, op: usize) -> Option<&PartialLinearization> {
-        let PartitionOutcome::NotLinearizable {
-            explanation: Some(e),
-        } = &self.outcome
-        else {
+        let PartitionOutcome::NotLinearizable { explanation: Some(e) } = &self.outcome else {
             return None;
         };
         let pos = self.ops.binary_search(&op).ok()?;
@@ -191,9 +183,7 @@ impl CheckResult {
             .partitions
             .iter()
             .filter_map(|p| match &p.outcome {
-                PartitionOutcome::NotLinearizable {
-                    explanation: Some(e),
-                } => Some(e.failing_ops()),
+                PartitionOutcome::NotLinearizable { explanation: Some(e) } => Some(e.failing_ops()),
                 _ => None,
             })
             .flatten()
@@ -280,9 +270,7 @@ pub fn replay<M: Model>(
         if op.ret.is_some_and(|ret| ret < latest_call) {
             return Err(ReplayError::RealTime { pos });
         }
-        state = model
-            .step(&state, &op.input, op.output.as_ref())
-            .ok_or(ReplayError::Illegal { pos })?;
+        state = model.step(&state, &op.input, op.output.as_ref()).ok_or(ReplayError::Illegal { pos })?;
         states.push(state.clone());
     }
     Ok(states)
@@ -293,41 +281,23 @@ pub fn replay<M: Model>(
 pub fn partitions<M: Model>(model: &M, history: &History<M::Input, M::Output>) -> Vec<Vec<usize>> {
     let ops = history.ops();
     let Some(mut parts) = model.partition(ops) else {
-        return if ops.is_empty() {
-            Vec::new()
-        } else {
-            vec![(0..ops.len()).collect()]
-        };
+        return if ops.is_empty() { Vec::new() } else { vec![(0..ops.len()).collect()] };
     };
     let mut seen = vec![false; ops.len()];
     for part in &mut parts {
         part.sort_unstable();
         for &i in part.iter() {
-            assert!(
-                i < ops.len(),
-                "Model::partition named operation {i} of a history of {}",
-                ops.len()
-            );
-            assert!(
-                !std::mem::replace(&mut seen[i], true),
-                "Model::partition named operation {i} twice"
-            );
+            assert!(i < ops.len(), "Model::partition named operation {i} of a history of {}", ops.len());
+            assert!(!std::mem::replace(&mut seen[i], true), "Model::partition named operation {i} twice");
         }
     }
-    assert!(
-        seen.iter().all(|&s| s),
-        "Model::partition left out an operation"
-    );
+    assert!(seen.iter().all(|&s| s), "Model::partition left out an operation");
     parts.retain(|p| !p.is_empty());
     parts
 }
 
 /// Checks `history` against `model`: deterministic, single-threaded.
-pub fn check<M: Model>(
-    model: &M,
-    history: &History<M::Input, M::Output>,
-    options: &CheckOptions,
-) -> CheckResult {
+pub fn check<M: Model>(model: &M, history: &History<M::Input, M::Output>, options: &CheckOptions) -> CheckResult {
     check_until(model, history, options, &|| false)
 }
 
@@ -343,14 +313,9 @@ pub fn check_until<M: Model>(
     assert!(options.slice > 0, "CheckOptions::slice must be at least 1");
     let ops = history.ops();
     let parts = partitions(model, history);
-    let mut reports: Vec<PartitionReport> = parts
-        .iter()
-        .map(|p| unfinished_report(model, ops, p))
-        .collect();
-    let mut searches: Vec<Option<Search<'_, M>>> = parts
-        .iter()
-        .map(|p| Some(Search::new(model, ops, p, false)))
-        .collect();
+    let mut reports: Vec<PartitionReport> = parts.iter().map(|p| unfinished_report(model, ops, p)).collect();
+    let mut searches: Vec<Option<Search<'_, M>>> =
+        parts.iter().map(|p| Some(Search::new(model, ops, p, options.explain))).collect();
     let mut active: Vec<usize> = (0..parts.len()).collect();
     let mut remaining = options.budget;
     let mut refuted = false;
@@ -367,16 +332,14 @@ pub fn check_until<M: Model>(
         }
         let mut still = Vec::with_capacity(active.len());
         for &p in &active {
-            let search = searches[p]
-                .as_mut()
-                .expect("active partitions have a search");
+            let search = searches[p].as_mut().expect("active partitions have a search");
             let before = search.steps();
             let progress = search.run(share);
             remaining -= search.steps() - before;
-            record(&mut reports[p], search, progress, &parts[p]);
+            record(model, ops, &mut reports[p], &mut searches[p], progress, &parts[p]);
             match progress {
                 Progress::Paused => still.push(p),
-                Progress::Linearizable => searches[p] = None,
+                Progress::Linearizable => {}
                 Progress::Refuted => {
                     refuted = true;
                     break 'rounds;
@@ -386,7 +349,7 @@ pub fn check_until<M: Model>(
         active = still;
     }
     drop(searches);
-    finish(model, ops, &parts, reports, options, refuted, reason)
+    finish(reports, options, refuted, reason)
 }
 
 /// As [`check_until`], with the partitions spread over `threads` OS threads (each
@@ -421,11 +384,8 @@ where
         let mut mine: Vec<(usize, PartitionReport, Option<Search<'_, M>>)> = (w..parts_ref.len())
             .step_by(threads)
             .map(|p| {
-                (
-                    p,
-                    unfinished_report(model, ops, &parts_ref[p]),
-                    Some(Search::new(model, ops, &parts_ref[p], false)),
-                )
+                let search = Search::new(model, ops, &parts_ref[p], options.explain);
+                (p, unfinished_report(model, ops, &parts_ref[p]), Some(search))
             })
             .collect();
         'rounds: loop {
@@ -442,24 +402,22 @@ where
                     stopped.store(true, Ordering::Relaxed);
                     break 'rounds;
                 }
-                let grant =
-                    match remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
-                        (r > 0).then(|| r - r.min(options.slice))
-                    }) {
-                        Ok(before) => before.min(options.slice),
-                        Err(_) => {
-                            exhausted.store(true, Ordering::Relaxed);
-                            break 'rounds;
-                        }
-                    };
+                let grant = match remaining
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| (r > 0).then(|| r - r.min(options.slice)))
+                {
+                    Ok(before) => before.min(options.slice),
+                    Err(_) => {
+                        exhausted.store(true, Ordering::Relaxed);
+                        break 'rounds;
+                    }
+                };
                 let before = search.steps();
                 let progress = search.run(grant);
                 let used = search.steps() - before;
                 remaining.fetch_add(grant - used, Ordering::Relaxed);
-                record(report, search, progress, &parts_ref[*p]);
+                record(model, ops, report, slot, progress, &parts_ref[*p]);
                 match progress {
-                    Progress::Paused => {}
-                    Progress::Linearizable => *slot = None,
+                    Progress::Paused | Progress::Linearizable => {}
                     Progress::Refuted => {
                         refuted.store(true, Ordering::Relaxed);
                         break 'rounds;
@@ -476,23 +434,16 @@ where
     let mut reports: Vec<Option<PartitionReport>> = vec![None; parts.len()];
     // Opt-in OS threads, never used by `check`: simulations stay single-threaded.
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| scope.spawn(move || worker(w)))
-            .collect();
+        let handles: Vec<_> = (0..threads).map(|w| scope.spawn(move || worker(w))).collect();
         for handle in handles {
             for (p, report) in handle.join().expect("a checker thread panicked") {
                 reports[p] = Some(report);
             }
         }
     });
-    let reports: Vec<PartitionReport> = reports
-        .into_iter()
-        .map(|r| r.expect("every partition reported"))
-        .collect();
+    let reports: Vec<PartitionReport> = reports.into_iter().map(|r| r.expect("every partition reported")).collect();
     let refuted = refuted.load(Ordering::Relaxed);
-    let all_done = reports
-        .iter()
-        .all(|r| !matches!(r.outcome, PartitionOutcome::Unfinished));
+    let all_done = reports.iter().all(|r| !matches!(r.outcome, PartitionOutcome::Unfinished));
     let reason = if refuted || all_done {
         None
     } else if exhausted.load(Ordering::Relaxed) || !stopped.load(Ordering::Relaxed) {
@@ -500,14 +451,10 @@ where
     } else {
         Some(UnknownReason::Stopped)
     };
-    finish(model, ops, &parts, reports, options, refuted, reason)
+    finish(reports, options, refuted, reason)
 }
 
-fn unfinished_report<M: Model>(
-    model: &M,
-    ops: &[Operation<M::Input, M::Output>],
-    part: &[usize],
-) -> PartitionReport {
+fn unfinished_report<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], part: &[usize]) -> PartitionReport {
     PartitionReport {
         label: model.describe_partition(ops, part),
         ops: part.to_vec(),
@@ -517,90 +464,61 @@ fn unfinished_report<M: Model>(
     }
 }
 
-/// Copies a search's progress into its report.
-fn record<M: Model>(
+/// Copies a search's progress into its report. A finished search is dropped, freeing its
+/// memory; a refuted one first gives up its partial linearizations.
+fn record<'h, M: Model>(
+    model: &M,
+    ops: &[Operation<M::Input, M::Output>],
     report: &mut PartitionReport,
-    search: &Search<'_, M>,
+    slot: &mut Option<Search<'h, M>>,
     progress: Progress,
     part: &[usize],
 ) {
+    let search = slot.as_ref().expect("a running partition has a search");
     report.steps = search.steps();
     report.stats = search.stats();
     match progress {
         Progress::Paused => {}
         Progress::Linearizable => {
-            report.outcome = PartitionOutcome::Linearizable {
-                order: search.witness().into_iter().map(|i| part[i]).collect(),
-            };
+            report.outcome =
+                PartitionOutcome::Linearizable { order: search.witness().into_iter().map(|i| part[i]).collect() };
+            *slot = None;
         }
         Progress::Refuted => {
-            report.outcome = PartitionOutcome::NotLinearizable { explanation: None }
+            let search = slot.take().expect("a running partition has a search");
+            let explanation = search.tracks().then(|| explain(model, ops, part, search.partials()));
+            report.outcome = PartitionOutcome::NotLinearizable { explanation };
         }
     }
 }
 
-fn finish<M: Model>(
-    model: &M,
-    ops: &[Operation<M::Input, M::Output>],
-    parts: &[Vec<usize>],
-    mut reports: Vec<PartitionReport>,
+fn finish(
+    reports: Vec<PartitionReport>,
     options: &CheckOptions,
     refuted: bool,
     reason: Option<UnknownReason>,
 ) -> CheckResult {
     let steps = reports.iter().map(|r| r.steps).sum();
-    if options.explain {
-        for (report, part) in reports.iter_mut().zip(parts) {
-            if let PartitionOutcome::NotLinearizable { explanation } = &mut report.outcome {
-                *explanation = Some(explain(model, ops, part, report.steps));
-            }
-        }
-    }
     let verdict = if refuted {
         Verdict::NotLinearizable
-    } else if reports
-        .iter()
-        .all(|r| matches!(r.outcome, PartitionOutcome::Linearizable { .. }))
-    {
+    } else if reports.iter().all(|r| matches!(r.outcome, PartitionOutcome::Linearizable { .. })) {
         Verdict::Linearizable
     } else {
         Verdict::Unknown
     };
-    let unknown_reason = if verdict == Verdict::Unknown {
-        Some(reason.expect("an unknown verdict has a reason"))
-    } else {
-        None
-    };
-    CheckResult {
-        verdict,
-        unknown_reason,
-        steps,
-        budget: options.budget,
-        partitions: reports,
-    }
+    let unknown_reason =
+        if verdict == Verdict::Unknown { Some(reason.expect("an unknown verdict has a reason")) } else { None };
+    CheckResult { verdict, unknown_reason, steps, budget: options.budget, partitions: reports }
 }
 
-/// Searches a refuted partition again, recording partial linearizations, and works out
-/// which operations block each of them.
+/// Turns a refuted search's records into partial linearizations, and works out which
+/// operations block each of them.
 fn explain<M: Model>(
     model: &M,
     ops: &[Operation<M::Input, M::Output>],
     part: &[usize],
-    steps: u64,
+    (mut local_prefixes, per_op): (Vec<Vec<usize>>, Vec<Option<usize>>),
 ) -> Explanation {
-    let mut search = Search::new(model, ops, part, true);
-    let progress = search.run(u64::MAX);
-    assert_eq!(
-        progress,
-        Progress::Refuted,
-        "the search is deterministic: a refuted partition refutes again"
-    );
-    assert_eq!(
-        search.steps(),
-        steps,
-        "recording must not change the search"
-    );
-    let (mut local_prefixes, per_op) = search.partials();
     if local_prefixes.is_empty() {
         // Not one operation can go first: the empty prefix is the longest, and what
         // blocks it is what could not be linearized.
@@ -614,10 +532,7 @@ fn explain<M: Model>(
             PartialLinearization { order, blocked }
         })
         .collect();
-    Explanation {
-        prefixes,
-        longest: per_op,
-    }
+    Explanation { prefixes, longest: per_op }
 }
 
 /// The operations of `part` that real time allows right after `order` (called no later
@@ -636,24 +551,12 @@ fn blocked_after<M: Model>(
         placed[i] = true;
     }
     let rest: Vec<usize> = part.iter().copied().filter(|&i| !placed[i]).collect();
-    assert!(
-        !rest.is_empty(),
-        "a refuted partition's prefix leaves operations out"
-    );
-    let earliest_return = rest
-        .iter()
-        .map(|&i| ops[i].ret.unwrap_or(Time::MAX))
-        .min()
-        .unwrap_or(Time::MAX);
-    let blocked: Vec<usize> = rest
-        .into_iter()
-        .filter(|&i| ops[i].call <= earliest_return)
-        .collect();
+    assert!(!rest.is_empty(), "a refuted partition's prefix leaves operations out");
+    let earliest_return = rest.iter().map(|&i| ops[i].ret.unwrap_or(Time::MAX)).min().unwrap_or(Time::MAX);
+    let blocked: Vec<usize> = rest.into_iter().filter(|&i| ops[i].call <= earliest_return).collect();
     for &i in &blocked {
         assert!(
-            model
-                .step(&state, &ops[i].input, ops[i].output.as_ref())
-                .is_none(),
+            model.step(&state, &ops[i].input, ops[i].output.as_ref()).is_none(),
             "operation {i} extends a longest prefix: the model's step is not a pure function"
         );
     }

@@ -34,37 +34,19 @@ pub struct Operation<I, O> {
 impl<I, O> Operation<I, O> {
     /// An operation that returned `output` at `ret`.
     pub fn new(client: ClientId, input: I, call: Time, output: O, ret: Time) -> Self {
-        Operation {
-            client,
-            input,
-            call,
-            output: Some(output),
-            ret: Some(ret),
-        }
+        Operation { client, input, call, output: Some(output), ret: Some(ret) }
     }
 
     /// An operation that returned at `ret` without a usable result (e.g. a timed-out read):
     /// it still happened within `[call, ret]`, but any output is acceptable.
     pub fn unknown_result(client: ClientId, input: I, call: Time, ret: Time) -> Self {
-        Operation {
-            client,
-            input,
-            call,
-            output: None,
-            ret: Some(ret),
-        }
+        Operation { client, input, call, output: None, ret: Some(ret) }
     }
 
     /// An operation whose outcome is unknown: it may take effect at any time after `call`,
     /// or never visibly.
     pub fn pending(client: ClientId, input: I, call: Time) -> Self {
-        Operation {
-            client,
-            input,
-            call,
-            output: None,
-            ret: None,
-        }
+        Operation { client, input, call, output: None, ret: None }
     }
 
     /// True when the operation never returned.
@@ -99,10 +81,7 @@ impl fmt::Display for HistoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HistoryError::ReturnBeforeCall { op, call, ret } => {
-                write!(
-                    f,
-                    "operation {op} returns at {ret}, before its call at {call}"
-                )
+                write!(f, "operation {op} returns at {ret}, before its call at {call}")
             }
             HistoryError::OutputWithoutReturn { op } => {
                 write!(f, "operation {op} never returned but has an output")
@@ -111,10 +90,7 @@ impl fmt::Display for HistoryError {
                 write!(f, "event {event}: call id {id} is already used")
             }
             HistoryError::UnmatchedReturn { event, id } => {
-                write!(
-                    f,
-                    "event {event}: return for id {id}, which has no pending call"
-                )
+                write!(f, "event {event}: return for id {id}, which has no pending call")
             }
         }
     }
@@ -140,16 +116,8 @@ impl<I, O> History<I, O> {
     pub fn new(ops: Vec<Operation<I, O>>) -> Result<Self, HistoryError> {
         for (i, op) in ops.iter().enumerate() {
             match op.ret {
-                Some(ret) if ret < op.call => {
-                    return Err(HistoryError::ReturnBeforeCall {
-                        op: i,
-                        call: op.call,
-                        ret,
-                    })
-                }
-                None if op.output.is_some() => {
-                    return Err(HistoryError::OutputWithoutReturn { op: i })
-                }
+                Some(ret) if ret < op.call => return Err(HistoryError::ReturnBeforeCall { op: i, call: op.call, ret }),
+                None if op.output.is_some() => return Err(HistoryError::OutputWithoutReturn { op: i }),
                 _ => {}
             }
         }
@@ -207,17 +175,12 @@ impl<I, O> History<I, O> {
 
     /// The time of the last event (call or return); pending operations return after it.
     pub fn last_event(&self) -> Time {
-        self.ops
-            .iter()
-            .map(|op| op.ret.unwrap_or(op.call).max(op.call))
-            .max()
-            .unwrap_or(0)
+        self.ops.iter().map(|op| op.ret.unwrap_or(op.call).max(op.call)).max().unwrap_or(0)
     }
 
     /// The distinct clients, ascending.
     pub fn clients(&self) -> Vec<ClientId> {
-        let set: std::collections::BTreeSet<ClientId> =
-            self.ops.iter().map(|op| op.client).collect();
+        let set: std::collections::BTreeSet<ClientId> = self.ops.iter().map(|op| op.client).collect();
         set.into_iter().collect()
     }
 
@@ -238,29 +201,11 @@ mod tests {
     #[test]
     fn events_become_operations_with_index_times() {
         let h: History<&str, u8> = History::from_events(vec![
-            Event::Call {
-                client: 1,
-                id: 7,
-                input: "a",
-            },
-            Event::Call {
-                client: 2,
-                id: 9,
-                input: "b",
-            },
-            Event::Return {
-                id: 7,
-                output: Some(1),
-            },
-            Event::Return {
-                id: 9,
-                output: None,
-            },
-            Event::Call {
-                client: 1,
-                id: 3,
-                input: "c",
-            },
+            Event::Call { client: 1, id: 7, input: "a" },
+            Event::Call { client: 2, id: 9, input: "b" },
+            Event::Return { id: 7, output: Some(1) },
+            Event::Return { id: 9, output: None },
+            Event::Call { client: 1, id: 3, input: "c" },
         ])
         .unwrap();
         assert_eq!(h.ops()[0], Operation::new(1, "a", 0, 1, 2));
@@ -275,52 +220,16 @@ mod tests {
     #[test]
     fn malformed_inputs_are_rejected() {
         let dup: Result<History<(), ()>, _> = History::from_events(vec![
-            Event::Call {
-                client: 0,
-                id: 1,
-                input: (),
-            },
-            Event::Return {
-                id: 1,
-                output: Some(()),
-            },
-            Event::Call {
-                client: 0,
-                id: 1,
-                input: (),
-            },
+            Event::Call { client: 0, id: 1, input: () },
+            Event::Return { id: 1, output: Some(()) },
+            Event::Call { client: 0, id: 1, input: () },
         ]);
-        assert_eq!(
-            dup.unwrap_err(),
-            HistoryError::DuplicateId { event: 2, id: 1 }
-        );
-        let orphan: Result<History<(), ()>, _> = History::from_events(vec![Event::Return {
-            id: 4,
-            output: None,
-        }]);
-        assert_eq!(
-            orphan.unwrap_err(),
-            HistoryError::UnmatchedReturn { event: 0, id: 4 }
-        );
+        assert_eq!(dup.unwrap_err(), HistoryError::DuplicateId { event: 2, id: 1 });
+        let orphan: Result<History<(), ()>, _> = History::from_events(vec![Event::Return { id: 4, output: None }]);
+        assert_eq!(orphan.unwrap_err(), HistoryError::UnmatchedReturn { event: 0, id: 4 });
         let backwards = History::new(vec![Operation::new(0, (), 5, (), 4)]);
-        assert_eq!(
-            backwards.unwrap_err(),
-            HistoryError::ReturnBeforeCall {
-                op: 0,
-                call: 5,
-                ret: 4
-            }
-        );
-        let bogus: Operation<(), ()> = Operation {
-            client: 0,
-            input: (),
-            call: 1,
-            output: Some(()),
-            ret: None,
-        };
-        assert_eq!(
-            History::new(vec![bogus]).unwrap_err(),
-            HistoryError::OutputWithoutReturn { op: 0 }
-        );
+        assert_eq!(backwards.unwrap_err(), HistoryError::ReturnBeforeCall { op: 0, call: 5, ret: 4 });
+        let bogus: Operation<(), ()> = Operation { client: 0, input: (), call: 1, output: Some(()), ret: None };
+        assert_eq!(History::new(vec![bogus]).unwrap_err(), HistoryError::OutputWithoutReturn { op: 0 });
     }
 }

@@ -4,9 +4,9 @@
 //! operations, state) is a bitset plus an integer: comparing two is a few word compares,
 //! however big the model state is, and each distinct state is stored once.
 //!
-//! Both tables are open-addressed with linear probing. A slot packs the high 32 bits of the
-//! key's hash (which also choose the slot) with the entry's index plus one (zero = empty),
-//! so a probe rejects most non-matches without touching the entries, and growing needs no
+//! Both tables are open-addressed with linear probing, and a slot's first word packs the
+//! high 32 bits of the key's hash (which also choose the slot) with a 32-bit name plus one
+//! (zero = empty): a probe rejects most non-matches with one compare, and growing needs no
 //! rehashing of the keys.
 
 use std::hash::Hash;
@@ -17,10 +17,7 @@ const EMPTY: u64 = 0;
 
 #[inline]
 fn slot_of(hash: u64, index: usize) -> u64 {
-    debug_assert!(
-        index < u32::MAX as usize,
-        "table index {index} overflows a slot"
-    );
+    debug_assert!(index < u32::MAX as usize, "table index {index} overflows a slot");
     (hash & 0xffff_ffff_0000_0000) | (index as u64 + 1)
 }
 
@@ -45,11 +42,7 @@ struct Slots {
 impl Slots {
     fn with_capacity(entries: usize) -> Self {
         let cap = (entries * 2).next_power_of_two().max(16);
-        Slots {
-            slots: vec![EMPTY; cap],
-            mask: cap - 1,
-            len: 0,
-        }
+        Slots { slots: vec![EMPTY; cap], mask: cap - 1, len: 0 }
     }
 
     /// Keeps the load at most 5/8 so that probe chains stay short.
@@ -74,10 +67,6 @@ impl Slots {
         self.slots = slots;
         self.mask = mask;
     }
-
-    fn bytes(&self) -> usize {
-        self.slots.len() * 8
-    }
 }
 
 /// Every distinct model state the search reached, each stored once.
@@ -90,10 +79,7 @@ pub(crate) struct StateArena<S> {
 impl<S: Eq + Hash> StateArena<S> {
     /// An arena holding `init` as state 0.
     pub(crate) fn new(init: S) -> Self {
-        let mut arena = StateArena {
-            states: Vec::new(),
-            slots: Slots::with_capacity(16),
-        };
+        let mut arena = StateArena { states: Vec::new(), slots: Slots::with_capacity(16) };
         let id = arena.intern(init, None);
         assert_eq!(id, 0);
         arena
@@ -128,10 +114,7 @@ impl<S: Eq + Hash> StateArena<S> {
             pos = (pos + 1) & self.slots.mask;
         }
         let id = self.states.len();
-        assert!(
-            id < u32::MAX as usize - 1,
-            "more than 2^32 distinct model states"
-        );
+        assert!(id < u32::MAX as usize - 1, "more than 2^32 distinct model states");
         self.slots.slots[pos] = slot_of(hash, id);
         self.slots.len += 1;
         self.states.push(state);
@@ -146,22 +129,36 @@ impl<S: Eq + Hash> StateArena<S> {
 }
 
 /// Lowe's cache: the configurations (linearized set, state) already explored.
+///
+/// Keys live inline in one flat array, `1 + stride` words per slot: the first word packs
+/// the high 32 bits of the key's hash with the state's name plus one (zero = empty), the
+/// rest is the set. A lookup thus touches one place in memory, and a single compare of
+/// the first word rejects nearly every non-match.
 #[derive(Debug)]
 pub(crate) struct MemoTable {
     stride: usize,
-    words: Vec<u64>,
-    states: Vec<u32>,
-    slots: Slots,
+    table: Vec<u64>,
+    mask: usize,
+    len: usize,
+}
+
+/// Equality of two short word slices, without a call to `memcmp`.
+#[inline]
+fn same_words(a: &[u64], b: &[u64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl MemoTable {
+    const INITIAL_SLOTS: usize = 64;
+
     /// An empty cache for sets of `stride` words.
     pub(crate) fn new(stride: usize) -> Self {
+        assert!(stride > 0, "sets have at least one word");
         MemoTable {
             stride,
-            words: Vec::new(),
-            states: Vec::new(),
-            slots: Slots::with_capacity(64),
+            table: vec![EMPTY; Self::INITIAL_SLOTS * (stride + 1)],
+            mask: Self::INITIAL_SLOTS - 1,
+            len: 0,
         }
     }
 
@@ -169,40 +166,55 @@ impl MemoTable {
     #[inline]
     pub(crate) fn insert(&mut self, set: &[u64], set_hash: u64, state: u32) -> bool {
         debug_assert_eq!(set.len(), self.stride);
+        assert!(state < u32::MAX, "state names fit in 32 bits with room for the empty mark");
         let hash = fmix64(set_hash ^ (u64::from(state) + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
-        let mut pos = home(hash, self.slots.mask);
+        let tag = (hash & 0xffff_ffff_0000_0000) | (u64::from(state) + 1);
+        let width = self.stride + 1;
+        let mut pos = home(hash, self.mask);
         loop {
-            let s = self.slots.slots[pos];
-            if s == EMPTY {
-                break;
-            }
-            if (s ^ hash) >> 32 == 0 {
-                let i = slot_index(s);
-                if self.states[i] == state
-                    && &self.words[i * self.stride..(i + 1) * self.stride] == set
-                {
-                    return false;
+            let base = pos * width;
+            let head = self.table[base];
+            if head == EMPTY {
+                self.table[base] = tag;
+                self.table[base + 1..base + width].copy_from_slice(set);
+                self.len += 1;
+                // Keep the load at most 7/10 so that probe runs stay short.
+                if self.len * 10 > (self.mask + 1) * 7 {
+                    self.grow();
                 }
+                return true;
             }
-            pos = (pos + 1) & self.slots.mask;
+            if head == tag && same_words(&self.table[base + 1..base + width], set) {
+                return false;
+            }
+            pos = (pos + 1) & self.mask;
         }
-        let i = self.states.len();
-        self.slots.slots[pos] = slot_of(hash, i);
-        self.slots.len += 1;
-        self.states.push(state);
-        self.words.extend_from_slice(set);
-        self.slots.reserve_one();
-        true
+    }
+
+    fn grow(&mut self) {
+        let width = self.stride + 1;
+        let slots = (self.mask + 1) * 2;
+        let mask = slots - 1;
+        let mut table = vec![EMPTY; slots * width];
+        for entry in self.table.chunks_exact(width).filter(|e| e[0] != EMPTY) {
+            let mut pos = home(entry[0], mask);
+            while table[pos * width] != EMPTY {
+                pos = (pos + 1) & mask;
+            }
+            table[pos * width..(pos + 1) * width].copy_from_slice(entry);
+        }
+        self.table = table;
+        self.mask = mask;
     }
 
     /// Number of configurations recorded.
     pub(crate) fn len(&self) -> usize {
-        self.states.len()
+        self.len
     }
 
-    /// Approximate heap bytes held.
+    /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.words.capacity() * 8 + self.states.capacity() * 4 + self.slots.bytes()
+        self.table.len() * 8
     }
 }
 
@@ -241,6 +253,6 @@ mod tests {
             assert!(!memo.insert(&[i, 7], i.wrapping_mul(31), 3));
         }
         assert_eq!(memo.len(), 5003);
-        assert!(memo.bytes() > 5003 * 20);
+        assert!(memo.bytes() >= 5003 * 24);
     }
 }

@@ -35,8 +35,8 @@ mod search;
 
 pub use check::{
     check, check_parallel, check_until, partitions, replay, CheckOptions, CheckResult, Explanation,
-    PartialLinearization, PartitionOutcome, PartitionReport, ReplayError, UnknownReason, Verdict,
-    DEFAULT_BUDGET, DEFAULT_SLICE,
+    PartialLinearization, PartitionOutcome, PartitionReport, ReplayError, UnknownReason, Verdict, DEFAULT_BUDGET,
+    DEFAULT_SLICE,
 };
 pub use history::{ClientId, Event, History, HistoryError, Operation, Time};
 pub use model::Model;

@@ -24,30 +24,18 @@ pub trait Model {
     /// Applies one operation: `Some(next state)` when the specification allows `input` to
     /// produce `output` in `state`, `None` when it does not. `output` is `None` when the
     /// result is unknown: any output is acceptable then. Must be a pure function.
-    fn step(
-        &self,
-        state: &Self::State,
-        input: &Self::Input,
-        output: Option<&Self::Output>,
-    ) -> Option<Self::State>;
+    fn step(&self, state: &Self::State, input: &Self::Input, output: Option<&Self::Output>) -> Option<Self::State>;
 
     /// Splits a history into independent partitions (P-compositionality: the history is
     /// linearizable exactly when every partition is), as lists of operation indices that
     /// together name every operation exactly once. `None` keeps the history whole.
-    fn partition(
-        &self,
-        _history: &[Operation<Self::Input, Self::Output>],
-    ) -> Option<Vec<Vec<usize>>> {
+    fn partition(&self, _history: &[Operation<Self::Input, Self::Output>]) -> Option<Vec<Vec<usize>>> {
         None
     }
 
     /// A short name for a partition, for humans (e.g. `key "3"`); `ops` are the indices of
     /// its operations in `history`.
-    fn describe_partition(
-        &self,
-        _history: &[Operation<Self::Input, Self::Output>],
-        _ops: &[usize],
-    ) -> String {
+    fn describe_partition(&self, _history: &[Operation<Self::Input, Self::Output>], _ops: &[usize]) -> String {
         String::new()
     }
 

@@ -65,13 +65,9 @@ pub(crate) struct Search<'h, M: Model> {
 impl<'h, M: Model> Search<'h, M> {
     /// A search over the operations `part` of `ops` (local operation `i` is `ops[part[i]]`).
     /// With `track`, it records for every operation the longest linearizable prefix
-    /// containing it (Porcupine's partial linearizations), at some cost per backtrack.
-    pub(crate) fn new(
-        model: &'h M,
-        ops: &'h [Operation<M::Input, M::Output>],
-        part: &[usize],
-        track: bool,
-    ) -> Self {
+    /// containing it (Porcupine's partial linearizations), at a small cost per step and
+    /// 8 bytes per configuration.
+    pub(crate) fn new(model: &'h M, ops: &'h [Operation<M::Input, M::Output>], part: &[usize], track: bool) -> Self {
         let n = part.len();
         assert!(n < (1 << 30), "a partition of {n} operations is too large");
         // Sort key: pending returns after every timed event; at equal times calls first;
@@ -81,10 +77,7 @@ impl<'h, M: Model> Search<'h, M> {
             let op = &ops[g];
             let i = i as u32;
             events.push(((false, op.call, false, i), i << 1));
-            events.push((
-                (op.ret.is_none(), op.ret.unwrap_or(0), true, i),
-                (i << 1) | 1,
-            ));
+            events.push(((op.ret.is_none(), op.ret.unwrap_or(0), true, i), (i << 1) | 1));
         }
         events.sort_unstable_by_key(|e| e.0);
         let len = 2 * n + 2;
@@ -117,11 +110,7 @@ impl<'h, M: Model> Search<'h, M> {
             entry: 1,
             state: 0,
             steps: 0,
-            done: if n == 0 {
-                Some(Progress::Linearizable)
-            } else {
-                None
-            },
+            done: if n == 0 { Some(Progress::Linearizable) } else { None },
             tracker: track.then(|| Tracker::new(n)),
         }
     }
@@ -153,29 +142,19 @@ impl<'h, M: Model> Search<'h, M> {
                 break Progress::Paused;
             }
             left -= 1;
-            debug_assert!(
-                entry != 0 && entry != self.tail,
-                "walked off the entry list"
-            );
+            debug_assert!(entry != 0 && entry != self.tail, "walked off the entry list");
             let code = self.code[entry as usize];
             if code & 1 == 0 {
                 let op = (code >> 1) as usize;
-                let stepped = self.model.step(
-                    self.states.get(self.state),
-                    self.inputs[op],
-                    self.outputs[op],
-                );
+                let stepped = self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]);
                 if let Some(next_state) = stepped {
                     let id = self.states.intern(next_state, Some(self.state));
                     self.linearized.insert(op);
-                    if self
-                        .memo
-                        .insert(self.linearized.words(), self.linearized.hash(), id)
-                    {
-                        self.stack.push(Frame {
-                            entry,
-                            state: self.state,
-                        });
+                    if self.memo.insert(self.linearized.words(), self.linearized.hash(), id) {
+                        if let Some(tracker) = &mut self.tracker {
+                            tracker.push(op, self.stack.len());
+                        }
+                        self.stack.push(Frame { entry, state: self.state });
                         self.state = id;
                         self.unlink(entry);
                         self.unlink(self.ret_entry[op]);
@@ -189,13 +168,13 @@ impl<'h, M: Model> Search<'h, M> {
                 }
                 entry = self.next[entry as usize];
             } else {
-                if let Some(tracker) = &mut self.tracker {
-                    tracker.record(&self.stack, &self.code);
-                }
                 let Some(frame) = self.stack.pop() else {
                     break Progress::Refuted;
                 };
                 let op = (self.code[frame.entry as usize] >> 1) as usize;
+                if let Some(tracker) = &mut self.tracker {
+                    tracker.pop(op, self.stack.len());
+                }
                 self.linearized.remove(op);
                 self.state = frame.state;
                 self.relink(self.ret_entry[op]);
@@ -211,6 +190,11 @@ impl<'h, M: Model> Search<'h, M> {
         progress
     }
 
+    /// True when the search records partial linearizations.
+    pub(crate) fn tracks(&self) -> bool {
+        self.tracker.is_some()
+    }
+
     /// Steps taken so far.
     pub(crate) fn steps(&self) -> u64 {
         self.steps
@@ -218,21 +202,9 @@ impl<'h, M: Model> Search<'h, M> {
 
     /// After [`Progress::Linearizable`]: the local operation indices in witness order.
     pub(crate) fn witness(&self) -> Vec<usize> {
-        assert_eq!(
-            self.done,
-            Some(Progress::Linearizable),
-            "no witness before success"
-        );
-        let order: Vec<usize> = self
-            .stack
-            .iter()
-            .map(|f| (self.code[f.entry as usize] >> 1) as usize)
-            .collect();
-        assert_eq!(
-            order.len(),
-            self.inputs.len(),
-            "a witness names every operation"
-        );
+        assert_eq!(self.done, Some(Progress::Linearizable), "no witness before success");
+        let order: Vec<usize> = self.stack.iter().map(|f| (self.code[f.entry as usize] >> 1) as usize).collect();
+        assert_eq!(order.len(), self.inputs.len(), "a witness names every operation");
         order
     }
 
@@ -240,22 +212,14 @@ impl<'h, M: Model> Search<'h, M> {
     /// (local operation indices, longest first) and, per local operation, the index of the
     /// longest prefix containing it (`None`: no linearizable prefix contains it).
     pub(crate) fn partials(self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
-        assert_eq!(
-            self.done,
-            Some(Progress::Refuted),
-            "partial linearizations come from a refutation"
-        );
+        assert_eq!(self.done, Some(Progress::Refuted), "partial linearizations come from a refutation");
         let tracker = self.tracker.expect("partials need a tracking search");
         tracker.finish()
     }
 
     /// Memory and size statistics.
     pub(crate) fn stats(&self) -> SearchStats {
-        SearchStats {
-            configurations: self.memo.len(),
-            states: self.states.len(),
-            memo_bytes: self.memo.bytes(),
-        }
+        SearchStats { configurations: self.memo.len(), states: self.states.len(), memo_bytes: self.memo.bytes() }
     }
 }
 
@@ -270,92 +234,88 @@ pub struct SearchStats {
     pub memo_bytes: usize,
 }
 
-/// For every operation, the longest linearizable prefix seen that contains it.
+/// For every operation, the longest linearizable prefix seen that contains it, in O(1)
+/// per push and pop.
 ///
-/// At each backtrack the stack is a prefix that cannot be extended past the return just
-/// met, and every configuration is popped exactly once, so recording the stack there sees
-/// every explored prefix at its full length. A snapshot is shared by all operations whose
-/// record it improved and is freed when none refers to it any more, so at most one live
-/// snapshot per operation is kept.
+/// Prefixes are persistent: each push adds a node (operation, parent node), so the stack
+/// at any moment is named by its top node and a snapshot costs nothing. Each stack
+/// position keeps the deepest configuration reached since it was pushed (its peak); when
+/// the position is popped, its operation's record takes the peak if longer, and the peak
+/// passes down to the position below. Every pushed configuration of a refuted search is
+/// popped exactly once, so an operation's record ends as the longest prefix explored that
+/// contains it (the first found, among equals), as recording the whole stack at every
+/// backtrack would give, without the cost proportional to the depth.
 struct Tracker {
+    node_op: Vec<u32>,
+    node_parent: Vec<u32>,
+    /// Per stack position: its node, and the length and node of its peak.
+    position_node: Vec<u32>,
+    peak_len: Vec<u32>,
+    peak_node: Vec<u32>,
+    /// Per operation: the length and node of its record.
     best_len: Vec<u32>,
-    best: Vec<u32>,
-    snapshots: Vec<Vec<u32>>,
-    refs: Vec<u32>,
-    free: Vec<u32>,
+    best_node: Vec<u32>,
 }
 
 impl Tracker {
     fn new(n: usize) -> Self {
         Tracker {
+            node_op: Vec::new(),
+            node_parent: Vec::new(),
+            position_node: vec![NONE; n],
+            peak_len: vec![0; n],
+            peak_node: vec![NONE; n],
             best_len: vec![0; n],
-            best: vec![NONE; n],
-            snapshots: Vec::new(),
-            refs: Vec::new(),
-            free: Vec::new(),
+            best_node: vec![NONE; n],
         }
     }
 
-    fn record(&mut self, stack: &[Frame], code: &[u32]) {
-        let depth = stack.len() as u32;
-        let mut snapshot = NONE;
-        for frame in stack {
-            let op = (code[frame.entry as usize] >> 1) as usize;
-            if self.best_len[op] >= depth {
-                continue;
-            }
-            if snapshot == NONE {
-                let ops: Vec<u32> = stack.iter().map(|f| code[f.entry as usize] >> 1).collect();
-                snapshot = match self.free.pop() {
-                    Some(s) => {
-                        self.snapshots[s as usize] = ops;
-                        s
-                    }
-                    None => {
-                        self.snapshots.push(ops);
-                        self.refs.push(0);
-                        (self.snapshots.len() - 1) as u32
-                    }
-                };
-            }
-            let old = self.best[op];
-            if old != NONE {
-                self.refs[old as usize] -= 1;
-                if self.refs[old as usize] == 0 {
-                    self.snapshots[old as usize] = Vec::new();
-                    self.free.push(old);
-                }
-            }
-            self.best[op] = snapshot;
-            self.best_len[op] = depth;
-            self.refs[snapshot as usize] += 1;
+    /// `op` was pushed at stack position `p`.
+    #[inline]
+    fn push(&mut self, op: usize, p: usize) {
+        let parent = if p == 0 { NONE } else { self.position_node[p - 1] };
+        let node = self.node_op.len() as u32;
+        assert!(node != NONE, "more than 2^32 pushes in one search");
+        self.node_op.push(op as u32);
+        self.node_parent.push(parent);
+        self.position_node[p] = node;
+        self.peak_len[p] = p as u32 + 1;
+        self.peak_node[p] = node;
+    }
+
+    /// `op` is being popped from stack position `p`.
+    #[inline]
+    fn pop(&mut self, op: usize, p: usize) {
+        let (len, node) = (self.peak_len[p], self.peak_node[p]);
+        if len > self.best_len[op] {
+            self.best_len[op] = len;
+            self.best_node[op] = node;
+        }
+        if p > 0 && len > self.peak_len[p - 1] {
+            self.peak_len[p - 1] = len;
+            self.peak_node[p - 1] = node;
         }
     }
 
     fn finish(self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
-        let mut live: Vec<u32> = (0..self.snapshots.len() as u32)
-            .filter(|&s| self.refs[s as usize] > 0)
-            .collect();
+        let mut nodes: Vec<u32> = self.best_node.iter().copied().filter(|&n| n != NONE).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let prefix = |mut node: u32| {
+            let mut ops = Vec::new();
+            while node != NONE {
+                ops.push(self.node_op[node as usize] as usize);
+                node = self.node_parent[node as usize];
+            }
+            ops.reverse();
+            ops
+        };
+        let mut prefixes: Vec<(u32, Vec<usize>)> = nodes.into_iter().map(|n| (n, prefix(n))).collect();
         // Longest first; among equals, the one found first.
-        live.sort_by_key(|&s| (std::cmp::Reverse(self.snapshots[s as usize].len()), s));
-        let mut rank = vec![NONE; self.snapshots.len()];
-        for (r, &s) in live.iter().enumerate() {
-            rank[s as usize] = r as u32;
-        }
-        let prefixes = live
-            .iter()
-            .map(|&s| {
-                self.snapshots[s as usize]
-                    .iter()
-                    .map(|&op| op as usize)
-                    .collect()
-            })
-            .collect();
-        let per_op = self
-            .best
-            .iter()
-            .map(|&s| (s != NONE).then(|| rank[s as usize] as usize))
-            .collect();
-        (prefixes, per_op)
+        prefixes.sort_by_key(|(n, ops)| (std::cmp::Reverse(ops.len()), *n));
+        let rank: std::collections::BTreeMap<u32, usize> =
+            prefixes.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
+        let per_op = self.best_node.iter().map(|&b| (b != NONE).then(|| rank[&b])).collect();
+        (prefixes.into_iter().map(|(_, ops)| ops).collect(), per_op)
     }
 }

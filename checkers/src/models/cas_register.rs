@@ -48,12 +48,7 @@ impl Model for CasRegisterModel {
         None
     }
 
-    fn step(
-        &self,
-        state: &Option<i64>,
-        input: &CasInput,
-        output: Option<&CasOutput>,
-    ) -> Option<Option<i64>> {
+    fn step(&self, state: &Option<i64>, input: &CasInput, output: Option<&CasOutput>) -> Option<Option<i64>> {
         match (*input, output) {
             (CasInput::Read, None) => Some(*state),
             (CasInput::Read, Some(&CasOutput::Read(v))) => (v == *state).then_some(*state),
@@ -98,55 +93,21 @@ mod tests {
     fn steps_follow_the_specification() {
         let m = CasRegisterModel;
         let read = |v| Some(CasOutput::Read(v));
-        assert_eq!(
-            m.step(&None, &CasInput::Read, read(None).as_ref()),
-            Some(None)
-        );
+        assert_eq!(m.step(&None, &CasInput::Read, read(None).as_ref()), Some(None));
         assert_eq!(m.step(&None, &CasInput::Read, read(Some(0)).as_ref()), None);
         assert_eq!(m.step(&Some(3), &CasInput::Read, None), Some(Some(3)));
-        assert_eq!(
-            m.step(&Some(3), &CasInput::Write(4), Some(&CasOutput::Write)),
-            Some(Some(4))
-        );
+        assert_eq!(m.step(&Some(3), &CasInput::Write(4), Some(&CasOutput::Write)), Some(Some(4)));
         let cas = CasInput::Cas { from: 3, to: 5 };
-        assert_eq!(
-            m.step(&Some(3), &cas, Some(&CasOutput::Cas { ok: true })),
-            Some(Some(5))
-        );
-        assert_eq!(
-            m.step(&Some(3), &cas, Some(&CasOutput::Cas { ok: false })),
-            None
-        );
-        assert_eq!(
-            m.step(&Some(2), &cas, Some(&CasOutput::Cas { ok: false })),
-            Some(Some(2))
-        );
-        assert_eq!(
-            m.step(&None, &cas, Some(&CasOutput::Cas { ok: true })),
-            None
-        );
+        assert_eq!(m.step(&Some(3), &cas, Some(&CasOutput::Cas { ok: true })), Some(Some(5)));
+        assert_eq!(m.step(&Some(3), &cas, Some(&CasOutput::Cas { ok: false })), None);
+        assert_eq!(m.step(&Some(2), &cas, Some(&CasOutput::Cas { ok: false })), Some(Some(2)));
+        assert_eq!(m.step(&None, &cas, Some(&CasOutput::Cas { ok: true })), None);
         assert_eq!(m.step(&Some(3), &cas, None), Some(Some(5)));
         assert_eq!(m.step(&Some(1), &cas, None), Some(Some(1)));
-        assert_eq!(
-            m.step(
-                &Some(1),
-                &CasInput::Write(1),
-                Some(&CasOutput::Cas { ok: true })
-            ),
-            None
-        );
-        assert_eq!(
-            m.describe_operation(&cas, Some(&CasOutput::Cas { ok: false })),
-            "cas(3, 5) -> fail"
-        );
-        assert_eq!(
-            m.describe_operation(&CasInput::Read, read(None).as_ref()),
-            "read() -> nil"
-        );
-        assert_eq!(
-            m.describe_operation(&CasInput::Write(2), None),
-            "write(2) -> ?"
-        );
+        assert_eq!(m.step(&Some(1), &CasInput::Write(1), Some(&CasOutput::Cas { ok: true })), None);
+        assert_eq!(m.describe_operation(&cas, Some(&CasOutput::Cas { ok: false })), "cas(3, 5) -> fail");
+        assert_eq!(m.describe_operation(&CasInput::Read, read(None).as_ref()), "read() -> nil");
+        assert_eq!(m.describe_operation(&CasInput::Write(2), None), "write(2) -> ?");
         assert_eq!(m.describe_state(&Some(7)), "7");
     }
 }

@@ -31,18 +31,12 @@ impl KvInput {
 
     /// `Put(key, value)`.
     pub fn put(key: impl Into<String>, value: impl Into<String>) -> Self {
-        KvInput::Put {
-            key: key.into(),
-            value: value.into(),
-        }
+        KvInput::Put { key: key.into(), value: value.into() }
     }
 
     /// `Append(key, value)`.
     pub fn append(key: impl Into<String>, value: impl Into<String>) -> Self {
-        KvInput::Append {
-            key: key.into(),
-            value: value.into(),
-        }
+        KvInput::Append { key: key.into(), value: value.into() }
     }
 
     /// The key the operation is about.
@@ -81,19 +75,14 @@ pub struct KvState {
 const BASE: u64 = 0x100_0000_01b3;
 
 fn poly_hash(start: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(start, |h, &b| {
-        h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
-    })
+    bytes.iter().fold(start, |h, &b| h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1))
 }
 
 impl KvState {
     /// A state holding `text`.
     pub fn new(text: impl Into<String>) -> Self {
         let text = text.into();
-        KvState {
-            hash: poly_hash(0, text.as_bytes()),
-            text: Arc::new(text),
-        }
+        KvState { hash: poly_hash(0, text.as_bytes()), text: Arc::new(text) }
     }
 
     /// The value.
@@ -105,10 +94,7 @@ impl KvState {
         let mut text = String::with_capacity(self.text.len() + suffix.len());
         text.push_str(&self.text);
         text.push_str(suffix);
-        KvState {
-            hash: poly_hash(self.hash, suffix.as_bytes()),
-            text: Arc::new(text),
-        }
+        KvState { hash: poly_hash(self.hash, suffix.as_bytes()), text: Arc::new(text) }
     }
 }
 
@@ -142,15 +128,9 @@ impl Model for KvModel {
     fn step(&self, state: &KvState, input: &KvInput, output: Option<&KvOutput>) -> Option<KvState> {
         match (input, output) {
             (KvInput::Get { .. }, None) => Some(state.clone()),
-            (KvInput::Get { .. }, Some(KvOutput::Value(v))) => {
-                (v.as_str() == state.as_str()).then(|| state.clone())
-            }
-            (KvInput::Put { value, .. }, None | Some(KvOutput::Ack)) => {
-                Some(KvState::new(value.as_str()))
-            }
-            (KvInput::Append { value, .. }, None | Some(KvOutput::Ack)) => {
-                Some(state.appended(value))
-            }
+            (KvInput::Get { .. }, Some(KvOutput::Value(v))) => (v.as_str() == state.as_str()).then(|| state.clone()),
+            (KvInput::Put { value, .. }, None | Some(KvOutput::Ack)) => Some(KvState::new(value.as_str())),
+            (KvInput::Append { value, .. }, None | Some(KvOutput::Ack)) => Some(state.appended(value)),
             _ => None,
         }
     }
@@ -163,14 +143,8 @@ impl Model for KvModel {
         Some(by_key.into_values().collect())
     }
 
-    fn describe_partition(
-        &self,
-        history: &[Operation<KvInput, KvOutput>],
-        ops: &[usize],
-    ) -> String {
-        ops.first()
-            .map(|&i| format!("key {:?}", history[i].input.key()))
-            .unwrap_or_default()
+    fn describe_partition(&self, history: &[Operation<KvInput, KvOutput>], ops: &[usize]) -> String {
+        ops.first().map(|&i| format!("key {:?}", history[i].input.key())).unwrap_or_default()
     }
 
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
@@ -199,49 +173,19 @@ mod tests {
     fn steps_follow_the_specification() {
         let m = KvModel;
         let empty = m.init();
-        assert_eq!(
-            m.step(&empty, &KvInput::get("k"), Some(&KvOutput::value(""))),
-            Some(empty.clone())
-        );
-        assert_eq!(
-            m.step(&empty, &KvInput::get("k"), Some(&KvOutput::value("x"))),
-            None
-        );
-        assert_eq!(
-            m.step(&empty, &KvInput::get("k"), Some(&KvOutput::Ack)),
-            None
-        );
-        assert_eq!(
-            m.step(&empty, &KvInput::get("k"), None),
-            Some(empty.clone())
-        );
-        let ab = m
-            .step(&empty, &KvInput::put("k", "ab"), Some(&KvOutput::Ack))
-            .unwrap();
+        assert_eq!(m.step(&empty, &KvInput::get("k"), Some(&KvOutput::value(""))), Some(empty.clone()));
+        assert_eq!(m.step(&empty, &KvInput::get("k"), Some(&KvOutput::value("x"))), None);
+        assert_eq!(m.step(&empty, &KvInput::get("k"), Some(&KvOutput::Ack)), None);
+        assert_eq!(m.step(&empty, &KvInput::get("k"), None), Some(empty.clone()));
+        let ab = m.step(&empty, &KvInput::put("k", "ab"), Some(&KvOutput::Ack)).unwrap();
         assert_eq!(ab.as_str(), "ab");
         let abc = m.step(&ab, &KvInput::append("k", "c"), None).unwrap();
-        assert_eq!(
-            abc,
-            KvState::new("abc"),
-            "incremental hash equals the direct one"
-        );
-        assert_eq!(
-            m.step(&ab, &KvInput::put("k", "z"), Some(&KvOutput::value("z"))),
-            None
-        );
+        assert_eq!(abc, KvState::new("abc"), "incremental hash equals the direct one");
+        assert_eq!(m.step(&ab, &KvInput::put("k", "z"), Some(&KvOutput::value("z"))), None);
         assert_ne!(KvState::new("ab"), KvState::new("ba"));
-        assert_eq!(
-            m.describe_operation(&KvInput::append("k", "v"), Some(&KvOutput::Ack)),
-            r#"append("k", "v")"#
-        );
-        assert_eq!(
-            m.describe_operation(&KvInput::get("k"), Some(&KvOutput::value("v"))),
-            r#"get("k") -> "v""#
-        );
-        assert_eq!(
-            m.describe_operation(&KvInput::get("k"), None),
-            r#"get("k") -> ?"#
-        );
+        assert_eq!(m.describe_operation(&KvInput::append("k", "v"), Some(&KvOutput::Ack)), r#"append("k", "v")"#);
+        assert_eq!(m.describe_operation(&KvInput::get("k"), Some(&KvOutput::value("v"))), r#"get("k") -> "v""#);
+        assert_eq!(m.describe_operation(&KvInput::get("k"), None), r#"get("k") -> ?"#);
         assert_eq!(m.describe_state(&abc), r#""abc""#);
     }
 

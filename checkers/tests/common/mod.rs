@@ -15,11 +15,7 @@ pub fn porcupine_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     let required = std::env::var("SIMLAB_REQUIRE_SHARED").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "SIMLAB_REQUIRE_SHARED=1 but {} has no EXPECTED.tsv",
-        dir.display()
-    );
+    assert!(!required, "SIMLAB_REQUIRE_SHARED=1 but {} has no EXPECTED.tsv", dir.display());
     println!(
         "SKIPPED: shared histories not found at {} (set SIMLAB_SHARED_DIR; SIMLAB_REQUIRE_SHARED=1 makes this a failure)",
         dir.display()
@@ -36,11 +32,7 @@ pub fn expected(dir: &std::path::Path) -> Vec<(String, String, String)> {
         .map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
             assert_eq!(cols.len(), 3, "EXPECTED.tsv row {l:?}");
-            (
-                cols[0].to_string(),
-                cols[1].to_string(),
-                cols[2].to_string(),
-            )
+            (cols[0].to_string(), cols[1].to_string(), cols[2].to_string())
         })
         .collect()
 }
