@@ -16,8 +16,9 @@ use checkers::formats::{jepsen_etcd::read_etcd_log, porcupine_kv::read_kv_log};
 use checkers::linearizability::{check, CheckOptions, Verdict};
 use checkers::models::{cas_register::CasRegisterModel, kv::KvModel};
 
-/// The subcommand the parent re-invokes itself with for each row.
-const SUBCOMMAND: &str = "bench-checker";
+/// Set in a child's environment to the row it measures. The parent re-runs its own
+/// command line with it, so the child works however the subcommand is wired.
+const CHILD_ENV: &str = "SIMLAB_BENCH_CHECKER_ROW";
 
 /// The rows, with Porcupine's time on this machine kind (from the data's README).
 const ROWS: &[(&str, &str)] = &[
@@ -38,19 +39,17 @@ pub struct BenchCheckerArgs {
     /// Timed repetitions per row; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeat: u32,
-    /// Only these rows (etcd-all, etcd-002, etcd-007, c50-ok, c50-bad); repeatable.
+    /// Only these rows (etcd-all, etcd-002, etcd-007, c50-ok, c50-bad, c10-ok, c10-bad);
+    /// repeatable.
     #[arg(long = "row", value_name = "ROW")]
     pub rows: Vec<String>,
-    /// Internal: measure one row in this process and print it as one line.
-    #[arg(long, hide = true, value_name = "ROW")]
-    pub child: Option<String>,
 }
 
 /// Runs the benchmark (or one row of it, as a child) and returns the exit status.
 pub fn run(args: &BenchCheckerArgs) -> i32 {
-    let result = match &args.child {
-        Some(row) => child(row, &data_dir(args), args.repeat.max(1)),
-        None => parent(args),
+    let result = match std::env::var(CHILD_ENV) {
+        Ok(row) => child(&row, &data_dir(args), args.repeat.max(1)),
+        Err(_) => parent(args),
     };
     match result {
         Ok(()) => 0,
@@ -219,13 +218,9 @@ fn parent(args: &BenchCheckerArgs) -> Result<(), String> {
     for row in rows {
         let porcupine = ROWS.iter().find(|r| r.0 == row).map_or("", |r| r.1);
         let output = Command::new(&exe)
-            .arg(SUBCOMMAND)
-            .arg("--child")
-            .arg(row)
-            .arg("--data")
-            .arg(&dir)
-            .arg("--repeat")
-            .arg(args.repeat.to_string())
+            .args(std::env::args_os().skip(1))
+            // Same arguments and environment, so the child finds the same data.
+            .env(CHILD_ENV, row)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
         if !output.status.success() {

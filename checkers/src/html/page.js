@@ -262,6 +262,9 @@
   zoomIn.addEventListener('click', () => { state.unit = Math.min(120, state.unit * 1.5); draw(); });
   zoomOut.addEventListener('click', () => { state.unit = Math.max(2, state.unit / 1.5); draw(); });
 
+  // Small histories fill the window; big ones start at a readable width and scroll.
+  const fit = (timeline.clientWidth - LABEL - 40) / Math.max(1, data.columns);
+  state.unit = Math.max(24, Math.min(160, fit));
   partSelect.value = String(state.part);
   fillLinSelect();
   draw();
