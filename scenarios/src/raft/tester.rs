@@ -406,6 +406,31 @@ impl Cluster {
         int_cmd(self.rng.gen::<u32>() as u64)
     }
 
+    /// Another handle on the same cluster for a concurrent tester task (the course's
+    /// goroutines share one `cfg`): same servers, records and checker; its own random
+    /// stream `label`, so the tester's stream is not shared between tasks.
+    pub fn share(&self, label: &str) -> Cluster {
+        Cluster {
+            n: self.n,
+            nodes: self.nodes.clone(),
+            handles: self.handles.clone(),
+            logs: self.logs.clone(),
+            rng: sim::rng(label),
+            observer: self.observer.clone(),
+            specs: self.specs.clone(),
+        }
+    }
+
+    /// labrpc's `GetTotalBytes()` (the course's `bytesTotal()`).
+    pub fn bytes_total(&self) -> u64 {
+        net::bytes_total()
+    }
+
+    /// labrpc's `GetTotalCount()` (the course's `rpcTotal()`).
+    pub fn rpc_total(&self) -> u64 {
+        net::rpc_total()
+    }
+
     /// The spec of server i (for scenarios that need to rebuild it).
     pub fn spec(&self, i: usize) -> &RaftNodeSpec<Applier> {
         &self.specs[i]
