@@ -246,3 +246,14 @@ fn a_browser_draws_the_boxes() {
     let dom = rendered_dom(&browser, &page, "c10-bad");
     assert_drawn(&dom, history.len(), result.failing_ops().len(), &result);
 }
+
+#[test]
+fn an_empty_history_renders_with_its_annotations() {
+    let history = History::<KvInput, KvOutput>::default();
+    let result = check(&KvModel, &history, &CheckOptions::default());
+    let data = embedded(&render(&KvModel, &history, &result, &annotations(), &HtmlOptions::default()));
+    assert_eq!(data["verdict"], "linearizable");
+    assert_eq!(data["ops"].as_array().unwrap().len(), 0);
+    assert_eq!(data["annotations"].as_array().unwrap().len(), 3);
+    assert!(data["initial"].is_null());
+}
