@@ -7,6 +7,7 @@
 //! labrpc, any message may be duplicated, and requests sent by a node that crashed stay in
 //! flight (a delayed message from a previous life is still a legal Raft message).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use checkers::raft::{entry_hash, SafetyChecker};
@@ -43,13 +44,18 @@ pub enum Step {
     Restart(u8),
     /// The service proposes a fresh command at a node.
     Propose(u8),
-    /// The service proposes a fresh command at the node that believes it leads in the highest
-    /// term (at node 0 when none does).
-    ProposeAtLeader,
+    /// The service proposes a fresh command at one of the nodes that believe they lead (the
+    /// `pick`-th by id, modulo their number; node 0 when none does). Stale leaders count: the
+    /// course's Figure 8 tests call Start on every server, which is where divergent
+    /// uncommitted suffixes come from.
+    ProposeAtLeader(u8),
     /// The service at a node snapshots at an index it applied: its last applied index minus
     /// `back` (modulo what it applied since its last snapshot), since services snapshot on a
     /// cadence (the course: every 10 entries) rather than at every apply.
     Snapshot { node: u8, back: u8 },
+    /// Every live service snapshots the same way (the course's tester snapshots on a cadence at
+    /// every server).
+    SnapshotEverywhere(u8),
 }
 
 impl fmt::Display for Step {
@@ -66,7 +72,8 @@ impl fmt::Display for Step {
             Step::Crash(n) => write!(f, "crash n{n}"),
             Step::Restart(n) => write!(f, "restart n{n}"),
             Step::Propose(n) => write!(f, "propose at n{n}"),
-            Step::ProposeAtLeader => write!(f, "propose at leader"),
+            Step::ProposeAtLeader(p) => write!(f, "propose at leader #{p}"),
+            Step::SnapshotEverywhere(back) => write!(f, "snapshot everywhere -{back}"),
             Step::Snapshot { node, back } => write!(f, "snapshot n{node} -{back}"),
         }
     }
@@ -94,24 +101,25 @@ pub struct Params {
 pub const HEAL_BUDGET_MS: u64 = 10_000;
 
 /// Kinds of step, for the per-case weights below.
-const KINDS: usize = 13;
+const KINDS: usize = 14;
 
 /// (base weight, whether the kind is needed for progress and so never switched off).
 fn kind_weight(kind: usize) -> (u32, bool) {
     match kind {
         0 => (30, true),  // Deliver
-        1 => (4, true),   // DeliverAll
+        1 => (8, true),   // DeliverAll
         2 => (10, true),  // Advance
-        3 => (8, true),   // ProposeAtLeader
-        4 => (4, false),  // Drop
-        5 => (3, false),  // Duplicate
-        6 => (3, false),  // Tick
-        7 => (5, false),  // Fire
-        8 => (3, false),  // Crash
+        3 => (10, true),  // ProposeAtLeader
+        4 => (3, false),  // Drop
+        5 => (2, false),  // Duplicate
+        6 => (2, false),  // Tick
+        7 => (3, false),  // Fire
+        8 => (2, false),  // Crash
         9 => (3, false),  // Restart
-        10 => (3, false), // Propose
-        11 => (4, false), // Snapshot
-        _ => (3, false),  // Isolate
+        10 => (2, false), // Propose
+        11 => (5, false), // Snapshot
+        12 => (3, false), // Isolate
+        _ => (2, false),  // SnapshotEverywhere
     }
 }
 
@@ -120,8 +128,8 @@ fn kind_strategy(kind: usize, nodes: u8) -> BoxedStrategy<Step> {
     match kind {
         0 => any::<u16>().prop_map(Step::Deliver).boxed(),
         1 => Just(Step::DeliverAll).boxed(),
-        2 => (1..250u16).prop_map(Step::Advance).boxed(),
-        3 => Just(Step::ProposeAtLeader).boxed(),
+        2 => (1..150u16).prop_map(Step::Advance).boxed(),
+        3 => any::<u8>().prop_map(Step::ProposeAtLeader).boxed(),
         4 => any::<u16>().prop_map(Step::Drop).boxed(),
         5 => any::<u16>().prop_map(Step::Duplicate).boxed(),
         6 => (node(), 1..700u16).prop_map(|(node, ms)| Step::Tick { node, ms }).boxed(),
@@ -130,7 +138,8 @@ fn kind_strategy(kind: usize, nodes: u8) -> BoxedStrategy<Step> {
         9 => node().prop_map(Step::Restart).boxed(),
         10 => node().prop_map(Step::Propose).boxed(),
         11 => (node(), 0..12u8).prop_map(|(node, back)| Step::Snapshot { node, back }).boxed(),
-        _ => node().prop_map(Step::Isolate).boxed(),
+        12 => node().prop_map(Step::Isolate).boxed(),
+        _ => (0..12u8).prop_map(Step::SnapshotEverywhere).boxed(),
     }
 }
 
@@ -263,6 +272,24 @@ impl fmt::Display for Msg {
     }
 }
 
+impl Msg {
+    /// Whether the message travels to or from `node`.
+    fn touches(&self, node: usize) -> bool {
+        match *self {
+            Msg::Request { from, to, .. } | Msg::Reply { from, to, .. } => from == node || to == node,
+            Msg::Failed { .. } => false,
+        }
+    }
+}
+
+fn context_term(context: &CallContext) -> u64 {
+    match *context {
+        CallContext::RequestVote { term }
+        | CallContext::AppendEntries { term, .. }
+        | CallContext::InstallSnapshot { term, .. } => term,
+    }
+}
+
 fn terms_suffix(terms: impl Iterator<Item = u64>) -> String {
     let terms: Vec<String> = terms.map(|t| format!("t{t}")).collect();
     if terms.is_empty() {
@@ -332,6 +359,52 @@ struct Disk {
 struct Seen {
     snapshot_index: u64,
     last_log_index: u64,
+    leader: bool,
+    commit_index: u64,
+}
+
+/// Coverage marks: how often the rare paths a schedule should reach were reached, so a
+/// harness that silently stops exercising them is noticed.
+pub type Coverage = BTreeMap<&'static str, u64>;
+
+/// Every coverage mark [`coverage`] reports, including those never reached.
+pub const MARKS: &[&str] = &[
+    "leader elected",
+    "leader stepped down",
+    "entries committed",
+    "conflicting suffix replaced",
+    "stale-term request refused",
+    "service snapshot taken",
+    "snapshot installed from the leader",
+    "restart from a snapshot",
+    "message delivered twice",
+    "held messages released",
+    "healed cluster made progress",
+];
+
+/// Run `cases` generated cases of `params` from `seed` and add up their coverage marks.
+pub fn coverage(params: &Params, cases: u32, seed: u64) -> Coverage {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    use rand::{RngCore, SeedableRng};
+    let mut bytes = [0u8; 32];
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let strategy = case_strategy(*params);
+    let mut total: Coverage = MARKS.iter().map(|&m| (m, 0)).collect();
+    for _ in 0..cases {
+        let case = strategy.new_tree(&mut runner).expect("cases generate").current();
+        let mut world = World::new(params, case.seed, false);
+        let mut ok = case.steps.iter().all(|step| world.step(step).is_ok());
+        if ok && params.heal {
+            ok = world.heal().is_ok();
+        }
+        for (mark, n) in world.coverage {
+            *total.entry(mark).or_insert(0) += n;
+        }
+        assert!(ok, "a correct core failed while measuring coverage; run the property test to see why");
+    }
+    total
 }
 
 struct World {
@@ -354,6 +427,7 @@ struct World {
     trace: Vec<String>,
     /// What the current step is doing, for the trace line of a step that fails.
     doing: String,
+    coverage: Coverage,
 }
 
 impl World {
@@ -377,6 +451,7 @@ impl World {
             tracing,
             trace: Vec::new(),
             doing: String::new(),
+            coverage: Coverage::new(),
         };
         for i in 0..n {
             world.nodes[i] = Some(world.boot(i));
@@ -436,6 +511,9 @@ impl World {
                 if self.isolated[node] {
                     format!("isolate n{node}")
                 } else {
+                    if self.pending.iter().any(|m| m.touches(node)) {
+                        self.mark("held messages released");
+                    }
                     format!("reconnect n{node}")
                 }
             }
@@ -455,6 +533,7 @@ impl World {
                 let copy = self.pending[i].clone();
                 let line = copy.to_string();
                 self.pending.push(copy);
+                self.mark("message delivered twice");
                 format!("duplicate {line}")
             }
             Step::Advance(ms) => {
@@ -498,27 +577,31 @@ impl World {
                 let node = usize::from(node) % self.n;
                 self.propose(node)?
             }
-            Step::ProposeAtLeader => {
-                let node = self.leader().unwrap_or(0);
+            Step::ProposeAtLeader(pick) => {
+                let leaders: Vec<usize> = (0..self.n)
+                    .filter(|&i| self.nodes[i].as_ref().is_some_and(|r| r.status().role == Role::Leader))
+                    .collect();
+                let node = if leaders.is_empty() { 0 } else { leaders[usize::from(pick) % leaders.len()] };
                 self.propose(node)?
             }
             Step::Snapshot { node, back } => {
                 let node = usize::from(node) % self.n;
-                let Some(raft) = &mut self.nodes[node] else {
-                    return Ok(());
-                };
-                let service = &self.services[node];
-                let snapshot_index = raft.status().snapshot_index;
-                if service.applied <= snapshot_index {
+                match self.service_snapshot(node, back)? {
+                    Some(index) => format!("snapshot n{node} at {index}"),
+                    None => return Ok(()),
+                }
+            }
+            Step::SnapshotEverywhere(back) => {
+                let mut taken = Vec::new();
+                for node in 0..self.n {
+                    if let Some(index) = self.service_snapshot(node, back)? {
+                        taken.push(format!("n{node} at {index}"));
+                    }
+                }
+                if taken.is_empty() {
                     return Ok(());
                 }
-                let index = service.applied - u64::from(back) % (service.applied - snapshot_index);
-                let state = service.state_at(index);
-                let data = postcard::to_allocvec(&state).expect("encode service state");
-                raft.snapshot(self.clocks[node], index, data);
-                self.services[node].forget_before(index);
-                self.drain(node)?;
-                format!("snapshot n{node} at {index}")
+                format!("snapshot {}", taken.join(", "))
             }
         };
         if self.tracing {
@@ -548,6 +631,31 @@ impl World {
     }
 
     /// Remove and return the `pick`-th pending message, deliverable or not.
+    fn mark(&mut self, mark: &'static str) {
+        *self.coverage.entry(mark).or_insert(0) += 1;
+    }
+
+    /// The service at `node` snapshots `back` entries before its last applied one (modulo
+    /// what it applied since its last snapshot); returns the index, if it snapshotted.
+    fn service_snapshot(&mut self, node: usize, back: u8) -> Result<Option<u64>, String> {
+        let Some(raft) = &mut self.nodes[node] else {
+            return Ok(None);
+        };
+        let service = &self.services[node];
+        let snapshot_index = raft.status().snapshot_index;
+        if service.applied <= snapshot_index {
+            return Ok(None);
+        }
+        let index = service.applied - u64::from(back) % (service.applied - snapshot_index);
+        let state = service.state_at(index);
+        let data = postcard::to_allocvec(&state).expect("encode service state");
+        raft.snapshot(self.clocks[node], index, data);
+        self.mark("service snapshot taken");
+        self.services[node].forget_before(index);
+        self.drain(node)?;
+        Ok(Some(index))
+    }
+
     fn take(&mut self, pick: u16) -> Option<Msg> {
         if self.pending.is_empty() {
             None
@@ -581,6 +689,9 @@ impl World {
                 };
                 let context = request.context();
                 let reply = raft.handle_request(now, from, request);
+                if reply.term() > context_term(&context) {
+                    self.mark("stale-term request refused");
+                }
                 // Persist (inside drain) before the reply leaves.
                 let effect = self.drain(to)?;
                 self.pending.push(Msg::Reply { from: to, to: from, caller_life, context, reply });
@@ -707,7 +818,15 @@ impl World {
         let entries = self.entries_from(node, s.snapshot_index + 1);
         self.checker.observe_entries(node, s.snapshot_index + 1, &entries).map_err(|e| e.to_string())?;
         self.checker.observe_commit(node, s.commit_index).map_err(|e| e.to_string())?;
-        self.seen[node] = Seen { snapshot_index: s.snapshot_index, last_log_index: s.last_log_index };
+        self.seen[node] = Seen {
+            snapshot_index: s.snapshot_index,
+            last_log_index: s.last_log_index,
+            leader: false,
+            commit_index: s.commit_index,
+        };
+        if s.snapshot_index > 0 {
+            self.mark("restart from a snapshot");
+        }
         Ok(())
     }
 
@@ -782,6 +901,7 @@ impl World {
                     service.apply(index, entry_hash(&command));
                 }
                 ApplyMsg::Snapshot { index, data, .. } => {
+                    *self.coverage.entry("snapshot installed from the leader").or_insert(0) += 1;
                     self.checker.observe_apply_snapshot(node, index).map_err(fail)?;
                     let state: ServiceState = postcard::from_bytes(&data).map_err(|e| e.to_string())?;
                     if state.applied != index {
@@ -794,7 +914,25 @@ impl World {
                 }
             }
         }
-        self.seen[node] = Seen { snapshot_index: s.snapshot_index, last_log_index: s.last_log_index };
+        let leader = s.role == Role::Leader;
+        if leader && !before.leader {
+            self.mark("leader elected");
+        }
+        if !leader && before.leader {
+            self.mark("leader stepped down");
+        }
+        if s.commit_index > before.commit_index {
+            self.mark("entries committed");
+        }
+        if ready.log_written_from.is_some_and(|from| from <= before.last_log_index) {
+            self.mark("conflicting suffix replaced");
+        }
+        self.seen[node] = Seen {
+            snapshot_index: s.snapshot_index,
+            last_log_index: s.last_log_index,
+            leader,
+            commit_index: s.commit_index,
+        };
         if !self.tracing {
             return Ok(String::new());
         }
@@ -846,6 +984,7 @@ impl World {
                 }
             }
             if let Some(index) = self.probe_applied_everywhere(&probes) {
+                self.mark("healed cluster made progress");
                 if self.tracing {
                     self.trace.push(format!(
                         "healed: probe at index {index} applied on all {} nodes after {} ms",
