@@ -185,9 +185,10 @@ pub struct Ready {
     pub messages: Vec<Outgoing>,
     /// Messages for the service, in order, after the messages are sent.
     pub applies: Vec<ApplyMsg>,
-    /// For observers only (checkers, traces): the lowest log index written by this input;
-    /// entries from there to the last index are new or replaced. Persistence is covered by
-    /// `persist`, so a shell may ignore it.
+    /// For observers only (checkers, traces): the lowest log index written since the last
+    /// `take_ready` and still in the log; entries from there to the last index are new or
+    /// replaced. A snapshot that moved `snapshot_index` shows in `Raft::status`. Persistence
+    /// is covered by `persist`, so a shell may ignore this.
     pub log_written_from: Option<u64>,
 }
 

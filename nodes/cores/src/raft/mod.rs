@@ -316,6 +316,7 @@ impl Raft {
             self.snapshot = data;
             self.snapshot_dirty = true;
             self.state_dirty = true;
+            self.clamp_written_from();
         }
         self.finish();
         taken
@@ -613,6 +614,7 @@ impl Raft {
         self.snapshot = args.data;
         self.snapshot_dirty = true;
         self.state_dirty = true;
+        self.clamp_written_from();
         self.commit_index = self.commit_index.max(index);
         self.last_applied = index;
         self.ready.applies.push(ApplyMsg::Snapshot {
@@ -802,6 +804,15 @@ impl Raft {
     fn note_written(&mut self, index: u64) {
         let from = self.ready.log_written_from.get_or_insert(index);
         *from = (*from).min(index);
+    }
+
+    /// After compaction, entries written earlier in this Ready may now be inside the
+    /// snapshot: observers are pointed at the first entry still in the log, if any.
+    fn clamp_written_from(&mut self) {
+        if let Some(from) = self.ready.log_written_from {
+            let first = self.log.snapshot_index() + 1;
+            self.ready.log_written_from = (first <= self.log.last_index()).then_some(from.max(first));
+        }
     }
 
     fn is_majority(&self, count: usize) -> bool {

@@ -587,3 +587,21 @@ fn persisted_state_stays_small_with_snapshots_every_ten_entries() {
     }
     assert!(largest < 200, "raft state reached {largest} bytes");
 }
+
+#[test]
+fn written_entries_compacted_before_the_ready_is_taken_are_not_reported() {
+    let mut leader = fresh(0, 1);
+    let now = leader.next_deadline_ms();
+    leader.tick(now);
+    leader.take_ready();
+    for x in 1..=4 {
+        leader.propose(now, cmd(x)).unwrap();
+    }
+    // Entries 1..4 were written and applied; the service snapshots at 2 before the shell
+    // takes the Ready: observers are told about 3..4 only.
+    leader.snapshot(now, 2, b"two".to_vec());
+    assert_eq!(leader.take_ready().log_written_from, Some(3));
+    leader.propose(now, cmd(5)).unwrap();
+    leader.snapshot(now, 5, b"five".to_vec());
+    assert_eq!(leader.take_ready().log_written_from, None, "everything written is compacted");
+}
