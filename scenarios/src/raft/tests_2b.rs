@@ -306,7 +306,7 @@ async fn concurrent_starts(opts: Opts) -> Result<(), Failure> {
         // Every concurrent command was committed.
         for ii in 0..iters {
             let x = 100 + ii;
-            ensure(cmds.contains(&x), "raft::agreement", || format!("cmd {x} missing in {cmds:?}"))?;
+            ensure(cmds.contains(&x), "raft::committed", || format!("cmd {x} missing in {cmds:?}"))?;
         }
         return Ok(());
     }
