@@ -75,6 +75,30 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
+/// The names a filter selects among `names` (same rules as scenarios: family, full name,
+/// glob, `all`), or an error when nothing matches.
+pub fn filter_names(filter: &str, names: &[&'static str]) -> Result<Vec<&'static str>, String> {
+    let family = |n: &str| n.split("::").next().unwrap_or(n).to_string();
+    let picked: Vec<&'static str> = names
+        .iter()
+        .copied()
+        .filter(|n| {
+            filter == "all"
+                || if filter.contains(['*', '?']) {
+                    glob(filter.as_bytes(), n.as_bytes())
+                } else if filter.contains("::") {
+                    *n == filter
+                } else {
+                    family(n) == filter
+                }
+        })
+        .collect();
+    if picked.is_empty() {
+        return Err(format!("nothing matches '{filter}': use a family, a full name, a glob, or 'all'"));
+    }
+    Ok(picked)
+}
+
 /// The scenarios a filter selects, or a one-line error saying what to do.
 pub fn select(filter: &str) -> Result<Vec<Scenario>, String> {
     let all = all();

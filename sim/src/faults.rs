@@ -67,11 +67,13 @@ pub enum Fault {
     Crash {
         node: Target,
     },
-    /// Crash the node right after its next `saves`-th save (a crash point between persisting
-    /// and replying).
+    /// Crash the node after its next `saves`-th save: right after it (between persisting and
+    /// replying) with no delay, or `delay_ms` later (after the reply left).
     CrashAfterSave {
         node: Target,
         saves: u32,
+        #[serde(default)]
+        delay_ms: u64,
     },
     /// Restart the node if it is down.
     Restart {
@@ -228,14 +230,15 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
             }
             _ => skipped(&format!("crash {}", node.0)),
         },
-        Fault::CrashAfterSave { node, saves } => match one(node) {
+        Fault::CrashAfterSave { node, saves, delay_ms } => match one(node) {
             Some(n) if world::is_alive(n) => {
                 // Trace text closures run inside the world: resolve names before.
                 let name = world::node_name(n);
+                let d = *delay_ms;
                 world::note(0xFA18, n.0 as u64, move || {
-                    format!("armed: {name} crashes right after its next save #{saves}")
+                    format!("armed: {name} crashes {d}ms after its next save #{saves}")
                 });
-                world::crash_after_saves(n, (*saves).max(1));
+                world::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));
                 true
             }
             _ => skipped(&format!("crash-after-save {}", node.0)),
@@ -291,7 +294,10 @@ mod tests {
                         b: vec![Target::node("s2")],
                     },
                 },
-                FaultEvent { at_ms: 20, fault: Fault::CrashAfterSave { node: Target::role("leader"), saves: 2 } },
+                FaultEvent {
+                    at_ms: 20,
+                    fault: Fault::CrashAfterSave { node: Target::role("leader"), saves: 2, delay_ms: 0 },
+                },
                 FaultEvent {
                     at_ms: 30,
                     fault: Fault::Unreliable {

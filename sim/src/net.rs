@@ -312,7 +312,9 @@ impl World {
                 }
                 let dup = self.net.cfg.duplicate_permille;
                 if self.net.permille(dup) {
-                    let extra = self.net.ms(0, 50);
+                    // A duplicate may arrive much later than the original (a retransmitting
+                    // middlebox): late duplicates are what replay stale requests.
+                    let extra = self.net.ms(0, 500);
                     let copy = Hop {
                         msg: hop.msg,
                         from,

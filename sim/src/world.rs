@@ -63,8 +63,8 @@ pub(crate) struct Node {
     pub rpc_count: u64,
     /// Bytes of requests and replies this node sent.
     pub bytes_sent: u64,
-    /// Crash the node right after its next `n`-th save (a fault point), if set.
-    pub crash_after_saves: Option<u32>,
+    /// Crash the node after its next `n`-th save (a fault point), if set: (n, delay ns).
+    pub crash_after_saves: Option<(u32, u64)>,
 }
 
 /// A timed action of the world's own scheduler.
@@ -462,11 +462,25 @@ impl World {
             n.persisted.snapshot = Rc::new(s);
         }
         let crash_now = match n.crash_after_saves.as_mut() {
-            Some(k) if *k <= 1 => {
+            Some((k, delay)) if *k <= 1 => {
+                let delay = *delay;
                 n.crash_after_saves = None;
-                true
+                if delay > 0 {
+                    // Later: the step that saved may finish (a reply may leave) first.
+                    let (node, inc) = (ctx.id, ctx.incarnation);
+                    let at = self.now_ns() + delay;
+                    self.schedule(
+                        at,
+                        Action::Callback(Box::new(move || {
+                            if with(|w| w.is_current(NodeCtx { id: node, incarnation: inc })) {
+                                crash_with_reason(node, "fault point: soon after a save");
+                            }
+                        })),
+                    );
+                }
+                delay == 0
             }
-            Some(k) => {
+            Some((k, _)) => {
                 *k -= 1;
                 false
             }
@@ -785,10 +799,11 @@ pub fn persisted(node: NodeId) -> Persisted {
     with(|w| w.nodes[node.index()].persisted.clone())
 }
 
-/// Arms a fault point: the node crashes right after its `n`-th next save (n ≥ 1).
-pub fn crash_after_saves(node: NodeId, n: u32) {
+/// Arms a fault point: the node crashes `delay` after its `n`-th next save (n ≥ 1); with
+/// no delay, right after the save, before anything else of that step happens.
+pub fn crash_after_saves(node: NodeId, n: u32, delay: Duration) {
     assert!(n >= 1);
-    with(|w| w.nodes[node.index()].crash_after_saves = Some(n));
+    with(|w| w.nodes[node.index()].crash_after_saves = Some((n, delay.as_nanos() as u64)));
 }
 
 /// Disarms every pending crash point (a swarm's liveness phase stops all faults).

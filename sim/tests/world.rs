@@ -190,7 +190,7 @@ fn crash_right_after_a_save_keeps_exactly_that_save() {
                 }
             }
         });
-        sim::crash_after_saves(s, 4);
+        sim::crash_after_saves(s, 4, Duration::ZERO);
         sim::sleep(secs(1)).await;
         check(!sim::is_alive(s), "crashed by the fault point")?;
         let p = sim::persisted(s);

@@ -8,6 +8,8 @@
 #![allow(clippy::disallowed_methods)]
 
 mod bench;
+mod bugs;
+mod prop;
 mod sweep;
 
 use clap::{Args, Parser, Subcommand};
@@ -67,6 +69,10 @@ enum Cmd {
     },
     /// Run each (scenario, seed) twice and compare the traces event by event.
     Determinism(sweep::DeterminismArgs),
+    /// Sweep every planted bug: first failing seed, failure fraction, catching checks.
+    Bugs(bugs::BugsArgs),
+    /// Runtime-free property tests of the cores, with shrinking and saved counterexamples.
+    Prop(prop::PropArgs),
     /// Performance figures for BENCHMARKS.md: network yardstick, scenario speed, sweep scaling.
     Bench(bench::BenchArgs),
 }
@@ -109,9 +115,7 @@ pub fn resolve(filter: &str, bug: Option<&str>) -> Result<Vec<Scenario>, String>
 /// Checks that an options' fault file exists before any run starts.
 pub fn check_opts(opts: &Opts) -> Result<(), String> {
     if let Some(f) = &opts.faults {
-        if !f.is_file() {
-            return Err(format!("fault file {} does not exist", f.display()));
-        }
+        sim::faults::FaultSchedule::load(f)?;
     }
     Ok(())
 }
@@ -320,5 +324,7 @@ fn main() -> ExitCode {
         Cmd::Replay { target, seed, opts, filter, out } => cmd_replay(&target, seed, &opts, &filter, out),
         Cmd::Determinism(a) => sweep::determinism(&a),
         Cmd::Bench(a) => bench::run(&a),
+        Cmd::Bugs(a) => bugs::run(&a),
+        Cmd::Prop(a) => prop::run(&a),
     }
 }

@@ -1,6 +1,7 @@
 //! Raft (labs 2A–2D): every test of the course's suite as a targeted scenario, run on the
 //! tester harness of [`tester`], with the safety checker judging every step.
 
+mod beyond;
 pub mod observer;
 pub mod swarm;
 pub mod tester;
@@ -41,6 +42,7 @@ fn scenarios() -> Vec<Scenario> {
     v.extend(tests_2b::scenarios());
     v.extend(tests_2c::scenarios());
     v.extend(tests_2d::scenarios());
+    v.extend(beyond::scenarios());
     v.extend(swarm::scenarios());
     v
 }

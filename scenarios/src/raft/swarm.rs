@@ -54,6 +54,8 @@ pub struct Params {
     pub clogs: bool,
     pub crashes: bool,
     pub crash_after_save: bool,
+    /// Figure-8 style churn: crash the leader, restart someone soon after.
+    pub churn: bool,
 }
 
 impl Params {
@@ -75,15 +77,17 @@ impl Params {
             clogs: rng.gen_bool(0.5),
             crashes: rng.gen_bool(0.5),
             crash_after_save: rng.gen_bool(0.5),
+            churn: rng.gen_bool(0.3),
         };
-        if !(p.partitions || p.cuts || p.clogs || p.crashes || p.crash_after_save) {
+        if !(p.partitions || p.cuts || p.clogs || p.crashes || p.crash_after_save || p.churn) {
             // Swarm testing wants some fault in every run: fall back to one class.
-            match rng.gen_range(0..5) {
+            match rng.gen_range(0..6) {
                 0 => p.partitions = true,
                 1 => p.cuts = true,
                 2 => p.clogs = true,
                 3 => p.crashes = true,
-                _ => p.crash_after_save = true,
+                4 => p.crash_after_save = true,
+                _ => p.churn = true,
             }
         }
         p
@@ -109,6 +113,7 @@ impl Params {
             (self.clogs, "clogs"),
             (self.crashes, "crashes"),
             (self.crash_after_save, "crashes after a save"),
+            (self.churn, "leader churn"),
         ] {
             if flag {
                 on.push(name.into());
@@ -151,7 +156,8 @@ pub fn draw_schedule(p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
         events.push(at0(Fault::Delay { min_ms: lo, max_ms: hi }));
     }
     let mut classes = Vec::new();
-    for (on, c) in [(p.partitions, 0), (p.cuts, 1), (p.clogs, 2), (p.crashes, 3), (p.crash_after_save, 4)] {
+    for (on, c) in [(p.partitions, 0), (p.cuts, 1), (p.clogs, 2), (p.crashes, 3), (p.crash_after_save, 4), (p.churn, 5)]
+    {
         if on {
             classes.push(c);
         }
@@ -204,10 +210,28 @@ pub fn draw_schedule(p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
                 }
             }
             3 => (Fault::Crash { node: leader_or_any(rng) }, Fault::Restart { node: Target::role("down") }),
-            _ => (
-                Fault::CrashAfterSave { node: leader_or_any(rng), saves: rng.gen_range(1..4) },
-                Fault::Restart { node: Target::role("down") },
-            ),
+            4 => {
+                // Half the time the node comes back almost at once, while the election it
+                // voted in may still be running: a forgotten vote shows up only then.
+                let back = if rng.gen_bool(0.5) { (t + rng.gen_range(20..400)).min(end) } else { undo_at };
+                // Right after the save, or a few ms later once its reply (a vote, an
+                // acknowledgement) has left.
+                let delay_ms = if rng.gen_bool(0.5) { 0 } else { rng.gen_range(1..30) };
+                let node = if rng.gen_bool(0.5) { Target::role("follower") } else { leader_or_any(rng) };
+                events.push(FaultEvent {
+                    at_ms: t,
+                    fault: Fault::CrashAfterSave { node, saves: rng.gen_range(1..4), delay_ms },
+                });
+                events.push(FaultEvent { at_ms: back, fault: Fault::Restart { node: Target::role("down") } });
+                continue;
+            }
+            _ => {
+                // Figure 8: the leader dies soon after taking proposals, someone restarts soon.
+                let back = (t + rng.gen_range(10..500)).min(end);
+                events.push(FaultEvent { at_ms: t, fault: Fault::Crash { node: Target::role("leader") } });
+                events.push(FaultEvent { at_ms: back, fault: Fault::Restart { node: Target::role("down") } });
+                continue;
+            }
         };
         events.push(FaultEvent { at_ms: t, fault });
         events.push(FaultEvent { at_ms: undo_at, fault: undo });
@@ -255,6 +279,13 @@ async fn swarm(opts: Opts, snapshots: bool) -> Result<(), Failure> {
         opts.faults.as_ref().map(|f| format!(" from {}", f.display())).unwrap_or_default()
     ));
     let mut cfg = Cluster::new(p.servers, false, snapshots, bugs(&opts));
+    if snapshots {
+        // Servers snapshot at different intervals, so a leader's snapshot can fall between a
+        // follower's own snapshot and its commit index.
+        let every: Vec<u64> = (0..p.servers).map(|_| rng.gen_range(3..=15)).collect();
+        sim::describe(format!("snapshot intervals: {every:?}"));
+        cfg.logs.borrow_mut().snapshot_every = every;
+    }
     let stop = Rc::new(Cell::new(false));
 
     // Faults: play the schedule until the safety phase ends; later events are dropped.

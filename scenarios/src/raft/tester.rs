@@ -40,6 +40,9 @@ pub struct ApplyLogs {
     pub logs: Vec<BTreeMap<u64, Cmd>>,
     pub last_applied: Vec<u64>,
     pub max_index: u64,
+    /// Each server's service snapshots when (index + 1) is a multiple of its interval (the
+    /// course: 10 for all; a swarm varies it, so snapshots fall at different indexes).
+    pub snapshot_every: Vec<u64>,
 }
 
 /// The course's applier (`applier` / `applierSnap`): checks every applied message against
@@ -119,7 +122,7 @@ impl Service for Applier {
                 l.logs[me].insert(k, command.clone());
                 l.last_applied[me] = k;
                 l.max_index = l.max_index.max(k);
-                if self.snapshots && (k + 1) % SNAPSHOT_INTERVAL == 0 {
+                if self.snapshots && (k + 1) % l.snapshot_every[me] == 0 {
                     let cmds: Vec<Cmd> = (1..=k).map(|i| l.logs[me].get(&i).cloned().unwrap_or_default()).collect();
                     return Some(sim::encode(&(k, cmds)));
                 }
@@ -154,8 +157,12 @@ impl Cluster {
     }
 
     pub fn with_config(n: usize, unreliable: bool, snapshots: bool, config: Config) -> Cluster {
-        let logs =
-            Rc::new(RefCell::new(ApplyLogs { logs: vec![BTreeMap::new(); n], last_applied: vec![0; n], max_index: 0 }));
+        let logs = Rc::new(RefCell::new(ApplyLogs {
+            logs: vec![BTreeMap::new(); n],
+            last_applied: vec![0; n],
+            max_index: 0,
+            snapshot_every: vec![SNAPSHOT_INTERVAL; n],
+        }));
         let handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>> = Rc::new(RefCell::new(vec![None; n]));
         let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
         net::set_long_delays(true);
@@ -452,5 +459,47 @@ pub fn ensure(cond: bool, checker: &str, msg: impl FnOnce() -> String) -> Result
         Ok(())
     } else {
         Err(Failure::safety(checker, msg()))
+    }
+}
+
+/// A cheap view of the cluster's live servers, for tasks that run beside the tester
+/// (fault schedules resolving "the leader", proposers).
+#[derive(Clone)]
+pub struct Roles {
+    nodes: Vec<NodeId>,
+    handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>>,
+}
+
+impl Roles {
+    fn live(&self, i: usize) -> Option<RaftHandle<Applier>> {
+        if sim::is_alive(self.nodes[i]) {
+            self.handles.borrow()[i].clone()
+        } else {
+            None
+        }
+    }
+
+    /// The live server that claims leadership in the highest term, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter_map(|i| self.live(i).map(|h| (h.get_state(), i)))
+            .filter(|((_, leader), _)| *leader)
+            .max_by_key(|((term, _), i)| (*term, std::cmp::Reverse(*i)))
+            .map(|(_, i)| i)
+    }
+
+    /// Start(cmd) on every live server (the figure-8 tests' way of finding the leader).
+    pub fn start_everywhere(&self, cmd: Cmd) {
+        for i in 0..self.nodes.len() {
+            if let Some(h) = self.live(i) {
+                h.start(cmd.clone());
+            }
+        }
+    }
+}
+
+impl Cluster {
+    pub fn roles(&self) -> Roles {
+        Roles { nodes: self.nodes.clone(), handles: self.handles.clone() }
     }
 }

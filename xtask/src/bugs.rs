@@ -1,0 +1,150 @@
+//! `bugs [FILTER] --seeds A..B`: sweeps every planted bug of the selected families over the
+//! selected scenarios and seeds, and reports per bug the first failing seed, the fraction of
+//! runs that failed, and the checks that caught it by name (saying so when only a core's own
+//! assert — a panic — caught it). `--save` writes each bug's first failing seed to seeds/,
+//! which `cargo test` (and so CI) replays instead of sweeping.
+
+use crate::sweep::{default_jobs, parallel, parse_range, summary_of, today};
+use crate::{bad_input, resolve};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use scenarios::seeds::{self, SeedFile, Status};
+use scenarios::{registry, Opts, Scenario};
+use sim::{FailureClass, Outcome, RunReport, TraceMode};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BugsArgs {
+    /// Scenarios to sweep (default: all); every planted bug of their families is tried.
+    #[arg(default_value = "all")]
+    pub filter: String,
+    #[arg(long)]
+    pub seeds: String,
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Only this bug.
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Write each bug's first failing seed to seeds/ (status open).
+    #[arg(long)]
+    pub save: bool,
+    #[arg(long, default_value = "seeds")]
+    pub seeds_dir: PathBuf,
+}
+
+pub fn run(a: &BugsArgs) -> ExitCode {
+    let range = match parse_range(&a.seeds) {
+        Ok(r) => r,
+        Err(e) => return bad_input(e),
+    };
+    let scenarios = match resolve(&a.filter, a.bug.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    if a.jobs == Some(0) {
+        return bad_input("--jobs must be at least 1");
+    }
+    let jobs = a.jobs.unwrap_or_else(default_jobs);
+    // (bug, scenario, seed) for every bug of every selected scenario's family.
+    let mut bugs: Vec<(&'static str, Vec<Scenario>)> = Vec::new();
+    for fam in registry::families() {
+        let members: Vec<Scenario> = scenarios.iter().filter(|s| s.family() == fam.name).copied().collect();
+        if members.is_empty() {
+            continue;
+        }
+        for (bug, _) in (fam.bugs)() {
+            if a.bug.as_deref().is_none_or(|b| b == bug) {
+                bugs.push((bug, members.clone()));
+            }
+        }
+    }
+    if bugs.is_empty() {
+        return bad_input(format!("the scenarios selected by '{}' have no planted bugs", a.filter));
+    }
+    let items: Vec<(&'static str, Scenario, u64)> = bugs
+        .iter()
+        .flat_map(|(bug, scs)| range.clone().flat_map(move |seed| scs.iter().map(move |s| (*bug, *s, seed))))
+        .collect();
+    println!(
+        "bugs: {} planted bugs, {} runs on {jobs} jobs (seeds {}..{})",
+        bugs.len(),
+        items.len(),
+        range.start,
+        range.end
+    );
+    let pb = ProgressBar::new(items.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} bugs [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}").unwrap(),
+    );
+    let t0 = Instant::now();
+    let reports: Vec<RunReport> = parallel(&items, jobs, &pb, |(bug, sc, seed)| {
+        let opts = Opts { bug: Some(bug.to_string()), ..Opts::default() };
+        registry::run_scenario(sc, *seed, &opts, TraceMode::Hash, None)
+    });
+    let mut missed = 0;
+    for (bug, _) in &bugs {
+        let runs: Vec<(&Scenario, &RunReport)> =
+            items.iter().zip(&reports).filter(|((b, _, _), _)| b == bug).map(|((_, s, _), r)| (s, r)).collect();
+        let failed: Vec<&(&Scenario, &RunReport)> = runs.iter().filter(|(_, r)| !r.outcome.is_pass()).collect();
+        let mut by_checker: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, r) in &failed {
+            if let Outcome::Fail(f) = &r.outcome {
+                let name =
+                    if f.class == FailureClass::Panic { "core assert (panic)".to_string() } else { f.checker.clone() };
+                *by_checker.entry(name).or_default() += 1;
+            }
+        }
+        // The first failing seed: lowest seed, then scenario order.
+        let first = failed.iter().min_by_key(|(s, r)| (r.seed, scenarios.iter().position(|x| x.name == s.name)));
+        match first {
+            None => {
+                missed += 1;
+                println!("bug {bug}: NOT FOUND in {} runs", runs.len());
+            }
+            Some((sc, r)) => {
+                let checkers: Vec<String> = by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
+                let only_asserts = by_checker.keys().all(|c| c == "core assert (panic)");
+                println!(
+                    "bug {bug}: first failing seed {} ({}), {} of {} runs failed ({:.1}%); caught by {}{}",
+                    r.seed,
+                    sc.name,
+                    failed.len(),
+                    runs.len(),
+                    100.0 * failed.len() as f64 / runs.len() as f64,
+                    checkers.join(", "),
+                    if only_asserts { " — only by the core's own asserts" } else { "" }
+                );
+                println!("  {}", summary_of(&r.outcome));
+                println!(
+                    "  REPRODUCE WITH: {}",
+                    seeds::reproduce_command(sc.name, r.seed, &Opts { bug: Some(bug.to_string()), ..Opts::default() })
+                );
+                if a.save {
+                    let sf = SeedFile {
+                        scenario: sc.name.to_string(),
+                        seed: r.seed,
+                        bug: Some(bug.to_string()),
+                        faults: None,
+                        class: r.outcome.class().unwrap(),
+                        date: today(),
+                        summary: summary_of(&r.outcome),
+                        status: Status::Open,
+                    };
+                    match seeds::save(&a.seeds_dir, &sf) {
+                        Ok(p) => println!("  saved {}", p.display()),
+                        Err(e) => eprintln!("error: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    println!("{} of {} planted bugs found ({:.1}s wall)", bugs.len() - missed, bugs.len(), t0.elapsed().as_secs_f64());
+    if missed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
