@@ -56,7 +56,7 @@ pub struct Family {
 
 /// Every family, in listing order.
 pub fn families() -> Vec<Family> {
-    vec![crate::mapreduce::family(), crate::raft::family()]
+    vec![crate::mapreduce::family(), crate::raft::family(), crate::kvraft::family()]
 }
 
 /// Every scenario, in listing order.

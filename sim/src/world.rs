@@ -856,6 +856,11 @@ pub fn annotate(start: Duration, end: Option<Duration>, label: impl Into<String>
     });
 }
 
+/// The run's annotations so far (crashes, restarts, partitions, leader changes).
+pub fn annotations() -> Vec<Annotation> {
+    with(|w| w.annotations.clone())
+}
+
 /// Run-wide counters so far.
 pub fn stats() -> Stats {
     with(|w| w.stats)

@@ -2,3 +2,4 @@
 
 pub mod mapreduce;
 pub mod raft;
+pub mod rsm;

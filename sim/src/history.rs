@@ -1,0 +1,92 @@
+//! Client histories: every call and return of the run's clients, stamped with simulated
+//! time (nanoseconds), in `checkers`' types, so a linearizability checker can judge them.
+//! A call that never returned is kept with an unknown outcome.
+
+use crate::trace::{hash_bytes, Kind};
+use crate::world::{self, with, NO_NODE};
+use checkers::linearizability::{ClientId, History, Operation};
+use std::cell::RefCell;
+use std::fmt::Debug;
+use std::rc::Rc;
+
+struct Inner<I, O> {
+    ops: Vec<Operation<I, O>>,
+}
+
+/// A recorder shared by the run's clients.
+pub struct Recorder<I, O> {
+    inner: Rc<RefCell<Inner<I, O>>>,
+}
+
+impl<I, O> Clone for Recorder<I, O> {
+    fn clone(&self) -> Self {
+        Recorder { inner: self.inner.clone() }
+    }
+}
+
+impl<I, O> Default for Recorder<I, O> {
+    fn default() -> Self {
+        Recorder { inner: Rc::new(RefCell::new(Inner { ops: Vec::new() })) }
+    }
+}
+
+/// An operation in progress; hand it back to [`Recorder::ret`].
+#[must_use = "an operation that is never returned is recorded with an unknown outcome"]
+pub struct OpHandle {
+    index: usize,
+}
+
+fn now_ns() -> u64 {
+    world::now().as_nanos() as u64
+}
+
+impl<I: Clone + Debug, O: Clone + Debug> Recorder<I, O> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a call now, and a `call` line in the trace.
+    pub fn call(&self, client: ClientId, input: I) -> OpHandle {
+        let t = now_ns();
+        let text = format!("{input:?}");
+        let h = hash_bytes(text.as_bytes());
+        let mut inner = self.inner.borrow_mut();
+        let index = inner.ops.len();
+        inner.ops.push(Operation::pending(client, input, t));
+        with(|w| {
+            w.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| format!("client {client} op {index}: {text}"))
+        });
+        OpHandle { index }
+    }
+
+    /// Records the return of `op` now, and a `return` line in the trace.
+    pub fn ret(&self, op: OpHandle, output: O) {
+        let t = now_ns();
+        let text = format!("{output:?}");
+        let h = hash_bytes(text.as_bytes());
+        let mut inner = self.inner.borrow_mut();
+        let o = &mut inner.ops[op.index];
+        o.output = Some(output);
+        o.ret = Some(t);
+        let (client, index) = (o.client, op.index);
+        with(|w| {
+            w.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
+                format!("client {client} op {index} -> {text}")
+            })
+        });
+    }
+
+    /// How many operations were called so far.
+    pub fn len(&self) -> usize {
+        self.inner.borrow().ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The history so far; calls without a return have an unknown outcome.
+    pub fn history(&self) -> History<I, O> {
+        History::new(self.inner.borrow().ops.clone()).expect("recorded operations form a history")
+    }
+}
