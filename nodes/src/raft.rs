@@ -162,7 +162,11 @@ impl<S: Service> Shell<S> {
 
     fn carry_out(&mut self, ready: Ready, reply: Option<(ReplyTo, Reply)>) {
         if let Some(p) = ready.persist {
-            self.ctx.save(p.raft_state, p.snapshot);
+            let (header, chunks) = p.raft_state.parts();
+            let mut parts: Vec<Rc<dyn AsRef<[u8]>>> = Vec::with_capacity(chunks.len() + 1);
+            parts.push(Rc::new(header.to_vec()));
+            parts.extend(chunks.iter().map(|c| c.clone() as Rc<dyn AsRef<[u8]>>));
+            self.ctx.save_rope(sim::Rope::from_parts(parts), p.snapshot);
             if !self.ctx.is_current() {
                 return;
             }

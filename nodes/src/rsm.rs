@@ -53,11 +53,20 @@ pub struct RsmServer<SM: StateMachine> {
     /// Requests waiting for their log index to apply.
     pending: BTreeMap<u64, Pending>,
     last_applied: u64,
+    last_snapshot_len: usize,
 }
 
 impl<SM: StateMachine> RsmServer<SM> {
     pub fn new(ctx: NodeCtx, maxraftstate: Option<usize>, bugs: RsmBugs) -> Self {
-        RsmServer { ctx, rsm: Rsm::default(), maxraftstate, bugs, pending: BTreeMap::new(), last_applied: 0 }
+        RsmServer {
+            ctx,
+            rsm: Rsm::default(),
+            maxraftstate,
+            bugs,
+            pending: BTreeMap::new(),
+            last_applied: 0,
+            last_snapshot_len: 0,
+        }
     }
 
     /// The replica's state (tests and checks).
@@ -124,7 +133,11 @@ impl<SM: StateMachine> Service for RsmServer<SM> {
                     }
                 }
                 match self.maxraftstate {
-                    Some(max) if self.ctx.read_raft_state().len() > max => Some(self.rsm.snapshot(&self.bugs)),
+                    Some(max) if self.ctx.raft_state_size() > max => {
+                        let snap = self.rsm.snapshot(&self.bugs, self.last_snapshot_len);
+                        self.last_snapshot_len = snap.len();
+                        Some(snap)
+                    }
                     _ => None,
                 }
             }

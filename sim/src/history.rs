@@ -2,12 +2,34 @@
 //! time (nanoseconds), in `checkers`' types, so a linearizability checker can judge them.
 //! A call that never returned is kept with an unknown outcome.
 
-use crate::trace::{hash_bytes, Kind};
+use crate::trace::Kind;
 use crate::world::{self, with, NO_NODE};
 use checkers::linearizability::{ClientId, History, Operation};
 use std::cell::RefCell;
 use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+
+/// FNV-1a as a `Hasher`, fixed across runs, for the trace fields of inputs and outputs
+/// (formatting a long value on every event would cost O(value) per operation).
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn field_hash<T: Hash>(v: &T) -> u64 {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    v.hash(&mut h);
+    h.finish()
+}
 
 struct Inner<I, O> {
     ops: Vec<Operation<I, O>>,
@@ -40,7 +62,7 @@ fn now_ns() -> u64 {
     world::now().as_nanos() as u64
 }
 
-impl<I: Clone + Debug, O: Clone + Debug> Recorder<I, O> {
+impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -48,13 +70,16 @@ impl<I: Clone + Debug, O: Clone + Debug> Recorder<I, O> {
     /// Records a call now, and a `call` line in the trace.
     pub fn call(&self, client: ClientId, input: I) -> OpHandle {
         let t = now_ns();
-        let text = format!("{input:?}");
-        let h = hash_bytes(text.as_bytes());
+        let h = field_hash(&input);
+        // Formatting a long value on every call would cost O(value): only for traces.
+        let shown = with(|w| w.trace.wants_lines()).then(|| format!("{input:?}"));
         let mut inner = self.inner.borrow_mut();
         let index = inner.ops.len();
         inner.ops.push(Operation::pending(client, input, t));
         with(|w| {
-            w.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| format!("client {client} op {index}: {text}"))
+            w.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| {
+                format!("client {client} op {index}: {}", shown.unwrap_or_default())
+            })
         });
         OpHandle { index }
     }
@@ -62,8 +87,8 @@ impl<I: Clone + Debug, O: Clone + Debug> Recorder<I, O> {
     /// Records the return of `op` now, and a `return` line in the trace.
     pub fn ret(&self, op: OpHandle, output: O) {
         let t = now_ns();
-        let text = format!("{output:?}");
-        let h = hash_bytes(text.as_bytes());
+        let h = field_hash(&output);
+        let shown = with(|w| w.trace.wants_lines()).then(|| format!("{output:?}"));
         let mut inner = self.inner.borrow_mut();
         let o = &mut inner.ops[op.index];
         o.output = Some(output);
@@ -71,7 +96,7 @@ impl<I: Clone + Debug, O: Clone + Debug> Recorder<I, O> {
         let (client, index) = (o.client, op.index);
         with(|w| {
             w.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
-                format!("client {client} op {index} -> {text}")
+                format!("client {client} op {index} -> {}", shown.unwrap_or_default())
             })
         });
     }

@@ -116,6 +116,11 @@ pub struct NetConfig {
     /// works in any mode; 0..0 by default, as labrpc's reliable network).
     pub hop_delay_ms_min: u32,
     pub hop_delay_ms_max: u32,
+    /// Time a process node spends on each message it receives, U[min, max] µs; a node
+    /// handles its messages one at a time, in arrival order (beyond labrpc; clients are
+    /// free). Models the CPU cost that bounds a real server's throughput. 0..0 by default.
+    pub service_us_min: u32,
+    pub service_us_max: u32,
 }
 
 impl Default for NetConfig {
@@ -130,6 +135,8 @@ impl Default for NetConfig {
             duplicate_permille: 0,
             hop_delay_ms_min: 0,
             hop_delay_ms_max: 0,
+            service_us_min: 0,
+            service_us_max: 0,
         }
     }
 }
@@ -148,6 +155,8 @@ pub(crate) struct Hop {
     to: u16,
     body: Body,
     payload: Vec<u8>,
+    /// Already waited its turn in the destination's service queue.
+    served: bool,
 }
 
 enum Completion {
@@ -267,7 +276,15 @@ impl World {
             format!("#{msg} {}->{} req call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
         });
         let to_inc = self.nodes[to as usize].incarnation;
-        self.route(Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Request { call, to_inc }, payload });
+        self.route(Hop {
+            msg,
+            from,
+            from_inc: ctx.incarnation,
+            to,
+            body: Body::Request { call, to_inc },
+            payload,
+            served: false,
+        });
         Some(call)
     }
 
@@ -284,7 +301,15 @@ impl World {
         self.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len ^ 1], |w| {
             format!("#{msg} {}->{} reply call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
         });
-        self.route(Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Reply { call }, payload });
+        self.route(Hop {
+            msg,
+            from,
+            from_inc: ctx.incarnation,
+            to,
+            body: Body::Reply { call },
+            payload,
+            served: false,
+        });
     }
 
     /// Decides a message's fate when it leaves its sender.
@@ -328,6 +353,7 @@ impl World {
                             },
                         },
                         payload: hop.payload.clone(),
+                        served: false,
                     };
                     self.record(Kind::Dup, from as u64, [hop.msg, call, extra], |w| {
                         format!(
@@ -398,9 +424,25 @@ impl World {
     }
 
     /// A message reaches its destination.
-    pub(crate) fn deliver(&mut self, hop: Hop) {
+    pub(crate) fn deliver(&mut self, mut hop: Hop) {
         let now = self.now_ns();
         let (from, to) = (hop.from, hop.to);
+        // A busy process takes messages one at a time: queue this one behind the others.
+        if !hop.served
+            && self.net.cfg.service_us_max > 0
+            && matches!(self.nodes[to as usize].host, crate::world::Host::Process { .. })
+        {
+            let (lo, hi) = (self.net.cfg.service_us_min as u64, self.net.cfg.service_us_max as u64);
+            let service = self.net.rng.gen_range(lo.min(hi)..=hi) * 1000;
+            let node = &mut self.nodes[to as usize];
+            let start = node.busy_until.max(now);
+            node.busy_until = start + service;
+            hop.served = true;
+            if start + service > now {
+                self.schedule(start + service, Action::Deliver(hop));
+                return;
+            }
+        }
         match hop.body {
             Body::Request { call, to_inc } => {
                 let dest = &self.nodes[to as usize];

@@ -120,6 +120,21 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     mix64(h ^ u64::from_le_bytes(tail))
 }
 
+/// A fingerprint of a possibly large byte string, for trace fields: its length and up to
+/// 64 strided 8-byte samples, so a multi-megabyte snapshot costs the same as a small one.
+pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
+    if bytes.len() <= 512 {
+        return hash_bytes(bytes);
+    }
+    let step = bytes.len() / 64;
+    let mut h = mix64(bytes.len() as u64);
+    for i in 0..64 {
+        let at = (i * step).min(bytes.len() - 8);
+        h = mix64(h ^ u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()));
+    }
+    mix64(h ^ u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap()))
+}
+
 /// Formats simulated nanoseconds as seconds with microsecond precision, right-aligned.
 pub fn fmt_time(ns: u64) -> String {
     format!("{:>6}.{:06}s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)

@@ -44,10 +44,61 @@ pub(crate) enum Host {
     Client,
 }
 
+/// Bytes held as shared parts, so saving a large state that mostly did not change costs
+/// one pointer per part instead of a copy (a Raft log saved after every append).
+#[derive(Clone, Default)]
+pub struct Rope {
+    parts: Vec<Rc<dyn AsRef<[u8]>>>,
+    len: usize,
+}
+
+impl Rope {
+    pub fn from_vec(v: Vec<u8>) -> Self {
+        let len = v.len();
+        Rope { parts: vec![Rc::new(v)], len }
+    }
+
+    pub fn from_parts(parts: Vec<Rc<dyn AsRef<[u8]>>>) -> Self {
+        let len = parts.iter().map(|p| (**p).as_ref().len()).sum();
+        Rope { parts, len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes in one piece.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len);
+        for p in &self.parts {
+            v.extend_from_slice((**p).as_ref());
+        }
+        v
+    }
+
+    /// A cheap fingerprint for the trace: length, first and last parts (a full hash of a
+    /// large state on every save would cost O(state) again).
+    fn fingerprint(&self) -> u64 {
+        let h =
+            |p: Option<&Rc<dyn AsRef<[u8]>>>| p.map(|p| crate::trace::fingerprint_bytes((**p).as_ref())).unwrap_or(0);
+        crate::rng::mix64(h(self.parts.first()) ^ h(self.parts.last()).rotate_left(17) ^ self.len as u64)
+    }
+}
+
+impl std::fmt::Debug for Rope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rope({} bytes in {} parts)", self.len, self.parts.len())
+    }
+}
+
 /// What a node has saved: raft state and snapshot, replaced atomically together.
 #[derive(Clone, Default, Debug)]
 pub struct Persisted {
-    pub raft_state: Rc<Vec<u8>>,
+    pub raft_state: Rope,
     pub snapshot: Rc<Vec<u8>>,
 }
 
@@ -65,6 +116,8 @@ pub(crate) struct Node {
     pub bytes_sent: u64,
     /// Crash the node after its next `n`-th save (a fault point), if set: (n, delay ns).
     pub crash_after_saves: Option<(u32, u64)>,
+    /// Until when the node is busy with messages already taken (the service queue).
+    pub busy_until: u64,
 }
 
 /// A timed action of the world's own scheduler.
@@ -410,14 +463,26 @@ impl NodeCtx {
 
     /// Atomically replaces the persisted raft state, and the snapshot when one is given.
     pub fn save(&self, raft_state: Vec<u8>, snapshot: Option<Vec<u8>>) {
+        self.save_rope(Rope::from_vec(raft_state), snapshot)
+    }
+
+    /// Like `save`, with the raft state as shared parts (cheap for large, mostly unchanged
+    /// states).
+    pub fn save_rope(&self, raft_state: Rope, snapshot: Option<Vec<u8>>) {
         let kill = with(|w| w.save(*self, raft_state, snapshot));
         if let Some(id) = kill {
             madsim::runtime::Handle::current().kill(id);
         }
     }
 
-    pub fn read_raft_state(&self) -> Rc<Vec<u8>> {
-        with(|w| w.nodes[self.id.index()].persisted.raft_state.clone())
+    /// The saved raft state, in one piece (restoring reads it).
+    pub fn read_raft_state(&self) -> Vec<u8> {
+        with(|w| w.nodes[self.id.index()].persisted.raft_state.to_vec())
+    }
+
+    /// The saved raft state's size (the course's `RaftStateSize`).
+    pub fn raft_state_size(&self) -> usize {
+        with(|w| w.nodes[self.id.index()].persisted.raft_state.len())
     }
 
     pub fn read_snapshot(&self) -> Rc<Vec<u8>> {
@@ -449,15 +514,15 @@ impl World {
         n.alive && n.incarnation == ctx.incarnation
     }
 
-    fn save(&mut self, ctx: NodeCtx, raft_state: Vec<u8>, snapshot: Option<Vec<u8>>) -> Option<madsim::task::NodeId> {
+    fn save(&mut self, ctx: NodeCtx, raft_state: Rope, snapshot: Option<Vec<u8>>) -> Option<madsim::task::NodeId> {
         if !self.is_current(ctx) {
             return None;
         }
         let n = &mut self.nodes[ctx.id.index()];
-        let sh = snapshot.as_ref().map(|s| hash_bytes(s)).unwrap_or(0);
+        let sh = snapshot.as_ref().map(|s| crate::trace::fingerprint_bytes(s)).unwrap_or(0);
         let (rs, ss) = (raft_state.len(), snapshot.as_ref().map(|s| s.len()));
-        let h = hash_bytes(&raft_state);
-        n.persisted.raft_state = Rc::new(raft_state);
+        let h = raft_state.fingerprint();
+        n.persisted.raft_state = raft_state;
         if let Some(s) = snapshot {
             n.persisted.snapshot = Rc::new(s);
         }
@@ -598,6 +663,7 @@ fn add_node(name: &str, host: Host) -> NodeId {
             rpc_count: 0,
             bytes_sent: 0,
             crash_after_saves: None,
+            busy_until: 0,
         });
         w.net.add_node();
         id
@@ -748,6 +814,7 @@ pub fn restart(node: NodeId) {
         let id = *id;
         n.alive = true;
         n.inbox.clear();
+        n.busy_until = 0;
         w.stats.restarts += 1;
         let inc = n.incarnation as u64;
         w.record(Kind::Restart, node.0 as u64, [inc, 0, 0], |_| format!("incarnation {inc} starts"));

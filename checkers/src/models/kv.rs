@@ -54,6 +54,11 @@ pub enum KvOutput {
     Value(String),
     /// A Put or Append was acknowledged.
     Ack,
+    /// An Append was acknowledged together with the length the value had just before it —
+    /// where the append landed. A store that reports it lets the checker place each append
+    /// exactly (legal only when the state has that length), so histories of many concurrent
+    /// appends with few reads stay cheap to check instead of exploding combinatorially.
+    AppendedAt(u64),
 }
 
 impl KvOutput {
@@ -131,6 +136,9 @@ impl Model for KvModel {
             (KvInput::Get { .. }, Some(KvOutput::Value(v))) => (v.as_str() == state.as_str()).then(|| state.clone()),
             (KvInput::Put { value, .. }, None | Some(KvOutput::Ack)) => Some(KvState::new(value.as_str())),
             (KvInput::Append { value, .. }, None | Some(KvOutput::Ack)) => Some(state.appended(value)),
+            (KvInput::Append { value, .. }, Some(KvOutput::AppendedAt(at))) => {
+                (state.as_str().len() as u64 == *at).then(|| state.appended(value))
+            }
             _ => None,
         }
     }
@@ -152,6 +160,7 @@ impl Model for KvModel {
             None => " -> ?".to_string(),
             Some(KvOutput::Value(v)) => format!(" -> {v:?}"),
             Some(KvOutput::Ack) => String::new(),
+            Some(KvOutput::AppendedAt(at)) => format!(" at {at}"),
         };
         match input {
             KvInput::Get { key } => format!("get({key:?}){result}"),
@@ -187,6 +196,14 @@ mod tests {
         assert_eq!(m.describe_operation(&KvInput::get("k"), Some(&KvOutput::value("v"))), r#"get("k") -> "v""#);
         assert_eq!(m.describe_operation(&KvInput::get("k"), None), r#"get("k") -> ?"#);
         assert_eq!(m.describe_state(&abc), r#""abc""#);
+        // An append that says where it landed is legal only there.
+        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&KvOutput::AppendedAt(2))), Some(abc.clone()));
+        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&KvOutput::AppendedAt(1))), None);
+        assert_eq!(m.step(&ab, &KvInput::get("k"), Some(&KvOutput::AppendedAt(2))), None);
+        assert_eq!(
+            m.describe_operation(&KvInput::append("k", "v"), Some(&KvOutput::AppendedAt(3))),
+            r#"append("k", "v") at 3"#
+        );
     }
 
     #[test]

@@ -110,12 +110,14 @@ impl<SM: StateMachine> Rsm<SM> {
     }
 
     /// The snapshot of this state.
-    pub fn snapshot(&self, bugs: &RsmBugs) -> Vec<u8> {
+    /// `size_hint`: the previous snapshot's size, so the buffer is allocated once.
+    pub fn snapshot(&self, bugs: &RsmBugs, size_hint: usize) -> Vec<u8> {
+        let buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
         if bugs.dup_table_not_in_snapshot {
             let bare = Rsm::<SM> { sm: self.sm.clone(), last: BTreeMap::new() };
-            postcard::to_allocvec(&bare).expect("state encodes")
+            postcard::to_extend(&bare, buf).expect("state encodes")
         } else {
-            postcard::to_allocvec(self).expect("state encodes")
+            postcard::to_extend(self, buf).expect("state encodes")
         }
     }
 
@@ -142,7 +144,8 @@ pub struct Kv {
 
 impl StateMachine for Kv {
     type Op = KvOp;
-    /// Get's value; "" for Put and Append.
+    /// Get's value; for Append, the value's length just before it (where it landed, in
+    /// decimal) — which lets a history checker place every append; "" for Put.
     type Out = String;
 
     fn apply(&mut self, op: &KvOp) -> String {
@@ -153,8 +156,10 @@ impl StateMachine for Kv {
                 String::new()
             }
             KvOp::Append { key, value } => {
-                self.data.entry(key.clone()).or_default().push_str(value);
-                String::new()
+                let v = self.data.entry(key.clone()).or_default();
+                let at = v.len();
+                v.push_str(value);
+                at.to_string()
             }
         }
     }
@@ -196,12 +201,12 @@ mod tests {
         let ok = RsmBugs::default();
         let mut r = Rsm::<Kv>::default();
         r.apply(&append(1, 1, "a"), &ok);
-        let mut back = Rsm::<Kv>::restore(&r.snapshot(&ok)).unwrap();
+        let mut back = Rsm::<Kv>::restore(&r.snapshot(&ok, 0)).unwrap();
         back.apply(&append(1, 1, "a"), &ok);
         assert_eq!(back.sm.data["k"], "a");
 
         let bug = RsmBugs::from_name("dup-table-not-in-snapshot").unwrap();
-        let mut lost = Rsm::<Kv>::restore(&r.snapshot(&bug)).unwrap();
+        let mut lost = Rsm::<Kv>::restore(&r.snapshot(&bug, 0)).unwrap();
         lost.apply(&append(1, 1, "a"), &bug);
         assert_eq!(lost.sm.data["k"], "aa");
 

@@ -401,6 +401,7 @@ async fn one_partition(opts: Opts) -> Result<(), Failure> {
     // Progress in majority.
     ckp1.put("1", "14").await;
     check_get(&mut ckp1, "1", "14").await?;
+    let (ckp2a_node, ckp2b_node) = (ckp2a.clerk.node(), ckp2b.clerk.node());
     // No progress in minority.
     let put_done = Rc::new(Cell::new(false));
     let get_done = Rc::new(Cell::new(false));
@@ -426,8 +427,8 @@ async fn one_partition(opts: Opts) -> Result<(), Failure> {
     check_get(&mut ckp1, "1", "16").await?;
     // Completion after heal.
     cfg.connect_all();
-    let everyone = cfg.all();
-    cfg.connect_client(&ck, &everyone);
+    cfg.connect_client_node(ckp2a_node, &all);
+    cfg.connect_client_node(ckp2b_node, &all);
     sim::sleep(ELECTION).await;
     let t0 = sim::now();
     while !put_done.get() {

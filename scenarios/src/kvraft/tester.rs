@@ -5,8 +5,10 @@
 //! Network as the kvraft tester has it: no long delays (a call to an unreachable server fails
 //! within 0–99 ms), two-way partitions among servers that leave clerks alone, clerks connected
 //! to chosen servers, servers handed to each clerk in a random order. Beyond labrpc, every
-//! message takes 0–1 ms: the course's Go servers take real time per RPC, and without it a
-//! simulated client would run unboundedly many operations in a 5-second round.
+//! message takes 0–1 ms and a server spends 0.3–0.7 ms on each message it receives, one at
+//! a time: the course's Go servers take real time per RPC, which is what bounds how many
+//! operations its clients manage; without a cost, simulated clients would run unboundedly
+//! many operations in a 5-second round.
 
 use crate::raft::observer::SafetyObserver;
 use checkers::html::{render, Annotation, HtmlOptions};
@@ -64,6 +66,8 @@ impl KvCluster {
             long_delays: false,
             hop_delay_ms_min: 0,
             hop_delay_ms_max: 1,
+            service_us_min: 300,
+            service_us_max: 700,
             ..NetConfig::default()
         });
         let handles: Rc<RefCell<Vec<Option<RaftHandle<KvServer>>>>> = Rc::new(RefCell::new(vec![None; n]));
@@ -112,8 +116,13 @@ impl KvCluster {
 
     /// `ConnectClient(ck, to)`: the clerk reaches exactly the servers `to`.
     pub fn connect_client(&self, ck: &KvClerk, to: &[usize]) {
+        self.connect_client_node(ck.clerk.node(), to);
+    }
+
+    /// `ConnectClient` for a clerk another task holds, by its endpoint.
+    pub fn connect_client_node(&self, clerk: NodeId, to: &[usize]) {
         let to: Vec<NodeId> = to.iter().map(|&i| self.servers[i]).collect();
-        net::connect_client(ck.clerk.node(), &to, &self.servers);
+        net::connect_client(clerk, &to, &self.servers);
     }
 
     /// `partition(p1, p2)`.
@@ -266,11 +275,13 @@ impl KvClerk {
         self.history.ret(op, KvOutput::Ack);
     }
 
-    /// Append, recorded.
+    /// Append, recorded with where it landed (the server reports the value's length before
+    /// it), so the checker can place each append.
     pub async fn append(&mut self, key: &str, value: &str) {
         let op = self.history.call(self.cli, KvInput::append(key, value));
-        self.clerk.call(KvOp::Append { key: key.into(), value: value.into() }).await;
-        self.history.ret(op, KvOutput::Ack);
+        let at = self.clerk.call(KvOp::Append { key: key.into(), value: value.into() }).await;
+        let out = at.parse().map(KvOutput::AppendedAt).unwrap_or(KvOutput::Ack);
+        self.history.ret(op, out);
     }
 
     /// Calls not recorded (the course's tests that keep no history).

@@ -866,7 +866,7 @@ impl World {
         let s = raft.status();
         if let Some(p) = ready.persist {
             let disk = &mut self.disks[node];
-            disk.state = p.raft_state;
+            disk.state = p.raft_state.to_bytes();
             if let Some(snapshot) = p.snapshot {
                 disk.snapshot = snapshot;
             }

@@ -1,5 +1,6 @@
 //! The replicated log with its compacted prefix: entries after a snapshot, addressed by Raft index.
 
+use super::image::EntryImage;
 use super::messages::Entry;
 
 /// Log indexes start at 1; index 0 is the empty prefix, with term 0. Entries at or below
@@ -10,11 +11,19 @@ pub(crate) struct Log {
     snapshot_term: u64,
     /// `entries[i]` has index `snapshot_index + 1 + i`.
     entries: Vec<Entry>,
+    /// The same entries encoded, kept in step so a save costs O(change) (see `image.rs`).
+    image: EntryImage,
 }
 
 impl Log {
     pub(crate) fn from_parts(snapshot_index: u64, snapshot_term: u64, entries: Vec<Entry>) -> Log {
-        Log { snapshot_index, snapshot_term, entries }
+        let image = EntryImage::from_entries(&entries);
+        Log { snapshot_index, snapshot_term, entries, image }
+    }
+
+    /// The encoded entries, for a save.
+    pub(crate) fn image(&self) -> &EntryImage {
+        &self.image
     }
 
     pub(crate) fn snapshot_index(&self) -> u64 {
@@ -72,6 +81,7 @@ impl Log {
             self.last_term(),
             self.last_index()
         );
+        self.image.push(&entry);
         self.entries.push(entry);
     }
 
@@ -79,6 +89,7 @@ impl Log {
     /// bug `no-truncate-conflict` does this; correct code truncates then appends.
     pub(crate) fn overwrite(&mut self, index: u64, entry: Entry) {
         let offset = self.offset(index);
+        self.image.replace(offset, &entry);
         self.entries[offset] = entry;
     }
 
@@ -87,6 +98,7 @@ impl Log {
         assert!(from > self.snapshot_index, "cannot truncate into the snapshot at {from}");
         let offset = self.offset(from);
         self.entries.truncate(offset);
+        self.image.truncate(offset);
     }
 
     /// Forget entries up to and including `index`, which becomes the snapshot's last entry.
@@ -95,6 +107,7 @@ impl Log {
         let term = self.term_at(index).expect("compacting to an index the log holds");
         let drop = self.offset(index) + 1;
         self.entries.drain(..drop);
+        self.image.drop_front(drop);
         self.snapshot_index = index;
         self.snapshot_term = term;
     }
@@ -102,6 +115,7 @@ impl Log {
     /// Discard the whole log in favour of a snapshot ending at (`index`, `term`).
     pub(crate) fn reset_to_snapshot(&mut self, index: u64, term: u64) {
         self.entries.clear();
+        self.image = EntryImage::default();
         self.snapshot_index = index;
         self.snapshot_term = term;
     }

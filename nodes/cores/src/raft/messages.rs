@@ -161,8 +161,9 @@ impl ApplyMsg {
 /// One atomic save (the course's `Persister.Save(state, snapshot)`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persist {
-    /// The encoded Raft state (term, vote, log); replaces the stored one.
-    pub raft_state: Vec<u8>,
+    /// The encoded Raft state (term, vote, log); replaces the stored one. An image whose
+    /// bytes equal the full encoding, cheap to save (see `image.rs`).
+    pub raft_state: super::StateImage,
     /// The new snapshot when it changed; `None` means keep the stored snapshot as it is.
     pub snapshot: Option<Vec<u8>>,
 }

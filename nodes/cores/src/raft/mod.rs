@@ -17,6 +17,7 @@
 //! 4. Sleep until [`Raft::next_deadline_ms`] (or the next message), never polling.
 
 mod config;
+mod image;
 mod log;
 mod messages;
 mod persist;
@@ -28,6 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use config::{Bug, Bugs, Config};
+pub use image::{EntryChunk, StateImage};
 pub use messages::{
     AppendEntriesArgs, AppendEntriesReply, ApplyMsg, CallContext, Entry, InstallSnapshotArgs, InstallSnapshotReply,
     Outgoing, Persist, Ready, Reply, Request, RequestVoteArgs, RequestVoteReply,
@@ -824,17 +826,12 @@ impl Raft {
         self.election_deadline_ms = self.now_ms + timeout;
     }
 
-    fn encode_state(&self) -> Vec<u8> {
+    fn encode_state(&self) -> StateImage {
         let bugs = &self.config.bugs;
         let current_term = if bugs.no_persist_term { 0 } else { self.current_term };
         let voted_for = if bugs.no_persist_voted_for { None } else { self.voted_for };
-        persist::encode(
-            current_term,
-            voted_for,
-            self.log.snapshot_index(),
-            self.log.snapshot_term(),
-            self.log.entries(),
-        )
+        debug_assert_eq!(self.log.image().count(), self.log.entries().len(), "the image follows the log");
+        StateImage::new(current_term, voted_for, self.log.snapshot_index(), self.log.snapshot_term(), self.log.image())
     }
 
     fn begin(&mut self, now_ms: u64) {

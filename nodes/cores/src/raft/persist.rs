@@ -1,10 +1,14 @@
 //! The persisted Raft state (term, vote, log) and its compact postcard encoding.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 
 use super::messages::Entry;
 
-/// Borrowing form used to encode without cloning the log.
+/// Borrowing form used to encode without cloning the log. The live code saves through
+/// `StateImage`, whose bytes must equal this encoding; tests compare the two.
+#[cfg(test)]
 #[derive(Serialize)]
 struct PersistentStateRef<'a> {
     current_term: u64,
@@ -36,6 +40,7 @@ impl std::fmt::Display for RestoreError {
 
 impl std::error::Error for RestoreError {}
 
+#[cfg(test)]
 pub(crate) fn encode(
     current_term: u64,
     voted_for: Option<usize>,
