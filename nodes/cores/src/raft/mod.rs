@@ -73,9 +73,15 @@ struct Progress {
     /// request at a time without moving `next_index`; once a request succeeds it pipelines,
     /// moving `next_index` past what is in flight so nothing is sent twice.
     probing: bool,
-    /// AppendEntries/InstallSnapshot calls of this term still awaiting a reply or failure.
-    /// Eager sends wait for zero, which batches proposals made while a call is in flight.
+    /// Calls of this term that carry data (AppendEntries with entries, InstallSnapshot) still
+    /// awaiting a reply or failure. Eager sends wait for zero, which batches proposals made
+    /// while a call is in flight. Heartbeats do not count: with replies delayed by seconds
+    /// (long reordering), counting them kept this above zero forever and starved a lagging
+    /// follower of entries.
     inflight: u32,
+    /// When the latest data-carrying call was sent: a probe unanswered for two heartbeat
+    /// intervals is presumed lost, and the next heartbeat carries the entries again.
+    data_sent_ms: Option<u64>,
     /// When the follower was last sent anything; a heartbeat is due one interval later.
     last_sent_ms: Option<u64>,
     /// The leader_commit carried by the last AppendEntries, to send commit news promptly.
@@ -91,6 +97,7 @@ impl Progress {
             match_index: 0,
             probing: true,
             inflight: 0,
+            data_sent_ms: None,
             last_sent_ms: None,
             commit_sent: 0,
             snapshot_sent_ms: None,
@@ -254,7 +261,9 @@ impl Raft {
             match context {
                 CallContext::AppendEntries { term, prev_log_index, entries_len } if term == self.current_term => {
                     let p = &mut self.progress[to];
-                    p.inflight = p.inflight.saturating_sub(1);
+                    if entries_len > 0 {
+                        p.inflight = p.inflight.saturating_sub(1);
+                    }
                     if entries_len > 0 && prev_log_index >= p.match_index {
                         // The entries may never have arrived: resend them now rather than
                         // wait for the follower to reject a later heartbeat.
@@ -635,7 +644,9 @@ impl Raft {
         }
         let last_index = self.log.last_index();
         let p = &mut self.progress[from];
-        p.inflight = p.inflight.saturating_sub(1);
+        if reply.entries_len > 0 {
+            p.inflight = p.inflight.saturating_sub(1);
+        }
         if reply.success {
             let matched = reply.prev_log_index + reply.entries_len;
             // Everything this leader sent in its term is still in its log.
@@ -734,6 +745,7 @@ impl Raft {
                 };
                 let p = &mut self.progress[peer];
                 p.inflight += 1;
+                p.data_sent_ms = Some(now);
                 p.last_sent_ms = Some(now);
                 p.snapshot_sent_ms = Some(now);
                 // Installing the snapshot commits everything in it.
@@ -755,7 +767,6 @@ impl Raft {
                 leader_commit: self.commit_index,
             };
             let p = &mut self.progress[peer];
-            p.inflight += 1;
             p.last_sent_ms = Some(now);
             p.commit_sent = self.commit_index;
             self.send(peer, Request::AppendEntries(args));
@@ -765,7 +776,8 @@ impl Raft {
         let prev_log_term = self.log.term_at(prev).expect("next_index is past the snapshot");
         // A heartbeat while a probe is unanswered stays empty, so a dead follower is not sent
         // the same entries every interval.
-        let entries = if heartbeat && p.probing && p.inflight > 0 {
+        let probe_fresh = p.data_sent_ms.is_some_and(|t| now < t + 2 * self.config.heartbeat_interval_ms);
+        let entries = if heartbeat && p.probing && p.inflight > 0 && probe_fresh {
             Vec::new()
         } else {
             self.log.slice_from(p.next_index, self.config.max_entries_per_append).to_vec()
@@ -783,7 +795,10 @@ impl Raft {
         if !p.probing {
             p.next_index += n;
         }
-        p.inflight += 1;
+        if n > 0 {
+            p.inflight += 1;
+            p.data_sent_ms = Some(now);
+        }
         p.last_sent_ms = Some(now);
         p.commit_sent = self.commit_index;
         self.send(peer, Request::AppendEntries(args));
