@@ -9,5 +9,6 @@ pub mod prop;
 pub mod raft;
 pub mod registry;
 pub mod seeds;
+pub mod swarm;
 
 pub use registry::{all, families, run_scenario, select, Family, Opts, Scenario};

@@ -40,6 +40,14 @@ pub trait Model {
     }
 
     /// An operation for humans, e.g. `get("x") -> "y"`.
+    /// Whether the operation never changes the state (`step` gives back the state it was
+    /// given, or `None`). The search then takes it as soon as it is legal, without trying
+    /// alternatives — a sound pruning that keeps many concurrent reads of one value cheap.
+    /// Say `true` only when that holds for every state and output.
+    fn is_read_only(&self, _input: &Self::Input) -> bool {
+        false
+    }
+
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 
     /// A state for humans.

@@ -35,6 +35,9 @@ pub(crate) enum Progress {
 struct Frame {
     entry: u32,
     state: u32,
+    /// A read-only operation taken as soon as it was legal: it had no alternatives worth
+    /// trying (see [`Search::run`]), so backtracking over it backtracks one level further.
+    eager: bool,
 }
 
 const NONE: u32 = u32::MAX;
@@ -144,17 +147,25 @@ impl<'h, M: Model> Search<'h, M> {
             left -= 1;
             debug_assert!(entry != 0 && entry != self.tail, "walked off the entry list");
             let code = self.code[entry as usize];
-            if code & 1 == 0 {
+            let mut backtrack = code & 1 == 1;
+            if !backtrack {
                 let op = (code >> 1) as usize;
                 let stepped = self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]);
                 if let Some(next_state) = stepped {
+                    // A read-only operation legal now can be linearized now: if any completion
+                    // of this configuration exists, one starts with it (it leaves the state as
+                    // it is, and no remaining operation must precede it in real time, since
+                    // its call comes before every remaining return). So it needs no
+                    // alternatives — which stops concurrent reads of one value from making
+                    // the search try every subset of them.
+                    let eager = self.model.is_read_only(self.inputs[op]);
                     let id = self.states.intern(next_state, Some(self.state));
                     self.linearized.insert(op);
                     if self.memo.insert(self.linearized.words(), self.linearized.hash(), id) {
                         if let Some(tracker) = &mut self.tracker {
                             tracker.push(op, self.stack.len());
                         }
-                        self.stack.push(Frame { entry, state: self.state });
+                        self.stack.push(Frame { entry, state: self.state, eager });
                         self.state = id;
                         self.unlink(entry);
                         self.unlink(self.ret_entry[op]);
@@ -165,11 +176,21 @@ impl<'h, M: Model> Search<'h, M> {
                         continue;
                     }
                     self.linearized.remove(op);
+                    // Already explored and dead: then so is this configuration.
+                    backtrack = eager;
                 }
-                entry = self.next[entry as usize];
-            } else {
+                if !backtrack {
+                    entry = self.next[entry as usize];
+                    continue;
+                }
+            }
+            // Undo the last choice, and the one before it while the undone one was eager.
+            // With no choice left to undo, every order has been tried or ruled out.
+            let mut refuted = false;
+            loop {
                 let Some(frame) = self.stack.pop() else {
-                    break Progress::Refuted;
+                    refuted = true;
+                    break;
                 };
                 let op = (self.code[frame.entry as usize] >> 1) as usize;
                 if let Some(tracker) = &mut self.tracker {
@@ -180,6 +201,12 @@ impl<'h, M: Model> Search<'h, M> {
                 self.relink(self.ret_entry[op]);
                 self.relink(frame.entry);
                 entry = self.next[frame.entry as usize];
+                if !frame.eager {
+                    break;
+                }
+            }
+            if refuted {
+                break Progress::Refuted;
             }
         };
         self.entry = entry;

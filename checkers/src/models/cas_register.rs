@@ -48,6 +48,10 @@ impl Model for CasRegisterModel {
         None
     }
 
+    fn is_read_only(&self, input: &CasInput) -> bool {
+        matches!(input, CasInput::Read)
+    }
+
     fn step(&self, state: &Option<i64>, input: &CasInput, output: Option<&CasOutput>) -> Option<Option<i64>> {
         match (*input, output) {
             (CasInput::Read, None) => Some(*state),

@@ -54,11 +54,17 @@ pub enum KvOutput {
     Value(String),
     /// A Put or Append was acknowledged.
     Ack,
-    /// An Append was acknowledged together with the length the value had just before it —
-    /// where the append landed. A store that reports it lets the checker place each append
-    /// exactly (legal only when the state has that length), so histories of many concurrent
-    /// appends with few reads stay cheap to check instead of exploding combinatorially.
-    AppendedAt(u64),
+    /// A Put or Append was acknowledged together with the length and [`value_digest`] of the
+    /// value it replaced or extended. A store that reports it pins each write to the exact
+    /// state it followed (legal only there), so histories of many concurrent writes with few
+    /// reads stay cheap to decide instead of exploding combinatorially.
+    Wrote { prev_len: u64, prev_digest: u64 },
+}
+
+/// The digest a store reports with [`KvOutput::Wrote`]: the model's own polynomial hash of
+/// a value, so checking it costs nothing extra.
+pub fn value_digest(text: &str) -> u64 {
+    poly_hash(0, text.as_bytes())
 }
 
 impl KvOutput {
@@ -93,6 +99,11 @@ impl KvState {
     /// The value.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Whether this is the value of `len` bytes with digest `digest`.
+    fn is(&self, len: u64, digest: u64) -> bool {
+        self.text.len() as u64 == len && self.hash == digest
     }
 
     fn appended(&self, suffix: &str) -> Self {
@@ -136,11 +147,18 @@ impl Model for KvModel {
             (KvInput::Get { .. }, Some(KvOutput::Value(v))) => (v.as_str() == state.as_str()).then(|| state.clone()),
             (KvInput::Put { value, .. }, None | Some(KvOutput::Ack)) => Some(KvState::new(value.as_str())),
             (KvInput::Append { value, .. }, None | Some(KvOutput::Ack)) => Some(state.appended(value)),
-            (KvInput::Append { value, .. }, Some(KvOutput::AppendedAt(at))) => {
-                (state.as_str().len() as u64 == *at).then(|| state.appended(value))
+            (KvInput::Append { value, .. }, Some(KvOutput::Wrote { prev_len, prev_digest })) => {
+                state.is(*prev_len, *prev_digest).then(|| state.appended(value))
+            }
+            (KvInput::Put { value, .. }, Some(KvOutput::Wrote { prev_len, prev_digest })) => {
+                state.is(*prev_len, *prev_digest).then(|| KvState::new(value.as_str()))
             }
             _ => None,
         }
+    }
+
+    fn is_read_only(&self, input: &KvInput) -> bool {
+        matches!(input, KvInput::Get { .. })
     }
 
     fn partition(&self, history: &[Operation<KvInput, KvOutput>]) -> Option<Vec<Vec<usize>>> {
@@ -160,7 +178,7 @@ impl Model for KvModel {
             None => " -> ?".to_string(),
             Some(KvOutput::Value(v)) => format!(" -> {v:?}"),
             Some(KvOutput::Ack) => String::new(),
-            Some(KvOutput::AppendedAt(at)) => format!(" at {at}"),
+            Some(KvOutput::Wrote { prev_len, .. }) => format!(" after {prev_len} bytes"),
         };
         match input {
             KvInput::Get { key } => format!("get({key:?}){result}"),
@@ -196,13 +214,17 @@ mod tests {
         assert_eq!(m.describe_operation(&KvInput::get("k"), Some(&KvOutput::value("v"))), r#"get("k") -> "v""#);
         assert_eq!(m.describe_operation(&KvInput::get("k"), None), r#"get("k") -> ?"#);
         assert_eq!(m.describe_state(&abc), r#""abc""#);
-        // An append that says where it landed is legal only there.
-        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&KvOutput::AppendedAt(2))), Some(abc.clone()));
-        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&KvOutput::AppendedAt(1))), None);
-        assert_eq!(m.step(&ab, &KvInput::get("k"), Some(&KvOutput::AppendedAt(2))), None);
+        // A write that says what it followed is legal only there.
+        let wrote = |s: &str| KvOutput::Wrote { prev_len: s.len() as u64, prev_digest: value_digest(s) };
+        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&wrote("ab"))), Some(abc.clone()));
+        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&wrote("ba"))), None, "same length, other value");
+        assert_eq!(m.step(&ab, &KvInput::append("k", "c"), Some(&wrote("a"))), None);
+        assert_eq!(m.step(&ab, &KvInput::put("k", "z"), Some(&wrote("ab"))), Some(KvState::new("z")));
+        assert_eq!(m.step(&ab, &KvInput::put("k", "z"), Some(&wrote(""))), None);
+        assert_eq!(m.step(&ab, &KvInput::get("k"), Some(&wrote("ab"))), None);
         assert_eq!(
-            m.describe_operation(&KvInput::append("k", "v"), Some(&KvOutput::AppendedAt(3))),
-            r#"append("k", "v") at 3"#
+            m.describe_operation(&KvInput::append("k", "v"), Some(&wrote("abc"))),
+            r#"append("k", "v") after 3 bytes"#
         );
     }
 

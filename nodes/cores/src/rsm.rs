@@ -136,6 +136,30 @@ pub enum KvOp {
     Append { key: String, value: String },
 }
 
+/// What the key/value store answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvResult {
+    /// A Get's value.
+    Value(String),
+    /// A Put or Append took effect on a value of `prev_len` bytes with digest `prev_digest`:
+    /// an observation a history checker can verify, which pins the write to the exact state
+    /// it followed.
+    Wrote { prev_len: u64, prev_digest: u64 },
+}
+
+impl Default for KvResult {
+    fn default() -> Self {
+        KvResult::Value(String::new())
+    }
+}
+
+/// A value's digest: a polynomial hash (h = h * B + byte + 1, B = 0x100000001b3, mod 2^64).
+/// It must equal the history checker's (`checkers::models::kv::value_digest`); a scenario
+/// test compares them.
+pub fn value_digest(text: &str) -> u64 {
+    text.bytes().fold(0u64, |h, b| h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b) + 1))
+}
+
 /// The key/value store of lab 3: a missing key reads as "".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kv {
@@ -144,29 +168,27 @@ pub struct Kv {
 
 impl StateMachine for Kv {
     type Op = KvOp;
-    /// Get's value; for Append, the value's length just before it (where it landed, in
-    /// decimal) — which lets a history checker place every append; "" for Put.
-    type Out = String;
+    type Out = KvResult;
 
-    fn apply(&mut self, op: &KvOp) -> String {
+    fn apply(&mut self, op: &KvOp) -> KvResult {
         match op {
-            KvOp::Get { key } => self.data.get(key).cloned().unwrap_or_default(),
+            KvOp::Get { key } => KvResult::Value(self.data.get(key).cloned().unwrap_or_default()),
             KvOp::Put { key, value } => {
-                self.data.insert(key.clone(), value.clone());
-                String::new()
+                let prev = self.data.insert(key.clone(), value.clone()).unwrap_or_default();
+                KvResult::Wrote { prev_len: prev.len() as u64, prev_digest: value_digest(&prev) }
             }
             KvOp::Append { key, value } => {
                 let v = self.data.entry(key.clone()).or_default();
-                let at = v.len();
+                let out = KvResult::Wrote { prev_len: v.len() as u64, prev_digest: value_digest(v) };
                 v.push_str(value);
-                at.to_string()
+                out
             }
         }
     }
 
-    fn read(&self, op: &KvOp) -> Option<String> {
+    fn read(&self, op: &KvOp) -> Option<KvResult> {
         match op {
-            KvOp::Get { key } => Some(self.data.get(key).cloned().unwrap_or_default()),
+            KvOp::Get { key } => Some(KvResult::Value(self.data.get(key).cloned().unwrap_or_default())),
             _ => None,
         }
     }
@@ -191,9 +213,18 @@ mod tests {
         r.apply(&append(1, 1, "a"), &ok); // a stale duplicate
         assert_eq!(r.sm.data["k"], "abc");
         let get = Command { client: 3, seq: 1, op: KvOp::Get { key: "k".into() } };
-        assert_eq!(r.apply(&get, &ok), "abc");
+        assert_eq!(r.apply(&get, &ok), KvResult::Value("abc".into()));
         r.apply(&append(2, 2, "d"), &ok);
-        assert_eq!(r.apply(&get, &ok), "abc", "a retried Get returns what it returned the first time");
+        assert_eq!(
+            r.apply(&get, &ok),
+            KvResult::Value("abc".into()),
+            "a retried Get returns what it returned the first time"
+        );
+        assert_eq!(
+            r.apply(&append(2, 3, "e"), &ok),
+            KvResult::Wrote { prev_len: 4, prev_digest: value_digest("abcd") },
+            "a write reports what it followed"
+        );
     }
 
     #[test]

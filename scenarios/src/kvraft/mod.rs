@@ -2,6 +2,7 @@
 //! every scenario records every clerk call and judges the whole history with the
 //! linearizability checker, and an undecided history is a failure.
 
+pub mod swarm;
 pub mod tester;
 
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
@@ -17,7 +18,7 @@ pub fn family() -> Family {
     Family { name: "kvraft", bugs: || RsmBugs::ALL.to_vec(), scenarios }
 }
 
-fn bugs(opts: &Opts) -> KvBugs {
+pub(crate) fn bugs(opts: &Opts) -> KvBugs {
     let rsm = match &opts.bug {
         None => RsmBugs::default(),
         Some(name) => RsmBugs::from_name(name).unwrap_or_else(|| panic!("unknown kvraft bug {name}")),
@@ -26,7 +27,7 @@ fn bugs(opts: &Opts) -> KvBugs {
 }
 
 /// The course gives each test 120 s.
-const COURSE_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const COURSE_LIMIT: Duration = Duration::from_secs(120);
 
 /// GenericTest's knobs.
 #[derive(Clone, Copy)]
@@ -66,6 +67,12 @@ fn special(name: &'static str, description: &'static str, run: fn(Opts) -> Scena
 }
 
 fn scenarios() -> Vec<Scenario> {
+    let mut v = course();
+    v.extend(swarm::scenarios());
+    v
+}
+
+fn course() -> Vec<Scenario> {
     vec![
         generic!(
             "kvraft::basic_3a",

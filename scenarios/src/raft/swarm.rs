@@ -12,10 +12,9 @@
 use super::tester::{int_cmd, Cluster};
 use super::{bugs, ELECTION};
 use crate::registry::{Opts, Scenario};
+use crate::swarm::{play_safety_phase, schedule_for, stop_faults, Params};
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
-use sim::faults::{self, Fault, FaultEvent, FaultSchedule, Target};
-use sim::{net, Failure, NodeId};
+use sim::Failure;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -38,246 +37,11 @@ pub fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// The knobs of one swarm run.
-#[derive(Clone, Debug)]
-pub struct Params {
-    pub servers: usize,
-    pub safety_ms: u64,
-    pub mean_gap_ms: u64,
-    pub propose_gap_ms: u64,
-    pub loss: Option<(u32, u32, u32)>,
-    pub reordering: bool,
-    pub duplicate_permille: u32,
-    pub delay_ms: Option<(u32, u32)>,
-    pub partitions: bool,
-    pub cuts: bool,
-    pub clogs: bool,
-    pub crashes: bool,
-    pub crash_after_save: bool,
-    /// Figure-8 style churn: crash the leader, restart someone soon after.
-    pub churn: bool,
-}
-
-impl Params {
-    pub fn draw(rng: &mut ChaCha8Rng) -> Params {
-        let mut p = Params {
-            servers: rng.gen_range(3..=7),
-            safety_ms: rng.gen_range(10_000..30_000),
-            mean_gap_ms: rng.gen_range(200..2000),
-            propose_gap_ms: rng.gen_range(5..100),
-            loss: rng.gen_bool(0.5).then(|| (rng.gen_range(10..200), rng.gen_range(10..200), rng.gen_range(0..30))),
-            reordering: rng.gen_bool(0.3),
-            duplicate_permille: if rng.gen_bool(0.3) { rng.gen_range(10..200) } else { 0 },
-            delay_ms: rng.gen_bool(0.3).then(|| {
-                let lo = rng.gen_range(0..10);
-                (lo, lo + rng.gen_range(1..40))
-            }),
-            partitions: rng.gen_bool(0.5),
-            cuts: rng.gen_bool(0.5),
-            clogs: rng.gen_bool(0.5),
-            crashes: rng.gen_bool(0.5),
-            crash_after_save: rng.gen_bool(0.5),
-            churn: rng.gen_bool(0.3),
-        };
-        if !(p.partitions || p.cuts || p.clogs || p.crashes || p.crash_after_save || p.churn) {
-            // Swarm testing wants some fault in every run: fall back to one class.
-            match rng.gen_range(0..6) {
-                0 => p.partitions = true,
-                1 => p.cuts = true,
-                2 => p.clogs = true,
-                3 => p.crashes = true,
-                4 => p.crash_after_save = true,
-                _ => p.churn = true,
-            }
-        }
-        p
-    }
-
-    pub fn describe(&self) -> String {
-        let mut on = Vec::new();
-        if let Some((a, b, d)) = self.loss {
-            on.push(format!("loss req {a}‰ reply {b}‰ delay ≤{d}ms"));
-        }
-        if self.reordering {
-            on.push("long reordering".into());
-        }
-        if self.duplicate_permille > 0 {
-            on.push(format!("duplicates {}‰", self.duplicate_permille));
-        }
-        if let Some((lo, hi)) = self.delay_ms {
-            on.push(format!("latency {lo}-{hi}ms"));
-        }
-        for (flag, name) in [
-            (self.partitions, "partitions"),
-            (self.cuts, "one-way cuts"),
-            (self.clogs, "clogs"),
-            (self.crashes, "crashes"),
-            (self.crash_after_save, "crashes after a save"),
-            (self.churn, "leader churn"),
-        ] {
-            if flag {
-                on.push(name.into());
-            }
-        }
-        format!(
-            "{} servers, safety phase {:.1}s, a fault every ~{}ms, a proposal every {}ms; {}",
-            self.servers,
-            self.safety_ms as f64 / 1000.0,
-            self.mean_gap_ms,
-            self.propose_gap_ms,
-            on.join(", ")
-        )
-    }
-}
-
-fn name(i: usize) -> Target {
-    Target::node(&format!("s{i}"))
-}
-
-/// Draws the fault schedule of a run: network conditions at time 0, then faults at random
-/// gaps, each undone after a random hold (heal, uncut, release, restart).
-pub fn draw_schedule(p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
-    let mut events = Vec::new();
-    let at0 = |fault| FaultEvent { at_ms: 0, fault };
-    if let Some((a, b, d)) = p.loss {
-        events.push(at0(Fault::Unreliable {
-            request_loss_permille: a,
-            reply_loss_permille: b,
-            request_delay_ms_max: d,
-        }));
-    }
-    if p.reordering {
-        events.push(at0(Fault::LongReordering { on: true }));
-    }
-    if p.duplicate_permille > 0 {
-        events.push(at0(Fault::Duplicate { permille: p.duplicate_permille }));
-    }
-    if let Some((lo, hi)) = p.delay_ms {
-        events.push(at0(Fault::Delay { min_ms: lo, max_ms: hi }));
-    }
-    let mut classes = Vec::new();
-    for (on, c) in [(p.partitions, 0), (p.cuts, 1), (p.clogs, 2), (p.crashes, 3), (p.crash_after_save, 4), (p.churn, 5)]
-    {
-        if on {
-            classes.push(c);
-        }
-    }
-    let end = p.safety_ms.saturating_sub(300);
-    let mut t = 0;
-    loop {
-        t += rng.gen_range(p.mean_gap_ms / 2..=p.mean_gap_ms * 3 / 2);
-        if t >= end {
-            break;
-        }
-        let undo_at = (t + rng.gen_range(300..3000)).min(end);
-        let leader_or_any = |rng: &mut ChaCha8Rng| {
-            if rng.gen_bool(0.4) {
-                Target::role("leader")
-            } else {
-                name(rng.gen_range(0..p.servers))
-            }
-        };
-        let (fault, undo) = match classes[rng.gen_range(0..classes.len())] {
-            0 => {
-                if rng.gen_bool(0.3) {
-                    // Raft-tester style: isolate one node (often the leader).
-                    (Fault::Isolate { node: leader_or_any(rng) }, Fault::Heal)
-                } else {
-                    let mut a = Vec::new();
-                    let mut b = Vec::new();
-                    for i in 0..p.servers {
-                        if rng.gen_bool(0.5) {
-                            a.push(name(i))
-                        } else {
-                            b.push(name(i))
-                        }
-                    }
-                    if rng.gen_bool(0.5) {
-                        // Put the leader in the first side, whatever its size.
-                        a.push(Target::role("leader"));
-                    }
-                    (Fault::Partition { a, b }, Fault::Heal)
-                }
-            }
-            1 | 2 => {
-                let from = rng.gen_range(0..p.servers);
-                let to = (from + rng.gen_range(1..p.servers)) % p.servers;
-                let (from, to) = (name(from), name(to));
-                if classes.contains(&1) && (!classes.contains(&2) || rng.gen_bool(0.5)) {
-                    (Fault::Cut { from: from.clone(), to: to.clone() }, Fault::Uncut { from, to })
-                } else {
-                    (Fault::Clog { from: from.clone(), to: to.clone() }, Fault::Release { from, to })
-                }
-            }
-            3 => (Fault::Crash { node: leader_or_any(rng) }, Fault::Restart { node: Target::role("down") }),
-            4 => {
-                // Half the time the node comes back almost at once, while the election it
-                // voted in may still be running: a forgotten vote shows up only then.
-                let back = if rng.gen_bool(0.5) { (t + rng.gen_range(20..400)).min(end) } else { undo_at };
-                // Right after the save, or a few ms later once its reply (a vote, an
-                // acknowledgement) has left.
-                let delay_ms = if rng.gen_bool(0.5) { 0 } else { rng.gen_range(1..30) };
-                let node = if rng.gen_bool(0.5) { Target::role("follower") } else { leader_or_any(rng) };
-                events.push(FaultEvent {
-                    at_ms: t,
-                    fault: Fault::CrashAfterSave { node, saves: rng.gen_range(1..4), delay_ms },
-                });
-                events.push(FaultEvent { at_ms: back, fault: Fault::Restart { node: Target::role("down") } });
-                continue;
-            }
-            _ => {
-                // Figure 8: the leader dies soon after taking proposals, someone restarts soon.
-                let back = (t + rng.gen_range(10..500)).min(end);
-                events.push(FaultEvent { at_ms: t, fault: Fault::Crash { node: Target::role("leader") } });
-                events.push(FaultEvent { at_ms: back, fault: Fault::Restart { node: Target::role("down") } });
-                continue;
-            }
-        };
-        events.push(FaultEvent { at_ms: t, fault });
-        events.push(FaultEvent { at_ms: undo_at, fault: undo });
-    }
-    events.sort_by_key(|e| e.at_ms);
-    FaultSchedule { events }
-}
-
-/// Resolves roles: `leader` (the live leader of the highest term), `down` (a crashed
-/// server, rotating), `follower`/`any` (a live non-leader / any server, drawn).
-fn resolver(cfg: &Cluster, rng: &Rc<std::cell::RefCell<ChaCha8Rng>>) -> impl Fn(&str) -> Option<NodeId> {
-    let nodes = cfg.nodes.clone();
-    let roles = cfg.roles();
-    let rng = rng.clone();
-    move |role: &str| match role {
-        "leader" => roles.leader().map(|i| nodes[i]),
-        "down" => {
-            let down: Vec<usize> = (0..nodes.len()).filter(|&i| !sim::is_alive(nodes[i])).collect();
-            (!down.is_empty()).then(|| nodes[down[rng.borrow_mut().gen_range(0..down.len())]])
-        }
-        "follower" => {
-            let leader = roles.leader();
-            let f: Vec<usize> = (0..nodes.len()).filter(|&i| sim::is_alive(nodes[i]) && Some(i) != leader).collect();
-            (!f.is_empty()).then(|| nodes[f[rng.borrow_mut().gen_range(0..f.len())]])
-        }
-        "any" => Some(nodes[rng.borrow_mut().gen_range(0..nodes.len())]),
-        _ => None,
-    }
-}
-
 async fn swarm(opts: Opts, snapshots: bool) -> Result<(), Failure> {
     let mut rng = sim::rng("swarm");
-    let p = Params::draw(&mut rng);
+    let p = Params::draw(&mut rng, 3..=7);
     sim::describe(p.describe());
-    let schedule = match &opts.faults {
-        Some(path) => FaultSchedule::load(path).map_err(|e| Failure::safety("faults", e))?,
-        None => draw_schedule(&p, &mut rng),
-    };
-    if let Some(path) = &opts.save_faults {
-        schedule.save(path).map_err(|e| Failure::safety("faults", e))?;
-    }
-    sim::describe(format!(
-        "fault schedule: {} events{}",
-        schedule.events.len(),
-        opts.faults.as_ref().map(|f| format!(" from {}", f.display())).unwrap_or_default()
-    ));
+    let schedule = schedule_for(&opts, &p, &mut rng)?;
     let mut cfg = Cluster::new(p.servers, false, snapshots, bugs(&opts));
     if snapshots {
         // Servers snapshot at different intervals, so a leader's snapshot can fall between a
@@ -289,21 +53,8 @@ async fn swarm(opts: Opts, snapshots: bool) -> Result<(), Failure> {
     let stop = Rc::new(Cell::new(false));
 
     // Faults: play the schedule until the safety phase ends; later events are dropped.
-    {
-        let servers = cfg.nodes.clone();
-        let resolve = resolver(&cfg, &Rc::new(std::cell::RefCell::new(sim::rng("fault-resolve"))));
-        let stop = stop.clone();
-        let safety_ms = p.safety_ms;
-        sim::spawn(async move {
-            for ev in schedule.events.iter().filter(|e| e.at_ms < safety_ms) {
-                sim::sleep_until(Duration::from_millis(ev.at_ms)).await;
-                if stop.get() {
-                    return;
-                }
-                faults::apply(&ev.fault, &servers, &resolve);
-            }
-        });
-    }
+    let roles = cfg.roles();
+    play_safety_phase(schedule, cfg.nodes.clone(), Rc::new(move || roles.leader()), stop.clone(), p.safety_ms);
     // A steady stream of proposals to every live server; only a leader accepts.
     {
         let stop = stop.clone();
@@ -322,11 +73,7 @@ async fn swarm(opts: Opts, snapshots: bool) -> Result<(), Failure> {
 
     // Liveness phase: every fault stops and the whole cluster must agree again.
     stop.set(true);
-    sim::note(0x11FE, 0, || "liveness phase: faults stop".into());
-    sim::disarm_fault_points();
-    net::release_all();
-    net::set_config(sim::NetConfig { long_delays: true, ..sim::NetConfig::default() });
-    net::heal(&cfg.nodes);
+    stop_faults(&cfg.nodes, sim::NetConfig { long_delays: true, ..sim::NetConfig::default() });
     for i in 0..cfg.n {
         if !cfg.alive(i) {
             cfg.start1(i);
