@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Every request a Raft node receives.
@@ -123,8 +123,7 @@ struct Shell<S: Service> {
     next_tag: u64,
     observer: Option<Rc<RefCell<dyn Observer>>>,
     seen: Seen,
-    /// The event loop's waker, kicked when an outside call changed the core.
-    loop_waker: Option<Waker>,
+    /// Set when an outside call changed the core, so the event loop recomputes its deadline.
     kicked: bool,
 }
 
@@ -265,9 +264,7 @@ impl<S: Service> Shell<S> {
 
     fn kick(&mut self) {
         self.kicked = true;
-        if let Some(w) = self.loop_waker.take() {
-            w.wake();
-        }
+        self.ctx.wake();
     }
 
     fn on_incoming(&mut self, msg: Incoming) {
@@ -417,7 +414,6 @@ pub async fn run_node<S: Service>(ctx: NodeCtx, spec: RaftNodeSpec<S>) {
             snapshot_index: u64::MAX,
             last_log_index: 0,
         },
-        loop_waker: None,
         kicked: false,
     }));
     shell.borrow_mut().observe(Some(1));
@@ -457,7 +453,6 @@ impl<S: Service> Future for Next<'_, S> {
                 sh.kicked = false;
                 return Poll::Ready(Event::Kicked);
             }
-            sh.loop_waker = Some(cx.waker().clone());
         }
         match Pin::new(&mut self.recv).poll(cx) {
             Poll::Ready(Some(m)) => Poll::Ready(Event::Message(m)),

@@ -201,12 +201,12 @@ impl<SM: StateMachine> Clerk<SM> {
         let mut tried = 0;
         loop {
             let server = self.servers[self.leader];
-            let reply = madsim::time::timeout(
+            let reply = sim::timeout(
                 CLERK_TIMEOUT,
                 self.ctx.call::<Wire<ClerkRequest<SM::Op>>, WireReply<ClerkReply<SM::Out>>>(server, &req),
             )
             .await;
-            if let Ok(Ok(WireReply::Service(ClerkReply::Ok(out)))) = reply {
+            if let Some(Ok(WireReply::Service(ClerkReply::Ok(out)))) = reply {
                 return out;
             }
             self.leader = (self.leader + 1) % self.servers.len();

@@ -236,19 +236,18 @@ pub fn resolver(nodes: Vec<NodeId>, leader: Rc<dyn Fn() -> Option<usize>>) -> im
 }
 
 /// The run's schedule: `--faults FILE` if given, else drawn; saved to `--save-faults FILE`.
+/// It is drawn either way, so a replayed file leaves every later draw of the seed as it was:
+/// the same schedule from a file reproduces the run event for event.
 pub fn schedule_for(opts: &Opts, p: &Params, rng: &mut ChaCha8Rng) -> Result<FaultSchedule, Failure> {
+    let drawn = draw_schedule(p, rng);
     let schedule = match &opts.faults {
         Some(path) => FaultSchedule::load(path).map_err(|e| Failure::safety("faults", e))?,
-        None => draw_schedule(p, rng),
+        None => drawn,
     };
     if let Some(path) = &opts.save_faults {
         schedule.save(path).map_err(|e| Failure::safety("faults", e))?;
     }
-    sim::describe(format!(
-        "fault schedule: {} events{}",
-        schedule.events.len(),
-        opts.faults.as_ref().map(|f| format!(" from {}", f.display())).unwrap_or_default()
-    ));
+    sim::describe(format!("fault schedule: {} events", schedule.events.len()));
     Ok(schedule)
 }
 

@@ -22,5 +22,5 @@ pub use trace::{CapturedEvent, TraceMode};
 pub use world::{
     annotate, annotations, at, client, crash, crash_after_saves, describe, disarm_fault_points, fail, failed,
     incarnation, is_alive, node_count, node_name, note, now, persisted, restart, rng, seed, sleep, sleep_until, spawn,
-    spawn_process, stats, Annotation, NodeCtx, NodeId, Persisted, Recv, Rope, Stats,
+    spawn_process, stats, timeout, Annotation, NodeCtx, NodeId, Persisted, Recv, Rope, Sleep, Stats,
 };

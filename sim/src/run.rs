@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Once;
 use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 /// How to run.
@@ -116,9 +117,20 @@ enum End {
     Budget,
 }
 
+type MainFuture = Pin<Box<dyn Future<Output = (End, Duration)>>>;
+
+thread_local! {
+    /// The run's main future, handed to the supervisor node's `init` (which must be `Send`).
+    static MAIN: RefCell<Option<MainFuture>> = const { RefCell::new(None) };
+    /// What the supervisor's main future ended with, and who waits for it.
+    static RESULT: RefCell<(Option<(End, Duration)>, Option<std::task::Waker>)> = const { RefCell::new((None, None)) };
+    /// The supervisor's madsim node, to kill at the end of the run.
+    static SUPERVISOR: Cell<Option<madsim::task::NodeId>> = const { Cell::new(None) };
+}
+
 fn run_here<F, Fut>(cfg: RunConfig, scenario: F) -> RunReport
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce() -> Fut + 'static,
     Fut: Future<Output = Result<(), Failure>> + 'static,
 {
     let seed = cfg.seed;
@@ -128,15 +140,52 @@ where
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async move {
             world::install(seed, mode);
-            madsim::task::spawn_local(SchedulerTask::new());
-            let scenario = CatchPanic { fut: Box::pin(scenario()) };
-            let budget_sleep = world::sleep(budget);
-            let end = Race { a: Box::pin(scenario), b: Box::pin(FailureSignal), c: Box::pin(budget_sleep) }.await;
-            let sim_time = world::now();
-            (end, sim_time)
+            let main: MainFuture = Box::pin(async move {
+                madsim::task::spawn_local(SchedulerTask::new());
+                let scenario = CatchPanic { fut: Box::pin(scenario()) };
+                let budget_sleep = world::sleep(budget);
+                let end = Race { a: Box::pin(scenario), b: Box::pin(FailureSignal), c: Box::pin(budget_sleep) }.await;
+                (end, world::now())
+            });
+            MAIN.with(|m| *m.borrow_mut() = Some(main));
+            RESULT.with(|r| *r.borrow_mut() = (None, None));
+            // The scenario runs on a node of its own, so that ending the run can kill it like
+            // every other node (see `free_tasks`).
+            let supervisor = madsim::runtime::Handle::current()
+                .create_node()
+                .name("supervisor")
+                .init(|| {
+                    let main = MAIN.with(|m| m.borrow_mut().take()).expect("the supervisor starts once");
+                    async move {
+                        let out = main.await;
+                        RESULT.with(|r| {
+                            let mut r = r.borrow_mut();
+                            r.0 = Some(out);
+                            if let Some(w) = r.1.take() {
+                                w.wake();
+                            }
+                        });
+                    }
+                })
+                .build();
+            SUPERVISOR.with(|s| s.set(Some(supervisor.id())));
+            std::future::poll_fn(|cx| {
+                RESULT.with(|r| {
+                    let mut r = r.borrow_mut();
+                    match r.0.take() {
+                        Some(out) => Poll::Ready(out),
+                        None => {
+                            r.1 = Some(cx.waker().clone());
+                            Poll::Pending
+                        }
+                    }
+                })
+            })
+            .await
         })
     }));
-    // Dropping the runtime drops every task; their destructors see the world still installed.
+    free_tasks(&rt);
+    // Dropping the runtime drops what is left; destructors see the world still installed.
     drop(rt);
     let mut w = world::uninstall();
     let (outcome, sim_time) = match result {
@@ -178,6 +227,24 @@ where
         None => (0, 0, Vec::new(), Stats::default(), Vec::new(), Vec::new()),
     };
     RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations, description }
+}
+
+/// Frees every task of the run. madsim keeps each task's waker in the task's own info,
+/// which the task's future holds — a cycle — so a task still pending when the runtime is
+/// dropped is never freed, with everything it holds (a Raft log, a checker's state): a sweep
+/// of thousands of runs in one process would grow by megabytes a run. Killing a node wakes
+/// all its tasks and the executor then drops them; one more turn of the executor does it.
+fn free_tasks(rt: &madsim::runtime::Runtime) {
+    let handle = rt.handle().clone();
+    let mut nodes = world::madsim_nodes();
+    nodes.extend(SUPERVISOR.with(|s| s.take()));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            for id in nodes {
+                handle.kill(id);
+            }
+        })
+    }));
 }
 
 /// Polls three futures in a fixed order (biased, so the result is reproducible) and ends

@@ -120,8 +120,13 @@ pub(crate) struct Node {
     pub busy_until: u64,
 }
 
+/// Where a sleeping future keeps its waker: shared with the scheduler's entry for it, and
+/// emptied when the future is dropped.
+pub(crate) type WakeSlot = Rc<RefCell<Option<Waker>>>;
+
 /// A timed action of the world's own scheduler.
 pub(crate) enum Action {
+    Wake(WakeSlot),
     Deliver(Hop),
     Fail { call: u64, reason: Reason },
     DeadCheck { call: u64 },
@@ -192,6 +197,8 @@ pub(crate) struct World {
     pub annotations: Vec<Annotation>,
     /// Lines a scenario wants printed with the run's result (its drawn parameters).
     pub description: Vec<String>,
+    /// Advanced by `disarm_fault_points`: a crash scheduled under an older epoch is void.
+    pub fault_epoch: u64,
 }
 
 /// A labelled interval of the run (crash, partition, leader change), for history pictures.
@@ -243,8 +250,24 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         time,
         annotations: Vec::new(),
         description: Vec::new(),
+        fault_epoch: 0,
     };
     WORLD.with(|c| *c.borrow_mut() = Some(world));
+}
+
+/// The madsim nodes of the run's processes (to free their tasks when it ends).
+pub(crate) fn madsim_nodes() -> Vec<madsim::task::NodeId> {
+    WORLD.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|w| {
+                w.nodes
+                    .iter()
+                    .filter_map(|n| if let Host::Process { madsim, .. } = &n.host { *madsim } else { None })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 pub(crate) fn uninstall() -> Option<World> {
@@ -406,6 +429,12 @@ impl Future for SchedulerTask {
 impl World {
     fn run_action(&mut self, action: Action) {
         match action {
+            Action::Wake(slot) => {
+                let waker = slot.borrow_mut().take();
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
             Action::Deliver(hop) => self.deliver(hop),
             Action::Fail { call, reason } => self.fail_call(call, reason),
             Action::DeadCheck { call } => self.dead_check(call),
@@ -489,6 +518,20 @@ impl NodeCtx {
         with(|w| w.nodes[self.id.index()].persisted.snapshot.clone())
     }
 
+    /// Wakes whatever this node's current instance waits on in `recv`/`recv_until`, so its
+    /// event loop looks again (after an outside call changed its state). The waker lives
+    /// in the world, never in the node's own data: a task that held its own waker would
+    /// keep itself alive after the run.
+    pub fn wake(&self) {
+        with(|w| {
+            if w.is_current(*self) {
+                if let Some(waker) = w.nodes[self.id.index()].waker.take() {
+                    waker.wake();
+                }
+            }
+        })
+    }
+
     /// Records a protocol note in the trace (became leader, applied an entry, ...).
     /// `code`/`a`/`b` go into the trace hash; the text is built only when lines are wanted.
     pub fn note(&self, code: u64, a: u64, b: u64, text: impl FnOnce() -> String) {
@@ -532,12 +575,15 @@ impl World {
                 n.crash_after_saves = None;
                 if delay > 0 {
                     // Later: the step that saved may finish (a reply may leave) first.
-                    let (node, inc) = (ctx.id, ctx.incarnation);
+                    let (node, inc, epoch) = (ctx.id, ctx.incarnation, self.fault_epoch);
                     let at = self.now_ns() + delay;
                     self.schedule(
                         at,
                         Action::Callback(Box::new(move || {
-                            if with(|w| w.is_current(NodeCtx { id: node, incarnation: inc })) {
+                            let still = with(|w| {
+                                w.fault_epoch == epoch && w.is_current(NodeCtx { id: node, incarnation: inc })
+                            });
+                            if still {
                                 crash_with_reason(node, "fault point: soon after a save");
                             }
                         })),
@@ -567,7 +613,7 @@ impl World {
 pub struct Recv {
     ctx: NodeCtx,
     deadline: Option<Duration>,
-    sleep: Option<Pin<Box<madsim::time::Sleep>>>,
+    sleep: Option<Sleep>,
 }
 
 impl Future for Recv {
@@ -594,13 +640,8 @@ impl Future for Recv {
             Ok(None) => {}
         }
         let Some(deadline) = self.deadline else { return Poll::Pending };
-        if self.sleep.is_none() {
-            let (time, base) = with(|w| (w.time.clone(), w.base));
-            let mut s = Box::pin(time.sleep(Duration::ZERO));
-            s.as_mut().reset(base + deadline);
-            self.sleep = Some(s);
-        }
-        match self.sleep.as_mut().unwrap().as_mut().poll(cx) {
+        let sleep = self.sleep.get_or_insert_with(|| sleep_until(deadline));
+        match Pin::new(sleep).poll(cx) {
             Poll::Ready(()) => {
                 with(|w| {
                     if w.is_current(ctx) {
@@ -624,17 +665,74 @@ pub fn now() -> Duration {
     madsim::time::TimeHandle::current().elapsed()
 }
 
-/// Sleeps for exactly `d` of simulated time (no 1 ms rounding; zero yields once).
-pub async fn sleep(d: Duration) {
-    sleep_until(now() + d).await
+/// Sleeps for exactly `d` of simulated time (no 1 ms rounding).
+pub fn sleep(d: Duration) -> Sleep {
+    sleep_until(now() + d)
 }
 
 /// Sleeps until simulated time `t`.
-pub async fn sleep_until(t: Duration) {
-    let (time, base) = with(|w| (w.time.clone(), w.base));
-    let mut s = Box::pin(time.sleep(Duration::ZERO));
-    s.as_mut().reset(base + t);
-    s.await
+pub fn sleep_until(t: Duration) -> Sleep {
+    Sleep { deadline_ns: t.as_nanos() as u64, slot: None }
+}
+
+/// A sleep on the world's own scheduler. Its waker lives in the world, which is dropped at
+/// the end of every run — unlike madsim's timers, which hold the waker of a task whose sleep
+/// holds the timers: a task still sleeping when a run ends would never be freed.
+pub struct Sleep {
+    deadline_ns: u64,
+    slot: Option<WakeSlot>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline_ns;
+        let Some(now) = try_now_ns() else { return Poll::Pending };
+        if now >= deadline {
+            if let Some(slot) = self.slot.take() {
+                slot.borrow_mut().take();
+            }
+            return Poll::Ready(());
+        }
+        match &self.slot {
+            Some(slot) => *slot.borrow_mut() = Some(cx.waker().clone()),
+            None => {
+                let slot: WakeSlot = Rc::new(RefCell::new(Some(cx.waker().clone())));
+                with(|w| w.schedule(deadline, Action::Wake(slot.clone())));
+                self.slot = Some(slot);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.borrow_mut().take();
+        }
+    }
+}
+
+fn try_now_ns() -> Option<u64> {
+    madsim::time::TimeHandle::try_current().map(|t| t.elapsed().as_nanos() as u64)
+}
+
+/// Runs `fut` until simulated time `d` has passed; `None` if it had not finished by then.
+pub async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    let mut fut = fut;
+    let mut s = sleep(d);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match Pin::new(&mut s).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// The run's seed.
@@ -879,6 +977,8 @@ pub fn disarm_fault_points() {
         for n in &mut w.nodes {
             n.crash_after_saves = None;
         }
+        // Crashes already scheduled (a delay after a save) are called off too.
+        w.fault_epoch += 1;
         w.record(Kind::Fault, NO_NODE, [0xD15A, 0, 0], |_| "disarm every crash point".into());
     });
 }

@@ -42,6 +42,16 @@ enum What {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Key/value service: committed operations per simulated second with N clerks on a
+    /// reliable network, and the wall time to check the resulting history.
+    Kv {
+        /// Clerk counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "5,20")]
+        clerks: Vec<usize>,
+        /// Simulated seconds of load per measurement.
+        #[arg(long, default_value_t = 15)]
+        sim_secs: u64,
+    },
     /// Runs per second of a sweep with 1 job and with 2 jobs.
     Sweep {
         filter: String,
@@ -55,6 +65,7 @@ pub fn run(a: &BenchArgs) -> ExitCode {
         What::Net { sim_secs, reps } => bench_net(*sim_secs, *reps),
         What::Scenarios { filter, seed } => bench_scenarios(filter, *seed),
         What::Sweep { filter, seeds } => bench_sweep(filter, seeds),
+        What::Kv { clerks, sim_secs } => bench_kv(clerks, *sim_secs),
     }
 }
 
@@ -272,5 +283,77 @@ fn bench_sweep(filter: &str, seeds: &str) -> ExitCode {
         rates.push(rate);
     }
     println!("speed-up with 2 jobs: {:.2}x", rates[1] / rates[0]);
+    ExitCode::SUCCESS
+}
+
+type KvHistory = checkers::linearizability::History<checkers::models::kv::KvInput, checkers::models::kv::KvOutput>;
+
+/// `clerks` clerks on their own keys (as GenericTest) for `sim_secs` on 5 servers; returns the
+/// history, carried out of the run so the check can be timed in wall-clock time.
+fn kv_load(clerks: usize, sim_secs: u64) -> (KvHistory, f64) {
+    use scenarios::kvraft::tester::{KvBugs, KvCluster};
+    use std::sync::{Arc, Mutex};
+    let out: Arc<Mutex<Option<(KvHistory, f64)>>> = Arc::new(Mutex::new(None));
+    let out2 = out.clone();
+    let r = sim::run(RunConfig::new(1, Duration::from_secs(sim_secs + 60)), move || async move {
+        let mut cfg = KvCluster::new("bench::kv", 5, false, -1, KvBugs::default());
+        let all = cfg.all();
+        let mut warm = cfg.make_client(&all);
+        warm.get("warm").await;
+        let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+        let count = std::rc::Rc::new(std::cell::Cell::new(0u64));
+        for c in 0..clerks {
+            let mut ck = cfg.make_client(&all);
+            ck.cli = c as u64 + 1;
+            let (stop, count) = (stop.clone(), count.clone());
+            sim::spawn(async move {
+                let key = c.to_string();
+                let mut j = 0;
+                while !stop.get() {
+                    if j % 2 == 0 {
+                        ck.append(&key, &format!("x {c} {j} y")).await;
+                    } else {
+                        ck.get(&key).await;
+                    }
+                    j += 1;
+                    count.set(count.get() + 1);
+                }
+            });
+        }
+        let t0 = sim::now();
+        let c0 = count.get();
+        sim::sleep(Duration::from_secs(sim_secs)).await;
+        let rate = (count.get() - c0) as f64 / (sim::now() - t0).as_secs_f64();
+        stop.set(true);
+        sim::sleep(Duration::from_secs(2)).await;
+        *out2.lock().unwrap() = Some((cfg.history.history(), rate));
+        Ok(())
+    });
+    assert!(r.outcome.is_pass(), "bench run failed: {}", r.outcome);
+    let got = out.lock().unwrap().take().expect("the run stored its history");
+    got
+}
+
+fn bench_kv(clerks: &[usize], sim_secs: u64) -> ExitCode {
+    use checkers::linearizability::{check, CheckOptions};
+    use checkers::models::kv::KvModel;
+    println!(
+        "{:>7} {:>22} {:>12} {:>14} {:>10}",
+        "clerks", "ops / simulated second", "history ops", "check wall ms", "verdict"
+    );
+    for &n in clerks {
+        if n == 0 {
+            return bad_input("--clerks must be at least 1");
+        }
+        let (history, rate) = kv_load(n, sim_secs);
+        let t = Instant::now();
+        let r = check(
+            &KvModel,
+            &history,
+            &CheckOptions { budget: scenarios::kvraft::tester::CHECK_BUDGET, ..CheckOptions::default() },
+        );
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        println!("{n:>7} {rate:>22.0} {:>12} {ms:>14.1} {:>10}", history.len(), r.verdict);
+    }
     ExitCode::SUCCESS
 }

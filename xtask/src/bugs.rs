@@ -4,13 +4,13 @@
 //! assert — a panic — caught it). `--save` writes each bug's first failing seed to seeds/,
 //! which `cargo test` (and so CI) replays instead of sweeping.
 
-use crate::sweep::{default_jobs, parallel, parse_range, summary_of, today};
+use crate::sweep::{default_jobs, parallel, parse_range, summary_of, today, Slim};
 use crate::{bad_input, resolve};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::seeds::{self, SeedFile, Status};
 use scenarios::{registry, Opts, Scenario};
-use sim::{FailureClass, Outcome, RunReport, TraceMode};
+use sim::{FailureClass, Outcome, TraceMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,15 +80,15 @@ pub fn run(a: &BugsArgs) -> ExitCode {
         ProgressStyle::with_template("{spinner} bugs [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}").unwrap(),
     );
     let t0 = Instant::now();
-    let reports: Vec<RunReport> = parallel(&items, jobs, &pb, |(bug, sc, seed)| {
+    let reports: Vec<Slim> = parallel(&items, jobs, &pb, |(bug, sc, seed)| {
         let opts = Opts { bug: Some(bug.to_string()), ..Opts::default() };
-        registry::run_scenario(sc, *seed, &opts, TraceMode::Hash, None)
+        Slim::of(&registry::run_scenario(sc, *seed, &opts, TraceMode::Hash, None))
     });
     let mut missed = 0;
     for (bug, _) in &bugs {
-        let runs: Vec<(&Scenario, &RunReport)> =
+        let runs: Vec<(&Scenario, &Slim)> =
             items.iter().zip(&reports).filter(|((b, _, _), _)| b == bug).map(|((_, s, _), r)| (s, r)).collect();
-        let failed: Vec<&(&Scenario, &RunReport)> = runs.iter().filter(|(_, r)| !r.outcome.is_pass()).collect();
+        let failed: Vec<&(&Scenario, &Slim)> = runs.iter().filter(|(_, r)| !r.outcome.is_pass()).collect();
         let mut by_checker: BTreeMap<String, usize> = BTreeMap::new();
         for (_, r) in &failed {
             if let Outcome::Fail(f) = &r.outcome {

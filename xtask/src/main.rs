@@ -8,7 +8,9 @@
 #![allow(clippy::disallowed_methods)]
 
 mod bench;
+mod bench_checker;
 mod bugs;
+mod check_history;
 mod prop;
 mod sweep;
 
@@ -69,6 +71,10 @@ enum Cmd {
     },
     /// Run each (scenario, seed) twice and compare the traces event by event.
     Determinism(sweep::DeterminismArgs),
+    /// Check a history file for linearizability (kv or etcd model), optionally drawing its page.
+    CheckHistory(check_history::CheckHistoryArgs),
+    /// Benchmark the linearizability checker on the shared Porcupine histories.
+    BenchChecker(bench_checker::BenchCheckerArgs),
     /// Sweep every planted bug: first failing seed, failure fraction, catching checks.
     Bugs(bugs::BugsArgs),
     /// Runtime-free property tests of the cores, with shrinking and saved counterexamples.
@@ -325,6 +331,8 @@ fn main() -> ExitCode {
         Cmd::Determinism(a) => sweep::determinism(&a),
         Cmd::Bench(a) => bench::run(&a),
         Cmd::Bugs(a) => bugs::run(&a),
+        Cmd::CheckHistory(a) => ExitCode::from(check_history::run(&a) as u8),
+        Cmd::BenchChecker(a) => ExitCode::from(bench_checker::run(&a) as u8),
         Cmd::Prop(a) => prop::run(&a),
     }
 }

@@ -16,6 +16,27 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// What a sweep keeps of one run.
+pub struct Slim {
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub sim_s: f64,
+    pub events: u64,
+    pub delivered: u64,
+}
+
+impl Slim {
+    pub fn of(r: &RunReport) -> Slim {
+        Slim {
+            seed: r.seed,
+            outcome: r.outcome.clone(),
+            sim_s: r.sim_time.as_secs_f64(),
+            events: r.events,
+            delivered: r.stats.delivered,
+        }
+    }
+}
+
 /// Parses a half-open seed range `A..B` with A < B.
 pub fn parse_range(s: &str) -> Result<Range<u64>, String> {
     let bad = || format!("bad seed range '{s}': want A..B with A < B (half-open, decimal), e.g. 0..200");
@@ -154,10 +175,12 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
     );
     let pb = progress(items.len(), "sweep");
     let t0 = Instant::now();
-    let reports: Vec<(RunReport, f64)> = parallel(&items, jobs, &pb, |(sc, seed)| {
+    // Keep only what the summary needs: a sweep of thousands of runs must not hold every
+    // run's annotations and counters.
+    let reports: Vec<(Slim, f64)> = parallel(&items, jobs, &pb, |(sc, seed)| {
         let t = Instant::now();
         let r = registry::run_scenario(sc, *seed, &opts, TraceMode::Hash, None);
-        (r, t.elapsed().as_secs_f64())
+        (Slim::of(&r), t.elapsed().as_secs_f64())
     });
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
     let mut by_class: BTreeMap<FailureClass, usize> = BTreeMap::new();
@@ -166,13 +189,13 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
     let mut worst: Option<FailureClass> = None;
     let mut failures = Vec::new();
     for ((sc, _), (r, w)) in items.iter().zip(&reports) {
-        sim_s += r.sim_time.as_secs_f64();
+        sim_s += r.sim_s;
         events += r.events;
-        delivered += r.stats.delivered;
+        delivered += r.delivered;
         let e = by_scenario.entry(sc.name).or_default();
         e.0 += 1;
         e.1 += w;
-        e.2 += r.sim_time.as_secs_f64();
+        e.2 += r.sim_s;
         if let Some(c) = r.outcome.class() {
             *by_class.entry(c).or_default() += 1;
             worst = worst.max(Some(c));
