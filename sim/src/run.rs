@@ -118,12 +118,14 @@ enum End {
 }
 
 type MainFuture = Pin<Box<dyn Future<Output = (End, Duration)>>>;
+/// The main future's outcome once it ended, and the waker of whoever waits for it.
+type MainResult = (Option<(End, Duration)>, Option<std::task::Waker>);
 
 thread_local! {
     /// The run's main future, handed to the supervisor node's `init` (which must be `Send`).
     static MAIN: RefCell<Option<MainFuture>> = const { RefCell::new(None) };
     /// What the supervisor's main future ended with, and who waits for it.
-    static RESULT: RefCell<(Option<(End, Duration)>, Option<std::task::Waker>)> = const { RefCell::new((None, None)) };
+    static RESULT: RefCell<MainResult> = const { RefCell::new((None, None)) };
     /// The supervisor's madsim node, to kill at the end of the run.
     static SUPERVISOR: Cell<Option<madsim::task::NodeId>> = const { Cell::new(None) };
 }

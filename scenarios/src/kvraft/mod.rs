@@ -191,7 +191,6 @@ fn course() -> Vec<Scenario> {
                 partitions: true,
                 maxraftstate: 1000,
                 randomkeys: true,
-                ..G
             }
         ),
     ]

@@ -38,7 +38,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     let all = cfg.all();
     let stop = Rc::new(Cell::new(false));
     let handles = cfg.leader_view();
-    play_safety_phase(schedule, cfg.servers.clone(), Rc::new(move || handles()), stop.clone(), p.safety_ms);
+    play_safety_phase(schedule, cfg.servers.clone(), Rc::new(handles), stop.clone(), p.safety_ms);
 
     // The clerks: random operations on random keys until told to stop.
     let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; clerks]));
