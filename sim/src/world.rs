@@ -199,7 +199,16 @@ pub(crate) struct World {
     pub description: Vec<String>,
     /// Advanced by `disarm_fault_points`: a crash scheduled under an older epoch is void.
     pub fault_epoch: u64,
+    /// The simulated second being watched for a livelock, and its events so far.
+    watch_s: u64,
+    watch_events: u64,
 }
+
+/// More events than this within one simulated second is a livelock: nodes busy forever at
+/// (nearly) one instant — a zero-delay message loop advances time only by the executor's
+/// 50–100 ns per poll, so the run would never reach its simulated-time budget. Healthy runs
+/// stay far below it (the busiest, 20 clerks on 5 servers, make ~60k a second).
+pub const LIVELOCK_EVENTS_PER_S: u64 = 500_000;
 
 /// A labelled interval of the run (crash, partition, leader change), for history pictures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +260,8 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         annotations: Vec::new(),
         description: Vec::new(),
         fault_epoch: 0,
+        watch_s: 0,
+        watch_events: 0,
     };
     WORLD.with(|c| *c.borrow_mut() = Some(world));
 }
@@ -283,6 +294,22 @@ impl World {
     #[inline]
     pub fn record(&mut self, kind: Kind, node: u64, fields: [u64; 3], detail: impl FnOnce(&World) -> String) {
         let now = self.now_ns();
+        let sec = now / 1_000_000_000;
+        if sec != self.watch_s {
+            self.watch_s = sec;
+            self.watch_events = 0;
+        } else {
+            self.watch_events += 1;
+            if self.watch_events == LIVELOCK_EVENTS_PER_S && self.failure.is_none() {
+                self.set_failure(Failure::liveness(
+                    "livelock",
+                    format!(
+                        "{LIVELOCK_EVENTS_PER_S} events within one simulated second (at {}): nodes are busy without end at nearly one instant",
+                        fmt_time(now).trim()
+                    ),
+                ));
+            }
+        }
         if self.trace.wants_lines() {
             let name = if node == NO_NODE { "-".to_string() } else { self.nodes[node as usize].name.clone() };
             let line = format!("{} {:<10} {:<8} {}", fmt_time(now), name, kind.label(), detail(self));
@@ -553,8 +580,11 @@ impl NodeCtx {
 
 impl World {
     pub fn is_current(&self, ctx: NodeCtx) -> bool {
+        // Once the run has failed, every node is as good as crashed: nothing it does takes
+        // effect and nothing new reaches it. Otherwise nodes busy with each other at zero
+        // delay would keep madsim's ready queue from ever draining, and the run from ending.
         let n = &self.nodes[ctx.id.index()];
-        n.alive && n.incarnation == ctx.incarnation
+        n.alive && n.incarnation == ctx.incarnation && self.failure.is_none()
     }
 
     fn save(&mut self, ctx: NodeCtx, raft_state: Rope, snapshot: Option<Vec<u8>>) -> Option<madsim::task::NodeId> {

@@ -413,3 +413,26 @@ fn same_seed_same_trace_other_seed_other_trace() {
     let line = &b.captured[10].line;
     assert!(line.contains('s') && line.split_whitespace().count() >= 3, "line: {line}");
 }
+
+#[test]
+fn a_zero_delay_message_loop_is_reported_as_a_livelock_and_ends_the_run() {
+    let r = run(13, || async {
+        // Every reply triggers the next call at once: time only crawls by the executor's
+        // per-poll nanoseconds, so the budget would never run out.
+        let s = echo_server("s", 0);
+        sim::spawn_process("pinger", move |ctx: NodeCtx| async move {
+            let mut i = 0u64;
+            loop {
+                let _ = ctx.call::<_, Ping>(s, &Ping(i)).await;
+                i += 1;
+            }
+        });
+        sim::sleep(secs(100)).await;
+        Ok(())
+    });
+    match &r.outcome {
+        Outcome::Fail(f) => assert_eq!((f.class, f.checker.as_str()), (FailureClass::Liveness, "livelock"), "{f}"),
+        o => panic!("expected a livelock, got {o}"),
+    }
+    assert!(r.sim_time < secs(1), "caught within a simulated second: {:?}", r.sim_time);
+}

@@ -123,7 +123,7 @@ async fn rpc_bytes(opts: Opts) -> Result<(), Failure> {
     // The course allows servers x bytes sent (one copy per server) plus 50 000 of slack.
     let got = cfg.bytes_total() - bytes0;
     let expected = servers as u64 * sent;
-    sim::note(3, got, || format!("rpc bytes for 10 x 5000-byte commands: {got} (bound {})", expected + 50_000));
+    sim::describe(format!("rpc bytes for 10 x 5000-byte commands: {got} (bound {})", expected + 50_000));
     ensure(got <= expected + 50_000, "raft::rpc-bytes", || {
         format!("too many RPC bytes; got {got}, expected {expected} (+50000 slack)")
     })
@@ -424,7 +424,7 @@ async fn count(opts: Opts) -> Result<(), Failure> {
     // (a) Electing the first leader takes a handful of RPCs, not a storm.
     cfg.check_one_leader().await?;
     let total1 = rpcs(&cfg);
-    sim::note(3, total1, || format!("rpcs to elect the initial leader: {total1} (bound 1..=30)"));
+    sim::describe(format!("rpcs to elect the initial leader: {total1} (bound 1..=30)"));
     ensure((1..=30).contains(&total1), "raft::rpc-count", || {
         format!("too many or few RPCs ({total1}) to elect initial leader")
     })?;
@@ -483,7 +483,7 @@ async fn count(opts: Opts) -> Result<(), Failure> {
         }
         let used = total2 - total1;
         let bound = (iters + 1 + 3) * 3;
-        sim::note(3, used, || format!("rpcs for {iters} entries: {used} (bound {bound})"));
+        sim::describe(format!("rpcs for {iters} entries: {used} (bound {bound})"));
         ensure(used <= bound, "raft::rpc-count", || format!("too many RPCs ({used}) for {iters} entries"))?;
         success = true;
         break;
@@ -496,6 +496,6 @@ async fn count(opts: Opts) -> Result<(), Failure> {
     sim::sleep(ELECTION).await;
     let total3 = rpcs(&cfg);
     let idle = total3 - total2;
-    sim::note(3, idle, || format!("rpcs in 1 s of idleness: {idle} (bound 60)"));
+    sim::describe(format!("rpcs in 1 s of idleness: {idle} (bound 60)"));
     ensure(idle <= 3 * 20, "raft::rpc-count", || format!("too many RPCs ({idle}) for 1 second of idleness"))
 }
