@@ -199,8 +199,12 @@ impl<S: Service> Shell<S> {
         if st.current_term != self.seen.term || st.role != self.seen.role {
             let (term, role) = (st.current_term, st.role);
             self.ctx.note(1, term, role as u64, || format!("{role:?} in term {term}").to_lowercase());
+            // A band on the node's row for as long as it leads (for history pictures).
+            if self.seen.role == cores::raft::Role::Leader {
+                sim::end_annotations(self.ctx.id(), "leader");
+            }
             if role == cores::raft::Role::Leader {
-                sim::annotate(sim::now(), None, format!("s{} leads (term {term})", self.me), Some(self.ctx.id()));
+                sim::annotate(sim::now(), None, format!("leader, term {term}"), Some(self.ctx.id()));
             }
         }
         let Some(observer) = self.observer.clone() else {

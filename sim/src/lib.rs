@@ -20,7 +20,7 @@ pub use net::{decode, encode, Incoming, NetConfig, ReplyTo, RpcError};
 pub use run::{run, RunConfig, RunReport};
 pub use trace::{CapturedEvent, TraceMode};
 pub use world::{
-    annotate, annotations, at, client, crash, crash_after_saves, describe, disarm_fault_points, fail, failed,
-    incarnation, is_alive, node_count, node_name, note, now, persisted, restart, rng, seed, sleep, sleep_until, spawn,
-    spawn_process, stats, timeout, Annotation, NodeCtx, NodeId, Persisted, Recv, Rope, Sleep, Stats,
+    annotate, annotations, at, client, crash, crash_after_saves, describe, disarm_fault_points, end_annotations, fail,
+    failed, incarnation, is_alive, node_count, node_name, note, now, persisted, restart, rng, seed, sleep, sleep_until,
+    spawn, spawn_process, stats, timeout, Annotation, NodeCtx, NodeId, Persisted, Recv, Rope, Sleep, Stats,
 };

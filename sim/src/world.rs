@@ -376,6 +376,8 @@ impl World {
         let inc = self.nodes[node.index()].incarnation as u64;
         let why = why.to_string();
         self.record(Kind::Crash, node.0 as u64, [inc, 0, 0], |_| format!("incarnation {} ended ({why})", inc - 1));
+        // Whatever the dead instance was doing (leading, say) ends with it.
+        self.end_annotations(node, "");
         let now = self.now_ns();
         self.annotations.push(Annotation {
             start_ns: now,
@@ -1051,6 +1053,24 @@ pub fn annotate(start: Duration, end: Option<Duration>, label: impl Into<String>
             node,
         })
     });
+}
+
+/// Ends the node's open annotations (no end yet) whose label starts with `prefix`, now.
+pub fn end_annotations(node: NodeId, prefix: &str) {
+    with(|w| w.end_annotations(node, prefix));
+}
+
+impl World {
+    fn end_annotations(&mut self, node: NodeId, prefix: &str) {
+        let now = self.now_ns();
+        for a in self
+            .annotations
+            .iter_mut()
+            .filter(|a| a.node == Some(node) && a.end_ns.is_none() && a.label.starts_with(prefix))
+        {
+            a.end_ns = Some(now);
+        }
+    }
 }
 
 /// The run's annotations so far (crashes, restarts, partitions, leader changes).
