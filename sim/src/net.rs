@@ -123,21 +123,27 @@ pub struct NetConfig {
     pub service_us_max: u32,
 }
 
+impl NetConfig {
+    /// labrpc's defaults: reliable, no long delays or reordering; the unreliable profile's
+    /// numbers are labrpc's; nothing beyond labrpc is on.
+    pub const DEFAULT: NetConfig = NetConfig {
+        reliable: true,
+        long_delays: false,
+        long_reordering: false,
+        request_delay_ms_max: 26,
+        request_loss_permille: 100,
+        reply_loss_permille: 100,
+        duplicate_permille: 0,
+        hop_delay_ms_min: 0,
+        hop_delay_ms_max: 0,
+        service_us_min: 0,
+        service_us_max: 0,
+    };
+}
+
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig {
-            reliable: true,
-            long_delays: false,
-            long_reordering: false,
-            request_delay_ms_max: 26,
-            request_loss_permille: 100,
-            reply_loss_permille: 100,
-            duplicate_permille: 0,
-            hop_delay_ms_min: 0,
-            hop_delay_ms_max: 0,
-            service_us_min: 0,
-            service_us_max: 0,
-        }
+        NetConfig::DEFAULT
     }
 }
 

@@ -4,8 +4,8 @@
 //! assert — a panic — caught it). `--save` writes each bug's first failing seed to seeds/,
 //! which `cargo test` (and so CI) replays instead of sweeping.
 
-use crate::sweep::{default_jobs, parallel, parse_range, summary_of, today, Slim};
-use crate::{bad_input, resolve};
+use crate::bad_input;
+use crate::sweep::{parallel, summary_of, today, Resolved, Selection, Slim};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::seeds::{self, SeedFile, Status};
@@ -18,16 +18,10 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct BugsArgs {
-    /// Scenarios to sweep (default: all); every planted bug of their families is tried.
-    #[arg(default_value = "all")]
-    pub filter: String,
-    #[arg(long)]
-    pub seeds: String,
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Only this bug.
-    #[arg(long)]
-    pub bug: Option<String>,
+    /// Scenarios to sweep (`all` for every family); every planted bug of their families is
+    /// tried, or only `--bug`.
+    #[command(flatten)]
+    pub sel: Selection,
     /// Write each bug's first failing seed to seeds/ (status open).
     #[arg(long)]
     pub save: bool,
@@ -36,18 +30,10 @@ pub struct BugsArgs {
 }
 
 pub fn run(a: &BugsArgs) -> ExitCode {
-    let range = match parse_range(&a.seeds) {
+    let Resolved { range, scenarios, jobs } = match a.sel.resolve() {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let scenarios = match resolve(&a.filter, a.bug.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return bad_input(e),
-    };
-    if a.jobs == Some(0) {
-        return bad_input("--jobs must be at least 1");
-    }
-    let jobs = a.jobs.unwrap_or_else(default_jobs);
     // (bug, scenario, seed) for every bug of every selected scenario's family.
     let mut bugs: Vec<(&'static str, Vec<Scenario>)> = Vec::new();
     for fam in registry::families() {
@@ -56,13 +42,13 @@ pub fn run(a: &BugsArgs) -> ExitCode {
             continue;
         }
         for (bug, _) in (fam.bugs)() {
-            if a.bug.as_deref().is_none_or(|b| b == bug) {
+            if a.sel.bug.as_deref().is_none_or(|b| b == bug) {
                 bugs.push((bug, members.clone()));
             }
         }
     }
     if bugs.is_empty() {
-        return bad_input(format!("the scenarios selected by '{}' have no planted bugs", a.filter));
+        return bad_input(format!("the scenarios selected by '{}' have no planted bugs", a.sel.filter));
     }
     let items: Vec<(&'static str, Scenario, u64)> = bugs
         .iter()

@@ -48,9 +48,11 @@ pub fn parse_range(s: &str) -> Result<Range<u64>, String> {
     Ok(a..b)
 }
 
+/// What many-run commands select: scenarios, seeds, parallelism, a planted bug.
 #[derive(Args)]
-pub struct SweepArgs {
-    /// A family (`raft`), a full name, a glob (`raft::*_2c`), or `all`.
+pub struct Selection {
+    /// A family (`raft`), a full name, a glob (`raft::*_2c`), or `all` (the default).
+    #[arg(default_value = "all")]
     pub filter: String,
     /// Half-open seed range, e.g. 0..200.
     #[arg(long)]
@@ -58,12 +60,37 @@ pub struct SweepArgs {
     /// Parallel runs (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Plant a bug (of the selected scenarios' family) in every run.
+    #[arg(long)]
+    pub bug: Option<String>,
+}
+
+/// A validated selection.
+pub struct Resolved {
+    pub range: Range<u64>,
+    pub scenarios: Vec<Scenario>,
+    pub jobs: usize,
+}
+
+impl Selection {
+    /// Checks every argument; the error is the one line to print before exiting with 4.
+    pub fn resolve(&self) -> Result<Resolved, String> {
+        let range = parse_range(&self.seeds)?;
+        let scenarios = resolve(&self.filter, self.bug.as_deref())?;
+        if self.jobs == Some(0) {
+            return Err("--jobs must be at least 1".into());
+        }
+        Ok(Resolved { range, scenarios, jobs: self.jobs.unwrap_or_else(default_jobs) })
+    }
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub sel: Selection,
     /// Write each failing seed to seeds/ (status open).
     #[arg(long)]
     pub save: bool,
-    /// Plant a bug in every run.
-    #[arg(long)]
-    pub bug: Option<String>,
     /// Replay this fault schedule in every run.
     #[arg(long)]
     pub faults: Option<PathBuf>,
@@ -74,13 +101,8 @@ pub struct SweepArgs {
 
 #[derive(Args)]
 pub struct DeterminismArgs {
-    pub filter: String,
-    #[arg(long)]
-    pub seeds: String,
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    #[arg(long)]
-    pub bug: Option<String>,
+    #[command(flatten)]
+    pub sel: Selection,
 }
 
 pub fn default_jobs() -> usize {
@@ -149,22 +171,14 @@ pub fn summary_of(outcome: &Outcome) -> String {
 }
 
 pub fn sweep(a: &SweepArgs) -> ExitCode {
-    let range = match parse_range(&a.seeds) {
+    let Resolved { range, scenarios, jobs } = match a.sel.resolve() {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let scenarios = match resolve(&a.filter, a.bug.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return bad_input(e),
-    };
-    let opts = Opts { bug: a.bug.clone(), faults: a.faults.clone(), save_faults: None };
+    let opts = Opts { bug: a.sel.bug.clone(), faults: a.faults.clone(), save_faults: None };
     if let Err(e) = check_opts(&opts) {
         return bad_input(e);
     }
-    if a.jobs == Some(0) {
-        return bad_input("--jobs must be at least 1");
-    }
-    let jobs = a.jobs.unwrap_or_else(default_jobs);
     let items: Vec<(Scenario, u64)> =
         scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
     println!(
@@ -252,19 +266,11 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
 }
 
 pub fn determinism(a: &DeterminismArgs) -> ExitCode {
-    let range = match parse_range(&a.seeds) {
+    let Resolved { range, scenarios, jobs } = match a.sel.resolve() {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let scenarios = match resolve(&a.filter, a.bug.as_deref()) {
-        Ok(s) => s,
-        Err(e) => return bad_input(e),
-    };
-    if a.jobs == Some(0) {
-        return bad_input("--jobs must be at least 1");
-    }
-    let opts = Opts { bug: a.bug.clone(), ..Opts::default() };
-    let jobs = a.jobs.unwrap_or_else(default_jobs);
+    let opts = Opts { bug: a.sel.bug.clone(), ..Opts::default() };
     let items: Vec<(Scenario, u64)> =
         scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
     println!("determinism: {} runs, each twice, on {jobs} jobs", items.len());

@@ -31,17 +31,11 @@ use std::time::Duration;
 /// The kvraft testers' network: reliable, no long delays, 0-1 ms per message, 0.3-0.7 ms of
 /// server time per message received.
 pub const NET: NetConfig = NetConfig {
-    reliable: true,
-    long_delays: false,
-    long_reordering: false,
-    request_delay_ms_max: 26,
-    request_loss_permille: 100,
-    reply_loss_permille: 100,
-    duplicate_permille: 0,
     hop_delay_ms_min: 0,
     hop_delay_ms_max: 1,
     service_us_min: 300,
     service_us_max: 700,
+    ..NetConfig::DEFAULT
 };
 
 /// The kvraft tests' `electionTimeout`.
