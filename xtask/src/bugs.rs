@@ -5,10 +5,10 @@
 //! which `cargo test` (and so CI) replays instead of sweeping.
 
 use crate::bad_input;
-use crate::sweep::{parallel, summary_of, today, Resolved, Selection, Slim};
+use crate::sweep::{parallel, save_failing_seed, summary_of, Resolved, Selection, Slim};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scenarios::seeds::{self, SeedFile, Status};
+use scenarios::seeds;
 use scenarios::{registry, Opts, Scenario};
 use sim::{FailureClass, Outcome, TraceMode};
 use std::collections::BTreeMap;
@@ -109,20 +109,7 @@ pub fn run(a: &BugsArgs) -> ExitCode {
                     seeds::reproduce_command(sc.name, r.seed, &Opts { bug: Some(bug.to_string()), ..Opts::default() })
                 );
                 if a.save {
-                    let sf = SeedFile {
-                        scenario: sc.name.to_string(),
-                        seed: r.seed,
-                        bug: Some(bug.to_string()),
-                        faults: None,
-                        class: r.outcome.class().unwrap(),
-                        date: today(),
-                        summary: summary_of(&r.outcome),
-                        status: Status::Open,
-                    };
-                    match seeds::save(&a.seeds_dir, &sf) {
-                        Ok(p) => println!("  saved {}", p.display()),
-                        Err(e) => eprintln!("error: {e}"),
-                    }
+                    save_failing_seed(&a.seeds_dir, sc.name, r.seed, Some(bug), &r.outcome, "  ");
                 }
             }
         }

@@ -159,6 +159,32 @@ pub fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Writes a failing run as an `open` seed file under `dir` and says where.
+pub fn save_failing_seed(
+    dir: &std::path::Path,
+    scenario: &str,
+    seed: u64,
+    bug: Option<&str>,
+    outcome: &Outcome,
+    indent: &str,
+) {
+    let Some(class) = outcome.class() else { return };
+    let sf = SeedFile {
+        scenario: scenario.to_string(),
+        seed,
+        bug: bug.map(str::to_string),
+        faults: None,
+        class,
+        date: today(),
+        summary: summary_of(outcome),
+        status: Status::Open,
+    };
+    match seeds::save(dir, &sf) {
+        Ok(p) => println!("{indent}saved {}", p.display()),
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
 /// One line of summary for a failure.
 pub fn summary_of(outcome: &Outcome) -> String {
     let mut s = outcome.to_string().replace('\n', " ");
@@ -246,20 +272,7 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
     }
     if a.save {
         for (sc, r) in &failures {
-            let sf = SeedFile {
-                scenario: sc.name.to_string(),
-                seed: r.seed,
-                bug: opts.bug.clone(),
-                faults: None,
-                class: r.outcome.class().unwrap(),
-                date: today(),
-                summary: summary_of(&r.outcome),
-                status: Status::Open,
-            };
-            match seeds::save(&a.seeds_dir, &sf) {
-                Ok(p) => println!("saved {}", p.display()),
-                Err(e) => eprintln!("error: {e}"),
-            }
+            save_failing_seed(&a.seeds_dir, sc.name, r.seed, opts.bug.as_deref(), &r.outcome, "");
         }
     }
     ExitCode::from(worst.map(|c| c.exit_code() as u8).unwrap_or(0))
