@@ -147,16 +147,6 @@ impl FaultSchedule {
 /// Resolves a role to a node at the moment an event fires (`None`: nobody has it now).
 pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<NodeId>;
 
-/// Plays `schedule` from time zero: sleeps until each event, resolves its targets against
-/// `names` (node names) or `resolve` (roles), applies it, and records it as resolved.
-/// `servers` are the nodes a `heal` reconnects.
-pub async fn play(schedule: &FaultSchedule, servers: &[NodeId], resolve: Resolver<'_>) {
-    for ev in &schedule.events {
-        world::sleep_until(Duration::from_millis(ev.at_ms)).await;
-        apply(&ev.fault, servers, resolve);
-    }
-}
-
 fn find(t: &Target, servers: &[NodeId], resolve: Resolver<'_>) -> Option<NodeId> {
     servers.iter().copied().find(|&n| world::node_name(n) == t.0).or_else(|| resolve(&t.0))
 }

@@ -146,7 +146,6 @@ pub struct Cluster {
     pub logs: Rc<RefCell<ApplyLogs>>,
     pub rng: ChaCha8Rng,
     pub observer: Rc<RefCell<SafetyObserver>>,
-    specs: Vec<RaftNodeSpec<Applier>>,
 }
 
 impl Cluster {
@@ -170,7 +169,6 @@ impl Cluster {
         // Names first, so every server knows its peers before any starts.
         let names: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
         let nodes: Vec<NodeId> = (0..n as u16).map(|i| NodeId(sim::node_count() + i)).collect();
-        let mut specs = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (logs2, handles2) = (logs.clone(), handles.clone());
             let obs: Rc<RefCell<dyn Observer>> = observer.clone();
@@ -182,11 +180,10 @@ impl Cluster {
                 make_service: Rc::new(move |_ctx: NodeCtx| Applier { me: i, logs: logs2.clone(), snapshots }),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
-            specs.push(spec.clone());
             let id = sim::spawn_process(name, move |ctx| run_node(ctx, spec.clone()));
             assert_eq!(id, nodes[i], "servers get consecutive node ids");
         }
-        Cluster { n, nodes, handles, logs, rng: sim::rng("raft-tester"), observer, specs }
+        Cluster { n, nodes, handles, logs, rng: sim::rng("raft-tester"), observer }
     }
 
     fn handle(&self, i: usize) -> Option<RaftHandle<Applier>> {
@@ -231,6 +228,17 @@ impl Cluster {
             self.crash1(i);
         }
         sim::restart(self.nodes[i]);
+    }
+
+    /// Crashes every server, then restarts and reconnects each from what it persisted.
+    pub fn crash_and_restart_all(&self) {
+        for i in 0..self.n {
+            self.crash1(i);
+        }
+        for i in 0..self.n {
+            self.start1(i);
+            self.connect(i);
+        }
     }
 
     /// Start(cmd) on server i: (index, term, is_leader).
@@ -424,7 +432,6 @@ impl Cluster {
             logs: self.logs.clone(),
             rng: sim::rng(label),
             observer: self.observer.clone(),
-            specs: self.specs.clone(),
         }
     }
 
@@ -436,11 +443,6 @@ impl Cluster {
     /// labrpc's `GetTotalCount()` (the course's `rpcTotal()`).
     pub fn rpc_total(&self) -> u64 {
         net::rpc_total()
-    }
-
-    /// The spec of server i (for scenarios that need to rebuild it).
-    pub fn spec(&self, i: usize) -> &RaftNodeSpec<Applier> {
-        &self.specs[i]
     }
 }
 

@@ -171,15 +171,8 @@ async fn snapshot_all_crash(opts: Opts) -> Result<(), Failure> {
         }
         let c = cfg.rand_cmd();
         let index1 = cfg.one(c, servers, true).await?;
-        // Crash all.
-        for s in 0..servers {
-            cfg.crash1(s);
-        }
-        // Revive all, from what each persisted.
-        for s in 0..servers {
-            cfg.start1(s);
-            cfg.connect(s);
-        }
+        // Crash all, then revive all from what each persisted.
+        cfg.crash_and_restart_all();
         // The next command goes after everything committed before the crash.
         let c = cfg.rand_cmd();
         let index2 = cfg.one(c, servers, true).await?;
@@ -204,24 +197,12 @@ async fn snapshot_init(opts: Opts) -> Result<(), Failure> {
         cfg.one(c, servers, true).await?;
     }
     // Crash and revive all.
-    for i in 0..servers {
-        cfg.crash1(i);
-    }
-    for i in 0..servers {
-        cfg.start1(i);
-        cfg.connect(i);
-    }
+    cfg.crash_and_restart_all();
     // A single op, to get something written back to persistent storage.
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
     // Crash and revive all again: now the state written since the restart is what loads.
-    for i in 0..servers {
-        cfg.crash1(i);
-    }
-    for i in 0..servers {
-        cfg.start1(i);
-        cfg.connect(i);
-    }
+    cfg.crash_and_restart_all();
     // Another op, to trigger a potential bug.
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
