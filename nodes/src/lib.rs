@@ -2,5 +2,5 @@
 //! outputs (persist, then send, then apply) and making no protocol decisions of its own.
 
 pub mod mapreduce;
-pub mod raft;
+pub mod replica;
 pub mod rsm;

@@ -3,6 +3,7 @@
 //! surface and judges runs through checkers.
 
 pub mod determinism;
+pub mod engine;
 pub mod golden;
 pub mod kvraft;
 pub mod mapreduce;

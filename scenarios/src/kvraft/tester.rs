@@ -10,13 +10,15 @@
 //! operations its clients manage; without a cost, simulated clients would run unboundedly
 //! many operations in a 5-second round.
 
+use crate::engine::{RaftEngine, TestEngine};
 use crate::raft::observer::SafetyObserver;
 use checkers::html::{render, Annotation, HtmlOptions};
 use checkers::linearizability::{check, CheckOptions, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
-use cores::raft::{Bugs as RaftBugs, Config};
-use cores::rsm::{Kv, KvOp, KvResult, RsmBugs};
-use nodes::raft::{run_node, Observer, RaftHandle, RaftNodeSpec};
+use cores::kv::{Kv, KvOp, KvResult};
+use cores::raft::Bugs as RaftBugs;
+use cores::rsm::RsmBugs;
+use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle};
 use nodes::rsm::{Clerk, RsmServer};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -54,11 +56,15 @@ pub struct KvBugs {
     pub raft: RaftBugs,
 }
 
-/// The cluster of key/value servers, its clerks, and the recorded history.
-pub struct KvCluster {
+/// The handles of the servers' live instances.
+type Handles<E> = Rc<RefCell<Vec<Option<<E as Engine>::Handle<KvServer>>>>>;
+
+/// The cluster of key/value servers, its clerks, and the recorded history, generic over the
+/// replication engine beneath the servers.
+pub struct KvCluster<E: Engine = RaftEngine> {
     pub n: usize,
     pub servers: Vec<NodeId>,
-    handles: Rc<RefCell<Vec<Option<RaftHandle<KvServer>>>>>,
+    handles: Handles<E>,
     pub maxraftstate: Option<usize>,
     pub rng: ChaCha8Rng,
     pub history: Recorder<KvInput, KvOutput>,
@@ -69,21 +75,34 @@ pub struct KvCluster {
     name: &'static str,
 }
 
-impl KvCluster {
+impl KvCluster<RaftEngine> {
     /// `make_config(n, unreliable, maxraftstate)`; `maxraftstate` < 0 means never snapshot.
     pub fn new(name: &'static str, n: usize, unreliable: bool, maxraftstate: i64, bugs: KvBugs) -> KvCluster {
+        let config = RaftEngine::config(n, None).with_bugs(bugs.raft);
+        Self::with_engine(name, n, unreliable, maxraftstate, bugs.rsm, config)
+    }
+}
+
+impl<E: Engine> KvCluster<E> {
+    /// `make_config` on any engine, with its configuration and the service's planted bugs.
+    pub fn with_engine(
+        name: &'static str,
+        n: usize,
+        unreliable: bool,
+        maxraftstate: i64,
+        rsm_bugs: RsmBugs,
+        config: E::Config,
+    ) -> KvCluster<E> {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
-        let handles: Rc<RefCell<Vec<Option<RaftHandle<KvServer>>>>> = Rc::new(RefCell::new(vec![None; n]));
+        let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
         let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
         let first = sim::node_count();
         let servers: Vec<NodeId> = (0..n as u16).map(|i| NodeId(first + i)).collect();
-        let config = Config::new(0, n, 0).with_bugs(bugs.raft);
         for i in 0..n {
             let handles2 = handles.clone();
             let obs: Rc<RefCell<dyn Observer>> = observer.clone();
-            let rsm_bugs = bugs.rsm;
-            let spec = RaftNodeSpec {
+            let spec = NodeSpec {
                 me: i,
                 peers: servers.clone(),
                 config: config.clone(),
@@ -91,7 +110,7 @@ impl KvCluster {
                 make_service: Rc::new(move |ctx: NodeCtx| KvServer::new(ctx, maxraftstate, rsm_bugs)),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
-            let id = sim::spawn_process(&format!("s{i}"), move |ctx| run_node(ctx, spec.clone()));
+            let id = E::spawn(&format!("s{i}"), spec);
             assert_eq!(id, servers[i]);
         }
         KvCluster {

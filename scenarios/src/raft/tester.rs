@@ -8,8 +8,8 @@
 //! Every server also reports each step to the run's safety checker.
 
 use super::observer::SafetyObserver;
-use cores::raft::{ApplyMsg, Bugs, Config};
-use nodes::raft::{run_node, Observer, RaftHandle, RaftNodeSpec, Service, ServiceApi};
+use cores::raft::{ApplyMsg, Bugs, Config, Raft};
+use nodes::replica::{CoreEngine, Engine, NodeSpec, Observer, ReplicaHandle, Service, ServiceApi};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::{net, Failure, NodeCtx, NodeId};
@@ -138,31 +138,47 @@ impl Service for Applier {
     }
 }
 
-/// The tester's cluster of Raft servers.
-pub struct Cluster {
+/// This project's Raft core, run by the replica shell: the engine the course's Raft tests run
+/// on unless a scenario names another.
+pub type RaftEngine = CoreEngine<Raft>;
+
+/// The handles of a cluster's live instances, by server.
+type Handles<E> = Rc<RefCell<Vec<Option<<E as Engine>::Handle<Applier>>>>>;
+
+/// The tester's cluster of servers, generic over the replication engine (the course's tests
+/// name Raft; any engine behind the seam runs them).
+pub struct Cluster<E: Engine = RaftEngine> {
     pub n: usize,
     pub nodes: Vec<NodeId>,
-    handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>>,
+    handles: Handles<E>,
     pub logs: Rc<RefCell<ApplyLogs>>,
     pub rng: ChaCha8Rng,
     pub observer: Rc<RefCell<SafetyObserver>>,
 }
 
-impl Cluster {
+impl Cluster<RaftEngine> {
     /// The course's `make_config(n, unreliable, snapshot)`: n servers, long delays on, all
     /// connected.
     pub fn new(n: usize, unreliable: bool, snapshots: bool, bugs: Bugs) -> Cluster {
         Self::with_config(n, unreliable, snapshots, Config::new(0, n, 0).with_bugs(bugs))
     }
 
+    /// As [`Cluster::new`], with a whole Raft configuration (timeouts, planted bugs).
     pub fn with_config(n: usize, unreliable: bool, snapshots: bool, config: Config) -> Cluster {
+        Self::with_engine(n, unreliable, snapshots, config)
+    }
+}
+
+impl<E: Engine> Cluster<E> {
+    /// `make_config` for any engine, with its configuration.
+    pub fn with_engine(n: usize, unreliable: bool, snapshots: bool, config: E::Config) -> Cluster<E> {
         let logs = Rc::new(RefCell::new(ApplyLogs {
             logs: vec![BTreeMap::new(); n],
             last_applied: vec![0; n],
             max_index: 0,
             snapshot_every: vec![SNAPSHOT_INTERVAL; n],
         }));
-        let handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>> = Rc::new(RefCell::new(vec![None; n]));
+        let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
         let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
         net::set_long_delays(true);
         net::set_reliable(!unreliable);
@@ -172,7 +188,7 @@ impl Cluster {
         for (i, name) in names.iter().enumerate() {
             let (logs2, handles2) = (logs.clone(), handles.clone());
             let obs: Rc<RefCell<dyn Observer>> = observer.clone();
-            let spec = RaftNodeSpec {
+            let spec = NodeSpec {
                 me: i,
                 peers: nodes.clone(),
                 config: config.clone(),
@@ -180,13 +196,13 @@ impl Cluster {
                 make_service: Rc::new(move |_ctx: NodeCtx| Applier { me: i, logs: logs2.clone(), snapshots }),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
-            let id = sim::spawn_process(name, move |ctx| run_node(ctx, spec.clone()));
+            let id = E::spawn(name, spec);
             assert_eq!(id, nodes[i], "servers get consecutive node ids");
         }
         Cluster { n, nodes, handles, logs, rng: sim::rng("raft-tester"), observer }
     }
 
-    fn handle(&self, i: usize) -> Option<RaftHandle<Applier>> {
+    fn handle(&self, i: usize) -> Option<E::Handle<Applier>> {
         if sim::is_alive(self.nodes[i]) {
             self.handles.borrow()[i].clone()
         } else {
@@ -424,7 +440,7 @@ impl Cluster {
     /// Another handle on the same cluster for a concurrent tester task (the course's
     /// goroutines share one `cfg`): same servers, records and checker; its own random
     /// stream `label`, so the tester's stream is not shared between tasks.
-    pub fn share(&self, label: &str) -> Cluster {
+    pub fn share(&self, label: &str) -> Cluster<E> {
         Cluster {
             n: self.n,
             nodes: self.nodes.clone(),
@@ -466,14 +482,19 @@ pub fn ensure(cond: bool, checker: &str, msg: impl FnOnce() -> String) -> Result
 
 /// A cheap view of the cluster's live servers, for tasks that run beside the tester
 /// (fault schedules resolving "the leader", proposers).
-#[derive(Clone)]
-pub struct Roles {
+pub struct Roles<E: Engine = RaftEngine> {
     nodes: Vec<NodeId>,
-    handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>>,
+    handles: Handles<E>,
 }
 
-impl Roles {
-    fn live(&self, i: usize) -> Option<RaftHandle<Applier>> {
+impl<E: Engine> Clone for Roles<E> {
+    fn clone(&self) -> Self {
+        Roles { nodes: self.nodes.clone(), handles: self.handles.clone() }
+    }
+}
+
+impl<E: Engine> Roles<E> {
+    fn live(&self, i: usize) -> Option<E::Handle<Applier>> {
         if sim::is_alive(self.nodes[i]) {
             self.handles.borrow()[i].clone()
         } else {
@@ -500,8 +521,8 @@ impl Roles {
     }
 }
 
-impl Cluster {
-    pub fn roles(&self) -> Roles {
+impl<E: Engine> Cluster<E> {
+    pub fn roles(&self) -> Roles<E> {
         Roles { nodes: self.nodes.clone(), handles: self.handles.clone() }
     }
 }
