@@ -76,6 +76,12 @@ pub trait Service: 'static {
     /// this message's index with `data` (the course's `Snapshot(index, data)`).
     fn apply(&mut self, api: &mut ServiceApi<'_>, msg: &ApplyMsg) -> Option<Vec<u8>>;
 
+    /// Called once per instance when it starts serving, after [`Service::restore`]: the place
+    /// to arm a first timer or make first calls.
+    fn on_boot(&mut self, api: &mut ServiceApi<'_>) {
+        let _ = api;
+    }
+
     /// A request from a client of the service; answer with `api.reply` now or later.
     fn on_request(&mut self, api: &mut ServiceApi<'_>, from: NodeId, req: Self::Request, reply_to: ReplyTo) {
         let _ = (api, from, req, reply_to);
@@ -506,7 +512,14 @@ pub async fn run_node<C: ReplicaCore, S: Service>(ctx: NodeCtx, spec: NodeSpec<C
         seen: Observed::restarted(),
         kicked: false,
     }));
-    shell.borrow_mut().observe(Some(1));
+    {
+        let mut sh = shell.borrow_mut();
+        sh.observe(Some(1));
+        let sh = &mut *sh;
+        let mut engine = AtTime { core: &mut sh.core, now_ms: now_ms() };
+        sh.service.on_boot(&mut api!(sh, engine));
+        sh.drain();
+    }
     (spec.on_start)(NodeHandle { shell: shell.clone() });
     loop {
         let deadline = Duration::from_millis(shell.borrow().next_deadline_ms());
