@@ -61,7 +61,7 @@ impl ReplicaCore for LeaderOnly {
 
     fn tick(&mut self, _now_ms: u64) {}
 
-    fn handle_request(&mut self, _now_ms: u64, _from: usize, push: Push) -> () {
+    fn handle_request(&mut self, _now_ms: u64, _from: usize, push: Push) {
         if push.index == self.log.len() as u64 + 1 {
             self.commit(push.command);
         }
