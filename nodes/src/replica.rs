@@ -131,7 +131,19 @@ pub struct ServiceApi<'a> {
     service_calls: &'a mut BTreeSet<u64>,
 }
 
-impl ServiceApi<'_> {
+impl<'a> ServiceApi<'a> {
+    /// The API over an engine's parts (for shells of other engine shapes).
+    pub(crate) fn new(
+        ctx: NodeCtx,
+        engine: &'a mut dyn Proposer,
+        now_ms: u64,
+        timer_ms: &'a mut Option<u64>,
+        next_tag: &'a mut u64,
+        service_calls: &'a mut BTreeSet<u64>,
+    ) -> ServiceApi<'a> {
+        ServiceApi { ctx, engine, now_ms, timer_ms, next_tag, service_calls }
+    }
+
     /// The course's `Start(command)`: (index, term, is_leader).
     pub fn start(&mut self, command: Vec<u8>) -> (u64, u64, bool) {
         match self.engine.start(command) {
@@ -466,6 +478,9 @@ pub trait Engine: 'static {
     type Config: Clone + 'static;
     /// The handle of a running instance hosting `S`.
     type Handle<S: Service>: ReplicaHandle;
+    /// Whether its nodes' observations include their logs and commit indexes (a core's do); if
+    /// not, only roles and applies are reported and only what they show can be checked.
+    const EXPOSES_LOG: bool = true;
 
     /// Spawns the process `name` whose every instance runs `spec`; returns its node.
     fn spawn<S: Service>(name: &str, spec: NodeSpec<Self::Config, S, Self::Handle<S>>) -> NodeId;

@@ -112,7 +112,7 @@ impl ReplicaCore for LeaderOnly {
     fn observe<'a>(&'a self, seen: &mut Observed, log_written_from: Option<u64>, out: &mut Vec<Observation<'a>>) {
         let last = self.log.len() as u64;
         if seen.fresh {
-            out.push(Observation::Restart { snapshot_index: 0 });
+            out.push(Observation::Restart { snapshot_index: Some(0) });
         }
         if seen.term != TERM {
             let leader = self.leads();

@@ -138,8 +138,9 @@ impl std::error::Error for RestoreError {}
 /// property-test world alike, and by the shell for applies and restarts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation<'a> {
-    /// A new instance of the node starts, its state machine at `snapshot_index`.
-    Restart { snapshot_index: u64 },
+    /// A new instance of the node starts, its state machine at `snapshot_index` (`None`: the
+    /// engine does not say, as a course-shaped node does not; applies resume wherever they do).
+    Restart { snapshot_index: Option<u64> },
     /// The node's term or role changed. `role_code` and `role` name the role for traces
     /// (Raft: 0 follower, 1 candidate, 2 leader).
     Role { term: u64, leader: bool, role_code: u64, role: &'static str },

@@ -96,7 +96,7 @@ impl<E: Engine> KvCluster<E> {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
         let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
-        let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
+        let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         let first = sim::node_count();
         let servers: Vec<NodeId> = (0..n as u16).map(|i| NodeId(first + i)).collect();
         for i in 0..n {

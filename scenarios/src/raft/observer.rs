@@ -5,14 +5,18 @@
 
 use checkers::raft::{entry_hash, SafetyChecker, Violation};
 use cores::replica::Observation;
-use nodes::replica::Observer;
+use nodes::replica::{Engine, Observer};
 use sim::Failure;
 
 /// Shows `checker` one observation of `node`.
 pub fn judge(checker: &mut SafetyChecker, node: usize, observation: &Observation<'_>) -> Result<(), Violation> {
     match observation {
-        Observation::Restart { snapshot_index } => {
+        Observation::Restart { snapshot_index: Some(snapshot_index) } => {
             checker.observe_restart(node, *snapshot_index);
+            Ok(())
+        }
+        Observation::Restart { snapshot_index: None } => {
+            checker.observe_restart_unknown(node);
             Ok(())
         }
         Observation::Role { term, leader, .. } => checker.observe_role(node, *term, *leader),
@@ -34,8 +38,25 @@ pub struct SafetyObserver {
 }
 
 impl SafetyObserver {
+    /// A checker of every property, for engines that report their logs.
     pub fn new(nodes: usize) -> Self {
         SafetyObserver { checker: SafetyChecker::new(nodes) }
+    }
+
+    /// The checker engine `E`'s observations can feed: every property if it reports its logs,
+    /// else those that roles and applies show (and the run says which checks ran).
+    pub fn for_engine<E: Engine>(nodes: usize) -> Self {
+        if E::EXPOSES_LOG {
+            SafetyObserver::new(nodes)
+        } else {
+            let (ran, not) = nodes::course::COURSE_CHECKS;
+            sim::describe(format!(
+                "safety checks: {}; not checked (no log exposed): {}",
+                ran.join(", "),
+                not.join(", ")
+            ));
+            SafetyObserver { checker: SafetyChecker::for_roles_and_applies(nodes) }
+        }
     }
 }
 

@@ -179,7 +179,7 @@ impl<E: Engine> Cluster<E> {
             snapshot_every: vec![SNAPSHOT_INTERVAL; n],
         }));
         let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
-        let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
+        let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         net::set_long_delays(true);
         net::set_reliable(!unreliable);
         // Names first, so every server knows its peers before any starts.

@@ -115,7 +115,7 @@ impl ReplicaCore for Raft {
         let st = self.status();
         let leader = st.role == Role::Leader;
         if seen.fresh {
-            out.push(Observation::Restart { snapshot_index: st.snapshot_index });
+            out.push(Observation::Restart { snapshot_index: Some(st.snapshot_index) });
         }
         if st.current_term != seen.term || st.role.code() != seen.role_code {
             out.push(Observation::Role {
