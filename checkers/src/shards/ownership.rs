@@ -197,8 +197,16 @@ impl OwnershipChecker {
         assert_eq!(states.len(), self.nshards, "a view covers every shard");
         assert_ne!(group, 0, "gid 0 names no group");
         let n = config;
-        let cfg_n = self.config(group, replica, n)?.to_vec();
-        let cfg_prev = if n == 0 { cfg_n.clone() } else { self.config(group, replica, n - 1)?.to_vec() };
+        // A replica first seen starts at configuration 0, as from its first boot.
+        let (from, restored) = self.replicas.get(&(group, replica)).map_or((0, false), |r| (r.config, r.restored));
+        if n != from && !restored && n != from + 1 {
+            return Err(Violation::new(
+                Property::ConfigOrder,
+                format!("group {group} replica {replica} went from configuration {from} to {n}"),
+            ));
+        }
+        let cfg_n = self.config(group, replica, n, n)?.to_vec();
+        let cfg_prev = if n == 0 { cfg_n.clone() } else { self.config(group, replica, n - 1, n)?.to_vec() };
         let nshards = self.nshards;
         let mut r = self.replicas.remove(&(group, replica)).unwrap_or_else(|| Replica::new(nshards));
         let result = self.judge_view(group, replica, n, &cfg_n, &cfg_prev, states, &mut r);
@@ -217,12 +225,6 @@ impl OwnershipChecker {
         states: &[ShardState],
         r: &mut Replica,
     ) -> Result<(), Violation> {
-        if n != r.config && !r.restored && n != r.config + 1 {
-            return Err(Violation::new(
-                Property::ConfigOrder,
-                format!("group {g} replica {replica} went from configuration {} to {n}", r.config),
-            ));
-        }
         let who = format!("group {g} replica {replica}");
         for (s, &state) in states.iter().enumerate() {
             let rec = r.shards[s];
@@ -309,19 +311,22 @@ impl OwnershipChecker {
         Ok(())
     }
 
-    fn config(&self, group: u64, replica: usize, num: u64) -> Result<&[u64], Violation> {
+    /// Configuration `num`, needed to judge a report of group `group`'s replica about
+    /// configuration `about` (`num` is `about` or the one before it).
+    fn config(&self, group: u64, replica: usize, num: u64, about: u64) -> Result<&[u64], Violation> {
         self.configs.get(&num).map(Vec::as_slice).ok_or_else(|| {
+            let what = if num == about { String::new() } else { format!(" (the one before {about})") };
             Violation::new(
                 Property::ConfigAgreement,
-                format!("group {group} replica {replica} reports configuration {num}, which was never announced"),
+                format!("group {group} replica {replica} reports configuration {about}, but configuration {num}{what} was never announced"),
             )
         })
     }
 
     /// The owners of `shard` in `config` and in the configuration before it.
     fn owners(&self, group: u64, replica: usize, config: u64, shard: usize) -> Result<(u64, u64), Violation> {
-        let own_n = self.config(group, replica, config)?[shard];
-        let own_prev = if config == 0 { 0 } else { self.config(group, replica, config - 1)?[shard] };
+        let own_n = self.config(group, replica, config, config)?[shard];
+        let own_prev = if config == 0 { 0 } else { self.config(group, replica, config - 1, config)?[shard] };
         Ok((own_n, own_prev))
     }
 }
@@ -482,7 +487,14 @@ mod tests {
         assert!(c.observe_config(2, &[101, 101, 100, 100]).is_ok(), "a repeat that agrees");
         assert!(c.observe_config(0, &[100; N]).is_err(), "configuration 0 puts every shard on gid 0");
         assert!(c.observe_config(4, &[100; N + 1]).is_err());
+        c.observe_restore(100, 0);
         let v = c.observe_view(100, 0, 7, &[A; N]).unwrap_err();
-        assert_eq!(v.message, "group 100 replica 0 reports configuration 7, which was never announced");
+        assert_eq!(v.message, "group 100 replica 0 reports configuration 7, but configuration 7 was never announced");
+        c.observe_config(9, &[100; N]).unwrap();
+        let v = c.observe_view(100, 0, 9, &[S; N]).unwrap_err();
+        assert_eq!(
+            v.message,
+            "group 100 replica 0 reports configuration 9, but configuration 8 (the one before 9) was never announced"
+        );
     }
 }

@@ -4,3 +4,4 @@ pub mod mapreduce;
 pub mod raft;
 pub mod rsm;
 pub mod shardctrler;
+pub mod shardkv;
