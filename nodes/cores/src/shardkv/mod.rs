@@ -562,6 +562,8 @@ impl ShardKv {
             shard.status = match (owned, held) {
                 (true, true) => ShardStatus::Serving,
                 // Nobody held it before (configuration 0, or all groups had left): start empty.
+                // (`from == gid` without the data happens only when a planted bug abandoned
+                // the pull: the data is lost.)
                 (true, false) if from == 0 || from == self.gid => {
                     shard.data = ShardData::default();
                     ShardStatus::Serving
