@@ -5,3 +5,5 @@ pub mod mapreduce;
 pub mod raft;
 pub mod replica;
 pub mod rsm;
+pub mod shardctrler;
+pub mod shardkv;
