@@ -64,7 +64,8 @@
 #[cfg(test)]
 mod tests;
 
-use crate::rsm::{Kv, KvOp, KvResult, StateMachine};
+use crate::kv::{Kv, KvOp, KvResult};
+use crate::rsm::StateMachine;
 use crate::shardctrler::CtrlerOp;
 pub use crate::shardctrler::{Config, NSHARDS};
 use serde::{Deserialize, Serialize};

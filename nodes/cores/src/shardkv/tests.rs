@@ -3,7 +3,7 @@
 //! step taken explicitly, and each planted bug's effect shown.
 
 use super::*;
-use crate::rsm::value_digest;
+use crate::kv::value_digest;
 use crate::shardctrler::ShardCtrler;
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
@@ -622,7 +622,7 @@ fn random_run(steps: &[Step], bugs: ShardKvBugs) -> Result<Stats, TestCaseError>
                             }
                             _ => {
                                 let expected = {
-                                    let mut m = crate::rsm::Kv { data: std::mem::take(&mut model) };
+                                    let mut m = crate::kv::Kv { data: std::mem::take(&mut model) };
                                     let r = m.apply(&p.op);
                                     model = m.data;
                                     r
