@@ -32,6 +32,7 @@
 //! status 4 ([`exit`] lists every status). Wall time is measured here, outside the
 //! simulated runtime; a run itself is a pure function of (scenario, seed, build).
 
+#![deny(missing_docs)]
 // The command line runs outside every simulation: wall clocks and threads are its job.
 #![allow(clippy::disallowed_methods)]
 
@@ -85,6 +86,7 @@ pub mod exit {
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "Deterministic simulation laboratory: list, run, sweep and replay scenarios; property tests; history checks",
     disable_help_subcommand = true,
     after_help = "Exit status: 0 pass, 1 safety violation, 2 liveness failure, 3 panic, 4 bad input, \
@@ -147,10 +149,12 @@ fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<
                 exit::BAD_INPUT
             }
             _ => {
-                // One line: clap's first line, without its usage block.
+                // One line: clap's first paragraph (the error and, for a typed value, the
+                // values it takes), without its usage block.
                 let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-                bad_input(format!("{first} (see `cargo xtask --help`)"))
+                let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+                let first = first.join(" ");
+                bad_input(format!("{} (see `cargo xtask --help`)", first.trim_start_matches("error: ")))
             }
         }
     })

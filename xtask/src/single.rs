@@ -39,6 +39,7 @@ pub struct RunOpts {
 pub struct RunArgs {
     /// The scenario's full name, e.g. raft::figure8_unreliable_2c.
     pub scenario: String,
+    /// The run's seed: every random choice of the run derives from it.
     #[arg(long)]
     pub seed: u64,
     #[command(flatten)]
@@ -49,6 +50,7 @@ pub struct RunArgs {
 pub struct ReplayArgs {
     /// A scenario name, or a saved seed file (a path ending in .toml).
     pub target: String,
+    /// The run's seed (with a scenario name; a seed file names its own).
     #[arg(long)]
     pub seed: Option<u64>,
     #[command(flatten)]
@@ -88,8 +90,9 @@ pub fn list(cat: &Catalogue, a: &ListArgs) -> u8 {
             }
             blocks += 1;
             println!("planted bugs of {} (--bug NAME):", f.name());
+            let width = f.bugs().iter().map(|b| b.name.len()).max().unwrap_or(0);
             for b in f.bugs() {
-                println!("  {:32} {}", b.name, b.description);
+                println!("  {:width$}  {}", b.name, b.description);
             }
         }
     }

@@ -49,6 +49,11 @@ pub fn parse_range(s: &str) -> Result<Range<u64>, String> {
     Ok(a..b)
 }
 
+/// clap's value parser for counts that must be at least 1.
+pub fn at_least_one(s: &str) -> Result<NonZeroUsize, String> {
+    s.parse().map_err(|_| format!("want a whole number of at least 1, got '{s}'"))
+}
+
 /// What many-run commands select: scenarios, seeds, parallelism, a planted bug.
 #[derive(Args)]
 pub struct Selection {
@@ -59,7 +64,7 @@ pub struct Selection {
     #[arg(long, value_name = "A..B", value_parser = parse_range)]
     pub seeds: Range<u64>,
     /// Parallel runs (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub jobs: Option<NonZeroUsize>,
     /// Plant a bug (of the selected scenarios' family) in every run.
     #[arg(long)]
