@@ -4,10 +4,11 @@
 //! The first line of output is exactly `linearizable`, `not linearizable` or `unknown`
 //! (exit status 0, 1, 2), followed by details and timing. Any other failure (unreadable or
 //! malformed file, unknown model, bad option) prints one line on stderr and exits with 4.
-//! Numeric options are taken as text and validated here, so that their errors get status 4
-//! too rather than clap's usage status (2, which would read as `unknown`).
+//! Options are typed clap values (the model an enum, numbers parsed and range-checked by
+//! clap), and the command line turns every clap error into one line and status 4.
 
 use std::fmt::Write as _;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,31 +26,48 @@ pub const EXIT_ERROR: i32 = 4;
 /// How many failing operations to list before summarizing the rest.
 const LISTED: usize = 10;
 
+/// The models `check-history` knows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelName {
+    /// Porcupine key/value log: get/put/append, partitioned by key.
+    Kv,
+    /// Jepsen etcd log: one compare-and-set register.
+    Etcd,
+}
+
 /// Check a history file for linearizability.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckHistoryArgs {
     /// The model: `kv` (Porcupine key/value log: get/put/append, partitioned by key) or
     /// `etcd` (Jepsen etcd log: one compare-and-set register).
-    #[arg(long, value_name = "kv|etcd")]
-    pub model: Option<String>,
+    #[arg(long, value_enum)]
+    pub model: ModelName,
     /// The history file.
     #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub file: PathBuf,
     /// Write the history's HTML page to this file.
     #[arg(long, value_name = "OUT")]
     pub html: Option<PathBuf>,
-    /// Search steps allowed over the whole history before the verdict is `unknown`
-    /// (default 10000000). Deterministic: the verdict is a function of the file.
-    #[arg(long, value_name = "STEPS")]
-    pub budget: Option<String>,
+    /// Search steps allowed over the whole history before the verdict is `unknown`.
+    /// Deterministic: the verdict is a function of the file.
+    #[arg(long, value_name = "STEPS", default_value_t = DEFAULT_BUDGET)]
+    pub budget: u64,
     /// Also give up after this many seconds of wall time (interactive use only: the
     /// verdict may then depend on the machine).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub timeout: Option<Duration>,
     /// Search partitions on this many threads (interactive use only: step counts then
     /// depend on timing; verdicts do not, unless a budget or timeout runs out).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<String>,
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub threads: NonZeroUsize,
+}
+
+/// clap's value parser for `--timeout`: a positive, finite number of seconds.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(Duration::from_secs_f64(t)),
+        _ => Err("expected a positive number of seconds".into()),
+    }
 }
 
 /// Runs the command, prints its output and returns the exit status.
@@ -66,13 +84,6 @@ pub fn run(args: &CheckHistoryArgs) -> i32 {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(name: &str, value: &Option<String>) -> Result<Option<T>, String> {
-    value
-        .as_deref()
-        .map(|v| v.trim().replace('_', "").parse::<T>().map_err(|_| format!("--{name} {v:?}: expected a number")))
-        .transpose()
-}
-
 /// Wall time, for reporting and for the optional interactive timeout only.
 #[allow(clippy::disallowed_methods)] // allow-entropy: wall time for reporting only
 fn now() -> Instant {
@@ -80,30 +91,23 @@ fn now() -> Instant {
 }
 
 fn run_inner(args: &CheckHistoryArgs) -> Result<(String, i32), String> {
-    let model = args.model.as_deref().ok_or("missing --model kv|etcd")?;
-    let file = args.file.as_deref().ok_or("missing the history FILE to check")?;
-    let budget: u64 = parse_number("budget", &args.budget)?.unwrap_or(DEFAULT_BUDGET);
-    let timeout: Option<f64> = parse_number("timeout", &args.timeout)?;
-    if timeout.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-        return Err("--timeout must be a positive number of seconds".into());
-    }
-    let threads: usize = parse_number("threads", &args.threads)?.unwrap_or(1);
-    if threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    let settings =
-        Settings { budget, timeout: timeout.map(Duration::from_secs_f64), threads, html: args.html.as_deref() };
+    let file = args.file.as_path();
+    let settings = Settings {
+        budget: args.budget,
+        timeout: args.timeout,
+        threads: args.threads.get(),
+        html: args.html.as_deref(),
+    };
     let started = now();
-    match model {
-        "kv" => {
+    match args.model {
+        ModelName::Kv => {
             let history = read_kv_log(file).map_err(|e| e.to_string())?;
             report(&KvModel, "kv", file, &history, started.elapsed(), &settings)
         }
-        "etcd" => {
+        ModelName::Etcd => {
             let history = read_etcd_log(file).map_err(|e| e.to_string())?;
             report(&CasRegisterModel, "etcd", file, &history, started.elapsed(), &settings)
         }
-        other => Err(format!("unknown model {other:?}: expected kv or etcd")),
     }
 }
 

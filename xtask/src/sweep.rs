@@ -1,17 +1,18 @@
 //! `sweep` and `determinism`: many runs in parallel (a fresh OS thread per run, as the run
 //! contract requires), with a progress bar and a summary.
 
-use crate::{bad_input, check_opts, resolve};
+use crate::single::load_faults;
+use crate::{bad_input, exit};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::determinism::{compare_twice, Difference};
-use scenarios::seeds::{self, SeedFile, Status};
-use scenarios::{registry, Opts, Scenario};
+use scenarios::registry::{run_scenario, Catalogue, Opts, Scenario};
+use scenarios::seeds::{self, summary_of};
 use sim::{FailureClass, Outcome, RunReport, TraceMode};
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -37,15 +38,20 @@ impl Slim {
     }
 }
 
-/// Parses a half-open seed range `A..B` with A < B.
+/// Parses a half-open seed range `A..B` with A < B (clap's value parser for `--seeds`).
 pub fn parse_range(s: &str) -> Result<Range<u64>, String> {
-    let bad = || format!("bad seed range '{s}': want A..B with A < B (half-open, decimal), e.g. 0..200");
+    let bad = || format!("want A..B with A < B (half-open, decimal), e.g. 0..200; got '{s}'");
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
     let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
     if a >= b {
         return Err(bad());
     }
     Ok(a..b)
+}
+
+/// clap's value parser for counts that must be at least 1.
+pub fn at_least_one(s: &str) -> Result<NonZeroUsize, String> {
+    s.parse().map_err(|_| format!("want a whole number of at least 1, got '{s}'"))
 }
 
 /// What many-run commands select: scenarios, seeds, parallelism, a planted bug.
@@ -55,11 +61,11 @@ pub struct Selection {
     #[arg(default_value = "all")]
     pub filter: String,
     /// Half-open seed range, e.g. 0..200.
-    #[arg(long)]
-    pub seeds: String,
+    #[arg(long, value_name = "A..B", value_parser = parse_range)]
+    pub seeds: Range<u64>,
     /// Parallel runs (default: all cores).
-    #[arg(long)]
-    pub jobs: Option<usize>,
+    #[arg(long, value_parser = at_least_one)]
+    pub jobs: Option<NonZeroUsize>,
     /// Plant a bug (of the selected scenarios' family) in every run.
     #[arg(long)]
     pub bug: Option<String>,
@@ -73,14 +79,18 @@ pub struct Resolved {
 }
 
 impl Selection {
-    /// Checks every argument; the error is the one line to print before exiting with 4.
-    pub fn resolve(&self) -> Result<Resolved, String> {
-        let range = parse_range(&self.seeds)?;
-        let scenarios = resolve(&self.filter, self.bug.as_deref())?;
-        if self.jobs == Some(0) {
-            return Err("--jobs must be at least 1".into());
+    /// Checks the filter and the bug against the catalogue; the error is the one line to
+    /// print before exiting with 4.
+    pub fn resolve(&self, cat: &Catalogue) -> Result<Resolved, String> {
+        let scenarios = cat.select(&self.filter).map_err(|e| e.to_string())?;
+        if let Some(b) = &self.bug {
+            cat.check_bug(&scenarios, b).map_err(|e| e.to_string())?;
         }
-        Ok(Resolved { range, scenarios, jobs: self.jobs.unwrap_or_else(default_jobs) })
+        Ok(Resolved {
+            range: self.seeds.clone(),
+            scenarios,
+            jobs: self.jobs.map_or_else(default_jobs, NonZeroUsize::get),
+        })
     }
 }
 
@@ -88,15 +98,19 @@ impl Selection {
 pub struct SweepArgs {
     #[command(flatten)]
     pub sel: Selection,
-    /// Write each failing seed to seeds/ (status open).
+    /// Write each failing seed to the seeds folder (status open); with --faults, a copy of
+    /// the schedule goes next to each seed file.
     #[arg(long)]
     pub save: bool,
-    /// Replay this fault schedule in every run.
-    #[arg(long)]
+    /// Play this fault schedule in every run (every selected scenario must take one).
+    #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
     /// Folder for --save.
     #[arg(long, default_value = "seeds")]
     pub seeds_dir: PathBuf,
+    /// Also print, per scenario, its runs, wall time per run and simulated time per run.
+    #[arg(long)]
+    pub per_scenario: bool,
 }
 
 #[derive(Args)]
@@ -109,11 +123,11 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn progress(total: usize, what: &str) -> ProgressBar {
+pub fn progress(total: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total as u64);
     pb.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}")
-            .unwrap()
+            .expect("a valid template")
             .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
@@ -141,69 +155,52 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, pb: &ProgressBar, f:
     results.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
-/// Today's date as YYYY-MM-DD (wall clock; used only for saved seed files).
-pub fn today() -> String {
-    let days =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0)
-            as i64;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}")
+/// Today's date in UTC (wall clock; used only for saved seed files).
+pub fn today() -> jiff::civil::Date {
+    jiff::tz::Offset::UTC.to_datetime(jiff::Timestamp::now()).date()
 }
 
-/// Writes a failing run as an `open` seed file under `dir` and says where.
+/// Writes a failing run as an `open` seed file under `dir` (with a copy of its fault file,
+/// if it played one) and says where, after `indent`; returns false when it could not be
+/// written.
 pub fn save_failing_seed(
     dir: &std::path::Path,
     scenario: &str,
     seed: u64,
-    bug: Option<&str>,
+    opts: &Opts,
     outcome: &Outcome,
     indent: &str,
-) {
-    let Some(class) = outcome.class() else { return };
-    let sf = SeedFile {
-        scenario: scenario.to_string(),
-        seed,
-        bug: bug.map(str::to_string),
-        faults: None,
-        class,
-        date: today(),
-        summary: summary_of(outcome),
-        status: Status::Open,
-    };
-    match seeds::save(dir, &sf) {
-        Ok(p) => println!("{indent}saved {}", p.display()),
-        Err(e) => eprintln!("error: {e}"),
+) -> bool {
+    let Outcome::Fail(failure) = outcome else { return true };
+    match seeds::save_failure(dir, scenario, seed, opts, failure, today()) {
+        Ok(p) => {
+            println!("{indent}saved {}", p.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
     }
 }
 
-/// One line of summary for a failure.
-pub fn summary_of(outcome: &Outcome) -> String {
-    let mut s = outcome.to_string().replace('\n', " ");
-    if s.len() > 200 {
-        let cut = (0..=200).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
-}
-
-pub fn sweep(a: &SweepArgs) -> ExitCode {
-    let Resolved { range, scenarios, jobs } = match a.sel.resolve() {
+pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
+    let Resolved { range, scenarios, jobs } = match a.sel.resolve(cat) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.sel.bug.clone(), faults: a.faults.clone(), save_faults: None };
-    if let Err(e) = check_opts(&opts) {
-        return bad_input(e);
+    let faults = match load_faults(a.faults.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return bad_input(e),
+    };
+    let opts = Opts { bug: a.sel.bug.clone(), faults, record_faults: None };
+    // Every (scenario, seed) before any run: a schedule must fit each seed's safety phase.
+    for sc in &scenarios {
+        for seed in range.clone() {
+            if let Err(e) = cat.check_opts(sc, seed, &opts) {
+                return bad_input(e);
+            }
+        }
     }
     let items: Vec<(Scenario, u64)> =
         scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
@@ -219,7 +216,7 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
     // run's annotations and counters.
     let reports: Vec<(Slim, f64)> = parallel(&items, jobs, &pb, |(sc, seed)| {
         let t = Instant::now();
-        let r = registry::run_scenario(sc, *seed, &opts, TraceMode::Hash, None);
+        let r = run_scenario(sc, *seed, &opts, TraceMode::Hash, None);
         (Slim::of(&r), t.elapsed().as_secs_f64())
     });
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
@@ -257,7 +254,7 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
     for (c, n) in &by_class {
         println!("  {}: {n}", c.name());
     }
-    if scenarios.len() > 1 && std::env::var_os("SWEEP_PER_SCENARIO").is_some() {
+    if a.per_scenario {
         for (name, (n, w, s)) in &by_scenario {
             println!(
                 "  {name:50} {n} runs, {:.1} ms wall/run, {:.1}s simulated/run",
@@ -270,20 +267,23 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
         println!("FAILED {} seed {}: {}", sc.name, r.seed, summary_of(&r.outcome));
         println!("REPRODUCE WITH: {}", seeds::reproduce_command(sc.name, r.seed, &opts));
     }
+    let mut status = worst.map_or(exit::PASS, exit::of_class);
     if a.save {
         for (sc, r) in &failures {
-            save_failing_seed(&a.seeds_dir, sc.name, r.seed, opts.bug.as_deref(), &r.outcome, "");
+            if !save_failing_seed(&a.seeds_dir, sc.name, r.seed, &opts, &r.outcome, "") {
+                status = status.max(exit::BAD_INPUT);
+            }
         }
     }
-    ExitCode::from(worst.map(|c| c.exit_code() as u8).unwrap_or(0))
+    status
 }
 
-pub fn determinism(a: &DeterminismArgs) -> ExitCode {
-    let Resolved { range, scenarios, jobs } = match a.sel.resolve() {
+pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
+    let Resolved { range, scenarios, jobs } = match a.sel.resolve(cat) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.sel.bug.clone(), ..Opts::default() };
+    let opts = Opts::with_bug(a.sel.bug.as_deref());
     let items: Vec<(Scenario, u64)> =
         scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
     println!("determinism: {} runs, each twice, on {jobs} jobs", items.len());
@@ -297,14 +297,15 @@ pub fn determinism(a: &DeterminismArgs) -> ExitCode {
             println!("DIFFERENCE in {} seed {} at event {}:", sc.name, seed, d.index);
             println!("  run 1: {}", d.first);
             println!("  run 2: {}", d.second);
-            println!("REPRODUCE WITH: cargo xtask determinism {} --seeds {}..{}", sc.name, seed, seed + 1);
+            let bug = a.sel.bug.as_ref().map(|b| format!(" --bug {b}")).unwrap_or_default();
+            println!("REPRODUCE WITH: cargo xtask determinism {} --seeds {}..{}{bug}", sc.name, seed, seed + 1);
         }
     }
     println!("{} of {} runs differ between two executions ({:.2}s wall)", n, items.len(), t0.elapsed().as_secs_f64());
     if n > 0 {
-        ExitCode::from(1)
+        exit::NONDETERMINISTIC
     } else {
-        ExitCode::SUCCESS
+        exit::PASS
     }
 }
 
@@ -323,9 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn date_format() {
-        let d = today();
-        assert_eq!(d.len(), 10);
-        assert!(d.starts_with("20"));
+    fn today_is_a_date_of_this_century() {
+        assert_eq!(today().year() / 100, 20);
     }
 }

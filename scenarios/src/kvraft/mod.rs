@@ -16,7 +16,7 @@ use std::time::Duration;
 use tester::{check_clnt_appends, check_get, KvBugs, KvCluster, ELECTION};
 
 pub fn family() -> Family {
-    Family { name: "kvraft", bugs: || RsmBugs::ALL.to_vec(), scenarios }
+    Family::new("kvraft").with_bugs(RsmBugs::ALL.iter().copied()).with_scenarios(scenarios())
 }
 
 pub(crate) fn bugs(opts: &Opts) -> KvBugs {
@@ -65,17 +65,12 @@ const G: Generic = Generic {
 
 macro_rules! generic {
     ($name:literal, $desc:literal, $g:expr) => {
-        Scenario {
-            name: $name,
-            description: $desc,
-            budget: COURSE_LIMIT,
-            run: |o| Box::pin(generic_test::<E>($name, o, $g)),
-        }
+        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E>($name, o, $g)))
     };
 }
 
 fn special(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
-    Scenario { name, description, budget: COURSE_LIMIT, run }
+    Scenario::new(name, description, COURSE_LIMIT, run)
 }
 
 fn scenarios() -> Vec<Scenario> {

@@ -15,7 +15,7 @@ use cores::raft::{Bug, Bugs};
 use std::time::Duration;
 
 pub fn family() -> Family {
-    Family { name: "raft", bugs: || Bug::all().iter().map(|b| (b.name(), b.description())).collect(), scenarios }
+    Family::new("raft").with_bugs(Bug::all().iter().map(|b| (b.name(), b.description()))).with_scenarios(scenarios())
 }
 
 /// The planted bugs a run's options ask for.
@@ -33,7 +33,7 @@ const COURSE_LIMIT: Duration = Duration::from_secs(120);
 pub const ELECTION: Duration = tester::ELECTION_TIMEOUT;
 
 fn targeted(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
-    Scenario { name, description, budget: COURSE_LIMIT, run }
+    Scenario::new(name, description, COURSE_LIMIT, run)
 }
 
 fn scenarios() -> Vec<Scenario> {
