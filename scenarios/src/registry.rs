@@ -238,6 +238,12 @@ impl Scenario {
         Scenario { faults: Some(FaultSupport { safety_phase_end_ms }), ..self }
     }
 
+    /// The same scenario under another name (`family::rest`), e.g. a suite run on a
+    /// user's engine as a family of its own.
+    pub const fn renamed(self, name: &'static str) -> Scenario {
+        Scenario { name, ..self }
+    }
+
     /// The family: the part of the name before the first `::`.
     pub fn family(&self) -> &'static str {
         self.name.split("::").next().unwrap_or(self.name)

@@ -169,6 +169,13 @@ impl Cluster<RaftEngine> {
     }
 }
 
+impl<E: crate::engine::TestEngine> Cluster<E> {
+    /// `make_config` for a course scenario on engine `E`, with the run's planted bug.
+    pub fn for_test(n: usize, unreliable: bool, snapshots: bool, opts: &crate::registry::Opts) -> Cluster<E> {
+        Self::with_engine(n, unreliable, snapshots, E::config(n, opts.bug.as_deref()))
+    }
+}
+
 impl<E: Engine> Cluster<E> {
     /// `make_config` for any engine, with its configuration.
     pub fn with_engine(n: usize, unreliable: bool, snapshots: bool, config: E::Config) -> Cluster<E> {
