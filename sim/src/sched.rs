@@ -1,0 +1,252 @@
+//! Scheduler and time: the world's own timed-action heap, the one supervisor task that
+//! carries its actions out, and the sleeps, timeouts and clock that nodes and scenarios use.
+//!
+//! One task and one pending madsim timer serve the whole run, however much traffic there
+//! is; deadlines are exact to the nanosecond (madsim's own sleeps round up to 1 ms).
+
+use crate::net::{Hop, Reason};
+use crate::world::{with, Kernel, World};
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// Where a sleeping future keeps its waker: shared with the scheduler's entry for it, and
+/// emptied when the future is dropped.
+pub(crate) type WakeSlot = Rc<RefCell<Option<Waker>>>;
+
+/// A timed action of the world's own scheduler.
+pub(crate) enum Action {
+    /// Wake a sleeping future.
+    Wake(WakeSlot),
+    /// A network hop reaches its destination.
+    Deliver(Hop),
+    /// A call fails (labrpc's `false`).
+    Fail { call: u64, reason: Reason },
+    /// labrpc's 100 ms re-check of a call whose handler is running.
+    DeadCheck { call: u64 },
+    /// A closure run outside the world borrow (fault schedules, delayed crash points).
+    Callback(Box<dyn FnOnce()>),
+}
+
+struct Timed {
+    at: u64,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Timed actions ordered by (time, sequence): two actions due at the same instant run in
+/// the order they were scheduled.
+#[derive(Default)]
+pub(crate) struct Scheduler {
+    heap: BinaryHeap<Reverse<Timed>>,
+    seq: u64,
+    waker: Option<Waker>,
+    /// The deadline the scheduler task is currently sleeping towards.
+    armed: Option<u64>,
+}
+
+impl Kernel {
+    /// Schedules `action` at simulated time `at` (ns), waking the scheduler if it is earlier
+    /// than what the scheduler sleeps towards.
+    pub fn schedule(&mut self, at: u64, action: Action) {
+        let s = &mut self.sched;
+        let seq = s.seq;
+        s.seq += 1;
+        s.heap.push(Reverse(Timed { at, seq, action }));
+        if s.armed.is_none_or(|armed| at < armed) {
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl World {
+    /// Carries out one due action (callbacks run outside the world borrow instead).
+    fn run_action(&mut self, action: Action) {
+        match action {
+            Action::Wake(slot) => {
+                let waker = slot.borrow_mut().take();
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Action::Deliver(hop) => self.net.deliver(&mut self.kernel, hop),
+            Action::Fail { call, reason } => self.net.fail_call(&mut self.kernel, call, reason),
+            Action::DeadCheck { call } => self.net.dead_check(&mut self.kernel, call),
+            Action::Callback(_) => unreachable!("callbacks run outside the world borrow"),
+        }
+    }
+}
+
+/// The scheduler: one task on the supervisor that carries out every timed action of the
+/// world (delayed deliveries, failed calls, dead checks, fault callbacks) in time order.
+/// One task and one pending madsim timer, whatever the number of messages in flight.
+pub(crate) struct SchedulerTask {
+    sleep: Option<Pin<Box<madsim::time::Sleep>>>,
+}
+
+impl SchedulerTask {
+    pub fn new() -> Self {
+        SchedulerTask { sleep: None }
+    }
+}
+
+impl Future for SchedulerTask {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            // Take the next due action, if any, and note the next deadline otherwise.
+            let step = with(|w| {
+                let k = &mut w.kernel;
+                let now = k.now_ns();
+                match k.sched.heap.peek() {
+                    Some(Reverse(t)) if t.at <= now => {
+                        let Reverse(t) = k.sched.heap.pop().unwrap();
+                        Ok(t.action)
+                    }
+                    Some(Reverse(t)) => Err(Some((t.at, k.base + Duration::from_nanos(t.at)))),
+                    None => Err(None),
+                }
+            });
+            match step {
+                Ok(Action::Callback(f)) => f(),
+                Ok(action) => with(|w| w.run_action(action)),
+                Err(None) => {
+                    with(|w| {
+                        w.kernel.sched.armed = None;
+                        w.kernel.sched.waker = Some(cx.waker().clone());
+                    });
+                    self.sleep = None;
+                    return Poll::Pending;
+                }
+                Err(Some((at, deadline))) => {
+                    let need_new = self.sleep.as_ref().is_none_or(|s| s.deadline() != deadline);
+                    if need_new {
+                        let time = with(|w| w.kernel.time.clone());
+                        let mut s = Box::pin(time.sleep(Duration::ZERO));
+                        // `reset` keeps the exact deadline; madsim's constructors round up to 1 ms.
+                        s.as_mut().reset(deadline);
+                        self.sleep = Some(s);
+                    }
+                    match self.sleep.as_mut().unwrap().as_mut().poll(cx) {
+                        Poll::Ready(()) => continue,
+                        Poll::Pending => {
+                            with(|w| {
+                                w.kernel.sched.armed = Some(at);
+                                w.kernel.sched.waker = Some(cx.waker().clone());
+                            });
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Time: the clock, sleeps, timeouts, timed callbacks.
+// ---------------------------------------------------------------------------------------
+
+/// Simulated time since the run started.
+pub fn now() -> Duration {
+    madsim::time::TimeHandle::current().elapsed()
+}
+
+/// Sleeps for exactly `d` of simulated time (no 1 ms rounding).
+pub fn sleep(d: Duration) -> Sleep {
+    sleep_until(now() + d)
+}
+
+/// Sleeps until simulated time `t`.
+pub fn sleep_until(t: Duration) -> Sleep {
+    Sleep { deadline_ns: t.as_nanos() as u64, slot: None }
+}
+
+/// A sleep on the world's own scheduler. Its waker lives in the world, which is dropped at
+/// the end of every run — unlike madsim's timers, which hold the waker of a task whose sleep
+/// holds the timers: a task still sleeping when a run ends would never be freed.
+pub struct Sleep {
+    deadline_ns: u64,
+    slot: Option<WakeSlot>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline_ns;
+        let Some(now) = try_now_ns() else { return Poll::Pending };
+        if now >= deadline {
+            if let Some(slot) = self.slot.take() {
+                slot.borrow_mut().take();
+            }
+            return Poll::Ready(());
+        }
+        match &self.slot {
+            Some(slot) => *slot.borrow_mut() = Some(cx.waker().clone()),
+            None => {
+                let slot: WakeSlot = Rc::new(RefCell::new(Some(cx.waker().clone())));
+                with(|w| w.kernel.schedule(deadline, Action::Wake(slot.clone())));
+                self.slot = Some(slot);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.borrow_mut().take();
+        }
+    }
+}
+
+fn try_now_ns() -> Option<u64> {
+    madsim::time::TimeHandle::try_current().map(|t| t.elapsed().as_nanos() as u64)
+}
+
+/// Runs `fut` until simulated time `d` has passed; `None` if it had not finished by then.
+pub async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    let mut fut = fut;
+    let mut s = sleep(d);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match Pin::new(&mut s).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Schedules `f` to run on the scheduler at simulated time `at` (fault schedules use this).
+pub fn at(at: Duration, f: impl FnOnce() + 'static) {
+    with(|w| w.kernel.schedule(at.as_nanos() as u64, Action::Callback(Box::new(f))));
+}
