@@ -133,6 +133,7 @@ pub(crate) fn peek<R>(f: impl FnOnce(&World) -> R) -> Option<R> {
 pub(crate) fn install(seed: u64, mode: TraceMode) {
     let time = madsim::time::TimeHandle::current();
     let base = time.now_instant() - time.elapsed();
+    let time_for_clock = time.clone();
     let kernel = Kernel {
         seed,
         nodes: Vec::new(),
@@ -155,9 +156,11 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         store: Persister::default(),
     };
     WORLD.with(|c| *c.borrow_mut() = Some(world));
+    crate::sched::set_clock(Some(time_for_clock));
 }
 
 pub(crate) fn uninstall() -> Option<World> {
+    crate::sched::set_clock(None);
     WORLD.with(|c| c.borrow_mut().take())
 }
 
