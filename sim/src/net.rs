@@ -26,7 +26,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -183,6 +183,68 @@ struct CallSlot {
     done: bool,
 }
 
+/// Calls in flight, by call number. Numbers are handed out in order and calls mostly end in
+/// order, so a deque from the oldest live call is a cheaper map than a tree (O(1) lookups),
+/// and it iterates in call order, as `on_topology_change` needs.
+#[derive(Default)]
+struct CallTable {
+    /// The call number of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Option<CallSlot>>,
+}
+
+impl CallTable {
+    fn insert(&mut self, call: u64, slot: CallSlot) {
+        if self.slots.is_empty() {
+            self.base = call;
+        }
+        assert_eq!(call, self.base + self.slots.len() as u64, "calls are numbered in order");
+        self.slots.push_back(Some(slot));
+    }
+
+    fn get(&self, call: u64) -> Option<&CallSlot> {
+        let i = call.checked_sub(self.base)?;
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, call: u64) -> Option<&mut CallSlot> {
+        let i = call.checked_sub(self.base)?;
+        self.slots.get_mut(i as usize)?.as_mut()
+    }
+
+    fn contains_key(&self, call: u64) -> bool {
+        self.get(call).is_some()
+    }
+
+    fn remove(&mut self, call: u64) -> Option<CallSlot> {
+        let i = call.checked_sub(self.base)?;
+        let slot = self.slots.get_mut(i as usize)?.take();
+        self.trim();
+        slot
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&CallSlot) -> bool) {
+        for s in self.slots.iter_mut() {
+            if s.as_ref().is_some_and(|c| !keep(c)) {
+                *s = None;
+            }
+        }
+        self.trim();
+    }
+
+    /// Drops the ended calls at the front.
+    fn trim(&mut self) {
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &CallSlot)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (self.base + i as u64, s)))
+    }
+}
+
 /// What the network keeps per node.
 #[derive(Clone, Copy, Default)]
 struct Port {
@@ -205,7 +267,7 @@ pub(crate) struct NetState {
     connected: Vec<bool>,
     ports: Vec<Port>,
     held: BTreeMap<(u16, u16), Vec<Hop>>,
-    calls: BTreeMap<u64, CallSlot>,
+    calls: CallTable,
     next_call: u64,
     next_msg: u64,
     rng: ChaCha8Rng,
@@ -223,7 +285,7 @@ impl NetState {
             connected: Vec::new(),
             ports: Vec::new(),
             held: BTreeMap::new(),
-            calls: BTreeMap::new(),
+            calls: CallTable::default(),
             next_call: 1,
             next_msg: 1,
             rng,
@@ -403,7 +465,7 @@ impl NetState {
                 self.send_or_hold(k, hop, now + delay);
             }
             Body::Reply { call } => {
-                let Some(slot) = self.calls.get(&call) else {
+                let Some(slot) = self.calls.get(call) else {
                     return drop_hop(k, &hop, Reason::Stale);
                 };
                 if slot.done {
@@ -473,7 +535,7 @@ impl NetState {
                     // labrpc runs the handler on the old instance and the dead check fails
                     // the call at its first 100 ms tick.
                     drop_hop(k, &hop, Reason::ServerDied);
-                    if self.calls.contains_key(&call) {
+                    if self.calls.contains_key(call) {
                         k.schedule(now + DEAD_CHECK_NS, Action::Fail { call, reason: Reason::ServerDied });
                     }
                     return;
@@ -484,7 +546,7 @@ impl NetState {
                 k.record(Kind::Deliver, to as u64, [msg, call, 0], |k| {
                     format!("#{msg} {}->{} req call={call}", k.name(from), k.name(to))
                 });
-                if let Some(slot) = self.calls.get_mut(&call) {
+                if let Some(slot) = self.calls.get_mut(call) {
                     if !slot.done {
                         slot.handling = Some((to_inc, now));
                     }
@@ -498,7 +560,7 @@ impl NetState {
                     drop_hop(k, &hop, Reason::ServerDied);
                     return self.fail_call(k, call, Reason::ServerDied);
                 }
-                let Some(slot) = self.calls.get(&call) else { return drop_hop(k, &hop, Reason::Stale) };
+                let Some(slot) = self.calls.get(call) else { return drop_hop(k, &hop, Reason::Stale) };
                 if slot.done || k.nodes[to as usize].incarnation != slot.caller_inc || !k.nodes[to as usize].alive {
                     return drop_hop(k, &hop, Reason::Stale);
                 }
@@ -515,7 +577,7 @@ impl NetState {
     }
 
     pub(crate) fn fail_call(&mut self, k: &mut Kernel, call: u64, reason: Reason) {
-        let Some(slot) = self.calls.get(&call) else { return };
+        let Some(slot) = self.calls.get(call) else { return };
         if slot.done {
             return;
         }
@@ -527,7 +589,7 @@ impl NetState {
     }
 
     fn complete(&mut self, k: &mut Kernel, call: u64, result: Result<Vec<u8>, RpcError>) {
-        let slot = self.calls.get_mut(&call).expect("complete of unknown call");
+        let slot = self.calls.get_mut(call).expect("complete of unknown call");
         match &mut slot.completion {
             Completion::Waiter { waker, result: r } => {
                 slot.done = true;
@@ -538,7 +600,7 @@ impl NetState {
             }
             Completion::Inbox { tag } => {
                 let (tag, caller, caller_inc, server) = (*tag, slot.caller, slot.caller_inc, slot.server);
-                self.calls.remove(&call);
+                self.calls.remove(call);
                 let c = &k.nodes[caller as usize];
                 if c.alive && c.incarnation == caller_inc {
                     k.push_inbox(caller, Incoming::Response { tag, from: NodeId(server), result });
@@ -560,7 +622,7 @@ impl NetState {
     }
 
     pub(crate) fn dead_check(&mut self, k: &mut Kernel, call: u64) {
-        let Some(slot) = self.calls.get(&call) else { return };
+        let Some(slot) = self.calls.get(call) else { return };
         if slot.done {
             return;
         }
@@ -574,7 +636,7 @@ impl NetState {
     fn on_topology_change(&mut self, k: &mut Kernel) {
         let now = k.now_ns();
         let mut checks = Vec::new();
-        for (&call, slot) in &self.calls {
+        for (call, slot) in self.calls.iter() {
             if slot.done {
                 continue;
             }
@@ -591,7 +653,7 @@ impl NetState {
     /// A node's incarnation ended (crash or exit): its own outstanding calls vanish with
     /// it, and calls it was handling fail at their next tick.
     pub(crate) fn on_crash(&mut self, k: &mut Kernel, node: u16) {
-        self.calls.retain(|_, s| s.caller != node);
+        self.calls.retain(|s| s.caller != node);
         self.on_topology_change(k);
     }
 
@@ -704,11 +766,11 @@ impl<Resp: DeserializeOwned> Future for Call<Resp> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(call) = self.call else { return Poll::Pending };
         let r = with(|w| {
-            let slot = w.net.calls.get_mut(&call)?;
+            let slot = w.net.calls.get_mut(call)?;
             let Completion::Waiter { waker, result } = &mut slot.completion else { unreachable!() };
             match result.take() {
                 Some(r) => {
-                    w.net.calls.remove(&call);
+                    w.net.calls.remove(call);
                     Some(r)
                 }
                 None => {
@@ -731,7 +793,7 @@ impl<Resp> Drop for Call<Resp> {
     fn drop(&mut self) {
         if let Some(call) = self.call {
             try_with(|w| {
-                w.net.calls.remove(&call);
+                w.net.calls.remove(call);
             });
         }
     }

@@ -5,24 +5,20 @@
 //! is; deadlines are exact to the nanosecond (madsim's own sleeps round up to 1 ms).
 
 use crate::net::{Hop, Reason};
-use crate::world::{with, Kernel, World};
+use crate::world::{try_with, with, Kernel, World};
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-/// Where a sleeping future keeps its waker: shared with the scheduler's entry for it, and
-/// emptied when the future is dropped.
-pub(crate) type WakeSlot = Rc<RefCell<Option<Waker>>>;
-
 /// A timed action of the world's own scheduler.
 pub(crate) enum Action {
-    /// Wake a sleeping future.
-    Wake(WakeSlot),
+    /// Wake a sleeping future; its waker is kept here, and emptied if the future is dropped
+    /// first.
+    Wake(Option<Waker>),
     /// A network hop reaches its destination.
     Deliver(Hop),
     /// A call fails (labrpc's `false`).
@@ -39,8 +35,9 @@ pub(crate) enum Action {
 #[derive(Default)]
 pub(crate) struct Scheduler {
     heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
-    /// Actions by slot; `free` lists the empty slots.
-    actions: Vec<Option<Action>>,
+    /// Actions by slot, each with the sequence number of its heap key; `free` lists the
+    /// empty slots.
+    actions: Vec<(u64, Option<Action>)>,
     free: Vec<u32>,
     seq: u64,
     waker: Option<Waker>,
@@ -49,19 +46,30 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    fn push(&mut self, at: u64, action: Action) {
+    /// Adds an action; returns its key (slot and sequence number).
+    fn push(&mut self, at: u64, action: Action) -> WakeKey {
+        let seq = self.seq;
+        self.seq += 1;
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.actions[slot as usize] = Some(action);
+                self.actions[slot as usize] = (seq, Some(action));
                 slot
             }
             None => {
-                self.actions.push(Some(action));
+                self.actions.push((seq, Some(action)));
                 (self.actions.len() - 1) as u32
             }
         };
-        self.heap.push(Reverse((at, self.seq, slot)));
-        self.seq += 1;
+        self.heap.push(Reverse((at, seq, slot)));
+        WakeKey { slot, seq }
+    }
+
+    /// The waker of a pending `Wake`, if `key` still names it (it has not fired).
+    fn waker_mut(&mut self, key: WakeKey) -> Option<&mut Option<Waker>> {
+        match self.actions.get_mut(key.slot as usize) {
+            Some((seq, Some(Action::Wake(w)))) if *seq == key.seq => Some(w),
+            _ => None,
+        }
     }
 
     /// The earliest action if it is due at `now`; otherwise when the earliest is due.
@@ -70,7 +78,7 @@ impl Scheduler {
             Some(&Reverse((at, _, slot))) if at <= now => {
                 self.heap.pop();
                 self.free.push(slot);
-                Ok(self.actions[slot as usize].take().expect("a scheduled action"))
+                Ok(self.actions[slot as usize].1.take().expect("a scheduled action"))
             }
             Some(&Reverse((at, _, _))) => Err(Some(at)),
             None => Err(None),
@@ -81,14 +89,15 @@ impl Scheduler {
 impl Kernel {
     /// Schedules `action` at simulated time `at` (ns), waking the scheduler if it is earlier
     /// than what the scheduler sleeps towards.
-    pub fn schedule(&mut self, at: u64, action: Action) {
+    pub fn schedule(&mut self, at: u64, action: Action) -> WakeKey {
         let s = &mut self.sched;
-        s.push(at, action);
+        let key = s.push(at, action);
         if s.armed.is_none_or(|armed| at < armed) {
             if let Some(w) = s.waker.take() {
                 w.wake();
             }
         }
+        key
     }
 }
 
@@ -96,8 +105,7 @@ impl World {
     /// Carries out one due action (callbacks run outside the world borrow instead).
     fn run_action(&mut self, action: Action) {
         match action {
-            Action::Wake(slot) => {
-                let waker = slot.borrow_mut().take();
+            Action::Wake(waker) => {
                 if let Some(w) = waker {
                     w.wake();
                 }
@@ -205,7 +213,15 @@ pub fn sleep(d: Duration) -> Sleep {
 
 /// Sleeps until simulated time `t`.
 pub fn sleep_until(t: Duration) -> Sleep {
-    Sleep { deadline_ns: t.as_nanos() as u64, slot: None }
+    Sleep { deadline_ns: t.as_nanos() as u64, key: None }
+}
+
+/// Names a scheduled action: its slot, and its sequence number (a slot is reused once its
+/// action has run, under a new sequence number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WakeKey {
+    slot: u32,
+    seq: u64,
 }
 
 /// A sleep on the world's own scheduler. Its waker lives in the world, which is dropped at
@@ -213,7 +229,21 @@ pub fn sleep_until(t: Duration) -> Sleep {
 /// holds the timers: a task still sleeping when a run ends would never be freed.
 pub struct Sleep {
     deadline_ns: u64,
-    slot: Option<WakeSlot>,
+    /// The scheduler's `Wake` for this sleep, once it has been polled.
+    key: Option<WakeKey>,
+}
+
+impl Sleep {
+    /// Forgets this sleep's waker (it ended, or was dropped): its `Wake` wakes no one.
+    fn disarm(&mut self) {
+        if let Some(key) = self.key.take() {
+            try_with(|w| {
+                if let Some(waker) = w.kernel.sched.waker_mut(key) {
+                    *waker = None;
+                }
+            });
+        }
+    }
 }
 
 impl Future for Sleep {
@@ -222,18 +252,17 @@ impl Future for Sleep {
         let deadline = self.deadline_ns;
         let Some(now) = try_now_ns() else { return Poll::Pending };
         if now >= deadline {
-            if let Some(slot) = self.slot.take() {
-                slot.borrow_mut().take();
-            }
+            self.disarm();
             return Poll::Ready(());
         }
-        match &self.slot {
-            Some(slot) => *slot.borrow_mut() = Some(cx.waker().clone()),
-            None => {
-                let slot: WakeSlot = Rc::new(RefCell::new(Some(cx.waker().clone())));
-                with(|w| w.kernel.schedule(deadline, Action::Wake(slot.clone())));
-                self.slot = Some(slot);
-            }
+        let waker = cx.waker().clone();
+        match self.key {
+            Some(key) => with(|w| {
+                if let Some(slot) = w.kernel.sched.waker_mut(key) {
+                    *slot = Some(waker);
+                }
+            }),
+            None => self.key = Some(with(|w| w.kernel.schedule(deadline, Action::Wake(Some(waker))))),
         }
         Poll::Pending
     }
@@ -241,9 +270,7 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.borrow_mut().take();
-        }
+        self.disarm();
     }
 }
 

@@ -424,14 +424,14 @@ impl StateImage {
         snapshot_term: u64,
         log: &EntryImage,
     ) -> Self {
-        let header = postcard::to_allocvec(&Header {
-            current_term,
-            voted_for,
-            snapshot_index,
-            snapshot_term,
-            entries: log.count,
-        })
-        .expect("a header encodes");
+        // At most five varints: encode on the stack, then allocate once, exactly.
+        let mut buf = [0u8; 64];
+        let header = postcard::to_slice(
+            &Header { current_term, voted_for, snapshot_index, snapshot_term, entries: log.count },
+            &mut buf,
+        )
+        .expect("a header encodes")
+        .to_vec();
         let len = header.len() + log.bytes;
         StateImage { header, chunks: log.parts(), len }
     }
