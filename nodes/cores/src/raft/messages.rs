@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub term: u64,
+    /// Encoded as one block of bytes: the same bytes as a sequence of u8, much faster.
+    #[serde(with = "serde_bytes")]
     pub command: Vec<u8>,
 }
 
@@ -77,6 +79,7 @@ pub struct InstallSnapshotArgs {
     pub leader_id: usize,
     pub last_included_index: u64,
     pub last_included_term: u64,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -139,12 +142,14 @@ pub enum ApplyMsg {
     Command {
         index: u64,
         term: u64,
+        #[serde(with = "serde_bytes")]
         command: Vec<u8>,
     },
     /// Replace the service state with `data`, which covers every entry up to `index`.
     Snapshot {
         index: u64,
         term: u64,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
 }
@@ -197,5 +202,29 @@ impl Ready {
     /// Whether the input produced nothing to carry out.
     pub fn is_empty(&self) -> bool {
         self.persist.is_none() && self.messages.is_empty() && self.applies.is_empty() && self.log_written_from.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Entry` as it was declared before its command became one block of bytes.
+    #[derive(Serialize)]
+    struct SeqEntry {
+        term: u64,
+        command: Vec<u8>,
+    }
+
+    #[test]
+    fn byte_blocks_encode_as_the_sequence_of_u8_did() {
+        // Wire bytes, message hashes and persisted sizes depend on it.
+        for n in [0usize, 1, 127, 128, 300, 5000] {
+            let command: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            let e = Entry { term: 300, command: command.clone() };
+            let bytes = postcard::to_allocvec(&e).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&SeqEntry { term: 300, command }).unwrap());
+            assert_eq!(postcard::from_bytes::<Entry>(&bytes).unwrap(), e);
+        }
     }
 }
