@@ -156,19 +156,23 @@ impl Future for SchedulerTask {
                         w.kernel.sched.armed = None;
                         w.kernel.sched.waker = Some(cx.waker().clone());
                     });
-                    self.sleep = None;
                     return Poll::Pending;
                 }
                 Err(Some((at, deadline))) => {
-                    let need_new = self.sleep.as_ref().is_none_or(|s| s.deadline() != deadline);
-                    if need_new {
-                        let time = with(|w| w.kernel.time.clone());
-                        let mut s = Box::pin(time.sleep(Duration::ZERO));
-                        // `reset` keeps the exact deadline; madsim's constructors round up to 1 ms.
-                        s.as_mut().reset(deadline);
-                        self.sleep = Some(s);
+                    // One madsim sleep, kept and moved: `reset` keeps the exact deadline
+                    // (madsim's constructors round up to 1 ms) and allocates nothing. Each
+                    // pending poll registers a madsim timer, as a fresh sleep's would.
+                    let sleep = match &mut self.sleep {
+                        Some(s) => s,
+                        None => {
+                            let time = with(|w| w.kernel.time.clone());
+                            self.sleep.insert(Box::pin(time.sleep(Duration::ZERO)))
+                        }
+                    };
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
                     }
-                    match self.sleep.as_mut().unwrap().as_mut().poll(cx) {
+                    match sleep.as_mut().poll(cx) {
                         Poll::Ready(()) => continue,
                         Poll::Pending => {
                             with(|w| {
