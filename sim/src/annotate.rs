@@ -8,9 +8,12 @@ use std::time::Duration;
 /// A labelled interval of the run (crash, partition, leader change), for history pictures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Annotation {
+    /// Simulated nanoseconds since the run started.
     pub start_ns: u64,
+    /// When it ended; `None` while still open (or if it never ended).
     pub end_ns: Option<u64>,
     pub label: String,
+    /// The node it concerns, if any (a partition concerns none).
     pub node: Option<NodeId>,
 }
 

@@ -22,14 +22,17 @@ pub struct NodeCtx {
 }
 
 impl NodeCtx {
+    /// The node this instance runs as.
     pub fn id(&self) -> NodeId {
         self.id
     }
 
+    /// Which instance of the node this is: 0 at start, +1 at every crash or exit.
     pub fn incarnation(&self) -> u32 {
         self.incarnation
     }
 
+    /// The node's name (`s0`, `worker-2`, …).
     pub fn name(&self) -> String {
         with(|w| w.kernel.nodes[self.id.index()].name.clone())
     }

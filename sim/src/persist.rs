@@ -25,20 +25,26 @@ pub struct Rope {
 }
 
 impl Rope {
+    /// The bytes of `v`, as one part.
     pub fn from_vec(v: Vec<u8>) -> Self {
         let len = v.len();
         Rope { parts: vec![Rc::new(v)], len }
     }
 
+    /// The bytes of `parts` one after the other, sharing them. The trace fingerprints a
+    /// saved state by its length and its first and last parts, so a caller that splits the
+    /// same bytes differently changes the trace.
     pub fn from_parts(parts: Vec<Rc<dyn AsRef<[u8]>>>) -> Self {
         let len = parts.iter().map(|p| (**p).as_ref().len()).sum();
         Rope { parts, len }
     }
 
+    /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -32,6 +32,7 @@ use std::task::{Context, Poll, Waker};
 pub struct NodeId(pub u16);
 
 impl NodeId {
+    /// The id as an index into per-node tables.
     pub fn index(self) -> usize {
         self.0 as usize
     }
