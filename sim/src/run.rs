@@ -5,9 +5,12 @@
 //! wins), when its simulated-time budget runs out (liveness), when madsim finds every task
 //! blocked forever (liveness), or on a panic anywhere (panic).
 
+use crate::annotate::Annotation;
 use crate::failure::{Failure, Outcome};
+use crate::process::{self, CatchPanic};
+use crate::sched::{self, SchedulerTask};
 use crate::trace::{CapturedEvent, TraceMode};
-use crate::world::{self, Annotation, CatchPanic, FailureSignal, SchedulerTask, Stats};
+use crate::world::{self, FailureSignal, Stats};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -145,9 +148,9 @@ where
             let main: MainFuture = Box::pin(async move {
                 madsim::task::spawn_local(SchedulerTask::new());
                 let scenario = CatchPanic { fut: Box::pin(scenario()) };
-                let budget_sleep = world::sleep(budget);
+                let budget_sleep = sched::sleep(budget);
                 let end = Race { a: Box::pin(scenario), b: Box::pin(FailureSignal), c: Box::pin(budget_sleep) }.await;
-                (end, world::now())
+                (end, sched::now())
             });
             MAIN.with(|m| *m.borrow_mut() = Some(main));
             RESULT.with(|r| *r.borrow_mut() = (None, None));
@@ -189,7 +192,7 @@ where
     free_tasks(&rt);
     // Dropping the runtime drops what is left; destructors see the world still installed.
     drop(rt);
-    let mut w = world::uninstall();
+    let mut w = world::uninstall().map(|w| w.kernel);
     let (outcome, sim_time) = match result {
         Ok((end, sim_time)) => {
             let recorded = w.as_ref().and_then(|w| w.failure.clone());
@@ -238,7 +241,7 @@ where
 /// all its tasks and the executor then drops them; one more turn of the executor does it.
 fn free_tasks(rt: &madsim::runtime::Runtime) {
     let handle = rt.handle().clone();
-    let mut nodes = world::madsim_nodes();
+    let mut nodes = process::madsim_nodes();
     nodes.extend(SUPERVISOR.with(|s| s.take()));
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async move {
