@@ -46,7 +46,7 @@ impl Persister {
 
     /// `Persister.ReadRaftState()` (empty at first boot).
     pub fn read_raft_state(&self) -> Vec<u8> {
-        self.ctx.read_raft_state()
+        self.ctx.read_state()
     }
 
     /// `Persister.ReadSnapshot()` (empty if none).
@@ -56,7 +56,7 @@ impl Persister {
 
     /// `Persister.RaftStateSize()`, in bytes.
     pub fn raft_state_size(&self) -> usize {
-        self.ctx.raft_state_size()
+        self.ctx.state_size()
     }
 }
 

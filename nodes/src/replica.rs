@@ -189,7 +189,7 @@ impl<'a> ServiceApi<'a> {
 
     /// The size of the engine's persisted state, in bytes (the course's `RaftStateSize`).
     pub fn state_size(&self) -> usize {
-        self.ctx.raft_state_size()
+        self.ctx.state_size()
     }
 }
 
@@ -501,7 +501,7 @@ impl<C: ReplicaCore> Engine for CoreEngine<C> {
 /// The process body of a replica node: restore, then serve until the process dies.
 pub async fn run_node<C: ReplicaCore, S: Service>(ctx: NodeCtx, spec: NodeSpec<C::Config, S, NodeHandle<C, S>>) {
     let seed = ctx.rng("raft-core").gen();
-    let state = ctx.read_raft_state();
+    let state = ctx.read_state();
     let snapshot = ctx.read_snapshot();
     let core = match C::boot(&spec.config, spec.me, spec.peers.len(), seed, &state, &snapshot, now_ms()) {
         Ok(c) => c,

@@ -5,8 +5,9 @@
 //! It speaks neutral words: *state* is whatever the node's replication engine must keep
 //! (for Raft: term, vote and log), *snapshot* is the service's compacted state. What a node
 //! saved survives every crash exactly as saved (madsim's file system keeps unsynced data, so
-//! it is not used). The course's names (`raft_state`, `RaftStateSize`) remain as aliases
-//! until their callers have moved.
+//! it is not used). The course's names (`ReadRaftState`, `RaftStateSize`) live where code
+//! reads like the course: the testers' `log_size` and the course-shaped adapter's
+//! `nodes::course::Persister`.
 
 use crate::node::NodeCtx;
 use crate::process::crash_with_reason;
@@ -81,10 +82,6 @@ pub struct Persisted {
     pub state: Rope,
     /// The snapshot as last saved; empty if the node never saved one.
     pub snapshot: Rc<Vec<u8>>,
-    /// The same as `state`, under the course's name. Kept until callers have moved to
-    /// `state`; then it goes.
-    #[doc(hidden)]
-    pub raft_state: Rope,
 }
 
 /// One node's storage.
@@ -159,7 +156,7 @@ impl Persister {
 
     fn persisted(&self, node: NodeId) -> Persisted {
         let slot = &self.slots[node.index()];
-        Persisted { state: slot.state.clone(), snapshot: slot.snapshot.clone(), raft_state: slot.state.clone() }
+        Persisted { state: slot.state.clone(), snapshot: slot.snapshot.clone() }
     }
 }
 
@@ -206,18 +203,6 @@ impl NodeCtx {
     /// The saved snapshot; empty if none was saved.
     pub fn read_snapshot(&self) -> Rc<Vec<u8>> {
         with(|w| w.store.slots[self.id.index()].snapshot.clone())
-    }
-
-    /// Alias of [`NodeCtx::read_state`] under the course's name; goes once callers moved.
-    #[doc(hidden)]
-    pub fn read_raft_state(&self) -> Vec<u8> {
-        self.read_state()
-    }
-
-    /// Alias of [`NodeCtx::state_size`] under the course's name; goes once callers moved.
-    #[doc(hidden)]
-    pub fn raft_state_size(&self) -> usize {
-        self.state_size()
     }
 }
 

@@ -208,7 +208,7 @@ impl<E: Engine> KvCluster<E> {
 
     /// `LogSize()`: the largest persisted Raft state.
     pub fn log_size(&self) -> usize {
-        self.servers.iter().map(|&n| sim::persisted(n).raft_state.len()).max().unwrap_or(0)
+        self.servers.iter().map(|&n| sim::persisted(n).state.len()).max().unwrap_or(0)
     }
 
     /// `SnapshotSize()`: the largest persisted snapshot.
