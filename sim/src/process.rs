@@ -122,10 +122,10 @@ impl Future for ProcessMain {
             }
             Err(payload) => {
                 self.done = true;
-                let msg = crate::run::panic_text(&payload);
+                let (msg, at) = crate::run::panic_text(&payload);
                 try_with(|w| {
                     let name = w.kernel.nodes[ctx.id.index()].name.clone();
-                    w.kernel.set_failure(Failure::panic(format!("node {name}: {msg}")))
+                    w.kernel.set_failure(Failure::panic(format!("node {name}: {msg}")).at(at))
                 });
                 Poll::Pending
             }
@@ -160,8 +160,8 @@ impl<F: Future> Future for CatchPanic<F> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.fut.as_mut().poll(cx))) {
             Ok(p) => p,
             Err(payload) => {
-                let msg = crate::run::panic_text(&payload);
-                try_with(|w| w.kernel.set_failure(Failure::panic(msg)));
+                let (msg, at) = crate::run::panic_text(&payload);
+                try_with(|w| w.kernel.set_failure(Failure::panic(msg).at(at)));
                 Poll::Pending
             }
         }

@@ -84,6 +84,8 @@ pub(crate) struct Kernel {
     pub annotations: Vec<Annotation>,
     /// Lines a scenario wants printed with the run's result (its drawn parameters).
     pub description: Vec<String>,
+    /// Files the run hands its caller (`attach`).
+    pub attachments: Vec<crate::run::Attachment>,
     /// The simulated second being watched for a livelock, and its events so far.
     watch_s: u64,
     watch_events: u64,
@@ -147,6 +149,7 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         time,
         annotations: Vec::new(),
         description: Vec::new(),
+        attachments: Vec::new(),
         watch_s: 0,
         watch_events: 0,
     };
@@ -275,6 +278,15 @@ pub fn describe(line: impl Into<String>) {
         w.kernel.record(Kind::Note, NO_NODE, [0xDE5C, h, 0], |_| l);
         w.kernel.description.push(line);
     });
+}
+
+/// Hands the run's caller a file (a history page, say): the command line writes it where
+/// its options say and prints the path; the run itself writes no file, and nothing of it is
+/// hashed, so where it lands cannot change a run. `name` is a file name without folders.
+pub fn attach(name: impl Into<String>, what: impl Into<String>, bytes: Vec<u8>) {
+    let (name, what) = (name.into(), what.into());
+    assert!(!name.contains(['/', '\\']) && !name.is_empty(), "an attachment's name is a plain file name: {name:?}");
+    with(|w| w.kernel.attachments.push(crate::run::Attachment { name, what, bytes }));
 }
 
 /// Run-wide counters so far.

@@ -202,7 +202,7 @@ pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.opts.bug.clone(), faults, record_faults: None };
+    let opts = Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() };
     let prepared = match Prepared::new(cat, &sc, a.seed, opts, a.opts.save_faults.as_deref()) {
         Ok(p) => p,
         Err(e) => return bad_input(e),
@@ -237,7 +237,7 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
             Ok(f) => f,
             Err(e) => return bad_input(e),
         };
-        (sc, seed, Opts { bug: a.opts.bug.clone(), faults, record_faults: None }, None)
+        (sc, seed, Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() }, None)
     };
     let prepared = match Prepared::new(cat, &sc, seed, opts, a.opts.save_faults.as_deref()) {
         Ok(p) => p,

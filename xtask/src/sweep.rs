@@ -193,7 +193,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.sel.bug.clone(), faults, record_faults: None };
+    let opts = Opts { bug: a.sel.bug.clone(), faults, ..Opts::default() };
     // Every (scenario, seed) before any run: a schedule must fit each seed's safety phase.
     for sc in &scenarios {
         for seed in range.clone() {
