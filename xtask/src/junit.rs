@@ -173,10 +173,10 @@ mod tests {
         loop {
             match reader.read_event().expect("well-formed XML") {
                 Event::Eof => break,
-                Event::Start(e) | Event::Empty(e) => match e.name().as_ref() {
-                    b"testcase" => cases += 1,
-                    b"failure" => failures += 1,
-                    b"error" => errors += 1,
+                Event::Start(e) | Event::Empty(e) => match e.name().into_inner() {
+                    "testcase" => cases += 1,
+                    "failure" => failures += 1,
+                    "error" => errors += 1,
                     _ => {}
                 },
                 _ => {}

@@ -49,6 +49,7 @@ pub mod results;
 pub mod shard;
 mod single;
 mod sweep;
+pub mod timeline;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
