@@ -7,6 +7,7 @@
 (function () {
   const T0 = performance.now();
   const D = JSON.parse(document.getElementById("timeline-data").textContent);
+  const PARSED = performance.now();
   const LANE_H = 34, AXIS_H = 24, GUTTER = 118;
   const canvas = document.getElementById("canvas");
   const stage = document.getElementById("stage");
@@ -281,8 +282,9 @@
       visible++;
     }
     const detail = visible < 4000;
+    // Dense views fade the arrows so the lanes (roles, commit index) stay readable under them.
     ctx.lineWidth = visible > 8000 ? 0.6 : 1;
-    ctx.globalAlpha = visible > 8000 ? 0.5 : 0.9;
+    ctx.globalAlpha = Math.max(0.08, Math.min(0.9, 2500 / Math.max(visible, 1)));
     for (const k in paths) {
       const list = paths[k];
       if (!list.length) continue;
@@ -651,6 +653,7 @@
   draw();
   const ms = performance.now() - T0;
   document.body.dataset.drawnMs = ms.toFixed(1);
+  document.body.dataset.parseMs = (PARSED - T0).toFixed(1);
   document.body.dataset.events = D.events;
   document.body.dataset.messages = NM;
   document.body.dataset.drawnMessages = drawn.messages;
