@@ -14,7 +14,7 @@ use crate::{bad_input, exit};
 use clap::Args;
 use scenarios::registry::Opts;
 use scenarios::seeds;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -32,7 +32,7 @@ pub struct CompareArgs {
 /// A file's runs in order, each with its line number.
 fn read_runs(path: &Path) -> Result<Vec<(usize, RunLine)>, String> {
     let mut runs = Vec::new();
-    let mut seen: HashMap<RunKey, usize> = HashMap::new();
+    let mut seen: BTreeMap<RunKey, usize> = BTreeMap::new();
     results::read(path, |n, _, line| {
         if let Line::Run(r) = line {
             if let Some(first) = seen.insert(r.key(), n) {
@@ -74,8 +74,8 @@ pub fn run(a: &CompareArgs) -> u8 {
         (Err(e), _) | (_, Err(e)) => return bad_input(e),
     };
     let (name_a, name_b) = (a.a.display().to_string(), a.b.display().to_string());
-    let in_b: HashMap<RunKey, usize> = runs_b.iter().enumerate().map(|(i, (_, r))| (r.key(), i)).collect();
-    let in_a: HashMap<RunKey, usize> = runs_a.iter().enumerate().map(|(i, (_, r))| (r.key(), i)).collect();
+    let in_b: BTreeMap<RunKey, usize> = runs_b.iter().enumerate().map(|(i, (_, r))| (r.key(), i)).collect();
+    let in_a: BTreeMap<RunKey, usize> = runs_a.iter().enumerate().map(|(i, (_, r))| (r.key(), i)).collect();
     let common = runs_a.iter().filter(|(_, r)| in_b.contains_key(&r.key())).count();
     println!("compare: {} runs in {name_a}, {} in {name_b}, {common} in both", runs_a.len(), runs_b.len());
     if a.common && common == 0 {

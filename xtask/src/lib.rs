@@ -1,6 +1,6 @@
 //! `simlab_cli`: the simulation laboratory's command line as a library — list, run, sweep,
-//! replay, determinism, bugs, prop, check-history, bench and bench-checker — for any
-//! [`Catalogue`] of scenario families.
+//! replay, determinism, bugs, prop, check-history, bench, bench-checker, and for sweeps across
+//! machines merge, compare and costs — for any [`Catalogue`] of scenario families.
 //!
 //! This project's `cargo xtask` is the thin binary `fn main() -> ExitCode {
 //! simlab_cli::main(scenarios::catalogue()) }`; a downstream crate does the same with a

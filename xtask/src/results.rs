@@ -10,7 +10,7 @@
 
 use scenarios::golden::GoldenRun;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::ops::Range;
@@ -132,8 +132,8 @@ impl Selection {
 pub struct SelectionIndex<'a>(Index<'a>);
 
 enum Index<'a> {
-    Grid { scenarios: &'a [String], positions: HashMap<&'a str, usize>, range: Range<u64>, bug: Option<&'a str> },
-    Listed { runs: &'a [RunKey], positions: HashMap<RunKey, usize> },
+    Grid { scenarios: &'a [String], positions: BTreeMap<&'a str, usize>, range: Range<u64>, bug: Option<&'a str> },
+    Listed { runs: &'a [RunKey], positions: BTreeMap<RunKey, usize> },
 }
 
 impl SelectionIndex<'_> {

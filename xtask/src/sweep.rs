@@ -18,7 +18,7 @@ use scenarios::golden::GoldenRun;
 use scenarios::registry::{run_scenario, Catalogue, FaultFile, Opts, Scenario};
 use scenarios::seeds::{self, summary_of};
 use sim::{Outcome, RunReport, TraceMode};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::ops::Range;
@@ -187,9 +187,7 @@ pub fn parallel_in_order<T: Sync, R: Send>(
     mut emit: impl FnMut(usize, &R) + Send,
 ) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    // The results so far, and the first index not yet handed to `emit`.
-    let state: Mutex<(Vec<Option<R>>, usize, &mut (dyn FnMut(usize, &R) + Send))> =
-        Mutex::new(((0..items.len()).map(|_| None).collect(), 0, &mut emit));
+    let state = Mutex::new(InOrder { results: (0..items.len()).map(|_| None).collect(), emitted: 0, emit: &mut emit });
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1).min(items.len().max(1)) {
             s.spawn(|| loop {
@@ -199,7 +197,7 @@ pub fn parallel_in_order<T: Sync, R: Send>(
                 }
                 let r = f(&items[i]);
                 let mut st = state.lock().unwrap();
-                let (results, emitted, emit) = &mut *st;
+                let InOrder { results, emitted, emit } = &mut *st;
                 results[i] = Some(r);
                 while *emitted < results.len() {
                     let Some(r) = &results[*emitted] else { break };
@@ -212,8 +210,15 @@ pub fn parallel_in_order<T: Sync, R: Send>(
         }
     });
     pb.finish_and_clear();
-    let (results, _, _) = state.into_inner().unwrap();
+    let results = state.into_inner().unwrap().results;
     results.into_iter().map(|r| r.expect("every item ran")).collect()
+}
+
+/// The results so far, the first index not yet handed to `emit`, and `emit`.
+struct InOrder<'a, R> {
+    results: Vec<Option<R>>,
+    emitted: usize,
+    emit: &'a mut (dyn FnMut(usize, &R) + Send),
 }
 
 /// Today's date in UTC (wall clock; used only for saved seed files).
@@ -277,7 +282,7 @@ impl Item {
 /// refused (it would run twice).
 fn listed_runs(cat: &Catalogue, path: &Path) -> Result<(Vec<Item>, Vec<RunKey>), String> {
     let mut keys = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
     results::read(path, |n, _, line| {
         if let results::Line::Run(run) = line {
             let key = run.key();
@@ -391,7 +396,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         }
     };
     let jobs = a.jobs.map_or_else(default_jobs, NonZeroUsize::get);
-    let scenario_count = items.iter().map(|it| it.scenario.name).collect::<HashSet<_>>().len();
+    let scenario_count = items.iter().map(|it| it.scenario.name).collect::<BTreeSet<_>>().len();
     let _ = writeln!(out, "sweep: {} runs of {scenario_count} scenarios on {jobs} jobs", items.len());
     let pb = progress(items.len(), "sweep");
     let t0 = Instant::now();

@@ -608,11 +608,7 @@ pub fn build(info: &RunInfo<'_>, collected: &[Collected]) -> Timeline {
                     t.ops[j].result = Some(shorten(text));
                 }
             }
-            "check" => {
-                if check_at.is_none() {
-                    check_at = Some(i);
-                }
-            }
+            "check" if check_at.is_none() => check_at = Some(i),
             _ => {}
         }
     }
