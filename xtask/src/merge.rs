@@ -8,7 +8,7 @@
 //! Exit status: that of the merged runs (the most severe failing class, or 0), or 4 when the
 //! parts do not make up one whole sweep or a file cannot be read or written.
 
-use crate::results::{self, Line, RunKey, RunLine, ShardId, Summary, Tally};
+use crate::results::{self, Line, RunKey, RunLine, Selection, ShardId, Summary, Tally};
 use crate::{bad_input, junit};
 use clap::Args;
 use scenarios::registry::{FaultFile, Opts};
@@ -75,7 +75,7 @@ fn read_part(path: &Path) -> Result<Part, String> {
 fn check_whole(parts: &[Part]) -> Result<Vec<(usize, usize)>, String> {
     let first = &parts[0];
     for p in &parts[1..] {
-        if p.summary.selection != first.summary.selection || p.summary.faults != first.summary.faults {
+        if !same_runs(&p.summary.selection, &first.summary.selection) || p.summary.faults != first.summary.faults {
             return Err(format!(
                 "{} and {} are parts of different sweeps (their summaries select different runs or fault files)",
                 first.path.display(),
@@ -161,6 +161,15 @@ fn check_whole(parts: &[Part]) -> Result<Vec<(usize, usize)>, String> {
         ));
     }
     Ok(holder.into_iter().map(|h| h.expect("none missing")).collect())
+}
+
+/// Whether two summaries select the same runs (a `--rerun` file may sit at another path on
+/// each machine: only the runs it lists count).
+fn same_runs(a: &Selection, b: &Selection) -> bool {
+    match (a, b) {
+        (Selection::Listed { runs: x, .. }, Selection::Listed { runs: y, .. }) => x == y,
+        _ => a == b,
+    }
 }
 
 pub fn run(a: &MergeArgs) -> u8 {

@@ -244,6 +244,34 @@ fn the_golden_table_reruns_as_a_sweep_and_compares_equal() {
 }
 
 #[test]
+fn parts_of_a_rerun_merge_though_each_machine_names_the_file_differently() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/golden/runs.jsonl");
+    let text = std::fs::read_to_string(golden).unwrap();
+    let head: Vec<&str> = text.lines().filter(|l| l.contains("\"outcome\":\"pass\"")).take(3).collect();
+    let dir = scratch("rerun-parts");
+    let mut parts = Vec::new();
+    for k in 0..2 {
+        // Each "machine" has the list at a path of its own.
+        let list = dir.join(format!("machine-{k}.jsonl"));
+        std::fs::write(&list, head.join("\n") + "\n").unwrap();
+        let out = dir.join(format!("part-{k}.jsonl"));
+        let o = xtask(&["sweep", "--rerun", list.to_str().unwrap(), "--format", "json", "--shard", &format!("{k}/2")])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(status(&o), exit::PASS, "{}", String::from_utf8_lossy(&o.stderr));
+        parts.push(out);
+    }
+    let merged = dir.join("merged.jsonl");
+    let o =
+        xtask(&["merge", parts[0].to_str().unwrap(), parts[1].to_str().unwrap(), "--out", merged.to_str().unwrap()])
+            .output()
+            .unwrap();
+    assert_eq!(status(&o), exit::PASS, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(runs(&merged).len(), 3);
+}
+
+#[test]
 fn json_output_is_json_lines_and_a_summary_and_progress_stays_off_a_pipe() {
     let f = fixture();
     let text = std::fs::read_to_string(&f.parts[2]).unwrap();
