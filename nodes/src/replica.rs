@@ -297,6 +297,17 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
         let written_from = if self.observer.is_some() { written_from } else { None };
         self.core.observe(&mut self.seen, written_from, &mut observations);
         for o in &observations {
+            if let Observation::Commit { index } = *o {
+                // A fact for pictures (the timeline's commit index), outside the trace and
+                // its hash: only a subscriber that asks for `sim::detail` sees it, and without
+                // one the macro costs a cached check.
+                tracing::debug!(
+                    target: "sim::detail",
+                    node = %self.ctx.name(),
+                    at_ns = sim::now().as_nanos() as u64,
+                    commit_index = index
+                );
+            }
             if let Observation::Role { term, role_code, role, leader } = *o {
                 self.ctx.note(1, term, role_code, || format!("{role} in term {term}"));
                 // A band on the node's row for as long as it leads (for history pictures).
