@@ -252,7 +252,7 @@ impl<R: CourseRaft, S: Service> Host<R, S> {
         if self.seen_state != Some((term, leader)) {
             self.seen_state = Some((term, leader));
             let (role_code, role) = if leader { (2, "leader") } else { (0, "not leader") };
-            self.ctx.note(1, term, role_code, || format!("{role} in term {term}"));
+            self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
             self.report(&Observation::Role { term, leader, role_code, role });
         }
     }

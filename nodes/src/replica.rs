@@ -309,7 +309,7 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
                 );
             }
             if let Observation::Role { term, role_code, role, leader } = *o {
-                self.ctx.note(1, term, role_code, || format!("{role} in term {term}"));
+                self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
                 // A band on the node's row for as long as it leads (for history pictures).
                 if before.leader {
                     sim::end_annotations(self.ctx.id(), "leader");

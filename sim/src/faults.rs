@@ -233,7 +233,9 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
     let one = |t: &Target| find(t, servers, resolve);
     let skipped = |what: &str| {
         let w = what.to_string();
-        crate::note(0xFA17, 0, move || format!("fault skipped: {w} resolves to no node now"));
+        crate::note(crate::trace::NoteCode::FaultSkipped, 0, move || {
+            format!("fault skipped: {w} resolves to no node now")
+        });
         false
     };
     match fault {
@@ -301,7 +303,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                 // Trace text closures run inside the world: resolve names before.
                 let name = crate::node_name(n);
                 let d = *delay_ms;
-                crate::note(0xFA18, n.0 as u64, move || {
+                crate::note(crate::trace::NoteCode::FaultResolved, n.0 as u64, move || {
                     format!("armed: {name} crashes {d}ms after its next save #{saves}")
                 });
                 crate::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));

@@ -33,5 +33,5 @@ pub use persist::{crash_after_saves, disarm_fault_points, persisted, Persisted, 
 pub use process::{client, crash, incarnation, is_alive, node_count, node_name, restart, spawn, spawn_process};
 pub use run::{portable_location, run, Attachment, RunConfig, RunReport};
 pub use sched::{at, now, sleep, sleep_until, timeout, Sleep};
-pub use trace::{CapturedEvent, TraceMode};
+pub use trace::{CapturedEvent, NoteCode, TraceMode};
 pub use world::{attach, describe, fail, failed, note, rng, seed, stats, NodeId, Stats};

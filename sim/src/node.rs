@@ -79,10 +79,10 @@ impl NodeCtx {
 
     /// Records a protocol note in the trace (became leader, applied an entry, ...).
     /// `code`/`a`/`b` go into the trace hash; the text is built only when lines are wanted.
-    pub fn note(&self, code: u64, a: u64, b: u64, text: impl FnOnce() -> String) {
+    pub fn note(&self, code: crate::trace::NoteCode, a: u64, b: u64, text: impl FnOnce() -> String) {
         with(|w| {
             if w.kernel.is_current(*self) {
-                w.kernel.record(Kind::Note, self.id.0 as u64, [code, a, b], |_| text());
+                w.kernel.record(Kind::Note, self.id.0 as u64, [code.value(), a, b], |_| text());
             }
         })
     }

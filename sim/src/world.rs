@@ -264,8 +264,8 @@ pub fn failed() -> bool {
 
 /// Records a scenario-level event (a tester step, a fault) in the trace. `text` runs inside
 /// the world, only when lines are wanted: it must not call back into `sim`.
-pub fn note(code: u64, a: u64, text: impl FnOnce() -> String) {
-    with(|w| w.kernel.record(Kind::Note, NO_NODE, [code, a, 0], |_| text()));
+pub fn note(code: crate::trace::NoteCode, a: u64, text: impl FnOnce() -> String) {
+    with(|w| w.kernel.record(Kind::Note, NO_NODE, [code.value(), a, 0], |_| text()));
 }
 
 /// Describes the run (a swarm's drawn parameters): recorded in the trace and printed by
@@ -275,7 +275,7 @@ pub fn describe(line: impl Into<String>) {
     with(|w| {
         let h = crate::trace::hash_bytes(line.as_bytes());
         let l = line.clone();
-        w.kernel.record(Kind::Note, NO_NODE, [0xDE5C, h, 0], |_| l);
+        w.kernel.record(Kind::Note, NO_NODE, [crate::trace::NoteCode::Describe.value(), h, 0], |_| l);
         w.kernel.description.push(line);
     });
 }
