@@ -433,6 +433,7 @@ where
     let worker = &worker;
     let mut reports: Vec<Option<PartitionReport>> = vec![None; parts.len()];
     // Opt-in OS threads, never used by `check`: simulations stay single-threaded.
+    #[allow(clippy::disallowed_methods)]
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads).map(|w| scope.spawn(move || worker(w))).collect();
         for handle in handles {
