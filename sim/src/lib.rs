@@ -10,6 +10,8 @@
 //! the node-side API (`node.rs`), the persister (`persist.rs`), annotations
 //! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`].
 
+#![deny(missing_docs)]
+
 mod annotate;
 pub mod failure;
 pub mod faults;

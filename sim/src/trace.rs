@@ -55,6 +55,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The family name shown in trace lines and used as a `tracing` target (`send`, `fault`, …).
     pub fn label(self) -> &'static str {
         match self {
             Kind::Send => "send",
@@ -94,7 +95,9 @@ pub enum TraceMode {
 /// One captured event: its own hash (of the structured fields) and its line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapturedEvent {
+    /// The event's own hash, of its time, kind, node and structured fields (not of its line).
     pub hash: u64,
+    /// The event as text, for people.
     pub line: String,
 }
 
@@ -188,10 +191,12 @@ pub fn fmt_time(ns: u64) -> String {
 }
 
 impl Trace {
+    /// An empty trace keeping what `mode` says.
     pub fn new(mode: TraceMode) -> Self {
         Trace { mode, hash: 0x7261_6674_7369_6d21, events: 0, captured: Vec::new() }
     }
 
+    /// What this trace keeps.
     pub fn mode(&self) -> TraceMode {
         self.mode
     }
@@ -217,14 +222,17 @@ impl Trace {
         }
     }
 
+    /// The running hash of every event recorded so far, in order.
     pub fn hash(&self) -> u64 {
         self.hash
     }
 
+    /// How many events were recorded.
     pub fn events(&self) -> u64 {
         self.events
     }
 
+    /// Takes the captured events (with [`TraceMode::Capture`]), leaving none.
     pub fn take_captured(&mut self) -> Vec<CapturedEvent> {
         std::mem::take(&mut self.captured)
     }

@@ -63,7 +63,9 @@ pub struct Stats {
     pub delivered: u64,
     /// Messages lost for any reason.
     pub dropped: u64,
+    /// Node crashes, whether by a scenario, a fault event or a crash after a save.
     pub crashes: u64,
+    /// Node restarts.
     pub restarts: u64,
 }
 
