@@ -29,10 +29,17 @@ use std::fmt;
 /// Which property a violation breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Property {
+    /// At most one leader in any term (Raft §5.2, Figure 3).
     ElectionSafety,
+    /// Two logs holding an entry with the same index and term agree up to it (Raft §5.3, Figure 3).
     LogMatching,
+    /// A committed entry is in the log of every leader of a later term (Raft §5.4, Figure 3).
     LeaderCompleteness,
+    /// No two nodes apply different commands at one index (Raft §5.4.3, Figure 3); nor does a node
+    /// drop a committed entry or apply one before it is committed.
     StateMachineSafety,
+    /// Each node applies indexes in order with no gap (6.824 tester's "apply out of order"; Raft
+    /// §5.3: entries are applied in log order).
     ApplyOrder,
 }
 
@@ -48,6 +55,7 @@ impl Property {
         }
     }
 
+    /// Every property, in the order of this enum.
     pub fn all() -> &'static [Property] {
         &[
             Property::ElectionSafety,
@@ -62,7 +70,9 @@ impl Property {
 /// A broken property, with a one-line explanation naming node, term and index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The property broken.
     pub property: Property,
+    /// One line naming the node, term and index involved.
     pub message: String,
 }
 
@@ -216,6 +226,7 @@ pub struct SafetyChecker {
 }
 
 impl SafetyChecker {
+    /// A checker for a cluster of `nodes` servers, numbered 0..nodes, with nothing observed yet.
     pub fn new(nodes: usize) -> SafetyChecker {
         SafetyChecker {
             nodes: vec![Node::default(); nodes],

@@ -122,9 +122,15 @@ impl Explanation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PartitionOutcome {
     /// Linearizable, with a witness: operation indices in linearization order.
-    Linearizable { order: Vec<usize> },
+    Linearizable {
+        /// Operation indices of this partition, in a linearization order.
+        order: Vec<usize>,
+    },
     /// Refuted; the explanation is there when [`CheckOptions::explain`] was set.
-    NotLinearizable { explanation: Option<Explanation> },
+    NotLinearizable {
+        /// Why, when [`CheckOptions::explain`] was set.
+        explanation: Option<Explanation>,
+    },
     /// Not searched to completion (budget, stop, or another partition was refuted first).
     Unfinished,
 }
@@ -225,13 +231,25 @@ impl CheckResult {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayError {
     /// Position `pos` names an operation outside the history.
-    BadIndex { pos: usize },
+    BadIndex {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// Position `pos` names an operation already placed.
-    Duplicate { pos: usize },
+    Duplicate {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The operation at `pos` returned before an earlier-placed operation was called.
-    RealTime { pos: usize },
+    RealTime {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The model rejects the operation at `pos`.
-    Illegal { pos: usize },
+    Illegal {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
 }
 
 impl fmt::Display for ReplayError {

@@ -59,22 +59,54 @@ impl<I, O> Operation<I, O> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event<I, O> {
     /// A call; `id` names the operation and must be unique within the history.
-    Call { client: ClientId, id: u64, input: I },
+    Call {
+        /// The client making the call.
+        client: ClientId,
+        /// The operation's name in this history, matched by its return.
+        id: u64,
+        /// What was asked.
+        input: I,
+    },
     /// The return of the operation `id`; `output: None` when its result is unknown.
-    Return { id: u64, output: Option<O> },
+    Return {
+        /// The id of the call this return ends.
+        id: u64,
+        /// What came back.
+        output: Option<O>,
+    },
 }
 
 /// Why a list of operations or events is not a history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HistoryError {
     /// An operation returned before it was called.
-    ReturnBeforeCall { op: usize, call: Time, ret: Time },
+    ReturnBeforeCall {
+        /// The operation's index in the list.
+        op: usize,
+        /// Its call time.
+        call: Time,
+        /// Its return time, earlier than `call`.
+        ret: Time,
+    },
     /// An operation that never returned claims an output.
-    OutputWithoutReturn { op: usize },
+    OutputWithoutReturn {
+        /// The operation's index in the list.
+        op: usize,
+    },
     /// Two call events used the same id.
-    DuplicateId { event: usize, id: u64 },
+    DuplicateId {
+        /// The second call event's index in the list.
+        event: usize,
+        /// The id used twice.
+        id: u64,
+    },
     /// A return event names no pending call.
-    UnmatchedReturn { event: usize, id: u64 },
+    UnmatchedReturn {
+        /// The return event's index in the list.
+        event: usize,
+        /// The id it names.
+        id: u64,
+    },
 }
 
 impl fmt::Display for HistoryError {

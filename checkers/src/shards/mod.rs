@@ -61,6 +61,7 @@ impl Property {
         }
     }
 
+    /// Every property, in the order of this enum.
     pub fn all() -> &'static [Property] {
         &[
             Property::Balance,
@@ -78,7 +79,9 @@ impl Property {
 /// A broken property, with a one-line explanation naming shards, groups and configurations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The property broken.
     pub property: Property,
+    /// One line naming the shards, groups and configurations involved.
     pub message: String,
 }
 
