@@ -42,24 +42,39 @@ use log::Log;
 /// The part a peer currently plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
+    /// Waits for AppendEntries from a leader; becomes a candidate when its election timer fires
+    /// (Raft §5.2).
     Follower,
+    /// Asks for votes for itself in `current_term` (Raft §5.2).
     Candidate,
+    /// Won a majority of votes in `current_term`: replicates its log to the others (Raft §5.3).
     Leader,
 }
 
 /// A read-only view of a peer, for shells, traces and checkers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
+    /// This peer's index in the cluster (0-based).
     pub me: usize,
+    /// The part it plays now.
     pub role: Role,
+    /// The latest term it has seen (Raft Figure 2, persisted).
     pub current_term: u64,
+    /// The candidate it voted for in `current_term`, if any (Raft Figure 2, persisted).
     pub voted_for: Option<usize>,
+    /// The leader it knows of in `current_term` (itself when leading), if any.
     pub leader_id: Option<usize>,
+    /// Highest log index known committed (Raft Figure 2).
     pub commit_index: u64,
+    /// Highest log index handed to the service, as an apply or a snapshot (Raft Figure 2).
     pub last_applied: u64,
+    /// Index of the last entry the snapshot covers (0 with no snapshot).
     pub snapshot_index: u64,
+    /// Term of the entry at `snapshot_index` (0 with no snapshot).
     pub snapshot_term: u64,
+    /// Index of the last entry in the log, or `snapshot_index` when no entry follows it.
     pub last_log_index: u64,
+    /// Term of the entry at `last_log_index`.
     pub last_log_term: u64,
 }
 
@@ -402,6 +417,7 @@ impl Raft {
         &self.snapshot
     }
 
+    /// The configuration the peer was built with (timeouts, planted bugs).
     pub fn config(&self) -> &Config {
         &self.config
     }
