@@ -2,7 +2,7 @@
 //!
 //! Calls are request/reply, as labrpc's `Call`: every call eventually returns a reply or
 //! fails (labrpc's `false`), unless the server's handler never answers or a clog holds a
-//! message. The exact numbers of labrpc (reference §1):
+//! message. The exact numbers of labrpc (the course's `labrpc.go`):
 //! - reliable mode adds no delay;
 //! - unreliable mode delays each request 0–26 ms, loses 10 % of requests (the call fails
 //!   after the delay, the handler never runs) and 10 % of replies (the handler ran);

@@ -170,8 +170,10 @@ impl NoteCode {
     }
 }
 
-/// A fingerprint of a possibly large byte string, for trace fields: its length and up to
-/// 64 strided 8-byte samples, so a multi-megabyte snapshot costs the same as a small one.
+/// A fingerprint of a possibly large byte string, for trace fields: up to 512 bytes it is
+/// [`hash_bytes`] of the whole; beyond, its length, 64 strided 8-byte samples and its last
+/// 8 bytes, so a multi-megabyte snapshot costs the same as a small one (a change between
+/// samples goes unseen).
 pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
     if bytes.len() <= 512 {
         return hash_bytes(bytes);
