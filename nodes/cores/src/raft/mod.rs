@@ -159,6 +159,14 @@ impl Raft {
     /// Build a peer from what it persisted (`persisted_state` and `snapshot` are both empty at
     /// first boot). After a restart the service is expected to have loaded `snapshot` already,
     /// so applying resumes at the snapshot's index + 1.
+    ///
+    /// # Errors
+    /// [`RestoreError`] when `persisted_state` does not decode, names a vote for no peer, or
+    /// says the log is compacted while `snapshot` is empty (6.824 TestSnapshotInit2D).
+    ///
+    /// # Panics
+    /// On a malformed `config`: `me` not below `peers`, an election timeout range that is
+    /// empty or not above the heartbeat interval, or `max_entries_per_append` of 0.
     pub fn new(config: Config, persisted_state: &[u8], snapshot: &[u8], now_ms: u64) -> Result<Raft, RestoreError> {
         assert!(config.peers >= 1 && config.me < config.peers);
         assert!(config.election_timeout_ms_min > config.heartbeat_interval_ms);
@@ -329,6 +337,9 @@ impl Raft {
     /// `index` (which it has been sent). The log before it is discarded. Returns false when
     /// the core already has a snapshot at or past `index` (for example one installed from the
     /// leader meanwhile), in which case nothing changes.
+    ///
+    /// # Panics
+    /// When the snapshot is taken and `index` is past what was applied, or `data` is empty.
     pub fn snapshot(&mut self, now_ms: u64, index: u64, data: Vec<u8>) -> bool {
         self.begin(now_ms);
         let taken = index > self.log.snapshot_index();
