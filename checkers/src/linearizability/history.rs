@@ -145,6 +145,10 @@ impl<I, O> Default for History<I, O> {
 impl<I, O> History<I, O> {
     /// Validates the operations: every return is at or after its call, and an operation
     /// without a return has no output.
+    ///
+    /// # Errors
+    /// [`HistoryError::ReturnBeforeCall`] or [`HistoryError::OutputWithoutReturn`] for the first
+    /// operation that breaks the rule.
     pub fn new(ops: Vec<Operation<I, O>>) -> Result<Self, HistoryError> {
         for (i, op) in ops.iter().enumerate() {
             match op.ret {
@@ -158,6 +162,10 @@ impl<I, O> History<I, O> {
 
     /// Builds a history from ordered events; event `k` happens at time `k`. Operations are
     /// numbered in the order of their calls; a call without a return is pending.
+    ///
+    /// # Errors
+    /// [`HistoryError::DuplicateId`] for a call that reuses an id, [`HistoryError::UnmatchedReturn`]
+    /// for a return naming no pending call.
     pub fn from_events(events: Vec<Event<I, O>>) -> Result<Self, HistoryError> {
         // Ids are arbitrary u64s: an ordered map keeps this deterministic and simple.
         let mut pending: std::collections::BTreeMap<u64, usize> = Default::default();

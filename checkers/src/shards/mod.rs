@@ -124,6 +124,10 @@ pub fn moves(prev: &[u64], next: &[u64]) -> usize {
 /// Balance as the course's `check()` judges it: with groups, every shard is on one of them
 /// and max − min ≤ 1 shards per group (a group with none counts 0); without groups, every
 /// shard is on gid 0.
+///
+/// # Errors
+/// A [`Violation`] of balance naming the first shard off the groups, or the two group sizes that differ by more
+/// than one.
 pub fn check_balance(shards: &[u64], groups: &BTreeSet<u64>) -> Result<(), Violation> {
     if groups.is_empty() {
         return match shards.iter().position(|&g| g != 0) {
@@ -172,6 +176,9 @@ pub fn min_moves(prev: &[u64], groups: &BTreeSet<u64>) -> usize {
 
 /// After a Join or Leave: `next` is balanced over `next_groups` and moved exactly
 /// [`min_moves`] shards away from `prev`.
+///
+/// # Errors
+/// A [`Violation`]: balance as [`check_balance`]; minimal-transfer when more shards moved than [`min_moves`].
 pub fn check_rebalance(prev: &[u64], next: &[u64], next_groups: &BTreeSet<u64>) -> Result<(), Violation> {
     check_balance(next, next_groups)?;
     let (moved, least) = (moves(prev, next), min_moves(prev, next_groups));
