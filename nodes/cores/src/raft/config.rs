@@ -33,6 +33,9 @@ impl Config {
     /// second on 3 servers against the bound of 60) and elections after 300–600 ms, which
     /// leaves room for several election rounds inside the 5 s re-election bound even when
     /// 19 % of round trips fail.
+    ///
+    /// # Panics
+    /// If `peers` is 0 or `me` is not below `peers`.
     pub fn new(me: usize, peers: usize, seed: u64) -> Config {
         assert!(peers >= 1, "a cluster needs at least one peer");
         assert!(me < peers, "peer id {me} out of range for {peers} peers");
