@@ -747,6 +747,10 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 const ENCODE_CAPACITY: usize = 128;
 
 /// Deserializes a message; a payload that does not decode is a bug in the sender.
+///
+/// # Panics
+/// If `bytes` are not a postcard encoding of `T`: the sender and receiver disagree about the message type, a bug in
+/// one of them.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
     match postcard::from_bytes(bytes) {
         Ok(v) => v,

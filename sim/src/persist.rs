@@ -216,6 +216,9 @@ pub fn persisted(node: NodeId) -> Persisted {
 
 /// Arms a fault point: the node crashes `delay` after its `n`-th next save (n ≥ 1); with
 /// no delay, right after the save, before anything else of that step happens.
+///
+/// # Panics
+/// If `n` is 0, or outside a run.
 pub fn crash_after_saves(node: NodeId, n: u32, delay: Duration) {
     assert!(n >= 1);
     with(|w| w.store.slots[node.index()].crash_after_saves = Some((n, delay.as_nanos() as u64)));

@@ -154,6 +154,10 @@ pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> (String, Option<String>)
 
 /// Runs `scenario` under `cfg` on a fresh OS thread (std seeds its hash keys once per
 /// thread, so a fresh thread per run keeps any hashing reproducible).
+///
+/// # Panics
+/// If the run's thread cannot be spawned, or the harness itself panics outside the scenario (a panic inside the run
+/// is its outcome, [`FailureClass::Panic`](crate::FailureClass::Panic)).
 pub fn run<F, Fut>(cfg: RunConfig, scenario: F) -> RunReport
 where
     F: FnOnce() -> Fut + Send + 'static,
