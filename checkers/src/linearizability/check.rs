@@ -296,6 +296,9 @@ pub fn replay<M: Model>(
 
 /// The model's partitions, checked to name every operation once, each sorted ascending;
 /// empty partitions are dropped.
+///
+/// # Panics
+/// If the model's [`Model::partition`] names an operation outside the history or names one twice.
 pub fn partitions<M: Model>(model: &M, history: &History<M::Input, M::Output>) -> Vec<Vec<usize>> {
     let ops = history.ops();
     let Some(mut parts) = model.partition(ops) else {
@@ -322,6 +325,9 @@ pub fn check<M: Model>(model: &M, history: &History<M::Input, M::Output>, option
 /// As [`check`], but `stop` is polled between slices; when it returns true the check ends
 /// with [`Verdict::Unknown`] (for interactive use: a wall-clock timeout lives in `stop`,
 /// never in the search).
+///
+/// # Panics
+/// If `options.slice` is 0.
 pub fn check_until<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -374,6 +380,9 @@ pub fn check_until<M: Model>(
 /// interleaving its own partitions) and one shared budget. For interactive use: the
 /// verdict is the same whenever the search completes, but step counts, and whether a
 /// tight budget suffices, depend on thread timing. `threads <= 1` is [`check_until`].
+///
+/// # Panics
+/// If `options.slice` is 0.
 pub fn check_parallel<M>(
     model: &M,
     history: &History<M::Input, M::Output>,

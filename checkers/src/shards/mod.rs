@@ -116,6 +116,9 @@ fn counts(shards: &[u64], groups: &BTreeSet<u64>) -> BTreeMap<u64, usize> {
 }
 
 /// Number of shards whose group differs between `prev` and `next` (equal lengths).
+///
+/// # Panics
+/// If `prev` and `next` differ in length.
 pub fn moves(prev: &[u64], next: &[u64]) -> usize {
     assert_eq!(prev.len(), next.len(), "configurations of different shard counts");
     prev.iter().zip(next).filter(|(a, b)| a != b).count()

@@ -88,6 +88,9 @@ pub struct OwnershipChecker {
 impl OwnershipChecker {
     /// A checker for a service of `nshards` shards; configuration 0 (every shard on gid 0)
     /// is known from the start.
+    ///
+    /// # Panics
+    /// If `nshards` is 0.
     pub fn new(nshards: usize) -> OwnershipChecker {
         assert!(nshards > 0, "a sharded service has shards");
         OwnershipChecker {
@@ -153,6 +156,9 @@ impl OwnershipChecker {
     /// A [`Violation`]: config-agreement when configuration `config` or the one before it was never announced;
     /// config-order when the replica is at another configuration; handoff when `config` does not give the shard to
     /// this group, or its previous owner never held it frozen for `config`.
+    ///
+    /// # Panics
+    /// If `shard` is not below the checker's number of shards.
     pub fn observe_install(&mut self, group: u64, replica: usize, config: u64, shard: usize) -> Result<(), Violation> {
         self.observations += 1;
         assert!(shard < self.nshards, "shard {shard} out of range 0..{}", self.nshards);
@@ -201,6 +207,9 @@ impl OwnershipChecker {
     /// or goes back a configuration; single-owner when two groups serve a shard, or one serves a shard not assigned
     /// to it; serve-after-arrival when a shard is served before its data arrived; handoff when a shard is offered
     /// or dropped wrongly.
+    ///
+    /// # Panics
+    /// If `states` does not cover every shard, or `group` is 0.
     pub fn observe_view(
         &mut self,
         group: u64,
