@@ -133,6 +133,9 @@ impl Coordinator {
 
     /// A worker finished a task. Late reports from a worker whose task was handed out
     /// again are fine: outputs are renamed atomically and the task's output is the same.
+    ///
+    /// # Panics
+    /// If `task` names no task of the job, or is a reduce task while a map task is unfinished.
     pub fn complete(&mut self, task: TaskId) {
         // A reduce can only have been handed out after every map finished.
         assert!(

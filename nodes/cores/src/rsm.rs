@@ -315,6 +315,9 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
     ///
     /// # Errors
     /// [`RsmError`] for a command or snapshot that does not decode.
+    ///
+    /// # Panics
+    /// If a command's index is not above the last applied one: the engine must apply in log order.
     pub fn on_apply(
         &mut self,
         msg: &ApplyMsg,

@@ -243,6 +243,9 @@ impl Raft {
 
     /// Handle a request from peer `from` and return its reply. The reply may be released only
     /// after the `persist` of the following [`Raft::take_ready`] is durable.
+    ///
+    /// # Panics
+    /// If `from` is not another peer of the cluster.
     pub fn handle_request(&mut self, now_ms: u64, from: usize, request: Request) -> Reply {
         self.begin(now_ms);
         assert!(from < self.config.peers && from != self.config.me, "request from {from}");
@@ -257,6 +260,9 @@ impl Raft {
 
     /// Handle the reply to a request this peer sent to `from`. Duplicated, late and reordered
     /// replies are tolerated: each carries the term and position of the request it answers.
+    ///
+    /// # Panics
+    /// If `from` is not another peer of the cluster.
     pub fn handle_reply(&mut self, now_ms: u64, from: usize, reply: Reply) {
         self.begin(now_ms);
         assert!(from < self.config.peers && from != self.config.me, "reply from {from}");
@@ -278,6 +284,9 @@ impl Raft {
     /// and makes the next heartbeat resend the lost entries. The resend waits for that
     /// heartbeat on purpose: a call to an unreachable peer may fail within milliseconds, and
     /// resending at once would turn every failure into another call.
+    ///
+    /// # Panics
+    /// If `to` is not another peer of the cluster.
     pub fn handle_call_failed(&mut self, now_ms: u64, to: usize, context: CallContext) {
         self.begin(now_ms);
         assert!(to < self.config.peers && to != self.config.me, "call to {to}");

@@ -98,6 +98,9 @@ impl Config {
 
 /// The shard array after rebalancing `shards` over `groups`, moving as few shards as possible.
 /// Deterministic: a function of its arguments only. See the module documentation for the rule.
+///
+/// # Panics
+/// If `groups` contains gid 0.
 pub fn rebalance(shards: &[u64; NSHARDS], groups: &BTreeSet<u64>) -> [u64; NSHARDS] {
     if groups.is_empty() {
         return [0; NSHARDS];

@@ -374,6 +374,9 @@ impl Default for ShardKv {
 
 impl ShardKv {
     /// A group `gid` (never 0) at configuration 0, holding nothing, with `bugs` planted.
+    ///
+    /// # Panics
+    /// If `gid` is 0.
     pub fn new(gid: u64, bugs: ShardKvBugs) -> Self {
         assert_ne!(gid, 0, "gid 0 names no group");
         ShardKv { gid, bugs, ..ShardKv::default() }
