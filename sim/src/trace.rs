@@ -142,7 +142,8 @@ pub enum NoteCode {
     RestartedVoter,
     /// A fault event named no node when it fired and was skipped.
     FaultSkipped,
-    /// A fault event was resolved to the nodes it names.
+    /// A `crash_after_save` fault event was armed on the node its target resolved to (field:
+    /// that node); the other kinds show their nodes in their own `fault` lines.
     FaultResolved,
     /// The scenario described itself (`sim::describe`; field: the line's hash).
     Describe,

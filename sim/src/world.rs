@@ -63,7 +63,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Messages lost for any reason.
     pub dropped: u64,
-    /// Node crashes, whether by a scenario, a fault event or a crash after a save.
+    /// Node crashes: by a scenario, a fault event, a crash after a save, or a node's own
+    /// `crash_self`. A process whose main future returns exits without counting here.
     pub crashes: u64,
     /// Node restarts.
     pub restarts: u64,
