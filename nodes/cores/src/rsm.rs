@@ -207,7 +207,7 @@ impl<SM: StateMachine> Replicated for Deduplicated<SM> {
 }
 
 /// A clerk's request: who asks, which of their requests it is, and the operation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClerkRequest<Op> {
     pub client: u64,
     pub seq: u64,
@@ -216,7 +216,7 @@ pub struct ClerkRequest<Op> {
 
 /// The server's answer to a clerk. The variants' order is their wire encoding: add new ones
 /// at the end.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClerkReply<Out> {
     /// The operation took effect (once) with this output.
     Ok(Out),
