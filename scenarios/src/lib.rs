@@ -11,6 +11,8 @@ pub mod prop;
 pub mod raft;
 pub mod registry;
 pub mod seeds;
+pub mod shardctrler;
+pub mod shards;
 pub mod swarm;
 
 pub use registry::{all, run_scenario, select, Catalogue, Family, Opts, Scenario};
@@ -23,5 +25,6 @@ pub fn catalogue() -> Catalogue {
         .with_family(mapreduce::family())
         .with_family(raft::family())
         .with_family(kvraft::family())
+        .with_family(shardctrler::family())
         .with_property_tests(prop::all())
 }
