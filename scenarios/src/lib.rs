@@ -12,6 +12,7 @@ pub mod raft;
 pub mod registry;
 pub mod seeds;
 pub mod shardctrler;
+pub mod shardkv;
 pub mod shards;
 pub mod swarm;
 
@@ -26,5 +27,6 @@ pub fn catalogue() -> Catalogue {
         .with_family(raft::family())
         .with_family(kvraft::family())
         .with_family(shardctrler::family())
+        .with_family(shardkv::family())
         .with_property_tests(prop::all())
 }

@@ -243,41 +243,43 @@ impl<E: Engine> KvCluster<E> {
     /// fails the run. On a violation, the history page (with the run's crashes, partitions
     /// and leader changes as bands) is written and its path given in the failure.
     pub fn check_linearizable(&self) -> Result<(), Failure> {
-        let history = self.history.history();
-        let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
-        let result = check(&KvModel, &history, &options);
-        sim::note(0x11AE, history.len() as u64, || {
-            format!("history of {} operations: {}", history.len(), result.verdict)
-        });
-        match result.verdict {
-            Verdict::Linearizable => Ok(()),
-            Verdict::Unknown => Err(Failure::safety(
+        check_history(self.name, &self.history)
+    }
+}
+
+/// Judges a run's whole key/value history (partitioned by key); a violation, or a history
+/// the checker cannot decide within [`CHECK_BUDGET`] steps, fails the run. On a violation the
+/// history page (with the run's crashes, partitions and leader changes as bands) is written
+/// under `target/sim-histories/` and its path given in the failure.
+pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Result<(), Failure> {
+    let history = recorder.history();
+    let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
+    let result = check(&KvModel, &history, &options);
+    sim::note(0x11AE, history.len() as u64, || format!("history of {} operations: {}", history.len(), result.verdict));
+    match result.verdict {
+        Verdict::Linearizable => Ok(()),
+        Verdict::Unknown => Err(Failure::safety(
+            "linearizability",
+            format!("the history of {} operations was undecided within {} search steps", history.len(), result.budget),
+        )),
+        Verdict::NotLinearizable => {
+            let annotations: Vec<Annotation> = sim::annotations()
+                .into_iter()
+                .map(|a| Annotation {
+                    start: a.start_ns,
+                    end: a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns),
+                    label: a.label,
+                    row: a.node.map(sim::node_name),
+                })
+                .collect();
+            let title = format!("{name} seed {}", sim::seed());
+            let page =
+                render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
+            let where_ = write_page(name, &page);
+            Err(Failure::safety(
                 "linearizability",
-                format!(
-                    "the history of {} operations was undecided within {} search steps",
-                    history.len(),
-                    result.budget
-                ),
-            )),
-            Verdict::NotLinearizable => {
-                let annotations: Vec<Annotation> = sim::annotations()
-                    .into_iter()
-                    .map(|a| Annotation {
-                        start: a.start_ns,
-                        end: a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns),
-                        label: a.label,
-                        row: a.node.map(sim::node_name),
-                    })
-                    .collect();
-                let title = format!("{} seed {}", self.name, sim::seed());
-                let page =
-                    render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
-                let where_ = write_page(self.name, &page);
-                Err(Failure::safety(
-                    "linearizability",
-                    format!("history of {} operations is not linearizable; picture: {where_}", history.len()),
-                ))
-            }
+                format!("history of {} operations is not linearizable; picture: {where_}", history.len()),
+            ))
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct CtrlerCluster<E: Engine> {
     handles: Handles<E>,
     rng: ChaCha8Rng,
     next_clerk: u64,
+    /// The servers' name prefix (clerk endpoints are named after it too).
+    prefix: String,
 }
 
 impl<E: TestEngine> CtrlerCluster<E> {
@@ -45,6 +47,12 @@ impl<E: TestEngine> CtrlerCluster<E> {
 
     /// The servers alone, on the network as it is (the sharded tester sets it up).
     pub fn start(n: usize, config: E::Config, judge: Rc<RefCell<ShardJudge>>) -> CtrlerCluster<E> {
+        Self::start_named("ctrler", n, config, judge)
+    }
+
+    /// As [`CtrlerCluster::start`], the servers named `<prefix><i>` (a second controller
+    /// service beside the first).
+    pub fn start_named(prefix: &str, n: usize, config: E::Config, judge: Rc<RefCell<ShardJudge>>) -> CtrlerCluster<E> {
         let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
         let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         let first = sim::node_count();
@@ -63,17 +71,24 @@ impl<E: TestEngine> CtrlerCluster<E> {
                 }),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
-            let id = E::spawn(&format!("ctrler{i}"), spec);
+            let id = E::spawn(&format!("{prefix}{i}"), spec);
             assert_eq!(id, servers[i]);
         }
-        CtrlerCluster { n, servers, handles, rng: sim::rng("shardctrler-tester"), next_clerk: 0 }
+        CtrlerCluster {
+            n,
+            servers,
+            handles,
+            rng: sim::rng(&format!("{prefix}-tester")),
+            next_clerk: 0,
+            prefix: prefix.to_string(),
+        }
     }
 }
 
 impl<E: Engine> CtrlerCluster<E> {
     /// `makeClient(All())`: a clerk that gets the servers in random order.
     pub fn make_client(&mut self) -> CtrlerClerk {
-        self.make_client_on(sim::client(&format!("ck{}", self.next_clerk)))
+        self.make_client_on(sim::client(&format!("{}-ck{}", self.prefix, self.next_clerk)))
     }
 
     /// A controller clerk on an existing endpoint (a sharded clerk's own).
