@@ -119,8 +119,13 @@ impl GroupServer {
         events: &[GroupEvent<'_>],
     ) {
         for event in events {
-            if let GroupEvent::Took(config) = event {
-                ctx.note(0x5A4D, gid, config.num, || format!("group {gid} takes configuration {}", config.num));
+            match event {
+                GroupEvent::Took(config) => ctx.note(0x5A4D, gid, config.num, || {
+                    format!("group {gid} takes configuration {}: shards {:?}", config.num, config.shards)
+                }),
+                GroupEvent::View { config_num, views } => ctx
+                    .note(0x5A4E, gid, *config_num, || format!("group {gid} in configuration {config_num}: {views:?}")),
+                _ => {}
             }
         }
         let Some(observer) = observer else { return };
@@ -182,8 +187,11 @@ impl Service for GroupServer {
     }
 
     fn on_timer(&mut self, api: &mut ServiceApi<'_>) {
-        let calls = self.driver.on_poll(api.now_ms(), api.get_state().1, self.core.state());
-        self.send(api, calls);
+        let reaction = self.driver.on_poll(api.now_ms(), api.get_state(), self.core.state());
+        if let Some(op) = reaction.propose {
+            self.core.propose(api.engine(), op, None);
+        }
+        self.send(api, reaction.calls);
         api.set_timer(self.driver.next_poll_ms());
     }
 

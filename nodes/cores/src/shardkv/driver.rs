@@ -6,6 +6,11 @@
 //! # Rules
 //! - Only the replica that believes it leads acts (lab 4B text: the leader polls); the others
 //!   keep their timer and stay quiet, so a new leader takes over within one poll.
+//! - At its first poll as leader of a term, a replica proposes a blank entry
+//!   ([`ShardKvOp::Noop`]): Raft commits earlier terms' entries only through one of the
+//!   leader's own (§5.4.2, §8), and after a crash a group that owns nothing gets no client
+//!   requests — it would never apply a Reconfigure or a delete its log already holds, and
+//!   every group waiting on it would wait forever.
 //! - Every [`POLL_MS`] (the lab's "about every 100 milliseconds") the leader asks the controller
 //!   for the configuration after its own when it is settled ([`ShardKv::config_to_query`]), and
 //!   sends one pull per previous owner it still waits for ([`ShardKv::pull_tasks`]) and one
@@ -120,6 +125,8 @@ pub struct Driver {
     /// Calls returned by the last step and not yet handed back with [`Driver::sent`].
     unsent: Vec<(Purpose, Option<ShardTask>, usize)>,
     next_poll_ms: u64,
+    /// The last term in which this replica proposed its blank entry.
+    noop_term: Option<u64>,
 }
 
 impl Driver {
@@ -138,6 +145,7 @@ impl Driver {
             tags: BTreeMap::new(),
             unsent: Vec::new(),
             next_poll_ms: now_ms + POLL_MS,
+            noop_term: None,
         }
     }
 
@@ -151,9 +159,9 @@ impl Driver {
         self.flights.len()
     }
 
-    /// The poll: the calls the leader should make now. Hand each back with
-    /// [`Driver::sent`] once made, in order.
-    pub fn on_poll(&mut self, now_ms: u64, is_leader: bool, state: &ShardKv) -> Vec<Call> {
+    /// The poll, with the engine's (term, is leader): what the leader should propose and the
+    /// calls it should make now. Hand each call back with [`Driver::sent`] once made, in order.
+    pub fn on_poll(&mut self, now_ms: u64, (term, is_leader): (u64, bool), state: &ShardKv) -> Reaction {
         assert!(self.unsent.is_empty(), "calls of the previous step were not handed back");
         self.next_poll_ms = now_ms + POLL_MS;
         // Calls unanswered for too long are given up: the next server is asked.
@@ -169,9 +177,14 @@ impl Driver {
             self.next_server(&p, f.task.as_ref());
         }
         if !is_leader {
-            return Vec::new();
+            return Reaction::default();
         }
-        let mut calls = Vec::new();
+        let mut reaction = Reaction::default();
+        if self.noop_term != Some(term) {
+            self.noop_term = Some(term);
+            reaction.propose = Some(ShardKvOp::Noop { term });
+        }
+        let calls = &mut reaction.calls;
         if !self.flights.contains_key(&Purpose::Query) {
             if let Some(op) = state.config_to_query() {
                 calls.push(self.query(op, 1));
@@ -189,7 +202,7 @@ impl Driver {
                 calls.push(self.group_call(purpose, task, 1));
             }
         }
-        calls
+        reaction
     }
 
     /// The shell made the next call returned by the last step, with tag `tag`.
@@ -324,26 +337,32 @@ mod tests {
         let mut g = ShardKv::new(100, ShardKvBugs::default());
         let mut d = Driver::new(3, 77, 0);
         assert_eq!(d.next_poll_ms(), POLL_MS);
-        assert!(d.on_poll(100, false, &g).is_empty(), "a follower makes no calls");
+        assert_eq!(d.on_poll(100, (1, false), &g), Reaction::default(), "a follower does nothing");
         assert_eq!(d.next_poll_ms(), 200);
-        let calls = d.on_poll(200, true, &g);
+        let r = d.on_poll(200, (1, true), &g);
+        assert_eq!(r.propose, Some(ShardKvOp::Noop { term: 1 }), "a new leader's blank entry");
+        let calls = r.calls;
         let want = ClerkRequest { client: 77, seq: 1, op: CtrlerOp::Query { num: Some(1) } };
         assert_eq!(calls, vec![Call::Query { to: 0, request: want }]);
         let mut tag = 0;
         let tags = send(&mut d, &calls, &mut tag, 200);
         assert_eq!(d.kind(tags[0]), Some(CallKind::Query));
-        assert!(d.on_poll(300, true, &g).is_empty(), "one query in flight at a time");
+        assert!(d.on_poll(300, (1, true), &g).calls.is_empty(), "one query in flight at a time");
         let r = d.on_answer(tags[0], config_reply(ctrl.latest()), &g);
         assert_eq!(r.propose, Some(ShardKvOp::Reconfigure { config: ctrl.latest().clone() }));
         assert!(r.calls.is_empty());
         assert_eq!(d.in_flight(), 0);
         // An answer with a configuration the group should not take proposes nothing.
         g.apply(&r.propose.unwrap());
-        let calls = d.on_poll(400, true, &g);
+        let calls = d.on_poll(400, (1, true), &g).calls;
         let tags = send(&mut d, &calls, &mut tag, 400);
         assert_eq!(d.on_answer(tags[0], config_reply(ctrl.latest()), &g), Reaction::default());
         // An answer to a call given up is ignored.
         assert_eq!(d.on_answer(999, Answer::Failed, &g), Reaction::default());
+        // One blank entry per term.
+        assert_eq!(d.on_poll(500, (1, true), &g).propose, None);
+        d.sent(50, 500);
+        assert_eq!(d.on_poll(600, (2, true), &g).propose, Some(ShardKvOp::Noop { term: 2 }));
     }
 
     #[test]
@@ -351,7 +370,7 @@ mod tests {
         let g = ShardKv::new(100, ShardKvBugs::default());
         let mut d = Driver::new(3, 5, 0);
         let mut tag = 0;
-        let calls = d.on_poll(100, true, &g);
+        let calls = d.on_poll(100, (1, true), &g).calls;
         let mut tags = send(&mut d, &calls, &mut tag, 100);
         let mut asked = vec![0];
         for _ in 0..2 {
@@ -365,11 +384,11 @@ mod tests {
         let r = d.on_answer(tags[0], Answer::Query(ClerkReply::WrongLeader), &g);
         assert!(r.calls.is_empty(), "all three asked since the poll: wait for the next");
         // A failure moves on too, but only at the next poll.
-        let calls = d.on_poll(200, true, &g);
+        let calls = d.on_poll(200, (1, true), &g).calls;
         assert!(matches!(calls.as_slice(), [Call::Query { to: 0, .. }]), "round the servers again: {calls:?}");
         let tags = send(&mut d, &calls, &mut tag, 200);
         assert!(d.on_answer(tags[0], Answer::Failed, &g).calls.is_empty());
-        assert!(matches!(d.on_poll(300, true, &g).as_slice(), [Call::Query { to: 1, .. }]));
+        assert!(matches!(d.on_poll(300, (1, true), &g).calls.as_slice(), [Call::Query { to: 1, .. }]));
     }
 
     #[test]
@@ -377,10 +396,10 @@ mod tests {
         let g = ShardKv::new(100, ShardKvBugs::default());
         let mut d = Driver::new(3, 5, 0);
         let mut tag = 0;
-        let calls = d.on_poll(100, true, &g);
+        let calls = d.on_poll(100, (1, true), &g).calls;
         let old = send(&mut d, &calls, &mut tag, 100)[0];
-        assert!(d.on_poll(100 + CALL_TIMEOUT_MS - 1, true, &g).is_empty());
-        let calls = d.on_poll(100 + CALL_TIMEOUT_MS, true, &g);
+        assert!(d.on_poll(100 + CALL_TIMEOUT_MS - 1, (1, true), &g).calls.is_empty());
+        let calls = d.on_poll(100 + CALL_TIMEOUT_MS, (1, true), &g).calls;
         assert!(matches!(calls.as_slice(), [Call::Query { to: 1, .. }]), "asked again, of the next server");
         send(&mut d, &calls, &mut tag, 100 + CALL_TIMEOUT_MS);
         assert_eq!(d.kind(old), None);
@@ -410,7 +429,7 @@ mod tests {
         let (_ctrl, mut a, mut b) = handoff();
         let mut d = Driver::new(3, 5, 0);
         let mut tag = 0;
-        let calls = d.on_poll(100, true, &b);
+        let calls = d.on_poll(100, (1, true), &b).calls;
         assert_eq!(calls.len(), 1, "settled groups query; this one pulls: {calls:?}");
         let Call::Pull { gid: 100, to, args } = &calls[0] else { panic!("{calls:?}") };
         assert_eq!(to, "s100-0");
@@ -419,7 +438,7 @@ mod tests {
         assert_eq!(d.kind(tags[0]), Some(CallKind::Pull));
         // A replica of 100 not yet at configuration 2: the next server, at the next poll.
         assert_eq!(d.on_answer(tags[0], Answer::Pull(PullReply::NotReady), &b), Reaction::default());
-        let calls = d.on_poll(200, true, &b);
+        let calls = d.on_poll(200, (1, true), &b).calls;
         let Call::Pull { to, args, .. } = &calls[0] else { panic!("{calls:?}") };
         assert_eq!(to, "s100-1");
         let tags = send(&mut d, &calls, &mut tag, 200);
@@ -427,7 +446,7 @@ mod tests {
         let op = r.propose.expect("the data becomes an install");
         assert!(matches!(b.apply(&op), ShardKvOut::Installed { .. }));
         // Now 101 has 100 delete its copies, through 100's log.
-        let calls = d.on_poll(300, true, &b);
+        let calls = d.on_poll(300, (1, true), &b).calls;
         let Call::Delete { gid: 100, to, args } = &calls[0] else { panic!("{calls:?}") };
         assert_eq!(to, "s100-1", "the server that answered is remembered");
         let tags = send(&mut d, &calls, &mut tag, 300);
@@ -443,7 +462,7 @@ mod tests {
         assert!(matches!(b.apply(&op), ShardKvOut::Confirmed { .. }));
         assert!(b.settled() && a.settled());
         // Settled again: the next poll queries.
-        assert!(matches!(d.on_poll(400, true, &b).as_slice(), [Call::Query { .. }]));
+        assert!(matches!(d.on_poll(400, (1, true), &b).calls.as_slice(), [Call::Query { .. }]));
         d.sent(100, 400);
     }
 
@@ -452,7 +471,7 @@ mod tests {
     fn every_call_must_be_handed_back() {
         let g = ShardKv::new(100, ShardKvBugs::default());
         let mut d = Driver::new(1, 5, 0);
-        let _ = d.on_poll(100, true, &g);
-        let _ = d.on_poll(200, true, &g);
+        let _ = d.on_poll(100, (1, true), &g);
+        let _ = d.on_poll(200, (1, true), &g);
     }
 }

@@ -219,6 +219,11 @@ pub enum ShardKvOp {
     /// At the new owner: the old owner deleted its copies of these shards of configuration
     /// `config_num`.
     ConfirmDeleted { config_num: u64, shards: Vec<usize> },
+    /// A new leader's blank entry (Raft §8: a leader commits entries of earlier terms only
+    /// through one of its own): changes nothing, but once it commits, so has everything
+    /// before it. A group nobody sends requests to (it owns no shard, or only ones it is
+    /// handing over) would otherwise never apply what a crash left uncommitted.
+    Noop { term: u64 },
 }
 
 /// What applying a [`ShardKvOp`] produced.
@@ -765,6 +770,7 @@ impl StateMachine for ShardKv {
             ShardKvOp::InstallShards { config_num, shards } => self.apply_install(*config_num, shards),
             ShardKvOp::DeleteShards { config_num, shards } => self.apply_delete(*config_num, shards),
             ShardKvOp::ConfirmDeleted { config_num, shards } => self.apply_confirm(*config_num, shards),
+            ShardKvOp::Noop { .. } => ShardKvOut::Ignored,
         };
         self.check_invariants();
         out
