@@ -465,7 +465,7 @@ mod tests {
         r.apply(&append(2, 1, "b"), &ok);
         r.apply(&append(1, 2, "c"), &ok);
         r.apply(&append(1, 1, "a"), &ok); // a stale duplicate
-        assert_eq!(r.sm.data["k"], "abc");
+        assert_eq!(r.sm.get("k").unwrap(), "abc");
         let get = Command { client: 3, seq: 1, op: KvOp::Get { key: "k".into() } };
         assert_eq!(r.apply(&get, &ok), KvResult::Value("abc".into()));
         r.apply(&append(2, 2, "d"), &ok);
@@ -488,18 +488,18 @@ mod tests {
         r.apply(&append(1, 1, "a"), &ok);
         let mut back = Rsm::<Kv>::restore(&r.snapshot(&ok, 0)).unwrap();
         back.apply(&append(1, 1, "a"), &ok);
-        assert_eq!(back.sm.data["k"], "a");
+        assert_eq!(back.sm.get("k").unwrap(), "a");
 
         let bug = RsmBugs::from_name("dup-table-not-in-snapshot").unwrap();
         let mut lost = Rsm::<Kv>::restore(&r.snapshot(&bug, 0)).unwrap();
         lost.apply(&append(1, 1, "a"), &bug);
-        assert_eq!(lost.sm.data["k"], "aa");
+        assert_eq!(lost.sm.get("k").unwrap(), "aa");
 
         let nodup = RsmBugs::from_name("no-duplicate-detection").unwrap();
         let mut twice = Rsm::<Kv>::default();
         twice.apply(&append(1, 1, "a"), &nodup);
         twice.apply(&append(1, 1, "a"), &nodup);
-        assert_eq!(twice.sm.data["k"], "aa");
+        assert_eq!(twice.sm.get("k").unwrap(), "aa");
         assert!(Rsm::<Kv>::restore(b"\xff\xff\xff").is_err());
     }
 
@@ -573,7 +573,7 @@ mod tests {
         let msg = ApplyMsg::Command { index: 1, term: 1, command: e.started[0].clone() };
         assert_eq!(s.on_apply(&msg, no_size).unwrap(), None);
         assert_eq!(s.take_replies(), vec![("a", ClerkReply::Ok(KvResult::Wrote { prev_len: 0, prev_digest: 0 }))]);
-        assert_eq!(s.state().rsm.sm.data["k"], "v");
+        assert_eq!(s.state().rsm.sm.get("k").unwrap(), "v");
         assert_eq!(s.last_applied(), 1);
     }
 
@@ -585,7 +585,7 @@ mod tests {
         // Another leader's entry took index 1.
         s.on_apply(&entry(1, 9, 1, put("k", "theirs")), no_size).unwrap();
         assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader)]);
-        assert_eq!(s.state().rsm.sm.data["k"], "theirs");
+        assert_eq!(s.state().rsm.sm.get("k").unwrap(), "theirs");
         // The same client and a different sequence number is a different entry too.
         s.on_request(&mut e, req(7, 2, put("k", "x")), "b");
         s.on_apply(&entry(2, 7, 1, put("k", "mine")), no_size).unwrap();
@@ -626,7 +626,7 @@ mod tests {
         assert_eq!(s.on_apply(&snap, no_size).unwrap(), None);
         assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader), ("b", ClerkReply::WrongLeader)]);
         assert_eq!(s.waiting(), 1, "index 3 is past the snapshot and still waits");
-        assert_eq!(s.state().rsm.sm.data["z"], "snap");
+        assert_eq!(s.state().rsm.sm.get("z").unwrap(), "snap");
         assert_eq!(s.last_applied(), 2);
     }
 
@@ -643,7 +643,7 @@ mod tests {
         s.on_apply(&ApplyMsg::Command { index: 2, term: 1, command: e.started[1].clone() }, no_size).unwrap();
         let retry = s.take_replies();
         assert_eq!(first[0].1, retry[0].1, "the retry gets the output the operation had");
-        assert_eq!(s.state().rsm.sm.data["k"], "x", "and takes effect once");
+        assert_eq!(s.state().rsm.sm.get("k").unwrap(), "x", "and takes effect once");
     }
 
     #[test]
@@ -652,7 +652,7 @@ mod tests {
         assert_eq!(s.on_apply(&entry(1, 1, 1, put("k", "v")), || 100).unwrap(), None, "at the limit: not yet");
         let snap = s.on_apply(&entry(2, 1, 2, put("k", "w")), || 101).unwrap().expect("past the limit");
         let back = Rsm::<Kv>::restore(&snap).unwrap();
-        assert_eq!(back.sm.data["k"], "w");
+        assert_eq!(back.sm.get("k").unwrap(), "w");
         assert_eq!(back.last[&1].seq, 2, "the duplicate table is in the snapshot");
         let mut never = Server::new(None, RsmBugs::default());
         assert_eq!(never.on_apply(&entry(1, 1, 1, put("k", "v")), no_size).unwrap(), None);
@@ -682,7 +682,7 @@ mod tests {
         s.on_request(&mut e, req(1, 1, put("k", "v")), "early");
         assert_eq!(s.take_replies().len(), 1, "answered on append, before commit");
         assert_eq!(s.waiting(), 0);
-        assert!(s.state().rsm.sm.data.is_empty(), "the state itself is untouched until the entry applies");
+        assert!(s.state().rsm.sm.is_empty(), "the state itself is untouched until the entry applies");
     }
 
     /// A state that detects duplicates itself and has an operation of its own: a running sum

@@ -130,7 +130,7 @@ pub struct ShardData {
 impl ShardData {
     /// Whether it holds neither keys nor duplicate records.
     pub fn is_empty(&self) -> bool {
-        self.kv.data.is_empty() && self.dup.is_empty()
+        self.kv.is_empty() && self.dup.is_empty()
     }
 }
 
@@ -779,7 +779,7 @@ impl StateMachine for ShardKv {
     fn read(&self, op: &ShardKvOp) -> Option<ShardKvOut> {
         match op {
             ShardKvOp::Client { op: KvOp::Get { key }, .. } => Some(if self.serves(key2shard(key)) {
-                let value = self.shards[key2shard(key)].data.kv.data.get(key).cloned().unwrap_or_default();
+                let value = self.shards[key2shard(key)].data.kv.get(key).unwrap_or_default().to_string();
                 ShardKvOut::Kv(KvResult::Value(value))
             } else {
                 ShardKvOut::WrongGroup
