@@ -341,12 +341,16 @@ impl<R: Replicated, T> RsmCore<R, T> {
     /// waits and a refusal is simply dropped (the proposer will try again, as a shard group's
     /// internal operations do on their next poll).
     pub fn propose(&mut self, engine: &mut dyn Proposer, entry: R::Entry, reply_to: Option<T>) {
-        if reply_to.is_some() && self.bugs.local_reads && engine.get_state().1 {
-            if let Some(out) = self.state.read(&entry) {
-                self.replies.push((reply_to.expect("checked above"), ClerkReply::Ok(out)));
-                return;
-            }
-        }
+        let reply_to = match reply_to {
+            Some(to) if self.bugs.local_reads && engine.get_state().1 => match self.state.read(&entry) {
+                Some(out) => {
+                    self.replies.push((to, ClerkReply::Ok(out)));
+                    return;
+                }
+                None => Some(to),
+            },
+            other => other,
+        };
         let bytes = encode(&entry);
         let Some(reply_to) = reply_to else {
             let _ = engine.start(bytes);
