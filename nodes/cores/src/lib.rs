@@ -1,5 +1,6 @@
 //! Pure protocol cores: plain structs driven by inputs, returning outputs; no async, no runtime, no clock.
 
+pub mod bytes;
 pub mod kv;
 pub mod mapreduce;
 pub mod raft;

@@ -32,9 +32,19 @@ pub struct Proposal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyMsg {
     /// The committed command at `index`, of term `term`.
-    Command { index: u64, term: u64, command: Vec<u8> },
+    Command {
+        index: u64,
+        term: u64,
+        #[serde(with = "crate::bytes")]
+        command: Vec<u8>,
+    },
     /// Replace the service state with `data`, which covers every entry up to `index`.
-    Snapshot { index: u64, term: u64, data: Vec<u8> },
+    Snapshot {
+        index: u64,
+        term: u64,
+        #[serde(with = "crate::bytes")]
+        data: Vec<u8>,
+    },
 }
 
 impl ApplyMsg {

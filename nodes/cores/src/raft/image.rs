@@ -95,6 +95,7 @@ impl EntryImage {
             self.merge_sealed();
             self.chunks.push(Rc::new(EntryChunk::default()));
             self.pieces.push(vec![0]);
+            self.check();
         }
         let c = Rc::make_mut(self.chunks.last_mut().expect("just ensured"));
         let before = c.bytes.len();
@@ -103,7 +104,6 @@ impl EntryImage {
         *self.pieces.last_mut().and_then(|p| p.last_mut()).expect("just ensured") += 1;
         self.count += 1;
         self.bytes += c.bytes.len() - before;
-        self.check();
     }
 
     /// Merges the last chunk into the one before while that one is less than twice as long,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub term: u64,
+    #[serde(with = "crate::bytes")]
     pub command: Vec<u8>,
 }
 
@@ -77,6 +78,7 @@ pub struct InstallSnapshotArgs {
     pub leader_id: usize,
     pub last_included_index: u64,
     pub last_included_term: u64,
+    #[serde(with = "crate::bytes")]
     pub data: Vec<u8>,
 }
 
