@@ -7,8 +7,35 @@
 //! one copy. Log entries, snapshots and apply messages are all such fields.
 
 use serde::de::{Deserializer, Error, SeqAccess, Visitor};
-use serde::Serializer;
+use serde::{Serialize, Serializer};
 use std::fmt;
+
+/// Appends the postcard encoding of `value` to `out`, copying byte strings and strings whole
+/// (postcard's own `to_extend` pushes them one byte at a time).
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    postcard::serialize_with_flavor(value, Append(out)).expect("in-memory encoding cannot fail");
+}
+
+/// A postcard output that appends to a vector.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
 
 /// Writes `bytes` as a byte string.
 pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
@@ -73,5 +100,8 @@ mod tests {
             assert_eq!(postcard::from_bytes::<Fast>(&plain).unwrap(), Fast { a: 9, b });
         }
         assert!(postcard::from_bytes::<Fast>(&[9, 5, 1]).is_err(), "a truncated byte string");
+        let mut out = vec![7];
+        super::encode_into(&Fast { a: 1, b: vec![2, 3] }, &mut out);
+        assert_eq!(out, [7, 1, 2, 2, 3], "appended after what was there");
     }
 }

@@ -123,13 +123,14 @@ impl<SM: StateMachine> Rsm<SM> {
     /// The snapshot of this state.
     /// `size_hint`: the previous snapshot's size, so the buffer is allocated once.
     pub fn snapshot(&self, bugs: &RsmBugs, size_hint: usize) -> Vec<u8> {
-        let buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
+        let mut buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
         if bugs.dup_table_not_in_snapshot {
             let bare = Rsm::<SM> { sm: self.sm.clone(), last: BTreeMap::new() };
-            postcard::to_extend(&bare, buf).expect("state encodes")
+            crate::bytes::encode_into(&bare, &mut buf);
         } else {
-            postcard::to_extend(self, buf).expect("state encodes")
+            crate::bytes::encode_into(self, &mut buf);
         }
+        buf
     }
 
     /// Restores from a snapshot made by [`Rsm::snapshot`].

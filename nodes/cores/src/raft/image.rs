@@ -99,7 +99,7 @@ impl EntryImage {
         }
         let c = Rc::make_mut(self.chunks.last_mut().expect("just ensured"));
         let before = c.bytes.len();
-        c.bytes = postcard::to_extend(e, std::mem::take(&mut c.bytes)).expect("an entry encodes");
+        crate::bytes::encode_into(e, &mut c.bytes);
         c.ends.push(c.bytes.len() as u32);
         *self.pieces.last_mut().and_then(|p| p.last_mut()).expect("just ensured") += 1;
         self.count += 1;

@@ -805,8 +805,9 @@ impl crate::rsm::Replicated for ShardKv {
     }
 
     fn snapshot(&self, size_hint: usize) -> Vec<u8> {
-        let buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
-        postcard::to_extend(self, buf).expect("the group's state encodes")
+        let mut buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
+        crate::bytes::encode_into(self, &mut buf);
+        buf
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
