@@ -120,11 +120,14 @@ impl GroupServer {
     ) {
         for event in events {
             match event {
-                GroupEvent::Took(config) => ctx.note(0x5A4D, gid, config.num, || {
+                GroupEvent::Took(config) => ctx.note(sim::NoteCode::GroupTookConfig, gid, config.num, || {
                     format!("group {gid} takes configuration {}: shards {:?}", config.num, config.shards)
                 }),
-                GroupEvent::View { config_num, views } => ctx
-                    .note(0x5A4E, gid, *config_num, || format!("group {gid} in configuration {config_num}: {views:?}")),
+                GroupEvent::View { config_num, views } => {
+                    ctx.note(sim::NoteCode::GroupShardViews, gid, *config_num, || {
+                        format!("group {gid} in configuration {config_num}: {views:?}")
+                    })
+                }
                 _ => {}
             }
         }

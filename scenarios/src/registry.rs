@@ -177,6 +177,9 @@ pub struct Opts {
     pub faults: Option<FaultFile>,
     /// Receives the fault schedule the run played (only for scenarios that take one).
     pub record_faults: Option<FaultRecorder>,
+    /// Print every panic inside the run with a backtrace on stderr (debugging only; the
+    /// outcome is the same).
+    pub show_panics: bool,
 }
 
 impl Opts {
@@ -236,6 +239,12 @@ impl Scenario {
     /// [`Opts::record_faults`] (the swarms do it with `crate::swarm::schedule_for`).
     pub const fn with_fault_schedule(self, safety_phase_end_ms: fn(seed: u64) -> u64) -> Scenario {
         Scenario { faults: Some(FaultSupport { safety_phase_end_ms }), ..self }
+    }
+
+    /// The same scenario under another name (`family::rest`), e.g. a suite run on a
+    /// user's engine as a family of its own.
+    pub const fn renamed(self, name: &'static str) -> Scenario {
+        Scenario { name, ..self }
     }
 
     /// The family: the part of the name before the first `::`.
@@ -557,7 +566,7 @@ pub fn run_scenario(
     }
     let run = sc.run;
     let opts = opts.clone();
-    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch };
+    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch, show_panics: opts.show_panics };
     sim::run(cfg, move || run(opts))
 }
 

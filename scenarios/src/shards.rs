@@ -173,19 +173,29 @@ mod tests {
     #[test]
     fn a_wasteful_rebalance_fails_minimal_transfer_and_an_unbalanced_one_balance() {
         let mut ctrl = ShardCtrler::new();
-        join(&mut ctrl, 1);
-        join(&mut ctrl, 2);
+        for gid in 1..=3 {
+            join(&mut ctrl, gid);
+        }
         let mut j = ShardJudge::new();
         j.observe_config(0, &ctrl.configs()[1]).unwrap();
-        // Configuration 2 as a controller that swaps every shard would make it.
-        let mut swapped = ctrl.configs()[2].clone();
-        for s in 0..NSHARDS {
-            swapped.shards[s] = if s < 5 { 2 } else { 1 };
+        j.observe_config(0, &ctrl.configs()[2]).unwrap();
+        // Configuration 3 as a controller that rebalances evenly but swaps groups 1 and 2
+        // would make it: balanced, yet it moves far more than the 3 shards group 3 needs.
+        let mut swapped = ctrl.configs()[3].clone();
+        for g in swapped.shards.iter_mut() {
+            *g = match *g {
+                1 => 2,
+                2 => 1,
+                other => other,
+            };
         }
         let f = j.observe_config(0, &swapped).unwrap_err();
         assert_eq!(f.checker, "minimal-transfer", "{}", f.message);
-        let mut lopsided = ctrl.configs()[2].clone();
+        let mut lopsided = ctrl.configs()[3].clone();
         lopsided.shards = [1, 1, 1, 1, 1, 1, 1, 2, 2, 2];
+        let mut j = ShardJudge::new();
+        j.observe_config(0, &ctrl.configs()[1]).unwrap();
+        j.observe_config(0, &ctrl.configs()[2]).unwrap();
         assert_eq!(j.observe_config(0, &lopsided).unwrap_err().checker, "balance");
     }
 

@@ -35,14 +35,15 @@ pub enum ApplyMsg {
     Command {
         index: u64,
         term: u64,
-        #[serde(with = "crate::bytes")]
+        // One block of bytes: postcard writes the same bytes as a sequence of u8, at once.
+        #[serde(with = "serde_bytes")]
         command: Vec<u8>,
     },
     /// Replace the service state with `data`, which covers every entry up to `index`.
     Snapshot {
         index: u64,
         term: u64,
-        #[serde(with = "crate::bytes")]
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
 }

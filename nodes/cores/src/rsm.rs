@@ -134,9 +134,11 @@ impl<SM: StateMachine> Rsm<SM> {
     }
 
     /// Restores from a snapshot made by [`Rsm::snapshot`].
-    pub fn restore(bytes: &[u8]) -> Result<Self, String> {
-        postcard::from_bytes(bytes)
-            .map_err(|e| format!("malformed state machine snapshot ({} bytes): {e}", bytes.len()))
+    ///
+    /// # Errors
+    /// [`RsmError::MalformedSnapshot`] if the bytes are not such a snapshot.
+    pub fn restore(bytes: &[u8]) -> Result<Self, RsmError> {
+        postcard::from_bytes(bytes).map_err(|e| RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })
     }
 }
 
@@ -166,8 +168,8 @@ pub trait Replicated: Clone + Debug + 'static {
     /// Replaces the state with one saved by [`Replicated::snapshot`].
     ///
     /// # Errors
-    /// A message naming the size when the bytes are not such a snapshot.
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+    /// [`RsmError::MalformedSnapshot`] when the bytes are not such a snapshot.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), RsmError>;
 }
 
 /// A [`StateMachine`] behind the global duplicate table ([`Rsm`]): the lab 3 server's
@@ -201,10 +203,22 @@ impl<SM: StateMachine> Replicated for Deduplicated<SM> {
         self.rsm.snapshot(&self.bugs, size_hint)
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), RsmError> {
         self.rsm = Rsm::restore(bytes)?;
         Ok(())
     }
+}
+
+/// What the replicated state machine cannot apply: bytes that are not what its own code wrote
+/// (a bug in an engine or a service, never a client's doing).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RsmError {
+    /// A snapshot that does not decode as the replicated state.
+    #[error("malformed state machine snapshot ({len} bytes): {reason}")]
+    MalformedSnapshot { len: usize, reason: String },
+    /// A log entry that does not decode as a command.
+    #[error("malformed command at index {index} ({len} bytes): {reason}")]
+    MalformedCommand { index: u64, len: usize, reason: String },
 }
 
 /// A clerk's request: who asks, which of their requests it is, and the operation.
@@ -309,8 +323,8 @@ impl<R: Replicated, T> RsmCore<R, T> {
     /// Loads the persisted snapshot at boot (empty: nothing to load).
     ///
     /// # Errors
-    /// When the snapshot is not one [`Replicated::snapshot`] made.
-    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+    /// [`RsmError::MalformedSnapshot`].
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), RsmError> {
         if !snapshot.is_empty() {
             self.state.restore(snapshot)?;
         }
@@ -379,8 +393,12 @@ impl<R: Replicated, T> RsmCore<R, T> {
     /// limit is set) has grown past the limit.
     ///
     /// # Errors
-    /// A malformed entry or snapshot (the message names the index or size).
-    pub fn on_apply(&mut self, msg: &ApplyMsg, state_bytes: impl FnOnce() -> usize) -> Result<Option<Vec<u8>>, String> {
+    /// [`RsmError`] for a command or snapshot that does not decode.
+    pub fn on_apply(
+        &mut self,
+        msg: &ApplyMsg,
+        state_bytes: impl FnOnce() -> usize,
+    ) -> Result<Option<Vec<u8>>, RsmError> {
         self.on_apply_seen(msg, state_bytes, |_, _| {})
     }
 
@@ -395,12 +413,15 @@ impl<R: Replicated, T> RsmCore<R, T> {
         msg: &ApplyMsg,
         state_bytes: impl FnOnce() -> usize,
         seen: impl FnOnce(&R, Option<&R::Out>),
-    ) -> Result<Option<Vec<u8>>, String> {
+    ) -> Result<Option<Vec<u8>>, RsmError> {
         match msg {
             ApplyMsg::Command { index, command, .. } => {
                 assert!(*index > self.last_applied, "applied {index} after {}", self.last_applied);
-                let entry: R::Entry = postcard::from_bytes(command)
-                    .map_err(|e| format!("malformed command at index {index} ({} bytes): {e}", command.len()))?;
+                let entry: R::Entry = postcard::from_bytes(command).map_err(|e| RsmError::MalformedCommand {
+                    index: *index,
+                    len: command.len(),
+                    reason: e.to_string(),
+                })?;
                 let out = self.state.apply(&entry);
                 self.last_applied = *index;
                 seen(&self.state, Some(&out));
@@ -739,8 +760,9 @@ mod tests {
         fn snapshot(&self, _size_hint: usize) -> Vec<u8> {
             encode(self)
         }
-        fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-            *self = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        fn restore(&mut self, bytes: &[u8]) -> Result<(), RsmError> {
+            *self = postcard::from_bytes(bytes)
+                .map_err(|e| RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })?;
             Ok(())
         }
     }

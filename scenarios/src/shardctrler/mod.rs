@@ -78,7 +78,7 @@ fn check_servers(c: &Config, gid: u64, want: &[&str]) -> Result<(), Failure> {
 }
 
 fn part(name: &str) {
-    sim::note(0x4A, 0, || format!("tester: {name}"));
+    sim::note(sim::NoteCode::CtrlerPart, 0, || format!("tester: {name}"));
 }
 
 /// Runs `n` clerks' bodies concurrently and waits for all (the course's goroutines and channel).

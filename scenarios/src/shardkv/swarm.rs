@@ -419,7 +419,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
             Change::Leave(gs) => cfg.leavem(&gs).await?,
             Change::Move { shard, group } => {
                 let gid = cfg.groups[group].gid;
-                sim::note(0x5A12, shard as u64, || format!("tester: move shard {shard} to {gid}"));
+                sim::note(sim::NoteCode::ShardMove, shard as u64, || format!("tester: move shard {shard} to {gid}"));
                 let out = cfg.mck.move_shard(shard, gid).await;
                 if out != nodes::shardctrler::CtrlerOut::Ok {
                     return Err(Failure::safety(

@@ -198,7 +198,9 @@ impl<E: TestEngine> ShardCluster<E> {
     /// `joinm(gis)`: one Join of several groups.
     pub async fn joinm(&mut self, gis: &[usize]) -> Result<(), Failure> {
         let args = self.join_args(gis);
-        sim::note(0x5A10, gis.len() as u64, || format!("tester: join {:?}", args.keys().collect::<Vec<_>>()));
+        sim::note(sim::NoteCode::ShardJoin, gis.len() as u64, || {
+            format!("tester: join {:?}", args.keys().collect::<Vec<_>>())
+        });
         expect_ok(self.mck.join(args).await, "join")
     }
 
@@ -210,7 +212,7 @@ impl<E: TestEngine> ShardCluster<E> {
     /// `leavem(gis)`: one Leave of several groups.
     pub async fn leavem(&mut self, gis: &[usize]) -> Result<(), Failure> {
         let gids = gis.iter().map(|&gi| self.groups[gi].gid).collect();
-        sim::note(0x5A11, gis.len() as u64, || format!("tester: leave {gids:?}"));
+        sim::note(sim::NoteCode::ShardLeave, gis.len() as u64, || format!("tester: leave {gids:?}"));
         expect_ok(self.mck.leave(gids).await, "leave")
     }
 
@@ -251,13 +253,13 @@ impl<E: TestEngine> ShardCluster<E> {
             for (i, &node) in g.servers.iter().enumerate() {
                 let p = sim::persisted(node);
                 match self.maxraftstate {
-                    Some(max) if p.raft_state.len() > 8 * max => {
+                    Some(max) if p.state.len() > 8 * max => {
                         return Err(Failure::safety(
                             "shardkv::log-size",
                             format!(
                                 "group {} server {i}: persisted Raft state {} bytes, but maxraftstate {max}",
                                 g.gid,
-                                p.raft_state.len()
+                                p.state.len()
                             ),
                         ))
                     }
@@ -281,7 +283,7 @@ impl<E: TestEngine> ShardCluster<E> {
             .flat_map(|g| g.servers.iter())
             .map(|&n| {
                 let p = sim::persisted(n);
-                p.raft_state.len() + p.snapshot.len()
+                p.state.len() + p.snapshot.len()
             })
             .sum()
     }

@@ -810,9 +810,9 @@ impl crate::rsm::Replicated for ShardKv {
         buf
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), crate::rsm::RsmError> {
         *self = postcard::from_bytes(bytes)
-            .map_err(|e| format!("malformed shard group snapshot ({} bytes): {e}", bytes.len()))?;
+            .map_err(|e| crate::rsm::RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })?;
         Ok(())
     }
 }
