@@ -256,7 +256,8 @@ async fn gets_in_quiet_window<E: TestEngine>(
     ctrler: Option<&mut CtrlerCluster<E>>,
 ) -> Result<usize, Failure> {
     // Each completion with its time.
-    let results: Rc<RefCell<Vec<(Duration, Result<(), Failure>)>>> = Rc::new(RefCell::new(Vec::new()));
+    type Completions = Rc<RefCell<Vec<(Duration, Result<(), Failure>)>>>;
+    let results: Completions = Rc::new(RefCell::new(Vec::new()));
     let mut ctrler = ctrler;
     for i in 0..ka.len() {
         // Only one call allowed per client.

@@ -309,11 +309,14 @@ fn draw_changes(k: &Knobs, rng: &mut ChaCha8Rng) -> Vec<(u64, Change)> {
     changes
 }
 
+/// Who leads a group now, as its tester sees it (a live server believing it leads), if any.
+type LeaderView = Box<dyn Fn() -> Option<NodeId>>;
+
 /// Resolves the swarm's roles: `leader@<gid>` / `leader@ctrler` (a live server that believes
 /// it leads), `down@<gid>` (a crashed server of the group, drawn), `any`.
 fn resolver(
-    groups: Vec<(u64, Vec<NodeId>, Box<dyn Fn() -> Option<NodeId>>)>,
-    ctrler_leader: Box<dyn Fn() -> Option<NodeId>>,
+    groups: Vec<(u64, Vec<NodeId>, LeaderView)>,
+    ctrler_leader: LeaderView,
     all: Vec<NodeId>,
 ) -> impl Fn(&str) -> Option<NodeId> {
     let rng = RefCell::new(sim::rng("shardkv-fault-resolve"));
@@ -365,15 +368,15 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     );
     let all: Vec<NodeId> =
         cfg.ctrler.servers.iter().copied().chain(cfg.groups.iter().flat_map(|g| g.servers.iter().copied())).collect();
-    let groups: Vec<(u64, Vec<NodeId>, Box<dyn Fn() -> Option<NodeId>>)> = (0..cfg.groups.len())
+    let groups: Vec<(u64, Vec<NodeId>, LeaderView)> = (0..cfg.groups.len())
         .map(|gi| {
-            let view: Box<dyn Fn() -> Option<NodeId>> = Box::new(cfg.leader_view(gi));
+            let view: LeaderView = Box::new(cfg.leader_view(gi));
             (cfg.groups[gi].gid, cfg.groups[gi].servers.clone(), view)
         })
         .collect();
     let ctrler_view = cfg.ctrler.leader_view();
     let ctrler_servers = cfg.ctrler.servers.clone();
-    let ctrler_leader: Box<dyn Fn() -> Option<NodeId>> = Box::new(move || ctrler_view().map(|i| ctrler_servers[i]));
+    let ctrler_leader: LeaderView = Box::new(move || ctrler_view().map(|i| ctrler_servers[i]));
     let stop = Rc::new(Cell::new(false));
     play_schedule(schedule, all.clone(), resolver(groups, ctrler_leader, all.clone()), stop.clone(), k.safety_ms);
 
