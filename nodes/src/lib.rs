@@ -5,3 +5,5 @@ pub mod course;
 pub mod mapreduce;
 pub mod replica;
 pub mod rsm;
+pub mod shardctrler;
+pub mod shardkv;

@@ -11,14 +11,15 @@
 use crate::replica::{Service, ServiceApi, ServiceWire, ServiceWireReply, WireReply};
 use cores::replica::ApplyMsg;
 pub use cores::rsm::{ClerkReply, ClerkRequest};
-use cores::rsm::{RsmBugs, RsmCore, StateMachine};
+use cores::rsm::{Deduplicated, RsmBugs, RsmCore, StateMachine};
+use serde::Serialize;
 use sim::{NodeCtx, NodeId, ReplyTo};
 use std::time::Duration;
 
 /// The server side: a service applying `Command<SM::Op>` entries to the replicated state,
 /// deciding nothing itself.
 pub struct RsmServer<SM: StateMachine> {
-    core: RsmCore<SM, ReplyTo>,
+    core: RsmCore<Deduplicated<SM>, ReplyTo>,
 }
 
 impl<SM: StateMachine> RsmServer<SM> {
@@ -30,7 +31,7 @@ impl<SM: StateMachine> RsmServer<SM> {
 
     /// The replica's state (tests and checks).
     pub fn state(&self) -> &cores::rsm::Rsm<SM> {
-        self.core.state()
+        &self.core.state().rsm
     }
 
     /// Sends every reply the core decided, in order.
@@ -82,7 +83,11 @@ pub enum ClerkError {
 }
 
 /// The client library: numbered requests, one at a time, retried until they succeed.
-pub struct Clerk<SM: StateMachine> {
+///
+/// `Q` is the request as the servers' service decodes it: the [`ClerkRequest`] itself for a
+/// service that serves only clerks (the default), or a request type of the service's that a
+/// clerk request converts into (a shard group also serves other groups).
+pub struct Clerk<SM: StateMachine, Q = ClerkRequest<<SM as StateMachine>::Op>> {
     ctx: NodeCtx,
     servers: Vec<NodeId>,
     client: u64,
@@ -90,10 +95,10 @@ pub struct Clerk<SM: StateMachine> {
     /// The current request has not succeeded yet: the next call resends it (same number).
     unfinished: bool,
     leader: usize,
-    _sm: std::marker::PhantomData<SM>,
+    _sm: std::marker::PhantomData<(SM, Q)>,
 }
 
-impl<SM: StateMachine> Clerk<SM> {
+impl<SM: StateMachine, Q: From<ClerkRequest<SM::Op>> + Serialize> Clerk<SM, Q> {
     /// A clerk talking through `ctx` to `servers` (in the order it should try them), with
     /// a client id unique in the run.
     pub fn new(ctx: NodeCtx, servers: Vec<NodeId>, client: u64) -> Self {
@@ -110,11 +115,18 @@ impl<SM: StateMachine> Clerk<SM> {
     }
 
     /// Points the clerk at another group of servers (a new configuration's owners); an
-    /// unfinished request keeps its number.
+    /// unfinished request keeps its number. The same servers again keep the remembered leader.
     pub fn set_servers(&mut self, servers: Vec<NodeId>) {
         assert!(!servers.is_empty());
-        self.servers = servers;
-        self.leader = 0;
+        if servers != self.servers {
+            self.servers = servers;
+            self.leader = 0;
+        }
+    }
+
+    /// The servers the clerk talks to, in the order it tries them.
+    pub fn servers(&self) -> &[NodeId] {
+        &self.servers
     }
 
     /// Performs `op` exactly once, however many times it must be sent; a wrong-group answer
@@ -144,13 +156,13 @@ impl<SM: StateMachine> Clerk<SM> {
             self.seq += 1;
             self.unfinished = true;
         }
-        let req = ServiceWire::Service(ClerkRequest { client: self.client, seq: self.seq, op });
+        let req = ServiceWire::Service(Q::from(ClerkRequest { client: self.client, seq: self.seq, op }));
         let mut tried = 0;
         loop {
             let server = self.servers[self.leader];
             let reply = sim::timeout(
                 CLERK_TIMEOUT,
-                self.ctx.call::<ServiceWire<ClerkRequest<SM::Op>>, ServiceWireReply<ClerkReply<SM::Out>>>(server, &req),
+                self.ctx.call::<ServiceWire<Q>, ServiceWireReply<ClerkReply<SM::Out>>>(server, &req),
             )
             .await;
             match reply {

@@ -33,3 +33,9 @@ impl TestEngine for RaftEngine {
         Bug::all().iter().map(|b| (b.name(), b.description())).collect()
     }
 }
+
+/// `bug` if it names one of engine `E`'s planted bugs, for `E::config`: a family offers its
+/// engine's bugs beside its service's, and each name goes to whichever knows it.
+pub fn engine_bug<E: TestEngine>(bug: Option<&str>) -> Option<&str> {
+    bug.filter(|b| E::bugs().iter().any(|(name, _)| name == b))
+}

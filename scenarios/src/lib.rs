@@ -11,6 +11,9 @@ pub mod prop;
 pub mod raft;
 pub mod registry;
 pub mod seeds;
+pub mod shardctrler;
+pub mod shardkv;
+pub mod shards;
 pub mod swarm;
 
 pub use registry::{all, run_scenario, select, Catalogue, Family, Opts, Scenario};
@@ -23,5 +26,7 @@ pub fn catalogue() -> Catalogue {
         .with_family(mapreduce::family())
         .with_family(raft::family())
         .with_family(kvraft::family())
+        .with_family(shardctrler::family())
+        .with_family(shardkv::family())
         .with_property_tests(prop::all())
 }

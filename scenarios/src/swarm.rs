@@ -283,6 +283,19 @@ pub fn play_safety_phase(
     stop: Rc<Cell<bool>>,
     safety_ms: u64,
 ) {
+    let resolve = resolver(servers.clone(), leader);
+    play_schedule(schedule, servers, resolve, stop, safety_ms);
+}
+
+/// As [`play_safety_phase`], with the scenario's own resolver of roles (a swarm of several
+/// clusters names roles per cluster).
+pub fn play_schedule(
+    schedule: FaultSchedule,
+    servers: Vec<NodeId>,
+    resolve: impl Fn(&str) -> Option<NodeId> + 'static,
+    stop: Rc<Cell<bool>>,
+    safety_ms: u64,
+) {
     if let Some(late) = schedule.events.iter().find(|e| e.at_ms >= safety_ms) {
         panic!(
             "a {} event at {} ms is past the safety phase ({safety_ms} ms): unchecked options",
@@ -290,7 +303,6 @@ pub fn play_safety_phase(
             late.at_ms
         );
     }
-    let resolve = resolver(servers.clone(), leader);
     sim::spawn(async move {
         for ev in &schedule.events {
             sim::sleep_until(Duration::from_millis(ev.at_ms)).await;

@@ -12,7 +12,7 @@ fn a_saved_schedule_replays_the_run_exactly_and_an_edited_one_does_not() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-replay");
     std::fs::create_dir_all(&dir).unwrap();
     let saved = dir.join("faults.toml");
-    for name in ["raft::swarm_2c", "kvraft::swarm_3b"] {
+    for name in ["raft::swarm_2c", "kvraft::swarm_3b", "shardkv::swarm_4b"] {
         let sc = registry::select(name).unwrap()[0];
         let seed = 11;
         let recorder = FaultRecorder::new();
@@ -62,7 +62,7 @@ fn every_scenario_either_plays_a_schedule_or_refuses_one() {
             Err(e) => panic!("{}: {e}", sc.name),
         }
     }
-    assert_eq!(takers, ["raft::swarm_2c", "raft::swarm_2d", "kvraft::swarm_3b"]);
+    assert_eq!(takers, ["raft::swarm_2c", "raft::swarm_2d", "kvraft::swarm_3b", "shardkv::swarm_4b"]);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn the_declared_safety_phase_is_the_one_the_swarms_play() {
     // `schedule_for` asserts it inside every swarm run; here on many seeds, so a swarm that
     // starts drawing differently fails this test instead of refusing good fault files.
     let cat = scenarios::catalogue();
-    for name in ["raft::swarm_2c", "kvraft::swarm_3b"] {
+    for name in ["raft::swarm_2c", "kvraft::swarm_3b", "shardkv::swarm_4b"] {
         let sc = cat.scenario(name).unwrap();
         for seed in 0..2 {
             let r = registry::run_scenario(&sc, seed, &Opts::default(), TraceMode::Hash, None);

@@ -147,6 +147,19 @@ pub enum NoteCode {
     FaultResolved,
     /// The scenario described itself (`sim::describe`; field: the line's hash).
     Describe,
+    /// The shard controller tester began a part of a course test (TestBasic's and TestMulti's
+    /// "Test: ..." lines).
+    CtrlerPart,
+    /// The sharded service's tester asked the controller to Join groups (field: how many).
+    ShardJoin,
+    /// The sharded service's tester asked the controller to Leave groups (field: how many).
+    ShardLeave,
+    /// A swarm asked the controller to Move a shard (field: the shard).
+    ShardMove,
+    /// A shard group took the next configuration through its log (fields: gid, number).
+    GroupTookConfig,
+    /// A shard group's per-shard views after applying an entry (fields: gid, configuration).
+    GroupShardViews,
     /// A code a downstream crate picks for notes of its own protocol.
     User(u16),
 }
@@ -166,6 +179,12 @@ impl NoteCode {
             NoteCode::FaultSkipped => 0xFA17,
             NoteCode::FaultResolved => 0xFA18,
             NoteCode::Describe => 0xDE5C,
+            NoteCode::CtrlerPart => 0x4A,
+            NoteCode::ShardJoin => 0x5A10,
+            NoteCode::ShardLeave => 0x5A11,
+            NoteCode::ShardMove => 0x5A12,
+            NoteCode::GroupTookConfig => 0x5A4D,
+            NoteCode::GroupShardViews => 0x5A4E,
             NoteCode::User(n) => 0x1_0000 + u64::from(n),
         }
     }
@@ -275,6 +294,12 @@ mod tests {
             NoteCode::FaultSkipped,
             NoteCode::FaultResolved,
             NoteCode::Describe,
+            NoteCode::CtrlerPart,
+            NoteCode::ShardJoin,
+            NoteCode::ShardLeave,
+            NoteCode::ShardMove,
+            NoteCode::GroupTookConfig,
+            NoteCode::GroupShardViews,
         ];
         let mut values: Vec<u64> = named.iter().map(|c| c.value()).collect();
         values.sort_unstable();

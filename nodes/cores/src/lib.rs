@@ -2,6 +2,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bytes;
 pub mod kv;
 pub mod mapreduce;
 pub mod raft;

@@ -1,12 +1,17 @@
-//! The replicated state machine's pure part: a state machine trait, the deduplicating
-//! wrapper every replica applies log entries to ([`Rsm`]), and the server's decisions
+//! The replicated state machine's pure part: a state machine trait, what a replica applies
+//! log entries to ([`Replicated`]: the deduplicating wrapper [`Deduplicated`] around a
+//! [`StateMachine`], or a state that detects duplicates itself), and the server's decisions
 //! ([`RsmCore`]): which request waits at which log index, what answers it, when to snapshot.
 //!
-//! Duplicate detection is by (client id, sequence number): a clerk has one request
-//! outstanding and numbers them 1, 2, 3, …, so an entry whose sequence number is not above
-//! the client's last applied one is a retry of an operation that already took effect, and
-//! gets the recorded output instead of being applied again — across crashes and snapshots,
-//! because the table is part of the replicated state.
+//! Duplicate detection, for services that leave it to this layer ([`Rsm`], the lab 3 design),
+//! is by (client id, sequence number): a clerk has one request outstanding and numbers them
+//! 1, 2, 3, …, so an entry whose sequence number is not above the client's last applied one
+//! is a retry of an operation that already took effect, and gets the recorded output instead
+//! of being applied again — across crashes and snapshots, because the table is part of the
+//! replicated state. A service whose state must decide for itself (the sharded key/value
+//! group keeps a table per shard, and must not record "wrong group" answers) implements
+//! [`Replicated`] directly, and proposes its own internal operations through
+//! [`RsmCore::propose`] as well.
 
 use crate::replica::{ApplyMsg, Proposal, Proposer};
 use serde::de::DeserializeOwned;
@@ -129,13 +134,14 @@ impl<SM: StateMachine> Rsm<SM> {
     /// The snapshot of this state.
     /// `size_hint`: the previous snapshot's size, so the buffer is allocated once.
     pub fn snapshot(&self, bugs: &RsmBugs, size_hint: usize) -> Vec<u8> {
-        let buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
+        let mut buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
         if bugs.dup_table_not_in_snapshot {
             let bare = Rsm::<SM> { sm: self.sm.clone(), last: BTreeMap::new() };
-            postcard::to_extend(&bare, buf).expect("state encodes")
+            crate::bytes::encode_into(&bare, &mut buf);
         } else {
-            postcard::to_extend(self, buf).expect("state encodes")
+            crate::bytes::encode_into(self, &mut buf);
         }
+        buf
     }
 
     /// Restores from a snapshot made by [`Rsm::snapshot`].
@@ -144,6 +150,76 @@ impl<SM: StateMachine> Rsm<SM> {
     /// [`RsmError::MalformedSnapshot`] if the bytes are not such a snapshot.
     pub fn restore(bytes: &[u8]) -> Result<Self, RsmError> {
         postcard::from_bytes(bytes).map_err(|e| RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })
+    }
+}
+
+/// What a replica applies its log entries to: a state machine together with whatever
+/// duplicate detection it does, and how it is saved in a snapshot. [`RsmCore`] is generic
+/// over it.
+pub trait Replicated: Clone + Debug + 'static {
+    /// One log entry.
+    type Entry: Debug + Serialize + DeserializeOwned + 'static;
+    /// What applying an entry produced (the answer to whoever proposed it).
+    type Out: Clone + Debug + PartialEq + 'static;
+
+    /// Applies one committed entry, in log order.
+    fn apply(&mut self, entry: &Self::Entry) -> Self::Out;
+
+    /// The output of a read-only entry from the current state, or `None` if it writes (only
+    /// the planted bug `local-reads` asks).
+    fn read(&self, entry: &Self::Entry) -> Option<Self::Out> {
+        let _ = entry;
+        None
+    }
+
+    /// The state as snapshot bytes; `size_hint` is the previous snapshot's size, so the buffer
+    /// is allocated once.
+    fn snapshot(&self, size_hint: usize) -> Vec<u8>;
+
+    /// Replaces the state with one saved by [`Replicated::snapshot`].
+    ///
+    /// # Errors
+    /// [`RsmError::MalformedSnapshot`] when the bytes are not such a snapshot.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), RsmError>;
+}
+
+/// A [`StateMachine`] behind the global duplicate table ([`Rsm`]): the lab 3 server's
+/// replicated state. Log entries are [`Command`]s; the duplicate-table bugs of `bugs` apply.
+#[derive(Clone, Debug, Default)]
+pub struct Deduplicated<SM: StateMachine> {
+    /// The state machine with its duplicate table (the latest sequence number and reply of
+    /// each client).
+    pub rsm: Rsm<SM>,
+    /// The planted duplicate-table bugs switched on (none in a correct run).
+    pub bugs: RsmBugs,
+}
+
+impl<SM: StateMachine> Deduplicated<SM> {
+    /// An empty state with planted bugs `bugs`.
+    pub fn new(bugs: RsmBugs) -> Self {
+        Deduplicated { rsm: Rsm::default(), bugs }
+    }
+}
+
+impl<SM: StateMachine> Replicated for Deduplicated<SM> {
+    type Entry = Command<SM::Op>;
+    type Out = SM::Out;
+
+    fn apply(&mut self, entry: &Command<SM::Op>) -> SM::Out {
+        self.rsm.apply(entry, &self.bugs)
+    }
+
+    fn read(&self, entry: &Command<SM::Op>) -> Option<SM::Out> {
+        self.rsm.sm.read(&entry.op)
+    }
+
+    fn snapshot(&self, size_hint: usize) -> Vec<u8> {
+        self.rsm.snapshot(&self.bugs, size_hint)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), RsmError> {
+        self.rsm = Rsm::restore(bytes)?;
+        Ok(())
     }
 }
 
@@ -172,7 +248,7 @@ pub enum RsmError {
 }
 
 /// A clerk's request: who asks, which of their requests it is, and the operation.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClerkRequest<Op> {
     /// The client's id, unique among clients.
     pub client: u64,
@@ -184,7 +260,7 @@ pub struct ClerkRequest<Op> {
 
 /// The server's answer to a clerk. The variants' order is their wire encoding: add new ones
 /// at the end.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClerkReply<Out> {
     /// The operation took effect (once) with this output.
     Ok(Out),
@@ -200,30 +276,36 @@ pub enum ClerkReply<Out> {
 #[derive(Clone, Debug)]
 struct Pending<T> {
     reply_to: T,
-    client: u64,
-    seq: u64,
+    /// The proposed entry's bytes: the entry that lands at the index is this request's own
+    /// exactly when its bytes are these (postcard encodes deterministically).
+    entry: Vec<u8>,
     proposal: Proposal,
 }
 
 /// The replicated-state-machine server's decisions, as a pure core. The shell feeds it the
-/// clerks' requests, the engine's applies and every step's end; it proposes through the
-/// engine ([`Proposer`]) and hands back the replies to send and the snapshots to take.
+/// clerks' requests (and, for a service that has them, its own internal operations), the
+/// engine's applies and every step's end; it proposes through the engine ([`Proposer`]) and
+/// hands back the replies to send and the snapshots to take.
 ///
 /// Rules (the course's lab 3 design):
 /// - a request becomes a proposal (a log entry); its reply waits for that index to apply;
-/// - when the index applies, the request gets the output if the entry is its own (same client
-///   and sequence number), "wrong leader" if a different entry landed there;
+/// - when the index applies, the request gets the output if the entry is its own (the very
+///   entry it proposed: for a clerk, the same client, sequence number and operation), "wrong
+///   leader" if a different entry landed there;
 /// - a request whose proposal can no longer land as proposed ([`Proposer::may_still_land`]:
 ///   leadership lost, term moved on) fails at once, so the clerk retries elsewhere promptly;
 /// - a snapshot from the leader that covers a waiting index fails that request (its output
 ///   cannot be learnt here);
 /// - once the engine's persisted state exceeds `max_state_bytes`, the service snapshots (the
-///   course's `maxraftstate`), the duplicate table included.
+///   course's `maxraftstate`), whatever duplicate detection the state does included.
+///
+/// An operation nobody waits for (a shard group's reconfiguration) is proposed the same way
+/// with no reply address; its effect is learnt from the state when it applies.
 ///
 /// Gets go through the log too, which makes them linearizable without any clock.
 #[derive(Debug)]
-pub struct RsmCore<SM: StateMachine, T> {
-    rsm: Rsm<SM>,
+pub struct RsmCore<R: Replicated, T> {
+    state: R,
     /// Snapshot when the engine's persisted state exceeds this many bytes (`None`: never).
     max_state_bytes: Option<usize>,
     bugs: RsmBugs,
@@ -233,14 +315,31 @@ pub struct RsmCore<SM: StateMachine, T> {
     /// The size of the last snapshot, so the next one allocates once.
     last_snapshot_len: usize,
     /// Replies decided and not yet taken by the shell, in order.
-    replies: Vec<(T, ClerkReply<SM::Out>)>,
+    replies: Vec<(T, ClerkReply<R::Out>)>,
 }
 
-impl<SM: StateMachine, T> RsmCore<SM, T> {
-    /// A server with an empty state.
+impl<SM: StateMachine, T> RsmCore<Deduplicated<SM>, T> {
+    /// A lab 3 server: an empty `SM` behind the duplicate table, snapshotting past
+    /// `max_state_bytes`, with planted bugs `bugs`.
     pub fn new(max_state_bytes: Option<usize>, bugs: RsmBugs) -> Self {
+        RsmCore::with_state(Deduplicated::new(bugs), max_state_bytes, bugs)
+    }
+
+    /// A clerk's request: proposed through `engine`, answered when it applies (or at once if
+    /// the engine refuses it).
+    pub fn on_request(&mut self, engine: &mut dyn Proposer, request: ClerkRequest<SM::Op>, reply_to: T) {
+        let command = Command { client: request.client, seq: request.seq, op: request.op };
+        self.propose(engine, command, Some(reply_to));
+    }
+}
+
+impl<R: Replicated, T> RsmCore<R, T> {
+    /// A server whose replicated state starts as `state`. Of `bugs`, the server's own apply
+    /// here (`local-reads`, `reply-before-commit`); the duplicate-table bugs belong to the
+    /// state ([`Deduplicated`]).
+    pub fn with_state(state: R, max_state_bytes: Option<usize>, bugs: RsmBugs) -> Self {
         RsmCore {
-            rsm: Rsm::default(),
+            state,
             max_state_bytes,
             bugs,
             pending: BTreeMap::new(),
@@ -256,14 +355,14 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
     /// [`RsmError::MalformedSnapshot`].
     pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), RsmError> {
         if !snapshot.is_empty() {
-            self.rsm = Rsm::restore(snapshot)?;
+            self.state.restore(snapshot)?;
         }
         Ok(())
     }
 
-    /// The replica's state (tests and checks).
-    pub fn state(&self) -> &Rsm<SM> {
-        &self.rsm
+    /// The replica's state (tests, checks, and the pure decisions of a service above).
+    pub fn state(&self) -> &R {
+        &self.state
     }
 
     /// The highest log index applied.
@@ -277,32 +376,41 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
     }
 
     /// The replies decided since the last call, in the order they were decided.
-    pub fn take_replies(&mut self) -> Vec<(T, ClerkReply<SM::Out>)> {
+    pub fn take_replies(&mut self) -> Vec<(T, ClerkReply<R::Out>)> {
         std::mem::take(&mut self.replies)
     }
 
-    /// A clerk's request: proposed through `engine`, answered when it applies (or at once if
-    /// the engine refuses it).
-    pub fn on_request(&mut self, engine: &mut dyn Proposer, request: ClerkRequest<SM::Op>, reply_to: T) {
-        if self.bugs.local_reads && engine.get_state().1 {
-            if let Some(out) = self.rsm.sm.read(&request.op) {
-                self.replies.push((reply_to, ClerkReply::Ok(out)));
-                return;
-            }
-        }
-        let command = Command { client: request.client, seq: request.seq, op: request.op };
-        let Some(proposal) = engine.start(encode(&command)) else {
+    /// Proposes `entry` through `engine`. With `reply_to`, the answer is decided when the
+    /// entry applies (or at once: "wrong leader" if the engine refuses it); without, nobody
+    /// waits and a refusal is simply dropped (the proposer will try again, as a shard group's
+    /// internal operations do on their next poll).
+    pub fn propose(&mut self, engine: &mut dyn Proposer, entry: R::Entry, reply_to: Option<T>) {
+        let reply_to = match reply_to {
+            Some(to) if self.bugs.local_reads && engine.get_state().1 => match self.state.read(&entry) {
+                Some(out) => {
+                    self.replies.push((to, ClerkReply::Ok(out)));
+                    return;
+                }
+                None => Some(to),
+            },
+            other => other,
+        };
+        let bytes = encode(&entry);
+        let Some(reply_to) = reply_to else {
+            let _ = engine.start(bytes);
+            return;
+        };
+        let Some(proposal) = engine.start(bytes.clone()) else {
             self.replies.push((reply_to, ClerkReply::WrongLeader));
             return;
         };
         if self.bugs.reply_before_commit {
             // Answer from a copy of the state as if the entry had applied.
-            let mut copy = self.rsm.clone();
-            let out = copy.apply(&command, &self.bugs);
+            let out = self.state.clone().apply(&entry);
             self.replies.push((reply_to, ClerkReply::Ok(out)));
             return;
         }
-        let waiting = Pending { reply_to, client: command.client, seq: command.seq, proposal };
+        let waiting = Pending { reply_to, entry: bytes, proposal };
         // A request already waiting at this index was for an entry that was overwritten.
         if let Some(old) = self.pending.insert(proposal.index, waiting) {
             self.replies.push((old.reply_to, ClerkReply::WrongLeader));
@@ -323,21 +431,39 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
         msg: &ApplyMsg,
         state_bytes: impl FnOnce() -> usize,
     ) -> Result<Option<Vec<u8>>, RsmError> {
+        self.on_apply_seen(msg, state_bytes, |_, _| {})
+    }
+
+    /// [`RsmCore::on_apply`], and `seen` is shown the state right after the message took
+    /// effect with the entry's output (`None` for a snapshot, which replaced the state): for
+    /// a service that reports its state to observers.
+    ///
+    /// # Errors
+    /// As [`RsmCore::on_apply`].
+    pub fn on_apply_seen(
+        &mut self,
+        msg: &ApplyMsg,
+        state_bytes: impl FnOnce() -> usize,
+        seen: impl FnOnce(&R, Option<&R::Out>),
+    ) -> Result<Option<Vec<u8>>, RsmError> {
         match msg {
             ApplyMsg::Command { index, command, .. } => {
                 assert!(*index > self.last_applied, "applied {index} after {}", self.last_applied);
-                let command: Command<SM::Op> = postcard::from_bytes(command).map_err(|e| {
-                    RsmError::MalformedCommand { index: *index, len: command.len(), reason: e.to_string() }
+                let entry: R::Entry = postcard::from_bytes(command).map_err(|e| RsmError::MalformedCommand {
+                    index: *index,
+                    len: command.len(),
+                    reason: e.to_string(),
                 })?;
-                let out = self.rsm.apply(&command, &self.bugs);
+                let out = self.state.apply(&entry);
                 self.last_applied = *index;
+                seen(&self.state, Some(&out));
                 if let Some(p) = self.pending.remove(index) {
-                    let own = p.client == command.client && p.seq == command.seq;
+                    let own = p.entry == *command;
                     self.replies.push((p.reply_to, if own { ClerkReply::Ok(out) } else { ClerkReply::WrongLeader }));
                 }
                 Ok(match self.max_state_bytes {
                     Some(max) if state_bytes() > max => {
-                        let snapshot = self.rsm.snapshot(&self.bugs, self.last_snapshot_len);
+                        let snapshot = self.state.snapshot(self.last_snapshot_len);
                         self.last_snapshot_len = snapshot.len();
                         Some(snapshot)
                     }
@@ -345,8 +471,9 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
                 })
             }
             ApplyMsg::Snapshot { index, data, .. } => {
-                self.rsm = Rsm::restore(data)?;
+                self.state.restore(data)?;
                 self.last_applied = *index;
+                seen(&self.state, None);
                 // Requests waiting at indexes the snapshot covers cannot learn their result here.
                 let upto = *index;
                 self.fail_waiting(|i, _| i > upto);
@@ -396,7 +523,7 @@ mod tests {
         r.apply(&append(2, 1, "b"), &ok);
         r.apply(&append(1, 2, "c"), &ok);
         r.apply(&append(1, 1, "a"), &ok); // a stale duplicate
-        assert_eq!(r.sm.data["k"], "abc");
+        assert_eq!(r.sm.get("k").unwrap(), "abc");
         let get = Command { client: 3, seq: 1, op: KvOp::Get { key: "k".into() } };
         assert_eq!(r.apply(&get, &ok), KvResult::Value("abc".into()));
         r.apply(&append(2, 2, "d"), &ok);
@@ -419,18 +546,18 @@ mod tests {
         r.apply(&append(1, 1, "a"), &ok);
         let mut back = Rsm::<Kv>::restore(&r.snapshot(&ok, 0)).unwrap();
         back.apply(&append(1, 1, "a"), &ok);
-        assert_eq!(back.sm.data["k"], "a");
+        assert_eq!(back.sm.get("k").unwrap(), "a");
 
         let bug = RsmBugs::from_name("dup-table-not-in-snapshot").unwrap();
         let mut lost = Rsm::<Kv>::restore(&r.snapshot(&bug, 0)).unwrap();
         lost.apply(&append(1, 1, "a"), &bug);
-        assert_eq!(lost.sm.data["k"], "aa");
+        assert_eq!(lost.sm.get("k").unwrap(), "aa");
 
         let nodup = RsmBugs::from_name("no-duplicate-detection").unwrap();
         let mut twice = Rsm::<Kv>::default();
         twice.apply(&append(1, 1, "a"), &nodup);
         twice.apply(&append(1, 1, "a"), &nodup);
-        assert_eq!(twice.sm.data["k"], "aa");
+        assert_eq!(twice.sm.get("k").unwrap(), "aa");
         assert!(Rsm::<Kv>::restore(b"\xff\xff\xff").is_err());
     }
 
@@ -475,7 +602,7 @@ mod tests {
         }
     }
 
-    type Server = RsmCore<Kv, &'static str>;
+    type Server = RsmCore<Deduplicated<Kv>, &'static str>;
 
     fn req(client: u64, seq: u64, op: KvOp) -> ClerkRequest<KvOp> {
         ClerkRequest { client, seq, op }
@@ -504,7 +631,7 @@ mod tests {
         let msg = ApplyMsg::Command { index: 1, term: 1, command: e.started[0].clone() };
         assert_eq!(s.on_apply(&msg, no_size).unwrap(), None);
         assert_eq!(s.take_replies(), vec![("a", ClerkReply::Ok(KvResult::Wrote { prev_len: 0, prev_digest: 0 }))]);
-        assert_eq!(s.state().sm.data["k"], "v");
+        assert_eq!(s.state().rsm.sm.get("k").unwrap(), "v");
         assert_eq!(s.last_applied(), 1);
     }
 
@@ -516,7 +643,7 @@ mod tests {
         // Another leader's entry took index 1.
         s.on_apply(&entry(1, 9, 1, put("k", "theirs")), no_size).unwrap();
         assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader)]);
-        assert_eq!(s.state().sm.data["k"], "theirs");
+        assert_eq!(s.state().rsm.sm.get("k").unwrap(), "theirs");
         // The same client and a different sequence number is a different entry too.
         s.on_request(&mut e, req(7, 2, put("k", "x")), "b");
         s.on_apply(&entry(2, 7, 1, put("k", "mine")), no_size).unwrap();
@@ -557,7 +684,7 @@ mod tests {
         assert_eq!(s.on_apply(&snap, no_size).unwrap(), None);
         assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader), ("b", ClerkReply::WrongLeader)]);
         assert_eq!(s.waiting(), 1, "index 3 is past the snapshot and still waits");
-        assert_eq!(s.state().sm.data["z"], "snap");
+        assert_eq!(s.state().rsm.sm.get("z").unwrap(), "snap");
         assert_eq!(s.last_applied(), 2);
     }
 
@@ -574,7 +701,7 @@ mod tests {
         s.on_apply(&ApplyMsg::Command { index: 2, term: 1, command: e.started[1].clone() }, no_size).unwrap();
         let retry = s.take_replies();
         assert_eq!(first[0].1, retry[0].1, "the retry gets the output the operation had");
-        assert_eq!(s.state().sm.data["k"], "x", "and takes effect once");
+        assert_eq!(s.state().rsm.sm.get("k").unwrap(), "x", "and takes effect once");
     }
 
     #[test]
@@ -583,7 +710,7 @@ mod tests {
         assert_eq!(s.on_apply(&entry(1, 1, 1, put("k", "v")), || 100).unwrap(), None, "at the limit: not yet");
         let snap = s.on_apply(&entry(2, 1, 2, put("k", "w")), || 101).unwrap().expect("past the limit");
         let back = Rsm::<Kv>::restore(&snap).unwrap();
-        assert_eq!(back.sm.data["k"], "w");
+        assert_eq!(back.sm.get("k").unwrap(), "w");
         assert_eq!(back.last[&1].seq, 2, "the duplicate table is in the snapshot");
         let mut never = Server::new(None, RsmBugs::default());
         assert_eq!(never.on_apply(&entry(1, 1, 1, put("k", "v")), no_size).unwrap(), None);
@@ -613,6 +740,108 @@ mod tests {
         s.on_request(&mut e, req(1, 1, put("k", "v")), "early");
         assert_eq!(s.take_replies().len(), 1, "answered on append, before commit");
         assert_eq!(s.waiting(), 0);
-        assert!(s.state().sm.data.is_empty(), "the state itself is untouched until the entry applies");
+        assert!(s.state().rsm.sm.is_empty(), "the state itself is untouched until the entry applies");
+    }
+
+    /// A state that detects duplicates itself and has an operation of its own: a running sum
+    /// that remembers each client's last added sequence number, and refuses (without
+    /// recording) additions above a cap — as a shard group answers "wrong group" and leaves
+    /// no record.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Tally {
+        sum: u64,
+        cap: u64,
+        last: BTreeMap<u64, u64>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    enum TallyEntry {
+        Add {
+            client: u64,
+            seq: u64,
+            n: u64,
+        },
+        /// The service's own operation: raise the cap.
+        Raise {
+            cap: u64,
+        },
+    }
+
+    impl Replicated for Tally {
+        type Entry = TallyEntry;
+        type Out = Option<u64>;
+        fn apply(&mut self, entry: &TallyEntry) -> Option<u64> {
+            match *entry {
+                TallyEntry::Add { client, seq, n } => {
+                    if self.last.get(&client).is_some_and(|&s| s >= seq) {
+                        return Some(self.sum);
+                    }
+                    if self.sum + n > self.cap {
+                        return None;
+                    }
+                    self.sum += n;
+                    self.last.insert(client, seq);
+                    Some(self.sum)
+                }
+                TallyEntry::Raise { cap } => {
+                    self.cap = self.cap.max(cap);
+                    Some(self.cap)
+                }
+            }
+        }
+        fn snapshot(&self, _size_hint: usize) -> Vec<u8> {
+            encode(self)
+        }
+        fn restore(&mut self, bytes: &[u8]) -> Result<(), RsmError> {
+            *self = postcard::from_bytes(bytes)
+                .map_err(|e| RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })?;
+            Ok(())
+        }
+    }
+
+    fn applied(index: u64, e: &FakeEngine) -> ApplyMsg {
+        ApplyMsg::Command { index, term: 1, command: e.started[index as usize - 1].clone() }
+    }
+
+    #[test]
+    fn a_state_with_its_own_duplicate_detection_and_internal_operations() {
+        let mut s = RsmCore::<Tally, &'static str>::with_state(Tally::default(), None, RsmBugs::default());
+        let mut e = FakeEngine::leading(1);
+        // Refused by the state (over the cap): answered, and nothing recorded.
+        s.propose(&mut e, TallyEntry::Add { client: 1, seq: 1, n: 5 }, Some("first"));
+        s.on_apply(&applied(1, &e), no_size).unwrap();
+        assert_eq!(s.take_replies(), vec![("first", ClerkReply::Ok(None))]);
+        // An internal operation nobody waits for: proposed, applied, no reply.
+        s.propose(&mut e, TallyEntry::Raise { cap: 10 }, None);
+        assert_eq!(s.waiting(), 0, "nobody waits for it");
+        let mut outs = Vec::new();
+        s.on_apply_seen(&applied(2, &e), no_size, |st, out| outs.push((st.cap, out.cloned()))).unwrap();
+        assert!(s.take_replies().is_empty());
+        assert_eq!(outs, vec![(10, Some(Some(10)))], "the service sees the state and the output");
+        // The retry of the refused request now takes effect, once.
+        s.propose(&mut e, TallyEntry::Add { client: 1, seq: 1, n: 5 }, Some("retry"));
+        s.propose(&mut e, TallyEntry::Add { client: 1, seq: 1, n: 5 }, Some("again"));
+        s.on_apply(&applied(3, &e), no_size).unwrap();
+        s.on_apply(&applied(4, &e), no_size).unwrap();
+        assert_eq!(s.take_replies(), vec![("retry", ClerkReply::Ok(Some(5))), ("again", ClerkReply::Ok(Some(5)))]);
+        assert_eq!(s.state().sum, 5);
+        // A waited-for internal operation, and another entry landing in its place.
+        s.propose(&mut e, TallyEntry::Raise { cap: 20 }, Some("raise"));
+        let other = ApplyMsg::Command { index: 5, term: 2, command: encode(&TallyEntry::Raise { cap: 30 }) };
+        s.on_apply(&other, no_size).unwrap();
+        assert_eq!(s.take_replies(), vec![("raise", ClerkReply::WrongLeader)], "not the entry it proposed");
+        assert_eq!(s.state().cap, 30);
+        // A follower drops an unwaited proposal silently and refuses a waited one.
+        e.leader = false;
+        s.propose(&mut e, TallyEntry::Raise { cap: 40 }, None);
+        s.propose(&mut e, TallyEntry::Raise { cap: 40 }, Some("follower"));
+        assert_eq!(s.take_replies(), vec![("follower", ClerkReply::WrongLeader)]);
+        // A snapshot replaces the state; the service is shown it with no output.
+        let snap =
+            ApplyMsg::Snapshot { index: 9, term: 2, data: encode(&Tally { sum: 1, cap: 2, last: BTreeMap::new() }) };
+        let mut seen = None;
+        s.on_apply_seen(&snap, no_size, |st, out| seen = Some((st.sum, out.is_none()))).unwrap();
+        assert_eq!(seen, Some((1, true)));
+        assert_eq!(s.last_applied(), 9);
     }
 }

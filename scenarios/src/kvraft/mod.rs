@@ -5,8 +5,9 @@
 pub mod swarm;
 pub mod tester;
 
-use crate::engine::{RaftEngine, TestEngine};
+use crate::engine::{engine_bug, RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
+use cores::raft::{Bug, Bugs as RaftBugs};
 use cores::rsm::RsmBugs;
 use rand::Rng;
 use sim::Failure;
@@ -15,19 +16,28 @@ use std::rc::Rc;
 use std::time::Duration;
 use tester::{check_clnt_appends, check_get, KvBugs, KvCluster, ELECTION};
 
+/// The family: the service's planted bugs and the Raft engine's, each switched on by name
+/// with `--bug`.
 pub fn family() -> Family {
-    Family::new("kvraft").with_bugs(RsmBugs::ALL.iter().copied()).with_scenarios(scenarios())
+    Family::new("kvraft")
+        .with_bugs(RsmBugs::ALL.iter().copied())
+        .with_bugs(RaftEngine::bugs())
+        .with_scenarios(scenarios())
 }
 
+/// The run's planted bug, as the service's or the Raft engine's switch.
 pub(crate) fn bugs(opts: &Opts) -> KvBugs {
-    let rsm = match &opts.bug {
-        None => RsmBugs::default(),
-        Some(name) => RsmBugs::from_name(name).unwrap_or_else(|| panic!("unknown kvraft bug {name}")),
-    };
-    KvBugs { rsm, ..KvBugs::default() }
+    let name = opts.bug.as_deref();
+    let rsm = name.and_then(RsmBugs::from_name);
+    let raft = name.and_then(Bug::from_name);
+    if let Some(name) = name {
+        assert!(rsm.is_some() || raft.is_some(), "unknown kvraft bug {name}");
+    }
+    KvBugs { rsm: rsm.unwrap_or_default(), raft: raft.map(RaftBugs::only).unwrap_or_default() }
 }
 
-/// The cluster of a course scenario on engine `E`, with the run's planted bugs.
+/// The cluster of a course scenario on engine `E`, with the run's planted bugs (the
+/// service's, or the engine's own).
 fn cluster<E: TestEngine>(
     name: &'static str,
     n: usize,
@@ -35,7 +45,8 @@ fn cluster<E: TestEngine>(
     maxraftstate: i64,
     opts: &Opts,
 ) -> KvCluster<E> {
-    KvCluster::with_engine(name, n, unreliable, maxraftstate, bugs(opts).rsm, E::config(n, None))
+    let config = E::config(n, engine_bug::<E>(opts.bug.as_deref()));
+    KvCluster::with_engine(name, n, unreliable, maxraftstate, bugs(opts).rsm, config)
 }
 
 /// The course gives each test 120 s.

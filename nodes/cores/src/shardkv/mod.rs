@@ -56,16 +56,26 @@
 //! the replicated-state-machine layer's global duplicate table (`rsm::Rsm`), which would
 //! record "wrong group" answers and replay them to the retry.
 //!
+//! # The group's shell (`nodes::shardkv`) and what it asks here
+//! Requests reach a replica as a [`GroupRequest`]: a clerk's operation becomes
+//! [`ShardKvOp::Client`] and is answered with [`clerk_reply`] of its output; another group's
+//! delete becomes [`ShardKv::delete_op`], answered with [`delete_answer`]; a pull is answered
+//! at once from the applied state ([`ShardKv::answer_pull`]). What the group's leader does on
+//! its own — poll the controller, pull, have previous owners delete — is decided by
+//! [`driver::Driver`]. After every applied entry the shell reports [`ShardKv::events`] to the
+//! ownership observers.
+//!
 //! # A configuration with no groups
 //! When every group has left, the controller puts every shard on gid 0: the last owner drops
 //! its shards (nobody could ever pull them), and the next group to own them starts empty, as
 //! from configuration 0. Data does not survive a configuration without groups.
 
+pub mod driver;
 #[cfg(test)]
 mod tests;
 
 use crate::kv::{Kv, KvOp, KvResult};
-use crate::rsm::StateMachine;
+use crate::rsm::{ClerkReply, ClerkRequest, StateMachine};
 use crate::shardctrler::CtrlerOp;
 pub use crate::shardctrler::{Config, NSHARDS};
 use serde::{Deserialize, Serialize};
@@ -123,7 +133,7 @@ pub struct ShardData {
 impl ShardData {
     /// Whether it holds neither keys nor duplicate records.
     pub fn is_empty(&self) -> bool {
-        self.kv.data.is_empty() && self.dup.is_empty()
+        self.kv.is_empty() && self.dup.is_empty()
     }
 }
 
@@ -242,6 +252,14 @@ pub enum ShardKvOp {
         /// The shards whose old copies are gone.
         shards: Vec<usize>,
     },
+    /// A new leader's blank entry (Raft §8: a leader commits entries of earlier terms only
+    /// through one of its own): changes nothing, but once it commits, so has everything
+    /// before it. A group nobody sends requests to (it owns no shard, or only ones it is
+    /// handing over) would otherwise never apply what a crash left uncommitted.
+    Noop {
+        /// The term of the leader that proposed it.
+        term: u64,
+    },
 }
 
 /// What applying a [`ShardKvOp`] produced.
@@ -346,6 +364,75 @@ impl ShardTask {
     pub fn delete_args(&self) -> DeleteArgs {
         DeleteArgs { config_num: self.config_num, shards: self.shards.clone() }
     }
+}
+
+/// A request to a replica group: a clerk's operation, or another group's pull or delete.
+/// (The variants' order is their wire encoding.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupRequest {
+    /// A clerk's Get, Put or Append, with its client id and sequence number.
+    Clerk(ClerkRequest<KvOp>),
+    /// Another group asks for shards it gains in a configuration (lab 4B's shard migration).
+    Pull(PullArgs),
+    /// A group that now holds shards tells their old owner to delete them (challenge 1).
+    Delete(DeleteArgs),
+}
+
+impl From<ClerkRequest<KvOp>> for GroupRequest {
+    fn from(request: ClerkRequest<KvOp>) -> GroupRequest {
+        GroupRequest::Clerk(request)
+    }
+}
+
+/// The log entry for a clerk's request.
+pub fn client_op(request: ClerkRequest<KvOp>) -> ShardKvOp {
+    ShardKvOp::Client { client: request.client, seq: request.seq, op: request.op }
+}
+
+/// What a clerk is told once its [`ShardKvOp::Client`] entry applied (or failed to land):
+/// the store's answer, "wrong group", or — for anything else, such as a stale duplicate
+/// nobody should still wait for — "wrong leader", so the clerk simply tries again.
+pub fn clerk_reply(reply: ClerkReply<ShardKvOut>) -> ClerkReply<KvResult> {
+    match reply {
+        ClerkReply::Ok(ShardKvOut::Kv(result)) => ClerkReply::Ok(result),
+        ClerkReply::Ok(ShardKvOut::WrongGroup) | ClerkReply::WrongGroup => ClerkReply::WrongGroup,
+        ClerkReply::Ok(_) | ClerkReply::WrongLeader => ClerkReply::WrongLeader,
+    }
+}
+
+/// What another group's delete request is told once its [`ShardKvOp::DeleteShards`] entry
+/// applied ([`ShardKv::delete_reply`]), or "wrong leader" when it could not land here.
+pub fn delete_answer(reply: ClerkReply<ShardKvOut>) -> ClerkReply<DeleteReply> {
+    match reply {
+        ClerkReply::Ok(out) => ShardKv::delete_reply(&out).map_or(ClerkReply::WrongLeader, ClerkReply::Ok),
+        ClerkReply::WrongLeader | ClerkReply::WrongGroup => ClerkReply::WrongLeader,
+    }
+}
+
+/// What an ownership observer is told about one replica, in the order
+/// `checkers::shards::ownership::OwnershipChecker` wants it: a configuration just taken, then
+/// each shard just installed, then every shard's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupEvent<'a> {
+    /// The replica's state was replaced from a snapshot (at boot, or sent by its leader): what
+    /// it holds is judged afresh.
+    Restored,
+    /// It took this configuration.
+    Took(&'a Config),
+    /// It installed `shard`'s data, handed over for configuration `config_num`.
+    Installed {
+        /// The configuration whose change handed the shard over.
+        config_num: u64,
+        /// The shard installed.
+        shard: usize,
+    },
+    /// Every shard's view after the step, in configuration `config_num`.
+    View {
+        /// The configuration the replica is in after the step.
+        config_num: u64,
+        /// What it does with each shard, indexed by shard.
+        views: Vec<ShardView>,
+    },
 }
 
 /// The replicated state of one replica group: its gid, the current and previous
@@ -583,6 +670,26 @@ impl ShardKv {
         (self.config.num, (0..NSHARDS).map(|s| self.view(s)).collect())
     }
 
+    /// What observers must be told after an entry with output `out` applied (`None`: the
+    /// state was just restored from a snapshot). Client operations change no shard's view,
+    /// so they call for nothing.
+    pub fn events(&self, out: Option<&ShardKvOut>) -> Vec<GroupEvent<'_>> {
+        let mut events = match out {
+            None => vec![GroupEvent::Restored],
+            Some(ShardKvOut::Reconfigured { .. }) => vec![GroupEvent::Took(&self.config)],
+            Some(ShardKvOut::Installed { shards }) => {
+                shards.iter().map(|&shard| GroupEvent::Installed { config_num: self.config.num, shard }).collect()
+            }
+            Some(ShardKvOut::Deleted | ShardKvOut::Confirmed { .. }) => Vec::new(),
+            Some(ShardKvOut::Kv(_) | ShardKvOut::WrongGroup | ShardKvOut::Ignored | ShardKvOut::DeleteNotReady) => {
+                return Vec::new()
+            }
+        };
+        let (config_num, views) = self.views();
+        events.push(GroupEvent::View { config_num, views });
+        events
+    }
+
     fn apply_client(&mut self, client: u64, seq: u64, op: &KvOp) -> ShardKvOut {
         let key = match op {
             KvOp::Get { key } | KvOp::Put { key, .. } | KvOp::Append { key, .. } => key,
@@ -743,6 +850,7 @@ impl StateMachine for ShardKv {
             ShardKvOp::InstallShards { config_num, shards } => self.apply_install(*config_num, shards),
             ShardKvOp::DeleteShards { config_num, shards } => self.apply_delete(*config_num, shards),
             ShardKvOp::ConfirmDeleted { config_num, shards } => self.apply_confirm(*config_num, shards),
+            ShardKvOp::Noop { .. } => ShardKvOut::Ignored,
         };
         self.check_invariants();
         out
@@ -751,12 +859,40 @@ impl StateMachine for ShardKv {
     fn read(&self, op: &ShardKvOp) -> Option<ShardKvOut> {
         match op {
             ShardKvOp::Client { op: KvOp::Get { key }, .. } => Some(if self.serves(key2shard(key)) {
-                let value = self.shards[key2shard(key)].data.kv.data.get(key).cloned().unwrap_or_default();
+                let value = self.shards[key2shard(key)].data.kv.get(key).unwrap_or_default().to_string();
                 ShardKvOut::Kv(KvResult::Value(value))
             } else {
                 ShardKvOut::WrongGroup
             }),
             _ => None,
         }
+    }
+}
+
+/// The group's state is applied without the replicated-state-machine layer's duplicate
+/// table: client operations carry their (client, sequence number) and are deduplicated per
+/// shard here; internal operations are idempotent.
+impl crate::rsm::Replicated for ShardKv {
+    type Entry = ShardKvOp;
+    type Out = ShardKvOut;
+
+    fn apply(&mut self, entry: &ShardKvOp) -> ShardKvOut {
+        StateMachine::apply(self, entry)
+    }
+
+    fn read(&self, entry: &ShardKvOp) -> Option<ShardKvOut> {
+        StateMachine::read(self, entry)
+    }
+
+    fn snapshot(&self, size_hint: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(size_hint + size_hint / 8 + 64);
+        crate::bytes::encode_into(self, &mut buf);
+        buf
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), crate::rsm::RsmError> {
+        *self = postcard::from_bytes(bytes)
+            .map_err(|e| crate::rsm::RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })?;
+        Ok(())
     }
 }

@@ -567,7 +567,7 @@ fn random_run(steps: &[Step], bugs: ShardKvBugs) -> Result<Stats, TestCaseError>
     let mut w = World::new(&GIDS, bugs);
     let mut stats = Stats::default();
     w.join(&[100]);
-    let mut model: BTreeMap<String, String> = BTreeMap::new();
+    let mut model = crate::kv::Kv::default();
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut next_seq: BTreeMap<u64, u64> = BTreeMap::new();
     for step in steps.iter().cloned() {
@@ -621,12 +621,7 @@ fn random_run(steps: &[Step], bugs: ShardKvBugs) -> Result<Stats, TestCaseError>
                                 prop_assert_eq!(first, &ShardKvOut::Kv(result.clone()));
                             }
                             _ => {
-                                let expected = {
-                                    let mut m = crate::kv::Kv { data: std::mem::take(&mut model) };
-                                    let r = m.apply(&p.op);
-                                    model = m.data;
-                                    r
-                                };
+                                let expected = model.apply(&p.op);
                                 if p.answer.is_some() {
                                     // A retried Get runs again; the model must not count it twice.
                                     let is_get = matches!(p.op, KvOp::Get { .. });
@@ -670,7 +665,7 @@ fn random_run(steps: &[Step], bugs: ShardKvBugs) -> Result<Stats, TestCaseError>
         let key = key.to_string();
         let gid = route(&latest, &key).unwrap().0;
         let out = w.apply(gid, client(99, 1, get(&key)));
-        prop_assert_eq!(out, value(model.get(&key).map(String::as_str).unwrap_or("")), "key {}", key);
+        prop_assert_eq!(out, value(model.get(&key).unwrap_or("")), "key {}", key);
     }
     Ok(stats)
 }
@@ -714,4 +709,53 @@ fn random_runs_catch_every_planted_bug() {
         let caught = runner.run(&steps(), |steps| random_run(&steps, bugs).map(|_| ()));
         assert!(caught.is_err(), "planted bug {name} passed 2000 random runs");
     }
+}
+
+#[test]
+fn observers_hear_configurations_installs_and_views_in_the_checkers_order() {
+    let mut w = World::new(&[100, 101], ShardKvBugs::default());
+    w.join(&[100]);
+    assert!(w.poll(100));
+    w.join(&[101]);
+    let op = w.kv(101).reconfigure_op(w.ctrl.query(Some(1))).unwrap();
+    let out = w.apply(101, op);
+    let events = w.kv(101).events(Some(&out));
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0], GroupEvent::Took(w.ctrl.query(Some(1))));
+    assert_eq!(events[1], GroupEvent::View { config_num: 1, views: vec![ShardView::Absent; NSHARDS] });
+    assert!(w.poll(100) && w.poll(101));
+    let task = w.kv(101).pull_tasks().remove(0);
+    let op = w.kv(101).install_op(&w.kv(100).answer_pull(&task.pull_args())).unwrap();
+    let out = w.apply(101, op);
+    let events = w.kv(101).events(Some(&out));
+    let installed: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            GroupEvent::Installed { config_num: 2, shard } => Some(*shard),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(installed, task.shards);
+    assert!(matches!(events.last(), Some(GroupEvent::View { config_num: 2, .. })));
+    // Client operations change no view; a restore is announced before the view.
+    let out = w.call(1, 1, put("a", "x"));
+    assert!(w.kv(100).events(Some(&out)).is_empty() && w.kv(101).events(Some(&out)).is_empty());
+    assert_eq!(w.kv(100).events(None)[0], GroupEvent::Restored);
+}
+
+#[test]
+fn replies_are_mapped_for_clerks_and_for_deleting_groups() {
+    use crate::rsm::ClerkReply as R;
+    let wrote = KvResult::Wrote { prev_len: 0, prev_digest: 0 };
+    assert_eq!(clerk_reply(R::Ok(ShardKvOut::Kv(wrote.clone()))), R::Ok(wrote));
+    assert_eq!(clerk_reply(R::Ok(ShardKvOut::WrongGroup)), R::WrongGroup);
+    assert_eq!(clerk_reply(R::Ok(ShardKvOut::Ignored)), R::WrongLeader, "a stale duplicate: try again");
+    assert_eq!(clerk_reply(R::WrongLeader), R::WrongLeader);
+    assert_eq!(delete_answer(R::Ok(ShardKvOut::Deleted)), R::Ok(DeleteReply::Done));
+    assert_eq!(delete_answer(R::Ok(ShardKvOut::DeleteNotReady)), R::Ok(DeleteReply::NotReady));
+    assert_eq!(delete_answer(R::Ok(ShardKvOut::Ignored)), R::WrongLeader);
+    assert_eq!(delete_answer(R::WrongLeader), R::WrongLeader);
+    let req = crate::rsm::ClerkRequest { client: 3, seq: 9, op: get("k") };
+    assert_eq!(client_op(req.clone()), client(3, 9, get("k")));
+    assert_eq!(GroupRequest::from(req.clone()), GroupRequest::Clerk(req));
 }

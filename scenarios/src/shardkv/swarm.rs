@@ -1,0 +1,499 @@
+//! The sharded swarm: 2–4 replica groups of 3–5 servers and a controller of 3, clerks on
+//! random keys, joins, leaves and moves at random times, and faults, every knob drawn from
+//! the seed and printed. A safety phase plays the fault schedule (whole groups down,
+//! partitions inside a group and between groups, the controller's servers partitioned,
+//! single crashes, crashes right after a save, an unreliable network) while the
+//! configuration changes; then every fault stops, every server restarts, and within a bound
+//! every clerk finishes its request and one more, and every key is read and written by a
+//! fresh clerk. The whole history must be linearizable, and ownership, configurations and
+//! Raft safety are judged throughout, as in every shardkv scenario.
+//!
+//! At least one group is always present: data does not survive a configuration without
+//! groups (see `cores::shardkv`), so a swarm that emptied the service would lose keys by
+//! design, not by a bug.
+
+use super::tester::{ShardCluster, ShardKvClerk};
+use crate::engine::RaftEngine;
+use crate::kvraft::tester::NET;
+use crate::kvraft::COURSE_LIMIT;
+use crate::registry::{Opts, Scenario};
+use crate::swarm::{play_schedule, stop_faults};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sim::faults::{Fault, FaultEvent, FaultSchedule, Target};
+use sim::{Failure, NodeId};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// After faults stop, every clerk's next requests and every key's read and write must
+/// complete within this: a group down for the whole safety phase may have to take every
+/// configuration made meanwhile, one at a time, each with its handoffs.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(40);
+
+/// The stream the knobs are drawn from first (so the safety phase's end is known before the
+/// run: [`safety_phase_end_ms`]).
+const STREAM: &str = "shardkv-swarm";
+
+pub fn scenarios() -> Vec<Scenario> {
+    vec![Scenario::new(
+        "shardkv::swarm_4b",
+        "2-4 groups of 3-5 servers, clerks on random keys, joins/leaves/moves and faults drawn from the seed; then faults stop and every key and clerk progresses",
+        COURSE_LIMIT,
+        |o| Box::pin(swarm(o)),
+    )
+    .with_fault_schedule(safety_phase_end_ms)]
+}
+
+/// The knobs of one sharded swarm run.
+#[derive(Clone, Debug)]
+pub struct Knobs {
+    pub safety_ms: u64,
+    /// Servers of each group (gids 100, 101, …).
+    pub group_sizes: Vec<usize>,
+    pub clerks: usize,
+    pub keys: usize,
+    pub maxraftstate: i64,
+    /// Mean gap between configuration changes, and between faults.
+    pub change_gap_ms: u64,
+    pub fault_gap_ms: u64,
+    /// Unreliable network: request and reply loss (per mille) and request delay (ms).
+    pub loss: Option<(u32, u32, u32)>,
+    pub groups_down: bool,
+    pub partitions_in_group: bool,
+    pub partitions_between_groups: bool,
+    pub ctrler_partitions: bool,
+    pub crashes: bool,
+    pub crash_after_save: bool,
+}
+
+impl Knobs {
+    fn draw(rng: &mut ChaCha8Rng) -> Knobs {
+        let mut k = Knobs {
+            safety_ms: rng.gen_range(10_000..25_000),
+            group_sizes: (0..rng.gen_range(2..=4)).map(|_| rng.gen_range(3..=5)).collect(),
+            clerks: rng.gen_range(1..=8),
+            keys: rng.gen_range(1..=20),
+            maxraftstate: if rng.gen_bool(0.5) { rng.gen_range(200..3000) } else { -1 },
+            change_gap_ms: rng.gen_range(300..3000),
+            fault_gap_ms: rng.gen_range(300..2500),
+            loss: rng.gen_bool(0.4).then(|| (rng.gen_range(10..150), rng.gen_range(10..150), rng.gen_range(0..30))),
+            groups_down: rng.gen_bool(0.4),
+            partitions_in_group: rng.gen_bool(0.5),
+            partitions_between_groups: rng.gen_bool(0.4),
+            ctrler_partitions: rng.gen_bool(0.4),
+            crashes: rng.gen_bool(0.5),
+            crash_after_save: rng.gen_bool(0.4),
+        };
+        if !(k.groups_down
+            || k.partitions_in_group
+            || k.partitions_between_groups
+            || k.ctrler_partitions
+            || k.crashes
+            || k.crash_after_save)
+        {
+            match rng.gen_range(0..6) {
+                0 => k.groups_down = true,
+                1 => k.partitions_in_group = true,
+                2 => k.partitions_between_groups = true,
+                3 => k.ctrler_partitions = true,
+                4 => k.crashes = true,
+                _ => k.crash_after_save = true,
+            }
+        }
+        k
+    }
+
+    fn describe(&self) -> String {
+        let mut on = Vec::new();
+        if let Some((a, b, d)) = self.loss {
+            on.push(format!("unreliable: loss req {a}‰ reply {b}‰ delay ≤{d}ms"));
+        }
+        for (flag, name) in [
+            (self.groups_down, "whole groups down"),
+            (self.partitions_in_group, "partitions inside a group"),
+            (self.partitions_between_groups, "partitions between groups"),
+            (self.ctrler_partitions, "controller partitions"),
+            (self.crashes, "crashes"),
+            (self.crash_after_save, "crashes after a save"),
+        ] {
+            if flag {
+                on.push(name.into());
+            }
+        }
+        format!(
+            "groups of {:?} servers, 3 controller servers, {} clerks on {} keys, maxraftstate {}, safety phase {:.1}s, a configuration change every ~{}ms, a fault every ~{}ms; {}",
+            self.group_sizes,
+            self.clerks,
+            self.keys,
+            self.maxraftstate,
+            self.safety_ms as f64 / 1000.0,
+            self.change_gap_ms,
+            self.fault_gap_ms,
+            on.join(", ")
+        )
+    }
+}
+
+/// The end of the swarm's safety phase for `seed`, in simulated ms: the knobs' first draw,
+/// computed outside the run so a `--faults` file with events it would never play is refused.
+pub fn safety_phase_end_ms(seed: u64) -> u64 {
+    Knobs::draw(&mut sim::rng::stream(seed, STREAM, u64::MAX)).safety_ms
+}
+
+fn gid(g: usize) -> u64 {
+    100 + g as u64
+}
+
+fn server(g: usize, i: usize) -> Target {
+    Target::node(&format!("s{}-{i}", gid(g)))
+}
+
+/// Draws the fault schedule: the network's loss at time 0, then faults at random gaps, each
+/// undone after a random hold.
+fn draw_schedule(k: &Knobs, rng: &mut ChaCha8Rng) -> FaultSchedule {
+    let mut events = Vec::new();
+    if let Some((a, b, d)) = k.loss {
+        events.push(FaultEvent {
+            at_ms: 0,
+            fault: Fault::Unreliable { request_loss_permille: a, reply_loss_permille: b, request_delay_ms_max: d },
+        });
+    }
+    let mut classes = Vec::new();
+    for (on, c) in [
+        (k.groups_down, 0),
+        (k.partitions_in_group, 1),
+        (k.partitions_between_groups, 2),
+        (k.ctrler_partitions, 3),
+        (k.crashes, 4),
+        (k.crash_after_save, 5),
+    ] {
+        if on {
+            classes.push(c);
+        }
+    }
+    let groups = k.group_sizes.len();
+    let end = k.safety_ms.saturating_sub(300);
+    let mut t = 0;
+    loop {
+        t += rng.gen_range(k.fault_gap_ms / 2..=k.fault_gap_ms * 3 / 2);
+        if t >= end {
+            break;
+        }
+        let undo_at = (t + rng.gen_range(300..4000)).min(end);
+        let g = rng.gen_range(0..groups);
+        let n = k.group_sizes[g];
+        let mut at = |at_ms, fault| events.push(FaultEvent { at_ms, fault });
+        match classes[rng.gen_range(0..classes.len())] {
+            0 => {
+                for i in 0..n {
+                    at(t, Fault::Crash { node: server(g, i) });
+                    at(undo_at, Fault::Restart { node: server(g, i) });
+                }
+            }
+            1 => {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for i in 0..n {
+                    if rng.gen_bool(0.5) {
+                        a.push(server(g, i));
+                    } else {
+                        b.push(server(g, i));
+                    }
+                }
+                if rng.gen_bool(0.5) {
+                    // The leader on the first side, whatever its size.
+                    a.push(Target::role(&format!("leader@{}", gid(g))));
+                }
+                at(t, Fault::Partition { a, b });
+                at(undo_at, Fault::Heal);
+            }
+            2 => {
+                let other = (g + rng.gen_range(1..groups)) % groups;
+                let a = (0..n).map(|i| server(g, i)).collect();
+                let b = (0..k.group_sizes[other]).map(|i| server(other, i)).collect();
+                at(t, Fault::Partition { a, b });
+                at(undo_at, Fault::Heal);
+            }
+            3 => {
+                let mut a = vec![Target::node(&format!("ctrler{}", rng.gen_range(0..3)))];
+                if rng.gen_bool(0.5) {
+                    a.push(Target::role("leader@ctrler"));
+                }
+                let b = (0..3).map(|i| Target::node(&format!("ctrler{i}"))).collect();
+                at(t, Fault::Partition { a, b });
+                at(undo_at, Fault::Heal);
+            }
+            4 => {
+                let node = if rng.gen_bool(0.5) {
+                    Target::role(&format!("leader@{}", gid(g)))
+                } else {
+                    server(g, rng.gen_range(0..n))
+                };
+                at(t, Fault::Crash { node });
+                at(undo_at, Fault::Restart { node: Target::role(&format!("down@{}", gid(g))) });
+            }
+            _ => {
+                let node = if rng.gen_bool(0.5) {
+                    Target::role(&format!("leader@{}", gid(g)))
+                } else {
+                    server(g, rng.gen_range(0..n))
+                };
+                let delay_ms = if rng.gen_bool(0.5) { 0 } else { rng.gen_range(1..30) };
+                let back = if rng.gen_bool(0.5) { (t + rng.gen_range(20..400)).min(end) } else { undo_at };
+                at(t, Fault::CrashAfterSave { node, saves: rng.gen_range(1..4), delay_ms });
+                at(back, Fault::Restart { node: Target::role(&format!("down@{}", gid(g))) });
+            }
+        }
+    }
+    events.sort_by_key(|e| e.at_ms);
+    FaultSchedule { events }
+}
+
+/// One configuration change the tester makes.
+#[derive(Clone, Debug)]
+enum Change {
+    Join(Vec<usize>),
+    Leave(Vec<usize>),
+    Move { shard: usize, group: usize },
+}
+
+/// Draws the configuration changes at random times: first a join of some groups at once,
+/// then joins of absent groups, leaves of present ones (never the last) and moves of a shard
+/// to a present group.
+fn draw_changes(k: &Knobs, rng: &mut ChaCha8Rng) -> Vec<(u64, Change)> {
+    let groups = k.group_sizes.len();
+    let mut present: BTreeSet<usize> = BTreeSet::new();
+    let mut first: Vec<usize> = (0..groups).filter(|_| rng.gen_bool(0.5)).collect();
+    if first.is_empty() {
+        first.push(rng.gen_range(0..groups));
+    }
+    present.extend(first.iter().copied());
+    let mut changes = vec![(0, Change::Join(first))];
+    let mut t = 0;
+    loop {
+        t += rng.gen_range(k.change_gap_ms / 2..=k.change_gap_ms * 3 / 2);
+        if t >= k.safety_ms {
+            break;
+        }
+        let absent: Vec<usize> = (0..groups).filter(|g| !present.contains(g)).collect();
+        let change = match rng.gen_range(0..3) {
+            0 if !absent.is_empty() => {
+                let mut pick: Vec<usize> = absent.iter().copied().filter(|_| rng.gen_bool(0.5)).collect();
+                if pick.is_empty() {
+                    pick.push(*absent.choose(rng).expect("non-empty"));
+                }
+                present.extend(pick.iter().copied());
+                Change::Join(pick)
+            }
+            1 if present.len() > 1 => {
+                let mut list: Vec<usize> = present.iter().copied().collect();
+                list.shuffle(rng);
+                list.truncate(rng.gen_range(1..present.len()));
+                for g in &list {
+                    present.remove(g);
+                }
+                Change::Leave(list)
+            }
+            _ => {
+                let list: Vec<usize> = present.iter().copied().collect();
+                Change::Move {
+                    shard: rng.gen_range(0..nodes::shardkv::NSHARDS),
+                    group: *list.choose(rng).expect("one present"),
+                }
+            }
+        };
+        changes.push((t, change));
+    }
+    changes
+}
+
+/// Who leads a group now, as its tester sees it (a live server believing it leads), if any.
+type LeaderView = Box<dyn Fn() -> Option<NodeId>>;
+
+/// Resolves the swarm's roles: `leader@<gid>` / `leader@ctrler` (a live server that believes
+/// it leads), `down@<gid>` (a crashed server of the group, drawn), `any`.
+fn resolver(
+    groups: Vec<(u64, Vec<NodeId>, LeaderView)>,
+    ctrler_leader: LeaderView,
+    all: Vec<NodeId>,
+) -> impl Fn(&str) -> Option<NodeId> {
+    let rng = RefCell::new(sim::rng("shardkv-fault-resolve"));
+    move |role: &str| {
+        if role == "any" {
+            return Some(all[rng.borrow_mut().gen_range(0..all.len())]);
+        }
+        let (what, whom) = role.split_once('@')?;
+        if whom == "ctrler" {
+            return (what == "leader").then(&ctrler_leader).flatten();
+        }
+        let gid: u64 = whom.parse().ok()?;
+        let (_, servers, leader) = groups.iter().find(|(g, _, _)| *g == gid)?;
+        match what {
+            "leader" => leader(),
+            "down" => {
+                let down: Vec<NodeId> = servers.iter().copied().filter(|&n| !sim::is_alive(n)).collect();
+                (!down.is_empty()).then(|| down[rng.borrow_mut().gen_range(0..down.len())])
+            }
+            _ => None,
+        }
+    }
+}
+
+async fn swarm(opts: Opts) -> Result<(), Failure> {
+    let mut rng = sim::rng(STREAM);
+    let k = Knobs::draw(&mut rng);
+    sim::describe(k.describe());
+    // Drawn whether or not a file replaces it, so every later draw is the same either way.
+    let drawn = draw_schedule(&k, &mut rng);
+    let schedule = match &opts.faults {
+        Some(file) => file.schedule.clone(),
+        None => drawn,
+    };
+    if let Some(recorder) = &opts.record_faults {
+        recorder.record(&schedule);
+    }
+    sim::describe(format!("fault schedule: {} events", schedule.events.len()));
+    let changes = draw_changes(&k, &mut rng);
+    sim::describe(format!("{} configuration changes", changes.len()));
+
+    let mut cfg = ShardCluster::<RaftEngine>::with_sizes(
+        "shardkv::swarm_4b",
+        &k.group_sizes,
+        3,
+        false,
+        k.maxraftstate,
+        opts.bug.as_deref(),
+    );
+    let all: Vec<NodeId> =
+        cfg.ctrler.servers.iter().copied().chain(cfg.groups.iter().flat_map(|g| g.servers.iter().copied())).collect();
+    let groups: Vec<(u64, Vec<NodeId>, LeaderView)> = (0..cfg.groups.len())
+        .map(|gi| {
+            let view: LeaderView = Box::new(cfg.leader_view(gi));
+            (cfg.groups[gi].gid, cfg.groups[gi].servers.clone(), view)
+        })
+        .collect();
+    let ctrler_view = cfg.ctrler.leader_view();
+    let ctrler_servers = cfg.ctrler.servers.clone();
+    let ctrler_leader: LeaderView = Box::new(move || ctrler_view().map(|i| ctrler_servers[i]));
+    let stop = Rc::new(Cell::new(false));
+    play_schedule(schedule, all.clone(), resolver(groups, ctrler_leader, all.clone()), stop.clone(), k.safety_ms);
+
+    // The first join, before any clerk starts.
+    let keys: Vec<String> = (0..k.keys).map(|i| i.to_string()).collect();
+    let (_, Change::Join(first)) = &changes[0] else { unreachable!("the first change is a join") };
+    cfg.joinm(first).await?;
+
+    // The clerks: random operations on random keys until told to stop.
+    let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; k.clerks]));
+    let finished = Rc::new(Cell::new(0usize));
+    let clerks_stop = Rc::new(Cell::new(false));
+    for cli in 0..k.clerks {
+        let mut ck = cfg.make_client();
+        ck.cli = cli as u64;
+        let (stop, completed, finished, keys) =
+            (clerks_stop.clone(), completed.clone(), finished.clone(), keys.clone());
+        let mut rng = sim::rng(&format!("shardkv-swarm-client-{cli}"));
+        sim::spawn(async move {
+            let mut j = 0;
+            while !stop.get() {
+                let key = &keys[rng.gen_range(0..keys.len())];
+                let value = format!("x {cli} {j} y");
+                match rng.gen_range(0..100) {
+                    0..=44 => ck.append(key, &value).await,
+                    45..=54 => ck.put(key, &value).await,
+                    _ => {
+                        ck.get(key).await;
+                    }
+                }
+                j += 1;
+                completed.borrow_mut()[cli] += 1;
+            }
+            finished.set(finished.get() + 1);
+        });
+    }
+
+    // The configuration changes, at their drawn times, during the safety phase.
+    for (at_ms, change) in changes.into_iter().skip(1) {
+        sim::sleep_until(Duration::from_millis(at_ms)).await;
+        match change {
+            Change::Join(gs) => cfg.joinm(&gs).await?,
+            Change::Leave(gs) => cfg.leavem(&gs).await?,
+            Change::Move { shard, group } => {
+                let gid = cfg.groups[group].gid;
+                sim::note(sim::NoteCode::ShardMove, shard as u64, || format!("tester: move shard {shard} to {gid}"));
+                let out = cfg.mck.move_shard(shard, gid).await;
+                if out != nodes::shardctrler::CtrlerOut::Ok {
+                    return Err(Failure::safety(
+                        "shardkv::tester",
+                        format!("the controller answered a move with {out:?}"),
+                    ));
+                }
+            }
+        }
+    }
+    sim::sleep_until(Duration::from_millis(k.safety_ms)).await;
+
+    // Liveness: every fault stops and every server restarts.
+    stop.set(true);
+    stop_faults(&all, NET);
+    for &n in &all {
+        if !sim::is_alive(n) {
+            sim::restart(n);
+        }
+    }
+    let t0 = sim::now();
+    let at_stop = completed.borrow().clone();
+    // Every key read and written by a fresh clerk.
+    let mut probe: ShardKvClerk = cfg.make_client();
+    probe.cli = k.clerks as u64;
+    let probed = Rc::new(Cell::new(0usize));
+    {
+        let (probed, keys) = (probed.clone(), keys.clone());
+        sim::spawn(async move {
+            for key in &keys {
+                probe.get(key).await;
+                probe.append(key, "z").await;
+                probed.set(probed.get() + 1);
+            }
+        });
+    }
+    loop {
+        let behind: Vec<usize> = (0..k.clerks).filter(|&c| completed.borrow()[c] < at_stop[c] + 2).collect();
+        if behind.is_empty() && probed.get() == keys.len() {
+            break;
+        }
+        if sim::now() - t0 > LIVENESS_BOUND {
+            let mut what: BTreeMap<&str, String> = BTreeMap::new();
+            if !behind.is_empty() {
+                what.insert(
+                    "clerks",
+                    format!("{} of {} clerks made no progress (first: c{})", behind.len(), k.clerks, behind[0]),
+                );
+            }
+            if probed.get() < keys.len() {
+                what.insert("keys", format!("key {:?} was not read and written", keys[probed.get()]));
+            }
+            return Err(Failure::liveness(
+                "shardkv::swarm-liveness",
+                format!(
+                    "within {}s after every fault stopped: {}",
+                    LIVENESS_BOUND.as_secs(),
+                    what.values().cloned().collect::<Vec<_>>().join("; ")
+                ),
+            ));
+        }
+        sim::sleep(Duration::from_millis(10)).await;
+    }
+    sim::describe(format!(
+        "liveness: every clerk and key progressed {:.1}s after faults stopped",
+        (sim::now() - t0).as_secs_f64()
+    ));
+    clerks_stop.set(true);
+    while finished.get() < k.clerks {
+        sim::sleep(Duration::from_millis(10)).await;
+    }
+    cfg.checklogs()?;
+    cfg.finish()
+}

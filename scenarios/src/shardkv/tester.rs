@@ -1,0 +1,378 @@
+//! The sharded key/value tester: a port of the course's `shardkv/config.go` onto the
+//! simulated world, generic over the replication engine, with every clerk call recorded in a
+//! history that the linearizability checker judges at the end of every scenario.
+//!
+//! As the course's: 3 controller servers (never shut down or partitioned) and 3 replica groups,
+//! gids 100, 101, 102, of 3 servers each; servers named `s<gid>-<i>` (the course's
+//! `server-<gid>-<i>`) and resolved by name (`make_end`); a reliable or an unreliable network
+//! without long delays; no partitions. Beyond the course: the kvraft testers' 0–1 ms per
+//! message and 0.3–0.7 ms of server time per message; every configuration and every change of
+//! a group's shards judged as it happens ([`ShardJudge`]: configuration agreement, balance and
+//! minimal transfer, single owner, serve after arrival, whole handoffs, configurations in
+//! order), every Raft step of every group and of the controller checked for safety.
+
+use crate::engine::{engine_bug, TestEngine};
+use crate::kvraft::tester::{check_history, NET};
+use crate::raft::observer::SafetyObserver;
+use crate::shardctrler::tester::CtrlerCluster;
+use crate::shards::ShardJudge;
+use checkers::models::kv::{KvInput, KvOutput};
+use cores::kv::{KvOp, KvResult};
+use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle};
+use nodes::shardctrler::{Config, CtrlerClerk, CtrlerOut};
+use nodes::shardkv::{GroupObserver, GroupServer, GroupSetup, MakeEnd, ShardClerk, ShardKvBugs};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sim::history::Recorder;
+use sim::{net, Failure, NetConfig, NodeCtx, NodeId};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// The course's groups: gids 100, 101, 102.
+pub const GIDS: [u64; 3] = [100, 101, 102];
+/// Servers per group and controller servers, as the course's `make_config(t, 3, …)`.
+pub const SERVERS: usize = 3;
+
+/// One replica group: its gid, its servers' nodes and names.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub gid: u64,
+    pub servers: Vec<NodeId>,
+    pub names: Vec<String>,
+}
+
+/// Planted bugs of the shardkv family: the group's or the engine's.
+fn split_bug<E: TestEngine>(bug: Option<&str>) -> (ShardKvBugs, Option<&str>) {
+    let group = bug.and_then(ShardKvBugs::from_name).unwrap_or_default();
+    (group, engine_bug::<E>(bug))
+}
+
+/// The controller, the groups, the tester's controller clerk and the recorded history.
+pub struct ShardCluster<E: TestEngine> {
+    name: &'static str,
+    pub ctrler: CtrlerCluster<E>,
+    /// The tester's own controller clerk (the course's `mck`).
+    pub mck: CtrlerClerk,
+    pub groups: Vec<Group>,
+    pub maxraftstate: Option<usize>,
+    make_end: MakeEnd,
+    pub judge: Rc<RefCell<ShardJudge>>,
+    pub history: Recorder<KvInput, KvOutput>,
+    pub rng: ChaCha8Rng,
+    next_clerk: u64,
+    /// The live instance of each group server, by node.
+    handles: GroupHandles<E>,
+}
+
+type GroupHandles<E> = Rc<RefCell<BTreeMap<NodeId, <E as Engine>::Handle<GroupServer>>>>;
+
+impl<E: TestEngine> ShardCluster<E> {
+    /// `make_config(t, 3, unreliable, maxraftstate)` with `groups` replica groups (the course
+    /// has 3); `maxraftstate` < 0 means never snapshot. `bug` is a planted bug of the groups or
+    /// of the engine (every Raft instance gets the engine's).
+    pub fn new(name: &'static str, groups: usize, unreliable: bool, maxraftstate: i64, bug: Option<&str>) -> Self {
+        Self::with_sizes(name, &vec![SERVERS; groups], SERVERS, unreliable, maxraftstate, bug)
+    }
+
+    /// As [`ShardCluster::new`], with `sizes[g]` servers in group `g` (gids 100, 101, …) and
+    /// `ctrlers` controller servers.
+    pub fn with_sizes(
+        name: &'static str,
+        sizes: &[usize],
+        ctrlers: usize,
+        unreliable: bool,
+        maxraftstate: i64,
+        bug: Option<&str>,
+    ) -> Self {
+        let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
+        let (group_bugs, raft_bug) = split_bug::<E>(bug);
+        net::set_config(NetConfig { reliable: !unreliable, ..NET });
+        let judge = Rc::new(RefCell::new(ShardJudge::new()));
+        let mut ctrler = CtrlerCluster::<E>::start(ctrlers, E::config(ctrlers, raft_bug), judge.clone());
+        // Every group's nodes and names first, so every server can resolve every name.
+        let mut next = sim::node_count();
+        let groups: Vec<Group> = sizes
+            .iter()
+            .enumerate()
+            .map(|(g, &n)| {
+                let gid = 100 + g as u64;
+                let servers: Vec<NodeId> = (0..n as u16).map(|i| NodeId(next + i)).collect();
+                next += n as u16;
+                Group { gid, servers, names: (0..n).map(|i| format!("s{gid}-{i}")).collect() }
+            })
+            .collect();
+        let ends: BTreeMap<String, NodeId> =
+            groups.iter().flat_map(|g| g.names.iter().cloned().zip(g.servers.iter().copied())).collect();
+        let make_end: MakeEnd =
+            Rc::new(move |name: &str| *ends.get(name).unwrap_or_else(|| panic!("no server is called {name}")));
+        let handles: GroupHandles<E> = Rc::new(RefCell::new(BTreeMap::new()));
+        for g in &groups {
+            let n = g.servers.len();
+            let safety = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
+            for i in 0..n {
+                let obs: Rc<RefCell<dyn Observer>> = safety.clone();
+                let group_obs: Rc<RefCell<dyn GroupObserver>> = judge.clone();
+                let setup = GroupSetup {
+                    gid: g.gid,
+                    replica: i,
+                    ctrlers: ctrler.servers.clone(),
+                    make_end: make_end.clone(),
+                    maxraftstate,
+                    bugs: group_bugs,
+                    observer: Some(group_obs),
+                };
+                let spec = NodeSpec {
+                    me: i,
+                    peers: g.servers.clone(),
+                    config: E::config(n, raft_bug),
+                    observer: Some(obs),
+                    make_service: Rc::new(move |ctx: NodeCtx| GroupServer::new(ctx, setup.clone())),
+                    on_start: {
+                        let (handles, node) = (handles.clone(), g.servers[i]);
+                        Rc::new(move |h| {
+                            handles.borrow_mut().insert(node, h);
+                        })
+                    },
+                };
+                let id = E::spawn(&g.names[i], spec);
+                assert_eq!(id, g.servers[i], "servers get consecutive node ids");
+            }
+        }
+        let mck = ctrler.make_client();
+        ShardCluster {
+            name,
+            ctrler,
+            mck,
+            groups,
+            maxraftstate,
+            make_end,
+            judge,
+            history: Recorder::new(),
+            rng: sim::rng("shardkv-tester"),
+            next_clerk: 0,
+            handles,
+        }
+    }
+
+    /// A function telling which live server of group `gi` believes it leads (for fault
+    /// schedules).
+    pub fn leader_view(&self, gi: usize) -> impl Fn() -> Option<NodeId> + 'static {
+        let (handles, servers) = (self.handles.clone(), self.groups[gi].servers.clone());
+        move || {
+            let handles = handles.borrow();
+            servers.iter().copied().find(|&n| sim::is_alive(n) && handles.get(&n).is_some_and(|h| h.get_state().1))
+        }
+    }
+
+    /// `makeClient()`: a clerk with a controller clerk of its own, on an endpoint of its own.
+    pub fn make_client(&mut self) -> ShardKvClerk {
+        let id = self.next_clerk;
+        self.next_clerk += 1;
+        let ctx = sim::client(&format!("c{id}"));
+        let ctrler = self.ctrler.make_client_on(ctx);
+        self.make_client_with(ctx, ctrler, id)
+    }
+
+    /// A clerk that asks `ctrler` for configurations (the course's second controller service
+    /// in TestRejection).
+    pub fn make_client_with(&mut self, ctx: NodeCtx, ctrler: CtrlerClerk, cli: u64) -> ShardKvClerk {
+        ShardKvClerk {
+            clerk: ShardClerk::new(ctx, ctrler, self.make_end.clone(), self.rng.gen()),
+            history: self.history.clone(),
+            cli,
+        }
+    }
+
+    /// A Join argument for the groups at positions `gis`.
+    pub fn join_args(&self, gis: &[usize]) -> BTreeMap<u64, Vec<String>> {
+        gis.iter().map(|&gi| (self.groups[gi].gid, self.groups[gi].names.clone())).collect()
+    }
+
+    /// `join(gi)`.
+    pub async fn join(&mut self, gi: usize) -> Result<(), Failure> {
+        self.joinm(&[gi]).await
+    }
+
+    /// `joinm(gis)`: one Join of several groups.
+    pub async fn joinm(&mut self, gis: &[usize]) -> Result<(), Failure> {
+        let args = self.join_args(gis);
+        sim::note(sim::NoteCode::ShardJoin, gis.len() as u64, || {
+            format!("tester: join {:?}", args.keys().collect::<Vec<_>>())
+        });
+        expect_ok(self.mck.join(args).await, "join")
+    }
+
+    /// `leave(gi)`.
+    pub async fn leave(&mut self, gi: usize) -> Result<(), Failure> {
+        self.leavem(&[gi]).await
+    }
+
+    /// `leavem(gis)`: one Leave of several groups.
+    pub async fn leavem(&mut self, gis: &[usize]) -> Result<(), Failure> {
+        let gids = gis.iter().map(|&gi| self.groups[gi].gid).collect();
+        sim::note(sim::NoteCode::ShardLeave, gis.len() as u64, || format!("tester: leave {gids:?}"));
+        expect_ok(self.mck.leave(gids).await, "leave")
+    }
+
+    /// `ShutdownServer(gi, i)`: only what it persisted survives.
+    pub fn shutdown_server(&self, gi: usize, i: usize) {
+        let node = self.groups[gi].servers[i];
+        if sim::is_alive(node) {
+            sim::crash(node);
+        }
+    }
+
+    /// `StartServer(gi, i)`: a fresh instance from its persisted state and snapshot.
+    pub fn start_server(&self, gi: usize, i: usize) {
+        let node = self.groups[gi].servers[i];
+        if !sim::is_alive(node) {
+            sim::restart(node);
+        }
+    }
+
+    /// `ShutdownGroup(gi)`.
+    pub fn shutdown_group(&self, gi: usize) {
+        for i in 0..self.groups[gi].servers.len() {
+            self.shutdown_server(gi, i);
+        }
+    }
+
+    /// `StartGroup(gi)`.
+    pub fn start_group(&self, gi: usize) {
+        for i in 0..self.groups[gi].servers.len() {
+            self.start_server(gi, i);
+        }
+    }
+
+    /// `checklogs()`: every server of every group, shut down or not: persisted Raft state at
+    /// most 8 × maxraftstate, or no snapshot at all when maxraftstate < 0.
+    pub fn checklogs(&self) -> Result<(), Failure> {
+        for g in &self.groups {
+            for (i, &node) in g.servers.iter().enumerate() {
+                let p = sim::persisted(node);
+                match self.maxraftstate {
+                    Some(max) if p.state.len() > 8 * max => {
+                        return Err(Failure::safety(
+                            "shardkv::log-size",
+                            format!(
+                                "group {} server {i}: persisted Raft state {} bytes, but maxraftstate {max}",
+                                g.gid,
+                                p.state.len()
+                            ),
+                        ))
+                    }
+                    None if !p.snapshot.is_empty() => {
+                        return Err(Failure::safety(
+                            "shardkv::snapshot-size",
+                            format!("group {} server {i}: maxraftstate is -1, but the snapshot is non-empty", g.gid),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Σ over every group server of persisted Raft state + snapshot (TestChallenge1Delete).
+    pub fn total_persisted(&self) -> usize {
+        self.groups
+            .iter()
+            .flat_map(|g| g.servers.iter())
+            .map(|&n| {
+                let p = sim::persisted(n);
+                p.state.len() + p.snapshot.len()
+            })
+            .sum()
+    }
+
+    /// The latest configuration, through the tester's controller clerk.
+    pub async fn query(&mut self) -> Config {
+        self.mck.query(None).await
+    }
+
+    /// A random string of `n` letters and digits (the course's `randstring`).
+    pub fn randstring(&mut self, n: usize) -> String {
+        (&mut self.rng).sample_iter(&Alphanumeric).take(n).map(char::from).collect()
+    }
+
+    /// The end of every scenario: the run's Join/Leave transfer figures, and the whole
+    /// history judged for linearizability.
+    pub fn finish(&self) -> Result<(), Failure> {
+        self.judge.borrow().describe();
+        check_history(self.name, &self.history)
+    }
+}
+
+fn expect_ok(out: CtrlerOut, what: &str) -> Result<(), Failure> {
+    match out {
+        CtrlerOut::Ok => Ok(()),
+        other => Err(Failure::safety("shardkv::tester", format!("the controller answered a {what} with {other:?}"))),
+    }
+}
+
+/// A sharded clerk whose calls are recorded in the cluster's history.
+pub struct ShardKvClerk {
+    pub clerk: ShardClerk,
+    history: Recorder<KvInput, KvOutput>,
+    /// The history's client id for this clerk's calls.
+    pub cli: u64,
+}
+
+impl ShardKvClerk {
+    /// Get, recorded.
+    pub async fn get(&mut self, key: &str) -> String {
+        let op = self.history.call(self.cli, KvInput::get(key));
+        let v = match self.clerk.call(KvOp::Get { key: key.into() }).await {
+            KvResult::Value(v) => v,
+            other => panic!("a Get answered {other:?}"),
+        };
+        self.history.ret(op, KvOutput::value(v.clone()));
+        v
+    }
+
+    /// Put, recorded with what it replaced.
+    pub async fn put(&mut self, key: &str, value: &str) {
+        let op = self.history.call(self.cli, KvInput::put(key, value));
+        let r = self.clerk.call(KvOp::Put { key: key.into(), value: value.into() }).await;
+        self.history.ret(op, written(r));
+    }
+
+    /// Append, recorded with what it extended.
+    pub async fn append(&mut self, key: &str, value: &str) {
+        let op = self.history.call(self.cli, KvInput::append(key, value));
+        let r = self.clerk.call(KvOp::Append { key: key.into(), value: value.into() }).await;
+        self.history.ret(op, written(r));
+    }
+}
+
+fn written(r: KvResult) -> KvOutput {
+    match r {
+        KvResult::Wrote { prev_len, prev_digest } => KvOutput::Wrote { prev_len, prev_digest },
+        KvResult::Value(v) => panic!("a write answered a value {v:?}"),
+    }
+}
+
+/// The course's `check(t, ck, key, value)`: a Get must return exactly `value`.
+pub async fn check(ck: &mut ShardKvClerk, key: &str, value: &str) -> Result<(), Failure> {
+    let v = ck.get(key).await;
+    if v != value {
+        return Err(Failure::safety(
+            "shardkv::get",
+            format!(
+                "Get({key:?}): expected {} bytes {:?}…, received {} bytes {:?}…",
+                value.len(),
+                head(value),
+                v.len(),
+                head(&v)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn head(s: &str) -> &str {
+    &s[..s.len().min(24)]
+}
