@@ -209,7 +209,7 @@ fn describe<M: Model>(w: &mut String, model: &M, history: &History<M::Input, M::
                 let _ =
                     writeln!(w, "; the longest linearizable prefix has {longest} of its {} operations", part.ops.len());
                 if let Some(prefix) = e.prefixes.first() {
-                    let states = replay(model, ops, &prefix.order).expect("a partial linearization replays");
+                    let states = replay(model, history, &prefix.order).expect("a partial linearization replays");
                     let state = states.last().cloned().unwrap_or_else(|| model.init());
                     let _ = writeln!(w, "state after that prefix: {}", shorten(&model.describe_state(&state), 120));
                 }

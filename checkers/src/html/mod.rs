@@ -358,7 +358,7 @@ fn page_data<M: Model>(
                 continue;
             }
             steps_left -= drawn;
-            let states = replay(model, ops, order).expect("the checker's linearizations replay");
+            let states = replay(model, history, order).expect("the checker's linearizations replay");
             let mut x = f64::MIN;
             let mut steps = Vec::with_capacity(drawn);
             for (&i, state) in order.iter().zip(&states) {
@@ -453,6 +453,9 @@ fn page_data<M: Model>(
             notes.push(format!("The step budget ({}) ran out before a verdict.", result.budget))
         }
         Some(UnknownReason::Stopped) => notes.push("The check was stopped before a verdict.".into()),
+        Some(UnknownReason::ClientOrderAcrossPartitions) => notes.push(
+            "Every partition is linearizable on its own, but their witnesses could not be merged in an order that keeps each client's order.".into(),
+        ),
         None => {}
     }
     let unfinished = result.partitions.iter().filter(|p| matches!(p.outcome, PartitionOutcome::Unfinished)).count();

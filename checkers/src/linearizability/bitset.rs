@@ -42,6 +42,12 @@ impl Bitset {
         self.hash ^= key(i);
     }
 
+    /// True when `i` is a member.
+    #[inline]
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
     /// The hash of the members (equal sets have equal hashes).
     #[inline]
     pub(crate) fn hash(&self) -> u64 {

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::history::{History, Operation, Time};
+use super::history::{ClientId, History, Operation, Time};
 use super::model::Model;
 use super::search::{Progress, Search, SearchStats};
 
@@ -80,6 +80,13 @@ pub enum UnknownReason {
     BudgetExhausted,
     /// The caller's stop function said to stop (e.g. a wall-clock timeout).
     Stopped,
+    /// Every partition is linearizable on its own, but the witnesses found cannot be
+    /// merged into one order that keeps each sequential client's order: a client's
+    /// operations on different partitions that return and call at the same instant tie
+    /// the partitions together (real-time order alone never does; see
+    /// [`History::with_sequential_clients`]). Deciding it needs a model that does not
+    /// partition the history.
+    ClientOrderAcrossPartitions,
 }
 
 /// A linearizable prefix of a refuted partition, and where it gets stuck.
@@ -193,32 +200,84 @@ impl CheckResult {
     }
 
     /// For a linearizable history: one order of all its operations that is consistent
-    /// with real time and, restricted to each partition, is that partition's witness.
-    ///
-    /// Each operation is given a linearization point, the latest call among it and the
-    /// operations before it in its partition's witness; the points are non-decreasing
-    /// along a witness, lie within each operation's interval (a later operation of the
-    /// witness cannot have returned before an earlier one was called), and so sorting by
-    /// them merges the partitions without breaking real time.
+    /// with real time (and each sequential client's order) and, restricted to each
+    /// partition, is that partition's witness. See [`merge_witnesses`].
     pub fn witness<I, O>(&self, history: &History<I, O>) -> Option<Vec<usize>> {
         if !self.is_linearizable() {
             return None;
         }
-        let ops = history.ops();
-        let mut keyed: Vec<(Time, usize, usize, usize)> = Vec::with_capacity(ops.len());
-        for (p, report) in self.partitions.iter().enumerate() {
-            let PartitionOutcome::Linearizable { order } = &report.outcome else {
-                unreachable!("a linearizable verdict has only linearizable partitions");
-            };
-            let mut point = 0;
-            for (k, &op) in order.iter().enumerate() {
-                point = point.max(ops[op].call);
-                keyed.push((point, p, k, op));
-            }
-        }
-        keyed.sort_unstable();
-        Some(keyed.into_iter().map(|(_, _, _, op)| op).collect())
+        let orders: Vec<&[usize]> = self
+            .partitions
+            .iter()
+            .map(|report| match &report.outcome {
+                PartitionOutcome::Linearizable { order } => order.as_slice(),
+                _ => unreachable!("a linearizable verdict has only linearizable partitions"),
+            })
+            .collect();
+        merge_witnesses(history, &orders)
     }
+}
+
+/// Merges per-partition witnesses into one order of the whole history that keeps each
+/// partition's order, real time and, when the history declares them, its clients' orders;
+/// `None` when the clients' orders tie the partitions into a cycle.
+///
+/// Each operation is given a linearization point, the latest call among it and the
+/// operations before it in its partition's witness; the points are non-decreasing along a
+/// witness and lie within each operation's interval (a later operation of a witness cannot
+/// have returned before an earlier one was called). Repeatedly taking, among the partitions'
+/// next operations whose client predecessor is already placed, one with the smallest point
+/// never places an operation after one that returned before it was called: a waiting
+/// operation's predecessor, and that predecessor's partition's next operation, have points
+/// no greater than its own. Without sequential clients nothing waits, and this is a plain
+/// merge by points (linearizability's locality).
+pub fn merge_witnesses<I, O>(history: &History<I, O>, orders: &[&[usize]]) -> Option<Vec<usize>> {
+    use std::cmp::Reverse;
+    let ops = history.ops();
+    let mut point = vec![0; ops.len()];
+    for order in orders {
+        let mut p = 0;
+        for &op in order.iter() {
+            p = p.max(ops[op].call);
+            point[op] = p;
+        }
+    }
+    let total: usize = orders.iter().map(|o| o.len()).sum();
+    let mut merged = Vec::with_capacity(total);
+    let mut placed = vec![false; ops.len()];
+    let mut next = vec![0usize; orders.len()];
+    let mut ready: std::collections::BinaryHeap<Reverse<(Time, usize)>> = Default::default();
+    // Per operation: the partitions whose next operation waits for it to be placed.
+    let mut waiting: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    let offer = |p: usize,
+                 next: &[usize],
+                 placed: &[bool],
+                 ready: &mut std::collections::BinaryHeap<Reverse<(Time, usize)>>,
+                 waiting: &mut std::collections::BTreeMap<usize, Vec<usize>>| {
+        let Some(&op) = orders[p].get(next[p]) else { return };
+        match history.client_predecessor(op) {
+            Some(before) if !placed[before] => waiting.entry(before).or_default().push(p),
+            _ => ready.push(Reverse((point[op], p))),
+        }
+    };
+    for p in 0..orders.len() {
+        offer(p, &next, &placed, &mut ready, &mut waiting);
+    }
+    while let Some(Reverse((_, p))) = ready.pop() {
+        let op = orders[p][next[p]];
+        placed[op] = true;
+        merged.push(op);
+        next[p] += 1;
+        offer(p, &next, &placed, &mut ready, &mut waiting);
+        for q in waiting.remove(&op).unwrap_or_default() {
+            offer(q, &next, &placed, &mut ready, &mut waiting);
+        }
+    }
+    if merged.len() < total {
+        return None;
+    }
+    debug_assert_eq!(check_order(history, &merged), Ok(()), "a merged witness keeps every order");
+    Some(merged)
 }
 
 /// Why an order does not replay.
@@ -232,6 +291,9 @@ pub enum ReplayError {
     RealTime { pos: usize },
     /// The model rejects the operation at `pos`.
     Illegal { pos: usize },
+    /// The operation at `pos` returned, and its sequential client called an operation
+    /// already placed after it.
+    ClientOrder { pos: usize },
 }
 
 impl fmt::Display for ReplayError {
@@ -243,6 +305,9 @@ impl fmt::Display for ReplayError {
             ReplayError::Illegal { pos } => {
                 write!(f, "position {pos}: the model rejects the operation")
             }
+            ReplayError::ClientOrder { pos } => {
+                write!(f, "position {pos}: breaks its client's order")
+            }
         }
     }
 }
@@ -250,17 +315,34 @@ impl fmt::Display for ReplayError {
 impl std::error::Error for ReplayError {}
 
 /// Replays `order` (operation indices, a prefix or a whole linearization of one partition)
-/// through the model from its initial state, checking real-time order too. Returns the
-/// state after each step.
+/// through the model from its initial state, checking real-time order (and each sequential
+/// client's order) among the operations it names too. Returns the state after each step.
 pub fn replay<M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     order: &[usize],
 ) -> Result<Vec<M::State>, ReplayError> {
-    let mut placed = vec![false; ops.len()];
-    let mut latest_call: Time = 0;
+    check_order(history, order)?;
+    let ops = history.ops();
     let mut state = model.init();
     let mut states = Vec::with_capacity(order.len());
+    for (pos, &i) in order.iter().enumerate() {
+        let op = &ops[i];
+        state = model.step(&state, &op.input, op.output.as_ref()).ok_or(ReplayError::Illegal { pos })?;
+        states.push(state.clone());
+    }
+    Ok(states)
+}
+
+/// Checks that `order` names distinct operations of `history` and places none of them
+/// after an operation it must precede (real time; a sequential client's order).
+fn check_order<I, O>(history: &History<I, O>, order: &[usize]) -> Result<(), ReplayError> {
+    let ops = history.ops();
+    let ranks = history.client_ranks();
+    let mut placed = vec![false; ops.len()];
+    let mut latest_call: Time = 0;
+    // Sequential clients: the latest position in its client's order placed so far.
+    let mut latest_rank: std::collections::BTreeMap<ClientId, u32> = Default::default();
     for (pos, &i) in order.iter().enumerate() {
         let op = ops.get(i).ok_or(ReplayError::BadIndex { pos })?;
         if std::mem::replace(&mut placed[i], true) {
@@ -270,10 +352,15 @@ pub fn replay<M: Model>(
         if op.ret.is_some_and(|ret| ret < latest_call) {
             return Err(ReplayError::RealTime { pos });
         }
-        state = model.step(&state, &op.input, op.output.as_ref()).ok_or(ReplayError::Illegal { pos })?;
-        states.push(state.clone());
+        if !ranks.is_empty() {
+            let latest = latest_rank.entry(op.client).or_insert(ranks[i]);
+            if op.ret.is_some() && *latest > ranks[i] {
+                return Err(ReplayError::ClientOrder { pos });
+            }
+            *latest = (*latest).max(ranks[i]);
+        }
     }
-    Ok(states)
+    Ok(())
 }
 
 /// The model's partitions, checked to name every operation once, each sorted ascending;
@@ -315,7 +402,7 @@ pub fn check_until<M: Model>(
     let parts = partitions(model, history);
     let mut reports: Vec<PartitionReport> = parts.iter().map(|p| unfinished_report(model, ops, p)).collect();
     let mut searches: Vec<Option<Search<'_, M>>> =
-        parts.iter().map(|p| Some(Search::new(model, ops, p, options.explain))).collect();
+        parts.iter().map(|p| Some(Search::new(model, history, p, options.explain))).collect();
     let mut active: Vec<usize> = (0..parts.len()).collect();
     let mut remaining = options.budget;
     let mut refuted = false;
@@ -336,7 +423,7 @@ pub fn check_until<M: Model>(
             let before = search.steps();
             let progress = search.run(share);
             remaining -= search.steps() - before;
-            record(model, ops, &mut reports[p], &mut searches[p], progress, &parts[p]);
+            record(model, history, &mut reports[p], &mut searches[p], progress, &parts[p]);
             match progress {
                 Progress::Paused => still.push(p),
                 Progress::Linearizable => {}
@@ -349,7 +436,7 @@ pub fn check_until<M: Model>(
         active = still;
     }
     drop(searches);
-    finish(reports, options, refuted, reason)
+    finish(history, reports, options, refuted, reason)
 }
 
 /// As [`check_until`], with the partitions spread over `threads` OS threads (each
@@ -384,7 +471,7 @@ where
         let mut mine: Vec<(usize, PartitionReport, Option<Search<'_, M>>)> = (w..parts_ref.len())
             .step_by(threads)
             .map(|p| {
-                let search = Search::new(model, ops, &parts_ref[p], options.explain);
+                let search = Search::new(model, history, &parts_ref[p], options.explain);
                 (p, unfinished_report(model, ops, &parts_ref[p]), Some(search))
             })
             .collect();
@@ -415,7 +502,7 @@ where
                 let progress = search.run(grant);
                 let used = search.steps() - before;
                 remaining.fetch_add(grant - used, Ordering::Relaxed);
-                record(model, ops, report, slot, progress, &parts_ref[*p]);
+                record(model, history, report, slot, progress, &parts_ref[*p]);
                 match progress {
                     Progress::Paused | Progress::Linearizable => {}
                     Progress::Refuted => {
@@ -451,7 +538,7 @@ where
     } else {
         Some(UnknownReason::Stopped)
     };
-    finish(reports, options, refuted, reason)
+    finish(history, reports, options, refuted, reason)
 }
 
 fn unfinished_report<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], part: &[usize]) -> PartitionReport {
@@ -468,7 +555,7 @@ fn unfinished_report<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]
 /// memory; a refuted one first gives up its partial linearizations.
 fn record<'h, M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     report: &mut PartitionReport,
     slot: &mut Option<Search<'h, M>>,
     progress: Progress,
@@ -486,26 +573,40 @@ fn record<'h, M: Model>(
         }
         Progress::Refuted => {
             let search = slot.take().expect("a running partition has a search");
-            let explanation = search.tracks().then(|| explain(model, ops, part, search.partials()));
+            let explanation = search.tracks().then(|| explain(model, history, part, search.partials()));
             report.outcome = PartitionOutcome::NotLinearizable { explanation };
         }
     }
 }
 
-fn finish(
+fn finish<I, O>(
+    history: &History<I, O>,
     reports: Vec<PartitionReport>,
     options: &CheckOptions,
     refuted: bool,
-    reason: Option<UnknownReason>,
+    mut reason: Option<UnknownReason>,
 ) -> CheckResult {
     let steps = reports.iter().map(|r| r.steps).sum();
-    let verdict = if refuted {
+    let mut verdict = if refuted {
         Verdict::NotLinearizable
     } else if reports.iter().all(|r| matches!(r.outcome, PartitionOutcome::Linearizable { .. })) {
         Verdict::Linearizable
     } else {
         Verdict::Unknown
     };
+    if verdict == Verdict::Linearizable && history.sequential_clients() && reports.len() > 1 {
+        let orders: Vec<&[usize]> = reports
+            .iter()
+            .map(|r| match &r.outcome {
+                PartitionOutcome::Linearizable { order } => order.as_slice(),
+                _ => unreachable!("every partition is linearizable"),
+            })
+            .collect();
+        if merge_witnesses(history, &orders).is_none() {
+            verdict = Verdict::Unknown;
+            reason = Some(UnknownReason::ClientOrderAcrossPartitions);
+        }
+    }
     let unknown_reason =
         if verdict == Verdict::Unknown { Some(reason.expect("an unknown verdict has a reason")) } else { None };
     CheckResult { verdict, unknown_reason, steps, budget: options.budget, partitions: reports }
@@ -515,7 +616,7 @@ fn finish(
 /// operations block each of them.
 fn explain<M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     part: &[usize],
     (mut local_prefixes, per_op): (Vec<Vec<usize>>, Vec<Option<usize>>),
 ) -> Explanation {
@@ -528,7 +629,7 @@ fn explain<M: Model>(
         .into_iter()
         .map(|local| {
             let order: Vec<usize> = local.iter().map(|&i| part[i]).collect();
-            let blocked = blocked_after(model, ops, part, &order);
+            let blocked = blocked_after(model, history, part, &order);
             PartialLinearization { order, blocked }
         })
         .collect();
@@ -536,15 +637,17 @@ fn explain<M: Model>(
 }
 
 /// The operations of `part` that real time allows right after `order` (called no later
-/// than the earliest return among the rest), all of which the model must reject: were one
-/// accepted, the search would have recorded a longer prefix for every operation of `order`.
+/// than the earliest return among the rest, and not after an unplaced operation of `part`
+/// that returned, in a sequential client's order), all of which the model must reject: were one accepted,
+/// the search would have recorded a longer prefix for every operation of `order`.
 fn blocked_after<M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     part: &[usize],
     order: &[usize],
 ) -> Vec<usize> {
-    let states = replay(model, ops, order).expect("a recorded prefix replays");
+    let ops = history.ops();
+    let states = replay(model, history, order).expect("a recorded prefix replays");
     let state = states.last().cloned().unwrap_or_else(|| model.init());
     let mut placed = vec![false; ops.len()];
     for &i in order {
@@ -553,7 +656,18 @@ fn blocked_after<M: Model>(
     let rest: Vec<usize> = part.iter().copied().filter(|&i| !placed[i]).collect();
     assert!(!rest.is_empty(), "a refuted partition's prefix leaves operations out");
     let earliest_return = rest.iter().map(|&i| ops[i].ret.unwrap_or(Time::MAX)).min().unwrap_or(Time::MAX);
-    let blocked: Vec<usize> = rest.into_iter().filter(|&i| ops[i].call <= earliest_return).collect();
+    // Sequential clients: per client, the earliest (in its order) operation of the rest that
+    // returned; a later operation of that client must wait for it.
+    let ranks = history.client_ranks();
+    let mut first_waiting: std::collections::BTreeMap<ClientId, u32> = Default::default();
+    if !ranks.is_empty() {
+        for &i in rest.iter().filter(|&&i| ops[i].ret.is_some()) {
+            let rank = first_waiting.entry(ops[i].client).or_insert(ranks[i]);
+            *rank = (*rank).min(ranks[i]);
+        }
+    }
+    let ready = |i: usize| first_waiting.get(&ops[i].client).is_none_or(|&first| first >= ranks[i]);
+    let blocked: Vec<usize> = rest.into_iter().filter(|&i| ops[i].call <= earliest_return && ready(i)).collect();
     for &i in &blocked {
         assert!(
             model.step(&state, &ops[i].input, ops[i].output.as_ref()).is_none(),

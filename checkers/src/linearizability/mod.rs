@@ -2,7 +2,10 @@
 //!
 //! A [`History`] of operations (call and return times, or ordered call/return events) is
 //! checked against a [`Model`], a sequential specification, by the search of Wing & Gong
-//! with Lowe's memoization of visited (linearized set, state) configurations. Models may
+//! with Lowe's memoization of visited (linearized set, state) configurations. An operation
+//! may take effect only after every operation that returned before it was called, and,
+//! when the history declares its clients sequential, after its client's earlier operations
+//! that returned. Models may
 //! split a history into independent partitions (P-compositionality); partitions are
 //! searched interleaved, in a deterministic round-robin of step slices, and the first
 //! refutation ends the check. The verdict is [`Verdict::Linearizable`] with a witness
@@ -34,7 +37,7 @@ mod model;
 mod search;
 
 pub use check::{
-    check, check_parallel, check_until, partitions, replay, CheckOptions, CheckResult, Explanation,
+    check, check_parallel, check_until, merge_witnesses, partitions, replay, CheckOptions, CheckResult, Explanation,
     PartialLinearization, PartitionOutcome, PartitionReport, ReplayError, UnknownReason, Verdict, DEFAULT_BUDGET,
     DEFAULT_SLICE,
 };

@@ -15,7 +15,7 @@
 //! returns, so that the caller can interleave partitions deterministically.
 
 use super::bitset::Bitset;
-use super::history::Operation;
+use super::history::History;
 use super::memo::{MemoTable, StateArena};
 use super::model::Model;
 
@@ -53,6 +53,9 @@ pub(crate) struct Search<'h, M: Model> {
     code: Vec<u32>,
     /// Per operation: its return entry.
     ret_entry: Vec<u32>,
+    /// Per operation: an operation of this partition it may not precede (its client's
+    /// previous operation, when the history declares clients sequential), or `NONE`.
+    after: Vec<u32>,
     tail: u32,
     linearized: Bitset,
     states: StateArena<M::State>,
@@ -70,7 +73,8 @@ impl<'h, M: Model> Search<'h, M> {
     /// With `track`, it records for every operation the longest linearizable prefix
     /// containing it (Porcupine's partial linearizations), at a small cost per step and
     /// 8 bytes per configuration.
-    pub(crate) fn new(model: &'h M, ops: &'h [Operation<M::Input, M::Output>], part: &[usize], track: bool) -> Self {
+    pub(crate) fn new(model: &'h M, history: &'h History<M::Input, M::Output>, part: &[usize], track: bool) -> Self {
+        let ops = history.ops();
         let n = part.len();
         assert!(n < (1 << 30), "a partition of {n} operations is too large");
         // Sort key: pending returns after every timed event; at equal times calls first;
@@ -97,6 +101,29 @@ impl<'h, M: Model> Search<'h, M> {
         let next: Vec<u32> = (1..=len as u32).map(|k| k.min(tail)).collect();
         let prev: Vec<u32> = (0..len as u32).map(|k| k.saturating_sub(1)).collect();
         let words = n.div_ceil(64).max(1);
+        // Each operation waits for the latest earlier operation of its sequential client in
+        // this partition that returned (the client's order restricted to the partition);
+        // the order between partitions is the caller's concern (see `merge_witnesses`).
+        let mut after = vec![NONE; n];
+        let ranks = history.client_ranks();
+        if !ranks.is_empty() {
+            let mut by_client: Vec<u32> = (0..n as u32).collect();
+            by_client.sort_unstable_by_key(|&i| (ops[part[i as usize]].client, ranks[part[i as usize]]));
+            let mut last: Option<(u64, u32)> = None;
+            for &i in &by_client {
+                let op = &ops[part[i as usize]];
+                if let Some((client, before)) = last {
+                    if client == op.client {
+                        after[i as usize] = before;
+                    } else {
+                        last = None;
+                    }
+                }
+                if op.ret.is_some() {
+                    last = Some((op.client, i));
+                }
+            }
+        }
         Search {
             model,
             inputs: part.iter().map(|&g| &ops[g].input).collect(),
@@ -105,6 +132,7 @@ impl<'h, M: Model> Search<'h, M> {
             prev,
             code,
             ret_entry,
+            after,
             tail,
             linearized: Bitset::new(n),
             states: StateArena::new(model.init()),
@@ -150,6 +178,12 @@ impl<'h, M: Model> Search<'h, M> {
             let mut backtrack = code & 1 == 1;
             if !backtrack {
                 let op = (code >> 1) as usize;
+                let after = self.after[op];
+                if after != NONE && !self.linearized.contains(after as usize) {
+                    // Its client's previous operation must take effect first.
+                    entry = self.next[entry as usize];
+                    continue;
+                }
                 let stepped = self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]);
                 if let Some(next_state) = stepped {
                     // A read-only operation legal now can be linearized now: if any completion
@@ -157,7 +191,8 @@ impl<'h, M: Model> Search<'h, M> {
                     // it is, and no remaining operation must precede it in real time, since
                     // its call comes before every remaining return). So it needs no
                     // alternatives — which stops concurrent reads of one value from making
-                    // the search try every subset of them.
+                    // the search try every subset of them. (Its client's previous operation
+                    // is already linearized, or it would not be tried.)
                     let eager = self.model.is_read_only(self.inputs[op]);
                     let id = self.states.intern(next_state, Some(self.state));
                     self.linearized.insert(op);
