@@ -243,11 +243,11 @@ impl KvCluster {
             Verdict::NotLinearizable => {
                 let annotations: Vec<Annotation> = sim::annotations()
                     .into_iter()
-                    .map(|a| Annotation {
-                        start: a.start_ns,
-                        end: a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns),
-                        label: a.label,
-                        row: a.node.map(sim::node_name),
+                    .map(|a| {
+                        // The history's times are event positions: place the band among them.
+                        let end_ns = a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns);
+                        let (start, end) = self.history.span(a.start_ns, end_ns);
+                        Annotation { start, end, label: a.label, row: a.node.map(sim::node_name) }
                     })
                     .collect();
                 let title = format!("{} seed {}", self.name, sim::seed());
