@@ -1,5 +1,6 @@
 //! The history page: its embedded data (always), and its drawing in a real headless
-//! browser (when Debian's `chromium` is installed).
+//! browser (when Debian's `chromium` is installed; `SIMLAB_REQUIRE_BROWSER=1` makes its
+//! absence a failure).
 
 mod common;
 
@@ -158,19 +159,25 @@ fn huge_histories_are_capped_around_the_failure_and_say_so() {
     assert!(page.len() < 400_000, "a capped page stays small: {} bytes", page.len());
 }
 
-/// `chromium`, if installed.
+/// `chromium`, if installed. `None` (after printing why) when absent, unless
+/// `SIMLAB_REQUIRE_BROWSER=1` (CI sets it): then absence fails the test.
 fn chromium() -> Option<PathBuf> {
     let path =
         std::env::var_os("SIMLAB_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
     if path.is_file() {
-        Some(path)
-    } else {
-        println!(
-            "SKIPPED: no headless browser at {} (apt-get install chromium, or set SIMLAB_CHROMIUM)",
-            path.display()
-        );
-        None
+        return Some(path);
     }
+    let required = std::env::var("SIMLAB_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SIMLAB_REQUIRE_BROWSER=1 but there is no headless browser at {} (apt-get install chromium, or set SIMLAB_CHROMIUM)",
+        path.display()
+    );
+    println!(
+        "SKIPPED: no headless browser at {} (apt-get install chromium, or set SIMLAB_CHROMIUM; SIMLAB_REQUIRE_BROWSER=1 makes this a failure)",
+        path.display()
+    );
+    None
 }
 
 /// The DOM of `page` after its script ran, as a headless browser dumps it.
