@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<(), Failure>>>>;
 
-/// Options of one run beyond (scenario, seed): a planted bug, a fault file.
+/// Options of one run beyond (scenario, seed): a planted bug, a fault file, files to
+/// write the client history to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Opts {
     /// A planted bug of the scenario's family, by name.
@@ -22,6 +23,10 @@ pub struct Opts {
     pub faults: Option<PathBuf>,
     /// Where to write the fault schedule the run used.
     pub save_faults: Option<PathBuf>,
+    /// Where to write the run's client history (scenarios that record one: kvraft): a
+    /// `.json` file gets the JSON form, any other Porcupine's key/value log format. Output
+    /// only: never part of what a run is a function of.
+    pub history: Vec<PathBuf>,
 }
 
 /// One scenario.

@@ -61,7 +61,7 @@ fn de_seed<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 impl SeedFile {
     /// The run options the file records (fault file resolved against `dir`).
     pub fn opts(&self, dir: &Path) -> Opts {
-        Opts { bug: self.bug.clone(), faults: self.faults.as_ref().map(|f| dir.join(f)), save_faults: None }
+        Opts { bug: self.bug.clone(), faults: self.faults.as_ref().map(|f| dir.join(f)), ..Opts::default() }
     }
 
     /// A file name that says what it holds: `raft__figure8_2c-42[-bug].toml`.

@@ -291,12 +291,12 @@ type KvHistory = checkers::linearizability::History<checkers::models::kv::KvInpu
 /// `clerks` clerks on their own keys (as GenericTest) for `sim_secs` on 5 servers; returns the
 /// history, carried out of the run so the check can be timed in wall-clock time.
 fn kv_load(clerks: usize, sim_secs: u64) -> (KvHistory, f64) {
-    use scenarios::kvraft::tester::{KvBugs, KvCluster};
+    use scenarios::kvraft::tester::KvCluster;
     use std::sync::{Arc, Mutex};
     let out: Arc<Mutex<Option<(KvHistory, f64)>>> = Arc::new(Mutex::new(None));
     let out2 = out.clone();
     let r = sim::run(RunConfig::new(1, Duration::from_secs(sim_secs + 60)), move || async move {
-        let mut cfg = KvCluster::new("bench::kv", 5, false, -1, KvBugs::default());
+        let mut cfg = KvCluster::new("bench::kv", 5, false, -1, &scenarios::Opts::default());
         let all = cfg.all();
         let mut warm = cfg.make_client(&all);
         warm.get("warm").await;

@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use checkers::formats::{jepsen_etcd::read_etcd_log, porcupine_kv::read_kv_log};
+use checkers::formats::jepsen_etcd::parse_etcd_log;
+use checkers::formats::json::{is_json, parse_json};
+use checkers::formats::porcupine_kv::parse_kv_log;
 use checkers::html::{render, HtmlOptions};
 use checkers::linearizability::{
     check_parallel, check_until, replay, CheckOptions, CheckResult, History, Model, PartitionOutcome, UnknownReason,
@@ -29,7 +31,8 @@ const LISTED: usize = 10;
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckHistoryArgs {
     /// The model: `kv` (Porcupine key/value log: get/put/append, partitioned by key) or
-    /// `etcd` (Jepsen etcd log: one compare-and-set register).
+    /// `etcd` (Jepsen etcd log: one compare-and-set register). Either also reads the
+    /// history's JSON form (as `run --history FILE.json` writes it).
     #[arg(long, value_name = "kv|etcd")]
     pub model: Option<String>,
     /// The history file.
@@ -94,13 +97,19 @@ fn run_inner(args: &CheckHistoryArgs) -> Result<(String, i32), String> {
     let settings =
         Settings { budget, timeout: timeout.map(Duration::from_secs_f64), threads, html: args.html.as_deref() };
     let started = now();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let name = file.display().to_string();
+    // The JSON form (`run --history FILE.json`) or the model's own log format.
+    let json = is_json(&text);
     match model {
         "kv" => {
-            let history = read_kv_log(file).map_err(|e| e.to_string())?;
+            let history = if json { parse_json(&text, &name, "kv") } else { parse_kv_log(&text, &name) }
+                .map_err(|e| e.to_string())?;
             report(&KvModel, "kv", file, &history, started.elapsed(), &settings)
         }
         "etcd" => {
-            let history = read_etcd_log(file).map_err(|e| e.to_string())?;
+            let history = if json { parse_json(&text, &name, "etcd") } else { parse_etcd_log(&text, &name) }
+                .map_err(|e| e.to_string())?;
             report(&CasRegisterModel, "etcd", file, &history, started.elapsed(), &settings)
         }
         other => Err(format!("unknown model {other:?}: expected kv or etcd")),

@@ -95,12 +95,58 @@ pub struct RunOpts {
     /// Write the fault schedule the run used to this file.
     #[arg(long)]
     pub save_faults: Option<PathBuf>,
+    /// Write the run's client history (kvraft scenarios) to this file: `.json` gets the JSON
+    /// form (everything the checker uses), any other name Porcupine's key/value log format.
+    /// Repeat it for both; `check-history --model kv FILE` reads either.
+    #[arg(long, value_name = "FILE")]
+    pub history: Vec<PathBuf>,
 }
 
 impl RunOpts {
     pub fn to_opts(&self) -> Opts {
-        Opts { bug: self.bug.clone(), faults: self.faults.clone(), save_faults: self.save_faults.clone() }
+        Opts {
+            bug: self.bug.clone(),
+            faults: self.faults.clone(),
+            save_faults: self.save_faults.clone(),
+            history: self.history.clone(),
+        }
     }
+}
+
+/// Before a run with `--history`: the scenario must record a client history, and every
+/// file must be writable (it is created empty now, so nothing is lost at the end).
+fn prepare_history_files(sc: &Scenario, opts: &Opts) -> Result<(), String> {
+    if opts.history.is_empty() {
+        return Ok(());
+    }
+    // The kvraft family's tester records every clerk call; other families have no history.
+    if sc.family() != "kvraft" {
+        return Err(format!("--history: {} records no client history (the kvraft scenarios do)", sc.name));
+    }
+    for path in &opts.history {
+        std::fs::File::create(path).map_err(|e| format!("--history: cannot create {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// After a run with `--history`: says what each file holds, or that it could not be written.
+fn report_history_files(opts: &Opts) -> Result<(), String> {
+    for path in &opts.history {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.is_empty() {
+            return Err(format!(
+                "--history: {} could not be written (Porcupine's format cannot carry a key or value with a quote, backslash or line break: use a .json file)",
+                path.display()
+            ));
+        }
+        let what = if path.extension().is_some_and(|e| e == "json") {
+            "JSON form".to_string()
+        } else {
+            text.lines().next().unwrap_or_default().trim_start_matches("; simlab key/value history in ").to_string()
+        };
+        println!("history:        {} ({what})", path.display());
+    }
+    Ok(())
 }
 
 /// A one-line error and exit status 4.
@@ -197,12 +243,15 @@ fn cmd_run(scenario: &str, seed: u64, opts: &RunOpts) -> ExitCode {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
-    if let Err(e) = check_opts(&opts) {
+    if let Err(e) = check_opts(&opts).and_then(|_| prepare_history_files(&sc, &opts)) {
         return bad_input(e);
     }
     let t0 = Instant::now();
     let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
     print_report(&sc, &r, &opts, t0.elapsed());
+    if let Err(e) = report_history_files(&opts) {
+        return bad_input(e);
+    }
     exit_for(&r.outcome)
 }
 
@@ -227,6 +276,7 @@ fn cmd_replay(target: &str, seed: Option<u64>, opts: &RunOpts, filter: &str, out
         };
         let mut o = sf.opts(&dir);
         o.save_faults = opts.save_faults.clone();
+        o.history = opts.history.clone();
         (sc, sf.seed, o, Some(sf))
     } else {
         let Some(seed) = seed else { return bad_input("replay needs --seed N with a scenario name (or a seed file)") };
@@ -236,7 +286,7 @@ fn cmd_replay(target: &str, seed: Option<u64>, opts: &RunOpts, filter: &str, out
             Err(e) => return bad_input(e),
         }
     };
-    if let Err(e) = check_opts(&opts) {
+    if let Err(e) = check_opts(&opts).and_then(|_| prepare_history_files(&sc, &opts)) {
         return bad_input(e);
     }
     let env_filter = match tracing_subscriber::EnvFilter::try_new(filter) {
@@ -268,6 +318,9 @@ fn cmd_replay(target: &str, seed: Option<u64>, opts: &RunOpts, filter: &str, out
     print_report(&sc, &r, &opts, wall);
     if let Some(path) = &out {
         println!("trace written to {}", path.display());
+    }
+    if let Err(e) = report_history_files(&opts) {
+        return bad_input(e);
     }
     exit_for(&r.outcome)
 }

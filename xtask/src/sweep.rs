@@ -201,7 +201,7 @@ pub fn sweep(a: &SweepArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.sel.bug.clone(), faults: a.faults.clone(), save_faults: None };
+    let opts = Opts { bug: a.sel.bug.clone(), faults: a.faults.clone(), ..Opts::default() };
     if let Err(e) = check_opts(&opts) {
         return bad_input(e);
     }

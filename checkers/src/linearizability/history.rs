@@ -132,15 +132,8 @@ const NONE: u32 = u32::MAX;
 /// carry the same time (closed intervals alone would make them concurrent). An operation
 /// that never returned constrains nothing: a client that gave up on a call may see it take
 /// effect later. A client's order is the order of its calls, ties broken by index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    try_from = "HistoryData<I, O>",
-    into = "HistoryData<I, O>",
-    bound(
-        serialize = "I: Serialize + Clone, O: Serialize + Clone",
-        deserialize = "I: Deserialize<'de>, O: Deserialize<'de>"
-    )
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "HistoryData<I, O>", bound(deserialize = "I: Deserialize<'de>, O: Deserialize<'de>"))]
 pub struct History<I, O> {
     ops: Vec<Operation<I, O>>,
     sequential_clients: bool,
@@ -152,10 +145,10 @@ pub struct History<I, O> {
 }
 
 /// The serialized form of a [`History`]: validated again when read.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct HistoryData<I, O> {
     ops: Vec<Operation<I, O>>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     sequential_clients: bool,
 }
 
@@ -171,9 +164,17 @@ impl<I, O> TryFrom<HistoryData<I, O>> for History<I, O> {
     }
 }
 
-impl<I, O> From<History<I, O>> for HistoryData<I, O> {
-    fn from(history: History<I, O>) -> Self {
-        HistoryData { ops: history.ops, sequential_clients: history.sequential_clients }
+/// Serialized as [`HistoryData`] (the operations, and the declaration when made), without
+/// copying the operations.
+impl<I: Serialize, O: Serialize> Serialize for History<I, O> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("History", 1 + usize::from(self.sequential_clients))?;
+        s.serialize_field("ops", &self.ops)?;
+        if self.sequential_clients {
+            s.serialize_field("sequential_clients", &true)?;
+        }
+        s.end()
     }
 }
 

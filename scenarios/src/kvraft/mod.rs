@@ -203,7 +203,7 @@ fn course() -> Vec<Scenario> {
 /// server if asked; then read each client's key and check its appends, and the log or
 /// snapshot size. Traps: lost or doubled appends, stale reads, logs that never compact.
 async fn generic_test(name: &'static str, opts: Opts, g: Generic) -> Result<(), Failure> {
-    let mut cfg = KvCluster::new(name, g.nservers, g.unreliable, g.maxraftstate, bugs(&opts));
+    let mut cfg = KvCluster::new(name, g.nservers, g.unreliable, g.maxraftstate, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     for round in 0..3 {
@@ -323,7 +323,7 @@ async fn generic_test(name: &'static str, opts: Opts, g: Generic) -> Result<(), 
 /// leader, then 1000 sequential appends timed; all must be present, in order.
 async fn speed(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), Failure> {
     const N: usize = 1000;
-    let mut cfg = KvCluster::new(name, 3, false, maxraftstate, bugs(&opts));
+    let mut cfg = KvCluster::new(name, 3, false, maxraftstate, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     // Wait until first op completes, so we know a leader is elected and servers are ready.
@@ -356,7 +356,7 @@ async fn speed(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), 
 async fn unreliable_one_key(opts: Opts) -> Result<(), Failure> {
     const NCLIENT: usize = 5;
     const UPTO: usize = 10;
-    let mut cfg = KvCluster::new("kvraft::unreliable_one_key_3a", 3, true, -1, bugs(&opts));
+    let mut cfg = KvCluster::new("kvraft::unreliable_one_key_3a", 3, true, -1, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("k", "").await;
@@ -388,7 +388,7 @@ async fn unreliable_one_key(opts: Opts) -> Result<(), Failure> {
 /// minority's clerks start a Put 15 and a Get that must not finish within 1 s; the majority
 /// still reads 14, puts 16; heal; the minority Put finishes within 3 s; the final value is 15.
 async fn one_partition(opts: Opts) -> Result<(), Failure> {
-    let mut cfg = KvCluster::new("kvraft::one_partition_3a", 5, false, -1, bugs(&opts));
+    let mut cfg = KvCluster::new("kvraft::one_partition_3a", 5, false, -1, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("1", "13").await;
@@ -454,7 +454,7 @@ async fn one_partition(opts: Opts) -> Result<(), Failure> {
 /// d, read a, b, 1, 49; heal; put e; read c, e, 1.
 async fn snapshot_rpc(opts: Opts) -> Result<(), Failure> {
     const MAXRAFTSTATE: i64 = 1000;
-    let mut cfg = KvCluster::new("kvraft::snapshot_rpc_3b", 3, false, MAXRAFTSTATE, bugs(&opts));
+    let mut cfg = KvCluster::new("kvraft::snapshot_rpc_3b", 3, false, MAXRAFTSTATE, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("a", "A").await;
@@ -502,7 +502,7 @@ async fn snapshot_rpc(opts: Opts) -> Result<(), Failure> {
 async fn snapshot_size(opts: Opts) -> Result<(), Failure> {
     const MAXRAFTSTATE: i64 = 1000;
     const MAXSNAPSHOTSTATE: usize = 500;
-    let mut cfg = KvCluster::new("kvraft::snapshot_size_3b", 3, false, MAXRAFTSTATE, bugs(&opts));
+    let mut cfg = KvCluster::new("kvraft::snapshot_size_3b", 3, false, MAXRAFTSTATE, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     for _ in 0..200 {

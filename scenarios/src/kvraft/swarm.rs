@@ -4,7 +4,7 @@
 //! current request and one more within 10 s. The whole history must be linearizable.
 
 use super::tester::{KvCluster, NET};
-use super::{bugs, COURSE_LIMIT};
+use super::COURSE_LIMIT;
 use crate::registry::{Opts, Scenario};
 use crate::swarm::{play_safety_phase, schedule_for, stop_faults, Params};
 use rand::Rng;
@@ -34,7 +34,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{clerks} clerks on {keys} keys, maxraftstate {maxraftstate}"));
     let schedule = schedule_for(&opts, &p, &mut rng)?;
-    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, bugs(&opts));
+    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, &opts);
     let all = cfg.all();
     let stop = Rc::new(Cell::new(false));
     let handles = cfg.leader_view();

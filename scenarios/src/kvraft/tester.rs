@@ -11,6 +11,8 @@
 //! many operations in a 5-second round.
 
 use crate::raft::observer::SafetyObserver;
+use crate::registry::Opts;
+use checkers::formats::{json, porcupine_kv};
 use checkers::html::{render, Annotation, HtmlOptions};
 use checkers::linearizability::{check, CheckOptions, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
@@ -23,7 +25,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::history::Recorder;
 use sim::{net, Failure, NetConfig, NodeCtx, NodeId};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -67,11 +69,17 @@ pub struct KvCluster {
     clerks: Vec<NodeId>,
     /// Scenario name, for the history page's file name.
     name: &'static str,
+    /// Files to write the history to when the run ends (`Opts::history`).
+    history_out: Vec<PathBuf>,
+    /// Whether the history was written already.
+    exported: Cell<bool>,
 }
 
 impl KvCluster {
     /// `make_config(n, unreliable, maxraftstate)`; `maxraftstate` < 0 means never snapshot.
-    pub fn new(name: &'static str, n: usize, unreliable: bool, maxraftstate: i64, bugs: KvBugs) -> KvCluster {
+    /// `opts` plants the run's bugs and names the files its history goes to.
+    pub fn new(name: &'static str, n: usize, unreliable: bool, maxraftstate: i64, opts: &Opts) -> KvCluster {
+        let bugs = super::bugs(opts);
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
         let handles: Rc<RefCell<Vec<Option<RaftHandle<KvServer>>>>> = Rc::new(RefCell::new(vec![None; n]));
@@ -104,6 +112,31 @@ impl KvCluster {
             next_clerk: 0,
             clerks: Vec::new(),
             name,
+            history_out: opts.history.clone(),
+            exported: Cell::new(false),
+        }
+    }
+
+    /// Writes the history to the files `Opts::history` names, once: `.json` files get the
+    /// JSON form (everything the model uses), others Porcupine's key/value log format. The
+    /// command line creates the files before the run (refusing a path it cannot write) and
+    /// reports after it; a write that still fails leaves the file empty, which it reports.
+    fn export_history(&self) {
+        if self.history_out.is_empty() || self.exported.replace(true) {
+            return;
+        }
+        let history = self.history.history();
+        for path in &self.history_out {
+            let text = if path.extension().is_some_and(|e| e == "json") {
+                json::to_json("kv", &history)
+            } else {
+                match porcupine_kv::write_kv_log(&history) {
+                    Ok(log) => log.text,
+                    // An empty file: the command line says the history could not be written.
+                    Err(_) => String::new(),
+                }
+            };
+            let _ = std::fs::write(path, text);
         }
     }
 
@@ -224,6 +257,7 @@ impl KvCluster {
     /// fails the run. On a violation, the history page (with the run's crashes, partitions
     /// and leader changes as bands) is written and its path given in the failure.
     pub fn check_linearizable(&self) -> Result<(), Failure> {
+        self.export_history();
         let history = self.history.history();
         let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
         let result = check(&KvModel, &history, &options);
@@ -260,6 +294,14 @@ impl KvCluster {
                 ))
             }
         }
+    }
+}
+
+/// A run that ends before its final check (another check failed, the world stopped) still
+/// writes its history.
+impl Drop for KvCluster {
+    fn drop(&mut self) {
+        self.export_history();
     }
 }
 
