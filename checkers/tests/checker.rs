@@ -194,7 +194,7 @@ fn a_refutation_anywhere_wins_over_a_budget_running_out_elsewhere() {
     let h = easy_bad_and_hard();
     let full = check(&KvModel, &h, &CheckOptions::default());
     let hard = full.partitions.iter().find(|p| p.label == r#"key "hard""#).unwrap();
-    assert!(matches!(hard.outcome, PartitionOutcome::Unfinished), "the check stopped at the first refutation");
+    assert!(matches!(hard.outcome, PartitionOutcome::Unfinished { .. }), "the check stopped at the first refutation");
     assert_eq!(full.verdict, Verdict::NotLinearizable);
     // The hard partition alone is linearizable, after many steps.
     let alone = check(&KvModel, &kv(hard.ops.iter().map(|&i| h.ops()[i].clone()).collect()), &CheckOptions::default());

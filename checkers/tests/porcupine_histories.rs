@@ -43,7 +43,7 @@ fn check_evidence<M: checkers::linearizability::Model>(
                 }
                 assert!(!e.failing_ops().is_empty());
             }
-            PartitionOutcome::Unfinished => {}
+            PartitionOutcome::Unfinished { .. } => {}
         }
     }
     if result.verdict == Verdict::Linearizable {

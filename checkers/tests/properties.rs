@@ -57,15 +57,51 @@ struct Brute<'a, M: Model> {
     model: &'a M,
     history: &'a History<M::Input, M::Output>,
     ops: &'a [Operation<M::Input, M::Output>],
+    /// Per operation: an operation that must go before it (interchangeable operations in
+    /// the order of their intervals), when `symmetric`.
+    first: Vec<Option<usize>>,
     /// Per operation, the length of the longest legal prefix containing it.
     best: Vec<usize>,
+    /// The length of the longest legal prefix.
+    longest: usize,
     complete: bool,
 }
 
 impl<'a, M: Model> Brute<'a, M> {
+    /// Every legal order.
     fn run(model: &'a M, history: &'a History<M::Input, M::Output>) -> Self {
+        Self::explore(model, history, vec![None; history.len()])
+    }
+
+    /// Every legal order that takes interchangeable operations ([`Model::equivalent`]) in
+    /// the order of their intervals, as the checker's search does: of two with
+    /// `a.call <= b.call` and `a.ret <= b.ret`, `b` follows the nearest such `a` (restated
+    /// here from the rule, not from the checker's code). Not for sequential clients.
+    fn symmetric(model: &'a M, history: &'a History<M::Input, M::Output>) -> Self {
         let ops = history.ops();
-        let mut b = Brute { model, history, ops, best: vec![0; ops.len()], complete: false };
+        let end = |i: usize| ops[i].ret.unwrap_or(u64::MAX);
+        let mut by_call: Vec<usize> = (0..ops.len()).collect();
+        by_call.sort_by_key(|&i| (ops[i].call, end(i), i));
+        let mut first = vec![None; ops.len()];
+        if !history.sequential_clients() {
+            for (k, &b) in by_call.iter().enumerate() {
+                first[b] = by_call[..k].iter().rev().copied().find(|&a| {
+                    end(a) <= end(b)
+                        && model.equivalent(
+                            &ops[a].input,
+                            ops[a].output.as_ref(),
+                            &ops[b].input,
+                            ops[b].output.as_ref(),
+                        )
+                });
+            }
+        }
+        Self::explore(model, history, first)
+    }
+
+    fn explore(model: &'a M, history: &'a History<M::Input, M::Output>, first: Vec<Option<usize>>) -> Self {
+        let ops = history.ops();
+        let mut b = Brute { model, history, ops, first, best: vec![0; ops.len()], longest: 0, complete: false };
         let mut order = Vec::new();
         b.dfs(&mut order, model.init());
         b
@@ -75,6 +111,7 @@ impl<'a, M: Model> Brute<'a, M> {
         for &i in order.iter() {
             self.best[i] = self.best[i].max(order.len());
         }
+        self.longest = self.longest.max(order.len());
         if order.len() == self.ops.len() {
             self.complete = true;
             return;
@@ -84,7 +121,8 @@ impl<'a, M: Model> Brute<'a, M> {
                 continue;
             }
             // i may go next unless some other unplaced operation must precede it.
-            let blocked = (0..self.ops.len()).any(|j| j != i && !order.contains(&j) && self.history.precedes(j, i));
+            let blocked = (0..self.ops.len()).any(|j| j != i && !order.contains(&j) && self.history.precedes(j, i))
+                || self.first[i].is_some_and(|a| !order.contains(&a));
             if blocked {
                 continue;
             }
@@ -275,6 +313,11 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
     for part in &result.partitions {
         let sub = restrict(history, &part.ops);
         let brute = Brute::run(model, &sub);
+        // The checker's prefixes keep interchangeable operations in order: per operation it
+        // reports the longest such prefix, which is as long as the longest of all.
+        let canonical = Brute::symmetric(model, &sub);
+        assert_eq!(canonical.complete, brute.complete, "the symmetry reduction keeps every verdict");
+        assert_eq!(canonical.longest, brute.longest, "and the longest prefix's length");
         match &part.outcome {
             PartitionOutcome::Linearizable { order } => {
                 assert!(brute.complete, "partition {} witness where brute force finds none", part.label);
@@ -286,9 +329,10 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
             PartitionOutcome::NotLinearizable { explanation } => {
                 assert!(!brute.complete, "partition {} refuted where brute force linearizes", part.label);
                 let e = explanation.as_ref().expect("explained");
+                assert_eq!(e.prefixes[0].order.len(), brute.longest, "the longest prefix");
                 for (k, &op) in part.ops.iter().enumerate() {
                     let len = e.longest[k].map_or(0, |i| e.prefixes[i].order.len());
-                    assert_eq!(len, brute.best[k], "longest prefix containing operation {op}");
+                    assert_eq!(len, canonical.best[k], "longest prefix containing operation {op}");
                     if let Some(i) = e.longest[k] {
                         assert!(e.prefixes[i].order.contains(&op));
                     }
@@ -302,7 +346,7 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
                 }
                 assert!(!e.failing_ops().is_empty());
             }
-            PartitionOutcome::Unfinished => {
+            PartitionOutcome::Unfinished { .. } => {
                 assert_eq!(result.verdict, Verdict::NotLinearizable, "only a refutation elsewhere leaves work undone");
             }
         }
@@ -394,7 +438,7 @@ proptest! {
     fn a_budget_never_makes_a_verdict_wrong(raws in raw_ops(), budget in 0..60u64, slice in 1..8u64) {
         let history = kv_history(&raws);
         let truth = expected(Brute::run(&WholeKv, &history).complete);
-        let result = check(&KvModel, &history, &CheckOptions { budget, slice, explain: true });
+        let result = check(&KvModel, &history, &CheckOptions { budget, slice, ..CheckOptions::default() });
         prop_assert!(result.steps <= budget, "{} steps over a budget of {budget}", result.steps);
         if history.is_empty() {
             prop_assert_eq!(result.verdict, Verdict::Linearizable);

@@ -197,7 +197,7 @@ fn describe<M: Model>(w: &mut String, model: &M, history: &History<M::Input, M::
     let ops = history.ops();
     let count = |f: fn(&PartitionOutcome) -> bool| result.partitions.iter().filter(|p| f(&p.outcome)).count();
     let linearizable = count(|o| matches!(o, PartitionOutcome::Linearizable { .. }));
-    let unfinished = count(|o| matches!(o, PartitionOutcome::Unfinished));
+    let unfinished = count(|o| matches!(o, PartitionOutcome::Unfinished { .. }));
     let name = |label: &str, i: usize| if label.is_empty() { format!("partition {i}") } else { label.to_string() };
     match result.verdict {
         Verdict::Linearizable if history.is_empty() => {

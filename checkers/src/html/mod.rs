@@ -348,7 +348,7 @@ fn page_data<M: Model>(
                 ("not linearizable", e.prefixes.iter().map(|l| (l.order.as_slice(), l.blocked.as_slice())).collect())
             }
             PartitionOutcome::NotLinearizable { explanation: None } => ("not linearizable", Vec::new()),
-            PartitionOutcome::Unfinished => ("unfinished", Vec::new()),
+            PartitionOutcome::Unfinished { .. } => ("unfinished", Vec::new()),
         };
         let mut index_of_candidate = vec![None; candidates.len()];
         for (c, (order, blocked)) in candidates.iter().enumerate() {
@@ -430,7 +430,7 @@ fn page_data<M: Model>(
                         "unlinearized"
                     }
                 }
-                PartitionOutcome::Unfinished => "unchecked",
+                PartitionOutcome::Unfinished { .. } => "unchecked",
             };
             OpData {
                 id: i,
@@ -453,12 +453,14 @@ fn page_data<M: Model>(
             notes.push(format!("The step budget ({}) ran out before a verdict.", result.budget))
         }
         Some(UnknownReason::Stopped) => notes.push("The check was stopped before a verdict.".into()),
+        Some(UnknownReason::MemoryExhausted) => notes.push("The memory budget ran out before a verdict.".into()),
         Some(UnknownReason::ClientOrderAcrossPartitions) => notes.push(
             "Every partition is linearizable on its own, but their witnesses could not be merged in an order that keeps each client's order.".into(),
         ),
         None => {}
     }
-    let unfinished = result.partitions.iter().filter(|p| matches!(p.outcome, PartitionOutcome::Unfinished)).count();
+    let unfinished =
+        result.partitions.iter().filter(|p| matches!(p.outcome, PartitionOutcome::Unfinished { .. })).count();
     if unfinished > 0 {
         notes.push(format!("{unfinished} partition(s) were not searched to the end."));
     }

@@ -6,7 +6,15 @@
 //! what is left of the budget), so when the budget runs out every unfinished partition
 //! has had the same number of steps, and whether some partition is refuted within the
 //! budget does not depend on the order partitions are listed in. The first refutation
-//! ends the check: a refutation anywhere wins over a budget running out elsewhere.
+//! ends the check (unless [`CheckOptions::all_partitions`]): a refutation anywhere wins over
+//! a budget running out elsewhere.
+//!
+//! Memory is budgeted too, in bytes, and just as deterministically: every search counts
+//! what it holds (its cache, its states, its bookkeeping, as the model reports state sizes)
+//! and is given, at each turn, the budget less what the other unfinished searches hold; a
+//! search that would need more stops, its partition is left unfinished, and the verdict is
+//! [`Verdict::Unknown`] unless another partition is refuted. The same history and budgets
+//! give the same verdict on any machine.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,12 +23,14 @@ use super::history::{ClientId, History, Operation, Time};
 use super::model::Model;
 use super::search::{Progress, Search, SearchStats};
 
-/// The default step budget: ten times what the largest history of the Porcupine suite
-/// needs (about a second of search), yet finite so that a pathological history inside a
-/// simulation sweep ends with `unknown` rather than exhausting memory: a search keeps
-/// every configuration it visits, and with long key/value strings ten million steps can
-/// take several hundred megabytes.
+/// The default step budget: several times what the largest history of the Porcupine suite
+/// needs, yet finite so that a pathological history ends with `unknown` in about a second.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
+
+/// The default memory budget, in bytes (2 GiB): what the searches of one check may hold at
+/// once. Two sweep jobs checking their worst histories at the same time then hold 4 GiB,
+/// well inside the 24 GiB of this project's machine alongside the runs themselves.
+pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
 
 /// Steps a partition runs before the next partition's turn.
 pub const DEFAULT_SLICE: u64 = 10_000;
@@ -31,17 +41,31 @@ pub struct CheckOptions {
     /// Search steps allowed over the whole history; when they run out before a verdict,
     /// the verdict is [`Verdict::Unknown`].
     pub budget: u64,
+    /// Bytes the searches may hold at once (see the module's documentation); when a search
+    /// would need more, its partition is left unfinished.
+    pub memory_limit: usize,
     /// Steps per partition per round of the interleaving (at least 1).
     pub slice: u64,
     /// Record, during the search, the longest linearizable prefix containing each
     /// operation, for the explanation of a refutation (Porcupine's partial
     /// linearizations). Costs a little time per step and 8 bytes per configuration.
     pub explain: bool,
+    /// After a refutation, keep searching the other partitions (within the budgets), so
+    /// that every partition ends with its own verdict and evidence, as Porcupine's verbose
+    /// mode does. Off: the first refutation ends the check, and the other partitions keep
+    /// what they found so far.
+    pub all_partitions: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { budget: DEFAULT_BUDGET, slice: DEFAULT_SLICE, explain: true }
+        CheckOptions {
+            budget: DEFAULT_BUDGET,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            slice: DEFAULT_SLICE,
+            explain: true,
+            all_partitions: false,
+        }
     }
 }
 
@@ -52,7 +76,7 @@ pub enum Verdict {
     Linearizable,
     /// There is none.
     NotLinearizable,
-    /// The search stopped (budget exhausted, or asked to stop) before an answer.
+    /// The search stopped (a budget ran out, or it was asked to stop) before an answer.
     Unknown,
 }
 
@@ -78,6 +102,8 @@ impl fmt::Display for Verdict {
 pub enum UnknownReason {
     /// The step budget ran out.
     BudgetExhausted,
+    /// A search would have needed more memory than [`CheckOptions::memory_limit`].
+    MemoryExhausted,
     /// The caller's stop function said to stop (e.g. a wall-clock timeout).
     Stopped,
     /// Every partition is linearizable on its own, but the witnesses found cannot be
@@ -132,8 +158,11 @@ pub enum PartitionOutcome {
     Linearizable { order: Vec<usize> },
     /// Refuted; the explanation is there when [`CheckOptions::explain`] was set.
     NotLinearizable { explanation: Option<Explanation> },
-    /// Not searched to completion (budget, stop, or another partition was refuted first).
-    Unfinished,
+    /// Not searched to completion (a budget ran out, the check was stopped, or another
+    /// partition was refuted first). With [`CheckOptions::explain`], the longest
+    /// linearizable prefixes the search had found (their `blocked` operations are those
+    /// the model rejects right after them; others may not have been tried yet).
+    Unfinished { explanation: Option<Explanation>, out_of_memory: bool },
 }
 
 /// One partition's result.
@@ -155,7 +184,9 @@ impl PartitionReport {
     /// The longest linearizable prefix containing `op` (an index into the history), for a
     /// refuted and explained partition.
     pub fn longest_prefix_containing(&self, op: usize) -> Option<&PartialLinearization> {
-        let PartitionOutcome::NotLinearizable { explanation: Some(e) } = &self.outcome else {
+        let (PartitionOutcome::NotLinearizable { explanation: Some(e) }
+        | PartitionOutcome::Unfinished { explanation: Some(e), .. }) = &self.outcome
+        else {
             return None;
         };
         let pos = self.ops.binary_search(&op).ok()?;
@@ -401,8 +432,15 @@ pub fn check_until<M: Model>(
     let ops = history.ops();
     let parts = partitions(model, history);
     let mut reports: Vec<PartitionReport> = parts.iter().map(|p| unfinished_report(model, ops, p)).collect();
-    let mut searches: Vec<Option<Search<'_, M>>> =
-        parts.iter().map(|p| Some(Search::new(model, history, p, options.explain))).collect();
+    let mut searches: Vec<Option<Search<'_, M>>> = Vec::with_capacity(parts.len());
+    // What every unfinished search holds, and their sum.
+    let mut held: Vec<usize> = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let search = Search::new(model, history, p, options.explain);
+        held.push(search.bytes());
+        searches.push(Some(search));
+    }
+    let mut held_total: usize = held.iter().sum();
     let mut active: Vec<usize> = (0..parts.len()).collect();
     let mut remaining = options.budget;
     let mut refuted = false;
@@ -418,22 +456,38 @@ pub fn check_until<M: Model>(
             break;
         }
         let mut still = Vec::with_capacity(active.len());
-        for &p in &active {
+        for (k, &p) in active.iter().enumerate() {
             let search = searches[p].as_mut().expect("active partitions have a search");
             let before = search.steps();
-            let progress = search.run(share);
+            let room = options.memory_limit.saturating_sub(held_total - held[p]);
+            let progress = search.run(share, room);
             remaining -= search.steps() - before;
+            held_total -= held[p];
+            held[p] = if progress == Progress::Paused { search.bytes() } else { 0 };
+            held_total += held[p];
             record(model, history, &mut reports[p], &mut searches[p], progress, &parts[p]);
             match progress {
                 Progress::Paused => still.push(p),
-                Progress::Linearizable => {}
+                Progress::Linearizable | Progress::OutOfMemory => {}
                 Progress::Refuted => {
                     refuted = true;
-                    break 'rounds;
+                    if !options.all_partitions {
+                        still.extend_from_slice(&active[k + 1..]);
+                        active = still;
+                        break 'rounds;
+                    }
                 }
             }
         }
         active = still;
+    }
+    // What the unfinished searches found so far.
+    for &p in &active {
+        let search = searches[p].take().expect("active partitions have a search");
+        reports[p].outcome = PartitionOutcome::Unfinished {
+            explanation: search.tracks().then(|| explain(model, history, &parts[p], search.into_partials(), false)),
+            out_of_memory: false,
+        };
     }
     drop(searches);
     finish(history, reports, options, refuted, reason)
@@ -467,17 +521,21 @@ where
     let stopped = AtomicBool::new(false);
     let exhausted = AtomicBool::new(false);
     let parts_ref = &parts;
+    // Each thread may hold an equal share of the memory budget.
+    let memory = options.memory_limit / threads;
     let worker = |w: usize| -> Vec<(usize, PartitionReport)> {
-        let mut mine: Vec<(usize, PartitionReport, Option<Search<'_, M>>)> = (w..parts_ref.len())
+        let mut mine: Vec<(usize, PartitionReport, Option<Search<'_, M>>, usize)> = (w..parts_ref.len())
             .step_by(threads)
             .map(|p| {
                 let search = Search::new(model, history, &parts_ref[p], options.explain);
-                (p, unfinished_report(model, ops, &parts_ref[p]), Some(search))
+                let held = search.bytes();
+                (p, unfinished_report(model, ops, &parts_ref[p]), Some(search), held)
             })
             .collect();
+        let mut held_total: usize = mine.iter().map(|m| m.3).sum();
         'rounds: loop {
             let mut any = false;
-            for (p, report, slot) in mine.iter_mut() {
+            for (p, report, slot, held) in mine.iter_mut() {
                 let Some(search) = slot.as_mut() else {
                     continue;
                 };
@@ -499,15 +557,20 @@ where
                     }
                 };
                 let before = search.steps();
-                let progress = search.run(grant);
+                let progress = search.run(grant, memory.saturating_sub(held_total - *held));
+                held_total -= *held;
+                *held = if progress == Progress::Paused { search.bytes() } else { 0 };
+                held_total += *held;
                 let used = search.steps() - before;
                 remaining.fetch_add(grant - used, Ordering::Relaxed);
                 record(model, history, report, slot, progress, &parts_ref[*p]);
                 match progress {
-                    Progress::Paused | Progress::Linearizable => {}
+                    Progress::Paused | Progress::Linearizable | Progress::OutOfMemory => {}
                     Progress::Refuted => {
                         refuted.store(true, Ordering::Relaxed);
-                        break 'rounds;
+                        if !options.all_partitions {
+                            break 'rounds;
+                        }
                     }
                 }
             }
@@ -515,7 +578,19 @@ where
                 break;
             }
         }
-        mine.into_iter().map(|(p, report, _)| (p, report)).collect()
+        mine.into_iter()
+            .map(|(p, mut report, slot, _)| {
+                if let Some(search) = slot {
+                    report.outcome = PartitionOutcome::Unfinished {
+                        explanation: search
+                            .tracks()
+                            .then(|| explain(model, history, &parts_ref[p], search.into_partials(), false)),
+                        out_of_memory: false,
+                    };
+                }
+                (p, report)
+            })
+            .collect()
     };
     let worker = &worker;
     let mut reports: Vec<Option<PartitionReport>> = vec![None; parts.len()];
@@ -530,7 +605,7 @@ where
     });
     let reports: Vec<PartitionReport> = reports.into_iter().map(|r| r.expect("every partition reported")).collect();
     let refuted = refuted.load(Ordering::Relaxed);
-    let all_done = reports.iter().all(|r| !matches!(r.outcome, PartitionOutcome::Unfinished));
+    let all_done = reports.iter().all(|r| !matches!(r.outcome, PartitionOutcome::Unfinished { .. }));
     let reason = if refuted || all_done {
         None
     } else if exhausted.load(Ordering::Relaxed) || !stopped.load(Ordering::Relaxed) {
@@ -547,12 +622,12 @@ fn unfinished_report<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]
         ops: part.to_vec(),
         steps: 0,
         stats: SearchStats::default(),
-        outcome: PartitionOutcome::Unfinished,
+        outcome: PartitionOutcome::Unfinished { explanation: None, out_of_memory: false },
     }
 }
 
 /// Copies a search's progress into its report. A finished search is dropped, freeing its
-/// memory; a refuted one first gives up its partial linearizations.
+/// memory; a refuted one, or one out of memory, first gives up its partial linearizations.
 fn record<'h, M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -573,8 +648,13 @@ fn record<'h, M: Model>(
         }
         Progress::Refuted => {
             let search = slot.take().expect("a running partition has a search");
-            let explanation = search.tracks().then(|| explain(model, history, part, search.partials()));
+            let explanation = search.tracks().then(|| explain(model, history, part, search.into_partials(), true));
             report.outcome = PartitionOutcome::NotLinearizable { explanation };
+        }
+        Progress::OutOfMemory => {
+            let search = slot.take().expect("a running partition has a search");
+            let explanation = search.tracks().then(|| explain(model, history, part, search.into_partials(), false));
+            report.outcome = PartitionOutcome::Unfinished { explanation, out_of_memory: true };
         }
     }
 }
@@ -607,18 +687,25 @@ fn finish<I, O>(
             reason = Some(UnknownReason::ClientOrderAcrossPartitions);
         }
     }
+    let out_of_memory =
+        reports.iter().any(|r| matches!(r.outcome, PartitionOutcome::Unfinished { out_of_memory: true, .. }));
+    if verdict == Verdict::Unknown && out_of_memory {
+        reason = Some(UnknownReason::MemoryExhausted);
+    }
     let unknown_reason =
         if verdict == Verdict::Unknown { Some(reason.expect("an unknown verdict has a reason")) } else { None };
     CheckResult { verdict, unknown_reason, steps, budget: options.budget, partitions: reports }
 }
 
-/// Turns a refuted search's records into partial linearizations, and works out which
-/// operations block each of them.
+/// Turns a search's records into partial linearizations, and works out which operations
+/// block each of them (`complete`: the search was refuted, so every operation real time
+/// allows next must be rejected).
 fn explain<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
     part: &[usize],
     (mut local_prefixes, per_op): (Vec<Vec<usize>>, Vec<Option<usize>>),
+    complete: bool,
 ) -> Explanation {
     if local_prefixes.is_empty() {
         // Not one operation can go first: the empty prefix is the longest, and what
@@ -629,7 +716,7 @@ fn explain<M: Model>(
         .into_iter()
         .map(|local| {
             let order: Vec<usize> = local.iter().map(|&i| part[i]).collect();
-            let blocked = blocked_after(model, history, part, &order);
+            let blocked = blocked_after(model, history, part, &order, complete);
             PartialLinearization { order, blocked }
         })
         .collect();
@@ -638,13 +725,15 @@ fn explain<M: Model>(
 
 /// The operations of `part` that real time allows right after `order` (called no later
 /// than the earliest return among the rest, and not after an unplaced operation of `part`
-/// that returned, in a sequential client's order), all of which the model must reject: were one accepted,
-/// the search would have recorded a longer prefix for every operation of `order`.
+/// that returned, in a sequential client's order) and the model rejects there. After a
+/// refutation (`complete`) that is all of them: were one accepted, the search would have
+/// recorded a longer prefix for every operation of `order`.
 fn blocked_after<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
     part: &[usize],
     order: &[usize],
+    complete: bool,
 ) -> Vec<usize> {
     let ops = history.ops();
     let states = replay(model, history, order).expect("a recorded prefix replays");
@@ -667,12 +756,14 @@ fn blocked_after<M: Model>(
         }
     }
     let ready = |i: usize| first_waiting.get(&ops[i].client).is_none_or(|&first| first >= ranks[i]);
-    let blocked: Vec<usize> = rest.into_iter().filter(|&i| ops[i].call <= earliest_return && ready(i)).collect();
-    for &i in &blocked {
-        assert!(
-            model.step(&state, &ops[i].input, ops[i].output.as_ref()).is_none(),
-            "operation {i} extends a longest prefix: the model's step is not a pure function"
-        );
+    let allowed = rest.into_iter().filter(|&i| ops[i].call <= earliest_return && ready(i));
+    let rejected = |i: &usize| model.step(&state, &ops[*i].input, ops[*i].output.as_ref()).is_none();
+    if !complete {
+        return allowed.filter(rejected).collect();
+    }
+    let blocked: Vec<usize> = allowed.collect();
+    for i in &blocked {
+        assert!(rejected(i), "operation {i} extends a longest prefix: the model's step is not a pure function");
     }
     blocked
 }

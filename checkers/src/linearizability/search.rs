@@ -11,12 +11,29 @@
 //! state) already explored is never explored again: its future does not depend on the
 //! order that led to it.
 //!
+//! **Compact configurations.** The first return left in the list — the *frontier*, the
+//! earliest return of an operation not yet linearized — pins the linearized set down to a
+//! few bits: every operation that returned before it is linearized (else it would be the
+//! frontier), and none called after it is (the search never reaches past it). Only the
+//! operations open at the frontier (called before it, returning after it) can go either
+//! way. So a configuration is stored as (state, frontier, one bit per operation open at the
+//! frontier): a few words however long the history, where the whole set would take a bit
+//! per operation — 470 words a configuration for 30 000 operations. The first word is a
+//! hash of the whole set, kept incrementally (see `bitset`).
+//!
+//! **What may go next** besides real time: an operation waits for one other operation of
+//! the partition (`after`): its sequential client's previous operation that returned, or,
+//! for interchangeable operations ([`Model::equivalent`]), the nearest one before it in
+//! the order of their intervals.
+//!
 //! The search is resumable: [`Search::run`] takes at most a given number of steps and
-//! returns, so that the caller can interleave partitions deterministically.
+//! returns, so that the caller can interleave partitions deterministically. It counts the
+//! bytes it holds and stops, deterministically, rather than grow past an allowance.
 
 use super::bitset::Bitset;
+use super::hash::fmix64;
 use super::history::History;
-use super::memo::{MemoTable, StateArena};
+use super::memo::{MemoTable, OutOfMemory, StateArena};
 use super::model::Model;
 
 /// Where a search stands after [`Search::run`].
@@ -28,13 +45,16 @@ pub(crate) enum Progress {
     Linearizable,
     /// Every order was tried or ruled out.
     Refuted,
+    /// Going on would take more memory than allowed; the search cannot continue.
+    OutOfMemory,
 }
 
-/// One choice on the stack: the call entry linearized and the state before it.
+/// One choice on the stack: the call entry linearized, and the state and frontier before it.
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     entry: u32,
     state: u32,
+    frontier: u32,
     /// A read-only operation taken as soon as it was legal: it had no alternatives worth
     /// trying (see [`Search::run`]), so backtracking over it backtracks one level further.
     eager: bool,
@@ -42,22 +62,42 @@ struct Frame {
 
 const NONE: u32 = u32::MAX;
 
+/// How many earlier operations are examined for an interchangeable one (the nearest is
+/// enough; a bound keeps building the search linear).
+const SYMMETRY_SCAN: usize = 32;
+
+/// How configurations are keyed in the memo table.
+enum KeyShape {
+    /// (state, frontier, bits of the operations open at the frontier): per operation `m`,
+    /// `open[open_start[m]..open_start[m + 1]]` are the operations open at its return.
+    Compact { open_start: Vec<u32>, open: Vec<u32> },
+    /// (state, the whole linearized set): when some frontier has as many operations open
+    /// as there are words in the set (many calls that never returned, say).
+    Full,
+}
+
 /// The search of one partition.
 pub(crate) struct Search<'h, M: Model> {
     model: &'h M,
     inputs: Vec<&'h M::Input>,
     outputs: Vec<Option<&'h M::Output>>,
+    read_only: Vec<bool>,
     next: Vec<u32>,
     prev: Vec<u32>,
     /// Per entry: operation index shifted left once, low bit set for a return.
     code: Vec<u32>,
     /// Per operation: its return entry.
     ret_entry: Vec<u32>,
-    /// Per operation: an operation of this partition it may not precede (its client's
-    /// previous operation, when the history declares clients sequential), or `NONE`.
+    /// Per operation: an operation of this partition that must be linearized before it
+    /// (see the module's documentation), or `NONE`.
     after: Vec<u32>,
     tail: u32,
     linearized: Bitset,
+    /// The first return entry left in the list (the tail when none is left).
+    frontier: u32,
+    shape: KeyShape,
+    /// The key being built, `2 + words` long.
+    key: Vec<u64>,
     states: StateArena<M::State>,
     memo: MemoTable,
     stack: Vec<Frame>,
@@ -66,13 +106,15 @@ pub(crate) struct Search<'h, M: Model> {
     steps: u64,
     done: Option<Progress>,
     tracker: Option<Tracker>,
+    /// Bytes of the arrays sized once from the partition.
+    fixed_bytes: usize,
 }
 
 impl<'h, M: Model> Search<'h, M> {
-    /// A search over the operations `part` of `ops` (local operation `i` is `ops[part[i]]`).
-    /// With `track`, it records for every operation the longest linearizable prefix
-    /// containing it (Porcupine's partial linearizations), at a small cost per step and
-    /// 8 bytes per configuration.
+    /// A search over the operations `part` of `history` (local operation `i` is
+    /// `history.ops()[part[i]]`). With `track`, it records for every operation the longest
+    /// linearizable prefix containing it (Porcupine's partial linearizations), at a small
+    /// cost per step and 8 bytes per configuration.
     pub(crate) fn new(model: &'h M, history: &'h History<M::Input, M::Output>, part: &[usize], track: bool) -> Self {
         let ops = history.ops();
         let n = part.len();
@@ -100,34 +142,34 @@ impl<'h, M: Model> Search<'h, M> {
         }
         let next: Vec<u32> = (1..=len as u32).map(|k| k.min(tail)).collect();
         let prev: Vec<u32> = (0..len as u32).map(|k| k.saturating_sub(1)).collect();
-        let words = n.div_ceil(64).max(1);
-        // Each operation waits for the latest earlier operation of its sequential client in
-        // this partition that returned (the client's order restricted to the partition);
-        // the order between partitions is the caller's concern (see `merge_witnesses`).
-        let mut after = vec![NONE; n];
-        let ranks = history.client_ranks();
-        if !ranks.is_empty() {
-            let mut by_client: Vec<u32> = (0..n as u32).collect();
-            by_client.sort_unstable_by_key(|&i| (ops[part[i as usize]].client, ranks[part[i as usize]]));
-            let mut last: Option<(u64, u32)> = None;
-            for &i in &by_client {
-                let op = &ops[part[i as usize]];
-                if let Some((client, before)) = last {
-                    if client == op.client {
-                        after[i as usize] = before;
-                    } else {
-                        last = None;
-                    }
-                }
-                if op.ret.is_some() {
-                    last = Some((op.client, i));
-                }
+        let frontier = (1..tail).find(|&e| code[e as usize] & 1 == 1).unwrap_or(tail);
+        let after = waits_for(model, history, part);
+        let shape = key_shape(&code, n);
+        let words = match &shape {
+            KeyShape::Compact { open_start, .. } => {
+                let widest = open_start.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
+                widest.div_ceil(64).max(1)
             }
-        }
+            KeyShape::Full => n.div_ceil(64).max(1),
+        };
+        let shape_bytes = match &shape {
+            KeyShape::Compact { open_start, open } => 4 * (open_start.len() + open.len()),
+            KeyShape::Full => 0,
+        };
+        // next, prev, code: 4 bytes an entry; ret_entry, after, inputs, outputs, read_only,
+        // the stack (at most one frame an operation) and the tracker's fixed arrays.
+        let fixed_bytes = 12 * len
+            + n * (8 + 2 * std::mem::size_of::<usize>() + 1 + std::mem::size_of::<Frame>())
+            + if track { Tracker::fixed_bytes(n) } else { 0 }
+            + shape_bytes
+            + 8 * n.div_ceil(64);
+        let init = model.init();
+        let init_bytes = model.state_bytes(&init);
         Search {
             model,
             inputs: part.iter().map(|&g| &ops[g].input).collect(),
             outputs: part.iter().map(|&g| ops[g].output.as_ref()).collect(),
+            read_only: part.iter().map(|&g| model.is_read_only(&ops[g].input)).collect(),
             next,
             prev,
             code,
@@ -135,14 +177,18 @@ impl<'h, M: Model> Search<'h, M> {
             after,
             tail,
             linearized: Bitset::new(n),
-            states: StateArena::new(model.init()),
-            memo: MemoTable::new(words),
+            frontier,
+            shape,
+            key: vec![0; 2 + words],
+            states: StateArena::new(init, init_bytes),
+            memo: MemoTable::new(2 + words),
             stack: Vec::with_capacity(n),
             entry: 1,
             state: 0,
             steps: 0,
             done: if n == 0 { Some(Progress::Linearizable) } else { None },
             tracker: track.then(|| Tracker::new(n)),
+            fixed_bytes,
         }
     }
 
@@ -160,9 +206,47 @@ impl<'h, M: Model> Search<'h, M> {
         self.prev[n as usize] = x;
     }
 
-    /// Takes up to `allowance` steps. A step is one visit of an entry: trying a call
-    /// against the model, or backtracking at a return.
-    pub(crate) fn run(&mut self, allowance: u64) -> Progress {
+    /// Bytes held now: what counts against the allowance of [`Search::run`].
+    pub(crate) fn bytes(&self) -> usize {
+        self.fixed_bytes
+            + self.memo.bytes()
+            + self.states.bytes()
+            + self.tracker.as_ref().map_or(0, Tracker::growing_bytes)
+    }
+
+    /// The memo key of the configuration (linearized set, `state`) at the current frontier.
+    #[inline]
+    fn build_key(&mut self, state: u32) {
+        let hash = fmix64(self.linearized.hash() ^ (u64::from(state) + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
+        self.key[0] = hash | 1;
+        match &self.shape {
+            KeyShape::Compact { .. } if self.frontier == self.tail => {
+                // Every operation is linearized: the set is whole.
+                self.key[1] = (u64::from(state) << 32) | self.inputs.len() as u64;
+                self.key[2..].iter_mut().for_each(|w| *w = 0);
+            }
+            KeyShape::Compact { open_start, open } => {
+                let m = (self.code[self.frontier as usize] >> 1) as usize;
+                self.key[1] = (u64::from(state) << 32) | m as u64;
+                let words = &mut self.key[2..];
+                words.iter_mut().for_each(|w| *w = 0);
+                let window = &open[open_start[m] as usize..open_start[m + 1] as usize];
+                for (k, &op) in window.iter().enumerate() {
+                    if self.linearized.contains(op as usize) {
+                        words[k / 64] |= 1 << (k % 64);
+                    }
+                }
+            }
+            KeyShape::Full => {
+                self.key[1] = u64::from(state);
+                self.key[2..].copy_from_slice(self.linearized.words());
+            }
+        }
+    }
+
+    /// Takes up to `allowance` steps, holding at most `memory` bytes. A step is one visit
+    /// of an entry: trying a call against the model, or backtracking at a return.
+    pub(crate) fn run(&mut self, allowance: u64, memory: usize) -> Progress {
         if let Some(done) = self.done {
             return done;
         }
@@ -180,7 +264,8 @@ impl<'h, M: Model> Search<'h, M> {
                 let op = (code >> 1) as usize;
                 let after = self.after[op];
                 if after != NONE && !self.linearized.contains(after as usize) {
-                    // Its client's previous operation must take effect first.
+                    // It must wait for another operation (its client's previous one, or an
+                    // interchangeable one that goes first).
                     entry = self.next[entry as usize];
                     continue;
                 }
@@ -188,31 +273,64 @@ impl<'h, M: Model> Search<'h, M> {
                 if let Some(next_state) = stepped {
                     // A read-only operation legal now can be linearized now: if any completion
                     // of this configuration exists, one starts with it (it leaves the state as
-                    // it is, and no remaining operation must precede it in real time, since
-                    // its call comes before every remaining return). So it needs no
-                    // alternatives — which stops concurrent reads of one value from making
-                    // the search try every subset of them. (Its client's previous operation
-                    // is already linearized, or it would not be tried.)
-                    let eager = self.model.is_read_only(self.inputs[op]);
-                    let id = self.states.intern(next_state, Some(self.state));
+                    // it is, no remaining operation must precede it in real time, since its
+                    // call comes before every remaining return, and what it waits for is
+                    // linearized already). So it needs no alternatives — which stops
+                    // concurrent reads of one value from making the search try every subset.
+                    let eager = self.read_only[op];
+                    let heap = self.model.state_bytes(&next_state);
+                    let others = self.bytes() - self.states.bytes();
+                    let Ok(id) = self.states.intern(next_state, Some(self.state), heap, memory.saturating_sub(others))
+                    else {
+                        break Progress::OutOfMemory;
+                    };
                     self.linearized.insert(op);
-                    if self.memo.insert(self.linearized.words(), self.linearized.hash(), id) {
-                        if let Some(tracker) = &mut self.tracker {
-                            tracker.push(op, self.stack.len());
+                    let ret = self.ret_entry[op];
+                    // The frontier moves past this operation's return when that was it.
+                    let frontier = if ret == self.frontier {
+                        let mut e = self.next[ret as usize];
+                        while e != self.tail && self.code[e as usize] & 1 == 0 {
+                            e = self.next[e as usize];
                         }
-                        self.stack.push(Frame { entry, state: self.state, eager });
-                        self.state = id;
-                        self.unlink(entry);
-                        self.unlink(self.ret_entry[op]);
-                        entry = self.next[0];
-                        if entry == self.tail {
-                            break Progress::Linearizable;
+                        e
+                    } else {
+                        self.frontier
+                    };
+                    let old_frontier = std::mem::replace(&mut self.frontier, frontier);
+                    self.build_key(id);
+                    let others = self.bytes() - self.memo.bytes();
+                    match self.memo.insert(&self.key, memory.saturating_sub(others)) {
+                        Ok(true) => {
+                            let room = memory.saturating_sub(self.bytes());
+                            if let Some(tracker) = &mut self.tracker {
+                                if !tracker.push(op, self.stack.len(), room) {
+                                    self.linearized.remove(op);
+                                    self.frontier = old_frontier;
+                                    break Progress::OutOfMemory;
+                                }
+                            }
+                            self.stack.push(Frame { entry, state: self.state, frontier: old_frontier, eager });
+                            self.state = id;
+                            self.unlink(entry);
+                            self.unlink(ret);
+                            entry = self.next[0];
+                            if entry == self.tail {
+                                break Progress::Linearizable;
+                            }
+                            continue;
                         }
-                        continue;
+                        Ok(false) => {
+                            self.linearized.remove(op);
+                            self.frontier = old_frontier;
+                            // Already explored and dead: then so is this configuration.
+                            backtrack = eager;
+                        }
+                        Err(OutOfMemory) => {
+                            self.linearized.remove(op);
+                            self.frontier = old_frontier;
+                            break Progress::OutOfMemory;
+                        }
                     }
-                    self.linearized.remove(op);
-                    // Already explored and dead: then so is this configuration.
-                    backtrack = eager;
                 }
                 if !backtrack {
                     entry = self.next[entry as usize];
@@ -233,6 +351,7 @@ impl<'h, M: Model> Search<'h, M> {
                 }
                 self.linearized.remove(op);
                 self.state = frame.state;
+                self.frontier = frame.frontier;
                 self.relink(self.ret_entry[op]);
                 self.relink(frame.entry);
                 entry = self.next[frame.entry as usize];
@@ -270,19 +389,117 @@ impl<'h, M: Model> Search<'h, M> {
         order
     }
 
-    /// After [`Progress::Refuted`] of a tracking search: the distinct longest prefixes
-    /// (local operation indices, longest first) and, per local operation, the index of the
-    /// longest prefix containing it (`None`: no linearizable prefix contains it).
-    pub(crate) fn partials(self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
-        assert_eq!(self.done, Some(Progress::Refuted), "partial linearizations come from a refutation");
-        let tracker = self.tracker.expect("partials need a tracking search");
+    /// For a tracking search that did not succeed: the distinct longest prefixes found so
+    /// far (local operation indices, longest first) and, per local operation, the index of
+    /// the longest prefix containing it (`None`: no linearizable prefix contains it). For a
+    /// refuted search these are final; for an unfinished one, the best seen until it
+    /// stopped (the prefixes on the stack count as explored).
+    pub(crate) fn into_partials(mut self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+        assert_ne!(self.done, Some(Progress::Linearizable), "a linearizable partition has a witness");
+        let mut tracker = self.tracker.take().expect("partials need a tracking search");
+        for (p, frame) in self.stack.iter().enumerate().rev() {
+            tracker.pop((self.code[frame.entry as usize] >> 1) as usize, p);
+        }
         tracker.finish()
     }
 
     /// Memory and size statistics.
     pub(crate) fn stats(&self) -> SearchStats {
-        SearchStats { configurations: self.memo.len(), states: self.states.len(), memo_bytes: self.memo.bytes() }
+        SearchStats {
+            configurations: self.memo.len(),
+            states: self.states.len(),
+            memo_bytes: self.memo.bytes(),
+            bytes: self.bytes(),
+        }
     }
+}
+
+/// Per local operation, the one operation of the partition it waits for (see the module's
+/// documentation), or `NONE`.
+fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: &[usize]) -> Vec<u32> {
+    let ops = history.ops();
+    let n = part.len();
+    let mut after = vec![NONE; n];
+    let ranks = history.client_ranks();
+    if !ranks.is_empty() {
+        // Each operation waits for the latest earlier operation of its sequential client in
+        // this partition that returned (the client's order restricted to the partition);
+        // the order between partitions is the caller's concern (see `merge_witnesses`).
+        let mut by_client: Vec<u32> = (0..n as u32).collect();
+        by_client.sort_unstable_by_key(|&i| (ops[part[i as usize]].client, ranks[part[i as usize]]));
+        let mut last: Option<(u64, u32)> = None;
+        for &i in &by_client {
+            let op = &ops[part[i as usize]];
+            if let Some((client, before)) = last {
+                if client == op.client {
+                    after[i as usize] = before;
+                } else {
+                    last = None;
+                }
+            }
+            if op.ret.is_some() {
+                last = Some((op.client, i));
+            }
+        }
+        // Interchangeable operations are not reordered here: swapping two of them could
+        // break their clients' orders.
+        return after;
+    }
+    // Interchangeable operations go in the order of their intervals. Of two with
+    // a.call <= b.call and a.ret <= b.ret, any linearization with b first stays one when
+    // they trade places (every operation between them overlaps both), so requiring each
+    // operation to follow the nearest such one loses no linearization and no prefix length.
+    let end = |i: u32| ops[part[i as usize]].ret.unwrap_or(u64::MAX);
+    let mut by_call: Vec<u32> = (0..n as u32).collect();
+    by_call.sort_unstable_by_key(|&i| (ops[part[i as usize]].call, end(i), i));
+    for (k, &b) in by_call.iter().enumerate() {
+        let ob = &ops[part[b as usize]];
+        for &a in by_call[..k].iter().rev().take(SYMMETRY_SCAN) {
+            let oa = &ops[part[a as usize]];
+            if end(a) <= end(b) && model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
+                after[b as usize] = a;
+                break;
+            }
+        }
+    }
+    after
+}
+
+/// How to key configurations: compact when every frontier has fewer operations open than
+/// the partition has words of bits (and the windows' lists stay within 32 entries an
+/// operation), else the whole set.
+fn key_shape(code: &[u32], n: usize) -> KeyShape {
+    let full_words = n.div_ceil(64).max(1);
+    let mut open: Vec<u32> = Vec::new();
+    let mut at = vec![NONE; n];
+    let mut open_start = vec![0u32; n + 1];
+    let mut windows: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut stored = 0usize;
+    for &c in &code[1..code.len() - 1] {
+        let op = (c >> 1) as usize;
+        if c & 1 == 0 {
+            at[op] = open.len() as u32;
+            open.push(op as u32);
+        } else {
+            let k = at[op] as usize;
+            open.swap_remove(k);
+            if k < open.len() {
+                at[open[k] as usize] = k as u32;
+            }
+            stored += open.len();
+            if open.len().div_ceil(64).max(1) >= full_words || stored > 32 * n + 1024 {
+                return KeyShape::Full;
+            }
+            windows[op] = open.clone();
+        }
+    }
+    let mut flat = Vec::with_capacity(stored);
+    for (m, w) in windows.iter().enumerate() {
+        open_start[m] = flat.len() as u32;
+        flat.extend_from_slice(w);
+    }
+    open_start[n] = flat.len() as u32;
+    KeyShape::Compact { open_start, open: flat }
 }
 
 /// Sizes reached by one search.
@@ -292,8 +509,10 @@ pub struct SearchStats {
     pub configurations: usize,
     /// Distinct model states interned.
     pub states: usize,
-    /// Approximate bytes held by the cache.
+    /// Bytes held by the cache.
     pub memo_bytes: usize,
+    /// Bytes held by the whole search (what the memory budget counts).
+    pub bytes: usize,
 }
 
 /// For every operation, the longest linearizable prefix seen that contains it, in O(1)
@@ -332,9 +551,28 @@ impl Tracker {
         }
     }
 
-    /// `op` was pushed at stack position `p`.
+    /// Bytes of the arrays sized from the partition.
+    fn fixed_bytes(n: usize) -> usize {
+        5 * 4 * n
+    }
+
+    /// Bytes of the node lists, which grow with every push.
+    fn growing_bytes(&self) -> usize {
+        4 * (self.node_op.capacity() + self.node_parent.capacity())
+    }
+
+    /// `op` was pushed at stack position `p`; false (and nothing recorded) when recording
+    /// it would need more than `room` bytes.
     #[inline]
-    fn push(&mut self, op: usize, p: usize) {
+    fn push(&mut self, op: usize, p: usize, room: usize) -> bool {
+        if self.node_op.len() == self.node_op.capacity() {
+            let grown = 8 * self.node_op.capacity().max(4);
+            if grown > room {
+                return false;
+            }
+            self.node_op.reserve_exact(self.node_op.capacity().max(4));
+            self.node_parent.reserve_exact(self.node_parent.capacity().max(4));
+        }
         let parent = if p == 0 { NONE } else { self.position_node[p - 1] };
         let node = self.node_op.len() as u32;
         assert!(node != NONE, "more than 2^32 pushes in one search");
@@ -343,6 +581,7 @@ impl Tracker {
         self.position_node[p] = node;
         self.peak_len[p] = p as u32 + 1;
         self.peak_node[p] = node;
+        true
     }
 
     /// `op` is being popped from stack position `p`.

@@ -74,13 +74,34 @@ impl KvOutput {
     }
 }
 
-/// One key's value. Cloning shares the text; the hash is kept incrementally (a polynomial
-/// hash extends by the appended part alone), so the checker never rehashes a long value.
+/// One key's value: a persistent string of chunks. Cloning shares everything; appending
+/// shares the value it extends and copies at most [`CHUNK`] bytes, so a search that builds
+/// thousands of values of one long key costs memory and time in proportion to what it
+/// appends, not to the values' lengths. The hash (a polynomial hash, which extends by the
+/// appended part alone) and the length are kept, so most comparisons are one or two word
+/// compares; a value is compared byte by byte from its end, where values that differ in the
+/// order of their last appends differ.
 #[derive(Clone, Debug)]
 pub struct KvState {
-    text: Arc<String>,
+    chunk: Arc<Chunk>,
+}
+
+/// The last part of a value, and the value before it.
+#[derive(Debug)]
+struct Chunk {
+    /// The value before `tail`, shared with the state it was appended to.
+    prefix: Option<Arc<Chunk>>,
+    /// The value's last bytes (at most [`CHUNK`], unless one write was longer).
+    tail: Box<str>,
+    /// Length in bytes of the whole value.
+    len: u64,
+    /// [`value_digest`] of the whole value.
     hash: u64,
 }
+
+/// Bytes a chunk holds before an append starts a new one: appends copy at most this much,
+/// and comparisons walk one chunk per this many bytes.
+pub const CHUNK: usize = 256;
 
 /// The polynomial hash's base (odd, so that multiplying by it is invertible mod 2^64).
 const BASE: u64 = 0x100_0000_01b3;
@@ -91,32 +112,99 @@ fn poly_hash(start: u64, bytes: &[u8]) -> u64 {
 
 impl KvState {
     /// A state holding `text`.
-    pub fn new(text: impl Into<String>) -> Self {
-        let text = text.into();
-        KvState { hash: poly_hash(0, text.as_bytes()), text: Arc::new(text) }
+    pub fn new(text: &str) -> Self {
+        let chunk =
+            Chunk { prefix: None, tail: text.into(), len: text.len() as u64, hash: poly_hash(0, text.as_bytes()) };
+        KvState { chunk: Arc::new(chunk) }
     }
 
-    /// The value.
-    pub fn as_str(&self) -> &str {
-        &self.text
+    /// The value, as one string.
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        let mut chunk = Some(&self.chunk);
+        while let Some(c) = chunk {
+            parts.push(&*c.tail);
+            chunk = c.prefix.as_ref();
+        }
+        parts.iter().rev().copied().collect()
+    }
+
+    /// Length of the value in bytes.
+    pub fn len(&self) -> u64 {
+        self.chunk.len
+    }
+
+    /// True for the empty value.
+    pub fn is_empty(&self) -> bool {
+        self.chunk.len == 0
+    }
+
+    /// Heap bytes this state added to the values it shares (its last chunk).
+    pub fn own_bytes(&self) -> usize {
+        std::mem::size_of::<Chunk>() + 2 * std::mem::size_of::<usize>() + self.chunk.tail.len()
     }
 
     /// Whether this is the value of `len` bytes with digest `digest`.
     fn is(&self, len: u64, digest: u64) -> bool {
-        self.text.len() as u64 == len && self.hash == digest
+        self.chunk.len == len && self.chunk.hash == digest
     }
 
     fn appended(&self, suffix: &str) -> Self {
-        let mut text = String::with_capacity(self.text.len() + suffix.len());
-        text.push_str(&self.text);
-        text.push_str(suffix);
-        KvState { hash: poly_hash(self.hash, suffix.as_bytes()), text: Arc::new(text) }
+        let c = &self.chunk;
+        let hash = poly_hash(c.hash, suffix.as_bytes());
+        let len = c.len + suffix.len() as u64;
+        let chunk = if c.tail.len() + suffix.len() <= CHUNK {
+            let mut tail = String::with_capacity(c.tail.len() + suffix.len());
+            tail.push_str(&c.tail);
+            tail.push_str(suffix);
+            Chunk { prefix: c.prefix.clone(), tail: tail.into(), len, hash }
+        } else {
+            let prefix = (c.len > 0).then(|| c.clone());
+            Chunk { prefix, tail: suffix.into(), len, hash }
+        };
+        KvState { chunk: Arc::new(chunk) }
+    }
+
+    /// Whether the value is `text`: the lengths, then the bytes from the end.
+    pub fn equals(&self, text: &str) -> bool {
+        if self.chunk.len != text.len() as u64 {
+            return false;
+        }
+        let mut rest = text.as_bytes();
+        let mut chunk = Some(&self.chunk);
+        while let Some(c) = chunk {
+            let Some(head) = rest.len().checked_sub(c.tail.len()) else {
+                return false;
+            };
+            if &rest[head..] != c.tail.as_bytes() {
+                return false;
+            }
+            rest = &rest[..head];
+            chunk = c.prefix.as_ref();
+        }
+        rest.is_empty()
     }
 }
 
 impl PartialEq for KvState {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+        let (a, b) = (&self.chunk, &other.chunk);
+        if Arc::ptr_eq(a, b) {
+            return true;
+        }
+        if a.len != b.len || a.hash != b.hash {
+            return false;
+        }
+        let same_prefix = match (&a.prefix, &b.prefix) {
+            (Some(p), Some(q)) => Arc::ptr_eq(p, q),
+            (None, None) => true,
+            _ => false,
+        };
+        if same_prefix {
+            return a.tail == b.tail;
+        }
+        // Chunked differently (reached by other writes): compare the bytes.
+        self.text() == other.text()
     }
 }
 
@@ -124,7 +212,7 @@ impl Eq for KvState {}
 
 impl Hash for KvState {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        state.write_u64(self.chunk.hash);
     }
 }
 
@@ -144,7 +232,7 @@ impl Model for KvModel {
     fn step(&self, state: &KvState, input: &KvInput, output: Option<&KvOutput>) -> Option<KvState> {
         match (input, output) {
             (KvInput::Get { .. }, None) => Some(state.clone()),
-            (KvInput::Get { .. }, Some(KvOutput::Value(v))) => (v.as_str() == state.as_str()).then(|| state.clone()),
+            (KvInput::Get { .. }, Some(KvOutput::Value(v))) => state.equals(v).then(|| state.clone()),
             (KvInput::Put { value, .. }, None | Some(KvOutput::Ack)) => Some(KvState::new(value.as_str())),
             (KvInput::Append { value, .. }, None | Some(KvOutput::Ack)) => Some(state.appended(value)),
             (KvInput::Append { value, .. }, Some(KvOutput::Wrote { prev_len, prev_digest })) => {
@@ -173,6 +261,10 @@ impl Model for KvModel {
         ops.first().map(|&i| format!("key {:?}", history[i].input.key())).unwrap_or_default()
     }
 
+    fn equivalent(&self, a: &KvInput, a_output: Option<&KvOutput>, b: &KvInput, b_output: Option<&KvOutput>) -> bool {
+        a == b && a_output == b_output
+    }
+
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
         let result = match output {
             None => " -> ?".to_string(),
@@ -188,7 +280,11 @@ impl Model for KvModel {
     }
 
     fn describe_state(&self, state: &KvState) -> String {
-        format!("{:?}", state.as_str())
+        format!("{:?}", state.text())
+    }
+
+    fn state_bytes(&self, state: &KvState) -> usize {
+        state.own_bytes()
     }
 }
 
@@ -205,7 +301,7 @@ mod tests {
         assert_eq!(m.step(&empty, &KvInput::get("k"), Some(&KvOutput::Ack)), None);
         assert_eq!(m.step(&empty, &KvInput::get("k"), None), Some(empty.clone()));
         let ab = m.step(&empty, &KvInput::put("k", "ab"), Some(&KvOutput::Ack)).unwrap();
-        assert_eq!(ab.as_str(), "ab");
+        assert_eq!(ab.text(), "ab");
         let abc = m.step(&ab, &KvInput::append("k", "c"), None).unwrap();
         assert_eq!(abc, KvState::new("abc"), "incremental hash equals the direct one");
         assert_eq!(m.step(&ab, &KvInput::put("k", "z"), Some(&KvOutput::value("z"))), None);
@@ -226,6 +322,36 @@ mod tests {
             m.describe_operation(&KvInput::append("k", "v"), Some(&wrote("abc"))),
             r#"append("k", "v") after 3 bytes"#
         );
+    }
+
+    #[test]
+    fn long_values_share_their_chunks_and_compare_exactly() {
+        let m = KvModel;
+        let mut state = m.init();
+        let mut text = String::new();
+        for i in 0..1000 {
+            let v = format!("x {i} y");
+            state = m.step(&state, &KvInput::append("k", v.as_str()), None).unwrap();
+            text.push_str(&v);
+            if i % 97 == 0 {
+                assert!(state.equals(&text) && state.text() == text && state.len() == text.len() as u64);
+                assert_eq!(state, KvState::new(&text), "chunked differently, equal all the same");
+                assert!(state.is(text.len() as u64, value_digest(&text)));
+            }
+        }
+        assert!(state.own_bytes() < 400, "an append copies at most a chunk: {}", state.own_bytes());
+        // Values that differ only in the order of their last appends, or anywhere else.
+        let ab = state.appended("a").appended("b");
+        let ba = state.appended("b").appended("a");
+        assert_ne!(ab, ba);
+        assert!(!ab.equals(&format!("{text}ba")) && ab.equals(&format!("{text}ab")));
+        let mut early = text.clone();
+        early.replace_range(3..4, "?");
+        assert!(!state.equals(&early) && !state.equals(&text[1..]) && !state.equals(&format!("{text}z")));
+        assert_ne!(state, KvState::new(&early));
+        assert_eq!(m.step(&state, &KvInput::get("k"), Some(&KvOutput::value(early))), None);
+        assert_eq!(KvState::new(""), m.init());
+        assert!(m.init().is_empty() && m.init().equals(""));
     }
 
     #[test]
