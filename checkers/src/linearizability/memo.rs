@@ -59,7 +59,7 @@ impl<S: Eq + Hash> StateArena<S> {
             mask: Self::INITIAL_SLOTS - 1,
             heap_bytes: 0,
         };
-        let id = arena.intern(init, None, init_bytes, usize::MAX);
+        let id = arena.intern(init, None, init_bytes, || usize::MAX);
         assert_eq!(id, Ok(0));
         arena
     }
@@ -70,17 +70,17 @@ impl<S: Eq + Hash> StateArena<S> {
         &self.states[id as usize]
     }
 
-    /// The name of `state`, adding it if new (with `heap` bytes of its own) unless that
-    /// would take the arena past `allowance` bytes. `same_as` is a state the caller
-    /// expects it to equal (the one stepped from: reads leave it unchanged); checking that
-    /// first skips hashing in the common case.
+    /// The name of `state`, adding it if new (with `heap` bytes of its own) unless the arena
+    /// would then hold more than `limit()` bytes (asked only then). `same_as` is a state the
+    /// caller expects it to equal (the one stepped from: reads leave it unchanged);
+    /// checking that first skips hashing in the common case.
     #[inline]
     pub(crate) fn intern(
         &mut self,
         state: S,
         same_as: Option<u32>,
         heap: usize,
-        allowance: usize,
+        limit: impl FnOnce() -> usize,
     ) -> Result<u32, OutOfMemory> {
         if let Some(id) = same_as {
             if self.states[id as usize] == state {
@@ -110,7 +110,7 @@ impl<S: Eq + Hash> StateArena<S> {
         if grows {
             growth += self.slots.len() * 2 * 8;
         }
-        if self.bytes().saturating_add(growth) > allowance {
+        if self.bytes().saturating_add(growth) > limit() {
             return Err(OutOfMemory);
         }
         self.slots[pos] = slot_of(hash, id);
@@ -155,10 +155,11 @@ const SEGMENT_SHIFT: u32 = 64 - SEGMENTS.trailing_zeros();
 
 /// Lowe's cache: the configurations (linearized set, state) already explored.
 ///
-/// A key is `width` words: the first is the key's hash (made nonzero; zero marks an empty
-/// slot), the second names the state and the search's frontier, the rest describe the set
-/// (see `search`). Keys live inline, so a lookup touches one place in memory, and the first
-/// word alone rejects nearly every non-match.
+/// A key is `width` words: the first packs the high 32 bits of the key's hash with the
+/// state's name plus one (so it is never zero, which marks an empty slot); the rest
+/// describe the set (see `search`). Keys live inline, so a lookup touches one place in
+/// memory, and the first word alone rejects nearly every non-match. The top bits of the
+/// hash choose the segment, the bits below them the slot.
 #[derive(Debug)]
 pub(crate) struct MemoTable {
     width: usize,
@@ -184,44 +185,56 @@ fn same_words(a: &[u64], b: &[u64]) -> bool {
 impl MemoTable {
     const INITIAL_SLOTS: usize = 8;
 
-    /// An empty cache for keys of `width` words (at least two).
+    /// An empty cache for keys of `width` words (at least two); segments get their first
+    /// slots when first used, so a small partition holds little.
     pub(crate) fn new(width: usize) -> Self {
-        assert!(width >= 2, "a key has a hash word and a state word");
-        let segments: Vec<Segment> = (0..SEGMENTS)
-            .map(|_| Segment { table: vec![EMPTY; Self::INITIAL_SLOTS * width], mask: Self::INITIAL_SLOTS - 1, len: 0 })
-            .collect();
-        MemoTable { width, len: 0, bytes: SEGMENTS * Self::INITIAL_SLOTS * width * 8, segments }
+        assert!(width >= 2, "a key has a hash and state word and at least one more");
+        let segments: Vec<Segment> = (0..SEGMENTS).map(|_| Segment { table: Vec::new(), mask: 0, len: 0 }).collect();
+        MemoTable { width, len: 0, bytes: 0, segments }
     }
 
-    /// Records the configuration `key` (whose first word is its hash, nonzero); `Ok(false)`
-    /// when it was already there, `Err` when recording it would take the table past
-    /// `allowance` bytes (then nothing is recorded).
+    /// The first word of a key: the high half of `hash`, and `state` plus one.
     #[inline]
-    pub(crate) fn insert(&mut self, key: &[u64], allowance: usize) -> Result<bool, OutOfMemory> {
+    pub(crate) fn head(hash: u64, state: u32) -> u64 {
+        (hash & 0xffff_ffff_0000_0000) | (u64::from(state) + 1)
+    }
+
+    /// Records the configuration `key` (whose first word is [`MemoTable::head`]); `Ok(false)`
+    /// when it was already there, `Err` when recording it would make the table hold more
+    /// than `limit()` bytes (asked only when it must grow; then nothing is recorded).
+    #[inline]
+    pub(crate) fn insert(&mut self, key: &[u64], limit: impl Fn() -> usize) -> Result<bool, OutOfMemory> {
         debug_assert_eq!(key.len(), self.width);
-        debug_assert_ne!(key[0], EMPTY);
         let width = self.width;
-        let hash = key[0];
-        let seg = &mut self.segments[(hash >> SEGMENT_SHIFT) as usize];
-        let mut pos = (hash as usize) & seg.mask;
+        let head = key[0];
+        let seg = &mut self.segments[(head >> SEGMENT_SHIFT) as usize];
+        if seg.table.is_empty() {
+            let bytes = Self::INITIAL_SLOTS * width * 8;
+            if self.bytes + bytes > limit() {
+                return Err(OutOfMemory);
+            }
+            seg.table = vec![EMPTY; Self::INITIAL_SLOTS * width];
+            seg.mask = Self::INITIAL_SLOTS - 1;
+            self.bytes += bytes;
+        }
+        let mut pos = home(head, seg.mask);
         loop {
             let base = pos * width;
-            let head = seg.table[base];
-            if head == EMPTY {
+            let there = seg.table[base];
+            if there == EMPTY {
                 break;
             }
-            if head == hash && same_words(&seg.table[base + 1..base + width], &key[1..]) {
+            if there == head && same_words(&seg.table[base + 1..base + width], &key[1..]) {
                 return Ok(false);
             }
             pos = (pos + 1) & seg.mask;
         }
-        // Keep each segment's load at most 7/10 so that probe runs stay short.
+        // Keep each segment's load at most 7/10 so that probe runs stay short; small
+        // segments grow fourfold, so that filling one copies its entries fewer times.
         let grows = (seg.len + 1) * 10 > (seg.mask + 1) * 7;
-        if grows {
-            let bigger = (seg.mask + 1) * 2 * width * 8;
-            if self.bytes.saturating_add(bigger) > allowance {
-                return Err(OutOfMemory);
-            }
+        let factor = if seg.mask < 4095 { 4 } else { 2 };
+        if grows && self.bytes + (seg.mask + 1) * factor * width * 8 > limit() {
+            return Err(OutOfMemory);
         }
         let base = pos * width;
         seg.table[base..base + width].copy_from_slice(key);
@@ -229,7 +242,7 @@ impl MemoTable {
         self.len += 1;
         if grows {
             let old = seg.table.len() * 8;
-            seg.grow(width);
+            seg.grow(width, factor);
             self.bytes = self.bytes - old + seg.table.len() * 8;
         }
         Ok(true)
@@ -247,12 +260,12 @@ impl MemoTable {
 }
 
 impl Segment {
-    fn grow(&mut self, width: usize) {
-        let slots = (self.mask + 1) * 2;
+    fn grow(&mut self, width: usize, factor: usize) {
+        let slots = (self.mask + 1) * factor;
         let mask = slots - 1;
         let mut table = vec![EMPTY; slots * width];
         for entry in self.table.chunks_exact(width).filter(|e| e[0] != EMPTY) {
-            let mut pos = (entry[0] as usize) & mask;
+            let mut pos = home(entry[0], mask);
             while table[pos * width] != EMPTY {
                 pos = (pos + 1) & mask;
             }
@@ -270,42 +283,42 @@ mod tests {
     #[test]
     fn states_are_interned_once() {
         let mut arena = StateArena::new(String::new(), 0);
-        let a = arena.intern("a".to_string(), Some(0), 1, usize::MAX).unwrap();
-        let b = arena.intern("b".to_string(), None, 1, usize::MAX).unwrap();
+        let a = arena.intern("a".to_string(), Some(0), 1, || usize::MAX).unwrap();
+        let b = arena.intern("b".to_string(), None, 1, || usize::MAX).unwrap();
         assert_eq!((a, b), (1, 2));
-        assert_eq!(arena.intern(String::new(), None, 0, usize::MAX), Ok(0));
-        assert_eq!(arena.intern("a".to_string(), Some(2), 1, usize::MAX), Ok(1));
+        assert_eq!(arena.intern(String::new(), None, 0, || usize::MAX), Ok(0));
+        assert_eq!(arena.intern("a".to_string(), Some(2), 1, || usize::MAX), Ok(1));
         for i in 0..1000 {
-            arena.intern(i.to_string(), None, 3, usize::MAX).unwrap();
+            arena.intern(i.to_string(), None, 3, || usize::MAX).unwrap();
         }
-        assert_eq!(arena.intern("a".to_string(), None, 1, usize::MAX), Ok(1));
+        assert_eq!(arena.intern("a".to_string(), None, 1, || usize::MAX), Ok(1));
         assert_eq!(arena.get(1), "a");
         assert_eq!(arena.len(), 3 + 1000);
         assert!(arena.bytes() >= 1003 * std::mem::size_of::<String>() + 3002);
-        // Refused, not added, past the allowance; a state already there is still found.
-        let full = arena.bytes();
-        assert_eq!(arena.intern("new".to_string(), None, 10_000, full), Err(OutOfMemory));
-        assert_eq!(arena.intern("a".to_string(), None, 1, full), Ok(1));
+        // Refused, not added, past the room; a state already there is still found.
+        let held = arena.bytes();
+        assert_eq!(arena.intern("new".to_string(), None, 10_000, || held + 9_999), Err(OutOfMemory));
+        assert_eq!(arena.intern("a".to_string(), None, 1, || 0), Ok(1));
         assert_eq!(arena.len(), 1003);
     }
 
-    fn key(i: u64, state: u64, set: u64) -> [u64; 3] {
-        [(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1, state, set]
+    fn key(i: u64, state: u32, set: u64) -> [u64; 3] {
+        [MemoTable::head(crate::linearizability::hash::fmix64(i), state), set, !set]
     }
 
     #[test]
     fn memo_distinguishes_keys_and_grows_by_segment() {
         let mut memo = MemoTable::new(3);
-        assert_eq!(memo.insert(&key(1, 0, 1), usize::MAX), Ok(true));
-        assert_eq!(memo.insert(&key(1, 0, 1), usize::MAX), Ok(false));
-        assert_eq!(memo.insert(&key(1, 1, 1), usize::MAX), Ok(true));
-        // Same hash, different set: must not be confused.
-        assert_eq!(memo.insert(&key(1, 0, 2), usize::MAX), Ok(true));
+        assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(true));
+        assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(false));
+        assert_eq!(memo.insert(&key(1, 1, 1), || usize::MAX), Ok(true));
+        // Same hash and state, different set: must not be confused.
+        assert_eq!(memo.insert(&key(1, 0, 2), || usize::MAX), Ok(true));
         for i in 0..50_000u64 {
-            assert_eq!(memo.insert(&key(i + 7, 3, i), usize::MAX), Ok(true));
+            assert_eq!(memo.insert(&key(i + 7, 3, i), || usize::MAX), Ok(true));
         }
         for i in 0..50_000u64 {
-            assert_eq!(memo.insert(&key(i + 7, 3, i), usize::MAX), Ok(false));
+            assert_eq!(memo.insert(&key(i + 7, 3, i), || usize::MAX), Ok(false));
         }
         assert_eq!(memo.len(), 50_003);
         let counted: usize = memo.segments.iter().map(|s| s.table.len() * 8).sum();
@@ -314,7 +327,7 @@ mod tests {
         // A growth that would pass the allowance is refused and records nothing.
         let mut refused = 0;
         for i in 0..100_000u64 {
-            match memo.insert(&key(i + 1_000_000, 3, i), memo.bytes()) {
+            match memo.insert(&key(i + 1_000_000, 3, i), || counted) {
                 Ok(true) => {}
                 Ok(false) => unreachable!("new keys"),
                 Err(OutOfMemory) => refused += 1,

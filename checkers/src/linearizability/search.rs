@@ -71,9 +71,35 @@ enum KeyShape {
     /// (state, frontier, bits of the operations open at the frontier): per operation `m`,
     /// `open[open_start[m]..open_start[m + 1]]` are the operations open at its return.
     Compact { open_start: Vec<u32>, open: Vec<u32> },
-    /// (state, the whole linearized set): when some frontier has as many operations open
-    /// as there are words in the set (many calls that never returned, say).
+    /// (state, the whole linearized set): for short partitions, where copying the set's
+    /// few words costs less than gathering the open operations' bits, and when some
+    /// frontier has about as many operations open as there are in the partition.
     Full,
+}
+
+/// One call or return in the time-sorted list.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    next: u32,
+    prev: u32,
+    /// Operation index shifted left once, low bit set for a return.
+    code: u32,
+}
+
+/// What the search needs about one operation, in one place.
+#[derive(Clone, Copy, Debug)]
+struct OpInfo {
+    /// Its return entry.
+    ret_entry: u32,
+    /// An operation that must be linearized before it (see the module's documentation),
+    /// or `NONE`.
+    after: u32,
+    /// The last state it was tried in, and the state it led to there (`NONE`: the model
+    /// rejected it): `Model::step` is pure and states are interned, so trying it again in
+    /// that state needs neither the model nor a new state.
+    tried_in: u32,
+    led_to: u32,
+    read_only: bool,
 }
 
 /// The search of one partition.
@@ -81,22 +107,14 @@ pub(crate) struct Search<'h, M: Model> {
     model: &'h M,
     inputs: Vec<&'h M::Input>,
     outputs: Vec<Option<&'h M::Output>>,
-    read_only: Vec<bool>,
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    /// Per entry: operation index shifted left once, low bit set for a return.
-    code: Vec<u32>,
-    /// Per operation: its return entry.
-    ret_entry: Vec<u32>,
-    /// Per operation: an operation of this partition that must be linearized before it
-    /// (see the module's documentation), or `NONE`.
-    after: Vec<u32>,
+    entries: Vec<Entry>,
+    info: Vec<OpInfo>,
     tail: u32,
     linearized: Bitset,
     /// The first return entry left in the list (the tail when none is left).
     frontier: u32,
     shape: KeyShape,
-    /// The key being built, `2 + words` long.
+    /// The key being built (see `build_key`).
     key: Vec<u64>,
     states: StateArena<M::State>,
     memo: MemoTable,
@@ -131,20 +149,28 @@ impl<'h, M: Model> Search<'h, M> {
         events.sort_unstable_by_key(|e| e.0);
         let len = 2 * n + 2;
         let tail = (len - 1) as u32;
-        let mut code = vec![NONE; len];
-        let mut ret_entry = vec![NONE; n];
+        let mut entries: Vec<Entry> =
+            (0..len as u32).map(|k| Entry { next: (k + 1).min(tail), prev: k.saturating_sub(1), code: NONE }).collect();
+        let after = waits_for(model, history, part);
+        let mut info: Vec<OpInfo> = (0..n)
+            .map(|i| OpInfo {
+                ret_entry: NONE,
+                after: after[i],
+                tried_in: NONE,
+                led_to: NONE,
+                read_only: model.is_read_only(&ops[part[i]].input),
+            })
+            .collect();
         for (k, &(_, c)) in events.iter().enumerate() {
             let entry = k + 1;
-            code[entry] = c;
+            entries[entry].code = c;
             if c & 1 == 1 {
-                ret_entry[(c >> 1) as usize] = entry as u32;
+                info[(c >> 1) as usize].ret_entry = entry as u32;
             }
         }
-        let next: Vec<u32> = (1..=len as u32).map(|k| k.min(tail)).collect();
-        let prev: Vec<u32> = (0..len as u32).map(|k| k.saturating_sub(1)).collect();
-        let frontier = (1..tail).find(|&e| code[e as usize] & 1 == 1).unwrap_or(tail);
-        let after = waits_for(model, history, part);
-        let shape = key_shape(&code, n);
+        let frontier = (1..tail).find(|&e| entries[e as usize].code & 1 == 1).unwrap_or(tail);
+        let codes: Vec<u32> = entries.iter().map(|e| e.code).collect();
+        let shape = key_shape(&codes, n);
         let words = match &shape {
             KeyShape::Compact { open_start, .. } => {
                 let widest = open_start.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
@@ -152,14 +178,16 @@ impl<'h, M: Model> Search<'h, M> {
             }
             KeyShape::Full => n.div_ceil(64).max(1),
         };
+        // The key: the hash and state, the frontier (compact keys only), the bits.
+        let width = words + if matches!(shape, KeyShape::Full) { 1 } else { 2 };
         let shape_bytes = match &shape {
             KeyShape::Compact { open_start, open } => 4 * (open_start.len() + open.len()),
             KeyShape::Full => 0,
         };
-        // next, prev, code: 4 bytes an entry; ret_entry, after, inputs, outputs, read_only,
-        // the stack (at most one frame an operation) and the tracker's fixed arrays.
-        let fixed_bytes = 12 * len
-            + n * (8 + 2 * std::mem::size_of::<usize>() + 1 + std::mem::size_of::<Frame>())
+        // The entry list, the operations' information, inputs and outputs, the stack (at
+        // most a frame an operation), the set, and the tracker's fixed arrays.
+        let fixed_bytes = len * std::mem::size_of::<Entry>()
+            + n * (std::mem::size_of::<OpInfo>() + 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Frame>())
             + if track { Tracker::fixed_bytes(n) } else { 0 }
             + shape_bytes
             + 8 * n.div_ceil(64);
@@ -169,19 +197,15 @@ impl<'h, M: Model> Search<'h, M> {
             model,
             inputs: part.iter().map(|&g| &ops[g].input).collect(),
             outputs: part.iter().map(|&g| ops[g].output.as_ref()).collect(),
-            read_only: part.iter().map(|&g| model.is_read_only(&ops[g].input)).collect(),
-            next,
-            prev,
-            code,
-            ret_entry,
-            after,
+            entries,
+            info,
             tail,
             linearized: Bitset::new(n),
             frontier,
             shape,
-            key: vec![0; 2 + words],
+            key: vec![0; width],
             states: StateArena::new(init, init_bytes),
-            memo: MemoTable::new(2 + words),
+            memo: MemoTable::new(width),
             stack: Vec::with_capacity(n),
             entry: 1,
             state: 0,
@@ -194,16 +218,16 @@ impl<'h, M: Model> Search<'h, M> {
 
     #[inline]
     fn unlink(&mut self, x: u32) {
-        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
-        self.next[p as usize] = n;
-        self.prev[n as usize] = p;
+        let Entry { prev: p, next: n, .. } = self.entries[x as usize];
+        self.entries[p as usize].next = n;
+        self.entries[n as usize].prev = p;
     }
 
     #[inline]
     fn relink(&mut self, x: u32) {
-        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
-        self.next[p as usize] = x;
-        self.prev[n as usize] = x;
+        let Entry { prev: p, next: n, .. } = self.entries[x as usize];
+        self.entries[p as usize].next = x;
+        self.entries[n as usize].prev = x;
     }
 
     /// Bytes held now: what counts against the allowance of [`Search::run`].
@@ -218,30 +242,55 @@ impl<'h, M: Model> Search<'h, M> {
     #[inline]
     fn build_key(&mut self, state: u32) {
         let hash = fmix64(self.linearized.hash() ^ (u64::from(state) + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
-        self.key[0] = hash | 1;
+        self.key[0] = MemoTable::head(hash, state);
         match &self.shape {
+            KeyShape::Full => {
+                self.key[1..].copy_from_slice(self.linearized.words());
+            }
             KeyShape::Compact { .. } if self.frontier == self.tail => {
                 // Every operation is linearized: the set is whole.
-                self.key[1] = (u64::from(state) << 32) | self.inputs.len() as u64;
-                self.key[2..].iter_mut().for_each(|w| *w = 0);
-            }
-            KeyShape::Compact { open_start, open } => {
-                let m = (self.code[self.frontier as usize] >> 1) as usize;
-                self.key[1] = (u64::from(state) << 32) | m as u64;
-                let words = &mut self.key[2..];
-                words.iter_mut().for_each(|w| *w = 0);
-                let window = &open[open_start[m] as usize..open_start[m + 1] as usize];
-                for (k, &op) in window.iter().enumerate() {
-                    if self.linearized.contains(op as usize) {
-                        words[k / 64] |= 1 << (k % 64);
-                    }
+                self.key[1] = self.inputs.len() as u64;
+                for w in &mut self.key[2..] {
+                    *w = 0;
                 }
             }
-            KeyShape::Full => {
-                self.key[1] = u64::from(state);
-                self.key[2..].copy_from_slice(self.linearized.words());
+            KeyShape::Compact { open_start, open } => {
+                let m = (self.entries[self.frontier as usize].code >> 1) as usize;
+                self.key[1] = m as u64;
+                let words = &mut self.key[2..];
+                for w in words.iter_mut() {
+                    *w = 0;
+                }
+                let window = &open[open_start[m] as usize..open_start[m + 1] as usize];
+                for (k, &op) in window.iter().enumerate() {
+                    words[k / 64] |= u64::from(self.linearized.contains(op as usize)) << (k % 64);
+                }
             }
         }
+    }
+
+    /// The state `op` leads to from the current state, or `None` when the model rejects it
+    /// there; `Err` when a new state would take the search past `memory` bytes.
+    #[inline]
+    fn next_state(&mut self, op: usize, memory: usize) -> Result<Option<u32>, OutOfMemory> {
+        let info = self.info[op];
+        if info.tried_in == self.state {
+            return Ok((info.led_to != NONE).then_some(info.led_to));
+        }
+        let led_to = match self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]) {
+            None => NONE,
+            Some(next_state) => {
+                let heap = self.model.state_bytes(&next_state);
+                let (fixed, memo, tracker) = (self.fixed_bytes, &self.memo, &self.tracker);
+                let limit =
+                    || memory.saturating_sub(fixed + memo.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes));
+                self.states.intern(next_state, Some(self.state), heap, limit)?
+            }
+        };
+        let info = &mut self.info[op];
+        info.tried_in = self.state;
+        info.led_to = led_to;
+        Ok((led_to != NONE).then_some(led_to))
     }
 
     /// Takes up to `allowance` steps, holding at most `memory` bytes. A step is one visit
@@ -258,50 +307,48 @@ impl<'h, M: Model> Search<'h, M> {
             }
             left -= 1;
             debug_assert!(entry != 0 && entry != self.tail, "walked off the entry list");
-            let code = self.code[entry as usize];
+            let code = self.entries[entry as usize].code;
             let mut backtrack = code & 1 == 1;
             if !backtrack {
                 let op = (code >> 1) as usize;
-                let after = self.after[op];
+                let OpInfo { after, ret_entry: ret, read_only: eager, .. } = self.info[op];
                 if after != NONE && !self.linearized.contains(after as usize) {
                     // It must wait for another operation (its client's previous one, or an
                     // interchangeable one that goes first).
-                    entry = self.next[entry as usize];
+                    entry = self.entries[entry as usize].next;
                     continue;
                 }
-                let stepped = self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]);
-                if let Some(next_state) = stepped {
+                let next = match self.next_state(op, memory) {
+                    Ok(next) => next,
+                    Err(OutOfMemory) => break Progress::OutOfMemory,
+                };
+                if let Some(id) = next {
                     // A read-only operation legal now can be linearized now: if any completion
                     // of this configuration exists, one starts with it (it leaves the state as
                     // it is, no remaining operation must precede it in real time, since its
                     // call comes before every remaining return, and what it waits for is
                     // linearized already). So it needs no alternatives — which stops
                     // concurrent reads of one value from making the search try every subset.
-                    let eager = self.read_only[op];
-                    let heap = self.model.state_bytes(&next_state);
-                    let others = self.bytes() - self.states.bytes();
-                    let Ok(id) = self.states.intern(next_state, Some(self.state), heap, memory.saturating_sub(others))
-                    else {
-                        break Progress::OutOfMemory;
-                    };
                     self.linearized.insert(op);
-                    let ret = self.ret_entry[op];
                     // The frontier moves past this operation's return when that was it.
-                    let frontier = if ret == self.frontier {
-                        let mut e = self.next[ret as usize];
-                        while e != self.tail && self.code[e as usize] & 1 == 0 {
-                            e = self.next[e as usize];
+                    let old_frontier = self.frontier;
+                    if ret == old_frontier {
+                        let mut e = self.entries[ret as usize].next;
+                        while e != self.tail && self.entries[e as usize].code & 1 == 0 {
+                            e = self.entries[e as usize].next;
                         }
-                        e
-                    } else {
-                        self.frontier
-                    };
-                    let old_frontier = std::mem::replace(&mut self.frontier, frontier);
+                        self.frontier = e;
+                    }
                     self.build_key(id);
-                    let others = self.bytes() - self.memo.bytes();
-                    match self.memo.insert(&self.key, memory.saturating_sub(others)) {
+                    let (fixed, states, tracker) = (self.fixed_bytes, &self.states, &self.tracker);
+                    let limit = || {
+                        memory
+                            .saturating_sub(fixed + states.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes))
+                    };
+                    match self.memo.insert(&self.key, limit) {
                         Ok(true) => {
-                            let room = memory.saturating_sub(self.bytes());
+                            let (fixed, states, memo) = (self.fixed_bytes, &self.states, &self.memo);
+                            let room = || memory.saturating_sub(fixed + states.bytes() + memo.bytes());
                             if let Some(tracker) = &mut self.tracker {
                                 if !tracker.push(op, self.stack.len(), room) {
                                     self.linearized.remove(op);
@@ -313,7 +360,7 @@ impl<'h, M: Model> Search<'h, M> {
                             self.state = id;
                             self.unlink(entry);
                             self.unlink(ret);
-                            entry = self.next[0];
+                            entry = self.entries[0].next;
                             if entry == self.tail {
                                 break Progress::Linearizable;
                             }
@@ -333,7 +380,7 @@ impl<'h, M: Model> Search<'h, M> {
                     }
                 }
                 if !backtrack {
-                    entry = self.next[entry as usize];
+                    entry = self.entries[entry as usize].next;
                     continue;
                 }
             }
@@ -345,16 +392,16 @@ impl<'h, M: Model> Search<'h, M> {
                     refuted = true;
                     break;
                 };
-                let op = (self.code[frame.entry as usize] >> 1) as usize;
+                let op = (self.entries[frame.entry as usize].code >> 1) as usize;
                 if let Some(tracker) = &mut self.tracker {
                     tracker.pop(op, self.stack.len());
                 }
                 self.linearized.remove(op);
                 self.state = frame.state;
                 self.frontier = frame.frontier;
-                self.relink(self.ret_entry[op]);
+                self.relink(self.info[op].ret_entry);
                 self.relink(frame.entry);
-                entry = self.next[frame.entry as usize];
+                entry = self.entries[frame.entry as usize].next;
                 if !frame.eager {
                     break;
                 }
@@ -384,7 +431,8 @@ impl<'h, M: Model> Search<'h, M> {
     /// After [`Progress::Linearizable`]: the local operation indices in witness order.
     pub(crate) fn witness(&self) -> Vec<usize> {
         assert_eq!(self.done, Some(Progress::Linearizable), "no witness before success");
-        let order: Vec<usize> = self.stack.iter().map(|f| (self.code[f.entry as usize] >> 1) as usize).collect();
+        let order: Vec<usize> =
+            self.stack.iter().map(|f| (self.entries[f.entry as usize].code >> 1) as usize).collect();
         assert_eq!(order.len(), self.inputs.len(), "a witness names every operation");
         order
     }
@@ -398,7 +446,7 @@ impl<'h, M: Model> Search<'h, M> {
         assert_ne!(self.done, Some(Progress::Linearizable), "a linearizable partition has a witness");
         let mut tracker = self.tracker.take().expect("partials need a tracking search");
         for (p, frame) in self.stack.iter().enumerate().rev() {
-            tracker.pop((self.code[frame.entry as usize] >> 1) as usize, p);
+            tracker.pop((self.entries[frame.entry as usize].code >> 1) as usize, p);
         }
         tracker.finish()
     }
@@ -465,11 +513,15 @@ fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: 
     after
 }
 
-/// How to key configurations: compact when every frontier has fewer operations open than
-/// the partition has words of bits (and the windows' lists stay within 32 entries an
-/// operation), else the whole set.
+/// How to key configurations: compact when that saves at least four words a configuration
+/// (so for partitions of more than 256 operations) because every frontier has few
+/// operations open, and the windows' lists stay within 32 entries an operation; else the
+/// whole set.
 fn key_shape(code: &[u32], n: usize) -> KeyShape {
     let full_words = n.div_ceil(64).max(1);
+    if full_words < 5 {
+        return KeyShape::Full;
+    }
     let mut open: Vec<u32> = Vec::new();
     let mut at = vec![NONE; n];
     let mut open_start = vec![0u32; n + 1];
@@ -487,7 +539,7 @@ fn key_shape(code: &[u32], n: usize) -> KeyShape {
                 at[open[k] as usize] = k as u32;
             }
             stored += open.len();
-            if open.len().div_ceil(64).max(1) >= full_words || stored > 32 * n + 1024 {
+            if open.len().div_ceil(64).max(1) + 4 > full_words || stored > 32 * n + 1024 {
                 return KeyShape::Full;
             }
             windows[op] = open.clone();
@@ -562,12 +614,12 @@ impl Tracker {
     }
 
     /// `op` was pushed at stack position `p`; false (and nothing recorded) when recording
-    /// it would need more than `room` bytes.
+    /// it would need more than `room()` more bytes (asked only then).
     #[inline]
-    fn push(&mut self, op: usize, p: usize, room: usize) -> bool {
+    fn push(&mut self, op: usize, p: usize, room: impl FnOnce() -> usize) -> bool {
         if self.node_op.len() == self.node_op.capacity() {
             let grown = 8 * self.node_op.capacity().max(4);
-            if grown > room {
+            if grown > room() {
                 return false;
             }
             self.node_op.reserve_exact(self.node_op.capacity().max(4));

@@ -75,33 +75,53 @@ impl KvOutput {
 }
 
 /// One key's value: a persistent string of chunks. Cloning shares everything; appending
-/// shares the value it extends and copies at most [`CHUNK`] bytes, so a search that builds
-/// thousands of values of one long key costs memory and time in proportion to what it
-/// appends, not to the values' lengths. The hash (a polynomial hash, which extends by the
-/// appended part alone) and the length are kept, so most comparisons are one or two word
-/// compares; a value is compared byte by byte from its end, where values that differ in the
-/// order of their last appends differ.
+/// shares the value it extends and copies at most [`CHUNK`] bytes into one new allocation,
+/// so a search that builds thousands of values of one long key costs memory and time in
+/// proportion to what it appends, not to the values' lengths. The hash (a polynomial hash,
+/// which extends by the appended part alone) and the length are kept, so most comparisons
+/// are one or two word compares; a value is compared byte by byte from its end, where
+/// values that differ in the order of their last appends differ.
 #[derive(Clone, Debug)]
 pub struct KvState {
     chunk: Arc<Chunk>,
 }
 
-/// The last part of a value, and the value before it.
+/// Bytes one chunk holds: an append copies at most this much, and comparisons walk one
+/// chunk per this many bytes.
+pub const CHUNK: usize = 128;
+
+/// The last bytes of a value, and the value before them.
 #[derive(Debug)]
 struct Chunk {
-    /// The value before `tail`, shared with the state it was appended to.
+    /// The value before these bytes, shared with the state it was appended to.
     prefix: Option<Arc<Chunk>>,
-    /// The value's last bytes (at most [`CHUNK`], unless one write was longer).
-    tail: Box<str>,
     /// Length in bytes of the whole value.
     len: u64,
     /// [`value_digest`] of the whole value.
     hash: u64,
+    /// How many bytes of `bytes` are used (at least one, except in the empty value).
+    used: u8,
+    bytes: [u8; CHUNK],
 }
 
-/// Bytes a chunk holds before an append starts a new one: appends copy at most this much,
-/// and comparisons walk one chunk per this many bytes.
-pub const CHUNK: usize = 256;
+impl Chunk {
+    fn tail(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.used)]
+    }
+}
+
+/// Long values are long chains: free them one chunk at a time, not by recursion.
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let mut next = self.prefix.take();
+        while let Some(chunk) = next {
+            match Arc::try_unwrap(chunk) {
+                Ok(mut chunk) => next = chunk.prefix.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
 
 /// The polynomial hash's base (odd, so that multiplying by it is invertible mod 2^64).
 const BASE: u64 = 0x100_0000_01b3;
@@ -113,9 +133,37 @@ fn poly_hash(start: u64, bytes: &[u8]) -> u64 {
 impl KvState {
     /// A state holding `text`.
     pub fn new(text: &str) -> Self {
-        let chunk =
-            Chunk { prefix: None, tail: text.into(), len: text.len() as u64, hash: poly_hash(0, text.as_bytes()) };
-        KvState { chunk: Arc::new(chunk) }
+        let empty = Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes: [0; CHUNK] };
+        KvState { chunk: Arc::new(empty) }.extended(text.as_bytes())
+    }
+
+    /// This value followed by `more`, in new chunks.
+    fn extended(self, more: &[u8]) -> Self {
+        let mut prefix = (self.chunk.len > 0).then_some(self.chunk);
+        let (mut len, mut hash) = match &prefix {
+            Some(p) => (p.len, p.hash),
+            None => (0, 0),
+        };
+        let mut bytes = [0u8; CHUNK];
+        let mut used = 0;
+        for piece in more.chunks(CHUNK) {
+            if used + piece.len() > CHUNK {
+                let chunk = Chunk { prefix: prefix.take(), len, hash, used: used as u8, bytes };
+                prefix = Some(Arc::new(chunk));
+                used = 0;
+            }
+            bytes[used..used + piece.len()].copy_from_slice(piece);
+            used += piece.len();
+            len += piece.len() as u64;
+            hash = poly_hash(hash, piece);
+        }
+        if used == 0 {
+            return match prefix {
+                Some(chunk) => KvState { chunk },
+                None => KvState { chunk: Arc::new(Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes }) },
+            };
+        }
+        KvState { chunk: Arc::new(Chunk { prefix, len, hash, used: used as u8, bytes }) }
     }
 
     /// The value, as one string.
@@ -123,10 +171,11 @@ impl KvState {
         let mut parts = Vec::new();
         let mut chunk = Some(&self.chunk);
         while let Some(c) = chunk {
-            parts.push(&*c.tail);
+            parts.push(c.tail());
             chunk = c.prefix.as_ref();
         }
-        parts.iter().rev().copied().collect()
+        let bytes: Vec<u8> = parts.iter().rev().flat_map(|p| p.iter().copied()).collect();
+        String::from_utf8(bytes).expect("a value is the concatenation of whole strings")
     }
 
     /// Length of the value in bytes.
@@ -141,7 +190,7 @@ impl KvState {
 
     /// Heap bytes this state added to the values it shares (its last chunk).
     pub fn own_bytes(&self) -> usize {
-        std::mem::size_of::<Chunk>() + 2 * std::mem::size_of::<usize>() + self.chunk.tail.len()
+        std::mem::size_of::<Chunk>() + 2 * std::mem::size_of::<usize>()
     }
 
     /// Whether this is the value of `len` bytes with digest `digest`.
@@ -151,18 +200,21 @@ impl KvState {
 
     fn appended(&self, suffix: &str) -> Self {
         let c = &self.chunk;
-        let hash = poly_hash(c.hash, suffix.as_bytes());
-        let len = c.len + suffix.len() as u64;
-        let chunk = if c.tail.len() + suffix.len() <= CHUNK {
-            let mut tail = String::with_capacity(c.tail.len() + suffix.len());
-            tail.push_str(&c.tail);
-            tail.push_str(suffix);
-            Chunk { prefix: c.prefix.clone(), tail: tail.into(), len, hash }
-        } else {
-            let prefix = (c.len > 0).then(|| c.clone());
-            Chunk { prefix, tail: suffix.into(), len, hash }
-        };
-        KvState { chunk: Arc::new(chunk) }
+        if usize::from(c.used) + suffix.len() <= CHUNK {
+            // Room in the last chunk: copy it and the suffix into a new one.
+            let mut bytes = c.bytes;
+            let used = usize::from(c.used);
+            bytes[used..used + suffix.len()].copy_from_slice(suffix.as_bytes());
+            let chunk = Chunk {
+                prefix: c.prefix.clone(),
+                len: c.len + suffix.len() as u64,
+                hash: poly_hash(c.hash, suffix.as_bytes()),
+                used: (used + suffix.len()) as u8,
+                bytes,
+            };
+            return KvState { chunk: Arc::new(chunk) };
+        }
+        self.clone().extended(suffix.as_bytes())
     }
 
     /// Whether the value is `text`: the lengths, then the bytes from the end.
@@ -173,10 +225,11 @@ impl KvState {
         let mut rest = text.as_bytes();
         let mut chunk = Some(&self.chunk);
         while let Some(c) = chunk {
-            let Some(head) = rest.len().checked_sub(c.tail.len()) else {
+            let tail = c.tail();
+            let Some(head) = rest.len().checked_sub(tail.len()) else {
                 return false;
             };
-            if &rest[head..] != c.tail.as_bytes() {
+            if &rest[head..] != tail {
                 return false;
             }
             rest = &rest[..head];
@@ -201,7 +254,7 @@ impl PartialEq for KvState {
             _ => false,
         };
         if same_prefix {
-            return a.tail == b.tail;
+            return a.tail() == b.tail();
         }
         // Chunked differently (reached by other writes): compare the bytes.
         self.text() == other.text()
@@ -339,7 +392,16 @@ mod tests {
                 assert!(state.is(text.len() as u64, value_digest(&text)));
             }
         }
-        assert!(state.own_bytes() < 400, "an append copies at most a chunk: {}", state.own_bytes());
+        assert!(state.own_bytes() < 2 * CHUNK, "an append copies at most a chunk: {}", state.own_bytes());
+        // A long put is chunked too, and a chain of chunks is freed without recursion.
+        let long = "y".repeat(10 * CHUNK + 3);
+        assert_eq!(KvState::new(&long).text(), long);
+        let mut deep = m.init();
+        for _ in 0..200_000 {
+            deep = deep.appended("0123456789");
+        }
+        assert_eq!(deep.len(), 2_000_000);
+        drop(deep);
         // Values that differ only in the order of their last appends, or anywhere else.
         let ab = state.appended("a").appended("b");
         let ba = state.appended("b").appended("a");
