@@ -11,6 +11,7 @@ mod bench;
 mod bench_checker;
 mod bugs;
 mod check_history;
+mod checker_histories;
 mod prop;
 mod sweep;
 

@@ -69,8 +69,9 @@ const SYMMETRY_SCAN: usize = 32;
 /// How configurations are keyed in the memo table.
 enum KeyShape {
     /// (state, frontier, bits of the operations open at the frontier): per operation `m`,
-    /// `open[open_start[m]..open_start[m + 1]]` are the operations open at its return.
-    Compact { open_start: Vec<u32>, open: Vec<u32> },
+    /// the `open_len[m]` operations from `open[open_start[m]]` on are those open at its
+    /// return.
+    Compact { open_start: Vec<u32>, open_len: Vec<u32>, open: Vec<u32> },
     /// (state, the whole linearized set): for short partitions, where copying the set's
     /// few words costs less than gathering the open operations' bits, and when some
     /// frontier has about as many operations open as there are in the partition.
@@ -137,16 +138,18 @@ impl<'h, M: Model> Search<'h, M> {
         let ops = history.ops();
         let n = part.len();
         assert!(n < (1 << 30), "a partition of {n} operations is too large");
-        // Sort key: pending returns after every timed event; at equal times calls first;
-        // then by operation, so that the order is total and deterministic.
-        let mut events: Vec<((bool, u64, bool, u32), u32)> = Vec::with_capacity(2 * n);
+        // Sort key: time (pending returns last), then calls before returns, then by
+        // operation, so that the order is total and deterministic. The second half of the
+        // key is the entry's code with its low bit (return) moved to the top.
+        let mut events: Vec<(u64, u32)> = Vec::with_capacity(2 * n);
         for (i, &g) in part.iter().enumerate() {
             let op = &ops[g];
             let i = i as u32;
-            events.push(((false, op.call, false, i), i << 1));
-            events.push(((op.ret.is_none(), op.ret.unwrap_or(0), true, i), (i << 1) | 1));
+            events.push((op.call, i));
+            events.push((op.ret.unwrap_or(u64::MAX), (1 << 31) | i));
         }
-        events.sort_unstable_by_key(|e| e.0);
+        events.sort_unstable();
+        let events: Vec<u32> = events.into_iter().map(|(_, k)| ((k & !(1 << 31)) << 1) | (k >> 31)).collect();
         let len = 2 * n + 2;
         let tail = (len - 1) as u32;
         let mut entries: Vec<Entry> =
@@ -161,7 +164,7 @@ impl<'h, M: Model> Search<'h, M> {
                 read_only: model.is_read_only(&ops[part[i]].input),
             })
             .collect();
-        for (k, &(_, c)) in events.iter().enumerate() {
+        for (k, &c) in events.iter().enumerate() {
             let entry = k + 1;
             entries[entry].code = c;
             if c & 1 == 1 {
@@ -172,8 +175,8 @@ impl<'h, M: Model> Search<'h, M> {
         let codes: Vec<u32> = entries.iter().map(|e| e.code).collect();
         let shape = key_shape(&codes, n);
         let words = match &shape {
-            KeyShape::Compact { open_start, .. } => {
-                let widest = open_start.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0);
+            KeyShape::Compact { open_len, .. } => {
+                let widest = open_len.iter().copied().max().unwrap_or(0) as usize;
                 widest.div_ceil(64).max(1)
             }
             KeyShape::Full => n.div_ceil(64).max(1),
@@ -181,7 +184,7 @@ impl<'h, M: Model> Search<'h, M> {
         // The key: the hash and state, the frontier (compact keys only), the bits.
         let width = words + if matches!(shape, KeyShape::Full) { 1 } else { 2 };
         let shape_bytes = match &shape {
-            KeyShape::Compact { open_start, open } => 4 * (open_start.len() + open.len()),
+            KeyShape::Compact { open_start, open_len, open } => 4 * (open_start.len() + open_len.len() + open.len()),
             KeyShape::Full => 0,
         };
         // The entry list, the operations' information, inputs and outputs, the stack (at
@@ -254,14 +257,15 @@ impl<'h, M: Model> Search<'h, M> {
                     *w = 0;
                 }
             }
-            KeyShape::Compact { open_start, open } => {
+            KeyShape::Compact { open_start, open_len, open } => {
                 let m = (self.entries[self.frontier as usize].code >> 1) as usize;
                 self.key[1] = m as u64;
                 let words = &mut self.key[2..];
                 for w in words.iter_mut() {
                     *w = 0;
                 }
-                let window = &open[open_start[m] as usize..open_start[m + 1] as usize];
+                let start = open_start[m] as usize;
+                let window = &open[start..start + open_len[m] as usize];
                 for (k, &op) in window.iter().enumerate() {
                     words[k / 64] |= u64::from(self.linearized.contains(op as usize)) << (k % 64);
                 }
@@ -497,14 +501,20 @@ fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: 
     // a.call <= b.call and a.ret <= b.ret, any linearization with b first stays one when
     // they trade places (every operation between them overlaps both), so requiring each
     // operation to follow the nearest such one loses no linearization and no prefix length.
-    let end = |i: u32| ops[part[i as usize]].ret.unwrap_or(u64::MAX);
-    let mut by_call: Vec<u32> = (0..n as u32).collect();
-    by_call.sort_unstable_by_key(|&i| (ops[part[i as usize]].call, end(i), i));
-    for (k, &b) in by_call.iter().enumerate() {
+    // Read-only operations are left out: the search takes them as soon as they are legal.
+    let mut by_call: Vec<(u64, u64, u32)> = (0..n as u32)
+        .filter(|&i| !model.is_read_only(&ops[part[i as usize]].input))
+        .map(|i| {
+            let op = &ops[part[i as usize]];
+            (op.call, op.ret.unwrap_or(u64::MAX), i)
+        })
+        .collect();
+    by_call.sort_unstable();
+    for (k, &(_, end_b, b)) in by_call.iter().enumerate() {
         let ob = &ops[part[b as usize]];
-        for &a in by_call[..k].iter().rev().take(SYMMETRY_SCAN) {
+        for &(_, end_a, a) in by_call[..k].iter().rev().take(SYMMETRY_SCAN) {
             let oa = &ops[part[a as usize]];
-            if end(a) <= end(b) && model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
+            if end_a <= end_b && model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
                 after[b as usize] = a;
                 break;
             }
@@ -522,11 +532,11 @@ fn key_shape(code: &[u32], n: usize) -> KeyShape {
     if full_words < 5 {
         return KeyShape::Full;
     }
+    // Returns come in time order: each window is written once, where it will stay.
     let mut open: Vec<u32> = Vec::new();
     let mut at = vec![NONE; n];
-    let mut open_start = vec![0u32; n + 1];
-    let mut windows: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut stored = 0usize;
+    let mut starts = vec![(0u32, 0u32); n];
+    let mut flat: Vec<u32> = Vec::new();
     for &c in &code[1..code.len() - 1] {
         let op = (c >> 1) as usize;
         if c & 1 == 0 {
@@ -538,20 +548,20 @@ fn key_shape(code: &[u32], n: usize) -> KeyShape {
             if k < open.len() {
                 at[open[k] as usize] = k as u32;
             }
-            stored += open.len();
-            if open.len().div_ceil(64).max(1) + 4 > full_words || stored > 32 * n + 1024 {
+            if open.len().div_ceil(64).max(1) + 4 > full_words || flat.len() + open.len() > 32 * n + 1024 {
                 return KeyShape::Full;
             }
-            windows[op] = open.clone();
+            starts[op] = (flat.len() as u32, open.len() as u32);
+            flat.extend_from_slice(&open);
         }
     }
-    let mut flat = Vec::with_capacity(stored);
-    for (m, w) in windows.iter().enumerate() {
-        open_start[m] = flat.len() as u32;
-        flat.extend_from_slice(w);
+    // Per operation in index order, its window's place in `flat` (windows are stored in
+    // the order of the returns, so `open_start[m + 1]` is not the end: keep the ends apart).
+    KeyShape::Compact {
+        open_start: starts.iter().map(|&(start, _)| start).collect(),
+        open_len: starts.iter().map(|&(_, len)| len).collect(),
+        open: flat,
     }
-    open_start[n] = flat.len() as u32;
-    KeyShape::Compact { open_start, open: flat }
 }
 
 /// Sizes reached by one search.
