@@ -12,6 +12,8 @@
 //! order, [`Verdict::NotLinearizable`] with partial linearizations (for each operation, the
 //! longest linearizable prefix containing it) or [`Verdict::Unknown`] when the step budget
 //! runs out; every step count is a pure function of the history and the options.
+//! Specifications whose step may lead to several states are checked through
+//! [`PowerSet`] (see [`NondeterministicModel`]).
 //!
 //! ```
 //! use checkers::linearizability::{check, CheckOptions, History, Operation, Verdict};
@@ -34,6 +36,7 @@ mod hash;
 mod history;
 mod memo;
 mod model;
+mod nondeterministic;
 mod search;
 
 pub use check::{
@@ -43,4 +46,5 @@ pub use check::{
 };
 pub use history::{ClientId, Event, History, HistoryError, Operation, Time};
 pub use model::Model;
+pub use nondeterministic::{NondeterministicModel, PowerSet, StateSet};
 pub use search::SearchStats;
