@@ -278,10 +278,27 @@ impl KvCluster {
                 let annotations: Vec<Annotation> = sim::annotations()
                     .into_iter()
                     .map(|a| {
-                        // The history's times are event positions: place the band among them.
+                        // The history's times are event positions: place the band among them,
+                        // and keep the simulated times for the tooltip.
                         let end_ns = a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns);
                         let (start, end) = self.history.span(a.start_ns, end_ns);
-                        Annotation { start, end, label: a.label, row: a.node.map(sim::node_name) }
+                        let details = format!("simulated {} s to {} s", a.start_ns as f64 / 1e9, end_ns as f64 / 1e9);
+                        let band = Annotation::new(start, end, a.label.clone()).with_details(details);
+                        let band = match a.node {
+                            Some(node) => band.in_row(sim::node_name(node)),
+                            None => band,
+                        };
+                        // Crashes red, restarts green, partitions orange, leadership blue.
+                        let colour = if a.label.ends_with(" down") {
+                            "#ffb3b3"
+                        } else if a.label.ends_with(" restart") {
+                            "#c9f2c2"
+                        } else if a.label.starts_with("partition") {
+                            "#ffd8a8"
+                        } else {
+                            "#d6e4ff"
+                        };
+                        band.coloured(colour, "#1d1d1f")
                     })
                     .collect();
                 let title = format!("{} seed {}", self.name, sim::seed());
