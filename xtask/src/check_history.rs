@@ -3,9 +3,9 @@
 //!
 //! The first line of output is exactly `linearizable`, `not linearizable` or `unknown`
 //! (exit status 0, 1, 2), followed by details and timing. Any other failure (unreadable or
-//! malformed file, unknown model, bad option) prints one line on stderr and exits with 4.
-//! Numeric options are taken as text and validated here, so that their errors get status 4
-//! too rather than clap's usage status (2, which would read as `unknown`).
+//! malformed file, bad option) prints one line on stderr and exits with 4 (clap's errors
+//! too: `main` turns them into one line and status 4, never clap's usage status 2, which
+//! would read as `unknown`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use checkers::formats::porcupine_kv::parse_kv_log;
 use checkers::html::{render, HtmlOptions};
 use checkers::linearizability::{
     check_parallel, check_until, replay, CheckOptions, CheckResult, History, Model, PartitionOutcome, UnknownReason,
-    Verdict, DEFAULT_BUDGET,
+    Verdict, DEFAULT_BUDGET, DEFAULT_MEMORY_LIMIT,
 };
 use checkers::models::{cas_register::CasRegisterModel, kv::KvModel};
 
@@ -27,32 +27,69 @@ pub const EXIT_ERROR: i32 = 4;
 /// How many failing operations to list before summarizing the rest.
 const LISTED: usize = 10;
 
+/// The models `check-history` knows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelName {
+    /// Porcupine's key/value logs: get/put/append, partitioned by key.
+    Kv,
+    /// Jepsen's etcd logs: one compare-and-set register.
+    Etcd,
+}
+
+/// A byte count: a number with an optional unit (`K`, `M`, `G`, binary: `2G` is 2 GiB).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim().trim_end_matches(['B', 'b']).trim_end_matches(['i', 'I']);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: usize =
+        digits.trim().replace('_', "").parse().map_err(|_| format!("{text:?} is not a number of bytes (e.g. 2G)"))?;
+    n.checked_mul(1 << shift).filter(|&b| b > 0).ok_or_else(|| format!("{text:?}: give a positive size"))
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
 /// Check a history file for linearizability.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckHistoryArgs {
-    /// The model: `kv` (Porcupine key/value log: get/put/append, partitioned by key) or
-    /// `etcd` (Jepsen etcd log: one compare-and-set register). Either also reads the
-    /// history's JSON form (as `run --history FILE.json` writes it).
-    #[arg(long, value_name = "kv|etcd")]
-    pub model: Option<String>,
+    /// The model. Either also reads the history's JSON form (as `run --history FILE.json`
+    /// writes it).
+    #[arg(long, value_enum)]
+    pub model: ModelName,
     /// The history file.
     #[arg(value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub file: PathBuf,
     /// Write the history's HTML page to this file.
     #[arg(long, value_name = "OUT")]
     pub html: Option<PathBuf>,
-    /// Search steps allowed over the whole history before the verdict is `unknown`
-    /// (default 10000000). Deterministic: the verdict is a function of the file.
-    #[arg(long, value_name = "STEPS")]
-    pub budget: Option<String>,
+    /// Search steps allowed over the whole history before the verdict is `unknown`.
+    /// Deterministic: the verdict is a function of the file.
+    #[arg(long, value_name = "STEPS", default_value_t = DEFAULT_BUDGET)]
+    pub budget: u64,
+    /// Bytes the search may hold (e.g. 512M, 4G) before the verdict is `unknown` (default
+    /// 2 GiB). Deterministic too: what the search holds is counted, not measured.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub memory: Option<usize>,
+    /// After a refutation, keep searching the other partitions, so that each gets its own
+    /// verdict and evidence (on the page too).
+    #[arg(long)]
+    pub all_partitions: bool,
     /// Also give up after this many seconds of wall time (interactive use only: the
     /// verdict may then depend on the machine).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<f64>,
     /// Search partitions on this many threads (interactive use only: step counts then
     /// depend on timing; verdicts do not, unless a budget or timeout runs out).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<String>,
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub threads: u64,
 }
 
 /// Runs the command, prints its output and returns the exit status.
@@ -69,13 +106,6 @@ pub fn run(args: &CheckHistoryArgs) -> i32 {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(name: &str, value: &Option<String>) -> Result<Option<T>, String> {
-    value
-        .as_deref()
-        .map(|v| v.trim().replace('_', "").parse::<T>().map_err(|_| format!("--{name} {v:?}: expected a number")))
-        .transpose()
-}
-
 /// Wall time, for reporting and for the optional interactive timeout only.
 #[allow(clippy::disallowed_methods)] // allow-entropy: wall time for reporting only
 fn now() -> Instant {
@@ -83,44 +113,47 @@ fn now() -> Instant {
 }
 
 fn run_inner(args: &CheckHistoryArgs) -> Result<(String, i32), String> {
-    let model = args.model.as_deref().ok_or("missing --model kv|etcd")?;
-    let file = args.file.as_deref().ok_or("missing the history FILE to check")?;
-    let budget: u64 = parse_number("budget", &args.budget)?.unwrap_or(DEFAULT_BUDGET);
-    let timeout: Option<f64> = parse_number("timeout", &args.timeout)?;
-    if timeout.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-        return Err("--timeout must be a positive number of seconds".into());
-    }
-    let threads: usize = parse_number("threads", &args.threads)?.unwrap_or(1);
-    if threads == 0 {
-        return Err("--threads must be at least 1".into());
-    }
-    let settings =
-        Settings { budget, timeout: timeout.map(Duration::from_secs_f64), threads, html: args.html.as_deref() };
+    let file = args.file.as_path();
+    let options = CheckOptions {
+        budget: args.budget,
+        memory_limit: args.memory.unwrap_or(DEFAULT_MEMORY_LIMIT),
+        all_partitions: args.all_partitions,
+        ..CheckOptions::default()
+    };
+    let settings = Settings {
+        options,
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        threads: args.threads as usize,
+        html: args.html.as_deref(),
+    };
     let started = now();
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
     let name = file.display().to_string();
     // The JSON form (`run --history FILE.json`) or the model's own log format.
     let json = is_json(&text);
-    match model {
-        "kv" => {
+    match args.model {
+        ModelName::Kv => {
             let history = if json { parse_json(&text, &name, "kv") } else { parse_kv_log(&text, &name) }
                 .map_err(|e| e.to_string())?;
             report(&KvModel, "kv", file, &history, started.elapsed(), &settings)
         }
-        "etcd" => {
+        ModelName::Etcd => {
             let history = if json { parse_json(&text, &name, "etcd") } else { parse_etcd_log(&text, &name) }
                 .map_err(|e| e.to_string())?;
             report(&CasRegisterModel, "etcd", file, &history, started.elapsed(), &settings)
         }
-        other => Err(format!("unknown model {other:?}: expected kv or etcd")),
     }
 }
 
 struct Settings<'a> {
-    budget: u64,
+    options: CheckOptions,
     timeout: Option<Duration>,
     threads: usize,
     html: Option<&'a Path>,
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 fn ms(d: Duration) -> String {
@@ -140,13 +173,13 @@ where
     M::Input: Sync,
     M::Output: Sync,
 {
-    let options = CheckOptions { budget: settings.budget, ..CheckOptions::default() };
+    let options = &settings.options;
     let started = now();
     let stop = || settings.timeout.is_some_and(|t| started.elapsed() > t);
     let result = if settings.threads > 1 {
-        check_parallel(model, history, &options, settings.threads, &stop)
+        check_parallel(model, history, options, settings.threads, &stop)
     } else {
-        check_until(model, history, &options, &stop)
+        check_until(model, history, options, &stop)
     };
     let check_time = started.elapsed();
 
@@ -162,7 +195,15 @@ where
         result.partitions.len()
     );
     describe(w, model, history, &result);
-    let _ = writeln!(w, "search: {} steps (budget {})", result.steps, result.budget);
+    let held: usize = result.partitions.iter().map(|p| p.stats.bytes).sum();
+    let _ = writeln!(
+        w,
+        "search: {} steps (budget {}), {} counted when the partitions stopped (memory budget {})",
+        result.steps,
+        result.budget,
+        mib(held),
+        mib(options.memory_limit)
+    );
     let mut timing = format!("time: parse {}, check {}", ms(parse_time), ms(check_time));
     if let Some(path) = settings.html {
         let started = now();
@@ -249,7 +290,11 @@ fn describe<M: Model>(w: &mut String, model: &M, history: &History<M::Input, M::
         Verdict::Unknown => {
             let why = match result.unknown_reason {
                 Some(UnknownReason::Stopped) => "stopped by the timeout".to_string(),
-                _ => format!("the step budget of {} ran out", result.budget),
+                Some(UnknownReason::MemoryExhausted) => "the memory budget ran out".to_string(),
+                Some(UnknownReason::ClientOrderAcrossPartitions) => {
+                    "the partitions' witnesses cannot be merged keeping each sequential client's order".to_string()
+                }
+                Some(UnknownReason::BudgetExhausted) | None => format!("the step budget of {} ran out", result.budget),
             };
             let _ = writeln!(
                 w,

@@ -42,7 +42,7 @@ mod search;
 pub use check::{
     check, check_parallel, check_until, merge_witnesses, partitions, replay, CheckOptions, CheckResult, Explanation,
     PartialLinearization, PartitionOutcome, PartitionReport, ReplayError, UnknownReason, Verdict, DEFAULT_BUDGET,
-    DEFAULT_SLICE,
+    DEFAULT_MEMORY_LIMIT, DEFAULT_SLICE,
 };
 pub use history::{ClientId, Event, History, HistoryError, Operation, Time};
 pub use model::Model;

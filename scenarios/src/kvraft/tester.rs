@@ -14,7 +14,7 @@ use crate::raft::observer::SafetyObserver;
 use crate::registry::Opts;
 use checkers::formats::{json, porcupine_kv};
 use checkers::html::{render, Annotation, HtmlOptions};
-use checkers::linearizability::{check, CheckOptions, Verdict};
+use checkers::linearizability::{check, CheckOptions, UnknownReason, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
 use cores::raft::{Bugs as RaftBugs, Config};
 use cores::rsm::{Kv, KvOp, KvResult, RsmBugs};
@@ -44,7 +44,10 @@ pub const NET: NetConfig = NetConfig {
 pub const ELECTION: Duration = Duration::from_millis(1000);
 
 /// Deterministic search budget for judging a history (steps over the whole history): an
-/// unknown verdict is a failure here, so it is generous.
+/// unknown verdict is a failure here, so it is generous. Memory is bounded too, by the
+/// checker's default budget (`checkers::linearizability::DEFAULT_MEMORY_LIMIT`, 2 GiB), so
+/// that a history the checker cannot decide fails its run instead of exhausting the
+/// machine a sweep runs on.
 pub const CHECK_BUDGET: u64 = 200_000_000;
 
 pub type KvServer = RsmServer<Kv>;
@@ -266,6 +269,14 @@ impl KvCluster {
         });
         match result.verdict {
             Verdict::Linearizable => Ok(()),
+            Verdict::Unknown if result.unknown_reason == Some(UnknownReason::MemoryExhausted) => Err(Failure::safety(
+                "linearizability",
+                format!(
+                    "the history of {} operations was undecided within the checker's memory budget of {} MiB (the search stopped, deterministically, rather than take more)",
+                    history.len(),
+                    options.memory_limit >> 20
+                ),
+            )),
             Verdict::Unknown => Err(Failure::safety(
                 "linearizability",
                 format!(
