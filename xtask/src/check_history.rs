@@ -194,7 +194,7 @@ where
         history.clients().len(),
         result.partitions.len()
     );
-    describe(w, model, history, &result);
+    describe(w, model, history, &result, options.all_partitions);
     let held: usize = result.partitions.iter().map(|p| p.stats.bytes).sum();
     let _ = writeln!(
         w,
@@ -234,7 +234,13 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 /// The details between the verdict and the totals.
-fn describe<M: Model>(w: &mut String, model: &M, history: &History<M::Input, M::Output>, result: &CheckResult) {
+fn describe<M: Model>(
+    w: &mut String,
+    model: &M,
+    history: &History<M::Input, M::Output>,
+    result: &CheckResult,
+    all_partitions: bool,
+) {
     let ops = history.ops();
     let count = |f: fn(&PartitionOutcome) -> bool| result.partitions.iter().filter(|p| f(&p.outcome)).count();
     let linearizable = count(|o| matches!(o, PartitionOutcome::Linearizable { .. }));
@@ -281,10 +287,12 @@ fn describe<M: Model>(w: &mut String, model: &M, history: &History<M::Input, M::
                 }
             }
             if unfinished > 0 {
-                let _ = writeln!(
-                    w,
-                    "{unfinished} other partition(s) not searched to the end (the check stops at the first refutation)"
-                );
+                let why = if all_partitions {
+                    "a budget ran out"
+                } else {
+                    "the check stops at the first refutation; --all-partitions searches them too"
+                };
+                let _ = writeln!(w, "{unfinished} other partition(s) not searched to the end ({why})");
             }
         }
         Verdict::Unknown => {

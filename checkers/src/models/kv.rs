@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -80,10 +80,12 @@ impl KvOutput {
 /// proportion to what it appends, not to the values' lengths. The hash (a polynomial hash,
 /// which extends by the appended part alone) and the length are kept, so most comparisons
 /// are one or two word compares; a value is compared byte by byte from its end, where
-/// values that differ in the order of their last appends differ.
+/// values that differ in the order of their last appends differ. Chunks are shared by
+/// reference counts that are not atomic (a search keeps its states on its own thread), so a
+/// state is not `Send`.
 #[derive(Clone, Debug)]
 pub struct KvState {
-    chunk: Arc<Chunk>,
+    chunk: Rc<Chunk>,
 }
 
 /// Bytes one chunk holds: an append copies at most this much, and comparisons walk one
@@ -94,7 +96,7 @@ pub const CHUNK: usize = 128;
 #[derive(Debug)]
 struct Chunk {
     /// The value before these bytes, shared with the state it was appended to.
-    prefix: Option<Arc<Chunk>>,
+    prefix: Option<Rc<Chunk>>,
     /// Length in bytes of the whole value.
     len: u64,
     /// [`value_digest`] of the whole value.
@@ -115,7 +117,7 @@ impl Drop for Chunk {
     fn drop(&mut self) {
         let mut next = self.prefix.take();
         while let Some(chunk) = next {
-            match Arc::try_unwrap(chunk) {
+            match Rc::try_unwrap(chunk) {
                 Ok(mut chunk) => next = chunk.prefix.take(),
                 Err(_) => break,
             }
@@ -134,7 +136,7 @@ impl KvState {
     /// A state holding `text`.
     pub fn new(text: &str) -> Self {
         let empty = Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes: [0; CHUNK] };
-        KvState { chunk: Arc::new(empty) }.extended(text.as_bytes())
+        KvState { chunk: Rc::new(empty) }.extended(text.as_bytes())
     }
 
     /// This value followed by `more`, in new chunks.
@@ -149,7 +151,7 @@ impl KvState {
         for piece in more.chunks(CHUNK) {
             if used + piece.len() > CHUNK {
                 let chunk = Chunk { prefix: prefix.take(), len, hash, used: used as u8, bytes };
-                prefix = Some(Arc::new(chunk));
+                prefix = Some(Rc::new(chunk));
                 used = 0;
             }
             bytes[used..used + piece.len()].copy_from_slice(piece);
@@ -160,10 +162,10 @@ impl KvState {
         if used == 0 {
             return match prefix {
                 Some(chunk) => KvState { chunk },
-                None => KvState { chunk: Arc::new(Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes }) },
+                None => KvState { chunk: Rc::new(Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes }) },
             };
         }
-        KvState { chunk: Arc::new(Chunk { prefix, len, hash, used: used as u8, bytes }) }
+        KvState { chunk: Rc::new(Chunk { prefix, len, hash, used: used as u8, bytes }) }
     }
 
     /// The value, as one string.
@@ -212,7 +214,7 @@ impl KvState {
                 used: (used + suffix.len()) as u8,
                 bytes,
             };
-            return KvState { chunk: Arc::new(chunk) };
+            return KvState { chunk: Rc::new(chunk) };
         }
         self.clone().extended(suffix.as_bytes())
     }
@@ -242,14 +244,14 @@ impl KvState {
 impl PartialEq for KvState {
     fn eq(&self, other: &Self) -> bool {
         let (a, b) = (&self.chunk, &other.chunk);
-        if Arc::ptr_eq(a, b) {
+        if Rc::ptr_eq(a, b) {
             return true;
         }
         if a.len != b.len || a.hash != b.hash {
             return false;
         }
         let same_prefix = match (&a.prefix, &b.prefix) {
-            (Some(p), Some(q)) => Arc::ptr_eq(p, q),
+            (Some(p), Some(q)) => Rc::ptr_eq(p, q),
             (None, None) => true,
             _ => false,
         };
