@@ -53,6 +53,12 @@ impl Bitset {
         self.hash
     }
 
+    /// The hash the set will have once `i` (absent) is added.
+    #[inline]
+    pub(crate) fn hash_with(&self, i: usize) -> u64 {
+        self.hash ^ key(i)
+    }
+
     /// The raw words, for storing the set in the memo table.
     #[inline]
     pub(crate) fn words(&self) -> &[u64] {

@@ -42,6 +42,8 @@ pub(crate) struct OutOfMemory;
 #[derive(Debug)]
 pub(crate) struct StateArena<S> {
     states: Vec<S>,
+    /// Per state: its hash (the one the slots are keyed by).
+    hashes: Vec<u64>,
     slots: Vec<u64>,
     mask: usize,
     /// Heap bytes the states hold beyond their own size (as the model reports them).
@@ -55,11 +57,13 @@ impl<S: Eq + Hash> StateArena<S> {
     pub(crate) fn new(init: S, init_bytes: usize) -> Self {
         let mut arena = StateArena {
             states: Vec::with_capacity(Self::INITIAL_SLOTS / 2),
+            hashes: Vec::with_capacity(Self::INITIAL_SLOTS / 2),
             slots: vec![EMPTY; Self::INITIAL_SLOTS],
             mask: Self::INITIAL_SLOTS - 1,
             heap_bytes: 0,
         };
-        let id = arena.intern(init, None, init_bytes, || usize::MAX);
+        let hash = hash_of(&init);
+        let id = arena.intern(init, hash, None, init_bytes, || usize::MAX);
         assert_eq!(id, Ok(0));
         arena
     }
@@ -70,24 +74,31 @@ impl<S: Eq + Hash> StateArena<S> {
         &self.states[id as usize]
     }
 
-    /// The name of `state`, adding it if new (with `heap` bytes of its own) unless the arena
-    /// would then hold more than `limit()` bytes (asked only then). `same_as` is a state the
-    /// caller expects it to equal (the one stepped from: reads leave it unchanged);
-    /// checking that first skips hashing in the common case.
+    /// The hash of the state named `id` (`hash::hash_of` of it).
+    #[inline]
+    pub(crate) fn hash(&self, id: u32) -> u64 {
+        self.hashes[id as usize]
+    }
+
+    /// The name of `state`, whose `hash_of` is `hash`, adding it if new (with `heap` bytes
+    /// of its own) unless the arena would then hold more than `limit()` bytes (asked only
+    /// then). `same_as` is a state the caller expects it to equal (the one stepped from:
+    /// reads leave it unchanged); checking that first skips the table.
     #[inline]
     pub(crate) fn intern(
         &mut self,
         state: S,
+        hash: u64,
         same_as: Option<u32>,
         heap: usize,
         limit: impl FnOnce() -> usize,
     ) -> Result<u32, OutOfMemory> {
+        debug_assert_eq!(hash, hash_of(&state));
         if let Some(id) = same_as {
-            if self.states[id as usize] == state {
+            if self.hashes[id as usize] == hash && self.states[id as usize] == state {
                 return Ok(id);
             }
         }
-        let hash = hash_of(&state);
         let mut pos = home(hash, self.mask);
         loop {
             let s = self.slots[pos];
@@ -104,7 +115,7 @@ impl<S: Eq + Hash> StateArena<S> {
         // What adding it may cost: its heap, a doubled state list, a doubled slot array.
         let mut growth = heap;
         if self.states.len() == self.states.capacity() {
-            growth += self.states.capacity().max(4) * std::mem::size_of::<S>();
+            growth += self.states.capacity().max(4) * (std::mem::size_of::<S>() + 8);
         }
         let grows = (id + 2) * 8 > self.slots.len() * 5;
         if grows {
@@ -115,6 +126,7 @@ impl<S: Eq + Hash> StateArena<S> {
         }
         self.slots[pos] = slot_of(hash, id);
         self.states.push(state);
+        self.hashes.push(hash);
         self.heap_bytes += heap;
         // Keep the load at most 5/8 so that probe chains stay short.
         if grows {
@@ -143,9 +155,12 @@ impl<S: Eq + Hash> StateArena<S> {
         self.states.len()
     }
 
-    /// Bytes held: the state list, the slots, and the states' own heap.
+    /// Bytes held: the state list and hashes, the slots, and the states' own heap.
     pub(crate) fn bytes(&self) -> usize {
-        self.states.capacity() * std::mem::size_of::<S>() + self.slots.len() * 8 + self.heap_bytes
+        self.states.capacity() * std::mem::size_of::<S>()
+            + self.hashes.capacity() * 8
+            + self.slots.len() * 8
+            + self.heap_bytes
     }
 }
 
@@ -191,6 +206,16 @@ impl MemoTable {
         assert!(width >= 2, "a key has a hash and state word and at least one more");
         let segments: Vec<Segment> = (0..SEGMENTS).map(|_| Segment { table: Vec::new(), mask: 0, len: 0 }).collect();
         MemoTable { width, len: 0, bytes: 0, segments }
+    }
+
+    /// Reads the slot where a key of hash `hash` would start its probe, so that the memory is
+    /// on its way while the caller does something else (interns the state, say).
+    #[inline]
+    pub(crate) fn touch(&self, hash: u64) {
+        let seg = &self.segments[(hash >> SEGMENT_SHIFT) as usize];
+        if !seg.table.is_empty() {
+            std::hint::black_box(seg.table[home(hash, seg.mask) * self.width]);
+        }
     }
 
     /// The first word of a key: the high half of `hash`, and `state` plus one.
@@ -283,22 +308,26 @@ mod tests {
     #[test]
     fn states_are_interned_once() {
         let mut arena = StateArena::new(String::new(), 0);
-        let a = arena.intern("a".to_string(), Some(0), 1, || usize::MAX).unwrap();
-        let b = arena.intern("b".to_string(), None, 1, || usize::MAX).unwrap();
+        let mut intern = |arena: &mut StateArena<String>, s: &str, same_as, heap, limit: usize| {
+            arena.intern(s.to_string(), hash_of(&s.to_string()), same_as, heap, || limit)
+        };
+        let a = intern(&mut arena, "a", Some(0), 1, usize::MAX).unwrap();
+        let b = intern(&mut arena, "b", None, 1, usize::MAX).unwrap();
         assert_eq!((a, b), (1, 2));
-        assert_eq!(arena.intern(String::new(), None, 0, || usize::MAX), Ok(0));
-        assert_eq!(arena.intern("a".to_string(), Some(2), 1, || usize::MAX), Ok(1));
+        assert_eq!(intern(&mut arena, "", None, 0, usize::MAX), Ok(0));
+        assert_eq!(intern(&mut arena, "a", Some(2), 1, usize::MAX), Ok(1));
         for i in 0..1000 {
-            arena.intern(i.to_string(), None, 3, || usize::MAX).unwrap();
+            intern(&mut arena, &i.to_string(), None, 3, usize::MAX).unwrap();
         }
-        assert_eq!(arena.intern("a".to_string(), None, 1, || usize::MAX), Ok(1));
+        assert_eq!(intern(&mut arena, "a", None, 1, usize::MAX), Ok(1));
+        assert_eq!(arena.hash(1), hash_of(&"a".to_string()));
         assert_eq!(arena.get(1), "a");
         assert_eq!(arena.len(), 3 + 1000);
         assert!(arena.bytes() >= 1003 * std::mem::size_of::<String>() + 3002);
         // Refused, not added, past the room; a state already there is still found.
         let held = arena.bytes();
-        assert_eq!(arena.intern("new".to_string(), None, 10_000, || held + 9_999), Err(OutOfMemory));
-        assert_eq!(arena.intern("a".to_string(), None, 1, || 0), Ok(1));
+        assert_eq!(intern(&mut arena, "new", None, 10_000, held + 9_999), Err(OutOfMemory));
+        assert_eq!(intern(&mut arena, "a", None, 1, 0), Ok(1));
         assert_eq!(arena.len(), 1003);
     }
 

@@ -31,7 +31,7 @@
 //! bytes it holds and stops, deterministically, rather than grow past an allowance.
 
 use super::bitset::Bitset;
-use super::hash::fmix64;
+use super::hash::{fmix64, hash_of};
 use super::history::History;
 use super::memo::{MemoTable, OutOfMemory, StateArena};
 use super::model::Model;
@@ -138,18 +138,27 @@ impl<'h, M: Model> Search<'h, M> {
         let ops = history.ops();
         let n = part.len();
         assert!(n < (1 << 30), "a partition of {n} operations is too large");
-        // Sort key: time (pending returns last), then calls before returns, then by
-        // operation, so that the order is total and deterministic. The second half of the
-        // key is the entry's code with its low bit (return) moved to the top.
-        let mut events: Vec<(u64, u32)> = Vec::with_capacity(2 * n);
-        for (i, &g) in part.iter().enumerate() {
-            let op = &ops[g];
-            let i = i as u32;
-            events.push((op.call, i));
-            events.push((op.ret.unwrap_or(u64::MAX), (1 << 31) | i));
+        // Order: time (pending returns last), then calls before returns, then by operation,
+        // so that the order is total and deterministic.
+        // Calls and returns are sorted apart (a history listed in call order has its calls
+        // sorted already, which the sort notices at once) and then merged.
+        let mut calls: Vec<(u64, u32)> = part.iter().enumerate().map(|(i, &g)| (ops[g].call, i as u32)).collect();
+        let mut rets: Vec<(u64, u32)> =
+            part.iter().enumerate().map(|(i, &g)| (ops[g].ret.unwrap_or(u64::MAX), i as u32)).collect();
+        calls.sort_unstable();
+        rets.sort_unstable();
+        let mut events: Vec<u32> = Vec::with_capacity(2 * n);
+        let (mut c, mut r) = (0, 0);
+        while c < n || r < n {
+            // At equal times calls go first (closed intervals).
+            if c < n && (r == n || calls[c].0 <= rets[r].0) {
+                events.push(calls[c].1 << 1);
+                c += 1;
+            } else {
+                events.push((rets[r].1 << 1) | 1);
+                r += 1;
+            }
         }
-        events.sort_unstable();
-        let events: Vec<u32> = events.into_iter().map(|(_, k)| ((k & !(1 << 31)) << 1) | (k >> 31)).collect();
         let len = 2 * n + 2;
         let tail = (len - 1) as u32;
         let mut entries: Vec<Entry> =
@@ -241,10 +250,16 @@ impl<'h, M: Model> Search<'h, M> {
             + self.tracker.as_ref().map_or(0, Tracker::growing_bytes)
     }
 
+    /// The hash of a configuration: its set's hash and its state's.
+    #[inline]
+    fn config_hash(set_hash: u64, state_hash: u64) -> u64 {
+        fmix64(set_hash ^ state_hash.wrapping_mul(0xd6e8_feb8_6659_fd93))
+    }
+
     /// The memo key of the configuration (linearized set, `state`) at the current frontier.
     #[inline]
     fn build_key(&mut self, state: u32) {
-        let hash = fmix64(self.linearized.hash() ^ (u64::from(state) + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
+        let hash = Self::config_hash(self.linearized.hash(), self.states.hash(state));
         self.key[0] = MemoTable::head(hash, state);
         match &self.shape {
             KeyShape::Full => {
@@ -284,11 +299,15 @@ impl<'h, M: Model> Search<'h, M> {
         let led_to = match self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]) {
             None => NONE,
             Some(next_state) => {
+                // Start fetching the cache slot this configuration will probe, so that it
+                // arrives while the state is interned (two memory waits at once, not in turn).
+                let hash = hash_of(&next_state);
+                self.memo.touch(Self::config_hash(self.linearized.hash_with(op), hash));
                 let heap = self.model.state_bytes(&next_state);
                 let (fixed, memo, tracker) = (self.fixed_bytes, &self.memo, &self.tracker);
                 let limit =
                     || memory.saturating_sub(fixed + memo.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes));
-                self.states.intern(next_state, Some(self.state), heap, limit)?
+                self.states.intern(next_state, hash, Some(self.state), heap, limit)?
             }
         };
         let info = &mut self.info[op];
@@ -510,11 +529,15 @@ fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: 
         })
         .collect();
     by_call.sort_unstable();
-    for (k, &(_, end_b, b)) in by_call.iter().enumerate() {
+    for (k, &(call_b, end_b, b)) in by_call.iter().enumerate() {
         let ob = &ops[part[b as usize]];
         for &(_, end_a, a) in by_call[..k].iter().rev().take(SYMMETRY_SCAN) {
+            // One that returned before `b` was called precedes it anyway: no need to ask.
+            if end_a < call_b || end_a > end_b {
+                continue;
+            }
             let oa = &ops[part[a as usize]];
-            if end_a <= end_b && model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
+            if model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
                 after[b as usize] = a;
                 break;
             }
