@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn states_are_interned_once() {
         let mut arena = StateArena::new(String::new(), 0);
-        let mut intern = |arena: &mut StateArena<String>, s: &str, same_as, heap, limit: usize| {
+        let intern = |arena: &mut StateArena<String>, s: &str, same_as, heap, limit: usize| {
             arena.intern(s.to_string(), hash_of(&s.to_string()), same_as, heap, || limit)
         };
         let a = intern(&mut arena, "a", Some(0), 1, usize::MAX).unwrap();
