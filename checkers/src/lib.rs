@@ -5,3 +5,4 @@ pub mod html;
 pub mod linearizability;
 pub mod models;
 pub mod raft;
+pub mod shards;

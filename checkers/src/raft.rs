@@ -173,6 +173,8 @@ struct Node {
     log: NodeLog,
     commit_index: u64,
     applied_index: u64,
+    /// Restarted without saying where its state machine resumes: the next apply sets it.
+    applied_unknown: bool,
 }
 
 /// The first sighting of an (index, term) pair.
@@ -208,6 +210,9 @@ pub struct SafetyChecker {
     /// index - 1 → (hash, node) of the first command applied there.
     applied: Vec<Option<(u64, usize)>>,
     observations: u64,
+    /// Whether the observer reports logs and commit indexes (false for an implementation that
+    /// exposes only `get_state` and its applies): then "applied beyond commit" cannot be judged.
+    sees_logs: bool,
 }
 
 impl SafetyChecker {
@@ -220,7 +225,21 @@ impl SafetyChecker {
             commit_by_term: BTreeMap::new(),
             applied: Vec::new(),
             observations: 0,
+            sees_logs: true,
         }
+    }
+
+    /// A checker for an implementation observed only through sampled `get_state` results and
+    /// its applies (the course's view of a student's Raft): election safety from the samples,
+    /// state-machine safety and apply order from the applies; log matching, leader
+    /// completeness and "applied beyond commit" are not judged, as nothing is known of logs.
+    pub fn for_roles_and_applies(nodes: usize) -> SafetyChecker {
+        SafetyChecker { sees_logs: false, ..SafetyChecker::new(nodes) }
+    }
+
+    /// Whether this checker judges log matching, leader completeness and commits.
+    pub fn sees_logs(&self) -> bool {
+        self.sees_logs
     }
 
     /// Number of observations made so far.
@@ -407,13 +426,13 @@ impl SafetyChecker {
         self.observations += 1;
         let n = &self.nodes[node];
         let expected = n.applied_index + 1;
-        if index != expected {
+        if index != expected && !n.applied_unknown {
             return Err(Violation::new(
                 Property::ApplyOrder,
                 format!("node {node} applied index {index}, expected {expected}"),
             ));
         }
-        if index > n.commit_index {
+        if self.sees_logs && index > n.commit_index {
             return Err(Violation::new(
                 Property::StateMachineSafety,
                 format!("node {node} applied index {index} beyond its commit index {}", n.commit_index),
@@ -445,6 +464,7 @@ impl SafetyChecker {
             None => slots[index as usize - 1] = Some((hash, node)),
         }
         self.nodes[node].applied_index = index;
+        self.nodes[node].applied_unknown = false;
         Ok(())
     }
 
@@ -452,7 +472,7 @@ impl SafetyChecker {
     pub fn observe_apply_snapshot(&mut self, node: usize, index: u64) -> Result<(), Violation> {
         self.observations += 1;
         let n = &mut self.nodes[node];
-        if index < n.applied_index {
+        if index < n.applied_index && !n.applied_unknown {
             return Err(Violation::new(
                 Property::ApplyOrder,
                 format!(
@@ -462,6 +482,7 @@ impl SafetyChecker {
             ));
         }
         n.applied_index = index;
+        n.applied_unknown = false;
         Ok(())
     }
 
@@ -475,6 +496,16 @@ impl SafetyChecker {
         n.is_leader = false;
         n.commit_index = snapshot_index;
         n.applied_index = snapshot_index;
+        n.applied_unknown = false;
+    }
+
+    /// The node crashed and restarted without saying where its state machine resumes (an
+    /// implementation that exposes only its applies): the next apply or snapshot sets it.
+    pub fn observe_restart_unknown(&mut self, node: usize) {
+        self.observations += 1;
+        let n = &mut self.nodes[node];
+        n.is_leader = false;
+        n.applied_unknown = true;
     }
 
     fn committed_at(&self, index: u64) -> Option<Committed> {

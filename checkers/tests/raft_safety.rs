@@ -241,3 +241,25 @@ fn long_runs_stay_cheap() {
     }
     assert_eq!(c.observations(), 1 + 3 * 20_000 * 3 + 3 * 20);
 }
+
+#[test]
+fn roles_and_applies_alone_still_judge_election_safety_apply_order_and_agreement() {
+    // An implementation that exposes only get_state and its applies: nothing is known of logs
+    // or commits, so applying is never "beyond commit", but the rest can still fail.
+    let mut c = SafetyChecker::for_roles_and_applies(3);
+    assert!(!c.sees_logs());
+    c.observe_role(0, 1, true).unwrap();
+    c.observe_apply(0, 1, h("a")).unwrap();
+    c.observe_apply(1, 1, h("a")).unwrap();
+    expect(c.observe_apply(2, 1, h("b")), Property::StateMachineSafety, &["different commands", "index 1"]);
+    expect(c.observe_apply(0, 3, h("c")), Property::ApplyOrder, &["expected 2"]);
+    expect(c.observe_role(1, 1, true), Property::ElectionSafety, &["both leader in term 1"]);
+    // A restart that does not say where the state machine resumes: the next apply sets it,
+    // and order is judged from there.
+    c.observe_restart_unknown(0);
+    c.observe_apply(0, 5, h("e")).unwrap();
+    expect(c.observe_apply(0, 7, h("g")), Property::ApplyOrder, &["expected 6"]);
+    // The full checker still refuses an apply beyond what it saw committed.
+    let mut full = SafetyChecker::new(1);
+    expect(full.observe_apply(0, 1, h("a")), Property::StateMachineSafety, &["beyond its commit index"]);
+}

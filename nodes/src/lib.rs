@@ -1,6 +1,7 @@
 //! Actor shells: each runs a pure core from `cores` on the simulated world, carrying out its
 //! outputs (persist, then send, then apply) and making no protocol decisions of its own.
 
+pub mod course;
 pub mod mapreduce;
-pub mod raft;
+pub mod replica;
 pub mod rsm;

@@ -3,6 +3,7 @@
 //! surface and judges runs through checkers.
 
 pub mod determinism;
+pub mod engine;
 pub mod golden;
 pub mod kvraft;
 pub mod mapreduce;
@@ -12,4 +13,15 @@ pub mod registry;
 pub mod seeds;
 pub mod swarm;
 
-pub use registry::{all, families, run_scenario, select, Family, Opts, Scenario};
+pub use registry::{all, run_scenario, select, Catalogue, Family, Opts, Scenario};
+
+/// This project's catalogue: the MapReduce, Raft and key/value families with their planted
+/// bugs, and the runtime-free property tests of the Raft core. `cargo xtask` serves exactly
+/// this through the command-line library, the same entry point a downstream crate uses.
+pub fn catalogue() -> Catalogue {
+    Catalogue::new()
+        .with_family(mapreduce::family())
+        .with_family(raft::family())
+        .with_family(kvraft::family())
+        .with_property_tests(prop::all())
+}

@@ -29,16 +29,12 @@ pub const INPUT_NAMES: [&str; 8] = [
 pub const N_REDUCE: u32 = 10;
 
 pub fn family() -> Family {
-    Family { name: "mapreduce", bugs: || Bugs::ALL.to_vec(), scenarios }
+    Family::new("mapreduce").with_bugs(Bugs::ALL.iter().copied()).with_scenarios(scenarios())
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let s = |name, description, budget_s: u64, run| Scenario {
-        name,
-        description,
-        budget: Duration::from_secs(budget_s),
-        run,
-    };
+    let s =
+        |name, description, budget_s: u64, run| Scenario::new(name, description, Duration::from_secs(budget_s), run);
     vec![
         s("mapreduce::wc", "word count, 3 workers; output equals the sequential MapReduce", 200, |o| Box::pin(wc(o))),
         s("mapreduce::indexer", "inverted index, 2 workers; output equals the sequential MapReduce", 200, |o| {

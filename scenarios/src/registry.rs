@@ -1,42 +1,234 @@
-//! The scenario registry: names, filters, planted-bug validation, and running one scenario
-//! under one seed.
+//! The scenario catalogue: families of scenarios and the planted bugs their nodes know,
+//! filters over scenario names, the options of one run and their validation, and running
+//! one scenario under one seed.
 //!
-//! Names are `family::name_lab`. A filter selects a family by its `::`-prefix (`raft`
-//! selects `raft::…`, never `kvraft::…`), a single scenario by its full name, several by a
-//! glob (`raft::*_2c`), or everything with `all`. A filter that matches nothing is an error.
+//! A [`Catalogue`] is plain data that any crate can build: this project's is
+//! [`crate::catalogue`], and a downstream crate adds families of its own (its own
+//! implementation under the project's scenarios, or its own protocol) and hands the result
+//! to the command-line library (`simlab_cli::main`), which gives every command for it.
+//!
+//! Names are `family::name_lab`. A filter ([`Filter`]) selects a family by its `::`-prefix
+//! (`raft` selects `raft::…`, never `kvraft::…`), a single scenario by its full name,
+//! several by a glob (`raft::*_2c`, `raft::{backup,rejoin}_2b`), or everything with `all`.
+//! A filter that matches nothing is an error.
 
+use sim::faults::{FaultSchedule, FaultsError};
 use sim::{Failure, RunConfig, RunReport, TraceMode};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// What a scenario's body returns: `Ok(())` when every check passed, or the failure that
+/// ended the run.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<(), Failure>>>>;
 
-/// Options of one run beyond (scenario, seed): a planted bug, a fault file, files to
-/// write the client history to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Input that a command or a library caller must correct: an unknown name, a filter that
+/// selects nothing, an option the scenario does not take, an unreadable or out-of-range
+/// fault file. Each displays as one line that says what was wrong and what to do; the
+/// command line prints it and exits with status 4. Never a run's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// A filter selected no scenario.
+    #[error(
+        "no scenario matches '{filter}': use a family ({}), a full name, a glob such as '{}::*', or 'all'; `cargo xtask list` shows them",
+        families.join(", "),
+        families.first().copied().unwrap_or("family")
+    )]
+    NoMatch {
+        /// The filter as given.
+        filter: String,
+        /// The catalogue's families, for the message.
+        families: Vec<&'static str>,
+    },
+    /// A filter with glob characters that is not a valid glob.
+    #[error("bad glob '{filter}': {reason}")]
+    BadGlob {
+        /// The filter as given.
+        filter: String,
+        /// The glob parser's complaint.
+        reason: String,
+    },
+    /// A command that runs one scenario was given a name that is not exactly one.
+    #[error("'{name}' is not one scenario: give a full name such as {example} (see `cargo xtask list`)")]
+    NotOneScenario {
+        /// The name as given.
+        name: String,
+        /// A real scenario name of the catalogue, for the message.
+        example: &'static str,
+    },
+    /// A planted bug that a selected scenario's family does not know.
+    #[error(
+        "unknown planted bug '{bug}' for family {family}: known bugs are {}",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )]
+    UnknownBug {
+        /// The bug as given.
+        bug: String,
+        /// The family that does not know it.
+        family: &'static str,
+        /// The family's planted bugs.
+        known: Vec<&'static str>,
+    },
+    /// `--faults` or `--save-faults` for a scenario that declares no fault schedule.
+    #[error(
+        "{scenario} takes no fault schedule, so --faults/--save-faults would be ignored: use them with a scenario that does (`cargo xtask list` marks them)"
+    )]
+    NoFaultSchedule {
+        /// The scenario's full name.
+        scenario: &'static str,
+    },
+    /// An event of a loaded schedule that the scenario would never play: at or after the end
+    /// of the seed's safety phase, when every fault stops.
+    #[error(
+        "{path}: event {number} ({kind} at {at_ms} ms) is at or past the end of {scenario}'s safety phase for seed {seed} ({end_ms} ms), when every fault stops; move it earlier or drop it"
+    )]
+    FaultPastSafetyPhase {
+        /// The schedule's file.
+        path: String,
+        /// The event's position in the file, from 1.
+        number: usize,
+        /// The event's kind, as written in the file (`crash`, `partition`, …).
+        kind: &'static str,
+        /// The event's time, in simulated milliseconds.
+        at_ms: u64,
+        /// The scenario's full name.
+        scenario: &'static str,
+        /// The seed whose safety phase it misses.
+        seed: u64,
+        /// The end of that safety phase, in simulated milliseconds.
+        end_ms: u64,
+    },
+    /// `--history` for a scenario that records no client history.
+    #[error(
+        "{scenario} records no client history, so --history would be ignored: use it with a scenario that does (`cargo xtask list` marks them)"
+    )]
+    NoClientHistory {
+        /// The scenario's full name.
+        scenario: &'static str,
+    },
+    /// A fault file that cannot be read, parsed or written.
+    #[error(transparent)]
+    Faults(#[from] FaultsError),
+    /// A seed file (`seeds/*.toml`) that cannot be read, parsed or written, or that does not
+    /// fit the catalogue.
+    #[error("{path}: {}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    SeedFile {
+        /// The file.
+        path: String,
+        /// The line the problem is on, for TOML errors (1-based).
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A fault schedule loaded from a file, with the file's path (for messages and for the
+/// command line that reproduces a run).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultFile {
+    /// Where the schedule was read from.
+    pub path: PathBuf,
+    /// The schedule.
+    pub schedule: FaultSchedule,
+}
+
+impl FaultFile {
+    /// Reads and parses a schedule file.
+    ///
+    /// # Errors
+    /// [`InputError::Faults`] when the file cannot be read or is not a valid schedule (the
+    /// message names the file and line).
+    pub fn load(path: &Path) -> Result<FaultFile, InputError> {
+        Ok(FaultFile { path: path.to_path_buf(), schedule: FaultSchedule::load(path)? })
+    }
+}
+
+/// Where a run leaves the fault schedule it played, for `--save-faults`: the schedule is
+/// handed back to the caller, who writes it outside the run (a run does no file input or
+/// output of its own, so it cannot fail for a reason outside (scenario, seed, build)).
+/// Clones share one slot.
+#[derive(Clone, Default)]
+pub struct FaultRecorder(Arc<Mutex<Option<FaultSchedule>>>);
+
+impl FaultRecorder {
+    /// An empty recorder.
+    pub fn new() -> FaultRecorder {
+        FaultRecorder::default()
+    }
+
+    /// Called by a scenario with the schedule it is about to play.
+    pub fn record(&self, schedule: &FaultSchedule) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(schedule.clone());
+    }
+
+    /// The recorded schedule, if the run got as far as choosing one.
+    pub fn take(&self) -> Option<FaultSchedule> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for FaultRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaultRecorder")
+    }
+}
+
+/// Options of one run beyond (scenario, seed).
+#[derive(Clone, Debug, Default)]
 pub struct Opts {
     /// A planted bug of the scenario's family, by name.
     pub bug: Option<String>,
-    /// A fault schedule to replay instead of drawing one from the seed.
-    pub faults: Option<PathBuf>,
-    /// Where to write the fault schedule the run used.
-    pub save_faults: Option<PathBuf>,
-    /// Where to write the run's client history (scenarios that record one: kvraft): a
-    /// `.json` file gets the JSON form, any other Porcupine's key/value log format. Output
-    /// only: never part of what a run is a function of.
-    pub history: Vec<PathBuf>,
+    /// A fault schedule to play instead of the one the seed draws (only for scenarios that
+    /// take one: [`Scenario::takes_fault_schedule`]).
+    pub faults: Option<FaultFile>,
+    /// Receives the fault schedule the run played (only for scenarios that take one).
+    pub record_faults: Option<FaultRecorder>,
+    /// Print every panic inside the run with a backtrace on stderr (debugging only; the
+    /// outcome is the same).
+    pub show_panics: bool,
+    /// Attach the run's client history to its report (`sim::attach`, in every form the
+    /// scenario writes: for key/value runs the JSON form and Porcupine's key/value log), for
+    /// `--history`. Only for scenarios that record one ([`Scenario::records_client_history`]).
+    /// Output only: the run, its outcome and its trace are the same either way.
+    pub attach_history: bool,
 }
 
-/// One scenario.
+impl Opts {
+    /// Options with only a planted bug.
+    pub fn with_bug(bug: Option<&str>) -> Opts {
+        Opts { bug: bug.map(str::to_string), ..Opts::default() }
+    }
+}
+
+/// How a scenario takes fault schedules: the swarms play a schedule of timed events during a
+/// safety phase whose length the seed draws, then stop every fault.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultSupport {
+    /// The end of the safety phase of the run with this seed, in simulated milliseconds: a
+    /// schedule's events must come strictly before it (later ones would never be played).
+    pub safety_phase_end_ms: fn(seed: u64) -> u64,
+}
+
+/// One scenario: a name, what it does, a simulated-time budget and the body that makes a
+/// cluster, acts and checks. Build one with [`Scenario::new`].
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct Scenario {
+    /// `family::name_lab`, e.g. `raft::figure8_unreliable_2c`.
     pub name: &'static str,
+    /// One line for `list`.
     pub description: &'static str,
     /// Simulated-time budget; running out is a liveness failure.
     pub budget: Duration,
+    /// The body, run inside the simulation with the run's options.
     pub run: fn(Opts) -> ScenarioFuture,
+    /// Whether (and how) the scenario takes a fault schedule; `None` refuses `--faults`.
+    pub faults: Option<FaultSupport>,
+    /// Whether the scenario records a client history it can attach ([`Opts::attach_history`]);
+    /// `false` refuses `--history`.
+    pub client_history: bool,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -46,103 +238,364 @@ impl std::fmt::Debug for Scenario {
 }
 
 impl Scenario {
+    /// A scenario that takes no fault schedule. `name` must be `family::rest`; the family is
+    /// the part before the first `::`.
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        budget: Duration,
+        run: fn(Opts) -> ScenarioFuture,
+    ) -> Scenario {
+        Scenario { name, description, budget, run, faults: None, client_history: false }
+    }
+
+    /// The same scenario, declared to play a fault schedule (given with `--faults`, drawn
+    /// from the seed otherwise, written with `--save-faults`) during a safety phase ending at
+    /// `safety_phase_end_ms(seed)`. Its body must honour [`Opts::faults`] and
+    /// [`Opts::record_faults`] (the swarms do it with `crate::swarm::schedule_for`).
+    pub const fn with_fault_schedule(self, safety_phase_end_ms: fn(seed: u64) -> u64) -> Scenario {
+        Scenario { faults: Some(FaultSupport { safety_phase_end_ms }), ..self }
+    }
+
+    /// The same scenario, declared to record a client history and attach it to its report
+    /// when [`Opts::attach_history`] asks (the key/value testers do).
+    pub const fn with_client_history(self) -> Scenario {
+        Scenario { client_history: true, ..self }
+    }
+
+    /// The same scenario under another name (`family::rest`), e.g. a suite run on a
+    /// user's engine as a family of its own.
+    pub const fn renamed(self, name: &'static str) -> Scenario {
+        Scenario { name, ..self }
+    }
+
+    /// The family: the part of the name before the first `::`.
     pub fn family(&self) -> &'static str {
         self.name.split("::").next().unwrap_or(self.name)
     }
+
+    /// Whether the scenario takes a fault schedule.
+    pub fn takes_fault_schedule(&self) -> bool {
+        self.faults.is_some()
+    }
+
+    /// Whether the scenario records a client history it can attach.
+    pub fn records_client_history(&self) -> bool {
+        self.client_history
+    }
+
+    /// Checks the output options for this scenario.
+    ///
+    /// # Errors
+    /// [`InputError::NoClientHistory`] when the history is asked for and the scenario records
+    /// none.
+    pub fn check_outputs(&self, opts: &Opts) -> Result<(), InputError> {
+        if opts.attach_history && !self.client_history {
+            return Err(InputError::NoClientHistory { scenario: self.name });
+        }
+        Ok(())
+    }
+
+    /// Checks the fault options for this scenario and seed.
+    ///
+    /// # Errors
+    /// [`InputError::NoFaultSchedule`] when a schedule is given or asked for and the scenario
+    /// takes none; [`InputError::FaultPastSafetyPhase`] for the first event the run would
+    /// never play.
+    pub fn check_faults(&self, seed: u64, opts: &Opts) -> Result<(), InputError> {
+        let Some(support) = self.faults else {
+            if opts.faults.is_some() || opts.record_faults.is_some() {
+                return Err(InputError::NoFaultSchedule { scenario: self.name });
+            }
+            return Ok(());
+        };
+        if let Some(file) = &opts.faults {
+            let end_ms = (support.safety_phase_end_ms)(seed);
+            if let Some((i, ev)) = file.schedule.events.iter().enumerate().find(|(_, e)| e.at_ms >= end_ms) {
+                return Err(InputError::FaultPastSafetyPhase {
+                    path: file.path.display().to_string(),
+                    number: i + 1,
+                    kind: ev.fault.kind(),
+                    at_ms: ev.at_ms,
+                    scenario: self.name,
+                    seed,
+                    end_ms,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
-/// A family of scenarios and the planted bugs its nodes know.
-pub struct Family {
+/// A planted bug: a run-time switch that puts a classic mistake into the real code path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlantedBug {
+    /// The name given to `--bug`, e.g. `commit-old-term`.
     pub name: &'static str,
-    /// (name, one-line description) of each planted bug.
-    pub bugs: fn() -> Vec<(&'static str, &'static str)>,
-    pub scenarios: fn() -> Vec<Scenario>,
+    /// One line: what the mistake is.
+    pub description: &'static str,
 }
 
-/// Every family, in listing order.
-pub fn families() -> Vec<Family> {
-    vec![crate::mapreduce::family(), crate::raft::family(), crate::kvraft::family()]
+/// A family of scenarios and the planted bugs its nodes know. Build one with
+/// [`Family::new`] and the `with_…` methods.
+#[derive(Clone, Debug)]
+pub struct Family {
+    name: &'static str,
+    bugs: Vec<PlantedBug>,
+    scenarios: Vec<Scenario>,
 }
 
-/// Every scenario, in listing order.
-pub fn all() -> Vec<Scenario> {
-    families().iter().flat_map(|f| (f.scenarios)()).collect()
-}
+impl Family {
+    /// An empty family. `name` is the prefix of its scenarios' names: no `::`, no glob
+    /// characters, not `all`.
+    pub fn new(name: &'static str) -> Family {
+        Family { name, bugs: Vec::new(), scenarios: Vec::new() }
+    }
 
-/// Matches `*` (any run) and `?` (one character).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.first(), text.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..])),
-        (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
-        (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
-        _ => false,
+    /// Adds a planted bug (see [`PlantedBug`]).
+    pub fn with_bug(mut self, name: &'static str, description: &'static str) -> Family {
+        self.bugs.push(PlantedBug { name, description });
+        self
+    }
+
+    /// Adds planted bugs given as (name, description) pairs.
+    pub fn with_bugs(mut self, bugs: impl IntoIterator<Item = (&'static str, &'static str)>) -> Family {
+        self.bugs.extend(bugs.into_iter().map(|(name, description)| PlantedBug { name, description }));
+        self
+    }
+
+    /// Adds a scenario; its name must start with `<family>::`.
+    pub fn with_scenario(mut self, scenario: Scenario) -> Family {
+        self.scenarios.push(scenario);
+        self
+    }
+
+    /// Adds scenarios, in listing order.
+    pub fn with_scenarios(mut self, scenarios: impl IntoIterator<Item = Scenario>) -> Family {
+        self.scenarios.extend(scenarios);
+        self
+    }
+
+    /// The family's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its planted bugs, in listing order.
+    pub fn bugs(&self) -> &[PlantedBug] {
+        &self.bugs
+    }
+
+    /// Its scenarios, in listing order.
+    pub fn scenarios(&self) -> &[Scenario] {
+        &self.scenarios
+    }
+
+    /// Whether `bug` names one of its planted bugs.
+    pub fn knows_bug(&self, bug: &str) -> bool {
+        self.bugs.iter().any(|b| b.name == bug)
     }
 }
 
-/// The names a filter selects among `names` (same rules as scenarios: family, full name,
-/// glob, `all`), or an error when nothing matches.
-pub fn filter_names(filter: &str, names: &[&'static str]) -> Result<Vec<&'static str>, String> {
-    let family = |n: &str| n.split("::").next().unwrap_or(n).to_string();
-    let picked: Vec<&'static str> = names
-        .iter()
-        .copied()
-        .filter(|n| {
-            filter == "all"
-                || if filter.contains(['*', '?']) {
-                    glob(filter.as_bytes(), n.as_bytes())
-                } else if filter.contains("::") {
-                    *n == filter
-                } else {
-                    family(n) == filter
-                }
+/// Everything a command line serves: families of scenarios with their planted bugs, and
+/// optionally runtime-free property tests. Build one with [`Catalogue::new`] and
+/// [`Catalogue::with_family`]; this project's is [`crate::catalogue`].
+#[derive(Clone, Debug, Default)]
+pub struct Catalogue {
+    families: Vec<Family>,
+    property_tests: Vec<crate::prop::PropTest>,
+}
+
+impl Catalogue {
+    /// An empty catalogue.
+    pub fn new() -> Catalogue {
+        Catalogue::default()
+    }
+
+    /// Adds a family after those already present (listing order).
+    ///
+    /// # Panics
+    /// When the family breaks a naming rule, since a catalogue is written by a programmer,
+    /// not typed by a user: its name is empty, `all`, or holds `::` or glob characters; a
+    /// scenario's name does not start with `<family>::`; a family or scenario name is
+    /// already taken; two of its bugs share a name.
+    pub fn with_family(mut self, family: Family) -> Catalogue {
+        let name = family.name;
+        assert!(
+            !name.is_empty() && name != "all" && !name.contains("::") && !name.contains(GLOB_CHARS),
+            "family name {name:?}: must be non-empty, not 'all', without '::' or glob characters"
+        );
+        assert!(self.family(name).is_none(), "family {name} is added twice");
+        for sc in &family.scenarios {
+            assert!(
+                sc.name.strip_prefix(name).is_some_and(|rest| rest.starts_with("::") && rest.len() > 2),
+                "scenario {} of family {name} must be named {name}::<name>",
+                sc.name
+            );
+            assert!(!sc.name.contains(GLOB_CHARS), "scenario name {} holds glob characters", sc.name);
+            let taken = self.scenarios().chain(family.scenarios.iter()).filter(|s| s.name == sc.name).count();
+            assert!(taken == 1, "scenario {} is declared twice", sc.name);
+        }
+        for (i, b) in family.bugs.iter().enumerate() {
+            assert!(!family.bugs[..i].iter().any(|x| x.name == b.name), "family {name}: bug {} twice", b.name);
+        }
+        self.families.push(family);
+        self
+    }
+
+    /// Adds runtime-free property tests, served by the `prop` command.
+    pub fn with_property_tests(mut self, tests: impl IntoIterator<Item = crate::prop::PropTest>) -> Catalogue {
+        self.property_tests.extend(tests);
+        self
+    }
+
+    /// The families, in listing order.
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    /// The family called `name`.
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == name)
+    }
+
+    /// Every scenario, in listing order.
+    pub fn scenarios(&self) -> impl Iterator<Item = &Scenario> {
+        self.families.iter().flat_map(|f| f.scenarios.iter())
+    }
+
+    /// The property tests, in listing order.
+    pub fn property_tests(&self) -> &[crate::prop::PropTest] {
+        &self.property_tests
+    }
+
+    /// The scenarios a filter selects, in listing order.
+    ///
+    /// # Errors
+    /// [`InputError::BadGlob`] for a malformed glob, [`InputError::NoMatch`] when nothing
+    /// matches.
+    pub fn select(&self, filter: &str) -> Result<Vec<Scenario>, InputError> {
+        let f = Filter::parse(filter)?;
+        let picked: Vec<Scenario> = self.scenarios().filter(|s| f.matches(s.name)).copied().collect();
+        if picked.is_empty() {
+            return Err(InputError::NoMatch {
+                filter: filter.to_string(),
+                families: self.families.iter().map(|f| f.name).collect(),
+            });
+        }
+        Ok(picked)
+    }
+
+    /// The scenario called exactly `name`.
+    ///
+    /// # Errors
+    /// [`InputError::NotOneScenario`] when `name` is not one scenario's full name.
+    pub fn scenario(&self, name: &str) -> Result<Scenario, InputError> {
+        self.scenarios().find(|s| s.name == name).copied().ok_or_else(|| InputError::NotOneScenario {
+            name: name.to_string(),
+            example: self.scenarios().next().map_or("family::name", |s| s.name),
         })
-        .collect();
-    if picked.is_empty() {
-        return Err(format!("nothing matches '{filter}': use a family, a full name, a glob, or 'all'"));
     }
-    Ok(picked)
+
+    /// Checks that `bug` names a planted bug of every selected scenario's family.
+    ///
+    /// # Errors
+    /// [`InputError::UnknownBug`] naming the first family that does not know it.
+    pub fn check_bug(&self, scenarios: &[Scenario], bug: &str) -> Result<(), InputError> {
+        for fam in &self.families {
+            if scenarios.iter().any(|s| s.family() == fam.name) && !fam.knows_bug(bug) {
+                return Err(InputError::UnknownBug {
+                    bug: bug.to_string(),
+                    family: fam.name,
+                    known: fam.bugs.iter().map(|b| b.name).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every option of one run: the planted bug, the fault options, the outputs.
+    ///
+    /// # Errors
+    /// See [`Catalogue::check_bug`], [`Scenario::check_faults`] and
+    /// [`Scenario::check_outputs`].
+    pub fn check_opts(&self, sc: &Scenario, seed: u64, opts: &Opts) -> Result<(), InputError> {
+        if let Some(b) = &opts.bug {
+            self.check_bug(std::slice::from_ref(sc), b)?;
+        }
+        sc.check_outputs(opts)?;
+        sc.check_faults(seed, opts)
+    }
 }
 
-/// The scenarios a filter selects, or a one-line error saying what to do.
-pub fn select(filter: &str) -> Result<Vec<Scenario>, String> {
-    let all = all();
-    let picked: Vec<Scenario> = if filter == "all" {
-        all.clone()
-    } else if filter.contains(['*', '?']) {
-        all.iter().filter(|s| glob(filter.as_bytes(), s.name.as_bytes())).copied().collect()
-    } else if filter.contains("::") {
-        all.iter().filter(|s| s.name == filter).copied().collect()
-    } else {
-        all.iter().filter(|s| s.family() == filter).copied().collect()
-    };
-    if picked.is_empty() {
-        let fams: Vec<&str> = families().iter().map(|f| f.name).collect();
-        return Err(format!(
-            "no scenario matches '{filter}': use a family ({}), a full name, a glob such as 'raft::*_2c', or 'all'; `cargo xtask list` shows them",
-            fams.join(", ")
-        ));
-    }
-    Ok(picked)
+/// Characters that make a filter a glob.
+const GLOB_CHARS: [char; 4] = ['*', '?', '[', '{'];
+
+/// A parsed scenario filter: `all`, a family, one full name, or a glob over full names
+/// (`*`, `?`, `[…]`, `{a,b}`; matched by `globset`).
+#[derive(Clone, Debug)]
+pub enum Filter {
+    /// Everything.
+    All,
+    /// Every name whose family (the part before the first `::`) is this.
+    Family(String),
+    /// Exactly this name.
+    Name(String),
+    /// Every name the glob matches as a whole.
+    Glob(globset::GlobMatcher),
 }
 
-/// Checks that `bug` names a planted bug of every selected scenario's family.
-pub fn validate_bug(scenarios: &[Scenario], bug: &str) -> Result<(), String> {
-    for fam in families() {
-        let bugs = (fam.bugs)();
-        if scenarios.iter().any(|s| s.family() == fam.name) && !bugs.iter().any(|(n, _)| *n == bug) {
-            let known: Vec<&str> = bugs.iter().map(|(n, _)| *n).collect();
-            return Err(format!(
-                "unknown planted bug '{bug}' for family {}: known bugs are {}",
-                fam.name,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ));
+impl Filter {
+    /// Parses a filter.
+    ///
+    /// # Errors
+    /// [`InputError::BadGlob`] when the filter holds glob characters but is no valid glob.
+    pub fn parse(filter: &str) -> Result<Filter, InputError> {
+        Ok(if filter == "all" {
+            Filter::All
+        } else if filter.contains(GLOB_CHARS) {
+            let glob = globset::Glob::new(filter)
+                .map_err(|e| InputError::BadGlob { filter: filter.to_string(), reason: e.kind().to_string() })?;
+            Filter::Glob(glob.compile_matcher())
+        } else if filter.contains("::") {
+            Filter::Name(filter.to_string())
+        } else {
+            Filter::Family(filter.to_string())
+        })
+    }
+
+    /// Whether the filter selects `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Family(f) => name.split("::").next() == Some(f.as_str()),
+            Filter::Name(n) => name == n,
+            Filter::Glob(g) => g.is_match(name),
         }
     }
-    Ok(())
 }
 
-/// Runs one scenario under one seed.
+/// The scenarios of this project's catalogue that `filter` selects (see
+/// [`Catalogue::select`]).
+///
+/// # Errors
+/// As [`Catalogue::select`].
+pub fn select(filter: &str) -> Result<Vec<Scenario>, InputError> {
+    crate::catalogue().select(filter)
+}
+
+/// Every scenario of this project's catalogue, in listing order.
+pub fn all() -> Vec<Scenario> {
+    crate::catalogue().scenarios().copied().collect()
+}
+
+/// Runs one scenario under one seed, on a fresh OS thread (see `sim::run`).
+///
+/// # Panics
+/// When the fault or output options do not fit the scenario ([`Scenario::check_faults`],
+/// [`Scenario::check_outputs`]): callers
+/// check input first ([`Catalogue::check_opts`]) and refuse it, so bad input never becomes a
+/// run's outcome.
 pub fn run_scenario(
     sc: &Scenario,
     seed: u64,
@@ -150,41 +603,141 @@ pub fn run_scenario(
     trace: TraceMode,
     dispatch: Option<tracing::Dispatch>,
 ) -> RunReport {
+    if let Err(e) = sc.check_faults(seed, opts).and_then(|_| sc.check_outputs(opts)) {
+        panic!("run_scenario: options not checked before the run: {e}");
+    }
     let run = sc.run;
     let opts = opts.clone();
-    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch };
+    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch, show_panics: opts.show_panics };
     sim::run(cfg, move || run(opts))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn glob_matches() {
-        assert!(glob(b"raft::*_2c", b"raft::figure8_2c"));
-        assert!(!glob(b"raft::*_2c", b"kvraft::x_2c"));
-        assert!(glob(b"*", b""));
-        assert!(glob(b"a?c", b"abc"));
-        assert!(!glob(b"a?c", b"ac"));
-    }
+    use sim::faults::{Fault, FaultEvent};
 
     #[test]
     fn filters_select_by_family_name_and_glob() {
-        let mr = select("mapreduce").unwrap();
+        let cat = crate::catalogue();
+        let mr = cat.select("mapreduce").unwrap();
         assert_eq!(mr.len(), 7);
         assert!(mr.iter().all(|s| s.name.starts_with("mapreduce::")));
-        assert_eq!(select("mapreduce::crash").unwrap().len(), 1);
-        assert_eq!(select("mapreduce::*_parallelism").unwrap().len(), 2);
-        assert_eq!(select("all").unwrap().len(), all().len());
-        assert!(select("mapred").is_err(), "a family is matched whole, not as a string prefix");
-        assert!(select("nosuch::thing").unwrap_err().contains("no scenario matches"));
-        let names: Vec<&str> = all().iter().map(|s| s.name).collect();
+        assert_eq!(cat.select("mapreduce::crash").unwrap().len(), 1);
+        assert_eq!(cat.select("mapreduce::*_parallelism").unwrap().len(), 2);
+        assert_eq!(cat.select("all").unwrap().len(), cat.scenarios().count());
+        assert!(cat.select("mapred").is_err(), "a family is matched whole, not as a string prefix");
+        assert!(cat.select("nosuch::thing").unwrap_err().to_string().contains("no scenario matches"));
+        assert!(cat.select("raft::*_2c").unwrap().iter().all(|s| s.name.starts_with("raft::")));
+        assert_eq!(cat.select("mapreduce::{wc,crash}").unwrap().len(), 2, "globset alternation");
+        assert_eq!(cat.select("mapreduce::[wc]?").unwrap().len(), 1, "globset classes");
+        let bad = cat.select("raft::[unclosed").unwrap_err();
+        assert!(matches!(bad, InputError::BadGlob { .. }), "{bad}");
+        assert!(!bad.to_string().contains('\n'));
+        let names: Vec<&str> = cat.scenarios().map(|s| s.name).collect();
         let mut dedup = names.clone();
         dedup.sort();
         dedup.dedup();
         assert_eq!(names.len(), dedup.len(), "scenario names are unique");
-        assert!(validate_bug(&mr, "no-reissue").is_ok());
-        assert!(validate_bug(&mr, "no-such-bug").unwrap_err().contains("known bugs are"));
+        assert!(cat.check_bug(&mr, "no-reissue").is_ok());
+        assert!(cat.check_bug(&mr, "no-such-bug").unwrap_err().to_string().contains("known bugs are"));
+        assert_eq!(cat.scenario("mapreduce::wc").unwrap().name, "mapreduce::wc");
+        assert!(matches!(cat.scenario("mapreduce"), Err(InputError::NotOneScenario { .. })));
+    }
+
+    fn body(_: Opts) -> ScenarioFuture {
+        Box::pin(async { Ok(()) })
+    }
+
+    #[test]
+    fn a_downstream_catalogue_is_built_from_families_and_checked() {
+        let cat = Catalogue::new().with_family(
+            Family::new("register")
+                .with_bug("stale-read", "the backup answers reads")
+                .with_scenario(Scenario::new("register::basic", "one client", Duration::from_secs(5), body))
+                .with_scenario(
+                    Scenario::new("register::swarm", "faults", Duration::from_secs(5), body)
+                        .with_fault_schedule(|seed| 1000 + seed),
+                ),
+        );
+        assert_eq!(cat.select("register").unwrap().len(), 2);
+        assert_eq!(cat.families()[0].bugs()[0].name, "stale-read");
+        let swarm = cat.scenario("register::swarm").unwrap();
+        assert!(swarm.takes_fault_schedule() && !cat.scenario("register::basic").unwrap().takes_fault_schedule());
+        assert!(cat.check_opts(&swarm, 1, &Opts::with_bug(Some("stale-read"))).is_ok());
+        assert!(cat.check_opts(&swarm, 1, &Opts::with_bug(Some("nope"))).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "must be named register::<name>")]
+    fn a_scenario_outside_its_family_is_refused() {
+        let _ = Catalogue::new().with_family(Family::new("register").with_scenario(Scenario::new(
+            "raft::x",
+            "",
+            Duration::from_secs(1),
+            body,
+        )));
+    }
+
+    #[test]
+    #[should_panic(expected = "declared twice")]
+    fn a_scenario_name_is_taken_once() {
+        let sc = Scenario::new("register::x", "", Duration::from_secs(1), body);
+        let _ = Catalogue::new().with_family(Family::new("register").with_scenario(sc).with_scenario(sc));
+    }
+
+    fn schedule_at(at: &[u64]) -> FaultFile {
+        FaultFile {
+            path: PathBuf::from("f.toml"),
+            schedule: FaultSchedule {
+                events: at.iter().map(|&at_ms| FaultEvent { at_ms, fault: Fault::Heal }).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn fault_options_are_refused_by_scenarios_without_a_schedule() {
+        let cat = crate::catalogue();
+        let plain = cat.scenario("raft::initial_election_2a").unwrap();
+        let with_file = Opts { faults: Some(schedule_at(&[5])), ..Opts::default() };
+        let err = cat.check_opts(&plain, 0, &with_file).unwrap_err();
+        assert_eq!(err, InputError::NoFaultSchedule { scenario: "raft::initial_election_2a" });
+        let saving = Opts { record_faults: Some(FaultRecorder::new()), ..Opts::default() };
+        assert!(cat.check_opts(&plain, 0, &saving).is_err());
+        for name in ["raft::swarm_2c", "raft::swarm_2d", "kvraft::swarm_3b"] {
+            let sc = cat.scenario(name).unwrap();
+            assert!(cat.check_opts(&sc, 0, &with_file).is_ok(), "{name} takes a schedule");
+            assert!(cat.check_opts(&sc, 0, &saving).is_ok());
+        }
+    }
+
+    #[test]
+    fn an_event_past_the_safety_phase_is_refused_naming_it_and_the_phase_end() {
+        let sc = crate::catalogue().scenario("raft::swarm_2c").unwrap();
+        let end = (sc.faults.unwrap().safety_phase_end_ms)(7);
+        assert!((10_000..30_000).contains(&end));
+        assert!(sc.check_faults(7, &Opts { faults: Some(schedule_at(&[0, end - 1])), ..Opts::default() }).is_ok());
+        let err = sc.check_faults(7, &Opts { faults: Some(schedule_at(&[0, 5, end])), ..Opts::default() }).unwrap_err();
+        assert_eq!(
+            err,
+            InputError::FaultPastSafetyPhase {
+                path: "f.toml".into(),
+                number: 3,
+                kind: "heal",
+                at_ms: end,
+                scenario: "raft::swarm_2c",
+                seed: 7,
+                end_ms: end
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("event 3 (heal at") && text.contains(&format!("({end} ms)")), "{text}");
+    }
+
+    #[test]
+    #[should_panic(expected = "options not checked")]
+    fn running_with_unchecked_fault_options_panics_in_the_caller_not_in_the_run() {
+        let plain = crate::catalogue().scenario("raft::initial_election_2a").unwrap();
+        run_scenario(&plain, 0, &Opts { faults: Some(schedule_at(&[5])), ..Opts::default() }, TraceMode::Hash, None);
     }
 }

@@ -7,7 +7,7 @@ use crate::registry::Opts;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::faults::{self, Fault, FaultEvent, FaultSchedule, Target};
-use sim::{net, Failure, NetConfig, NodeId};
+use sim::{net, NetConfig, NodeId};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -235,23 +235,47 @@ pub fn resolver(nodes: Vec<NodeId>, leader: Rc<dyn Fn() -> Option<usize>>) -> im
     }
 }
 
-/// The run's schedule: `--faults FILE` if given, else drawn; saved to `--save-faults FILE`.
-/// It is drawn either way, so a replayed file leaves every later draw of the seed as it was:
-/// the same schedule from a file reproduces the run event for event.
-pub fn schedule_for(opts: &Opts, p: &Params, rng: &mut ChaCha8Rng) -> Result<FaultSchedule, Failure> {
-    let drawn = draw_schedule(p, rng);
-    let schedule = match &opts.faults {
-        Some(path) => FaultSchedule::load(path).map_err(|e| Failure::safety("faults", e))?,
-        None => drawn,
-    };
-    if let Some(path) = &opts.save_faults {
-        schedule.save(path).map_err(|e| Failure::safety("faults", e))?;
-    }
-    sim::describe(format!("fault schedule: {} events", schedule.events.len()));
-    Ok(schedule)
+/// The cluster sizes a swarm draws from (both families' swarms use it).
+pub const SERVERS: std::ops::RangeInclusive<usize> = 3..=7;
+
+/// The swarms' random stream: the first draws of `sim::rng("swarm")`, a pure function of the
+/// seed, are the [`Params`].
+const STREAM: &str = "swarm";
+
+/// The end of a swarm's safety phase for `seed`, in simulated milliseconds: the
+/// `safety_ms` that [`Params::draw`] gives as a swarm's first draws. Computed outside the run
+/// so that a `--faults` file with events the run would never play is refused before it
+/// starts; [`schedule_for`] asserts inside every run that this is the phase it plays.
+pub fn safety_phase_end_ms(seed: u64) -> u64 {
+    Params::draw(&mut sim::rng::stream(seed, STREAM, u64::MAX), SERVERS).safety_ms
 }
 
-/// Plays the schedule's events before `safety_ms` on a task of its own, until `stop`.
+/// The run's schedule: `--faults FILE` if given, else drawn; handed to
+/// [`Opts::record_faults`] for `--save-faults`. It is drawn either way, so a replayed file
+/// leaves every later draw of the seed as it was: the same schedule from a file reproduces
+/// the run event for event. The options were checked before the run
+/// (`Scenario::check_faults`): no file is read or written here.
+pub fn schedule_for(opts: &Opts, p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
+    assert_eq!(
+        p.safety_ms,
+        safety_phase_end_ms(sim::seed()),
+        "the swarm drew its Params first from sim::rng(\"{STREAM}\") with {SERVERS:?}, as safety_phase_end_ms assumes"
+    );
+    let drawn = draw_schedule(p, rng);
+    let schedule = match &opts.faults {
+        Some(file) => file.schedule.clone(),
+        None => drawn,
+    };
+    if let Some(recorder) = &opts.record_faults {
+        recorder.record(&schedule);
+    }
+    sim::describe(format!("fault schedule: {} events", schedule.events.len()));
+    schedule
+}
+
+/// Plays the schedule's events on a task of its own, until `stop`. Every event comes before
+/// `safety_ms`: drawn schedules end 300 ms before it, and a loaded one was checked before
+/// the run (`Scenario::check_faults`), so none is dropped.
 pub fn play_safety_phase(
     schedule: FaultSchedule,
     servers: Vec<NodeId>,
@@ -259,9 +283,16 @@ pub fn play_safety_phase(
     stop: Rc<Cell<bool>>,
     safety_ms: u64,
 ) {
+    if let Some(late) = schedule.events.iter().find(|e| e.at_ms >= safety_ms) {
+        panic!(
+            "a {} event at {} ms is past the safety phase ({safety_ms} ms): unchecked options",
+            late.fault.kind(),
+            late.at_ms
+        );
+    }
     let resolve = resolver(servers.clone(), leader);
     sim::spawn(async move {
-        for ev in schedule.events.iter().filter(|e| e.at_ms < safety_ms) {
+        for ev in &schedule.events {
             sim::sleep_until(Duration::from_millis(ev.at_ms)).await;
             if stop.get() {
                 return;
@@ -274,7 +305,7 @@ pub fn play_safety_phase(
 /// Stops every fault: crash points disarmed, clogs released, the network back to `base`,
 /// every link among `servers` up. Restarting crashed servers is the caller's (it knows how).
 pub fn stop_faults(servers: &[NodeId], base: NetConfig) {
-    sim::note(0x11FE, 0, || "liveness phase: faults stop".into());
+    sim::note(sim::NoteCode::LivenessPhase, 0, || "liveness phase: faults stop".into());
     stop_all_network_faults(servers, base);
 }
 

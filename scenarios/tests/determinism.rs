@@ -30,12 +30,9 @@ async fn leaky(_: Opts) -> Result<(), sim::Failure> {
 }
 
 fn leaky_scenario() -> Scenario {
-    Scenario {
-        name: "test::leaky",
-        description: "message content depends on process state",
-        budget: Duration::from_secs(10),
-        run: |o| Box::pin(leaky(o)),
-    }
+    Scenario::new("test::leaky", "message content depends on process state", Duration::from_secs(10), |o| {
+        Box::pin(leaky(o))
+    })
 }
 
 #[test]

@@ -1,8 +1,8 @@
-//! `Opts::history` (`cargo xtask run … --history FILE`): a kvraft run writes its client
-//! history in Porcupine's key/value log format and in the JSON form; both read back with
-//! the same operations and verdict, the JSON form exactly.
+//! `Opts::attach_history` (`cargo xtask run … --history FILE`): a kvraft run attaches its
+//! client history in the JSON form, which Porcupine's key/value log format is made from;
+//! both read back with the same operations and verdict, the JSON form exactly.
 
-use checkers::formats::{json::read_json, porcupine_kv::read_kv_log};
+use checkers::formats::{json::parse_json, porcupine_kv::parse_kv_log, porcupine_kv::write_kv_log};
 use checkers::linearizability::{check, CheckOptions, History, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
 use scenarios::{registry, Opts};
@@ -10,21 +10,23 @@ use sim::TraceMode;
 
 #[test]
 fn a_kvraft_run_writes_its_history_in_both_forms() {
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("history-export");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (log, json) = (dir.join("h.txt"), dir.join("h.json"));
     // (Not unreliable_one_key_3a: without write digests, its 50 concurrent appends to one key
     // make a search that exhausts any memory; see BENCHMARKS.md.)
     let sc = registry::select("kvraft::one_partition_3a").unwrap()[0];
-    let opts = Opts { history: vec![log.clone(), json.clone()], ..Opts::default() };
+    let opts = Opts { attach_history: true, ..Opts::default() };
     let r = registry::run_scenario(&sc, 1, &opts, TraceMode::Hash, None);
     assert!(r.outcome.is_pass(), "{}", r.outcome);
-    // The option is output only: the run is the same without it.
+    // The option is output only: the run is the same without it, and attaches nothing.
     let plain = registry::run_scenario(&sc, 1, &Opts::default(), TraceMode::Hash, None);
     assert_eq!(plain.trace_hash, r.trace_hash);
+    assert!(plain.attachments.is_empty());
+    assert_eq!(r.attachments.len(), 1);
+    let attached = &r.attachments[0];
+    assert_eq!(attached.name, "kvraft__one_partition_3a-seed1.history.json");
+    let text = std::str::from_utf8(&attached.bytes).unwrap();
 
-    let exact: History<KvInput, KvOutput> = read_json(&json, "kv").unwrap();
-    let from_log = read_kv_log(&log).unwrap();
+    let exact: History<KvInput, KvOutput> = parse_json(text, "h.json", "kv").unwrap();
+    let from_log = parse_kv_log(&write_kv_log(&exact).unwrap().text, "h.txt").unwrap();
     assert!(exact.len() >= 7, "puts and gets in both partitions: {}", exact.len());
     assert_eq!(from_log.len(), exact.len(), "every operation returned, so none is left out");
     // The same operations in the same event order (the log has no write digests).

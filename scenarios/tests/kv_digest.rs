@@ -6,12 +6,12 @@ use proptest::prelude::*;
 proptest! {
     #[test]
     fn server_and_checker_digests_agree(text in ".{0,200}") {
-        prop_assert_eq!(cores::rsm::value_digest(&text), checkers::models::kv::value_digest(&text));
+        prop_assert_eq!(cores::kv::value_digest(&text), checkers::models::kv::value_digest(&text));
     }
 }
 
 #[test]
 fn digests_distinguish_reorderings() {
-    assert_ne!(cores::rsm::value_digest("x 1 0 yx 2 0 y"), cores::rsm::value_digest("x 2 0 yx 1 0 y"));
-    assert_eq!(cores::rsm::value_digest(""), 0);
+    assert_ne!(cores::kv::value_digest("x 1 0 yx 2 0 y"), cores::kv::value_digest("x 2 0 yx 1 0 y"));
+    assert_eq!(cores::kv::value_digest(""), 0);
 }

@@ -7,9 +7,10 @@
 //! replay shows exactly which nodes it hit.
 
 use crate::net::{self, NetConfig};
-use crate::world::{self, NodeId};
+use crate::NodeId;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A node, by name (`s3`), or a role the scenario resolves (`leader`, `follower`, `any`).
@@ -114,33 +115,108 @@ pub struct FaultSchedule {
     pub events: Vec<FaultEvent>,
 }
 
+/// A fault file that cannot be read, parsed or written: bad input, never a run's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultsError {
+    /// The file.
+    pub path: PathBuf,
+    /// The line the problem is on, when it is on one (1-based).
+    pub line: Option<usize>,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+impl fmt::Display for FaultsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}: line {l}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for FaultsError {}
+
 impl FaultSchedule {
-    /// Parses a schedule from TOML; errors name the file and line.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
+    /// Parses a schedule from TOML (`[[event]]` tables with `at_ms`, `kind` and the kind's
+    /// fields), `path` naming it in errors.
+    ///
+    /// # Errors
+    /// A [`FaultsError`] naming the file and line for malformed TOML, an unknown kind or
+    /// field, a missing field, or events out of time order.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, FaultsError> {
+        let error = |line, message: String| FaultsError { path: path.to_path_buf(), line, message };
         let s: FaultSchedule = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(l) => format!("{}: line {l}: {}", path.display(), e.message()),
-                None => format!("{}: {}", path.display(), e.message()),
-            }
+            error(line, e.message().replace('\n', " ").trim().to_string())
         })?;
-        if s.events.windows(2).any(|w| w[0].at_ms > w[1].at_ms) {
-            return Err(format!("{}: events must be in time order (at_ms never decreasing)", path.display()));
+        if let Some(i) = s.events.windows(2).position(|w| w[0].at_ms > w[1].at_ms) {
+            return Err(error(
+                None,
+                format!(
+                    "events must be in time order (at_ms never decreasing): event {} at {} ms follows one at {} ms",
+                    i + 2,
+                    s.events[i + 1].at_ms,
+                    s.events[i].at_ms
+                ),
+            ));
         }
         Ok(s)
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    /// Reads and parses a schedule file.
+    ///
+    /// # Errors
+    /// As [`FaultSchedule::parse`], or when the file cannot be read.
+    pub fn load(path: &Path) -> Result<Self, FaultsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FaultsError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
         Self::parse(path, &text)
     }
 
+    /// The schedule as TOML, in the format [`FaultSchedule::parse`] reads.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a fault schedule always encodes")
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        std::fs::write(path, self.to_toml()).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    /// Writes the schedule to a file.
+    ///
+    /// # Errors
+    /// A [`FaultsError`] when the file cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), FaultsError> {
+        std::fs::write(path, self.to_toml()).map_err(|e| FaultsError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot write: {e}"),
+        })
+    }
+}
+
+impl Fault {
+    /// The event's `kind` as written in a schedule file (`partition`, `crash_after_save`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition { .. } => "partition",
+            Fault::Heal => "heal",
+            Fault::Isolate { .. } => "isolate",
+            Fault::Connect { .. } => "connect",
+            Fault::Cut { .. } => "cut",
+            Fault::Uncut { .. } => "uncut",
+            Fault::Clog { .. } => "clog",
+            Fault::Release { .. } => "release",
+            Fault::ReleaseAll => "release_all",
+            Fault::Crash { .. } => "crash",
+            Fault::CrashAfterSave { .. } => "crash_after_save",
+            Fault::Restart { .. } => "restart",
+            Fault::Unreliable { .. } => "unreliable",
+            Fault::Reliable => "reliable",
+            Fault::LongReordering { .. } => "long_reordering",
+            Fault::Duplicate { .. } => "duplicate",
+            Fault::Delay { .. } => "delay",
+        }
     }
 }
 
@@ -148,7 +224,7 @@ impl FaultSchedule {
 pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<NodeId>;
 
 fn find(t: &Target, servers: &[NodeId], resolve: Resolver<'_>) -> Option<NodeId> {
-    servers.iter().copied().find(|&n| world::node_name(n) == t.0).or_else(|| resolve(&t.0))
+    servers.iter().copied().find(|&n| crate::node_name(n) == t.0).or_else(|| resolve(&t.0))
 }
 
 /// Applies one fault now. Returns false if a target could not be resolved (then nothing
@@ -157,7 +233,9 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
     let one = |t: &Target| find(t, servers, resolve);
     let skipped = |what: &str| {
         let w = what.to_string();
-        world::note(0xFA17, 0, move || format!("fault skipped: {w} resolves to no node now"));
+        crate::note(crate::trace::NoteCode::FaultSkipped, 0, move || {
+            format!("fault skipped: {w} resolves to no node now")
+        });
         false
     };
     match fault {
@@ -214,28 +292,28 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
             true
         }
         Fault::Crash { node } => match one(node) {
-            Some(n) if world::is_alive(n) => {
-                world::crash(n);
+            Some(n) if crate::is_alive(n) => {
+                crate::crash(n);
                 true
             }
             _ => skipped(&format!("crash {}", node.0)),
         },
         Fault::CrashAfterSave { node, saves, delay_ms } => match one(node) {
-            Some(n) if world::is_alive(n) => {
+            Some(n) if crate::is_alive(n) => {
                 // Trace text closures run inside the world: resolve names before.
-                let name = world::node_name(n);
+                let name = crate::node_name(n);
                 let d = *delay_ms;
-                world::note(0xFA18, n.0 as u64, move || {
+                crate::note(crate::trace::NoteCode::FaultResolved, n.0 as u64, move || {
                     format!("armed: {name} crashes {d}ms after its next save #{saves}")
                 });
-                world::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));
+                crate::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));
                 true
             }
             _ => skipped(&format!("crash-after-save {}", node.0)),
         },
         Fault::Restart { node } => match one(node) {
-            Some(n) if !world::is_alive(n) => {
-                world::restart(n);
+            Some(n) if !crate::is_alive(n) => {
+                crate::restart(n);
                 true
             }
             _ => skipped(&format!("restart {}", node.0)),
@@ -305,15 +383,44 @@ mod tests {
     }
 
     #[test]
+    fn kind_names_the_tag_a_file_uses() {
+        let t = || Target::node("s0");
+        let every = [
+            Fault::Partition { a: vec![t()], b: vec![] },
+            Fault::Heal,
+            Fault::Isolate { node: t() },
+            Fault::Connect { node: t() },
+            Fault::Cut { from: t(), to: t() },
+            Fault::Uncut { from: t(), to: t() },
+            Fault::Clog { from: t(), to: t() },
+            Fault::Release { from: t(), to: t() },
+            Fault::ReleaseAll,
+            Fault::Crash { node: t() },
+            Fault::CrashAfterSave { node: t(), saves: 1, delay_ms: 0 },
+            Fault::Restart { node: t() },
+            Fault::Unreliable { request_loss_permille: 1, reply_loss_permille: 1, request_delay_ms_max: 1 },
+            Fault::Reliable,
+            Fault::LongReordering { on: true },
+            Fault::Duplicate { permille: 1 },
+            Fault::Delay { min_ms: 0, max_ms: 1 },
+        ];
+        for fault in every {
+            let text = FaultSchedule { events: vec![FaultEvent { at_ms: 0, fault: fault.clone() }] }.to_toml();
+            assert!(text.contains(&format!("kind = \"{}\"", fault.kind())), "{text}");
+        }
+    }
+
+    #[test]
     fn malformed_schedules_are_rejected_with_file_and_line() {
         let p = Path::new("f.toml");
-        let e = FaultSchedule::parse(p, "[[event]]\nat_ms = 5\nkind = \"explode\"\n").unwrap_err();
+        let e = FaultSchedule::parse(p, "[[event]]\nat_ms = 5\nkind = \"explode\"\n").unwrap_err().to_string();
         assert!(e.starts_with("f.toml") && e.contains("explode"), "{e}");
         let e =
             FaultSchedule::parse(p, "[[event]]\nat_ms = 9\nkind = \"heal\"\n[[event]]\nat_ms = 5\nkind = \"heal\"\n")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("time order"), "{e}");
-        let e = FaultSchedule::parse(p, "[[event]]\nkind = \"heal\"\n").unwrap_err();
+        let e = FaultSchedule::parse(p, "[[event]]\nkind = \"heal\"\n").unwrap_err().to_string();
         assert!(e.contains("at_ms"), "{e}");
     }
 }

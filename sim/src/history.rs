@@ -14,8 +14,9 @@
 //! [`Recorder::span`] turns a simulated time span (a crash, a partition) into positions for
 //! the history page.
 
+use crate::sched;
 use crate::trace::Kind;
-use crate::world::{self, with, NO_NODE};
+use crate::world::{with, NO_NODE};
 use checkers::linearizability::{ClientId, History, Operation, Time};
 use std::cell::RefCell;
 use std::fmt::Debug;
@@ -75,7 +76,7 @@ pub struct OpHandle {
 }
 
 fn now_ns() -> u64 {
-    world::now().as_nanos() as u64
+    sched::now().as_nanos() as u64
 }
 
 /// `1.234567890 s`: a simulated time in nanoseconds, exactly.
@@ -103,13 +104,13 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         let t = now_ns();
         let h = field_hash(&input);
         // Formatting a long value on every call would cost O(value): only for traces.
-        let shown = with(|w| w.trace.wants_lines()).then(|| format!("{input:?}"));
+        let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{input:?}"));
         let mut inner = self.inner.borrow_mut();
         let index = inner.ops.len();
         let position = inner.event(t);
         inner.ops.push(Operation::pending(client, input, position));
         with(|w| {
-            w.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| {
+            w.kernel.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index}: {}", shown.unwrap_or_default())
             })
         });
@@ -120,7 +121,7 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
     pub fn ret(&self, op: OpHandle, output: O) {
         let t = now_ns();
         let h = field_hash(&output);
-        let shown = with(|w| w.trace.wants_lines()).then(|| format!("{output:?}"));
+        let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{output:?}"));
         let mut inner = self.inner.borrow_mut();
         let position = inner.event(t);
         let o = &mut inner.ops[op.index];
@@ -128,7 +129,7 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         o.ret = Some(position);
         let (client, index) = (o.client, op.index);
         with(|w| {
-            w.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
+            w.kernel.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index} -> {}", shown.unwrap_or_default())
             })
         });

@@ -9,13 +9,12 @@
 //! - `bench sweep FILTER --seeds A..B`: runs per second of a sweep with 1 job and with 2.
 
 use crate::sweep::{parallel, parse_range};
-use crate::{bad_input, resolve};
+use crate::{bad_input, exit};
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
-use scenarios::{registry, Opts};
+use scenarios::registry::{run_scenario, Catalogue, Opts};
 use serde::{Deserialize, Serialize};
 use sim::{Incoming, NetConfig, NodeId, RunConfig, TraceMode};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
@@ -55,16 +54,17 @@ enum What {
     /// Runs per second of a sweep with 1 job and with 2 jobs.
     Sweep {
         filter: String,
-        #[arg(long)]
-        seeds: String,
+        /// Half-open seed range, e.g. 0..20.
+        #[arg(long, value_name = "A..B", value_parser = parse_range)]
+        seeds: std::ops::Range<u64>,
     },
 }
 
-pub fn run(a: &BenchArgs) -> ExitCode {
+pub fn run(cat: &Catalogue, a: &BenchArgs) -> u8 {
     match &a.what {
         What::Net { sim_secs, reps } => bench_net(*sim_secs, *reps),
-        What::Scenarios { filter, seed } => bench_scenarios(filter, *seed),
-        What::Sweep { filter, seeds } => bench_sweep(filter, seeds),
+        What::Scenarios { filter, seed } => bench_scenarios(cat, filter, *seed),
+        What::Sweep { filter, seeds } => bench_sweep(cat, filter, seeds.clone()),
         What::Kv { clerks, sim_secs } => bench_kv(clerks, *sim_secs),
     }
 }
@@ -189,7 +189,7 @@ fn harness(sim_secs: u64) -> (u64, u64) {
     (r.stats.delivered, r.events)
 }
 
-fn bench_net(sim_secs: u64, reps: u32) -> ExitCode {
+fn bench_net(sim_secs: u64, reps: u32) -> u8 {
     if sim_secs == 0 || reps == 0 {
         return bad_input("--sim-secs and --reps must be at least 1");
     }
@@ -211,11 +211,11 @@ fn bench_net(sim_secs: u64, reps: u32) -> ExitCode {
     println!("bare madsim Endpoint loop: {best_bare:>10.0} messages delivered per wall second");
     println!("harness (sim crate):       {best_harness:>10.0} messages delivered per wall second ({best_events:.0} trace events per wall second)");
     println!("harness / bare:            {:>10.2}", best_harness / best_bare);
-    ExitCode::SUCCESS
+    exit::PASS
 }
 
-fn bench_scenarios(filter: &str, seed: u64) -> ExitCode {
-    let scenarios = match resolve(filter, None) {
+fn bench_scenarios(cat: &Catalogue, filter: &str, seed: u64) -> u8 {
+    let scenarios = match cat.select(filter) {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
@@ -224,12 +224,12 @@ fn bench_scenarios(filter: &str, seed: u64) -> ExitCode {
     let mut worst = 0;
     for sc in &scenarios {
         let t = Instant::now();
-        let r = registry::run_scenario(sc, seed, &Opts::default(), TraceMode::Hash, None);
+        let r = run_scenario(sc, seed, &Opts::default(), TraceMode::Hash, None);
         let w = t.elapsed().as_secs_f64();
         wall_total += w;
         sim_total += r.sim_time.as_secs_f64();
         ev_total += r.events;
-        worst = worst.max(r.outcome.exit_code());
+        worst = worst.max(r.outcome.class().map_or(exit::PASS, exit::of_class));
         let outcome = match r.outcome.class() {
             None => "pass".to_string(),
             Some(c) => c.name().to_string(),
@@ -252,15 +252,11 @@ fn bench_scenarios(filter: &str, seed: u64) -> ExitCode {
         sim_total / wall_total,
         ev_total as f64 / wall_total
     );
-    ExitCode::from(worst as u8)
+    worst
 }
 
-fn bench_sweep(filter: &str, seeds: &str) -> ExitCode {
-    let range = match parse_range(seeds) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
-    };
-    let scenarios = match resolve(filter, None) {
+fn bench_sweep(cat: &Catalogue, filter: &str, range: std::ops::Range<u64>) -> u8 {
+    let scenarios = match cat.select(filter) {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
@@ -270,7 +266,7 @@ fn bench_sweep(filter: &str, seeds: &str) -> ExitCode {
         let pb = ProgressBar::hidden();
         let t = Instant::now();
         let fails: Vec<bool> = parallel(&items, jobs, &pb, |(sc, seed)| {
-            !registry::run_scenario(sc, *seed, &Opts::default(), TraceMode::Hash, None).outcome.is_pass()
+            !run_scenario(sc, *seed, &Opts::default(), TraceMode::Hash, None).outcome.is_pass()
         });
         let w = t.elapsed().as_secs_f64();
         let rate = items.len() as f64 / w;
@@ -283,7 +279,7 @@ fn bench_sweep(filter: &str, seeds: &str) -> ExitCode {
         rates.push(rate);
     }
     println!("speed-up with 2 jobs: {:.2}x", rates[1] / rates[0]);
-    ExitCode::SUCCESS
+    exit::PASS
 }
 
 type KvHistory = checkers::linearizability::History<checkers::models::kv::KvInput, checkers::models::kv::KvOutput>;
@@ -291,12 +287,12 @@ type KvHistory = checkers::linearizability::History<checkers::models::kv::KvInpu
 /// `clerks` clerks on their own keys (as GenericTest) for `sim_secs` on 5 servers; returns the
 /// history, carried out of the run so the check can be timed in wall-clock time.
 fn kv_load(clerks: usize, sim_secs: u64) -> (KvHistory, f64) {
-    use scenarios::kvraft::tester::KvCluster;
+    use scenarios::kvraft::tester::{KvBugs, KvCluster};
     use std::sync::{Arc, Mutex};
     let out: Arc<Mutex<Option<(KvHistory, f64)>>> = Arc::new(Mutex::new(None));
     let out2 = out.clone();
     let r = sim::run(RunConfig::new(1, Duration::from_secs(sim_secs + 60)), move || async move {
-        let mut cfg = KvCluster::new("bench::kv", 5, false, -1, &scenarios::Opts::default());
+        let mut cfg = KvCluster::new("bench::kv", 5, false, -1, KvBugs::default());
         let all = cfg.all();
         let mut warm = cfg.make_client(&all);
         warm.get("warm").await;
@@ -334,7 +330,7 @@ fn kv_load(clerks: usize, sim_secs: u64) -> (KvHistory, f64) {
     got
 }
 
-fn bench_kv(clerks: &[usize], sim_secs: u64) -> ExitCode {
+fn bench_kv(clerks: &[usize], sim_secs: u64) -> u8 {
     use checkers::linearizability::{check, CheckOptions};
     use checkers::models::kv::KvModel;
     println!(
@@ -355,5 +351,5 @@ fn bench_kv(clerks: &[usize], sim_secs: u64) -> ExitCode {
         let ms = t.elapsed().as_secs_f64() * 1e3;
         println!("{n:>7} {rate:>22.0} {:>12} {ms:>14.1} {:>10}", history.len(), r.verdict);
     }
-    ExitCode::SUCCESS
+    exit::PASS
 }

@@ -3,17 +3,18 @@
 //! runs that failed, and the checks that caught it by name (saying so when only a core's own
 //! assert — a panic — caught it). `--save` writes each bug's first failing seed to seeds/,
 //! which `cargo test` (and so CI) replays instead of sweeping.
+//!
+//! Exit status: 0 when every bug was found, 6 when one was not, 4 for bad input (or a seed
+//! file that could not be written).
 
-use crate::bad_input;
-use crate::sweep::{parallel, save_failing_seed, summary_of, Resolved, Selection, Slim};
+use crate::sweep::{parallel, progress, save_failing_seed, Resolved, Selection, Slim};
+use crate::{bad_input, exit};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use scenarios::seeds;
-use scenarios::{registry, Opts, Scenario};
+use scenarios::registry::{run_scenario, Catalogue, Opts, Scenario};
+use scenarios::seeds::{self, summary_of};
 use sim::{FailureClass, Outcome, TraceMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -22,28 +23,29 @@ pub struct BugsArgs {
     /// tried, or only `--bug`.
     #[command(flatten)]
     pub sel: Selection,
-    /// Write each bug's first failing seed to seeds/ (status open).
+    /// Write each bug's first failing seed to the seeds folder (status open).
     #[arg(long)]
     pub save: bool,
+    /// Folder for --save.
     #[arg(long, default_value = "seeds")]
     pub seeds_dir: PathBuf,
 }
 
-pub fn run(a: &BugsArgs) -> ExitCode {
-    let Resolved { range, scenarios, jobs } = match a.sel.resolve() {
+pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
+    let Resolved { range, scenarios, jobs } = match a.sel.resolve(cat) {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
     // (bug, scenario, seed) for every bug of every selected scenario's family.
     let mut bugs: Vec<(&'static str, Vec<Scenario>)> = Vec::new();
-    for fam in registry::families() {
-        let members: Vec<Scenario> = scenarios.iter().filter(|s| s.family() == fam.name).copied().collect();
+    for fam in cat.families() {
+        let members: Vec<Scenario> = scenarios.iter().filter(|s| s.family() == fam.name()).copied().collect();
         if members.is_empty() {
             continue;
         }
-        for (bug, _) in (fam.bugs)() {
-            if a.sel.bug.as_deref().is_none_or(|b| b == bug) {
-                bugs.push((bug, members.clone()));
+        for bug in fam.bugs() {
+            if a.sel.bug.as_deref().is_none_or(|b| b == bug.name) {
+                bugs.push((bug.name, members.clone()));
             }
         }
     }
@@ -61,16 +63,13 @@ pub fn run(a: &BugsArgs) -> ExitCode {
         range.start,
         range.end
     );
-    let pb = ProgressBar::new(items.len() as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} bugs [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}").unwrap(),
-    );
+    let pb = progress(items.len(), "bugs");
     let t0 = Instant::now();
     let reports: Vec<Slim> = parallel(&items, jobs, &pb, |(bug, sc, seed)| {
-        let opts = Opts { bug: Some(bug.to_string()), ..Opts::default() };
-        Slim::of(&registry::run_scenario(sc, *seed, &opts, TraceMode::Hash, None))
+        Slim::of(&run_scenario(sc, *seed, &Opts::with_bug(Some(bug)), TraceMode::Hash, None))
     });
     let mut missed = 0;
+    let mut unsaved = false;
     for (bug, _) in &bugs {
         let runs: Vec<(&Scenario, &Slim)> =
             items.iter().zip(&reports).filter(|((b, _, _), _)| b == bug).map(|((_, s, _), r)| (s, r)).collect();
@@ -104,20 +103,20 @@ pub fn run(a: &BugsArgs) -> ExitCode {
                     if only_asserts { " — only by the core's own asserts" } else { "" }
                 );
                 println!("  {}", summary_of(&r.outcome));
-                println!(
-                    "  REPRODUCE WITH: {}",
-                    seeds::reproduce_command(sc.name, r.seed, &Opts { bug: Some(bug.to_string()), ..Opts::default() })
-                );
+                let opts = Opts::with_bug(Some(bug));
+                println!("  REPRODUCE WITH: {}", seeds::reproduce_command(sc.name, r.seed, &opts));
                 if a.save {
-                    save_failing_seed(&a.seeds_dir, sc.name, r.seed, Some(bug), &r.outcome, "  ");
+                    unsaved |= !save_failing_seed(&a.seeds_dir, sc.name, r.seed, &opts, &r.outcome, "  ");
                 }
             }
         }
     }
     println!("{} of {} planted bugs found ({:.1}s wall)", bugs.len() - missed, bugs.len(), t0.elapsed().as_secs_f64());
-    if missed > 0 {
-        ExitCode::from(1)
+    if unsaved {
+        exit::BAD_INPUT
+    } else if missed > 0 {
+        exit::BUG_NOT_FOUND
     } else {
-        ExitCode::SUCCESS
+        exit::PASS
     }
 }

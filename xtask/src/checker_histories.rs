@@ -64,15 +64,15 @@ impl Generated {
                 std::fs::write(&path, log.text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
             Generated::Sim { scenario, seed } => {
-                let sc = scenarios::registry::select(scenario)?[0];
-                let opts = scenarios::Opts { history: vec![path.clone()], ..scenarios::Opts::default() };
+                let sc = scenarios::registry::select(scenario).map_err(|e| e.to_string())?[0];
+                let opts = scenarios::Opts { attach_history: true, ..scenarios::Opts::default() };
                 let r = scenarios::registry::run_scenario(&sc, seed, &opts, sim::TraceMode::Hash, None);
                 if !r.outcome.is_pass() {
                     return Err(format!("{scenario} seed {seed} did not pass: {}", r.outcome));
                 }
-                if !path.is_file() {
-                    return Err(format!("{scenario} seed {seed} wrote no history"));
-                }
+                let attached = crate::artifacts::history_of(&r)
+                    .ok_or_else(|| format!("{scenario} seed {seed} attached no history"))?;
+                crate::artifacts::write_history(attached, &path)?;
             }
         }
         Ok(path)

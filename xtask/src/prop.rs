@@ -1,13 +1,17 @@
-//! `prop [FILTER] [--cases N] [--seed S]`: the runtime-free property tests of the cores.
-//! Saved counterexamples (seeds/prop/) are replayed first; a new failure is shrunk, printed
-//! as a step list, and saved so the next run tries it first. Tests that run a core with a
-//! planted bug are expected to fail: they pass when the harness finds the bug.
+//! `prop [FILTER] [--cases N] [--seed S]`: the catalogue's runtime-free property tests.
+//! Saved counterexamples (`--saved-dir`, default seeds/prop) are replayed first; a new
+//! failure is shrunk, printed as a step list, and saved so the next run tries it first. Tests
+//! that run a core with a planted bug are expected to fail: they pass when the harness finds
+//! the bug.
+//!
+//! Exit status: 0 when every test did what it should, 7 when a property of a correct core
+//! failed, 6 when a planted bug was not found (7 wins when both happen), 4 for bad input.
 
-use crate::bad_input;
+use crate::{bad_input, exit};
 use clap::Args;
-use scenarios::prop::{self, PropOutcome};
-use std::path::Path;
-use std::process::ExitCode;
+use scenarios::prop::{self, PropOutcome, PropTest};
+use scenarios::registry::{Catalogue, Filter};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -15,45 +19,62 @@ pub struct PropArgs {
     /// A family (`raft`), a full name (`raft::safety_3`), a glob (`raft::bug_*`), or `all`.
     #[arg(default_value = "all")]
     pub filter: String,
-    /// Cases per test (default: PROPTEST_CASES, else each test's own default).
-    #[arg(long)]
+    /// Cases per test (default: the PROPTEST_CASES environment variable, else each test's own
+    /// default); with `all`, 0 lists the tests instead.
+    #[arg(long, env = "PROPTEST_CASES")]
     pub cases: Option<u32>,
     /// Seed of the case generator (default: a fixed seed, so runs are reproducible).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Folder of saved counterexamples, relative to the working directory.
+    #[arg(long, default_value = prop::SAVED_DIR)]
+    pub saved_dir: PathBuf,
 }
 
-pub fn run(a: &PropArgs) -> ExitCode {
-    let all = prop::all();
-    let names: Vec<&'static str> = all.iter().map(|t| t.name).collect();
-    let picked = match scenarios::registry::filter_names(&a.filter, &names) {
+/// The catalogue's property tests that `filter` selects.
+pub fn pick<'a>(cat: &'a Catalogue, filter: &str) -> Result<Vec<&'a PropTest>, String> {
+    let all = cat.property_tests();
+    if all.is_empty() {
+        return Err("this command line's catalogue has no property tests".into());
+    }
+    let f = Filter::parse(filter).map_err(|e| e.to_string())?;
+    let picked: Vec<&PropTest> = all.iter().filter(|t| f.matches(t.name)).collect();
+    if picked.is_empty() {
+        return Err(format!(
+            "no property test matches '{filter}': use a family, a full name, a glob, or 'all' (list them with `cargo xtask prop all --cases 0`)"
+        ));
+    }
+    Ok(picked)
+}
+
+pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
+    let picked = match pick(cat, &a.filter) {
         Ok(p) => p,
-        Err(e) => return bad_input(format!("{e} (see the list with `cargo xtask prop all --cases 0`)")),
+        Err(e) => return bad_input(e),
     };
     if a.cases == Some(0) && a.filter == "all" {
-        for t in &all {
+        for t in &picked {
             println!("{:44} {}", t.name, t.description);
         }
-        return ExitCode::SUCCESS;
+        return exit::PASS;
     }
-    let saved_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(prop::SAVED_DIR);
-    let mut bad = 0;
-    for t in all.iter().filter(|t| picked.contains(&t.name)) {
+    let (mut failed, mut missed) = (0, 0);
+    for t in picked {
         let cases = prop::resolve_cases(t, a.cases);
         let t0 = Instant::now();
-        let outcome = prop::run(t, cases, a.seed, &saved_dir);
+        let outcome = prop::run(t, cases, a.seed, &a.saved_dir);
         let secs = t0.elapsed().as_secs_f64();
         match (outcome, t.planted_bug) {
             (PropOutcome::Passed { cases }, None) => println!("{}: passed {cases} cases ({secs:.2}s)", t.name),
             (PropOutcome::Passed { cases }, Some(bug)) => {
-                bad += 1;
+                missed += 1;
                 println!("{}: planted bug {bug} NOT FOUND in {cases} cases ({secs:.2}s)", t.name);
             }
             (PropOutcome::Failed { message, steps, saved_to }, planted) => {
                 match planted {
                     Some(bug) => println!("{}: found planted bug {bug} ({secs:.2}s): {message}", t.name),
                     None => {
-                        bad += 1;
+                        failed += 1;
                         println!("{}: FAILED ({secs:.2}s): {message}", t.name);
                     }
                 }
@@ -65,9 +86,11 @@ pub fn run(a: &PropArgs) -> ExitCode {
             }
         }
     }
-    if bad > 0 {
-        ExitCode::from(1)
+    if failed > 0 {
+        exit::PROPERTY_FAILED
+    } else if missed > 0 {
+        exit::BUG_NOT_FOUND
     } else {
-        ExitCode::SUCCESS
+        exit::PASS
     }
 }

@@ -1,5 +1,9 @@
 //! Pure protocol cores: plain structs driven by inputs, returning outputs; no async, no runtime, no clock.
 
+pub mod kv;
 pub mod mapreduce;
 pub mod raft;
+pub mod replica;
 pub mod rsm;
+pub mod shardctrler;
+pub mod shardkv;

@@ -1,5 +1,6 @@
 //! The replicated state machine's pure part: a state machine trait, the deduplicating
-//! wrapper every replica applies log entries to, and the key/value state machine of lab 3.
+//! wrapper every replica applies log entries to ([`Rsm`]), and the server's decisions
+//! ([`RsmCore`]): which request waits at which log index, what answers it, when to snapshot.
 //!
 //! Duplicate detection is by (client id, sequence number): a clerk has one request
 //! outstanding and numbers them 1, 2, 3, …, so an entry whose sequence number is not above
@@ -7,6 +8,7 @@
 //! gets the recorded output instead of being applied again — across crashes and snapshots,
 //! because the table is part of the replicated state.
 
+use crate::replica::{ApplyMsg, Proposal, Proposer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,8 +23,12 @@ pub trait StateMachine: Clone + Default + Debug + Serialize + DeserializeOwned +
     fn apply(&mut self, op: &Self::Op) -> Self::Out;
 
     /// The output of a read-only operation from the current state without changing it, or
-    /// `None` if `op` writes. (Used only by a planted bug that answers reads locally.)
-    fn read(&self, op: &Self::Op) -> Option<Self::Out>;
+    /// `None` if `op` writes. Used only by the planted bug `local-reads`, so the default says
+    /// every operation writes.
+    fn read(&self, op: &Self::Op) -> Option<Self::Out> {
+        let _ = op;
+        None
+    }
 }
 
 /// What goes into the log: who asked, which of their requests it is, and the operation.
@@ -122,81 +128,231 @@ impl<SM: StateMachine> Rsm<SM> {
     }
 
     /// Restores from a snapshot made by [`Rsm::snapshot`].
-    pub fn restore(bytes: &[u8]) -> Result<Self, String> {
-        postcard::from_bytes(bytes)
-            .map_err(|e| format!("malformed state machine snapshot ({} bytes): {e}", bytes.len()))
+    ///
+    /// # Errors
+    /// [`RsmError::MalformedSnapshot`] if the bytes are not such a snapshot.
+    pub fn restore(bytes: &[u8]) -> Result<Self, RsmError> {
+        postcard::from_bytes(bytes).map_err(|e| RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })
     }
 }
 
-/// Operations of the key/value service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KvOp {
-    Get { key: String },
-    Put { key: String, value: String },
-    Append { key: String, value: String },
+/// What the replicated state machine cannot apply: bytes that are not what its own code wrote
+/// (a bug in an engine or a service, never a client's doing).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RsmError {
+    /// A snapshot that does not decode as the replicated state.
+    #[error("malformed state machine snapshot ({len} bytes): {reason}")]
+    MalformedSnapshot { len: usize, reason: String },
+    /// A log entry that does not decode as a command.
+    #[error("malformed command at index {index} ({len} bytes): {reason}")]
+    MalformedCommand { index: u64, len: usize, reason: String },
 }
 
-/// What the key/value store answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KvResult {
-    /// A Get's value.
-    Value(String),
-    /// A Put or Append took effect on a value of `prev_len` bytes with digest `prev_digest`:
-    /// an observation a history checker can verify, which pins the write to the exact state
-    /// it followed.
-    Wrote { prev_len: u64, prev_digest: u64 },
+/// A clerk's request: who asks, which of their requests it is, and the operation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClerkRequest<Op> {
+    pub client: u64,
+    pub seq: u64,
+    pub op: Op,
 }
 
-impl Default for KvResult {
-    fn default() -> Self {
-        KvResult::Value(String::new())
+/// The server's answer to a clerk. The variants' order is their wire encoding: add new ones
+/// at the end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClerkReply<Out> {
+    /// The operation took effect (once) with this output.
+    Ok(Out),
+    /// This server cannot commit the request (it does not lead, or lost leadership, or a
+    /// different entry took the request's place): try another server.
+    WrongLeader,
+    /// This replica group does not serve the key (lab 4's ErrWrongGroup): ask the controller
+    /// for the current configuration.
+    WrongGroup,
+}
+
+/// A request waiting for its proposal to apply.
+#[derive(Clone, Debug)]
+struct Pending<T> {
+    reply_to: T,
+    client: u64,
+    seq: u64,
+    proposal: Proposal,
+}
+
+/// The replicated-state-machine server's decisions, as a pure core. The shell feeds it the
+/// clerks' requests, the engine's applies and every step's end; it proposes through the
+/// engine ([`Proposer`]) and hands back the replies to send and the snapshots to take.
+///
+/// Rules (the course's lab 3 design):
+/// - a request becomes a proposal (a log entry); its reply waits for that index to apply;
+/// - when the index applies, the request gets the output if the entry is its own (same client
+///   and sequence number), "wrong leader" if a different entry landed there;
+/// - a request whose proposal can no longer land as proposed ([`Proposer::may_still_land`]:
+///   leadership lost, term moved on) fails at once, so the clerk retries elsewhere promptly;
+/// - a snapshot from the leader that covers a waiting index fails that request (its output
+///   cannot be learnt here);
+/// - once the engine's persisted state exceeds `max_state_bytes`, the service snapshots (the
+///   course's `maxraftstate`), the duplicate table included.
+///
+/// Gets go through the log too, which makes them linearizable without any clock.
+#[derive(Debug)]
+pub struct RsmCore<SM: StateMachine, T> {
+    rsm: Rsm<SM>,
+    /// Snapshot when the engine's persisted state exceeds this many bytes (`None`: never).
+    max_state_bytes: Option<usize>,
+    bugs: RsmBugs,
+    /// Requests waiting for their log index to apply, by index.
+    pending: BTreeMap<u64, Pending<T>>,
+    last_applied: u64,
+    /// The size of the last snapshot, so the next one allocates once.
+    last_snapshot_len: usize,
+    /// Replies decided and not yet taken by the shell, in order.
+    replies: Vec<(T, ClerkReply<SM::Out>)>,
+}
+
+impl<SM: StateMachine, T> RsmCore<SM, T> {
+    /// A server with an empty state.
+    pub fn new(max_state_bytes: Option<usize>, bugs: RsmBugs) -> Self {
+        RsmCore {
+            rsm: Rsm::default(),
+            max_state_bytes,
+            bugs,
+            pending: BTreeMap::new(),
+            last_applied: 0,
+            last_snapshot_len: 0,
+            replies: Vec::new(),
+        }
     }
-}
 
-/// A value's digest: a polynomial hash (h = h * B + byte + 1, B = 0x100000001b3, mod 2^64).
-/// It must equal the history checker's (`checkers::models::kv::value_digest`); a scenario
-/// test compares them.
-pub fn value_digest(text: &str) -> u64 {
-    text.bytes().fold(0u64, |h, b| h.wrapping_mul(0x100_0000_01b3).wrapping_add(u64::from(b) + 1))
-}
+    /// Loads the persisted snapshot at boot (empty: nothing to load).
+    ///
+    /// # Errors
+    /// [`RsmError::MalformedSnapshot`].
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), RsmError> {
+        if !snapshot.is_empty() {
+            self.rsm = Rsm::restore(snapshot)?;
+        }
+        Ok(())
+    }
 
-/// The key/value store of lab 3: a missing key reads as "".
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Kv {
-    pub data: BTreeMap<String, String>,
-}
+    /// The replica's state (tests and checks).
+    pub fn state(&self) -> &Rsm<SM> {
+        &self.rsm
+    }
 
-impl StateMachine for Kv {
-    type Op = KvOp;
-    type Out = KvResult;
+    /// The highest log index applied.
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
+    }
 
-    fn apply(&mut self, op: &KvOp) -> KvResult {
-        match op {
-            KvOp::Get { key } => KvResult::Value(self.data.get(key).cloned().unwrap_or_default()),
-            KvOp::Put { key, value } => {
-                let prev = self.data.insert(key.clone(), value.clone()).unwrap_or_default();
-                KvResult::Wrote { prev_len: prev.len() as u64, prev_digest: value_digest(&prev) }
+    /// How many requests wait for their entry to apply.
+    pub fn waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The replies decided since the last call, in the order they were decided.
+    pub fn take_replies(&mut self) -> Vec<(T, ClerkReply<SM::Out>)> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// A clerk's request: proposed through `engine`, answered when it applies (or at once if
+    /// the engine refuses it).
+    pub fn on_request(&mut self, engine: &mut dyn Proposer, request: ClerkRequest<SM::Op>, reply_to: T) {
+        if self.bugs.local_reads && engine.get_state().1 {
+            if let Some(out) = self.rsm.sm.read(&request.op) {
+                self.replies.push((reply_to, ClerkReply::Ok(out)));
+                return;
             }
-            KvOp::Append { key, value } => {
-                let v = self.data.entry(key.clone()).or_default();
-                let out = KvResult::Wrote { prev_len: v.len() as u64, prev_digest: value_digest(v) };
-                v.push_str(value);
-                out
+        }
+        let command = Command { client: request.client, seq: request.seq, op: request.op };
+        let Some(proposal) = engine.start(encode(&command)) else {
+            self.replies.push((reply_to, ClerkReply::WrongLeader));
+            return;
+        };
+        if self.bugs.reply_before_commit {
+            // Answer from a copy of the state as if the entry had applied.
+            let mut copy = self.rsm.clone();
+            let out = copy.apply(&command, &self.bugs);
+            self.replies.push((reply_to, ClerkReply::Ok(out)));
+            return;
+        }
+        let waiting = Pending { reply_to, client: command.client, seq: command.seq, proposal };
+        // A request already waiting at this index was for an entry that was overwritten.
+        if let Some(old) = self.pending.insert(proposal.index, waiting) {
+            self.replies.push((old.reply_to, ClerkReply::WrongLeader));
+        }
+    }
+
+    /// One applied message, in order. Returns the snapshot to hand the engine at this
+    /// message's index, when the engine's persisted state (`state_bytes`, asked only when a
+    /// limit is set) has grown past the limit.
+    ///
+    /// # Errors
+    /// [`RsmError`] for a command or snapshot that does not decode.
+    pub fn on_apply(
+        &mut self,
+        msg: &ApplyMsg,
+        state_bytes: impl FnOnce() -> usize,
+    ) -> Result<Option<Vec<u8>>, RsmError> {
+        match msg {
+            ApplyMsg::Command { index, command, .. } => {
+                assert!(*index > self.last_applied, "applied {index} after {}", self.last_applied);
+                let command: Command<SM::Op> = postcard::from_bytes(command).map_err(|e| {
+                    RsmError::MalformedCommand { index: *index, len: command.len(), reason: e.to_string() }
+                })?;
+                let out = self.rsm.apply(&command, &self.bugs);
+                self.last_applied = *index;
+                if let Some(p) = self.pending.remove(index) {
+                    let own = p.client == command.client && p.seq == command.seq;
+                    self.replies.push((p.reply_to, if own { ClerkReply::Ok(out) } else { ClerkReply::WrongLeader }));
+                }
+                Ok(match self.max_state_bytes {
+                    Some(max) if state_bytes() > max => {
+                        let snapshot = self.rsm.snapshot(&self.bugs, self.last_snapshot_len);
+                        self.last_snapshot_len = snapshot.len();
+                        Some(snapshot)
+                    }
+                    _ => None,
+                })
+            }
+            ApplyMsg::Snapshot { index, data, .. } => {
+                self.rsm = Rsm::restore(data)?;
+                self.last_applied = *index;
+                // Requests waiting at indexes the snapshot covers cannot learn their result here.
+                let upto = *index;
+                self.fail_waiting(|i, _| i > upto);
+                Ok(None)
             }
         }
     }
 
-    fn read(&self, op: &KvOp) -> Option<KvResult> {
-        match op {
-            KvOp::Get { key } => Some(KvResult::Value(self.data.get(key).cloned().unwrap_or_default())),
-            _ => None,
+    /// The end of every engine step: requests whose proposals can no longer land as proposed
+    /// fail, so their clerks retry elsewhere.
+    pub fn after_step(&mut self, engine: &dyn Proposer) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.fail_waiting(|_, p| engine.may_still_land(&p.proposal));
+    }
+
+    /// Fails every waiting request that `keep` rejects, in index order.
+    fn fail_waiting(&mut self, keep: impl Fn(u64, &Pending<T>) -> bool) {
+        let gone: Vec<u64> = self.pending.iter().filter(|(i, p)| !keep(**i, p)).map(|(i, _)| *i).collect();
+        for i in gone {
+            let p = self.pending.remove(&i).expect("listed above");
+            self.replies.push((p.reply_to, ClerkReply::WrongLeader));
         }
     }
+}
+
+fn encode<V: Serialize>(value: &V) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("a command encodes")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::{value_digest, Kv, KvOp, KvResult};
 
     fn append(client: u64, seq: u64, v: &str) -> Command<KvOp> {
         Command { client, seq, op: KvOp::Append { key: "k".into(), value: v.into() } }
@@ -255,5 +411,179 @@ mod tests {
             assert_ne!(RsmBugs::from_name(name), Some(RsmBugs::default()), "{name}");
         }
         assert_eq!(RsmBugs::from_name("nope"), None);
+    }
+
+    /// An engine the tests steer: it leads in `term` while `leader`, and numbers proposals
+    /// from `next_index`.
+    struct FakeEngine {
+        term: u64,
+        leader: bool,
+        next_index: u64,
+        started: Vec<Vec<u8>>,
+    }
+
+    impl FakeEngine {
+        fn leading(term: u64) -> Self {
+            FakeEngine { term, leader: true, next_index: 1, started: Vec::new() }
+        }
+    }
+
+    impl Proposer for FakeEngine {
+        fn start(&mut self, command: Vec<u8>) -> Option<Proposal> {
+            if !self.leader {
+                return None;
+            }
+            self.started.push(command);
+            let index = self.next_index;
+            self.next_index += 1;
+            Some(Proposal { index, term: self.term })
+        }
+        fn get_state(&self) -> (u64, bool) {
+            (self.term, self.leader)
+        }
+        fn may_still_land(&self, p: &Proposal) -> bool {
+            self.leader && p.term == self.term
+        }
+    }
+
+    type Server = RsmCore<Kv, &'static str>;
+
+    fn req(client: u64, seq: u64, op: KvOp) -> ClerkRequest<KvOp> {
+        ClerkRequest { client, seq, op }
+    }
+
+    fn put(key: &str, value: &str) -> KvOp {
+        KvOp::Put { key: key.into(), value: value.into() }
+    }
+
+    fn entry(index: u64, client: u64, seq: u64, op: KvOp) -> ApplyMsg {
+        ApplyMsg::Command { index, term: 1, command: encode(&Command { client, seq, op }) }
+    }
+
+    fn no_size() -> usize {
+        panic!("the state size is asked only when a limit is set")
+    }
+
+    #[test]
+    fn a_request_is_answered_when_its_own_entry_applies() {
+        let mut s = Server::new(None, RsmBugs::default());
+        let mut e = FakeEngine::leading(1);
+        s.on_request(&mut e, req(7, 1, put("k", "v")), "a");
+        assert_eq!(e.started.len(), 1);
+        assert!(s.take_replies().is_empty(), "nothing is answered before the entry applies");
+        assert_eq!(s.waiting(), 1);
+        let msg = ApplyMsg::Command { index: 1, term: 1, command: e.started[0].clone() };
+        assert_eq!(s.on_apply(&msg, no_size).unwrap(), None);
+        assert_eq!(s.take_replies(), vec![("a", ClerkReply::Ok(KvResult::Wrote { prev_len: 0, prev_digest: 0 }))]);
+        assert_eq!(s.state().sm.data["k"], "v");
+        assert_eq!(s.last_applied(), 1);
+    }
+
+    #[test]
+    fn a_different_entry_at_the_requests_index_means_leadership_was_lost() {
+        let mut s = Server::new(None, RsmBugs::default());
+        let mut e = FakeEngine::leading(1);
+        s.on_request(&mut e, req(7, 1, put("k", "mine")), "a");
+        // Another leader's entry took index 1.
+        s.on_apply(&entry(1, 9, 1, put("k", "theirs")), no_size).unwrap();
+        assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader)]);
+        assert_eq!(s.state().sm.data["k"], "theirs");
+        // The same client and a different sequence number is a different entry too.
+        s.on_request(&mut e, req(7, 2, put("k", "x")), "b");
+        s.on_apply(&entry(2, 7, 1, put("k", "mine")), no_size).unwrap();
+        assert_eq!(s.take_replies(), vec![("b", ClerkReply::WrongLeader)]);
+    }
+
+    #[test]
+    fn a_term_change_or_lost_leadership_fails_waiting_requests() {
+        let mut s = Server::new(None, RsmBugs::default());
+        let mut e = FakeEngine::leading(3);
+        s.on_request(&mut e, req(1, 1, put("a", "1")), "a");
+        s.on_request(&mut e, req(2, 1, put("b", "1")), "b");
+        s.after_step(&e);
+        assert!(s.take_replies().is_empty(), "still leader of the same term: keep waiting");
+        e.term = 4; // re-elected in a new term: the old term's proposals may never commit as made
+        s.after_step(&e);
+        assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader), ("b", ClerkReply::WrongLeader)]);
+        assert_eq!(s.waiting(), 0);
+        s.on_request(&mut e, req(3, 1, put("c", "1")), "c");
+        e.leader = false;
+        s.after_step(&e);
+        assert_eq!(s.take_replies(), vec![("c", ClerkReply::WrongLeader)]);
+        // A follower refuses at once.
+        s.on_request(&mut e, req(4, 1, put("d", "1")), "d");
+        assert_eq!(s.take_replies(), vec![("d", ClerkReply::WrongLeader)]);
+    }
+
+    #[test]
+    fn a_snapshot_covering_waiting_requests_fails_them_and_keeps_later_ones() {
+        let mut s = Server::new(None, RsmBugs::default());
+        let mut e = FakeEngine::leading(1);
+        for (i, who) in ["a", "b", "c"].into_iter().enumerate() {
+            s.on_request(&mut e, req(i as u64 + 1, 1, put(who, "1")), who);
+        }
+        let mut donor = Rsm::<Kv>::default();
+        donor.apply(&Command { client: 9, seq: 1, op: put("z", "snap") }, &RsmBugs::default());
+        let snap = ApplyMsg::Snapshot { index: 2, term: 1, data: donor.snapshot(&RsmBugs::default(), 0) };
+        assert_eq!(s.on_apply(&snap, no_size).unwrap(), None);
+        assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader), ("b", ClerkReply::WrongLeader)]);
+        assert_eq!(s.waiting(), 1, "index 3 is past the snapshot and still waits");
+        assert_eq!(s.state().sm.data["z"], "snap");
+        assert_eq!(s.last_applied(), 2);
+    }
+
+    #[test]
+    fn a_retried_request_after_its_entry_applied_gets_the_first_output() {
+        let mut s = Server::new(None, RsmBugs::default());
+        let mut e = FakeEngine::leading(1);
+        let append = KvOp::Append { key: "k".into(), value: "x".into() };
+        s.on_request(&mut e, req(5, 1, append.clone()), "first");
+        s.on_apply(&ApplyMsg::Command { index: 1, term: 1, command: e.started[0].clone() }, no_size).unwrap();
+        let first = s.take_replies();
+        // The reply was lost; the clerk retries the same (client, seq).
+        s.on_request(&mut e, req(5, 1, append), "retry");
+        s.on_apply(&ApplyMsg::Command { index: 2, term: 1, command: e.started[1].clone() }, no_size).unwrap();
+        let retry = s.take_replies();
+        assert_eq!(first[0].1, retry[0].1, "the retry gets the output the operation had");
+        assert_eq!(s.state().sm.data["k"], "x", "and takes effect once");
+    }
+
+    #[test]
+    fn snapshots_are_taken_past_the_state_size_limit_only() {
+        let mut s = Server::new(Some(100), RsmBugs::default());
+        assert_eq!(s.on_apply(&entry(1, 1, 1, put("k", "v")), || 100).unwrap(), None, "at the limit: not yet");
+        let snap = s.on_apply(&entry(2, 1, 2, put("k", "w")), || 101).unwrap().expect("past the limit");
+        let back = Rsm::<Kv>::restore(&snap).unwrap();
+        assert_eq!(back.sm.data["k"], "w");
+        assert_eq!(back.last[&1].seq, 2, "the duplicate table is in the snapshot");
+        let mut never = Server::new(None, RsmBugs::default());
+        assert_eq!(never.on_apply(&entry(1, 1, 1, put("k", "v")), no_size).unwrap(), None);
+    }
+
+    #[test]
+    fn a_second_request_at_the_same_index_replaces_the_first() {
+        // Re-elected leaders may hand out an index again after their entry there was lost.
+        let mut s = Server::new(None, RsmBugs::default());
+        let mut e = FakeEngine::leading(1);
+        s.on_request(&mut e, req(1, 1, put("a", "1")), "a");
+        e.next_index = 1;
+        s.on_request(&mut e, req(2, 1, put("b", "1")), "b");
+        assert_eq!(s.take_replies(), vec![("a", ClerkReply::WrongLeader)]);
+        assert_eq!(s.waiting(), 1);
+    }
+
+    #[test]
+    fn planted_bugs_answer_without_the_log() {
+        let get = KvOp::Get { key: "k".into() };
+        let mut e = FakeEngine::leading(1);
+        let mut s = Server::new(None, RsmBugs::from_name("local-reads").unwrap());
+        s.on_request(&mut e, req(1, 1, get.clone()), "read");
+        assert_eq!(s.take_replies(), vec![("read", ClerkReply::Ok(KvResult::Value(String::new())))]);
+        assert!(e.started.is_empty(), "a local read skips the log");
+        let mut s = Server::new(None, RsmBugs::from_name("reply-before-commit").unwrap());
+        s.on_request(&mut e, req(1, 1, put("k", "v")), "early");
+        assert_eq!(s.take_replies().len(), 1, "answered on append, before commit");
+        assert_eq!(s.waiting(), 0);
+        assert!(s.state().sm.data.is_empty(), "the state itself is untouched until the entry applies");
     }
 }

@@ -5,6 +5,7 @@
 pub mod swarm;
 pub mod tester;
 
+use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
 use cores::rsm::RsmBugs;
 use rand::Rng;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tester::{check_clnt_appends, check_get, KvBugs, KvCluster, ELECTION};
 
 pub fn family() -> Family {
-    Family { name: "kvraft", bugs: || RsmBugs::ALL.to_vec(), scenarios }
+    Family::new("kvraft").with_bugs(RsmBugs::ALL.iter().copied()).with_scenarios(scenarios())
 }
 
 pub(crate) fn bugs(opts: &Opts) -> KvBugs {
@@ -24,6 +25,19 @@ pub(crate) fn bugs(opts: &Opts) -> KvBugs {
         Some(name) => RsmBugs::from_name(name).unwrap_or_else(|| panic!("unknown kvraft bug {name}")),
     };
     KvBugs { rsm, ..KvBugs::default() }
+}
+
+/// The cluster of a course scenario on engine `E`, with the run's planted bugs, attaching its
+/// history when the run's options ask.
+fn cluster<E: TestEngine>(
+    name: &'static str,
+    n: usize,
+    unreliable: bool,
+    maxraftstate: i64,
+    opts: &Opts,
+) -> KvCluster<E> {
+    KvCluster::with_engine(name, n, unreliable, maxraftstate, bugs(opts).rsm, E::config(n, None))
+        .attaching_history(opts.attach_history)
 }
 
 /// The course gives each test 120 s.
@@ -53,26 +67,23 @@ const G: Generic = Generic {
 
 macro_rules! generic {
     ($name:literal, $desc:literal, $g:expr) => {
-        Scenario {
-            name: $name,
-            description: $desc,
-            budget: COURSE_LIMIT,
-            run: |o| Box::pin(generic_test($name, o, $g)),
-        }
+        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E>($name, o, $g))).with_client_history()
     };
 }
 
 fn special(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
-    Scenario { name, description, budget: COURSE_LIMIT, run }
+    Scenario::new(name, description, COURSE_LIMIT, run).with_client_history()
 }
 
 fn scenarios() -> Vec<Scenario> {
-    let mut v = course();
+    let mut v = course::<RaftEngine>();
     v.extend(swarm::scenarios());
     v
 }
 
-fn course() -> Vec<Scenario> {
+/// The course's 23 kvraft tests on engine `E` (the family runs them on Raft; a test runs them
+/// on a deliberately broken engine to show they reject it).
+pub fn course<E: TestEngine>() -> Vec<Scenario> {
     vec![
         generic!(
             "kvraft::basic_3a",
@@ -82,7 +93,7 @@ fn course() -> Vec<Scenario> {
         special(
             "kvraft::speed_3a",
             "1000 sequential appends average under 33.3 ms each (commit must not wait for a heartbeat)",
-            |o| Box::pin(speed("kvraft::speed_3a", o, -1)),
+            |o| Box::pin(speed::<E>("kvraft::speed_3a", o, -1)),
         ),
         generic!("kvraft::concurrent_3a", "5 clients", Generic { nclients: 5, ..G }),
         generic!(
@@ -93,12 +104,12 @@ fn course() -> Vec<Scenario> {
         special(
             "kvraft::unreliable_one_key_3a",
             "5 clients x 10 appends to one key on an unreliable net: each exactly once, in order",
-            |o| Box::pin(unreliable_one_key(o)),
+            |o| Box::pin(unreliable_one_key::<E>(o)),
         ),
         special(
             "kvraft::one_partition_3a",
             "majority progresses; the minority makes none for 1 s; its Put completes within 3 s of healing",
-            |o| Box::pin(one_partition(o)),
+            |o| Box::pin(one_partition::<E>(o)),
         ),
         generic!(
             "kvraft::many_partitions_one_client_3a",
@@ -147,13 +158,13 @@ fn course() -> Vec<Scenario> {
         special(
             "kvraft::snapshot_rpc_3b",
             "a lagging server catches up by InstallSnapshot; log stays under 8000 bytes",
-            |o| Box::pin(snapshot_rpc(o)),
+            |o| Box::pin(snapshot_rpc::<E>(o)),
         ),
         special("kvraft::snapshot_size_3b", "800 ops on one key: log under 8000 bytes, snapshot under 500", |o| {
-            Box::pin(snapshot_size(o))
+            Box::pin(snapshot_size::<E>(o))
         }),
         special("kvraft::speed_3b", "the speed test with snapshots (maxraftstate 1000)", |o| {
-            Box::pin(speed("kvraft::speed_3b", o, 1000))
+            Box::pin(speed::<E>("kvraft::speed_3b", o, 1000))
         }),
         generic!(
             "kvraft::snapshot_recover_3b",
@@ -202,8 +213,8 @@ fn course() -> Vec<Scenario> {
 /// splits the servers at random every 1–1.2 s; after 5 s stop everyone, heal, restart every
 /// server if asked; then read each client's key and check its appends, and the log or
 /// snapshot size. Traps: lost or doubled appends, stale reads, logs that never compact.
-async fn generic_test(name: &'static str, opts: Opts, g: Generic) -> Result<(), Failure> {
-    let mut cfg = KvCluster::new(name, g.nservers, g.unreliable, g.maxraftstate, &opts);
+async fn generic_test<E: TestEngine>(name: &'static str, opts: Opts, g: Generic) -> Result<(), Failure> {
+    let mut cfg = cluster::<E>(name, g.nservers, g.unreliable, g.maxraftstate, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     for round in 0..3 {
@@ -321,9 +332,9 @@ async fn generic_test(name: &'static str, opts: Opts, g: Generic) -> Result<(), 
 /// GenericTestSpeed. Goal: operations complete fast — at least three per heartbeat
 /// interval — so commit cannot wait for the next heartbeat. Steps: one Get to find the
 /// leader, then 1000 sequential appends timed; all must be present, in order.
-async fn speed(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), Failure> {
+async fn speed<E: TestEngine>(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), Failure> {
     const N: usize = 1000;
-    let mut cfg = KvCluster::new(name, 3, false, maxraftstate, &opts);
+    let mut cfg = cluster::<E>(name, 3, false, maxraftstate, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     // Wait until first op completes, so we know a leader is elected and servers are ready.
@@ -353,10 +364,10 @@ async fn speed(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), 
 /// TestUnreliableOneKey3A. Goal: concurrent appends to one key on an unreliable network
 /// each take effect exactly once, in each client's order. Steps: Put k = ""; 5 clients
 /// append 10 values each; read k. Traps: duplicate detection, lost appends.
-async fn unreliable_one_key(opts: Opts) -> Result<(), Failure> {
+async fn unreliable_one_key<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     const NCLIENT: usize = 5;
     const UPTO: usize = 10;
-    let mut cfg = KvCluster::new("kvraft::unreliable_one_key_3a", 3, true, -1, &opts);
+    let mut cfg = cluster::<E>("kvraft::unreliable_one_key_3a", 3, true, -1, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("k", "").await;
@@ -387,8 +398,8 @@ async fn unreliable_one_key(opts: Opts) -> Result<(), Failure> {
 /// and one other from the three rest; the majority's clerk puts 14 and reads it; the
 /// minority's clerks start a Put 15 and a Get that must not finish within 1 s; the majority
 /// still reads 14, puts 16; heal; the minority Put finishes within 3 s; the final value is 15.
-async fn one_partition(opts: Opts) -> Result<(), Failure> {
-    let mut cfg = KvCluster::new("kvraft::one_partition_3a", 5, false, -1, &opts);
+async fn one_partition<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    let mut cfg = cluster::<E>("kvraft::one_partition_3a", 5, false, -1, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("1", "13").await;
@@ -452,9 +463,9 @@ async fn one_partition(opts: Opts) -> Result<(), Failure> {
 /// InstallSnapshot, and logs stay trimmed. Steps: Put a; partition {0,1} | {2}; 50 puts and
 /// b in the majority; check the log size; partition {0,2} | {1} so 2 must catch up; put c,
 /// d, read a, b, 1, 49; heal; put e; read c, e, 1.
-async fn snapshot_rpc(opts: Opts) -> Result<(), Failure> {
+async fn snapshot_rpc<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     const MAXRAFTSTATE: i64 = 1000;
-    let mut cfg = KvCluster::new("kvraft::snapshot_rpc_3b", 3, false, MAXRAFTSTATE, &opts);
+    let mut cfg = cluster::<E>("kvraft::snapshot_rpc_3b", 3, false, MAXRAFTSTATE, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("a", "A").await;
@@ -499,10 +510,10 @@ async fn snapshot_rpc(opts: Opts) -> Result<(), Failure> {
 
 /// TestSnapshotSize3B. Goal: snapshots stay small and logs trimmed under a steady load on
 /// one key. Steps: 200 x (put x=0, get, put x=1, get); log ≤ 8000 and snapshot ≤ 500 bytes.
-async fn snapshot_size(opts: Opts) -> Result<(), Failure> {
+async fn snapshot_size<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     const MAXRAFTSTATE: i64 = 1000;
     const MAXSNAPSHOTSTATE: usize = 500;
-    let mut cfg = KvCluster::new("kvraft::snapshot_size_3b", 3, false, MAXRAFTSTATE, &opts);
+    let mut cfg = cluster::<E>("kvraft::snapshot_size_3b", 3, false, MAXRAFTSTATE, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     for _ in 0..200 {

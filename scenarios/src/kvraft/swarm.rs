@@ -4,9 +4,9 @@
 //! current request and one more within 10 s. The whole history must be linearizable.
 
 use super::tester::{KvCluster, NET};
-use super::COURSE_LIMIT;
+use super::{bugs, COURSE_LIMIT};
 use crate::registry::{Opts, Scenario};
-use crate::swarm::{play_safety_phase, schedule_for, stop_faults, Params};
+use crate::swarm::{play_safety_phase, safety_phase_end_ms, schedule_for, stop_faults, Params, SERVERS};
 use rand::Rng;
 use sim::Failure;
 use std::cell::{Cell, RefCell};
@@ -17,24 +17,27 @@ use std::time::Duration;
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(10);
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
-        name: "kvraft::swarm_3b",
-        description: "3-7 servers, 1-20 clerks on random keys, snapshots maybe, fault mix drawn from the seed; then faults stop and every clerk progresses",
-        budget: COURSE_LIMIT,
-        run: |o| Box::pin(swarm(o)),
-    }]
+    vec![Scenario::new(
+        "kvraft::swarm_3b",
+        "3-7 servers, 1-20 clerks on random keys, snapshots maybe, fault mix drawn from the seed; then faults stop and every clerk progresses",
+        COURSE_LIMIT,
+        |o| Box::pin(swarm(o)),
+    )
+    .with_fault_schedule(safety_phase_end_ms)
+    .with_client_history()]
 }
 
 async fn swarm(opts: Opts) -> Result<(), Failure> {
     let mut rng = sim::rng("swarm");
-    let p = Params::draw(&mut rng, 3..=7);
+    let p = Params::draw(&mut rng, SERVERS);
     let clerks = rng.gen_range(1..=20usize);
     let keys = rng.gen_range(1..=10usize);
     let maxraftstate: i64 = if rng.gen_bool(0.5) { rng.gen_range(500..5000) } else { -1 };
     sim::describe(p.describe());
     sim::describe(format!("{clerks} clerks on {keys} keys, maxraftstate {maxraftstate}"));
-    let schedule = schedule_for(&opts, &p, &mut rng)?;
-    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, &opts);
+    let schedule = schedule_for(&opts, &p, &mut rng);
+    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, bugs(&opts))
+        .attaching_history(opts.attach_history);
     let all = cfg.all();
     let stop = Rc::new(Cell::new(false));
     let handles = cfg.leader_view();

@@ -10,15 +10,16 @@
 //! operations its clients manage; without a cost, simulated clients would run unboundedly
 //! many operations in a 5-second round.
 
+use crate::engine::{RaftEngine, TestEngine};
 use crate::raft::observer::SafetyObserver;
-use crate::registry::Opts;
-use checkers::formats::{json, porcupine_kv};
+use checkers::formats::json;
 use checkers::html::{render, Annotation, HtmlOptions};
 use checkers::linearizability::{check, CheckOptions, UnknownReason, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
-use cores::raft::{Bugs as RaftBugs, Config};
-use cores::rsm::{Kv, KvOp, KvResult, RsmBugs};
-use nodes::raft::{run_node, Observer, RaftHandle, RaftNodeSpec};
+use cores::kv::{Kv, KvOp, KvResult};
+use cores::raft::Bugs as RaftBugs;
+use cores::rsm::RsmBugs;
+use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle};
 use nodes::rsm::{Clerk, RsmServer};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -26,7 +27,6 @@ use rand_chacha::ChaCha8Rng;
 use sim::history::Recorder;
 use sim::{net, Failure, NetConfig, NodeCtx, NodeId};
 use std::cell::{Cell, RefCell};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -45,9 +45,9 @@ pub const ELECTION: Duration = Duration::from_millis(1000);
 
 /// Deterministic search budget for judging a history (steps over the whole history): an
 /// unknown verdict is a failure here, so it is generous. Memory is bounded too, by the
-/// checker's default budget (`checkers::linearizability::DEFAULT_MEMORY_LIMIT`, 2 GiB), so
-/// that a history the checker cannot decide fails its run instead of exhausting the
-/// machine a sweep runs on.
+/// checker's default budget (`checkers::linearizability::DEFAULT_MEMORY_LIMIT`), so that a
+/// history the checker cannot decide fails its run instead of exhausting the machine a
+/// sweep runs on.
 pub const CHECK_BUDGET: u64 = 200_000_000;
 
 pub type KvServer = RsmServer<Kv>;
@@ -59,42 +59,57 @@ pub struct KvBugs {
     pub raft: RaftBugs,
 }
 
-/// The cluster of key/value servers, its clerks, and the recorded history.
-pub struct KvCluster {
+/// The handles of the servers' live instances.
+type Handles<E> = Rc<RefCell<Vec<Option<<E as Engine>::Handle<KvServer>>>>>;
+
+/// The cluster of key/value servers, its clerks, and the recorded history, generic over the
+/// replication engine beneath the servers.
+pub struct KvCluster<E: Engine = RaftEngine> {
     pub n: usize,
     pub servers: Vec<NodeId>,
-    handles: Rc<RefCell<Vec<Option<RaftHandle<KvServer>>>>>,
+    handles: Handles<E>,
     pub maxraftstate: Option<usize>,
     pub rng: ChaCha8Rng,
     pub history: Recorder<KvInput, KvOutput>,
     next_clerk: u64,
     /// Every clerk's endpoint, to reconnect them all.
     clerks: Vec<NodeId>,
-    /// Scenario name, for the history page's file name.
+    /// Scenario name, for the names of the files the run attaches.
     name: &'static str,
-    /// Files to write the history to when the run ends (`Opts::history`).
-    history_out: Vec<PathBuf>,
-    /// Whether the history was written already.
-    exported: Cell<bool>,
+    /// Whether to attach the history when the run ends (`Opts::attach_history`).
+    attach_history: bool,
+    /// Whether the history was attached already.
+    attached: Cell<bool>,
 }
 
-impl KvCluster {
+impl KvCluster<RaftEngine> {
     /// `make_config(n, unreliable, maxraftstate)`; `maxraftstate` < 0 means never snapshot.
-    /// `opts` plants the run's bugs and names the files its history goes to.
-    pub fn new(name: &'static str, n: usize, unreliable: bool, maxraftstate: i64, opts: &Opts) -> KvCluster {
-        let bugs = super::bugs(opts);
+    pub fn new(name: &'static str, n: usize, unreliable: bool, maxraftstate: i64, bugs: KvBugs) -> KvCluster {
+        let config = RaftEngine::config(n, None).with_bugs(bugs.raft);
+        Self::with_engine(name, n, unreliable, maxraftstate, bugs.rsm, config)
+    }
+}
+
+impl<E: Engine> KvCluster<E> {
+    /// `make_config` on any engine, with its configuration and the service's planted bugs.
+    pub fn with_engine(
+        name: &'static str,
+        n: usize,
+        unreliable: bool,
+        maxraftstate: i64,
+        rsm_bugs: RsmBugs,
+        config: E::Config,
+    ) -> KvCluster<E> {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
-        let handles: Rc<RefCell<Vec<Option<RaftHandle<KvServer>>>>> = Rc::new(RefCell::new(vec![None; n]));
-        let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
+        let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
+        let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         let first = sim::node_count();
         let servers: Vec<NodeId> = (0..n as u16).map(|i| NodeId(first + i)).collect();
-        let config = Config::new(0, n, 0).with_bugs(bugs.raft);
         for i in 0..n {
             let handles2 = handles.clone();
             let obs: Rc<RefCell<dyn Observer>> = observer.clone();
-            let rsm_bugs = bugs.rsm;
-            let spec = RaftNodeSpec {
+            let spec = NodeSpec {
                 me: i,
                 peers: servers.clone(),
                 config: config.clone(),
@@ -102,7 +117,7 @@ impl KvCluster {
                 make_service: Rc::new(move |ctx: NodeCtx| KvServer::new(ctx, maxraftstate, rsm_bugs)),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
-            let id = sim::spawn_process(&format!("s{i}"), move |ctx| run_node(ctx, spec.clone()));
+            let id = E::spawn(&format!("s{i}"), spec);
             assert_eq!(id, servers[i]);
         }
         KvCluster {
@@ -115,32 +130,33 @@ impl KvCluster {
             next_clerk: 0,
             clerks: Vec::new(),
             name,
-            history_out: opts.history.clone(),
-            exported: Cell::new(false),
+            attach_history: false,
+            attached: Cell::new(false),
         }
     }
 
-    /// Writes the history to the files `Opts::history` names, once: `.json` files get the
-    /// JSON form (everything the model uses), others Porcupine's key/value log format. The
-    /// command line creates the files before the run (refusing a path it cannot write) and
-    /// reports after it; a write that still fails leaves the file empty, which it reports.
-    fn export_history(&self) {
-        if self.history_out.is_empty() || self.exported.replace(true) {
+    /// The same cluster, attaching its client history to the run's report when the run ends
+    /// if `attach` (the scenario's `Opts::attach_history`).
+    pub fn attaching_history(mut self, attach: bool) -> Self {
+        self.attach_history = attach;
+        self
+    }
+
+    /// `kvraft__basic_3a-seed7`: the stem of the names of the files the run attaches.
+    fn file_stem(&self) -> String {
+        format!("{}-seed{}", self.name.replace("::", "__"), sim::seed())
+    }
+
+    /// Attaches the history in its JSON form (everything the model uses, write digests and
+    /// pending operations included), once, if asked: the command line writes it, or turns
+    /// it into Porcupine's key/value log, where `--history` says.
+    fn attach_history_once(&self) {
+        if !self.attach_history || self.attached.replace(true) {
             return;
         }
         let history = self.history.history();
-        for path in &self.history_out {
-            let text = if path.extension().is_some_and(|e| e == "json") {
-                json::to_json("kv", &history)
-            } else {
-                match porcupine_kv::write_kv_log(&history) {
-                    Ok(log) => log.text,
-                    // An empty file: the command line says the history could not be written.
-                    Err(_) => String::new(),
-                }
-            };
-            let _ = std::fs::write(path, text);
-        }
+        let what = format!("client history of {} operations (JSON form)", history.len());
+        sim::attach(format!("{}.history.json", self.file_stem()), what, json::to_json("kv", &history).into_bytes());
     }
 
     /// `makeClient(to)`: a clerk connected to the servers `to`, which it gets in random order.
@@ -225,7 +241,7 @@ impl KvCluster {
 
     /// `LogSize()`: the largest persisted Raft state.
     pub fn log_size(&self) -> usize {
-        self.servers.iter().map(|&n| sim::persisted(n).raft_state.len()).max().unwrap_or(0)
+        self.servers.iter().map(|&n| sim::persisted(n).state.len()).max().unwrap_or(0)
     }
 
     /// `SnapshotSize()`: the largest persisted snapshot.
@@ -258,13 +274,13 @@ impl KvCluster {
 
     /// Judges the whole history; a violation, or a history the checker cannot decide,
     /// fails the run. On a violation, the history page (with the run's crashes, partitions
-    /// and leader changes as bands) is written and its path given in the failure.
+    /// and leader changes as bands) is attached to the run's report and named in the failure.
     pub fn check_linearizable(&self) -> Result<(), Failure> {
-        self.export_history();
+        self.attach_history_once();
         let history = self.history.history();
         let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
         let result = check(&KvModel, &history, &options);
-        sim::note(0x11AE, history.len() as u64, || {
+        sim::note(sim::NoteCode::HistoryChecked, history.len() as u64, || {
             format!("history of {} operations: {}", history.len(), result.verdict)
         });
         match result.verdict {
@@ -315,10 +331,13 @@ impl KvCluster {
                 let title = format!("{} seed {}", self.name, sim::seed());
                 let page =
                     render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
-                let where_ = write_page(self.name, &page);
+                let name = format!("{}.html", self.file_stem());
+                let what = format!("history page ({} operations, not linearizable)", history.len());
+                sim::attach(name.clone(), what, page.into_bytes());
+                // The file's name only: where the command line writes it is no part of the run.
                 Err(Failure::safety(
                     "linearizability",
-                    format!("history of {} operations is not linearizable; picture: {where_}", history.len()),
+                    format!("history of {} operations is not linearizable; picture attached as {name}", history.len()),
                 ))
             }
         }
@@ -326,22 +345,13 @@ impl KvCluster {
 }
 
 /// A run that ends before its final check (another check failed, the world stopped) still
-/// writes its history.
-impl Drop for KvCluster {
+/// attaches its history when asked. Destructors run with the world still installed
+/// (`sim::run` drops the run's tasks before it takes the world down).
+impl<E: Engine> Drop for KvCluster<E> {
     fn drop(&mut self) {
-        self.export_history();
-    }
-}
-
-/// Writes a history page under `target/sim-histories/` (or `$SIMLAB_HISTORY_DIR`).
-fn write_page(name: &str, page: &str) -> String {
-    let dir = std::env::var_os("SIMLAB_HISTORY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sim-histories"));
-    let path = dir.join(format!("{}-seed{}.html", name.replace("::", "__"), sim::seed()));
-    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, page)) {
-        Ok(()) => path.display().to_string(),
-        Err(e) => format!("(could not write {}: {e})", path.display()),
+        if !std::thread::panicking() {
+            self.attach_history_once();
+        }
     }
 }
 

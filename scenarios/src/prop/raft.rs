@@ -1,6 +1,11 @@
-//! A deterministic in-memory world of 3–5 Raft cores driven by arbitrary step sequences
+//! A deterministic in-memory world of 3–5 replica cores driven by arbitrary step sequences
 //! (deliver any pending message, drop, duplicate, tick, crash, restart, propose, snapshot),
 //! judged by `checkers::raft` after every step; no runtime, no network, no clock.
+//!
+//! The world is generic over the replication seam ([`ReplicaCore`], plus [`Explain`] for
+//! readable traces); the property tests run it on this project's Raft core. Observations come
+//! from [`ReplicaCore::observe`] and reach the checker through [`judge`], the same path the
+//! actor shell's observer takes.
 //!
 //! The network is RPC-shaped like labrpc: a request is answered by a reply or its call fails,
 //! and a failure is itself a pending message, so it can arrive late or out of order. Beyond
@@ -10,8 +15,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::raft::observer::judge;
 use checkers::raft::{entry_hash, SafetyChecker};
-use cores::raft::{ApplyMsg, Bugs, CallContext, Config, Raft, Ready, Reply, Request, Role, Status};
+use cores::raft::{Bugs, CallContext, Config, Raft, Reply, Request};
+use cores::replica::{ApplyMsg, Observation, Observed, ReplicaCore};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use serde::{Deserialize, Serialize};
@@ -174,7 +181,23 @@ pub fn case_strategy(params: Params) -> BoxedStrategy<Case> {
 /// Run one case; `Err` carries the first violation, core assertion or liveness failure.
 /// With `trace`, one readable line per step is appended (used for counterexamples).
 pub fn run_case(params: &Params, case: &Case, trace: Option<&mut Vec<String>>) -> Result<(), String> {
-    let mut world = World::new(params, case.seed, trace.is_some());
+    run_case_on::<Raft>(&raft_config(params), params, case, trace)
+}
+
+/// The Raft configuration of a property test: default timeouts, the test's planted bugs.
+fn raft_config(params: &Params) -> Config {
+    Config::new(0, params.nodes, 0).with_bugs(params.bugs)
+}
+
+/// [`run_case`] on any engine, with its configuration (`params.bugs` is Raft's and is not
+/// read here).
+pub fn run_case_on<C: Explain>(
+    config: &C::Config,
+    params: &Params,
+    case: &Case,
+    trace: Option<&mut Vec<String>>,
+) -> Result<(), String> {
+    let mut world = World::<C>::new(config, params, case.seed, trace.is_some());
     let mut result = Ok(());
     for (i, step) in case.steps.iter().enumerate() {
         if let Err(e) = world.step(step) {
@@ -198,95 +221,135 @@ pub fn run_case(params: &Params, case: &Case, trace: Option<&mut Vec<String>>) -
     result
 }
 
-#[derive(Clone, Debug)]
-enum Msg {
+/// Readable descriptions of an engine's messages and state, for counterexample traces, and
+/// the one engine fact a coverage mark needs. Implemented for Raft below.
+pub trait Explain: ReplicaCore {
+    /// One line for a request, e.g. `AppendEntries(t3, prev 4/t2, 2 entries, commit 4)`.
+    fn describe_request(request: &Self::Request) -> String;
+    /// One line for a reply.
+    fn describe_reply(reply: &Self::Reply) -> String;
+    /// Whether `reply` refuses a request (of `context`) because its term is stale.
+    fn refuses_stale(context: &Self::CallContext, reply: &Self::Reply) -> bool;
+    /// The node's state in brackets' worth of text: role, term, log, commit.
+    fn describe_state(&self) -> String;
+}
+
+impl Explain for Raft {
+    fn describe_request(request: &Request) -> String {
+        match request {
+            Request::RequestVote(a) => {
+                format!("RequestVote(t{}, last {}/t{})", a.term, a.last_log_index, a.last_log_term)
+            }
+            Request::AppendEntries(a) => format!(
+                "AppendEntries(t{}, prev {}/t{}, {} entries{}, commit {})",
+                a.term,
+                a.prev_log_index,
+                a.prev_log_term,
+                a.entries.len(),
+                terms_suffix(a.entries.iter().map(|e| e.term)),
+                a.leader_commit
+            ),
+            Request::InstallSnapshot(a) => {
+                format!("InstallSnapshot(t{}, up to {}/t{})", a.term, a.last_included_index, a.last_included_term)
+            }
+        }
+    }
+
+    fn describe_reply(reply: &Reply) -> String {
+        match reply {
+            Reply::RequestVote(r) => {
+                format!("vote reply(t{}, {})", r.term, if r.vote_granted { "granted" } else { "refused" })
+            }
+            Reply::AppendEntries(r) if r.success => {
+                format!("append reply(t{}, ok up to {})", r.term, r.prev_log_index + r.entries_len)
+            }
+            Reply::AppendEntries(r) => format!(
+                "append reply(t{}, rejected at {}, conflict {:?}@{})",
+                r.term, r.prev_log_index, r.conflict_term, r.conflict_index
+            ),
+            Reply::InstallSnapshot(r) => format!("snapshot reply(t{}, {})", r.term, r.last_included_index),
+        }
+    }
+
+    fn refuses_stale(context: &CallContext, reply: &Reply) -> bool {
+        let term = match *context {
+            CallContext::RequestVote { term }
+            | CallContext::AppendEntries { term, .. }
+            | CallContext::InstallSnapshot { term, .. } => term,
+        };
+        reply.term() > term
+    }
+
+    fn describe_state(&self) -> String {
+        let s = self.status();
+        format!(
+            "{} t{}, log {}..{}/t{}, commit {}",
+            s.role.name(),
+            s.current_term,
+            s.snapshot_index,
+            s.last_log_index,
+            s.last_log_term,
+            s.commit_index
+        )
+    }
+}
+
+enum Msg<C: ReplicaCore> {
     Request {
         from: usize,
         to: usize,
         /// The caller's incarnation: replies to a previous life are discarded.
         caller_life: u32,
-        request: Request,
+        request: C::Request,
     },
     Reply {
         from: usize,
         to: usize,
         caller_life: u32,
-        context: CallContext,
-        reply: Reply,
+        context: C::CallContext,
+        reply: C::Reply,
     },
     Failed {
         caller: usize,
         callee: usize,
         caller_life: u32,
-        context: CallContext,
+        context: C::CallContext,
     },
 }
 
-impl fmt::Display for Msg {
+impl<C: Explain> fmt::Display for Msg<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Msg::Request { from, to, request, .. } => {
-                write!(f, "n{from}→n{to} ")?;
-                match request {
-                    Request::RequestVote(a) => {
-                        write!(f, "RequestVote(t{}, last {}/t{})", a.term, a.last_log_index, a.last_log_term)
-                    }
-                    Request::AppendEntries(a) => write!(
-                        f,
-                        "AppendEntries(t{}, prev {}/t{}, {} entries{}, commit {})",
-                        a.term,
-                        a.prev_log_index,
-                        a.prev_log_term,
-                        a.entries.len(),
-                        terms_suffix(a.entries.iter().map(|e| e.term)),
-                        a.leader_commit
-                    ),
-                    Request::InstallSnapshot(a) => write!(
-                        f,
-                        "InstallSnapshot(t{}, up to {}/t{})",
-                        a.term, a.last_included_index, a.last_included_term
-                    ),
-                }
-            }
-            Msg::Reply { from, to, reply, .. } => {
-                write!(f, "n{from}→n{to} ")?;
-                match reply {
-                    Reply::RequestVote(r) => {
-                        write!(f, "vote reply(t{}, {})", r.term, if r.vote_granted { "granted" } else { "refused" })
-                    }
-                    Reply::AppendEntries(r) if r.success => {
-                        write!(f, "append reply(t{}, ok up to {})", r.term, r.prev_log_index + r.entries_len)
-                    }
-                    Reply::AppendEntries(r) => write!(
-                        f,
-                        "append reply(t{}, rejected at {}, conflict {:?}@{})",
-                        r.term, r.prev_log_index, r.conflict_term, r.conflict_index
-                    ),
-                    Reply::InstallSnapshot(r) => {
-                        write!(f, "snapshot reply(t{}, {})", r.term, r.last_included_index)
-                    }
-                }
-            }
+            Msg::Request { from, to, request, .. } => write!(f, "n{from}→n{to} {}", C::describe_request(request)),
+            Msg::Reply { from, to, reply, .. } => write!(f, "n{from}→n{to} {}", C::describe_reply(reply)),
             Msg::Failed { caller, callee, context, .. } => write!(f, "n{caller}→n{callee} call failed ({context:?})"),
         }
     }
 }
 
-impl Msg {
+impl<C: ReplicaCore> Clone for Msg<C> {
+    fn clone(&self) -> Self {
+        match self {
+            Msg::Request { from, to, caller_life, request } => {
+                Msg::Request { from: *from, to: *to, caller_life: *caller_life, request: request.clone() }
+            }
+            Msg::Reply { from, to, caller_life, context, reply } => {
+                Msg::Reply { from: *from, to: *to, caller_life: *caller_life, context: *context, reply: reply.clone() }
+            }
+            Msg::Failed { caller, callee, caller_life, context } => {
+                Msg::Failed { caller: *caller, callee: *callee, caller_life: *caller_life, context: *context }
+            }
+        }
+    }
+}
+
+impl<C: ReplicaCore> Msg<C> {
     /// Whether the message travels to or from `node`.
     fn touches(&self, node: usize) -> bool {
         match *self {
             Msg::Request { from, to, .. } | Msg::Reply { from, to, .. } => from == node || to == node,
             Msg::Failed { .. } => false,
         }
-    }
-}
-
-fn context_term(context: &CallContext) -> u64 {
-    match *context {
-        CallContext::RequestVote { term }
-        | CallContext::AppendEntries { term, .. }
-        | CallContext::InstallSnapshot { term, .. } => term,
     }
 }
 
@@ -354,15 +417,6 @@ struct Disk {
     snapshot: Vec<u8>,
 }
 
-/// The last status the checker was told about, to send it only what changed.
-#[derive(Clone, Copy, Debug, Default)]
-struct Seen {
-    snapshot_index: u64,
-    last_log_index: u64,
-    leader: bool,
-    commit_index: u64,
-}
-
 /// Coverage marks: how often the rare paths a schedule should reach were reached, so a
 /// harness that silently stops exercising them is noticed.
 pub type Coverage = BTreeMap<&'static str, u64>;
@@ -394,7 +448,7 @@ pub fn coverage(params: &Params, cases: u32, seed: u64) -> Coverage {
     let mut total: Coverage = MARKS.iter().map(|&m| (m, 0)).collect();
     for _ in 0..cases {
         let case = strategy.new_tree(&mut runner).expect("cases generate").current();
-        let mut world = World::new(params, case.seed, false);
+        let mut world = World::<Raft>::new(&raft_config(params), params, case.seed, false);
         let mut ok = case.steps.iter().all(|step| world.step(step).is_ok());
         if ok && params.heal {
             ok = world.heal().is_ok();
@@ -407,11 +461,11 @@ pub fn coverage(params: &Params, cases: u32, seed: u64) -> Coverage {
     total
 }
 
-struct World {
+struct World<C: Explain> {
     n: usize,
-    bugs: Bugs,
+    config: C::Config,
     seed: u64,
-    nodes: Vec<Option<Raft>>,
+    nodes: Vec<Option<C>>,
     disks: Vec<Disk>,
     clocks: Vec<u64>,
     /// The shared clock of `Advance`; a node's own clock never lags behind it once ticked.
@@ -419,8 +473,10 @@ struct World {
     isolated: Vec<bool>,
     lives: Vec<u32>,
     services: Vec<Service>,
-    seen: Vec<Seen>,
-    pending: Vec<Msg>,
+    /// What the checker was last told of each node (also the world's view of a node's
+    /// snapshot index, log end, commit index and leadership).
+    seen: Vec<Observed>,
+    pending: Vec<Msg<C>>,
     next_command: u64,
     checker: SafetyChecker,
     tracing: bool,
@@ -430,12 +486,12 @@ struct World {
     coverage: Coverage,
 }
 
-impl World {
-    fn new(params: &Params, seed: u64, tracing: bool) -> World {
+impl<C: Explain> World<C> {
+    fn new(config: &C::Config, params: &Params, seed: u64, tracing: bool) -> World<C> {
         let n = params.nodes;
         let mut world = World {
             n,
-            bugs: params.bugs,
+            config: config.clone(),
             seed,
             nodes: (0..n).map(|_| None).collect(),
             disks: vec![Disk::default(); n],
@@ -444,7 +500,7 @@ impl World {
             isolated: vec![false; n],
             lives: vec![0; n],
             services: vec![Service::default(); n],
-            seen: vec![Seen::default(); n],
+            seen: vec![Observed::default(); n],
             pending: Vec::new(),
             next_command: 1,
             checker: SafetyChecker::new(n),
@@ -459,15 +515,11 @@ impl World {
         world
     }
 
-    fn config(&self, node: usize) -> Config {
+    fn boot(&self, node: usize) -> C {
         // Each life draws its own election jitter, derived from the case seed.
         let seed = self.seed.wrapping_add((node as u64) << 32).wrapping_add(u64::from(self.lives[node]));
-        Config::new(node, self.n, seed).with_bugs(self.bugs)
-    }
-
-    fn boot(&self, node: usize) -> Raft {
         let disk = &self.disks[node];
-        Raft::new(self.config(node), &disk.state, &disk.snapshot, self.clocks[node])
+        C::boot(&self.config, node, self.n, seed, &disk.state, &disk.snapshot, self.clocks[node])
             .expect("a node restarts from what it persisted")
     }
 
@@ -549,10 +601,10 @@ impl World {
             }
             Step::Fire(node) => {
                 let node = usize::from(node) % self.n;
-                let Some(raft) = &self.nodes[node] else {
+                let Some(core) = &self.nodes[node] else {
                     return Ok(());
                 };
-                self.clocks[node] = self.clocks[node].max(raft.next_deadline_ms());
+                self.clocks[node] = self.clocks[node].max(core.next_deadline_ms());
                 let effect = self.tick(node)?;
                 format!("fire n{node} at {}ms{effect}", self.clocks[node])
             }
@@ -567,10 +619,10 @@ impl World {
             Step::Restart(node) => {
                 let node = usize::from(node) % self.n;
                 self.restart(node)?;
-                let s = self.status(node);
+                let s = self.seen[node];
                 format!(
                     "restart n{node}: term {}, log up to {}, snapshot {}",
-                    s.current_term, s.last_log_index, s.snapshot_index
+                    s.term, s.last_log_index, s.snapshot_index
                 )
             }
             Step::Propose(node) => {
@@ -578,9 +630,8 @@ impl World {
                 self.propose(node)?
             }
             Step::ProposeAtLeader(pick) => {
-                let leaders: Vec<usize> = (0..self.n)
-                    .filter(|&i| self.nodes[i].as_ref().is_some_and(|r| r.status().role == Role::Leader))
-                    .collect();
+                let leaders: Vec<usize> =
+                    (0..self.n).filter(|&i| self.nodes[i].as_ref().is_some_and(|c| c.get_state().1)).collect();
                 let node = if leaders.is_empty() { 0 } else { leaders[usize::from(pick) % leaders.len()] };
                 self.propose(node)?
             }
@@ -612,7 +663,7 @@ impl World {
 
     /// Whether a message can be delivered now: nothing crosses to or from an isolated node,
     /// except a failed call's notice, which is local to the caller.
-    fn deliverable(&self, msg: &Msg) -> bool {
+    fn deliverable(&self, msg: &Msg<C>) -> bool {
         match *msg {
             Msg::Request { from, to, .. } | Msg::Reply { from, to, .. } => !self.isolated[from] && !self.isolated[to],
             Msg::Failed { .. } => true,
@@ -620,7 +671,7 @@ impl World {
     }
 
     /// Remove and return the `pick`-th deliverable message.
-    fn take_deliverable(&mut self, pick: u16) -> Option<Msg> {
+    fn take_deliverable(&mut self, pick: u16) -> Option<Msg<C>> {
         let candidates: Vec<usize> = (0..self.pending.len()).filter(|&i| self.deliverable(&self.pending[i])).collect();
         if candidates.is_empty() {
             None
@@ -630,7 +681,6 @@ impl World {
         }
     }
 
-    /// Remove and return the `pick`-th pending message, deliverable or not.
     fn mark(&mut self, mark: &'static str) {
         *self.coverage.entry(mark).or_insert(0) += 1;
     }
@@ -638,25 +688,26 @@ impl World {
     /// The service at `node` snapshots `back` entries before its last applied one (modulo
     /// what it applied since its last snapshot); returns the index, if it snapshotted.
     fn service_snapshot(&mut self, node: usize, back: u8) -> Result<Option<u64>, String> {
-        let Some(raft) = &mut self.nodes[node] else {
+        let Some(core) = &mut self.nodes[node] else {
             return Ok(None);
         };
         let service = &self.services[node];
-        let snapshot_index = raft.status().snapshot_index;
+        let snapshot_index = self.seen[node].snapshot_index;
         if service.applied <= snapshot_index {
             return Ok(None);
         }
         let index = service.applied - u64::from(back) % (service.applied - snapshot_index);
         let state = service.state_at(index);
         let data = postcard::to_allocvec(&state).expect("encode service state");
-        raft.snapshot(self.clocks[node], index, data);
+        core.snapshot(self.clocks[node], index, data);
         self.mark("service snapshot taken");
         self.services[node].forget_before(index);
         self.drain(node)?;
         Ok(Some(index))
     }
 
-    fn take(&mut self, pick: u16) -> Option<Msg> {
+    /// Remove and return the `pick`-th pending message, deliverable or not.
+    fn take(&mut self, pick: u16) -> Option<Msg<C>> {
         if self.pending.is_empty() {
             None
         } else {
@@ -666,11 +717,14 @@ impl World {
     }
 
     /// A lost request or reply becomes a failed call for its caller.
-    fn lose(&mut self, msg: Msg) {
+    fn lose(&mut self, msg: Msg<C>) {
         match msg {
-            Msg::Request { from, to, caller_life, request } => {
-                self.pending.push(Msg::Failed { caller: from, callee: to, caller_life, context: request.context() })
-            }
+            Msg::Request { from, to, caller_life, request } => self.pending.push(Msg::Failed {
+                caller: from,
+                callee: to,
+                caller_life,
+                context: C::call_context(&request),
+            }),
             Msg::Reply { from, to, caller_life, context, .. } => {
                 self.pending.push(Msg::Failed { caller: to, callee: from, caller_life, context })
             }
@@ -679,17 +733,17 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, msg: Msg) -> Result<String, String> {
+    fn deliver(&mut self, msg: Msg<C>) -> Result<String, String> {
         match msg {
             Msg::Request { from, to, caller_life, request } => {
                 let now = self.clocks[to];
-                let Some(raft) = &mut self.nodes[to] else {
+                let Some(core) = &mut self.nodes[to] else {
                     self.lose(Msg::Request { from, to, caller_life, request });
                     return Ok(String::new());
                 };
-                let context = request.context();
-                let reply = raft.handle_request(now, from, request);
-                if reply.term() > context_term(&context) {
+                let context = C::call_context(&request);
+                let reply = core.handle_request(now, from, request);
+                if C::refuses_stale(&context, &reply) {
                     self.mark("stale-term request refused");
                 }
                 // Persist (inside drain) before the reply leaves.
@@ -702,10 +756,10 @@ impl World {
                     return Ok(String::new());
                 }
                 let now = self.clocks[to];
-                let Some(raft) = &mut self.nodes[to] else {
+                let Some(core) = &mut self.nodes[to] else {
                     return Ok(String::new());
                 };
-                raft.handle_reply(now, from, reply);
+                core.handle_reply(now, from, reply);
                 self.drain(to)
             }
             Msg::Failed { caller, callee, caller_life, context } => {
@@ -713,10 +767,10 @@ impl World {
                     return Ok(String::new());
                 }
                 let now = self.clocks[caller];
-                let Some(raft) = &mut self.nodes[caller] else {
+                let Some(core) = &mut self.nodes[caller] else {
                     return Ok(String::new());
                 };
-                raft.handle_call_failed(now, callee, context);
+                core.handle_call_failed(now, callee, context);
                 self.drain(caller)
             }
         }
@@ -729,8 +783,8 @@ impl World {
         loop {
             let due = (0..self.n)
                 .filter_map(|i| {
-                    let raft = self.nodes[i].as_ref()?;
-                    let at = raft.next_deadline_ms().max(self.clocks[i]);
+                    let core = self.nodes[i].as_ref()?;
+                    let at = core.next_deadline_ms().max(self.clocks[i]);
                     (at <= now).then_some((at, i))
                 })
                 .min();
@@ -751,25 +805,25 @@ impl World {
 
     fn tick(&mut self, node: usize) -> Result<String, String> {
         let now = self.clocks[node];
-        let Some(raft) = &mut self.nodes[node] else {
+        let Some(core) = &mut self.nodes[node] else {
             return Ok(String::new());
         };
-        raft.tick(now);
+        core.tick(now);
         self.drain(node)
     }
 
     fn propose(&mut self, node: usize) -> Result<String, String> {
         let now = self.clocks[node];
-        let Some(raft) = &mut self.nodes[node] else {
+        let Some(core) = &mut self.nodes[node] else {
             return Ok(format!("propose at n{node}: down"));
         };
         let command = self.next_command;
-        let result = raft.propose(now, command.to_le_bytes().to_vec());
+        let result = core.propose(now, command.to_le_bytes().to_vec());
         let effect = self.drain(node)?;
         Ok(match result {
-            Some((index, term)) => {
+            Some(p) => {
                 self.next_command += 1;
-                format!("propose c{command} at n{node}: index {index} term {term}{effect}")
+                format!("propose c{command} at n{node}: index {} term {}{effect}", p.index, p.term)
             }
             None => format!("propose at n{node}: not leader"),
         })
@@ -795,78 +849,60 @@ impl World {
             self.crash(node);
         }
         self.lives[node] += 1;
-        let raft = self.boot(node);
-        let s = raft.status();
+        let core = self.boot(node);
+        self.nodes[node] = Some(core);
+        // Re-observe the restarted node's whole log: it is what it persisted.
+        self.seen[node] = Observed::restarted();
+        self.observe(node, Some(1)).map_err(|e| e.to_string())?;
+        let snapshot_index = self.seen[node].snapshot_index;
         // The service reloads the persisted snapshot, as the course's tester does.
-        self.services[node] = if raft.snapshot_data().is_empty() {
+        self.services[node] = if self.disks[node].snapshot.is_empty() {
             Service::default()
         } else {
-            let state: ServiceState = postcard::from_bytes(raft.snapshot_data()).map_err(|e| e.to_string())?;
-            if state.applied != s.snapshot_index {
+            let state: ServiceState = postcard::from_bytes(&self.disks[node].snapshot).map_err(|e| e.to_string())?;
+            if state.applied != snapshot_index {
                 return Err(format!(
-                    "apply-order: n{node} restarted with a snapshot at {} holding service state up to {}",
-                    s.snapshot_index, state.applied
+                    "apply-order: n{node} restarted with a snapshot at {snapshot_index} holding service state up to {}",
+                    state.applied
                 ));
             }
             Service::from_state(state)
         };
-        self.nodes[node] = Some(raft);
-        // Re-observe the restarted node's whole log: it is what it persisted.
-        self.checker.observe_restart(node, s.snapshot_index);
-        self.observe_status(node, &s).map_err(|e| e.to_string())?;
-        self.checker.observe_snapshot(node, s.snapshot_index, s.snapshot_term).map_err(|e| e.to_string())?;
-        let entries = self.entries_from(node, s.snapshot_index + 1);
-        self.checker.observe_entries(node, s.snapshot_index + 1, &entries).map_err(|e| e.to_string())?;
-        self.checker.observe_commit(node, s.commit_index).map_err(|e| e.to_string())?;
-        self.seen[node] = Seen {
-            snapshot_index: s.snapshot_index,
-            last_log_index: s.last_log_index,
-            leader: false,
-            commit_index: s.commit_index,
-        };
-        if s.snapshot_index > 0 {
+        if snapshot_index > 0 {
             self.mark("restart from a snapshot");
         }
         Ok(())
     }
 
-    fn status(&self, node: usize) -> Status {
-        self.nodes[node].as_ref().expect("node is up").status()
-    }
-
     fn leader(&self) -> Option<usize> {
         (0..self.n)
-            .filter_map(|i| self.nodes[i].as_ref().map(|r| (i, r.status())))
-            .filter(|(_, s)| s.role == Role::Leader)
-            .max_by_key(|(_, s)| s.current_term)
+            .filter_map(|i| self.nodes[i].as_ref().map(|c| (i, c.get_state())))
+            .filter(|(_, (_, leader))| *leader)
+            .max_by_key(|(_, (term, _))| *term)
             .map(|(i, _)| i)
     }
 
-    fn entries_from(&self, node: usize, from: u64) -> Vec<(u64, u64)> {
-        let raft = self.nodes[node].as_ref().expect("node is up");
-        let last = raft.status().last_log_index;
-        (from..=last)
-            .map(|i| {
-                let e = raft.entry(i).expect("entry past the snapshot");
-                (e.term, entry_hash(&e.command))
-            })
-            .collect()
-    }
-
-    fn observe_status(&mut self, node: usize, s: &Status) -> Result<(), checkers::raft::Violation> {
-        self.checker.observe_role(node, s.current_term, s.role == Role::Leader)
+    /// Shows the checker what changed at `node` since it last looked (the shared derivation,
+    /// [`ReplicaCore::observe`]).
+    fn observe(&mut self, node: usize, log_written_from: Option<u64>) -> Result<(), checkers::raft::Violation> {
+        let core = self.nodes[node].as_ref().expect("node is up");
+        let mut observations = Vec::new();
+        core.observe(&mut self.seen[node], log_written_from, &mut observations);
+        for o in &observations {
+            judge(&mut self.checker, node, o)?;
+        }
+        Ok(())
     }
 
     /// Carry out a node's outputs in the shell's order — persist, send, apply — and show the
     /// checker what changed.
     fn drain(&mut self, node: usize) -> Result<String, String> {
-        let raft = self.nodes[node].as_mut().expect("node is up");
+        let core = self.nodes[node].as_mut().expect("node is up");
         let before = self.seen[node];
-        let ready: Ready = raft.take_ready();
-        let s = raft.status();
+        let ready = core.take_ready();
         if let Some(p) = ready.persist {
             let disk = &mut self.disks[node];
-            disk.state = p.raft_state.to_bytes();
+            disk.state = cores::replica::PersistedImage::to_bytes(&p.state);
             if let Some(snapshot) = p.snapshot {
                 disk.snapshot = snapshot;
             }
@@ -881,30 +917,17 @@ impl World {
             });
         }
         let fail = |e: checkers::raft::Violation| e.to_string();
-        self.observe_status(node, &s).map_err(fail)?;
-        if s.snapshot_index != before.snapshot_index {
-            self.checker.observe_snapshot(node, s.snapshot_index, s.snapshot_term).map_err(fail)?;
-        }
-        if let Some(from) = ready.log_written_from {
-            let entries = self.entries_from(node, from);
-            self.checker.observe_entries(node, from, &entries).map_err(fail)?;
-        } else if s.last_log_index < before.last_log_index {
-            self.checker.observe_log_end(node, s.last_log_index).map_err(fail)?;
-        }
-        self.checker.observe_commit(node, s.commit_index).map_err(fail)?;
+        self.observe(node, ready.log_written_from).map_err(fail)?;
         let applied = ready.applies.len();
-        for apply in ready.applies {
+        for apply in &ready.applies {
+            judge(&mut self.checker, node, &Observation::of_apply(apply)).map_err(fail)?;
             let service = &mut self.services[node];
             match apply {
-                ApplyMsg::Command { index, command, .. } => {
-                    self.checker.observe_apply(node, index, entry_hash(&command)).map_err(fail)?;
-                    service.apply(index, entry_hash(&command));
-                }
+                ApplyMsg::Command { index, command, .. } => service.apply(*index, entry_hash(command)),
                 ApplyMsg::Snapshot { index, data, .. } => {
                     *self.coverage.entry("snapshot installed from the leader").or_insert(0) += 1;
-                    self.checker.observe_apply_snapshot(node, index).map_err(fail)?;
-                    let state: ServiceState = postcard::from_bytes(&data).map_err(|e| e.to_string())?;
-                    if state.applied != index {
+                    let state: ServiceState = postcard::from_bytes(data).map_err(|e| e.to_string())?;
+                    if state.applied != *index {
                         return Err(format!(
                             "apply-order: n{node} was handed a snapshot for index {index} holding service state up to {}",
                             state.applied
@@ -914,25 +937,19 @@ impl World {
                 }
             }
         }
-        let leader = s.role == Role::Leader;
-        if leader && !before.leader {
+        let after = self.seen[node];
+        if after.leader && !before.leader {
             self.mark("leader elected");
         }
-        if !leader && before.leader {
+        if !after.leader && before.leader {
             self.mark("leader stepped down");
         }
-        if s.commit_index > before.commit_index {
+        if after.commit_index > before.commit_index {
             self.mark("entries committed");
         }
         if ready.log_written_from.is_some_and(|from| from <= before.last_log_index) {
             self.mark("conflicting suffix replaced");
         }
-        self.seen[node] = Seen {
-            snapshot_index: s.snapshot_index,
-            last_log_index: s.last_log_index,
-            leader,
-            commit_index: s.commit_index,
-        };
         if !self.tracing {
             return Ok(String::new());
         }
@@ -941,17 +958,10 @@ impl World {
             effect.push_str(&format!(", n{node} sends {sent}"));
         }
         if applied > 0 {
-            effect.push_str(&format!(", n{node} applies {applied} (up to {})", s.last_applied));
+            effect.push_str(&format!(", n{node} applies {applied} (up to {})", self.services[node].applied));
         }
-        let role = match s.role {
-            Role::Leader => "leader",
-            Role::Candidate => "candidate",
-            Role::Follower => "follower",
-        };
-        effect.push_str(&format!(
-            " [n{node} {role} t{}, log {}..{}/t{}, commit {}]",
-            s.current_term, s.snapshot_index, s.last_log_index, s.last_log_term, s.commit_index
-        ));
+        let state = self.nodes[node].as_ref().expect("node is up").describe_state();
+        effect.push_str(&format!(" [n{node} {state}]"));
         Ok(effect)
     }
 
@@ -996,13 +1006,13 @@ impl World {
             }
             // Propose a probe at the current leader unless one is already in its term.
             if let Some(leader) = self.leader() {
-                let term = self.status(leader).current_term;
+                let core = self.nodes[leader].as_mut().expect("leader is up");
+                let term = core.get_state().0;
                 if probes.last().is_none_or(|&(_, _, t)| t < term) {
                     let command = self.next_command;
-                    let raft = self.nodes[leader].as_mut().expect("leader is up");
-                    if let Some((index, term)) = raft.propose(now, command.to_le_bytes().to_vec()) {
+                    if let Some(p) = core.propose(now, command.to_le_bytes().to_vec()) {
                         self.next_command += 1;
-                        probes.push((command, index, term));
+                        probes.push((command, p.index, p.term));
                     }
                     self.drain(leader)?;
                     continue;
@@ -1016,11 +1026,8 @@ impl World {
             if now > deadline {
                 let states: Vec<String> = (0..self.n)
                     .map(|i| {
-                        let s = self.status(i);
-                        format!(
-                            "n{i} {:?} t{} commit {} applied {}",
-                            s.role, s.current_term, s.commit_index, self.services[i].applied
-                        )
+                        let state = self.nodes[i].as_ref().expect("all up").describe_state();
+                        format!("n{i} {state}, applied {}", self.services[i].applied)
                     })
                     .collect();
                 return Err(format!(

@@ -2,17 +2,18 @@
 //! `what-finds-bugs.md` that the course's tests reach only by luck.
 
 use super::tester::Cluster;
-use super::{bugs, targeted, ELECTION};
+use super::{targeted, ELECTION};
+use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
 use rand::Rng;
 use sim::{net, Failure};
 use std::time::Duration;
 
-pub fn scenarios() -> Vec<Scenario> {
+pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
     vec![targeted(
         "raft::vote_amnesia_2c",
         "two candidates that cannot hear each other compete for one voter, who crashes just after saving its vote and restarts at once",
-        |o| Box::pin(vote_amnesia(o)),
+        |o| Box::pin(vote_amnesia::<E>(o)),
     )]
 }
 
@@ -23,8 +24,8 @@ pub fn scenarios() -> Vec<Scenario> {
 /// let elections run; heal. The safety checker watches every step for two leaders in a term.
 /// Traps: `voted_for` or `current_term` not persisted (the voter forgets and votes again),
 /// and leader churn with bare majorities in general.
-async fn vote_amnesia(opts: Opts) -> Result<(), Failure> {
-    let mut cfg = Cluster::new(3, false, false, bugs(&opts));
+async fn vote_amnesia<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    let mut cfg = Cluster::<E>::for_test(3, false, false, &opts);
     cfg.check_one_leader().await?;
     for round in 0..40u64 {
         let z = cfg.rng.gen_range(0..3);
@@ -42,7 +43,7 @@ async fn vote_amnesia(opts: Opts) -> Result<(), Failure> {
                 sim::sleep(Duration::from_millis(cfg.rng.gen_range(1..60))).await;
                 cfg.start1(z);
                 cfg.connect(z);
-                sim::note(0xA4E5, round, || "restarted the voter".into());
+                sim::note(sim::NoteCode::RestartedVoter, round, || "restarted the voter".into());
             }
         }
         sim::disarm_fault_points();

@@ -10,20 +10,29 @@ mod tests_2b;
 mod tests_2c;
 mod tests_2d;
 
+use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
-use cores::raft::{Bug, Bugs};
 use std::time::Duration;
 
+/// The Raft family: the whole suite on this project's Raft core.
 pub fn family() -> Family {
-    Family { name: "raft", bugs: || Bug::all().iter().map(|b| (b.name(), b.description())).collect(), scenarios }
+    conformance::<RaftEngine>("raft")
 }
 
-/// The planted bugs a run's options ask for.
-pub fn bugs(opts: &Opts) -> Bugs {
-    match &opts.bug {
-        None => Bugs::default(),
-        Some(name) => Bugs::only(Bug::from_name(name).unwrap_or_else(|| panic!("unknown raft bug {name}"))),
-    }
+/// The whole Raft suite — the course's 28 tests, the targeted scenarios and the swarms, with
+/// every safety checker — on engine `E`, as a family named `family` whose planted bugs are
+/// the engine's. Scenario names keep their suffix (`<family>::figure8_unreliable_2c`).
+pub fn conformance<E: TestEngine>(family: &'static str) -> Family {
+    let scenarios = suite::<E>().into_iter().map(|sc| {
+        if family == "raft" {
+            sc
+        } else {
+            let suffix = sc.name.strip_prefix("raft::").expect("raft scenarios are named raft::…");
+            // The catalogue lives for the whole process: a name built once is leaked once.
+            sc.renamed(Box::leak(format!("{family}::{suffix}").into_boxed_str()))
+        }
+    });
+    Family::new(family).with_bugs(E::bugs()).with_scenarios(scenarios)
 }
 
 /// The course gives each test 120 s.
@@ -33,16 +42,16 @@ const COURSE_LIMIT: Duration = Duration::from_secs(120);
 pub const ELECTION: Duration = tester::ELECTION_TIMEOUT;
 
 fn targeted(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
-    Scenario { name, description, budget: COURSE_LIMIT, run }
+    Scenario::new(name, description, COURSE_LIMIT, run)
 }
 
-fn scenarios() -> Vec<Scenario> {
+fn suite<E: TestEngine>() -> Vec<Scenario> {
     let mut v = Vec::new();
-    v.extend(tests_2a::scenarios());
-    v.extend(tests_2b::scenarios());
-    v.extend(tests_2c::scenarios());
-    v.extend(tests_2d::scenarios());
-    v.extend(beyond::scenarios());
-    v.extend(swarm::scenarios());
+    v.extend(tests_2a::scenarios::<E>());
+    v.extend(tests_2b::scenarios::<E>());
+    v.extend(tests_2c::scenarios::<E>());
+    v.extend(tests_2d::scenarios::<E>());
+    v.extend(beyond::scenarios::<E>());
+    v.extend(swarm::scenarios::<E>());
     v
 }

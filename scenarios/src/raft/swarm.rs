@@ -10,39 +10,42 @@
 //! course's 10 s. The safety checker and the tester's applier judge every step throughout.
 
 use super::tester::{int_cmd, Cluster};
-use super::{bugs, ELECTION};
+use super::ELECTION;
+use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
-use crate::swarm::{play_safety_phase, schedule_for, stop_faults, Params};
+use crate::swarm::{play_safety_phase, safety_phase_end_ms, schedule_for, stop_faults, Params, SERVERS};
 use rand::Rng;
 use sim::Failure;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub fn scenarios() -> Vec<Scenario> {
+pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
     let budget = Duration::from_secs(120);
     vec![
-        Scenario {
-            name: "raft::swarm_2c",
-            description: "3-7 peers, fault mix and rates drawn from the seed, proposals throughout; then faults stop and all must agree",
+        Scenario::new(
+            "raft::swarm_2c",
+            "3-7 peers, fault mix and rates drawn from the seed, proposals throughout; then faults stop and all must agree",
             budget,
-            run: |o| Box::pin(swarm(o, false)),
-        },
-        Scenario {
-            name: "raft::swarm_2d",
-            description: "as swarm_2c with the snapshotting service (every 10 entries), so InstallSnapshot runs under faults",
+            |o| Box::pin(swarm::<E>(o, false)),
+        )
+        .with_fault_schedule(safety_phase_end_ms),
+        Scenario::new(
+            "raft::swarm_2d",
+            "as swarm_2c with the snapshotting service (every 10 entries), so InstallSnapshot runs under faults",
             budget,
-            run: |o| Box::pin(swarm(o, true)),
-        },
+            |o| Box::pin(swarm::<E>(o, true)),
+        )
+        .with_fault_schedule(safety_phase_end_ms),
     ]
 }
 
-async fn swarm(opts: Opts, snapshots: bool) -> Result<(), Failure> {
+async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure> {
     let mut rng = sim::rng("swarm");
-    let p = Params::draw(&mut rng, 3..=7);
+    let p = Params::draw(&mut rng, SERVERS);
     sim::describe(p.describe());
-    let schedule = schedule_for(&opts, &p, &mut rng)?;
-    let mut cfg = Cluster::new(p.servers, false, snapshots, bugs(&opts));
+    let schedule = schedule_for(&opts, &p, &mut rng);
+    let mut cfg = Cluster::<E>::for_test(p.servers, false, snapshots, &opts);
     if snapshots {
         // Servers snapshot at different intervals, so a leader's snapshot can fall between a
         // follower's own snapshot and its commit index.
@@ -52,7 +55,7 @@ async fn swarm(opts: Opts, snapshots: bool) -> Result<(), Failure> {
     }
     let stop = Rc::new(Cell::new(false));
 
-    // Faults: play the schedule until the safety phase ends; later events are dropped.
+    // Faults: play the schedule during the safety phase (a loaded one was checked to fit it).
     let roles = cfg.roles();
     play_safety_phase(schedule, cfg.nodes.clone(), Rc::new(move || roles.leader()), stop.clone(), p.safety_ms);
     // A steady stream of proposals to every live server; only a leader accepts.

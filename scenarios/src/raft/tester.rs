@@ -8,8 +8,8 @@
 //! Every server also reports each step to the run's safety checker.
 
 use super::observer::SafetyObserver;
-use cores::raft::{ApplyMsg, Bugs, Config};
-use nodes::raft::{run_node, Observer, RaftHandle, RaftNodeSpec, Service, ServiceApi};
+use cores::raft::{ApplyMsg, Bugs, Config, Raft};
+use nodes::replica::{CoreEngine, Engine, NodeSpec, Observer, ReplicaHandle, Service, ServiceApi};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::{net, Failure, NodeCtx, NodeId};
@@ -33,11 +33,37 @@ pub fn int_cmd(x: u64) -> Cmd {
     x.to_le_bytes().to_vec()
 }
 
+/// One server's applied commands by index (the course's `logs[i]`), kept dense: the
+/// tester looks an index up in every server's record for every command applied.
+#[derive(Clone, Debug, Default)]
+pub struct AppliedLog(Vec<Option<Cmd>>);
+
+impl AppliedLog {
+    /// The command applied at `index`, if this server applied one there.
+    pub fn get(&self, index: u64) -> Option<&Cmd> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.0.get(i)?.as_ref()
+    }
+
+    fn insert(&mut self, index: u64, cmd: Cmd) {
+        let i = index as usize - 1;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(cmd);
+    }
+
+    /// A record holding exactly `cmds` at indexes 1, 2, … (a snapshot's contents).
+    fn from_commands(cmds: Vec<Cmd>) -> AppliedLog {
+        AppliedLog(cmds.into_iter().map(Some).collect())
+    }
+}
+
 /// What the appliers of all servers recorded, shared by the whole cluster. The plain
 /// applier's records survive restarts, as the course's `logs[i]` do.
 #[derive(Default)]
 pub struct ApplyLogs {
-    pub logs: Vec<BTreeMap<u64, Cmd>>,
+    pub logs: Vec<AppliedLog>,
     pub last_applied: Vec<u64>,
     pub max_index: u64,
     /// Each server's service snapshots when (index + 1) is a multiple of its interval (the
@@ -68,7 +94,7 @@ impl Applier {
             return;
         }
         let mut l = self.logs.borrow_mut();
-        l.logs[self.me] = cmds.into_iter().enumerate().map(|(i, c)| (i as u64 + 1, c)).collect();
+        l.logs[self.me] = AppliedLog::from_commands(cmds);
         l.last_applied[self.me] = index;
     }
 }
@@ -98,7 +124,7 @@ impl Service for Applier {
                     .logs
                     .iter()
                     .enumerate()
-                    .find_map(|(j, log)| log.get(&k).filter(|old| *old != command).map(|old| (j, show(old))));
+                    .find_map(|(j, log)| log.get(k).filter(|old| *old != command).map(|old| (j, show(old))));
                 if let Some((j, old)) = clash {
                     drop(l);
                     fail("raft::apply", format!("commit index={k} server={me} {} != server={j} {old}", show(command)));
@@ -114,7 +140,7 @@ impl Service for Applier {
                         );
                         return None;
                     }
-                } else if k > 1 && !l.logs[me].contains_key(&(k - 1)) {
+                } else if k > 1 && l.logs[me].get(k - 1).is_none() {
                     drop(l);
                     fail("raft::apply", format!("server {me} apply out of order {k}"));
                     return None;
@@ -123,7 +149,7 @@ impl Service for Applier {
                 l.last_applied[me] = k;
                 l.max_index = l.max_index.max(k);
                 if self.snapshots && (k + 1) % l.snapshot_every[me] == 0 {
-                    let cmds: Vec<Cmd> = (1..=k).map(|i| l.logs[me].get(&i).cloned().unwrap_or_default()).collect();
+                    let cmds: Vec<Cmd> = (1..=k).map(|i| l.logs[me].get(i).cloned().unwrap_or_default()).collect();
                     return Some(sim::encode(&(k, cmds)));
                 }
                 None
@@ -138,32 +164,55 @@ impl Service for Applier {
     }
 }
 
-/// The tester's cluster of Raft servers.
-pub struct Cluster {
+/// This project's Raft core, run by the replica shell: the engine the course's Raft tests run
+/// on unless a scenario names another.
+pub type RaftEngine = CoreEngine<Raft>;
+
+/// The handles of a cluster's live instances, by server.
+type Handles<E> = Rc<RefCell<Vec<Option<<E as Engine>::Handle<Applier>>>>>;
+
+/// The tester's cluster of servers, generic over the replication engine (the course's tests
+/// name Raft; any engine behind the seam runs them).
+pub struct Cluster<E: Engine = RaftEngine> {
     pub n: usize,
     pub nodes: Vec<NodeId>,
-    handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>>,
+    handles: Handles<E>,
     pub logs: Rc<RefCell<ApplyLogs>>,
     pub rng: ChaCha8Rng,
     pub observer: Rc<RefCell<SafetyObserver>>,
 }
 
-impl Cluster {
+impl Cluster<RaftEngine> {
     /// The course's `make_config(n, unreliable, snapshot)`: n servers, long delays on, all
     /// connected.
     pub fn new(n: usize, unreliable: bool, snapshots: bool, bugs: Bugs) -> Cluster {
         Self::with_config(n, unreliable, snapshots, Config::new(0, n, 0).with_bugs(bugs))
     }
 
+    /// As [`Cluster::new`], with a whole Raft configuration (timeouts, planted bugs).
     pub fn with_config(n: usize, unreliable: bool, snapshots: bool, config: Config) -> Cluster {
+        Self::with_engine(n, unreliable, snapshots, config)
+    }
+}
+
+impl<E: crate::engine::TestEngine> Cluster<E> {
+    /// `make_config` for a course scenario on engine `E`, with the run's planted bug.
+    pub fn for_test(n: usize, unreliable: bool, snapshots: bool, opts: &crate::registry::Opts) -> Cluster<E> {
+        Self::with_engine(n, unreliable, snapshots, E::config(n, opts.bug.as_deref()))
+    }
+}
+
+impl<E: Engine> Cluster<E> {
+    /// `make_config` for any engine, with its configuration.
+    pub fn with_engine(n: usize, unreliable: bool, snapshots: bool, config: E::Config) -> Cluster<E> {
         let logs = Rc::new(RefCell::new(ApplyLogs {
-            logs: vec![BTreeMap::new(); n],
+            logs: vec![AppliedLog::default(); n],
             last_applied: vec![0; n],
             max_index: 0,
             snapshot_every: vec![SNAPSHOT_INTERVAL; n],
         }));
-        let handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>> = Rc::new(RefCell::new(vec![None; n]));
-        let observer = Rc::new(RefCell::new(SafetyObserver::new(n)));
+        let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
+        let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         net::set_long_delays(true);
         net::set_reliable(!unreliable);
         // Names first, so every server knows its peers before any starts.
@@ -172,7 +221,7 @@ impl Cluster {
         for (i, name) in names.iter().enumerate() {
             let (logs2, handles2) = (logs.clone(), handles.clone());
             let obs: Rc<RefCell<dyn Observer>> = observer.clone();
-            let spec = RaftNodeSpec {
+            let spec = NodeSpec {
                 me: i,
                 peers: nodes.clone(),
                 config: config.clone(),
@@ -180,13 +229,13 @@ impl Cluster {
                 make_service: Rc::new(move |_ctx: NodeCtx| Applier { me: i, logs: logs2.clone(), snapshots }),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
-            let id = sim::spawn_process(name, move |ctx| run_node(ctx, spec.clone()));
+            let id = E::spawn(name, spec);
             assert_eq!(id, nodes[i], "servers get consecutive node ids");
         }
         Cluster { n, nodes, handles, logs, rng: sim::rng("raft-tester"), observer }
     }
 
-    fn handle(&self, i: usize) -> Option<RaftHandle<Applier>> {
+    fn handle(&self, i: usize) -> Option<E::Handle<Applier>> {
         if sim::is_alive(self.nodes[i]) {
             self.handles.borrow()[i].clone()
         } else {
@@ -261,7 +310,7 @@ impl Cluster {
 
     /// The largest persisted Raft state over all servers.
     pub fn log_size(&self) -> usize {
-        self.nodes.iter().map(|&n| sim::persisted(n).raft_state.len()).max().unwrap_or(0)
+        self.nodes.iter().map(|&n| sim::persisted(n).state.len()).max().unwrap_or(0)
     }
 
     pub fn max_index(&self) -> u64 {
@@ -331,10 +380,10 @@ impl Cluster {
     pub fn n_committed(&self, index: u64) -> Result<(usize, Option<Cmd>), Failure> {
         let l = self.logs.borrow();
         let mut count = 0;
-        let mut cmd: Option<Cmd> = None;
+        let mut cmd: Option<&Cmd> = None;
         for log in &l.logs {
-            if let Some(c) = log.get(&index) {
-                if let Some(prev) = &cmd {
+            if let Some(c) = log.get(index) {
+                if let Some(prev) = cmd {
                     if prev != c {
                         return Err(Failure::safety(
                             "raft::committed",
@@ -343,10 +392,10 @@ impl Cluster {
                     }
                 }
                 count += 1;
-                cmd = Some(c.clone());
+                cmd = Some(c);
             }
         }
-        Ok((count, cmd))
+        Ok((count, cmd.cloned()))
     }
 
     /// `wait(index, n, startTerm)`: polls with doubling sleeps; `Ok(None)` if some server
@@ -424,7 +473,7 @@ impl Cluster {
     /// Another handle on the same cluster for a concurrent tester task (the course's
     /// goroutines share one `cfg`): same servers, records and checker; its own random
     /// stream `label`, so the tester's stream is not shared between tasks.
-    pub fn share(&self, label: &str) -> Cluster {
+    pub fn share(&self, label: &str) -> Cluster<E> {
         Cluster {
             n: self.n,
             nodes: self.nodes.clone(),
@@ -466,14 +515,19 @@ pub fn ensure(cond: bool, checker: &str, msg: impl FnOnce() -> String) -> Result
 
 /// A cheap view of the cluster's live servers, for tasks that run beside the tester
 /// (fault schedules resolving "the leader", proposers).
-#[derive(Clone)]
-pub struct Roles {
+pub struct Roles<E: Engine = RaftEngine> {
     nodes: Vec<NodeId>,
-    handles: Rc<RefCell<Vec<Option<RaftHandle<Applier>>>>>,
+    handles: Handles<E>,
 }
 
-impl Roles {
-    fn live(&self, i: usize) -> Option<RaftHandle<Applier>> {
+impl<E: Engine> Clone for Roles<E> {
+    fn clone(&self) -> Self {
+        Roles { nodes: self.nodes.clone(), handles: self.handles.clone() }
+    }
+}
+
+impl<E: Engine> Roles<E> {
+    fn live(&self, i: usize) -> Option<E::Handle<Applier>> {
         if sim::is_alive(self.nodes[i]) {
             self.handles.borrow()[i].clone()
         } else {
@@ -500,8 +554,8 @@ impl Roles {
     }
 }
 
-impl Cluster {
-    pub fn roles(&self) -> Roles {
+impl<E: Engine> Cluster<E> {
+    pub fn roles(&self) -> Roles<E> {
         Roles { nodes: self.nodes.clone(), handles: self.handles.clone() }
     }
 }

@@ -1,35 +1,36 @@
 //! Part 2A, leader election: the course's three tests.
 
 use super::tester::Cluster;
-use super::{bugs, targeted, ELECTION};
+use super::{targeted, ELECTION};
+use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
 use sim::Failure;
 use std::time::Duration;
 
-pub fn scenarios() -> Vec<Scenario> {
+pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
     vec![
         targeted(
             "raft::initial_election_2a",
             "3 peers elect one leader; terms agree; the leader keeps its term without failures",
-            |o| Box::pin(initial_election(o)),
+            |o| Box::pin(initial_election::<E>(o)),
         ),
         targeted(
             "raft::re_election_2a",
             "3 peers re-elect after the leader is disconnected; no leader without a quorum",
-            |o| Box::pin(re_election(o)),
+            |o| Box::pin(re_election::<E>(o)),
         ),
         targeted(
             "raft::many_elections_2a",
             "7 peers, 9 rounds of disconnecting up to 3 at random: a leader every time",
-            |o| Box::pin(many_elections(o)),
+            |o| Box::pin(many_elections::<E>(o)),
         ),
     ]
 }
 
 /// TestInitialElection2A. Goal: a leader is elected and stays, with all terms in agreement.
 /// Traps: no election at all, split terms, needless re-elections (the course only warns).
-async fn initial_election(opts: Opts) -> Result<(), Failure> {
-    let mut cfg = Cluster::new(3, false, false, bugs(&opts));
+async fn initial_election<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    let mut cfg = Cluster::<E>::for_test(3, false, false, &opts);
     // Is a leader elected?
     cfg.check_one_leader().await?;
     // Sleep a bit to avoid racing with followers learning of the election, then check that
@@ -44,7 +45,7 @@ async fn initial_election(opts: Opts) -> Result<(), Failure> {
     let term2 = cfg.check_terms()?;
     if term1 != term2 {
         // The course prints a warning here, not a failure.
-        sim::note(1, term2, || {
+        sim::note(sim::NoteCode::TesterWarning, term2, || {
             format!("warning: term changed even though there were no failures ({term1} -> {term2})")
         });
     }
@@ -55,8 +56,8 @@ async fn initial_election(opts: Opts) -> Result<(), Failure> {
 
 /// TestReElection2A. Goal: losing the leader elects another; a returning old leader does
 /// not disturb; without a quorum nobody leads. Traps: stuck elections, stale leaders.
-async fn re_election(opts: Opts) -> Result<(), Failure> {
-    let mut cfg = Cluster::new(3, false, false, bugs(&opts));
+async fn re_election<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    let mut cfg = Cluster::<E>::for_test(3, false, false, &opts);
     let leader1 = cfg.check_one_leader().await?;
     // If the leader disconnects, a new one should be elected.
     cfg.disconnect(leader1);
@@ -81,10 +82,10 @@ async fn re_election(opts: Opts) -> Result<(), Failure> {
 
 /// TestManyElections2A. Goal: with 7 peers, any 4 connected elect a leader, round after
 /// round. Traps: elections that need everyone, or that never settle.
-async fn many_elections(opts: Opts) -> Result<(), Failure> {
+async fn many_elections<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     use rand::Rng;
     let servers = 7;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.check_one_leader().await?;
     for _ in 1..10 {
         // Disconnect three nodes (possibly the same one more than once).

@@ -1,8 +1,10 @@
 //! Part 2B, log replication: the course's ten tests.
 
 use super::tester::{ensure, int_cmd, show, Cluster, Cmd};
-use super::{bugs, targeted, ELECTION};
+use super::{targeted, ELECTION};
+use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
+use nodes::replica::Engine;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::Failure;
@@ -10,55 +12,55 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub fn scenarios() -> Vec<Scenario> {
+pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
     vec![
         targeted(
             "raft::basic_agree_2b",
             "3 peers agree on 3 commands, at indexes 1, 2, 3; nothing commits before its Start",
-            |o| Box::pin(basic_agree(o)),
+            |o| Box::pin(basic_agree::<E>(o)),
         ),
         targeted(
             "raft::rpc_bytes_2b",
             "ten 5000-byte commands cost at most servers x their size + 50 000 bytes on the wire",
-            |o| Box::pin(rpc_bytes(o)),
+            |o| Box::pin(rpc_bytes::<E>(o)),
         ),
         targeted(
             "raft::follower_failure_2b",
             "followers fail one by one: two of three still agree; a lone leader commits nothing",
-            |o| Box::pin(follower_failure(o)),
+            |o| Box::pin(follower_failure::<E>(o)),
         ),
         targeted(
             "raft::leader_failure_2b",
             "leaders fail one by one: two of three still agree; a lone server commits nothing",
-            |o| Box::pin(leader_failure(o)),
+            |o| Box::pin(leader_failure::<E>(o)),
         ),
         targeted(
             "raft::fail_agree_2b",
             "a follower is disconnected, misses four commands, rejoins and catches up",
-            |o| Box::pin(fail_agree(o)),
+            |o| Box::pin(fail_agree::<E>(o)),
         ),
         targeted(
             "raft::fail_no_agree_2b",
             "5 peers, 3 followers gone: no commit; after healing the next index is 2 or 3",
-            |o| Box::pin(fail_no_agree(o)),
+            |o| Box::pin(fail_no_agree::<E>(o)),
         ),
         targeted("raft::concurrent_starts_2b", "5 concurrent Starts in one term all commit (at most 5 tries)", |o| {
-            Box::pin(concurrent_starts(o))
+            Box::pin(concurrent_starts::<E>(o))
         }),
         targeted(
             "raft::rejoin_2b",
             "a partitioned leader with uncommitted entries rejoins; its stale entries are replaced",
-            |o| Box::pin(rejoin(o)),
+            |o| Box::pin(rejoin::<E>(o)),
         ),
         targeted(
             "raft::backup_2b",
             "5 peers, 50-entry divergent logs on both sides: the leader backs up over them quickly",
-            |o| Box::pin(backup(o)),
+            |o| Box::pin(backup::<E>(o)),
         ),
         targeted(
             "raft::count_2b",
             "RPC counts: <= 30 to elect, <= 42 for an 11-entry batch, <= 60 per idle second",
-            |o| Box::pin(count(o)),
+            |o| Box::pin(count::<E>(o)),
         ),
     ]
 }
@@ -69,7 +71,7 @@ fn accepted(ok: bool, who: &str) -> Result<(), Failure> {
 }
 
 /// Fails if any server applied `index`: the test made sure no majority could have stored it.
-fn not_committed(cfg: &Cluster, index: u64) -> Result<(), Failure> {
+fn not_committed<E: Engine>(cfg: &Cluster<E>, index: u64) -> Result<(), Failure> {
     let (n, _) = cfg.n_committed(index)?;
     ensure(n == 0, "raft::no-commit", || format!("{n} committed index {index} but no majority"))
 }
@@ -88,9 +90,9 @@ fn as_int(cmd: &[u8]) -> Option<u64> {
 /// TestBasicAgree2B. Goal: with everyone up, each command is applied by all three servers at
 /// the next index. Steps: three times, check index k is empty, then one(k*100) on all 3.
 /// Traps: no replication, wrong indexes (0-based logs), commits before Start.
-async fn basic_agree(opts: Opts) -> Result<(), Failure> {
+async fn basic_agree<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     for index in 1..=3u64 {
         // Nothing can be committed at an index no Start has filled yet.
         let (nd, _) = cfg.n_committed(index)?;
@@ -105,9 +107,9 @@ async fn basic_agree(opts: Opts) -> Result<(), Failure> {
 /// TestRPCBytes2B. Goal: each command travels to each follower about once. Steps: one(99);
 /// then ten 5000-byte commands (indexes 2..11), counting the network's bytes around them.
 /// Traps: resending whole logs on every heartbeat or retrying entries the follower has.
-async fn rpc_bytes(opts: Opts) -> Result<(), Failure> {
+async fn rpc_bytes<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     // A first agreement, so the leader is settled before counting starts.
     cfg.one(int_cmd(99), servers, false).await?;
     let bytes0 = cfg.bytes_total();
@@ -134,9 +136,9 @@ async fn rpc_bytes(opts: Opts) -> Result<(), Failure> {
 /// election timeout later, one(103) on the remaining two; disconnect both followers of the
 /// current leader; Start(104) there; wait 2 s. Traps: committing without a majority,
 /// counting the leader twice, an index that skips.
-async fn follower_failure(opts: Opts) -> Result<(), Failure> {
+async fn follower_failure<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(101), servers, false).await?;
     // Disconnect one follower from the network.
     let leader1 = cfg.check_one_leader().await?;
@@ -163,9 +165,9 @@ async fn follower_failure(opts: Opts) -> Result<(), Failure> {
 /// a single connected server commits nothing. Steps: one(101); disconnect the leader;
 /// one(102), an election timeout, one(103); disconnect the new leader; Start(104) on all
 /// three; wait 2 s. Traps: a deposed leader that still commits, no re-election.
-async fn leader_failure(opts: Opts) -> Result<(), Failure> {
+async fn leader_failure<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(101), servers, false).await?;
     // Disconnect the first leader.
     let leader1 = cfg.check_one_leader().await?;
@@ -190,9 +192,9 @@ async fn leader_failure(opts: Opts) -> Result<(), Failure> {
 /// Steps: one(101); disconnect a follower; one(102..105) on two (an election timeout in
 /// the middle); reconnect; one(106) and, an election timeout later, one(107) on all three.
 /// Traps: no catch-up of a lagging follower, a rejoining follower disrupting the leader.
-async fn fail_agree(opts: Opts) -> Result<(), Failure> {
+async fn fail_agree<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(101), servers, false).await?;
     // Disconnect one follower from the network.
     let leader = cfg.check_one_leader().await?;
@@ -216,9 +218,9 @@ async fn fail_agree(opts: Opts) -> Result<(), Failure> {
 /// index 2); wait 2 s (index 2 must stay uncommitted); reconnect; Start(30) on the new leader
 /// (index 2 or 3); one(1000) on all 5. Traps: commit without a majority, a log that cannot
 /// be overwritten after a minority leader.
-async fn fail_no_agree(opts: Opts) -> Result<(), Failure> {
+async fn fail_no_agree<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 5;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(10), servers, false).await?;
     // 3 of 5 followers disconnect.
     let leader = cfg.check_one_leader().await?;
@@ -252,9 +254,9 @@ async fn fail_no_agree(opts: Opts) -> Result<(), Failure> {
 /// concurrent Start(100+i); if every server is still in that term, wait for each returned
 /// index (giving up the try if a term moves on); all of 100..104 must be committed.
 /// Traps: Start not safe against concurrent callers (lost or duplicated indexes).
-async fn concurrent_starts(opts: Opts) -> Result<(), Failure> {
+async fn concurrent_starts<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     let iters = 5u64;
     'tries: for attempt in 0..5 {
         if attempt > 0 {
@@ -318,9 +320,9 @@ async fn concurrent_starts(opts: Opts) -> Result<(), Failure> {
 /// other two; disconnect leader2; reconnect leader1; one(104) on leader1 and the third;
 /// reconnect leader2; one(105) on all. Traps: a stale leader keeping its entries, a log
 /// that is not truncated on conflict, an out-of-date candidate winning.
-async fn rejoin(opts: Opts) -> Result<(), Failure> {
+async fn rejoin<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(101), servers, true).await?;
     // Leader network failure.
     let leader1 = cfg.check_one_leader().await?;
@@ -349,9 +351,9 @@ async fn rejoin(opts: Opts) -> Result<(), Failure> {
 /// uncommittable Starts; leader1, its follower and "other" commit 50 more; finally all 5
 /// agree. Every one() must finish within its 10 s. Traps: backing up nextIndex one entry
 /// per RPC (too slow), wrong conflict handling.
-async fn backup(opts: Opts) -> Result<(), Failure> {
+async fn backup<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 5;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
     // Put the leader and one follower in a partition.
@@ -416,10 +418,10 @@ async fn backup(opts: Opts) -> Result<(), Failure> {
 /// indexes), wait for 10 of them (right values), count the RPCs (≤ (10+1+3)×3 = 42) unless
 /// a term changed; (c) one idle election timeout (≤ 3×20 = 60 RPCs). Traps: heartbeats
 /// faster than 10/s, one RPC per entry instead of batching, needless elections.
-async fn count(opts: Opts) -> Result<(), Failure> {
+async fn count<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
-    let rpcs = |cfg: &Cluster| (0..servers).map(|j| cfg.rpc_count(j)).sum::<u64>();
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
+    let rpcs = |cfg: &Cluster<E>| (0..servers).map(|j| cfg.rpc_count(j)).sum::<u64>();
 
     // (a) Electing the first leader takes a handful of RPCs, not a storm.
     cfg.check_one_leader().await?;

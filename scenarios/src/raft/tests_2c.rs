@@ -1,55 +1,57 @@
 //! Part 2C, persistence: the course's eight tests.
 
 use super::tester::{int_cmd, show, Cluster, Cmd};
-use super::{bugs, targeted, ELECTION};
+use super::{targeted, ELECTION};
+use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
+use nodes::replica::Engine;
 use rand::Rng;
 use sim::{net, Failure};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub fn scenarios() -> Vec<Scenario> {
+pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
     vec![
         targeted(
             "raft::persist1_2c",
             "3 peers: crash and restart all, then the leader, then a follower; state survives",
-            |o| Box::pin(persist1(o)),
+            |o| Box::pin(persist1::<E>(o)),
         ),
         targeted(
             "raft::persist2_2c",
             "5 peers, 5 rounds of partial crashes: the restarted majority adopts the longest log",
-            |o| Box::pin(persist2(o)),
+            |o| Box::pin(persist2::<E>(o)),
         ),
         targeted(
             "raft::persist3_2c",
             "leader and one follower crash while the third is partitioned; restart and agree",
-            |o| Box::pin(persist3(o)),
+            |o| Box::pin(persist3::<E>(o)),
         ),
         targeted(
             "raft::figure8_2c",
             "5 peers, 1000 rounds of Start then crash the leader soon after; final agreement",
-            |o| Box::pin(figure8(o)),
+            |o| Box::pin(figure8::<E>(o)),
         ),
         targeted(
             "raft::unreliable_agree_2c",
             "5 peers, unreliable network, 49 rounds of 5 concurrent agreements",
-            |o| Box::pin(unreliable_agree(o)),
+            |o| Box::pin(unreliable_agree::<E>(o)),
         ),
         targeted(
             "raft::figure8_unreliable_2c",
             "5 peers, unreliable, long reordering from round 200, leaders disconnected; final agreement",
-            |o| Box::pin(figure8_unreliable(o)),
+            |o| Box::pin(figure8_unreliable::<E>(o)),
         ),
         targeted(
             "raft::reliable_churn_2c",
             "5 peers, 3 clients, 20 rounds of random disconnect/restart/crash: no committed value lost",
-            |o| Box::pin(reliable_churn(o)),
+            |o| Box::pin(reliable_churn::<E>(o)),
         ),
         targeted(
             "raft::unreliable_churn_2c",
             "the churn test on an unreliable network: no committed value lost",
-            |o| Box::pin(unreliable_churn(o)),
+            |o| Box::pin(unreliable_churn::<E>(o)),
         ),
     ]
 }
@@ -67,9 +69,9 @@ fn report<T>(r: Result<T, Failure>) -> Result<T, Failure> {
 /// disconnect leader2, one(14) on two, restart leader2 and wait until all have index 4;
 /// restart a follower after one(15) on two; one(16) on all. Traps: term, vote or log not
 /// persisted; a restarted server that cannot catch up.
-async fn persist1(opts: Opts) -> Result<(), Failure> {
+async fn persist1<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(11), servers, true).await?;
     // Crash and restart all: the committed entry must come back from the persisters.
     for i in 0..servers {
@@ -110,12 +112,12 @@ async fn persist1(opts: Opts) -> Result<(), Failure> {
 /// (long log); one(x) on 3; reconnect L+4 and L. Finally one(1000) on all 5.
 /// Traps: the election restriction forgotten or logs not persisted: L+1/L+2 would win with
 /// short logs and lose the entry L+3 holds.
-async fn persist2(opts: Opts) -> Result<(), Failure> {
+async fn persist2<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 5;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     let mut index = 1;
     for iter in 0..5 {
-        sim::note(2, iter, || format!("tester: persist2 round {iter}"));
+        sim::note(sim::NoteCode::TesterStep, iter, || format!("tester: persist2 round {iter}"));
         cfg.one(int_cmd(10 + index), servers, true).await?;
         index += 1;
         // Two followers miss the next entry.
@@ -151,9 +153,9 @@ async fn persist2(opts: Opts) -> Result<(), Failure> {
 /// disconnect L+2; one(102) on two; crash L and L+1; reconnect L+2; restart L; one(103) on
 /// two; restart L+1; one(104) on all. Traps: the committed 102 lost because the restarted
 /// leader forgot it, or a vote cast twice after a restart.
-async fn persist3(opts: Opts) -> Result<(), Failure> {
+async fn persist3<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     cfg.one(int_cmd(101), 3, true).await?;
     // The third server misses 102.
     let leader = cfg.check_one_leader().await?;
@@ -176,7 +178,7 @@ async fn persist3(opts: Opts) -> Result<(), Failure> {
 
 /// The course's Figure 8 sleep: 10 % of the time up to half an election timeout, else up
 /// to 12 ms.
-fn figure8_pause(cfg: &mut Cluster) -> Duration {
+fn figure8_pause<E: Engine>(cfg: &mut Cluster<E>) -> Duration {
     let ms = if cfg.rng.gen_range(0..1000) < 100 {
         cfg.rng.gen_range(0..ELECTION.as_millis() as u64 / 2)
     } else {
@@ -191,14 +193,14 @@ fn figure8_pause(cfg: &mut Cluster) -> Duration {
 /// leader; pause (10 %: ≤ 499 ms, else ≤ 12 ms); crash the leader; if fewer than 3 are up,
 /// restart a random dead one. Then restart all, one(rand) on all 5. Traps: committing an
 /// entry of an older term by counting replicas; lost persisted state.
-async fn figure8(opts: Opts) -> Result<(), Failure> {
+async fn figure8<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 5;
-    let mut cfg = Cluster::new(servers, false, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     let c = cfg.rand_cmd();
     cfg.one(c, 1, true).await?;
     let mut nup = servers;
     for iter in 0..1000 {
-        sim::note(2, iter, || format!("tester: figure8 round {iter}"));
+        sim::note(sim::NoteCode::TesterStep, iter, || format!("tester: figure8 round {iter}"));
         // Offer a command to every live server; whoever takes it is (or thinks it is) leader.
         let mut leader = None;
         for i in 0..servers {
@@ -244,9 +246,9 @@ async fn figure8(opts: Opts) -> Result<(), Failure> {
 /// one(100·round + j) plus one(round) on at least one server; then the network becomes
 /// reliable, the concurrent ones finish, one(100) on all 5. Traps: giving up on lost RPCs,
 /// mishandling reordered or duplicated replies.
-async fn unreliable_agree(opts: Opts) -> Result<(), Failure> {
+async fn unreliable_agree<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 5;
-    let cfg = Cluster::new(servers, true, false, bugs(&opts));
+    let cfg = Cluster::<E>::for_test(servers, true, false, &opts);
     let mut tasks = Vec::new();
     for iters in 1..50u64 {
         // Four goroutines each push a command through; they are not waited for per round.
@@ -272,14 +274,14 @@ async fn unreliable_agree(opts: Opts) -> Result<(), Failure> {
 /// disconnect the leader; if fewer than 3 connected, connect a random disconnected one.
 /// Then connect all; one(rand%10000) on all 5, still unreliable. Traps: stale replies
 /// (old terms, old nextIndex) misapplied; slow catch-up with huge divergent logs.
-async fn figure8_unreliable(opts: Opts) -> Result<(), Failure> {
+async fn figure8_unreliable<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 5;
-    let mut cfg = Cluster::new(servers, true, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, true, false, &opts);
     let x = cfg.rng.gen_range(0..10000);
     cfg.one(int_cmd(x), 1, true).await?;
     let mut nup = servers;
     for iters in 0..1000 {
-        sim::note(2, iters, || format!("tester: figure8 unreliable round {iters}"));
+        sim::note(sim::NoteCode::TesterStep, iters, || format!("tester: figure8 unreliable round {iters}"));
         // Replies may now come back up to 2.2 s late, out of order.
         if iters == 200 {
             net::set_long_reordering(true);
@@ -322,18 +324,18 @@ async fn figure8_unreliable(opts: Opts) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn reliable_churn(opts: Opts) -> Result<(), Failure> {
-    churn(opts, false).await
+async fn reliable_churn<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    churn::<E>(opts, false).await
 }
 
-async fn unreliable_churn(opts: Opts) -> Result<(), Failure> {
-    churn(opts, true).await
+async fn unreliable_churn<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    churn::<E>(opts, true).await
 }
 
 /// One churn client (the course's `cfn`): until stopped, Start a random value on every live
 /// server; if one took it, poll that index for a while and remember the value if it was
 /// committed there; else back off 79 + 17·me ms. Returns the values it saw committed.
-async fn churn_client(mut cfg: Cluster, me: u64, stop: Rc<Cell<bool>>) -> Result<Vec<Cmd>, Failure> {
+async fn churn_client<E: Engine>(mut cfg: Cluster<E>, me: u64, stop: Rc<Cell<bool>>) -> Result<Vec<Cmd>, Failure> {
     let mut values = Vec::new();
     while !stop.get() {
         // rand.Int(): 63 random bits, so two clients practically never pick the same value.
@@ -374,9 +376,9 @@ async fn churn_client(mut cfg: Cluster, me: u64, stop: Rc<Cell<bool>>) -> Result
 /// 1 s; one(rand) on all 5 at lastIndex; every index up to it applied on all 5.
 /// Traps: committed entries lost across crashes (persistence), overwritten (election
 /// restriction, Figure 8), or never replicated to restarted servers.
-async fn churn(opts: Opts, unreliable: bool) -> Result<(), Failure> {
+async fn churn<E: TestEngine>(opts: Opts, unreliable: bool) -> Result<(), Failure> {
     let servers = 5;
-    let mut cfg = Cluster::new(servers, unreliable, false, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, unreliable, false, &opts);
     let stop = Rc::new(Cell::new(false));
     // Create concurrent clients, each with its own random stream.
     let ncli = 3;
@@ -387,7 +389,7 @@ async fn churn(opts: Opts, unreliable: bool) -> Result<(), Failure> {
         clients.push(sim::spawn(async move { report(churn_client(c, me, stop).await) }));
     }
     for iters in 0..20 {
-        sim::note(2, iters, || format!("tester: churn round {iters}"));
+        sim::note(sim::NoteCode::TesterStep, iters, || format!("tester: churn round {iters}"));
         // Sometimes cut a server off.
         if cfg.rng.gen_range(0..1000) < 200 {
             let i = cfg.rng.gen_range(0..servers);
@@ -431,10 +433,11 @@ async fn churn(opts: Opts, unreliable: bool) -> Result<(), Failure> {
     // One more agreement on all five; then every index up to it must be applied everywhere.
     let c = cfg.rand_cmd();
     let last_index = cfg.one(c, servers, true).await?;
-    let mut really = Vec::new();
+    // A set: the course scans a list per value, quadratic in the log's length.
+    let mut really = std::collections::BTreeSet::new();
     for index in 1..=last_index {
         if let Some(v) = cfg.wait(index, servers, None).await? {
-            really.push(v);
+            really.insert(v);
         }
     }
     // Every value a client saw committed is in the final log.

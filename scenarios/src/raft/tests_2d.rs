@@ -1,76 +1,78 @@
 //! Part 2D, log compaction: the course's seven tests (five through `snapcommon`).
 
+use super::targeted;
 use super::tester::{ensure, Cluster, MAX_LOG_SIZE, SNAPSHOT_INTERVAL};
-use super::{bugs, targeted};
+use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
+use nodes::replica::Engine;
 use rand::Rng;
 use sim::Failure;
 
-pub fn scenarios() -> Vec<Scenario> {
+pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
     vec![
         targeted(
             "raft::snapshot_basic_2d",
             "30 rounds of 5-14 entries with everyone up: snapshots every 10, log under 2000 bytes",
-            |o| Box::pin(snapshot_basic(o)),
+            |o| Box::pin(snapshot_basic::<E>(o)),
         ),
         targeted(
             "raft::snapshot_install_2d",
             "30 rounds, a peer disconnected each round catches up by InstallSnapshot",
-            |o| Box::pin(snapshot_install(o)),
+            |o| Box::pin(snapshot_install::<E>(o)),
         ),
         targeted(
             "raft::snapshot_install_unreliable_2d",
             "30 rounds, a peer disconnected each round, unreliable network",
-            |o| Box::pin(snapshot_install_unreliable(o)),
+            |o| Box::pin(snapshot_install_unreliable::<E>(o)),
         ),
         targeted("raft::snapshot_install_crash_2d", "30 rounds, a peer crashed and restarted each round", |o| {
-            Box::pin(snapshot_install_crash(o))
+            Box::pin(snapshot_install_crash::<E>(o))
         }),
         targeted(
             "raft::snapshot_install_uncrash_2d",
             "30 rounds, a peer crashed and restarted each round, unreliable network",
-            |o| Box::pin(snapshot_install_uncrash(o)),
+            |o| Box::pin(snapshot_install_uncrash::<E>(o)),
         ),
         targeted(
             "raft::snapshot_all_crash_2d",
             "5 rounds of 5-14 agreements then crash and restart all: the log index never decreases",
-            |o| Box::pin(snapshot_all_crash(o)),
+            |o| Box::pin(snapshot_all_crash::<E>(o)),
         ),
         targeted(
             "raft::snapshot_init_2d",
             "snapshot, crash all, one op, crash all, one op: the snapshot stays persisted",
-            |o| Box::pin(snapshot_init(o)),
+            |o| Box::pin(snapshot_init::<E>(o)),
         ),
     ]
 }
 
 /// TestSnapshotBasic2D: `snapcommon` with no fault, reliable network.
-async fn snapshot_basic(opts: Opts) -> Result<(), Failure> {
-    snapcommon(opts, false, true, false).await
+async fn snapshot_basic<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    snapcommon::<E>(opts, false, true, false).await
 }
 
 /// TestSnapshotInstall2D: `snapcommon` disconnecting a victim each round, reliable network.
-async fn snapshot_install(opts: Opts) -> Result<(), Failure> {
-    snapcommon(opts, true, true, false).await
+async fn snapshot_install<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    snapcommon::<E>(opts, true, true, false).await
 }
 
 /// TestSnapshotInstallUnreliable2D: `snapcommon` disconnecting a victim, unreliable network.
-async fn snapshot_install_unreliable(opts: Opts) -> Result<(), Failure> {
-    snapcommon(opts, true, false, false).await
+async fn snapshot_install_unreliable<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    snapcommon::<E>(opts, true, false, false).await
 }
 
 /// TestSnapshotInstallCrash2D: `snapcommon` crashing a victim each round, reliable network.
-async fn snapshot_install_crash(opts: Opts) -> Result<(), Failure> {
-    snapcommon(opts, false, true, true).await
+async fn snapshot_install_crash<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    snapcommon::<E>(opts, false, true, true).await
 }
 
 /// TestSnapshotInstallUnCrash2D: `snapcommon` crashing a victim, unreliable network.
-async fn snapshot_install_uncrash(opts: Opts) -> Result<(), Failure> {
-    snapcommon(opts, false, false, true).await
+async fn snapshot_install_uncrash<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+    snapcommon::<E>(opts, false, false, true).await
 }
 
 /// Fails if some server's persisted Raft state (its log, snapshot excluded) is too big.
-fn check_log_size(cfg: &Cluster) -> Result<(), Failure> {
+fn check_log_size<E: Engine>(cfg: &Cluster<E>) -> Result<(), Failure> {
     let size = cfg.log_size();
     ensure(size < MAX_LOG_SIZE, "raft::log-size", || {
         format!("Log size too large: {size} bytes of persisted Raft state (limit {MAX_LOG_SIZE})")
@@ -89,15 +91,15 @@ fn check_log_size(cfg: &Cluster) -> Result<(), Failure> {
 /// Traps: no log trimming; InstallSnapshot missing or mishandled (wrong offsets after the
 /// snapshot, re-applying or skipping entries: every applied index must be the next one);
 /// a restarted peer that loses or ignores its snapshot.
-async fn snapcommon(opts: Opts, disconnect: bool, reliable: bool, crash: bool) -> Result<(), Failure> {
+async fn snapcommon<E: TestEngine>(opts: Opts, disconnect: bool, reliable: bool, crash: bool) -> Result<(), Failure> {
     let iters = 30;
     let servers = 3;
-    let mut cfg = Cluster::new(servers, !reliable, true, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, !reliable, true, &opts);
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
     let mut leader1 = cfg.check_one_leader().await?;
     for i in 0..iters {
-        sim::note(2, i, || format!("tester: snapshot round {i}"));
+        sim::note(sim::NoteCode::TesterStep, i, || format!("tester: snapshot round {i}"));
         // Usually a follower is the victim; every third round it is the leader itself.
         let (mut victim, mut sender) = ((leader1 + 1) % servers, leader1);
         if i % 3 == 1 {
@@ -155,14 +157,14 @@ async fn snapcommon(opts: Opts, disconnect: bool, reliable: bool, crash: bool) -
 /// one(rand); crash all; restart and connect all; index2 = one(rand) must be > index1.
 /// Traps: a restarted Raft that forgets its snapshot's index (numbering restarts low) or
 /// loses its state.
-async fn snapshot_all_crash(opts: Opts) -> Result<(), Failure> {
+async fn snapshot_all_crash<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
     let iters = 5;
-    let mut cfg = Cluster::new(servers, false, true, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, true, &opts);
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
     for i in 0..iters {
-        sim::note(2, i, || format!("tester: all-crash round {i}"));
+        sim::note(sim::NoteCode::TesterStep, i, || format!("tester: all-crash round {i}"));
         // Perhaps enough to get a snapshot.
         let nn = SNAPSHOT_INTERVAL / 2 + cfg.rng.gen_range(0..SNAPSHOT_INTERVAL);
         for _ in 0..nn {
@@ -186,9 +188,9 @@ async fn snapshot_all_crash(opts: Opts) -> Result<(), Failure> {
 /// all; one(rand) (something new is persisted); crash and restart all; one(rand).
 /// Traps: persisting the Raft state without re-passing the snapshot (the 2023 Persister
 /// then erases it), so the second restart finds a log that starts after a missing snapshot.
-async fn snapshot_init(opts: Opts) -> Result<(), Failure> {
+async fn snapshot_init<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let servers = 3;
-    let mut cfg = Cluster::new(servers, false, true, bugs(&opts));
+    let mut cfg = Cluster::<E>::for_test(servers, false, true, &opts);
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
     // Enough ops to make a snapshot.

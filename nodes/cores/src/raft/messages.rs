@@ -1,4 +1,4 @@
-//! Wire types of the Raft core (labrpc-shaped requests and replies) and the outputs it hands the shell.
+//! Wire types of the Raft core (labrpc-shaped requests and replies), and its outputs as the seam's neutral types.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub term: u64,
+    /// Encoded as one block of bytes: the same bytes as a sequence of u8, much faster.
+    #[serde(with = "serde_bytes")]
     pub command: Vec<u8>,
 }
 
@@ -77,6 +79,7 @@ pub struct InstallSnapshotArgs {
     pub leader_id: usize,
     pub last_included_index: u64,
     pub last_included_term: u64,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
@@ -133,69 +136,11 @@ impl Reply {
     }
 }
 
-/// A message for the service, in the order the core applies them (the course's ApplyMsg).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ApplyMsg {
-    Command {
-        index: u64,
-        term: u64,
-        command: Vec<u8>,
-    },
-    /// Replace the service state with `data`, which covers every entry up to `index`.
-    Snapshot {
-        index: u64,
-        term: u64,
-        data: Vec<u8>,
-    },
-}
-
-impl ApplyMsg {
-    /// The log index this message brings the service up to.
-    pub fn index(&self) -> u64 {
-        match self {
-            ApplyMsg::Command { index, .. } | ApplyMsg::Snapshot { index, .. } => *index,
-        }
-    }
-}
-
-/// One atomic save (the course's `Persister.Save(state, snapshot)`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Persist {
-    /// The encoded Raft state (term, vote, log); replaces the stored one. An image whose
-    /// bytes equal the full encoding, cheap to save (see `image.rs`).
-    pub raft_state: super::StateImage,
-    /// The new snapshot when it changed; `None` means keep the stored snapshot as it is.
-    pub snapshot: Option<Vec<u8>>,
-}
-
-/// A request to send to peer `to`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    pub to: usize,
-    pub request: Request,
-}
-
-/// Everything an input produced, for the shell to carry out in field order: persist, then
-/// send, then apply.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
-    /// Save this before anything else leaves the peer (replies included): a vote or an
-    /// acknowledged entry must survive a crash.
-    pub persist: Option<Persist>,
-    /// Requests to send once `persist` is durable.
-    pub messages: Vec<Outgoing>,
-    /// Messages for the service, in order, after the messages are sent.
-    pub applies: Vec<ApplyMsg>,
-    /// For observers only (checkers, traces): the lowest log index written since the last
-    /// `take_ready` and still in the log; entries from there to the last index are new or
-    /// replaced. A snapshot that moved `snapshot_index` shows in `Raft::status`. Persistence
-    /// is covered by `persist`, so a shell may ignore this.
-    pub log_written_from: Option<u64>,
-}
-
-impl Ready {
-    /// Whether the input produced nothing to carry out.
-    pub fn is_empty(&self) -> bool {
-        self.persist.is_none() && self.messages.is_empty() && self.applies.is_empty() && self.log_written_from.is_none()
-    }
-}
+/// The Raft core's outputs in the seam's neutral shape: requests to peers and the persisted
+/// state image.
+pub type Ready = crate::replica::Ready<Request, super::StateImage>;
+/// One atomic save of the Raft state image and, when it changed, the snapshot.
+pub type Persist = crate::replica::Persist<super::StateImage>;
+/// A request to send to a peer.
+pub type Outgoing = crate::replica::Outgoing<Request>;
+pub use crate::replica::ApplyMsg;

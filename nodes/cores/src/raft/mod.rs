@@ -21,6 +21,7 @@ mod image;
 mod log;
 mod messages;
 mod persist;
+mod replica;
 #[cfg(test)]
 mod tests;
 
@@ -340,7 +341,7 @@ impl Raft {
         let mut ready = std::mem::take(&mut self.ready);
         if self.state_dirty || self.snapshot_dirty {
             ready.persist = Some(Persist {
-                raft_state: self.encode_state(),
+                state: self.encode_state(),
                 snapshot: self.snapshot_dirty.then(|| self.snapshot.clone()),
             });
             self.state_dirty = false;

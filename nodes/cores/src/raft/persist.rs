@@ -28,17 +28,7 @@ pub(crate) struct PersistentState {
     pub(crate) log: Vec<Entry>,
 }
 
-/// Why persisted bytes could not be turned back into a peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RestoreError(pub String);
-
-impl std::fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot restore Raft state: {}", self.0)
-    }
-}
-
-impl std::error::Error for RestoreError {}
+pub use crate::replica::RestoreError;
 
 #[cfg(test)]
 pub(crate) fn encode(

@@ -98,7 +98,7 @@ fn election_persists_the_vote_and_announces_the_winner() {
     raft.tick(deadline);
     let ready = raft.take_ready();
     let saved = ready.persist.expect("term and vote persisted before asking");
-    let state = persist::decode(&saved.raft_state.to_bytes()).unwrap();
+    let state = persist::decode(&saved.state.to_bytes()).unwrap();
     assert_eq!((state.current_term, state.voted_for), (1, Some(0)));
     assert_eq!(ready.messages.len(), 2);
     assert!(ready.messages.iter().all(|m| matches!(m.request, Request::RequestVote(_))));
@@ -146,7 +146,7 @@ fn votes_once_per_term_and_only_for_up_to_date_logs() {
     // A second candidate of the same term is refused, even after a restart.
     assert!(!granted(raft.handle_request(1, 2, rv(2, 3, (9, 3)))));
     let saved = raft.take_ready().persist.unwrap();
-    let mut again = Raft::new(Config::new(0, 3, 8), &saved.raft_state.to_bytes(), &[], 5).unwrap();
+    let mut again = Raft::new(Config::new(0, 3, 8), &saved.state.to_bytes(), &[], 5).unwrap();
     assert!(!granted(again.handle_request(5, 2, rv(2, 3, (9, 3)))));
     assert!(granted(again.handle_request(5, 1, rv(1, 3, (2, 2)))), "same candidate again");
 }
@@ -360,7 +360,7 @@ fn snapshot_install_replaces_the_log_and_is_applied_first() {
     assert_eq!(saved.snapshot.as_deref(), Some(&data[..]));
     assert_eq!(ready.applies, vec![ApplyMsg::Snapshot { index: 5, term: 3, data: data.clone() }]);
     // Restarting from what was saved resumes after the snapshot.
-    let mut again = Raft::new(Config::new(1, 3, 1), &saved.raft_state.to_bytes(), &data, 20).unwrap();
+    let mut again = Raft::new(Config::new(1, 3, 1), &saved.state.to_bytes(), &data, 20).unwrap();
     assert_eq!(again.status().last_applied, 5);
     again.handle_request(20, 0, ae(3, (5, 3), &[3, 3], 7));
     assert_eq!(command_indexes(&again.take_ready()), vec![6, 7]);
@@ -526,14 +526,14 @@ fn restart_rebuilds_term_vote_log_and_snapshot() {
     leader.snapshot(now, 3, b"three".to_vec());
     let saved = leader.take_ready().persist.unwrap();
     let again =
-        Raft::new(Config::new(0, 1, 2), &saved.raft_state.to_bytes(), saved.snapshot.as_deref().unwrap(), now).unwrap();
+        Raft::new(Config::new(0, 1, 2), &saved.state.to_bytes(), saved.snapshot.as_deref().unwrap(), now).unwrap();
     let s = again.status();
     assert_eq!((s.current_term, s.voted_for), (1, Some(0)));
     assert_eq!((s.snapshot_index, s.last_log_index), (3, 5));
     assert_eq!((s.commit_index, s.last_applied), (3, 3));
     assert_eq!(again.snapshot_data(), b"three");
     // Losing the snapshot while keeping a compacted log is refused.
-    assert!(Raft::new(Config::new(0, 1, 2), &saved.raft_state.to_bytes(), &[], now).is_err());
+    assert!(Raft::new(Config::new(0, 1, 2), &saved.state.to_bytes(), &[], now).is_err());
 }
 
 #[test]
@@ -541,19 +541,19 @@ fn planted_persistence_bugs_lose_the_vote_or_the_term() {
     let mut raft = fresh(1, 3);
     let rv = Request::RequestVote(RequestVoteArgs { term: 7, candidate_id: 0, last_log_index: 0, last_log_term: 0 });
     raft.handle_request(1, 0, rv.clone());
-    let saved = raft.take_ready().persist.unwrap().raft_state.to_bytes();
+    let saved = raft.take_ready().persist.unwrap().state.to_bytes();
     let state = persist::decode(&saved).unwrap();
     assert_eq!((state.current_term, state.voted_for), (7, Some(0)));
 
     let mut bad = Raft::new(Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistVotedFor)), &[], &[], 0).unwrap();
     bad.handle_request(1, 0, rv.clone());
-    let saved = bad.take_ready().persist.unwrap().raft_state.to_bytes();
+    let saved = bad.take_ready().persist.unwrap().state.to_bytes();
     let state = persist::decode(&saved).unwrap();
     assert_eq!((state.current_term, state.voted_for), (7, None));
 
     let mut bad = Raft::new(Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistTerm)), &[], &[], 0).unwrap();
     bad.handle_request(1, 0, rv);
-    let saved = bad.take_ready().persist.unwrap().raft_state.to_bytes();
+    let saved = bad.take_ready().persist.unwrap().state.to_bytes();
     let again = Raft::new(Config::new(1, 3, 1).with_bugs(Bugs::only(Bug::NoPersistTerm)), &saved, &[], 0).unwrap();
     assert_eq!(again.get_state().0, 0, "the term is recovered from an empty log");
 }
@@ -583,7 +583,7 @@ fn persisted_state_stays_small_with_snapshots_every_ten_entries() {
             leader.snapshot(now, index, vec![1; 64]);
         }
         if let Some(p) = leader.take_ready().persist {
-            largest = largest.max(p.raft_state.len());
+            largest = largest.max(p.state.len());
         }
     }
     assert!(largest < 200, "raft state reached {largest} bytes");

@@ -1,0 +1,160 @@
+//! Raft behind the replication seam: [`ReplicaCore`] for [`Raft`], and the one derivation of
+//! what the safety checkers observe of a Raft peer.
+
+use super::{CallContext, Config, Raft, Ready, Reply, Request, Role, StateImage};
+use crate::replica::{Observation, Observed, PersistedImage, Proposal, ReplicaCore, RestoreError};
+use std::rc::Rc;
+
+impl PersistedImage for StateImage {
+    fn parts(&self) -> Vec<Rc<dyn AsRef<[u8]>>> {
+        let (header, chunks) = StateImage::parts(self);
+        let mut parts: Vec<Rc<dyn AsRef<[u8]>>> = Vec::with_capacity(chunks.len() + 1);
+        parts.push(Rc::new(header.to_vec()));
+        parts.extend(chunks.iter().map(|c| c.clone() as Rc<dyn AsRef<[u8]>>));
+        parts
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        StateImage::to_bytes(self)
+    }
+    fn len(&self) -> usize {
+        StateImage::len(self)
+    }
+}
+
+impl Role {
+    /// The role's code in trace notes (0 follower, 1 candidate, 2 leader).
+    pub fn code(self) -> u64 {
+        self as u64
+    }
+
+    /// The role's name in traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+impl ReplicaCore for Raft {
+    type Config = Config;
+    type Request = Request;
+    type Reply = Reply;
+    type CallContext = CallContext;
+    type Image = StateImage;
+
+    fn boot(
+        config: &Config,
+        me: usize,
+        peers: usize,
+        seed: u64,
+        state: &[u8],
+        snapshot: &[u8],
+        now_ms: u64,
+    ) -> Result<Raft, RestoreError> {
+        let mut config = config.clone();
+        config.me = me;
+        config.peers = peers;
+        config.seed = seed;
+        Raft::new(config, state, snapshot, now_ms)
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        Raft::tick(self, now_ms)
+    }
+
+    fn handle_request(&mut self, now_ms: u64, from: usize, request: Request) -> Reply {
+        Raft::handle_request(self, now_ms, from, request)
+    }
+
+    fn handle_reply(&mut self, now_ms: u64, from: usize, reply: Reply) {
+        Raft::handle_reply(self, now_ms, from, reply)
+    }
+
+    fn handle_call_failed(&mut self, now_ms: u64, to: usize, context: CallContext) {
+        Raft::handle_call_failed(self, now_ms, to, context)
+    }
+
+    fn call_context(request: &Request) -> CallContext {
+        request.context()
+    }
+
+    fn propose(&mut self, now_ms: u64, command: Vec<u8>) -> Option<Proposal> {
+        Raft::propose(self, now_ms, command).map(|(index, term)| Proposal { index, term })
+    }
+
+    fn snapshot(&mut self, now_ms: u64, index: u64, data: Vec<u8>) -> bool {
+        Raft::snapshot(self, now_ms, index, data)
+    }
+
+    fn take_ready(&mut self) -> Ready {
+        Raft::take_ready(self)
+    }
+
+    fn has_ready(&self) -> bool {
+        Raft::has_ready(self)
+    }
+
+    fn next_deadline_ms(&self) -> u64 {
+        Raft::next_deadline_ms(self)
+    }
+
+    fn get_state(&self) -> (u64, bool) {
+        Raft::get_state(self)
+    }
+
+    /// A proposal commits as proposed only through its own leader's term (§5.3–5.4): once
+    /// this peer stops leading that term, whoever waits for it should stop.
+    fn may_still_land(&self, proposal: &Proposal) -> bool {
+        let (term, leader) = Raft::get_state(self);
+        leader && term == proposal.term
+    }
+
+    fn observe<'a>(&'a self, seen: &mut Observed, log_written_from: Option<u64>, out: &mut Vec<Observation<'a>>) {
+        let st = self.status();
+        let leader = st.role == Role::Leader;
+        if seen.fresh {
+            out.push(Observation::Restart { snapshot_index: Some(st.snapshot_index) });
+        }
+        if st.current_term != seen.term || st.role.code() != seen.role_code {
+            out.push(Observation::Role {
+                term: st.current_term,
+                leader,
+                role_code: st.role.code(),
+                role: st.role.name(),
+            });
+        }
+        if st.snapshot_index != seen.snapshot_index {
+            out.push(Observation::Snapshot { index: st.snapshot_index, term: st.snapshot_term });
+        }
+        if let Some(from) = log_written_from {
+            let from = from.max(st.snapshot_index + 1);
+            if from <= st.last_log_index {
+                let entries = (from..=st.last_log_index)
+                    .map(|i| {
+                        let e = self.entry(i).expect("a written entry is in the log");
+                        (e.term, e.command.as_slice())
+                    })
+                    .collect();
+                out.push(Observation::Entries { first: from, entries });
+            } else {
+                out.push(Observation::LogEnd { last: st.last_log_index });
+            }
+        } else if st.last_log_index < seen.last_log_index {
+            out.push(Observation::LogEnd { last: st.last_log_index });
+        }
+        if st.commit_index != seen.commit_index {
+            out.push(Observation::Commit { index: st.commit_index });
+        }
+        *seen = Observed {
+            fresh: false,
+            term: st.current_term,
+            role_code: st.role.code(),
+            leader,
+            commit_index: st.commit_index,
+            snapshot_index: st.snapshot_index,
+            last_log_index: st.last_log_index,
+        };
+    }
+}

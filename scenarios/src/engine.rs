@@ -1,0 +1,35 @@
+//! Engines the course scenarios run on: the seam's [`Engine`] plus what a scenario needs to
+//! configure one (its planted bugs). The course's tests name Raft; any engine implementing
+//! [`TestEngine`] runs the same scenarios through the same testers.
+
+use cores::raft::{Bug, Bugs, Config};
+use nodes::replica::Engine;
+
+pub use crate::raft::tester::RaftEngine;
+
+/// An engine the testers can run, with its planted bugs.
+pub trait TestEngine: Engine {
+    /// A short name for reports.
+    const NAME: &'static str;
+    /// The engine's configuration for a cluster of `n` servers, with planted bug `bug` (one of
+    /// [`TestEngine::bugs`]) switched on.
+    fn config(n: usize, bug: Option<&str>) -> Self::Config;
+    /// (name, one-line description) of each planted bug the engine offers.
+    fn bugs() -> Vec<(&'static str, &'static str)>;
+}
+
+impl TestEngine for RaftEngine {
+    const NAME: &'static str = "raft";
+
+    fn config(n: usize, bug: Option<&str>) -> Config {
+        let bugs = match bug {
+            None => Bugs::default(),
+            Some(name) => Bugs::only(Bug::from_name(name).unwrap_or_else(|| panic!("unknown raft bug {name}"))),
+        };
+        Config::new(0, n, 0).with_bugs(bugs)
+    }
+
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        Bug::all().iter().map(|b| (b.name(), b.description())).collect()
+    }
+}

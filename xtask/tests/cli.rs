@@ -1,0 +1,286 @@
+//! The command line as a library, driven as a downstream crate drives it: a catalogue with a
+//! family of its own (next to the project's) gets every command through `simlab_cli::run`,
+//! and each command honours or refuses every option, with its documented exit status.
+
+use scenarios::registry::{Catalogue, Family, Opts, Scenario, ScenarioFuture};
+use scenarios::seeds;
+use sim::faults::{Fault, FaultEvent, FaultSchedule, Target};
+use sim::{Failure, Incoming};
+use simlab_cli::exit;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A scratch folder under the build's target folder, emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cat: &Catalogue, args: &[&str]) -> u8 {
+    simlab_cli::run(cat, std::iter::once("xtask").chain(args.iter().copied()))
+}
+
+/// A server that echoes; with the planted bug `wrong-answer` it answers 0. The client checks.
+async fn echo(opts: Opts) -> Result<(), Failure> {
+    let wrong = opts.bug.as_deref() == Some("wrong-answer");
+    let server = sim::spawn_process("server", move |ctx| async move {
+        loop {
+            if let Some(Incoming::Request { payload, reply_to, .. }) = ctx.recv().await {
+                let x: u64 = sim::decode(&payload);
+                ctx.reply(reply_to, &if wrong { 0 } else { x });
+            }
+        }
+    });
+    let client = sim::client("client");
+    for x in 1..4u64 {
+        sim::sleep(Duration::from_millis(10)).await;
+        match client.call::<u64, u64>(server, &x).await {
+            Ok(y) if y == x => {}
+            Ok(y) => return Err(Failure::safety("toy::echo", format!("sent {x}, got {y}"))),
+            Err(e) => return Err(Failure::liveness("toy::echo", format!("call failed: {e:?}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Process-global state leaks into a message: every execution differs.
+static LEAK: AtomicU64 = AtomicU64::new(0);
+
+async fn leaky(_: Opts) -> Result<(), Failure> {
+    let server = sim::spawn_process("server", |ctx| async move {
+        loop {
+            if let Some(Incoming::Request { reply_to, .. }) = ctx.recv().await {
+                ctx.reply(reply_to, &());
+            }
+        }
+    });
+    let client = sim::client("client");
+    sim::sleep(Duration::from_millis(10)).await;
+    let _ = client.call::<u64, ()>(server, &LEAK.fetch_add(1, Ordering::Relaxed)).await;
+    Ok(())
+}
+
+/// Takes a fault schedule (none drawn: an empty one) and fails when it holds a crash.
+async fn faulty(opts: Opts) -> Result<(), Failure> {
+    let schedule = opts.faults.map(|f| f.schedule).unwrap_or_default();
+    if let Some(r) = &opts.record_faults {
+        r.record(&schedule);
+    }
+    sim::sleep(Duration::from_millis(100)).await;
+    if schedule.events.iter().any(|e| matches!(e.fault, Fault::Crash { .. })) {
+        return Err(Failure::safety("toy::no-crash", "the schedule crashed a node"));
+    }
+    Ok(())
+}
+
+/// The toy family's safety phase ends at 5 s for every seed.
+const TOY_PHASE_MS: u64 = 5_000;
+
+fn toy() -> Family {
+    let s = |name, run: fn(Opts) -> ScenarioFuture| Scenario::new(name, "toy", Duration::from_secs(10), run);
+    Family::new("toy")
+        .with_bug("wrong-answer", "the server answers 0")
+        .with_bug("never-matters", "a switch no scenario reads")
+        .with_scenario(s("toy::echo", |o| Box::pin(echo(o))))
+        .with_scenario(s("toy::leaky", |o| Box::pin(leaky(o))))
+        .with_scenario(s("toy::faulty", |o| Box::pin(faulty(o))).with_fault_schedule(|_| TOY_PHASE_MS))
+}
+
+fn catalogue() -> Catalogue {
+    scenarios::catalogue().with_family(toy())
+}
+
+fn crash_at(at_ms: u64) -> FaultSchedule {
+    FaultSchedule { events: vec![FaultEvent { at_ms, fault: Fault::Crash { node: Target::role("leader") } }] }
+}
+
+#[test]
+fn a_downstream_family_gets_list_run_sweep_and_replay() {
+    let cat = catalogue();
+    assert_eq!(run(&cat, &["list", "toy"]), exit::PASS);
+    assert_eq!(run(&cat, &["list", "--bugs"]), exit::PASS);
+    assert_eq!(run(&cat, &["run", "toy::echo", "--seed", "3"]), exit::PASS);
+    assert_eq!(run(&cat, &["run", "toy::echo", "--seed", "3", "--bug", "wrong-answer"]), exit::SAFETY);
+    assert_eq!(run(&cat, &["sweep", "toy::echo", "--seeds", "0..3", "--jobs", "1"]), exit::PASS);
+    assert_eq!(run(&cat, &["replay", "toy::echo", "--seed", "1", "--filter", "off"]), exit::PASS);
+    // The project's own families stay there, through the same entry point.
+    assert_eq!(run(&cat, &["run", "mapreduce::wc", "--seed", "0"]), exit::PASS);
+    assert_eq!(run(&cat, &["run", "toy::echo", "--seed", "3", "--bug", "no-reissue"]), exit::BAD_INPUT);
+}
+
+#[test]
+fn determinism_bugs_and_prop_have_their_own_exit_statuses() {
+    // Before, all three exited with 1, which means "safety violation".
+    let cat = catalogue();
+    assert_eq!(run(&cat, &["determinism", "toy::leaky", "--seeds", "0..2", "--jobs", "1"]), exit::NONDETERMINISTIC);
+    assert_eq!(run(&cat, &["determinism", "toy::echo", "--seeds", "0..2", "--jobs", "1"]), exit::PASS);
+    assert_eq!(run(&cat, &["bugs", "toy::echo", "--seeds", "0..2", "--bug", "wrong-answer"]), exit::PASS);
+    assert_eq!(run(&cat, &["bugs", "toy::echo", "--seeds", "0..2"]), exit::BUG_NOT_FOUND, "never-matters is missed");
+    // One case from a fresh generator and no saved counterexample does not find Figure 8.
+    let empty = scratch("prop-empty");
+    let saved = empty.to_str().unwrap();
+    let args = ["prop", "raft::bug_commit_old_term", "--cases", "1", "--saved-dir", saved];
+    assert_eq!(run(&cat, &args), exit::BUG_NOT_FOUND);
+    assert_eq!(run(&cat, &["prop", "raft::safety_3", "--cases", "2", "--saved-dir", saved]), exit::PASS);
+    // A catalogue without property tests refuses the command rather than passing vacuously.
+    let bare = Catalogue::new().with_family(toy());
+    assert_eq!(run(&bare, &["prop"]), exit::BAD_INPUT);
+    let distinct = [
+        exit::PASS,
+        exit::SAFETY,
+        exit::LIVENESS,
+        exit::PANIC,
+        exit::BAD_INPUT,
+        exit::NONDETERMINISTIC,
+        exit::BUG_NOT_FOUND,
+        exit::PROPERTY_FAILED,
+    ];
+    assert!(distinct.windows(2).all(|w| w[0] + 1 == w[1]), "0-7, each its own meaning");
+}
+
+#[test]
+fn fault_options_are_refused_by_scenarios_that_take_no_schedule() {
+    // Before, `run raft::initial_election_2a --faults f.toml` ran with no faults and passed.
+    let cat = catalogue();
+    let dir = scratch("refuse");
+    let f = dir.join("f.toml");
+    crash_at(100).save(&f).unwrap();
+    let f = f.to_str().unwrap();
+    let out = dir.join("out.toml");
+    let out = out.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "raft::initial_election_2a", "--seed", "0", "--faults", f]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["run", "toy::echo", "--seed", "0", "--save-faults", out]), exit::BAD_INPUT);
+    assert!(!Path::new(out).exists(), "nothing written for a refused option");
+    assert_eq!(run(&cat, &["replay", "mapreduce::wc", "--seed", "0", "--faults", f]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["sweep", "all", "--seeds", "0..1", "--faults", f]), exit::BAD_INPUT);
+    // The ones that take a schedule play it.
+    assert_eq!(run(&cat, &["run", "toy::faulty", "--seed", "0", "--faults", f]), exit::SAFETY);
+    assert_eq!(run(&cat, &["run", "toy::faulty", "--seed", "0"]), exit::PASS);
+}
+
+#[test]
+fn a_schedule_with_events_past_the_safety_phase_is_refused() {
+    // Before, such events were dropped silently and the run played what was left.
+    let cat = catalogue();
+    let dir = scratch("late");
+    let late = dir.join("late.toml");
+    crash_at(TOY_PHASE_MS).save(&late).unwrap();
+    let late = late.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "toy::faulty", "--seed", "0", "--faults", late]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["sweep", "toy::faulty", "--seeds", "0..3", "--faults", late]), exit::BAD_INPUT);
+    // The project's swarms: their phase is drawn from the seed, between 10 and 30 s.
+    crash_at(30_000).save(Path::new(late)).unwrap();
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "0", "--faults", late]), exit::BAD_INPUT);
+}
+
+#[test]
+fn unreadable_or_unwritable_fault_files_are_bad_input() {
+    // Before, `--save-faults` into a missing folder ran the swarm and reported a safety
+    // violation (exit 1).
+    let cat = catalogue();
+    let dir = scratch("unwritable");
+    let nowhere = dir.join("no/such/folder/f.toml");
+    let nowhere = nowhere.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "1", "--save-faults", nowhere]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "1", "--faults", nowhere]), exit::BAD_INPUT);
+    let garbage = dir.join("garbage.toml");
+    std::fs::write(&garbage, "[[event]]\nat_ms = 1\nkind = \"explode\"\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "1", "--faults", garbage]), exit::BAD_INPUT);
+    // And a writable one gets the schedule the run played, which replays it.
+    let saved = dir.join("played.toml");
+    let saved_s = saved.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "1", "--save-faults", saved_s]), exit::PASS);
+    let played = FaultSchedule::load(&saved).unwrap();
+    assert!(!played.events.is_empty());
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "1", "--faults", saved_s]), exit::PASS);
+}
+
+#[test]
+fn sweep_save_with_a_fault_file_writes_seeds_that_name_a_copy_of_it() {
+    // Before, the seed files did not mention the schedule, so they did not reproduce.
+    let cat = catalogue();
+    let dir = scratch("sweep-save");
+    let f = dir.join("crash.toml");
+    crash_at(100).save(&f).unwrap();
+    let seeds_dir = dir.join("seeds");
+    let args = [
+        "sweep",
+        "toy::faulty",
+        "--seeds",
+        "0..2",
+        "--faults",
+        f.to_str().unwrap(),
+        "--save",
+        "--seeds-dir",
+        seeds_dir.to_str().unwrap(),
+    ];
+    assert_eq!(run(&cat, &args), exit::SAFETY);
+    std::fs::remove_file(&f).unwrap();
+    let saved = seeds::load_dir(&cat, &seeds_dir).unwrap();
+    assert_eq!(saved.len(), 2);
+    for s in &saved {
+        assert_eq!(s.file.checker, "toy::no-crash", "the catching check is recorded");
+        let copy = s.file.faults.as_deref().expect("the seed names its schedule");
+        assert!(seeds_dir.join(copy).is_file(), "{copy} is next to the seed file");
+        assert_eq!(s.opts.faults.as_ref().unwrap().schedule, crash_at(100));
+        // The pair reproduces the failure without the original file.
+        assert_eq!(run(&cat, &["replay", s.path.to_str().unwrap(), "--filter", "off"]), exit::SAFETY);
+    }
+}
+
+#[test]
+fn typed_options_refuse_bad_values_with_status_4() {
+    let cat = catalogue();
+    for args in [
+        &["sweep", "raft", "--seeds", "5..5"][..],
+        &["sweep", "raft", "--seeds", "0..3", "--jobs", "0"],
+        &["sweep", "raft::[oops", "--seeds", "0..3"],
+        &["check-history", "--model", "sql", "x.txt"],
+        &["check-history", "--model", "kv"],
+        &["check-history", "--model", "kv", "x.txt", "--threads", "0"],
+        &["check-history", "--model", "kv", "x.txt", "--budget", "lots"],
+        &["check-history", "--model", "kv", "x.txt", "--timeout", "-1"],
+        &["run", "toy::echo"],
+        &["list", "--colour"],
+    ] {
+        assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
+    }
+    // The per-scenario breakdown is a flag now, not a hidden environment variable.
+    assert_eq!(run(&cat, &["sweep", "toy::echo", "--seeds", "0..1", "--per-scenario"]), exit::PASS);
+}
+
+/// Every `cargo xtask …` command line quoted in the command line's own help text parses and
+/// names things that exist (the `--bug` help once named a `list --bugs` that did not).
+#[test]
+fn command_lines_quoted_in_help_texts_are_real() {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        let mut texts: Vec<String> = cmd.get_about().map(|a| a.to_string()).into_iter().collect();
+        texts.extend(cmd.get_long_about().map(|a| a.to_string()));
+        for arg in cmd.get_arguments() {
+            texts.extend(arg.get_help().map(|h| h.to_string()));
+            texts.extend(arg.get_long_help().map(|h| h.to_string()));
+        }
+        for text in texts {
+            for (i, span) in text.split('`').enumerate() {
+                if i % 2 == 1 && span.starts_with("cargo xtask") {
+                    out.push(span.to_string());
+                }
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut quoted = Vec::new();
+    walk(&simlab_cli::command(), &mut quoted);
+    assert!(quoted.iter().any(|q| q == "cargo xtask list --bugs"), "{quoted:?}");
+    let cat = scenarios::catalogue();
+    for q in quoted {
+        let args = q.split_whitespace().skip(1);
+        simlab_cli::check_command_line(&cat, args).unwrap_or_else(|e| panic!("`{q}` in a help text: {e}"));
+    }
+}
