@@ -14,7 +14,7 @@ use crate::engine::{RaftEngine, TestEngine};
 use crate::raft::observer::SafetyObserver;
 use checkers::formats::json;
 use checkers::html::{render, Annotation, HtmlOptions};
-use checkers::linearizability::{check, CheckOptions, UnknownReason, Verdict};
+use checkers::linearizability::{check, CheckOptions, CheckResult, UnknownReason, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
 use cores::kv::{Kv, KvOp, KvResult};
 use cores::raft::Bugs as RaftBugs;
@@ -285,22 +285,7 @@ impl<E: Engine> KvCluster<E> {
         });
         match result.verdict {
             Verdict::Linearizable => Ok(()),
-            Verdict::Unknown if result.unknown_reason == Some(UnknownReason::MemoryExhausted) => Err(Failure::safety(
-                "linearizability",
-                format!(
-                    "the history of {} operations was undecided within the checker's memory budget of {} MiB (the search stopped, deterministically, rather than take more)",
-                    history.len(),
-                    options.memory_limit >> 20
-                ),
-            )),
-            Verdict::Unknown => Err(Failure::safety(
-                "linearizability",
-                format!(
-                    "the history of {} operations was undecided within {} search steps",
-                    history.len(),
-                    result.budget
-                ),
-            )),
+            Verdict::Unknown => Err(undecided(&result, history.len(), &options)),
             Verdict::NotLinearizable => {
                 let annotations: Vec<Annotation> = sim::annotations()
                     .into_iter()
@@ -342,6 +327,21 @@ impl<E: Engine> KvCluster<E> {
             }
         }
     }
+}
+
+/// The failure of a run whose history of `len` operations the checker left undecided: a
+/// memory budget that ran out has a message of its own (a sweep shows which budget to raise,
+/// and that the checker stopped rather than take the machine), a step budget another.
+pub fn undecided(result: &CheckResult, len: usize, options: &CheckOptions) -> Failure {
+    debug_assert_eq!(result.verdict, Verdict::Unknown);
+    let message = match result.unknown_reason {
+        Some(UnknownReason::MemoryExhausted) => format!(
+            "the history of {len} operations was undecided within the checker's memory budget of {} MiB (the search stopped, deterministically, rather than take more)",
+            options.memory_limit >> 20
+        ),
+        _ => format!("the history of {len} operations was undecided within {} search steps", result.budget),
+    };
+    Failure::safety("linearizability", message)
 }
 
 /// A run that ends before its final check (another check failed, the world stopped) still
@@ -425,4 +425,36 @@ pub fn check_clnt_appends(clnt: usize, v: &str, count: usize) -> Result<(), Fail
         last = Some(off);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checkers::linearizability::{History, Operation};
+
+    /// Twelve overlapping appends to one key that a final read orders in no possible way:
+    /// the search keeps new configurations until a budget stops it.
+    fn explosive() -> History<KvInput, KvOutput> {
+        let mut ops: Vec<_> =
+            (0..12).map(|i| Operation::new(i, KvInput::append("k", format!("<{i}>")), 0, KvOutput::Ack, 100)).collect();
+        ops.push(Operation::new(99, KvInput::get("k"), 200, KvOutput::value("none of them"), 201));
+        History::new(ops).unwrap()
+    }
+
+    #[test]
+    fn an_exhausted_memory_budget_fails_the_run_with_its_own_message() {
+        let options = CheckOptions { budget: u64::MAX, memory_limit: 4 << 20, ..CheckOptions::default() };
+        let result = check(&KvModel, &explosive(), &options);
+        assert_eq!(result.unknown_reason, Some(UnknownReason::MemoryExhausted));
+        let f = undecided(&result, 13, &options);
+        assert_eq!(f.checker, "linearizability");
+        assert!(f.message.contains("memory budget of 4 MiB"), "{}", f.message);
+        // Deterministic: the same history and budgets give the same failure.
+        assert_eq!(undecided(&check(&KvModel, &explosive(), &options), 13, &options).message, f.message);
+        // A step budget that runs out first says so instead.
+        let steps = CheckOptions { budget: 1_000, ..options };
+        let result = check(&KvModel, &explosive(), &steps);
+        assert_eq!(result.unknown_reason, Some(UnknownReason::BudgetExhausted));
+        assert!(undecided(&result, 13, &steps).message.contains("within 1000 search steps"));
+    }
 }
