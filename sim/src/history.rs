@@ -140,7 +140,7 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         self.inner.borrow().ops.len()
     }
 
-    /// True when no operation was called yet.
+    /// Whether no operation was called yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

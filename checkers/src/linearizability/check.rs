@@ -155,14 +155,25 @@ impl Explanation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PartitionOutcome {
     /// Linearizable, with a witness: operation indices in linearization order.
-    Linearizable { order: Vec<usize> },
+    Linearizable {
+        /// Operation indices of this partition, in a linearization order.
+        order: Vec<usize>,
+    },
     /// Refuted; the explanation is there when [`CheckOptions::explain`] was set.
-    NotLinearizable { explanation: Option<Explanation> },
+    NotLinearizable {
+        /// Why, when [`CheckOptions::explain`] was set.
+        explanation: Option<Explanation>,
+    },
     /// Not searched to completion (a budget ran out, the check was stopped, or another
     /// partition was refuted first). With [`CheckOptions::explain`], the longest
     /// linearizable prefixes the search had found (their `blocked` operations are those
     /// the model rejects right after them; others may not have been tried yet).
-    Unfinished { explanation: Option<Explanation>, out_of_memory: bool },
+    Unfinished {
+        /// The longest linearizable prefixes found, when [`CheckOptions::explain`] was set.
+        explanation: Option<Explanation>,
+        /// Whether the search stopped because the memory budget ran out.
+        out_of_memory: bool,
+    },
 }
 
 /// One partition's result.
@@ -315,16 +326,31 @@ pub fn merge_witnesses<I, O>(history: &History<I, O>, orders: &[&[usize]]) -> Op
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayError {
     /// Position `pos` names an operation outside the history.
-    BadIndex { pos: usize },
+    BadIndex {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// Position `pos` names an operation already placed.
-    Duplicate { pos: usize },
+    Duplicate {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The operation at `pos` returned before an earlier-placed operation was called.
-    RealTime { pos: usize },
+    RealTime {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The model rejects the operation at `pos`.
-    Illegal { pos: usize },
+    Illegal {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The operation at `pos` returned, and its sequential client called an operation
     /// already placed after it.
-    ClientOrder { pos: usize },
+    ClientOrder {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
 }
 
 impl fmt::Display for ReplayError {
@@ -396,6 +422,9 @@ fn check_order<I, O>(history: &History<I, O>, order: &[usize]) -> Result<(), Rep
 
 /// The model's partitions, checked to name every operation once, each sorted ascending;
 /// empty partitions are dropped.
+///
+/// # Panics
+/// If the model's [`Model::partition`] names an operation outside the history or names one twice.
 pub fn partitions<M: Model>(model: &M, history: &History<M::Input, M::Output>) -> Vec<Vec<usize>> {
     let ops = history.ops();
     let Some(mut parts) = model.partition(ops) else {
@@ -422,6 +451,9 @@ pub fn check<M: Model>(model: &M, history: &History<M::Input, M::Output>, option
 /// As [`check`], but `stop` is polled between slices; when it returns true the check ends
 /// with [`Verdict::Unknown`] (for interactive use: a wall-clock timeout lives in `stop`,
 /// never in the search).
+///
+/// # Panics
+/// If `options.slice` is 0.
 pub fn check_until<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -497,6 +529,9 @@ pub fn check_until<M: Model>(
 /// interleaving its own partitions) and one shared budget. For interactive use: the
 /// verdict is the same whenever the search completes, but step counts, and whether a
 /// tight budget suffices, depend on thread timing. `threads <= 1` is [`check_until`].
+///
+/// # Panics
+/// If `options.slice` is 0.
 pub fn check_parallel<M>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -595,6 +630,7 @@ where
     let worker = &worker;
     let mut reports: Vec<Option<PartitionReport>> = vec![None; parts.len()];
     // Opt-in OS threads, never used by `check`: simulations stay single-threaded.
+    #[allow(clippy::disallowed_methods)]
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads).map(|w| scope.spawn(move || worker(w))).collect();
         for handle in handles {

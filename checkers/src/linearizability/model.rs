@@ -75,7 +75,8 @@ pub trait Model {
         0
     }
 
-    /// An operation for humans, e.g. `get("x") -> "y"`.
+    /// An operation for humans, e.g. `get("x") -> "y"`; `output` is `None` when the
+    /// result is unknown.
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 
     /// A state for humans.
