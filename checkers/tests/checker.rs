@@ -194,7 +194,7 @@ fn a_refutation_anywhere_wins_over_a_budget_running_out_elsewhere() {
     let h = easy_bad_and_hard();
     let full = check(&KvModel, &h, &CheckOptions::default());
     let hard = full.partitions.iter().find(|p| p.label == r#"key "hard""#).unwrap();
-    assert!(matches!(hard.outcome, PartitionOutcome::Unfinished), "the check stopped at the first refutation");
+    assert!(matches!(hard.outcome, PartitionOutcome::Unfinished { .. }), "the check stopped at the first refutation");
     assert_eq!(full.verdict, Verdict::NotLinearizable);
     // The hard partition alone is linearizable, after many steps.
     let alone = check(&KvModel, &kv(hard.ops.iter().map(|&i| h.ops()[i].clone()).collect()), &CheckOptions::default());
@@ -347,4 +347,88 @@ fn c50_bad_is_refuted_fast_whatever_the_partition_order() {
         // need millions. Round-robin slices find a quick one first.
         assert!(r.steps < 200_000, "{} steps", r.steps);
     }
+}
+
+/// Issue 9's histories: one client's operations that touch at one instant. Closed intervals
+/// alone make them concurrent; a history that declares its clients sequential orders them.
+#[test]
+fn sequential_clients_see_their_own_completed_writes() {
+    let sequential = |ops| kv(ops).with_sequential_clients().unwrap();
+    // append(k, x) during [10, 20], then the same client's get(k) -> "" during [20, 30].
+    let own_append = vec![append(0, "k", "x", 10, 20), get(0, "k", "", 20, 30)];
+    assert!(verdict(&kv(own_append.clone())).is_linearizable(), "concurrent without the declaration");
+    let r = verdict(&sequential(own_append));
+    assert_eq!(r.verdict, Verdict::NotLinearizable);
+    assert_eq!(r.failing_ops(), vec![1]);
+    // put(k, a) [0, 10], put(k, b) [10, 20], get(k) -> a [20, 30], all one client.
+    let own_puts = vec![put(0, "k", "a", 0, 10), put(0, "k", "b", 10, 20), get(0, "k", "a", 20, 30)];
+    assert!(verdict(&kv(own_puts.clone())).is_linearizable());
+    let r = verdict(&sequential(own_puts));
+    assert_eq!(r.verdict, Verdict::NotLinearizable);
+    assert_eq!(r.failing_ops(), vec![2]);
+
+    // The same with the first operation pending: a client that gave up on a call may see
+    // it land later, so it constrains nothing.
+    let pending_append = vec![Operation::pending(0, KvInput::append("k", "x"), 10), get(0, "k", "", 20, 30)];
+    assert!(verdict(&sequential(pending_append)).is_linearizable());
+    let pending_put =
+        vec![Operation::pending(0, KvInput::put("k", "a"), 0), put(0, "k", "b", 10, 20), get(0, "k", "a", 20, 30)];
+    let h = sequential(pending_put);
+    let r = verdict(&h);
+    assert!(r.is_linearizable());
+    assert_eq!(r.witness(&h), Some(vec![1, 0, 2]), "the abandoned put lands after the later one");
+    // A returned operation before a pending one still precedes everything after both.
+    let h = sequential(vec![
+        put(0, "k", "a", 0, 10),
+        Operation::pending(0, KvInput::put("k", "b"), 10),
+        get(0, "k", "", 20, 30),
+    ]);
+    assert_eq!(verdict(&h).failing_ops(), vec![2]);
+}
+
+#[test]
+fn sequential_clients_are_validated_and_kept() {
+    // A client that calls again before its previous call returned is not sequential.
+    let err = kv(vec![append(3, "k", "x", 10, 20), get(3, "k", "", 15, 30)]).with_sequential_clients().unwrap_err();
+    assert_eq!(err, checkers::linearizability::HistoryError::ClientOverlap { client: 3, first: 0, second: 1 });
+    assert!(err.to_string().contains("client 3 is declared sequential"));
+    let h = kv(vec![append(0, "k", "x", 10, 20), get(0, "k", "x", 20, 30), get(1, "k", "x", 20, 21)])
+        .with_sequential_clients()
+        .unwrap();
+    assert!(h.sequential_clients());
+    assert_eq!(h.client_predecessor(1), Some(0));
+    assert_eq!(h.client_predecessor(2), None);
+    assert!(h.precedes(0, 1), "same client, touching");
+    assert!(!h.precedes(0, 2), "other client, touching: concurrent");
+    // The declaration survives a round trip through JSON, and is validated on the way in.
+    let json = serde_json::to_string(&h).unwrap();
+    assert!(json.contains("\"sequential_clients\":true"));
+    let back: History<KvInput, KvOutput> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, h);
+    let overlapping = json.replace("\"call\":20", "\"call\":15");
+    assert!(serde_json::from_str::<History<KvInput, KvOutput>>(&overlapping).is_err());
+}
+
+#[test]
+fn client_order_across_partitions_that_cannot_be_merged_is_unknown() {
+    // Client 0 reads b = 1 until 10, then writes a = 1 from 10; client 1 reads a = 1
+    // until 10, then writes b = 1 from 10. Each key alone is linearizable (the write may
+    // precede the touching read), but each read needs the other client's later write.
+    let h =
+        kv(vec![get(0, "b", "1", 0, 10), put(0, "a", "1", 10, 20), get(1, "a", "1", 0, 10), put(1, "b", "1", 10, 20)])
+            .with_sequential_clients()
+            .unwrap();
+    let r = verdict(&h);
+    assert_eq!(r.verdict, Verdict::Unknown);
+    assert_eq!(r.unknown_reason, Some(UnknownReason::ClientOrderAcrossPartitions));
+    assert!(r.partitions.iter().all(|p| matches!(p.outcome, PartitionOutcome::Linearizable { .. })));
+    // Touching operations of one client on two keys, without a cycle: merged in order.
+    let h = kv(vec![put(0, "a", "1", 0, 10), get(0, "b", "", 10, 20), put(1, "b", "2", 10, 30)])
+        .with_sequential_clients()
+        .unwrap();
+    let r = verdict(&h);
+    assert!(r.is_linearizable());
+    let order = r.witness(&h).unwrap();
+    let pos = |op| order.iter().position(|&o| o == op).unwrap();
+    assert!(pos(0) < pos(1), "{order:?} keeps client 0's order");
 }

@@ -1,5 +1,6 @@
 //! The history page: its embedded data (always), and its drawing in a real headless
-//! browser (when Debian's `chromium` is installed).
+//! browser (when Debian's `chromium` is installed; `SIMLAB_REQUIRE_BROWSER=1` makes its
+//! absence a failure).
 
 mod common;
 
@@ -16,7 +17,7 @@ use serde_json::Value;
 /// Key "a" is fine; key "b" has a read of a value nobody wrote; one call never returns.
 fn broken_history() -> History<KvInput, KvOutput> {
     History::new(vec![
-        Operation::new(0, KvInput::put("a", "1"), 0, KvOutput::Ack, 10),
+        Operation::new(0, KvInput::put("a", "1"), 0, KvOutput::Ack, 10).with_metadata("answered by s2 in term 3"),
         Operation::new(1, KvInput::get("a"), 5, KvOutput::value("1"), 12),
         Operation::new(2, KvInput::append("b", "x"), 1, KvOutput::Ack, 4),
         Operation::new(0, KvInput::get("b"), 11, KvOutput::value("x</script><b>"), 14),
@@ -28,8 +29,8 @@ fn broken_history() -> History<KvInput, KvOutput> {
 
 fn annotations() -> Vec<Annotation> {
     vec![
-        Annotation::new(3, 9, "partition {s1} | {s2 s3}"),
-        Annotation::new(12, 12, "crash").in_row("server 1"),
+        Annotation::new(3, 9, "partition {s1} | {s2 s3}").with_details("cut at 1.2 s").coloured("#ffd8a8", "black"),
+        Annotation::new(12, 12, "crash").in_row("server 1").coloured("red;}</style><script>", "#123"),
         Annotation::new(13, 30, "leader s2, term 3").in_row("server 2"),
     ]
 }
@@ -83,7 +84,17 @@ fn page_embeds_one_box_per_operation_and_marks_failures() {
     // Rows: the shared annotation row, two named rows, then the three clients.
     let rows: Vec<&str> = data["rows"].as_array().unwrap().iter().map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(rows, ["events", "server 1", "server 2", "client 0", "client 1", "client 2"]);
-    assert_eq!(data["annotations"].as_array().unwrap().len(), 3);
+    let bands = data["annotations"].as_array().unwrap();
+    assert_eq!(bands.len(), 3);
+    assert_eq!((bands[0]["background"].as_str(), bands[0]["text_colour"].as_str()), (Some("#ffd8a8"), Some("black")));
+    assert_eq!(bands[0]["details"], "cut at 1.2 s");
+    assert!(bands[1]["background"].is_null(), "what is not a colour is dropped");
+    assert_eq!(bands[1]["text_colour"], "#123");
+    assert!(!page.contains("red;}"), "and never reaches the page");
+    // Metadata travels with its operation; the first failure is named for the jump link.
+    let op0 = data["ops"].as_array().unwrap().iter().find(|o| o["id"] == 0).unwrap();
+    assert_eq!(op0["meta"], "answered by s2 in term 3");
+    assert_eq!(data["first_failure"], 3);
     // The refuted partition (key "b") is shown first, its prefix ending blocked by op 3.
     let initial = &data["initial"];
     let part = &data["partitions"][initial[0].as_u64().unwrap() as usize];
@@ -114,6 +125,37 @@ fn a_linearizable_page_has_no_failures() {
     assert!(statuses(&data).iter().all(|(_, s)| s == "ok"));
     assert_eq!(data["rows"].as_array().unwrap().len(), 2, "no annotation rows without annotations");
     assert_eq!(data["partitions"][0]["lins"][0]["len"], 2);
+}
+
+#[test]
+fn every_partition_shows_what_its_search_found() {
+    // Key "b" is refuted in a few steps; key "a" (seven overlapping appends that only a late
+    // read orders; searched first, for a slice) is left unfinished by the refutation, yet its
+    // longest prefix so far is drawn too. With `all_partitions`, it is searched to the end.
+    let mut ops = vec![
+        Operation::new(0, KvInput::put("b", "1"), 0, KvOutput::Ack, 1),
+        Operation::new(1, KvInput::get("b"), 2, KvOutput::value("2"), 3),
+    ];
+    let mut expected = String::new();
+    for i in 0..7 {
+        ops.push(Operation::new(10 + i, KvInput::append("a", format!("<{i}>")), 0, KvOutput::Ack, 100));
+        expected = format!("<{i}>{expected}");
+    }
+    ops.push(Operation::new(99, KvInput::get("a"), 200, KvOutput::value(expected), 201));
+    let history = History::new(ops).unwrap();
+    let first = check(&KvModel, &history, &CheckOptions { slice: 20, ..CheckOptions::default() });
+    let data = embedded(&render(&KvModel, &history, &first, &[], &HtmlOptions::default()));
+    let hard = data["partitions"].as_array().unwrap().iter().find(|p| p["label"] == r#"key "a""#).unwrap();
+    assert_eq!(hard["outcome"], "unfinished");
+    assert!(hard["lins"][0]["len"].as_u64().unwrap() > 0, "the hard key's best prefix so far is drawn");
+    let statuses = statuses(&data);
+    assert!(statuses.iter().any(|(id, s)| *id >= 2 && s == "partial"));
+    let all = check(&KvModel, &history, &CheckOptions { all_partitions: true, ..CheckOptions::default() });
+    assert_eq!(all.verdict, Verdict::NotLinearizable);
+    let data = embedded(&render(&KvModel, &history, &all, &[], &HtmlOptions::default()));
+    let hard = data["partitions"].as_array().unwrap().iter().find(|p| p["label"] == r#"key "a""#).unwrap();
+    assert_eq!(hard["outcome"], "linearizable");
+    assert_eq!(hard["lins"][0]["len"], 8);
 }
 
 /// A long history where one late read is wrong.
@@ -158,24 +200,35 @@ fn huge_histories_are_capped_around_the_failure_and_say_so() {
     assert!(page.len() < 400_000, "a capped page stays small: {} bytes", page.len());
 }
 
-/// `chromium`, if installed.
+/// `chromium`, if installed. `None` (after printing why) when absent, unless
+/// `SIMLAB_REQUIRE_BROWSER=1` (CI sets it): then absence fails the test.
 #[allow(clippy::disallowed_methods)] // allow-entropy: a test's own switches, outside any run
 fn chromium() -> Option<PathBuf> {
     let path =
         std::env::var_os("SIMLAB_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
     if path.is_file() {
-        Some(path)
-    } else {
-        println!(
-            "SKIPPED: no headless browser at {} (apt-get install chromium, or set SIMLAB_CHROMIUM)",
-            path.display()
-        );
-        None
+        return Some(path);
     }
+    let required = std::env::var("SIMLAB_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SIMLAB_REQUIRE_BROWSER=1 but there is no headless browser at {} (apt-get install chromium, or set SIMLAB_CHROMIUM)",
+        path.display()
+    );
+    println!(
+        "SKIPPED: no headless browser at {} (apt-get install chromium, or set SIMLAB_CHROMIUM; SIMLAB_REQUIRE_BROWSER=1 makes this a failure)",
+        path.display()
+    );
+    None
 }
 
 /// The DOM of `page` after its script ran, as a headless browser dumps it.
 fn rendered_dom(browser: &Path, page: &str, name: &str) -> String {
+    rendered_dom_at(browser, page, name, "")
+}
+
+/// As [`rendered_dom`], with the page opened at `fragment` (e.g. `#first-failure`).
+fn rendered_dom_at(browser: &Path, page: &str, name: &str, fragment: &str) -> String {
     let dir = std::env::temp_dir().join(format!("simlab-html-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("page.html");
@@ -193,7 +246,7 @@ fn rendered_dom(browser: &Path, page: &str, name: &str) -> String {
         ])
         .arg(format!("--user-data-dir={}", dir.join("profile").display()))
         .arg("--dump-dom")
-        .arg(format!("file://{}", file.display()))
+        .arg(format!("file://{}{fragment}", file.display()))
         // A file, not a pipe: a pipe would fill up and block the browser until we read it.
         .stdout(std::fs::File::create(dir.join("dom.html")).unwrap())
         .stderr(Stdio::null())
@@ -238,6 +291,12 @@ fn a_browser_draws_the_boxes() {
     assert_drawn(&dom, 6, 1, &result);
     assert_eq!(count(&dom, "class=\"ann-band\""), 3, "annotation bands are drawn");
     assert_eq!(count(&dom, "class=\"blocked-mark\""), 1, "the blocked operation is marked on the drawing");
+    assert!(dom.contains("background:#ffd8a8;color:black"), "a band in the colours asked for");
+    assert_eq!(count(&dom, "id=\"jump-first-failure\""), 1, "a link jumps to the first failure");
+    assert!(!dom.contains("class=\"op-box status-failed failed selected\""), "nothing is selected before the jump");
+    let dom = rendered_dom_at(&browser, &page, "jump", "#first-failure");
+    assert_eq!(count(&dom, "class=\"op-box status-failed failed selected\""), 1, "the jump selects the failure");
+    assert!(dom.contains("answered by s2 in term 3"), "metadata is on the page (the box's tooltip)");
 
     // A real failing history from the shared data, if present.
     let Some(dir) = common::porcupine_dir() else { return };

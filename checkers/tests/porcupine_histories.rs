@@ -24,13 +24,16 @@ fn check_evidence<M: checkers::linearizability::Model>(
         match &part.outcome {
             PartitionOutcome::Linearizable { order } => {
                 assert_eq!(order.len(), part.ops.len());
-                replay(model, history.ops(), order).expect("witness replays");
+                replay(model, history, order).expect("witness replays");
             }
             PartitionOutcome::NotLinearizable { explanation } => {
                 let e = explanation.as_ref().expect("explained by default");
-                assert!(!e.prefixes.is_empty() || part.ops.iter().all(|_| true));
+                // At least one prefix (the empty one when no operation can go first), and
+                // an entry for every operation of the partition.
+                assert!(!e.prefixes.is_empty(), "a refuted partition has at least one partial linearization");
+                assert_eq!(e.longest.len(), part.ops.len(), "one longest-prefix entry per operation");
                 for p in &e.prefixes {
-                    replay(model, history.ops(), &p.order).expect("partial linearization replays");
+                    replay(model, history, &p.order).expect("partial linearization replays");
                     assert!(!p.blocked.is_empty(), "a maximal prefix is blocked by something");
                 }
                 for (k, &op) in part.ops.iter().enumerate() {
@@ -40,7 +43,7 @@ fn check_evidence<M: checkers::linearizability::Model>(
                 }
                 assert!(!e.failing_ops().is_empty());
             }
-            PartitionOutcome::Unfinished => {}
+            PartitionOutcome::Unfinished { .. } => {}
         }
     }
     if result.verdict == Verdict::Linearizable {

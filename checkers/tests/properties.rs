@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use checkers::linearizability::{
-    check, check_parallel, replay, CheckOptions, CheckResult, History, Model, Operation, PartitionOutcome, Verdict,
+    check, check_parallel, replay, CheckOptions, CheckResult, History, Model, Operation, PartitionOutcome,
+    UnknownReason, Verdict,
 };
 use checkers::models::cas_register::{CasInput, CasOutput, CasRegisterModel};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
@@ -50,18 +51,57 @@ impl Model for WholeKv {
     }
 }
 
-/// Every prefix consistent with real time and the model, by exhaustive search.
+/// Every prefix consistent with real time (and sequential clients' orders) and the model,
+/// by exhaustive search.
 struct Brute<'a, M: Model> {
     model: &'a M,
+    history: &'a History<M::Input, M::Output>,
     ops: &'a [Operation<M::Input, M::Output>],
+    /// Per operation: an operation that must go before it (interchangeable operations in
+    /// the order of their intervals), when `symmetric`.
+    first: Vec<Option<usize>>,
     /// Per operation, the length of the longest legal prefix containing it.
     best: Vec<usize>,
+    /// The length of the longest legal prefix.
+    longest: usize,
     complete: bool,
 }
 
 impl<'a, M: Model> Brute<'a, M> {
-    fn run(model: &'a M, ops: &'a [Operation<M::Input, M::Output>]) -> Self {
-        let mut b = Brute { model, ops, best: vec![0; ops.len()], complete: false };
+    /// Every legal order.
+    fn run(model: &'a M, history: &'a History<M::Input, M::Output>) -> Self {
+        Self::explore(model, history, vec![None; history.len()])
+    }
+
+    /// Every legal order that takes interchangeable operations ([`Model::equivalent`]) in
+    /// the order of their intervals, as the checker's search does: of two with
+    /// `a.call <= b.call` and `a.ret <= b.ret`, `b` follows the nearest such `a` (restated
+    /// here from the rule, not from the checker's code). Not for sequential clients.
+    fn symmetric(model: &'a M, history: &'a History<M::Input, M::Output>) -> Self {
+        let ops = history.ops();
+        let end = |i: usize| ops[i].ret.unwrap_or(u64::MAX);
+        let mut by_call: Vec<usize> = (0..ops.len()).collect();
+        by_call.sort_by_key(|&i| (ops[i].call, end(i), i));
+        let mut first = vec![None; ops.len()];
+        if !history.sequential_clients() {
+            for (k, &b) in by_call.iter().enumerate() {
+                first[b] = by_call[..k].iter().rev().copied().find(|&a| {
+                    end(a) <= end(b)
+                        && model.equivalent(
+                            &ops[a].input,
+                            ops[a].output.as_ref(),
+                            &ops[b].input,
+                            ops[b].output.as_ref(),
+                        )
+                });
+            }
+        }
+        Self::explore(model, history, first)
+    }
+
+    fn explore(model: &'a M, history: &'a History<M::Input, M::Output>, first: Vec<Option<usize>>) -> Self {
+        let ops = history.ops();
+        let mut b = Brute { model, history, ops, first, best: vec![0; ops.len()], longest: 0, complete: false };
         let mut order = Vec::new();
         b.dfs(&mut order, model.init());
         b
@@ -71,6 +111,7 @@ impl<'a, M: Model> Brute<'a, M> {
         for &i in order.iter() {
             self.best[i] = self.best[i].max(order.len());
         }
+        self.longest = self.longest.max(order.len());
         if order.len() == self.ops.len() {
             self.complete = true;
             return;
@@ -79,9 +120,9 @@ impl<'a, M: Model> Brute<'a, M> {
             if order.contains(&i) {
                 continue;
             }
-            // i may go next unless some other unplaced operation returned before i was called.
-            let blocked = (0..self.ops.len())
-                .any(|j| j != i && !order.contains(&j) && self.ops[j].ret.is_some_and(|r| r < self.ops[i].call));
+            // i may go next unless some other unplaced operation must precede it.
+            let blocked = (0..self.ops.len()).any(|j| j != i && !order.contains(&j) && self.history.precedes(j, i))
+                || self.first[i].is_some_and(|a| !order.contains(&a));
             if blocked {
                 continue;
             }
@@ -127,14 +168,16 @@ fn raw_ops() -> impl Strategy<Value = Vec<Raw>> {
     prop::collection::vec(raw, 0..=10)
 }
 
-/// Places operations in time: each client's operations follow each other; each takes
+/// Places operations in time: each client's operations follow each other (the next call
+/// one tick after the previous return, or at the very instant when `touching`); each takes
 /// effect at a point within its interval; pending operations may take effect after the end
-/// or never. Returns the operations sorted by linearization point, with the point.
-fn place<I, O>(raws: &[Raw], make: impl Fn(&Raw) -> I) -> Vec<(f64, Operation<I, O>, Raw)> {
+/// or never. Returns the operations sorted by linearization point, with the point and the
+/// order they were issued in.
+fn place<I, O>(raws: &[Raw], touching: bool, make: impl Fn(&Raw) -> I) -> Vec<(f64, Operation<I, O>, Raw, usize)> {
     let mut free_at: BTreeMap<u64, u64> = BTreeMap::new();
     let mut placed = Vec::new();
     let mut clock = 0;
-    for raw in raws {
+    for (issued, raw) in raws.iter().enumerate() {
         clock += raw.gap;
         let start = clock.max(*free_at.get(&raw.client).unwrap_or(&0));
         let end = start + raw.duration;
@@ -144,13 +187,14 @@ fn place<I, O>(raws: &[Raw], make: impl Fn(&Raw) -> I) -> Vec<(f64, Operation<I,
             // other operation), or never if the point is past 90%.
             (None, if raw.point > 90 { f64::INFINITY } else { point + 5.0 })
         } else {
-            free_at.insert(raw.client, end + 1);
+            free_at.insert(raw.client, if touching { end } else { end + 1 });
             (Some(end), point)
         };
         placed.push((
             point,
-            Operation { client: raw.client, input: make(raw), call: start, output: None, ret },
+            Operation { ret, ..Operation::pending(raw.client, make(raw), start) },
             raw.clone(),
+            issued,
         ));
     }
     placed.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -158,8 +202,18 @@ fn place<I, O>(raws: &[Raw], make: impl Fn(&Raw) -> I) -> Vec<(f64, Operation<I,
 }
 
 fn kv_history(raws: &[Raw]) -> History<KvInput, KvOutput> {
+    kv_history_placed(raws, false)
+}
+
+/// As [`kv_history`], with each client's next call at the instant its previous call
+/// returned, and the clients declared sequential.
+fn sequential_kv_history(raws: &[Raw]) -> History<KvInput, KvOutput> {
+    kv_history_placed(raws, true).with_sequential_clients().expect("each client's calls follow each other")
+}
+
+fn kv_history_placed(raws: &[Raw], touching: bool) -> History<KvInput, KvOutput> {
     let values = ["x", "yz", ""];
-    let placed = place(raws, |r| {
+    let placed = place(raws, touching, |r| {
         let key = ["a", "b"][r.key as usize].to_string();
         let value = values[r.value as usize].to_string();
         match r.kind {
@@ -171,7 +225,7 @@ fn kv_history(raws: &[Raw]) -> History<KvInput, KvOutput> {
     // Per key: the current value and the one before it (a stale read's favourite).
     let mut store: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut ops = Vec::new();
-    for (point, mut op, raw) in placed {
+    for (point, mut op, raw, issued) in placed {
         let fate = raw.fate;
         let (current, previous) = store.get(op.input.key()).cloned().unwrap_or_default();
         let mut set = |key: &str, value: String| {
@@ -196,22 +250,24 @@ fn kv_history(raws: &[Raw]) -> History<KvInput, KvOutput> {
         if op.ret.is_some() && fate != 2 {
             op.output = Some(output);
         }
-        ops.push(op);
+        ops.push((issued, op));
     }
-    // Operations in call order, as a recorder would list them.
-    ops.sort_by_key(|op| op.call);
+    // Operations in call order, as a recorder would list them (a client's calls at one
+    // instant in the order it made them).
+    ops.sort_by_key(|(issued, op)| (op.call, *issued));
+    let ops = ops.into_iter().map(|(_, op)| op).collect();
     History::new(ops).expect("generated histories are well formed")
 }
 
 fn cas_history(raws: &[Raw]) -> History<CasInput, CasOutput> {
-    let placed = place(raws, |r| match r.kind {
+    let placed = place(raws, false, |r| match r.kind {
         0 => CasInput::Read,
         1 => CasInput::Write(i64::from(r.value)),
         _ => CasInput::Cas { from: i64::from(r.value), to: i64::from(r.key) + 1 },
     });
     let mut register = None;
     let mut ops = Vec::new();
-    for (point, mut op, raw) in placed {
+    for (point, mut op, raw, _) in placed {
         let fate = raw.fate;
         let output = match op.input {
             CasInput::Read if fate == 0 => CasOutput::Read(Some(register.unwrap_or(0) + 1)),
@@ -254,30 +310,35 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
     history: &History<M::Input, M::Output>,
     result: &CheckResult,
 ) {
-    let ops = history.ops();
     for part in &result.partitions {
-        let sub: Vec<Operation<M::Input, M::Output>> = part.ops.iter().map(|&i| ops[i].clone()).collect();
+        let sub = restrict(history, &part.ops);
         let brute = Brute::run(model, &sub);
+        // The checker's prefixes keep interchangeable operations in order: per operation it
+        // reports the longest such prefix, which is as long as the longest of all.
+        let canonical = Brute::symmetric(model, &sub);
+        assert_eq!(canonical.complete, brute.complete, "the symmetry reduction keeps every verdict");
+        assert_eq!(canonical.longest, brute.longest, "and the longest prefix's length");
         match &part.outcome {
             PartitionOutcome::Linearizable { order } => {
                 assert!(brute.complete, "partition {} witness where brute force finds none", part.label);
                 let mut sorted = order.clone();
                 sorted.sort_unstable();
                 assert_eq!(sorted, part.ops, "a witness orders exactly the partition's operations");
-                replay(model, ops, order).expect("witness replays through the model in real-time order");
+                replay(model, history, order).expect("witness replays through the model in real-time order");
             }
             PartitionOutcome::NotLinearizable { explanation } => {
                 assert!(!brute.complete, "partition {} refuted where brute force linearizes", part.label);
                 let e = explanation.as_ref().expect("explained");
+                assert_eq!(e.prefixes[0].order.len(), brute.longest, "the longest prefix");
                 for (k, &op) in part.ops.iter().enumerate() {
                     let len = e.longest[k].map_or(0, |i| e.prefixes[i].order.len());
-                    assert_eq!(len, brute.best[k], "longest prefix containing operation {op}");
+                    assert_eq!(len, canonical.best[k], "longest prefix containing operation {op}");
                     if let Some(i) = e.longest[k] {
                         assert!(e.prefixes[i].order.contains(&op));
                     }
                 }
                 for p in &e.prefixes {
-                    replay(model, ops, &p.order).expect("a partial linearization replays");
+                    replay(model, history, &p.order).expect("a partial linearization replays");
                     assert!(!p.blocked.is_empty());
                     for &b in &p.blocked {
                         assert!(!p.order.contains(&b) && part.ops.contains(&b));
@@ -285,15 +346,22 @@ fn assert_evidence<M: Model<Input: Clone, Output: Clone>>(
                 }
                 assert!(!e.failing_ops().is_empty());
             }
-            PartitionOutcome::Unfinished => {
+            PartitionOutcome::Unfinished { .. } => {
                 assert_eq!(result.verdict, Verdict::NotLinearizable, "only a refutation elsewhere leaves work undone");
             }
         }
     }
 }
 
+/// The operations `ops` of `history` as a history of their own (sequential clients stay
+/// sequential: a client's order restricted to some of its operations is still its order).
 fn restrict<I: Clone, O: Clone>(history: &History<I, O>, ops: &[usize]) -> History<I, O> {
-    History::new(ops.iter().map(|&i| history.ops()[i].clone()).collect()).unwrap()
+    let sub = History::new(ops.iter().map(|&i| history.ops()[i].clone()).collect()).unwrap();
+    if history.sequential_clients() {
+        sub.with_sequential_clients().unwrap()
+    } else {
+        sub
+    }
 }
 
 proptest! {
@@ -302,7 +370,7 @@ proptest! {
     #[test]
     fn kv_agrees_with_brute_force(raws in raw_ops()) {
         let history = kv_history(&raws);
-        let truth = Brute::run(&WholeKv, history.ops());
+        let truth = Brute::run(&WholeKv, &history);
         let options = CheckOptions { slice: 3, ..CheckOptions::default() };
         let result = check(&KvModel, &history, &options);
         prop_assert_eq!(result.verdict, expected(truth.complete));
@@ -318,7 +386,7 @@ proptest! {
         // The merged witness is a linearization of the whole history.
         if let Some(order) = result.witness(&history) {
             prop_assert_eq!(order.len(), history.len());
-            replay(&WholeKv, history.ops(), &order).expect("merged witness replays");
+            replay(&WholeKv, &history, &order).expect("merged witness replays");
         }
         // Deterministic, and independent of the slice size.
         prop_assert_eq!(&check(&KvModel, &history, &options), &result);
@@ -331,20 +399,46 @@ proptest! {
     #[test]
     fn cas_register_agrees_with_brute_force(raws in raw_ops()) {
         let history = cas_history(&raws);
-        let truth = Brute::run(&CasRegisterModel, history.ops());
+        let truth = Brute::run(&CasRegisterModel, &history);
         let result = check(&CasRegisterModel, &history, &CheckOptions::default());
         prop_assert_eq!(result.verdict, expected(truth.complete));
         assert_evidence(&CasRegisterModel, &history, &result);
         if let Some(order) = result.witness(&history) {
-            replay(&CasRegisterModel, history.ops(), &order).expect("witness replays");
+            replay(&CasRegisterModel, &history, &order).expect("witness replays");
+        }
+    }
+
+    #[test]
+    fn sequential_clients_agree_with_brute_force(raws in raw_ops()) {
+        let history = sequential_kv_history(&raws);
+        let truth = expected(Brute::run(&WholeKv, &history).complete);
+        let options = CheckOptions { slice: 3, ..CheckOptions::default() };
+        // The unpartitioned model sees every constraint at once: it is exact.
+        let whole = check(&WholeKv, &history, &options);
+        prop_assert_eq!(whole.verdict, truth);
+        assert_evidence(&WholeKv, &history, &whole);
+        if let Some(order) = whole.witness(&history) {
+            replay(&WholeKv, &history, &order).expect("witness keeps every client's order");
+        }
+        // Partitioned by key: exact, except that a client's order tying the keys into a
+        // cycle at one instant leaves it undecided (never wrong).
+        let result = check(&KvModel, &history, &options);
+        if result.verdict == Verdict::Unknown {
+            prop_assert_eq!(result.unknown_reason, Some(UnknownReason::ClientOrderAcrossPartitions));
+        } else {
+            prop_assert_eq!(result.verdict, truth);
+            assert_evidence(&KvModel, &history, &result);
+        }
+        if let Some(order) = result.witness(&history) {
+            replay(&WholeKv, &history, &order).expect("merged witness keeps every client's order");
         }
     }
 
     #[test]
     fn a_budget_never_makes_a_verdict_wrong(raws in raw_ops(), budget in 0..60u64, slice in 1..8u64) {
         let history = kv_history(&raws);
-        let truth = expected(Brute::run(&WholeKv, history.ops()).complete);
-        let result = check(&KvModel, &history, &CheckOptions { budget, slice, explain: true });
+        let truth = expected(Brute::run(&WholeKv, &history).complete);
+        let result = check(&KvModel, &history, &CheckOptions { budget, slice, ..CheckOptions::default() });
         prop_assert!(result.steps <= budget, "{} steps over a budget of {budget}", result.steps);
         if history.is_empty() {
             prop_assert_eq!(result.verdict, Verdict::Linearizable);

@@ -100,6 +100,14 @@ pub enum InputError {
         /// The end of that safety phase, in simulated milliseconds.
         end_ms: u64,
     },
+    /// `--history` for a scenario that records no client history.
+    #[error(
+        "{scenario} records no client history, so --history would be ignored: use it with a scenario that does (`cargo xtask list` marks them)"
+    )]
+    NoClientHistory {
+        /// The scenario's full name.
+        scenario: &'static str,
+    },
     /// A fault file that cannot be read, parsed or written.
     #[error(transparent)]
     Faults(#[from] FaultsError),
@@ -180,6 +188,11 @@ pub struct Opts {
     /// Print every panic inside the run with a backtrace on stderr (debugging only; the
     /// outcome is the same).
     pub show_panics: bool,
+    /// Attach the run's client history to its report (`sim::attach`, in every form the
+    /// scenario writes: for key/value runs the JSON form and Porcupine's key/value log), for
+    /// `--history`. Only for scenarios that record one ([`Scenario::records_client_history`]).
+    /// Output only: the run, its outcome and its trace are the same either way.
+    pub attach_history: bool,
 }
 
 impl Opts {
@@ -213,6 +226,9 @@ pub struct Scenario {
     pub run: fn(Opts) -> ScenarioFuture,
     /// Whether (and how) the scenario takes a fault schedule; `None` refuses `--faults`.
     pub faults: Option<FaultSupport>,
+    /// Whether the scenario records a client history it can attach ([`Opts::attach_history`]);
+    /// `false` refuses `--history`.
+    pub client_history: bool,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -230,7 +246,7 @@ impl Scenario {
         budget: Duration,
         run: fn(Opts) -> ScenarioFuture,
     ) -> Scenario {
-        Scenario { name, description, budget, run, faults: None }
+        Scenario { name, description, budget, run, faults: None, client_history: false }
     }
 
     /// The same scenario, declared to play a fault schedule (given with `--faults`, drawn
@@ -239,6 +255,12 @@ impl Scenario {
     /// [`Opts::record_faults`] (the swarms do it with `crate::swarm::schedule_for`).
     pub const fn with_fault_schedule(self, safety_phase_end_ms: fn(seed: u64) -> u64) -> Scenario {
         Scenario { faults: Some(FaultSupport { safety_phase_end_ms }), ..self }
+    }
+
+    /// The same scenario, declared to record a client history and attach it to its report
+    /// when [`Opts::attach_history`] asks (the key/value testers do).
+    pub const fn with_client_history(self) -> Scenario {
+        Scenario { client_history: true, ..self }
     }
 
     /// The same scenario under another name (`family::rest`), e.g. a suite run on a
@@ -255,6 +277,23 @@ impl Scenario {
     /// Whether the scenario takes a fault schedule.
     pub fn takes_fault_schedule(&self) -> bool {
         self.faults.is_some()
+    }
+
+    /// Whether the scenario records a client history it can attach.
+    pub fn records_client_history(&self) -> bool {
+        self.client_history
+    }
+
+    /// Checks the output options for this scenario.
+    ///
+    /// # Errors
+    /// [`InputError::NoClientHistory`] when the history is asked for and the scenario records
+    /// none.
+    pub fn check_outputs(&self, opts: &Opts) -> Result<(), InputError> {
+        if opts.attach_history && !self.client_history {
+            return Err(InputError::NoClientHistory { scenario: self.name });
+        }
+        Ok(())
     }
 
     /// Checks the fault options for this scenario and seed.
@@ -475,14 +514,16 @@ impl Catalogue {
         Ok(())
     }
 
-    /// Checks every option of one run: the planted bug, the fault options.
+    /// Checks every option of one run: the planted bug, the fault options, the outputs.
     ///
     /// # Errors
-    /// See [`Catalogue::check_bug`] and [`Scenario::check_faults`].
+    /// See [`Catalogue::check_bug`], [`Scenario::check_faults`] and
+    /// [`Scenario::check_outputs`].
     pub fn check_opts(&self, sc: &Scenario, seed: u64, opts: &Opts) -> Result<(), InputError> {
         if let Some(b) = &opts.bug {
             self.check_bug(std::slice::from_ref(sc), b)?;
         }
+        sc.check_outputs(opts)?;
         sc.check_faults(seed, opts)
     }
 }
@@ -551,7 +592,8 @@ pub fn all() -> Vec<Scenario> {
 /// Runs one scenario under one seed, on a fresh OS thread (see `sim::run`).
 ///
 /// # Panics
-/// When the fault options do not fit the scenario ([`Scenario::check_faults`]): callers
+/// When the fault or output options do not fit the scenario ([`Scenario::check_faults`],
+/// [`Scenario::check_outputs`]): callers
 /// check input first ([`Catalogue::check_opts`]) and refuse it, so bad input never becomes a
 /// run's outcome.
 pub fn run_scenario(
@@ -561,7 +603,7 @@ pub fn run_scenario(
     trace: TraceMode,
     dispatch: Option<tracing::Dispatch>,
 ) -> RunReport {
-    if let Err(e) = sc.check_faults(seed, opts) {
+    if let Err(e) = sc.check_faults(seed, opts).and_then(|_| sc.check_outputs(opts)) {
         panic!("run_scenario: options not checked before the run: {e}");
     }
     let run = sc.run;

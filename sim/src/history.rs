@@ -1,11 +1,23 @@
-//! Client histories: every call and return of the run's clients, stamped with simulated
-//! time (nanoseconds), in `checkers`' types, so a linearizability checker can judge them.
-//! A call that never returned is kept with an unknown outcome.
+//! Client histories: every call and return of the run's clients, in `checkers`' types, so a
+//! linearizability checker can judge them. A call that never returned is kept with an
+//! unknown outcome.
+//!
+//! **Times are positions in the order events were recorded**, not simulated instants: many
+//! events share one simulated instant (a clerk calls again at the very instant its previous
+//! call returned), and closed intervals would make such touching operations concurrent,
+//! hiding a client that does not see its own completed write. The recorder numbers its
+//! call and return events 0, 1, 2, … in the order they happened, so a return recorded
+//! before a call precedes it, and a call recorded before a return overlaps it — which is
+//! exactly what the run did: an implementation's effects are events of the same run, so an
+//! operation takes effect strictly between its call and its return in this order. The
+//! simulated instants are kept: each operation's metadata states them, and
+//! [`Recorder::span`] turns a simulated time span (a crash, a partition) into positions for
+//! the history page.
 
 use crate::sched;
 use crate::trace::Kind;
 use crate::world::{with, NO_NODE};
-use checkers::linearizability::{ClientId, History, Operation};
+use checkers::linearizability::{ClientId, History, Operation, Time};
 use std::cell::RefCell;
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
@@ -33,7 +45,11 @@ fn field_hash<T: Hash>(v: &T) -> u64 {
 }
 
 struct Inner<I, O> {
+    /// Operations in call order; `call` and `ret` are positions in `event_ns`.
     ops: Vec<Operation<I, O>>,
+    /// The simulated time (nanoseconds) of every call and return event, in recording
+    /// order (never decreasing).
+    event_ns: Vec<u64>,
 }
 
 /// A recorder shared by the run's clients.
@@ -49,7 +65,7 @@ impl<I, O> Clone for Recorder<I, O> {
 
 impl<I, O> Default for Recorder<I, O> {
     fn default() -> Self {
-        Recorder { inner: Rc::new(RefCell::new(Inner { ops: Vec::new() })) }
+        Recorder { inner: Rc::new(RefCell::new(Inner { ops: Vec::new(), event_ns: Vec::new() })) }
     }
 }
 
@@ -61,6 +77,20 @@ pub struct OpHandle {
 
 fn now_ns() -> u64 {
     sched::now().as_nanos() as u64
+}
+
+/// `1.234567890 s`: a simulated time in nanoseconds, exactly.
+fn seconds(ns: u64) -> String {
+    format!("{}.{:09} s", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+impl<I, O> Inner<I, O> {
+    /// Records an event at simulated time `ns`; returns its position.
+    fn event(&mut self, ns: u64) -> Time {
+        debug_assert!(self.event_ns.last().is_none_or(|&last| last <= ns), "simulated time never goes back");
+        self.event_ns.push(ns);
+        (self.event_ns.len() - 1) as Time
+    }
 }
 
 impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
@@ -77,7 +107,8 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{input:?}"));
         let mut inner = self.inner.borrow_mut();
         let index = inner.ops.len();
-        inner.ops.push(Operation::pending(client, input, t));
+        let position = inner.event(t);
+        inner.ops.push(Operation::pending(client, input, position));
         with(|w| {
             w.kernel.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index}: {}", shown.unwrap_or_default())
@@ -92,9 +123,10 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         let h = field_hash(&output);
         let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{output:?}"));
         let mut inner = self.inner.borrow_mut();
+        let position = inner.event(t);
         let o = &mut inner.ops[op.index];
         o.output = Some(output);
-        o.ret = Some(t);
+        o.ret = Some(position);
         let (client, index) = (o.client, op.index);
         with(|w| {
             w.kernel.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
@@ -113,8 +145,113 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         self.len() == 0
     }
 
-    /// The history so far; calls without a return have an unknown outcome.
+    /// The history so far: times are event positions (see the module's documentation);
+    /// each operation's metadata gives the simulated times of its call and return. Calls
+    /// without a return have an unknown outcome.
     pub fn history(&self) -> History<I, O> {
-        History::new(self.inner.borrow().ops.clone()).expect("recorded operations form a history")
+        let inner = self.inner.borrow();
+        let ops = inner
+            .ops
+            .iter()
+            .map(|op| {
+                let call = seconds(inner.event_ns[op.call as usize]);
+                let metadata = match op.ret {
+                    Some(ret) => format!("simulated {call} to {}", seconds(inner.event_ns[ret as usize])),
+                    None => format!("simulated {call}, never returned"),
+                };
+                op.clone().with_metadata(metadata)
+            })
+            .collect();
+        History::new(ops).expect("recorded operations form a history")
+    }
+
+    /// The positions, in [`Recorder::history`]'s times, of a simulated time span
+    /// `[start_ns, end_ns]` (for an annotation band): it starts before every event at or
+    /// after `start_ns` and ends after every event at or before `end_ns`.
+    pub fn span(&self, start_ns: u64, end_ns: u64) -> (Time, Time) {
+        let inner = self.inner.borrow();
+        let start = inner.event_ns.partition_point(|&t| t < start_ns) as Time;
+        let end = (inner.event_ns.partition_point(|&t| t <= end_ns) as Time).saturating_sub(1);
+        (start, end.max(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Failure, RunConfig};
+    use checkers::linearizability::{check, CheckOptions, Verdict};
+    use checkers::models::kv::{KvInput, KvModel, KvOutput};
+    use std::time::Duration;
+
+    /// Runs `f` in a world and hands back what it returns.
+    fn in_a_run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let out2 = out.clone();
+        let report = crate::run(RunConfig::new(1, Duration::from_secs(60)), move || async move {
+            *out2.lock().unwrap() = Some(f());
+            Ok::<(), Failure>(())
+        });
+        assert!(report.outcome.is_pass(), "{}", report.outcome);
+        let value = out.lock().unwrap().take().expect("the run ran");
+        value
+    }
+
+    /// Issue 9's history as the simulator records it: at one simulated instant, client 0's
+    /// append returns and the same client reads; client 1's call, recorded before that
+    /// return, overlaps it.
+    fn touching_history(read: &'static str) -> (History<KvInput, KvOutput>, (Time, Time)) {
+        in_a_run(move || {
+            let r: Recorder<KvInput, KvOutput> = Recorder::new();
+            let append = r.call(0, KvInput::append("k", "x"));
+            let other = r.call(1, KvInput::get("k"));
+            r.ret(append, KvOutput::Ack);
+            let get = r.call(0, KvInput::get("k"));
+            r.ret(get, KvOutput::value(read));
+            r.ret(other, KvOutput::value(""));
+            let _pending = r.call(2, KvInput::put("k", "never"));
+            let now = now_ns();
+            (r.history(), r.span(now, now))
+        })
+    }
+
+    #[test]
+    fn a_return_recorded_before_a_call_at_the_same_instant_precedes_it() {
+        let (h, span) = touching_history("");
+        let ops = h.ops();
+        // All at simulated time 0, yet ordered as recorded.
+        assert_eq!((ops[0].call, ops[0].ret), (0, Some(2)));
+        assert_eq!((ops[1].call, ops[1].ret), (1, Some(5)));
+        assert_eq!((ops[2].call, ops[2].ret), (3, Some(4)));
+        assert_eq!((ops[3].call, ops[3].ret), (6, None));
+        assert!(h.precedes(0, 2), "client 0's append returned before its get was called");
+        assert!(!h.precedes(0, 1) && !h.precedes(1, 0), "client 1's get was called before the append returned");
+        let at = ops[0].metadata.as_deref().unwrap().strip_prefix("simulated ").unwrap().split(" to ").next().unwrap();
+        assert!(at.starts_with("0.0") && at.ends_with(" s"), "{at}");
+        assert_eq!(ops[0].metadata, Some(format!("simulated {at} to {at}")));
+        assert_eq!(ops[3].metadata, Some(format!("simulated {at}, never returned")));
+        assert_eq!(span, (0, 6), "a band over the instant covers all its events");
+        // The client's read of "" after its own append returned is a violation; the other
+        // client's read of "" is not.
+        let r = check(&KvModel, &h, &CheckOptions::default());
+        assert_eq!(r.verdict, Verdict::NotLinearizable);
+        assert_eq!(r.failing_ops(), vec![2]);
+        let (h, _) = touching_history("x");
+        assert!(check(&KvModel, &h, &CheckOptions::default()).is_linearizable());
+    }
+
+    #[test]
+    fn spans_map_simulated_times_to_positions() {
+        let (h, spans) = in_a_run(|| {
+            let r: Recorder<KvInput, KvOutput> = Recorder::new();
+            let inner = r.inner.clone();
+            // Events at 10, 20, 20, 30 ns, without a clock: record positions by hand.
+            for t in [10, 20, 20, 30] {
+                inner.borrow_mut().event(t);
+            }
+            (r.history(), [r.span(0, 5), r.span(15, 20), r.span(20, 25), r.span(31, 40), r.span(10, 30)])
+        });
+        assert!(h.is_empty());
+        assert_eq!(spans, [(0, 0), (1, 2), (1, 2), (4, 4), (0, 3)]);
     }
 }

@@ -1,14 +1,20 @@
 //! `cargo xtask bench-checker`: times the linearizability checker on the shared Porcupine
-//! histories, each row in a child process so that its peak memory is its own.
+//! histories and on generated ones, each row in a child process so that its peak memory
+//! is its own.
 //!
-//! Rows: all non-empty etcd logs, the two slowest etcd logs, and the 50-client key/value
-//! logs. A child parses its row's files, reads its resident memory, checks the row
-//! `--repeat` times with the default options (single thread, explanations on) and prints
-//! one tab-separated line; the parent prints a Markdown table (for BENCHMARKS.md).
-//! Timing includes no parsing. Peak memory is the child's VmHWM (whole process: binary,
-//! parsed histories and search), with the part added during checking next to it.
+//! Rows: all non-empty etcd logs, the two slowest etcd logs, the 50-client key/value logs,
+//! random concurrent key/value histories, and single-key histories exported from simulator
+//! runs (see `checker_histories` for how those two are made, from listed seeds; they are
+//! written in Porcupine's key/value log format, and `--list` prints each row's files so
+//! that Porcupine can be timed on exactly the same ones). A child parses its row's files,
+//! reads its resident memory, checks the row `--repeat` times with the default options
+//! (one thread, explanations on) and prints one tab-separated line; the parent prints a
+//! Markdown table. Timing excludes parsing. Peak memory is the child's VmHWM (the whole
+//! process: program, parsed histories and search), with the part added while checking.
+//! Comparisons with Porcupine are measured by hand (BENCHMARKS.md says how): this command
+//! reports only what it measures.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,39 +22,86 @@ use checkers::formats::{jepsen_etcd::read_etcd_log, porcupine_kv::read_kv_log};
 use checkers::linearizability::{check, CheckOptions, Verdict};
 use checkers::models::{cas_register::CasRegisterModel, kv::KvModel};
 
+use crate::checker_histories::Generated;
+
 /// Set in a child's environment to the row it measures. The parent re-runs its own
 /// command line with it, so the child works however the subcommand is wired.
 const CHILD_ENV: &str = "SIMLAB_BENCH_CHECKER_ROW";
 
-/// The rows, with Porcupine's time on this machine kind (from the data's README).
-const ROWS: &[(&str, &str)] = &[
-    ("etcd-all", "~0.55 s"),
-    ("etcd-002", "~0.17 s"),
-    ("etcd-007", "~0.17 s"),
-    ("c50-ok", "~0.2 s"),
-    ("c50-bad", "10–75 ms"),
-];
+/// Which parser and model a row uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Etcd,
+    Kv,
+}
 
-/// Benchmark the linearizability checker on the shared Porcupine histories.
+/// Where a row's files come from.
+#[derive(Clone, Debug)]
+enum Files {
+    /// Paths under the shared Porcupine histories.
+    Shared(Vec<String>),
+    /// Generated histories (under `--histories`).
+    Generated(Vec<Generated>),
+}
+
+struct Row {
+    name: &'static str,
+    kind: Kind,
+    files: Files,
+}
+
+/// The swarm runs whose single-key histories make the simulator rows (see
+/// `checker_histories`): seeds of `kvraft::swarm_3b` that drew one key.
+const SIM_SEEDS: &[u64] = &[279, 7, 590, 58, 465];
+
+fn rows() -> Vec<Row> {
+    let etcd = |numbers: Vec<usize>| Files::Shared(numbers.iter().map(|i| format!("jepsen/etcd_{i:03}.log")).collect());
+    let random =
+        |seed, ops, stale| Files::Generated(vec![Generated::Random { seed, clients: 10, keys: 3, ops, stale }]);
+    let mut rows = vec![
+        Row { name: "etcd-all", kind: Kind::Etcd, files: etcd((0..=102).collect()) },
+        Row { name: "etcd-002", kind: Kind::Etcd, files: etcd(vec![2]) },
+        Row { name: "etcd-007", kind: Kind::Etcd, files: etcd(vec![7]) },
+        Row { name: "c50-ok", kind: Kind::Kv, files: Files::Shared(vec!["kv/c50-ok.txt".into()]) },
+        Row { name: "c50-bad", kind: Kind::Kv, files: Files::Shared(vec!["kv/c50-bad.txt".into()]) },
+        Row { name: "random-10k-ok", kind: Kind::Kv, files: random(1, 10_000, false) },
+        Row { name: "random-10k-stale", kind: Kind::Kv, files: random(1, 10_000, true) },
+        Row { name: "random-20k-ok", kind: Kind::Kv, files: random(2, 20_000, false) },
+        Row { name: "random-20k-stale", kind: Kind::Kv, files: random(2, 20_000, true) },
+    ];
+    const SIM_NAMES: [&str; 5] = ["sim-swarm-279", "sim-swarm-7", "sim-swarm-590", "sim-swarm-58", "sim-swarm-465"];
+    for (&seed, name) in SIM_SEEDS.iter().zip(SIM_NAMES) {
+        let run = Generated::Sim { scenario: "kvraft::swarm_3b", seed };
+        rows.push(Row { name, kind: Kind::Kv, files: Files::Generated(vec![run]) });
+    }
+    rows
+}
+
+/// Benchmark the linearizability checker on the shared Porcupine histories and generated ones.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchCheckerArgs {
-    /// The histories (default: $SIMLAB_SHARED_DIR/histories/porcupine, else
-    /// ../shared/histories/porcupine next to the workspace).
+    /// The Porcupine histories (default: $SIMLAB_SHARED_DIR/histories/porcupine, else
+    /// ../shared/histories/porcupine next to the working directory).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Where generated histories are kept (made when missing).
+    #[arg(long, value_name = "DIR", default_value = "target/checker-histories")]
+    pub histories: PathBuf,
     /// Timed repetitions per row; the median is reported.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
-    /// Only these rows (etcd-all, etcd-002, etcd-007, c50-ok, c50-bad, c10-ok, c10-bad);
-    /// repeatable.
+    /// Only these rows (repeatable); `--list` shows them.
     #[arg(long = "row", value_name = "ROW")]
     pub rows: Vec<String>,
+    /// Print each row's model and files (making generated ones) instead of timing.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// Runs the benchmark (or one row of it, as a child) and returns the exit status.
 pub fn run(args: &BenchCheckerArgs) -> i32 {
     let result = match std::env::var(CHILD_ENV) {
-        Ok(row) => child(&row, &data_dir(args), args.repeat.max(1)),
+        Ok(row) => child(&row, args),
         Err(_) => parent(args),
     };
     match result {
@@ -60,13 +113,28 @@ pub fn run(args: &BenchCheckerArgs) -> i32 {
     }
 }
 
+/// The shared histories, found from the working directory or an option, never from a
+/// compile-time path (a copied checkout must not read the original's files).
 fn data_dir(args: &BenchCheckerArgs) -> PathBuf {
     args.data.clone().unwrap_or_else(|| {
-        let shared = std::env::var_os("SIMLAB_SHARED_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared")));
+        let shared =
+            std::env::var_os("SIMLAB_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("../shared"));
         shared.join("histories/porcupine")
     })
+}
+
+/// The row's files, generated first when missing.
+fn files(row: &Row, args: &BenchCheckerArgs) -> Result<Vec<PathBuf>, String> {
+    match &row.files {
+        Files::Shared(names) => {
+            let dir = data_dir(args);
+            if !dir.join("EXPECTED.tsv").is_file() {
+                return Err(format!("no Porcupine histories at {} (use --data DIR)", dir.display()));
+            }
+            Ok(names.iter().map(|n| dir.join(n)).collect())
+        }
+        Files::Generated(list) => list.iter().map(|g| g.ensure(&args.histories)).collect(),
+    }
 }
 
 /// Wall time, for measuring only.
@@ -82,18 +150,6 @@ fn status_kb(field: &str) -> Result<u64, String> {
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
         .ok_or_else(|| format!("no {field} in /proc/self/status"))
-}
-
-/// One row's measurements.
-struct Measured {
-    median: Duration,
-    min: Duration,
-    files: usize,
-    ops: usize,
-    steps: u64,
-    verdicts: String,
-    rss_before_kb: u64,
-    peak_kb: u64,
 }
 
 fn median(times: &mut [Duration]) -> Duration {
@@ -124,62 +180,52 @@ fn verdict_counts(verdicts: &[Verdict]) -> String {
     parts.join(", ")
 }
 
-fn child(row: &str, dir: &Path, repeat: u32) -> Result<(), String> {
+fn find(name: &str) -> Result<Row, String> {
+    rows().into_iter().find(|r| r.name == name).ok_or_else(|| {
+        let names: Vec<&str> = rows().iter().map(|r| r.name).collect();
+        format!("unknown row {name:?}: expected one of {}", names.join(", "))
+    })
+}
+
+fn child(name: &str, args: &BenchCheckerArgs) -> Result<(), String> {
+    let row = find(name)?;
+    let paths = files(&row, args)?;
     let options = CheckOptions::default();
-    let etcd = |numbers: Vec<usize>| -> Result<Vec<_>, String> {
-        let histories = numbers
-            .into_iter()
-            .map(|i| read_etcd_log(&dir.join(format!("jepsen/etcd_{i:03}.log"))).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(histories.into_iter().filter(|h| !h.is_empty()).collect())
-    };
-    let (times, steps, verdicts, files, ops, rss_before_kb) = match row {
-        "etcd-all" | "etcd-002" | "etcd-007" => {
-            let numbers = match row {
-                "etcd-all" => (0..=102).collect(),
-                "etcd-002" => vec![2],
-                _ => vec![7],
-            };
-            let histories = etcd(numbers)?;
+    let (times, steps, verdicts, files, ops, rss_before_kb) = match row.kind {
+        Kind::Etcd => {
+            let histories = paths
+                .iter()
+                .map(|p| read_etcd_log(p).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|h| !h.is_empty())
+                .collect::<Vec<_>>();
             let rss = status_kb("VmRSS")?;
-            let (times, steps, verdicts) = measure(repeat, || {
+            let (times, steps, verdicts) = measure(args.repeat, || {
                 let results: Vec<_> = histories.iter().map(|h| check(&CasRegisterModel, h, &options)).collect();
                 (results.iter().map(|r| r.steps).sum(), results.iter().map(|r| r.verdict).collect())
             });
-            (times, steps, verdicts, histories.len(), histories.iter().map(|h| h.len()).sum(), rss)
+            (times, steps, verdicts, histories.len(), histories.iter().map(|h| h.len()).sum::<usize>(), rss)
         }
-        "c50-ok" | "c50-bad" | "c10-ok" | "c10-bad" => {
-            let history = read_kv_log(&dir.join(format!("kv/{row}.txt"))).map_err(|e| e.to_string())?;
+        Kind::Kv => {
+            let histories =
+                paths.iter().map(|p| read_kv_log(p).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
             let rss = status_kb("VmRSS")?;
-            let (times, steps, verdicts) = measure(repeat, || {
-                let r = check(&KvModel, &history, &options);
-                (r.steps, vec![r.verdict])
+            let (times, steps, verdicts) = measure(args.repeat, || {
+                let results: Vec<_> = histories.iter().map(|h| check(&KvModel, h, &options)).collect();
+                (results.iter().map(|r| r.steps).sum(), results.iter().map(|r| r.verdict).collect())
             });
-            (times, steps, verdicts, 1, history.len(), rss)
+            (times, steps, verdicts, histories.len(), histories.iter().map(|h| h.len()).sum::<usize>(), rss)
         }
-        other => return Err(format!("unknown row {other:?}")),
     };
     let mut sorted = times.clone();
-    let m = Measured {
-        median: median(&mut sorted),
-        min: sorted[0],
-        files,
-        ops,
-        steps,
-        verdicts: verdict_counts(&verdicts),
-        rss_before_kb,
-        peak_kb: status_kb("VmHWM")?,
-    };
+    let median = median(&mut sorted);
     println!(
-        "{row}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-        m.median.as_nanos(),
-        m.min.as_nanos(),
-        m.files,
-        m.ops,
-        m.steps,
-        m.verdicts,
-        m.rss_before_kb,
-        m.peak_kb
+        "{name}\t{}\t{}\t{files}\t{ops}\t{steps}\t{}\t{rss_before_kb}\t{}",
+        median.as_nanos(),
+        sorted[0].as_nanos(),
+        verdict_counts(&verdicts),
+        status_kb("VmHWM")?
     );
     Ok(())
 }
@@ -200,42 +246,51 @@ fn mib(kb: u64) -> String {
 }
 
 fn parent(args: &BenchCheckerArgs) -> Result<(), String> {
-    let dir = data_dir(args);
-    if !dir.join("EXPECTED.tsv").is_file() {
-        return Err(format!("no Porcupine histories at {} (use --data DIR)", dir.display()));
-    }
-    let rows: Vec<&str> = if args.rows.is_empty() {
-        ROWS.iter().map(|r| r.0).collect()
+    let selected: Vec<Row> = if args.rows.is_empty() {
+        rows()
     } else {
-        args.rows.iter().map(String::as_str).collect()
+        args.rows.iter().map(|name| find(name)).collect::<Result<_, _>>()?
     };
+    // Generated files are made here, before any child is timed.
+    let mut listed = Vec::new();
+    for row in &selected {
+        listed.push((row, files(row, args)?));
+    }
+    if args.list {
+        for (row, paths) in &listed {
+            let kind = if row.kind == Kind::Etcd { "etcd" } else { "kv" };
+            let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            println!("{}\t{kind}\t{}", row.name, paths.join(" "));
+        }
+        return Ok(());
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     println!("checker benchmark: {} repetitions per row (median, min), one child process per row", args.repeat);
-    println!("data: {}", dir.display());
+    println!("data: {}; generated: {}", data_dir(args).display(), args.histories.display());
     println!();
-    println!("| row | files | operations | search steps | verdicts | median | min | Porcupine | peak RSS | added by checking |");
-    println!("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|");
-    for row in rows {
-        let porcupine = ROWS.iter().find(|r| r.0 == row).map_or("", |r| r.1);
+    println!("| row | files | operations | search steps | verdicts | median | min | peak RSS | added by checking |");
+    println!("|---|---:|---:|---:|---|---:|---:|---:|---:|");
+    for (row, _) in listed {
         let output = Command::new(&exe)
             .args(std::env::args_os().skip(1))
             // Same arguments and environment, so the child finds the same data.
-            .env(CHILD_ENV, row)
+            .env(CHILD_ENV, row.name)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
         if !output.status.success() {
-            return Err(format!("row {row} failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+            return Err(format!("row {} failed: {}", row.name, String::from_utf8_lossy(&output.stderr).trim()));
         }
         let line = String::from_utf8_lossy(&output.stdout);
         let f: Vec<&str> = line.trim().split('\t').collect();
-        if f.len() != 9 || f[0] != row {
-            return Err(format!("row {row}: unexpected child output {line:?}"));
+        if f.len() != 9 || f[0] != row.name {
+            return Err(format!("row {}: unexpected child output {line:?}", row.name));
         }
-        let num = |i: usize| f[i].parse::<u64>().map_err(|_| format!("row {row}: bad field {:?}", f[i]));
+        let num = |i: usize| f[i].parse::<u64>().map_err(|_| format!("row {}: bad field {:?}", row.name, f[i]));
         let (median, min) = (Duration::from_nanos(num(1)?), Duration::from_nanos(num(2)?));
         let (rss, peak) = (num(7)?, num(8)?);
         println!(
-            "| {row} | {} | {} | {} | {} | {} | {} | {porcupine} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
             f[3],
             f[4],
             f[5],
@@ -247,4 +302,20 @@ fn parent(args: &BenchCheckerArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rows_have_distinct_names_and_files() {
+        let rows = super::rows();
+        let mut names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), rows.len());
+        assert!(rows.iter().all(|r| match &r.files {
+            super::Files::Shared(f) => !f.is_empty() && f.iter().all(|p| !std::path::Path::new(p).is_absolute()),
+            super::Files::Generated(g) => !g.is_empty(),
+        }));
+    }
 }

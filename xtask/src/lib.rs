@@ -36,10 +36,12 @@
 // The command line runs outside every simulation: wall clocks and threads are its job.
 #![allow(clippy::disallowed_methods)]
 
+mod artifacts;
 mod bench;
 mod bench_checker;
 mod bugs;
 mod check_history;
+mod checker_histories;
 mod compare;
 mod costs;
 mod junit;

@@ -1,7 +1,7 @@
 //! `list`, `run` and `replay`: the commands about one scenario (or one listing), with the
 //! run options they share and the report block a run prints.
 
-use crate::{bad_input, exit, timeline};
+use crate::{artifacts, bad_input, exit, timeline};
 use clap::Args;
 use scenarios::registry::{run_scenario, Catalogue, FaultFile, FaultRecorder, Opts, Scenario};
 use scenarios::seeds::{self, SavedSeed};
@@ -35,6 +35,16 @@ pub struct RunOpts {
     /// Write the fault schedule the run played to this file (scenarios that take one only).
     #[arg(long, value_name = "FILE")]
     pub save_faults: Option<PathBuf>,
+    /// Write the run's client history to this file (scenarios that record one; `cargo xtask
+    /// list` marks them): a `.json` name gets the JSON form (everything the checker uses),
+    /// any other Porcupine's key/value log format. Repeat it for both; `check-history --model
+    /// kv FILE` reads either.
+    #[arg(long, value_name = "FILE")]
+    pub history: Vec<PathBuf>,
+    /// Folder for the other files the run attaches (a failing history's page), relative to
+    /// the working directory.
+    #[arg(long, value_name = "DIR", default_value = artifacts::DEFAULT_DIR)]
+    pub artifacts: PathBuf,
 }
 
 #[derive(Args)]
@@ -85,7 +95,8 @@ pub fn list(cat: &Catalogue, a: &ListArgs) -> u8 {
         let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &scenarios {
             let faults = if s.takes_fault_schedule() { " [takes --faults/--save-faults]" } else { "" };
-            println!("{:width$}  {}{faults}", s.name, s.description);
+            let history = if s.records_client_history() { " [takes --history]" } else { "" };
+            println!("{:width$}  {}{faults}{history}", s.name, s.description);
         }
     }
     let mut blocks = 0;
@@ -107,24 +118,27 @@ pub fn list(cat: &Catalogue, a: &ListArgs) -> u8 {
 }
 
 /// The run options of a command line, checked for one scenario and seed before the run: the
-/// fault file read, the planted bug and the fault options fit the scenario, the file for
-/// `--save-faults` created (so an unwritable path is refused before anything runs).
+/// fault file read, the planted bug, the fault and history options fit the scenario, the
+/// files for `--save-faults` and `--history` and the `--artifacts` folder created (so an
+/// unwritable path is refused before anything runs).
 pub struct Prepared {
     pub opts: Opts,
     save_faults: Option<(PathBuf, File, FaultRecorder)>,
+    history: Vec<PathBuf>,
+    artifacts: PathBuf,
 }
 
 impl Prepared {
-    pub fn new(
-        cat: &Catalogue,
-        sc: &Scenario,
-        seed: u64,
-        mut opts: Opts,
-        save_faults: Option<&Path>,
-    ) -> Result<Prepared, String> {
+    pub fn new(cat: &Catalogue, sc: &Scenario, seed: u64, mut opts: Opts, given: &RunOpts) -> Result<Prepared, String> {
+        let save_faults = given.save_faults.as_deref();
         let recorder = save_faults.map(|_| FaultRecorder::new());
         opts.record_faults = recorder.clone();
+        opts.attach_history = !given.history.is_empty();
         cat.check_opts(sc, seed, &opts).map_err(|e| e.to_string())?;
+        artifacts::prepare_dir(&given.artifacts)?;
+        for path in &given.history {
+            File::create(path).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
+        }
         let save_faults = match (save_faults, recorder) {
             (Some(path), Some(recorder)) => {
                 let file = File::create(path).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
@@ -132,12 +146,32 @@ impl Prepared {
             }
             _ => None,
         };
-        Ok(Prepared { opts, save_faults })
+        Ok(Prepared { opts, save_faults, history: given.history.clone(), artifacts: given.artifacts.clone() })
     }
 
-    /// After the run: writes the schedule it played for `--save-faults`. Returns the status
-    /// to exit with instead of the run's when that fails.
-    pub fn finish(self) -> Option<u8> {
+    /// After the run: writes what it attached (`--history`, `--artifacts`) and the schedule
+    /// it played (`--save-faults`). Returns the status to exit with instead of the run's when
+    /// one of them fails.
+    pub fn finish(self, r: &RunReport) -> Option<u8> {
+        let mut status = None;
+        match artifacts::write_all(&self.artifacts, r) {
+            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Err(e) => status = Some(bad_input(e)),
+        }
+        for path in &self.history {
+            let written = match artifacts::history_of(r) {
+                Some(a) => artifacts::write_history(a, path),
+                None => Err(format!("--history {}: the run attached no history", path.display())),
+            };
+            match written {
+                Ok(what) => println!("history:        {} ({what})", path.display()),
+                Err(e) => status = Some(bad_input(e)),
+            }
+        }
+        status.or(self.finish_faults())
+    }
+
+    fn finish_faults(self) -> Option<u8> {
         let (path, mut file, recorder) = self.save_faults?;
         match recorder.take() {
             Some(schedule) => match file.write_all(schedule.to_toml().as_bytes()) {
@@ -210,14 +244,14 @@ pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
         Err(e) => return bad_input(e),
     };
     let opts = Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() };
-    let prepared = match Prepared::new(cat, &sc, a.seed, opts, a.opts.save_faults.as_deref()) {
+    let prepared = match Prepared::new(cat, &sc, a.seed, opts, &a.opts) {
         Ok(p) => p,
         Err(e) => return bad_input(e),
     };
     let t0 = Instant::now();
     let r = run_scenario(&sc, a.seed, &prepared.opts, TraceMode::Hash, None);
     print_report(&sc, &r, &prepared.opts, t0.elapsed());
-    prepared.finish().unwrap_or_else(|| status_of(&r))
+    prepared.finish(&r).unwrap_or_else(|| status_of(&r))
 }
 
 pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
@@ -246,7 +280,7 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         };
         (sc, seed, Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() }, None)
     };
-    let prepared = match Prepared::new(cat, &sc, seed, opts, a.opts.save_faults.as_deref()) {
+    let prepared = match Prepared::new(cat, &sc, seed, opts, &a.opts) {
         Ok(p) => p,
         Err(e) => return bad_input(e),
     };
@@ -312,7 +346,7 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
             Err(e) => println!("NOT AS RECORDED: {e}"),
         }
     }
-    let finished = prepared.finish();
+    let finished = prepared.finish(&r);
     status.or(finished).unwrap_or_else(|| status_of(&r))
 }
 

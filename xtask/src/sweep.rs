@@ -142,6 +142,10 @@ pub struct SweepArgs {
     /// Folder for --save.
     #[arg(long, default_value = "seeds")]
     pub seeds_dir: PathBuf,
+    /// Folder for the files failing runs attach (a failing history's page), relative to the
+    /// working directory.
+    #[arg(long, value_name = "DIR", default_value = crate::artifacts::DEFAULT_DIR)]
+    pub artifacts: PathBuf,
     /// Also print, per scenario, its runs, wall time per run and simulated time per run.
     #[arg(long)]
     pub per_scenario: bool,
@@ -357,6 +361,10 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             return bad_input(e);
         }
     }
+    // The attachments' folder before any run, so an unwritable one costs nothing.
+    if let Err(e) = crate::artifacts::prepare_dir(&a.artifacts) {
+        return bad_input(e);
+    }
     let shard = match a.shard.resolve() {
         Ok(s) => s,
         Err(e) => return bad_input(e),
@@ -403,7 +411,9 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     // Keep only what the summary needs: a sweep of thousands of runs must not hold every
     // run's annotations and counters. JSON lines stream out in sweep order as runs finish.
     let stdout = std::io::stdout();
-    let reports: Vec<(RunLine, u64, Option<Outcome>)> = parallel_in_order(
+    // A failing run's attachments are written as it ends, so the sweep holds only their paths.
+    type Report = (RunLine, u64, Option<Outcome>, Vec<Result<String, String>>);
+    let reports: Vec<Report> = parallel_in_order(
         &items,
         jobs,
         &pb,
@@ -412,9 +422,20 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             let r = run_scenario(&it.scenario, it.seed, &it.opts(&faults), TraceMode::Hash, None);
             let wall_ms = t.elapsed().as_secs_f64() * 1e3;
             let failure = (!r.outcome.is_pass()).then(|| r.outcome.clone());
-            (run_line(it, &r, wall_ms), r.stats.delivered, failure)
+            let a_dir = &a.artifacts;
+            let attached = match failure {
+                Some(_) => r
+                    .attachments
+                    .iter()
+                    .map(|att| {
+                        crate::artifacts::write_one(a_dir, att).map(|p| format!("{}: {}", att.what, p.display()))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            (run_line(it, &r, wall_ms), r.stats.delivered, failure, attached)
         },
-        |_, (line, _, _)| {
+        |_, (line, _, _, _)| {
             if json {
                 let _ = writeln!(stdout.lock(), "{}", line.to_json());
             }
@@ -423,7 +444,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
     let mut tally = Tally::default();
     let mut delivered = 0;
-    for (line, d, _) in &reports {
+    for (line, d, _, _) in &reports {
         tally.add(line);
         delivered += d;
     }
@@ -459,11 +480,25 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
         seeds::reproduce_command(&l.run.scenario, l.run.seed, &opts)
     };
+    let mut status_attach = exit::PASS;
     for l in &tally.failing {
         let _ = writeln!(out, "FAILED {} seed {}: {}", l.run.scenario, l.run.seed, l.message.as_deref().unwrap_or(""));
         let _ = writeln!(out, "REPRODUCE WITH: {}", reproduce(l));
     }
-    let mut status = tally.status();
+    for (_, _, _, attached) in &reports {
+        for line in attached {
+            match line {
+                Ok(l) => {
+                    let _ = writeln!(out, "attached {l}");
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    status_attach = exit::BAD_INPUT;
+                }
+            }
+        }
+    }
+    let mut status = tally.status().max(status_attach);
     if json {
         let part = shard.as_ref().map(|(id, _)| (*id, table_print.clone().expect("a part has a cost table")));
         let summary = tally.summary(wall, part, faults_text, selection);
@@ -480,7 +515,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         }
     }
     if a.save {
-        for (it, (_, _, failure)) in items.iter().zip(&reports) {
+        for (it, (_, _, failure, _)) in items.iter().zip(&reports) {
             let Some(outcome) = failure else { continue };
             if !save_failing_seed_to(&mut out, &a.seeds_dir, it.scenario.name, it.seed, &it.opts(&faults), outcome, "")
             {

@@ -284,3 +284,43 @@ fn command_lines_quoted_in_help_texts_are_real() {
         simlab_cli::check_command_line(&cat, args).unwrap_or_else(|e| panic!("`{q}` in a help text: {e}"));
     }
 }
+
+#[test]
+fn histories_and_pages_leave_a_run_as_attachments_the_command_line_writes() {
+    let cat = catalogue();
+    let dir = scratch("attachments");
+    let (txt, json, art) = (dir.join("h.txt"), dir.join("h.json"), dir.join("artifacts"));
+    let (txt_s, json_s, art_s) = (txt.to_str().unwrap(), json.to_str().unwrap(), art.to_str().unwrap());
+    // A scenario that records no history refuses --history, and writes nothing.
+    let refused = run(&cat, &["run", "raft::initial_election_2a", "--seed", "1", "--history", txt_s]);
+    assert_eq!(refused, exit::BAD_INPUT);
+    assert!(!txt.exists(), "a refused option writes no file");
+    // Both forms from one run: the JSON form exactly, Porcupine's log with the same operations.
+    let status =
+        run(&cat, &["run", "kvraft::one_partition_3a", "--seed", "1", "--history", txt_s, "--history", json_s]);
+    assert_eq!(status, exit::PASS);
+    let exact: checkers::linearizability::History<checkers::models::kv::KvInput, checkers::models::kv::KvOutput> =
+        checkers::formats::json::read_json(&json, "kv").unwrap();
+    let log = checkers::formats::porcupine_kv::read_kv_log(&txt).unwrap();
+    assert!(exact.len() >= 7);
+    assert_eq!(log.len(), exact.len());
+    // A failing sweep writes the page its run attached into --artifacts, under the name the
+    // failure gives.
+    let status = run(
+        &cat,
+        &[
+            "sweep",
+            "kvraft::persist_partition_unreliable_linearizable_3a",
+            "--seeds",
+            "0..1",
+            "--bug",
+            "local-reads",
+            "--artifacts",
+            art_s,
+        ],
+    );
+    assert_eq!(status, exit::of_class(sim::FailureClass::Safety));
+    let page = art.join("kvraft__persist_partition_unreliable_linearizable_3a-seed0.html");
+    let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    assert!(text.contains("<html"));
+}

@@ -1,12 +1,15 @@
-//! Parsers for the history files of `shared/histories/porcupine/`.
+//! History files: Porcupine's key/value logs and Jepsen's etcd logs (the files of
+//! `shared/histories/porcupine/`), read and, for key/value histories, written; and this
+//! project's JSON form, which keeps everything exactly.
 //!
-//! Times are line numbers (1-based), so a history's times point back into its file. Every
-//! error names the file and the line.
+//! Times read from a log are line numbers (1-based), so a history's times point back into
+//! its file. Every error names the file and the line.
 
 use std::fmt;
 use std::path::Path;
 
 pub mod jepsen_etcd;
+pub mod json;
 pub mod porcupine_kv;
 
 /// A malformed history file.

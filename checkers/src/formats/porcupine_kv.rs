@@ -3,8 +3,17 @@
 //!
 //! `:invoke` calls; `:ok` returns the pending call of the same process (a get's value is
 //! the string read; a put's or append's repeats the string written); `:info` leaves the
-//! call pending for ever (outcome unknown; the process is not reused). Blank lines are
-//! skipped.
+//! call pending for ever (outcome unknown; the process is not reused). Blank lines and
+//! comment lines (starting with `;`, as in EDN) are skipped.
+//!
+//! [`write_kv_log`] writes a history in this format, for Porcupine's own parser
+//! (`parseKvLog` in its tests) as much as for ours: lines in event order, one process per
+//! client stint. That parser matches lines by regular expression and skips the others, and
+//! it gives a call that never returned an empty output; so the writer leaves out reads
+//! whose result is unknown (pending or timed out: they constrain nothing, so the check
+//! stays sound), says how many in a comment line, and refuses keys and values that the
+//! regular expressions cannot carry (quotes, backslashes, line breaks). Writes lose what
+//! they replaced ([`KvOutput::Wrote`]): Porcupine's format has no place for it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -129,7 +138,7 @@ pub fn parse_kv_log(text: &str, file: &str) -> Result<KvHistory, ParseError> {
     let mut retired: BTreeMap<u64, usize> = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
-        if raw.trim().is_empty() {
+        if raw.trim().is_empty() || raw.trim_start().starts_with(';') {
             continue;
         }
         let err = |message: String| ParseError::new(file, line, message);
@@ -210,6 +219,120 @@ pub fn parse_kv_log(text: &str, file: &str) -> Result<KvHistory, ParseError> {
     History::new(ops).map_err(|e| ParseError::new(file, 0, e.to_string()))
 }
 
+/// A history Porcupine's key/value format cannot carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteError {
+    /// The operation at fault.
+    pub op: usize,
+    /// Why.
+    pub message: String,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "operation {}: {}", self.op, self.message)
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// A key/value log in Porcupine's format, and what it had to leave out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvLog {
+    /// The file's text.
+    pub text: String,
+    /// Operations written.
+    pub written: usize,
+    /// Reads left out because their result is unknown (pending or timed out).
+    pub left_out: usize,
+}
+
+fn quoted(op: usize, what: &str, s: &str) -> Result<String, WriteError> {
+    if s.contains(['"', '\\', '\n', '\r']) {
+        return Err(WriteError {
+            op,
+            message: format!("its {what} {s:?} holds a quote, backslash or line break, which Porcupine's parser cannot read (use the JSON form)"),
+        });
+    }
+    Ok(format!("\"{s}\""))
+}
+
+/// Writes `history` as a Porcupine key/value log (see the module's documentation).
+///
+/// Events go in time order, a call before a return at equal times (closed intervals: the
+/// order keeps them overlapping). Each client gets a process number (its own id while that
+/// is free, a fresh one above every client id otherwise); a process whose call never
+/// returned ends with an `:info` line at the end of the file and is never reused, as in
+/// Jepsen's logs.
+pub fn write_kv_log(history: &KvHistory) -> Result<KvLog, WriteError> {
+    let ops = history.ops();
+    let keep = |op: &Operation<KvInput, KvOutput>| !matches!(op.input, KvInput::Get { .. }) || op.output.is_some();
+    // (time, return?, op): calls before returns at equal times.
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        if keep(op) {
+            events.push((op.call, false, i));
+            if let Some(ret) = op.ret {
+                events.push((ret, true, i));
+            }
+        }
+    }
+    events.sort_unstable();
+    let mut next_fresh = ops.iter().map(|op| op.client).max().map_or(0, |c| c + 1);
+    let mut busy: std::collections::BTreeSet<u64> = Default::default();
+    let mut retired: std::collections::BTreeSet<u64> = Default::default();
+    let mut process = vec![0u64; ops.len()];
+    let mut lines = Vec::with_capacity(events.len() + 2);
+    let mut infos = Vec::new();
+    let line = |i: usize, p: u64, kind: &str, value: Option<String>| -> Result<String, WriteError> {
+        let op = &ops[i];
+        let key = quoted(i, "key", op.input.key())?;
+        let (f, value) = match (&op.input, value) {
+            (KvInput::Get { .. }, None) => ("get", "nil".to_string()),
+            (KvInput::Get { .. }, Some(v)) => ("get", quoted(i, "value", &v)?),
+            (KvInput::Put { value, .. }, _) => ("put", quoted(i, "value", value)?),
+            (KvInput::Append { value, .. }, _) => ("append", quoted(i, "value", value)?),
+        };
+        Ok(format!("{{:process {p}, :type :{kind}, :f :{f}, :key {key}, :value {value}}}"))
+    };
+    for &(_, is_return, i) in &events {
+        let op = &ops[i];
+        if !is_return {
+            let own = op.client;
+            let p = if !busy.contains(&own) && !retired.contains(&own) {
+                own
+            } else {
+                next_fresh += 1;
+                next_fresh - 1
+            };
+            busy.insert(p);
+            process[i] = p;
+            lines.push(line(i, p, "invoke", None)?);
+            if op.ret.is_none() {
+                retired.insert(p);
+                infos.push(line(i, p, "info", None)?);
+            }
+        } else {
+            busy.remove(&process[i]);
+            let value = match &op.output {
+                Some(KvOutput::Value(v)) => Some(v.clone()),
+                _ => None,
+            };
+            lines.push(line(i, process[i], "ok", value)?);
+        }
+    }
+    let written = ops.iter().filter(|op| keep(op)).count();
+    let left_out = ops.len() - written;
+    let mut text = format!(
+        "; simlab key/value history in Porcupine's log format: {written} operations; {left_out} read(s) with an unknown result left out\n"
+    );
+    for l in lines.iter().chain(&infos) {
+        text.push_str(l);
+        text.push('\n');
+    }
+    Ok(KvLog { text, written, left_out })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +355,44 @@ mod tests {
                 Operation::pending(2, KvInput::put("1", "z"), 6),
             ]
         );
+    }
+
+    #[test]
+    fn written_logs_read_back_in_event_order() {
+        let wrote = KvOutput::Wrote { prev_len: 0, prev_digest: 0 };
+        let history = History::new(vec![
+            Operation::new(0, KvInput::append("0", "x 0 0 y"), 0, wrote, 3),
+            Operation::new(1, KvInput::get("0"), 1, KvOutput::value("x 0 0 y"), 2),
+            // Client 0 again; then a call that never returns, and reads of unknown result.
+            Operation::new(0, KvInput::put("1", "z"), 4, KvOutput::Ack, 7),
+            Operation::pending(1, KvInput::append("1", "w"), 5),
+            Operation::unknown_result(2, KvInput::get("1"), 5, 6),
+            Operation::pending(2, KvInput::get("1"), 8),
+            Operation::new(1, KvInput::get("1"), 9, KvOutput::value("zw"), 10),
+        ])
+        .unwrap();
+        let log = write_kv_log(&history).unwrap();
+        assert_eq!((log.written, log.left_out), (5, 2));
+        let lines: Vec<&str> = log.text.lines().collect();
+        assert!(lines[0].starts_with("; simlab key/value history") && lines[0].contains("2 read(s)"));
+        assert_eq!(lines[1], r#"{:process 0, :type :invoke, :f :append, :key "0", :value "x 0 0 y"}"#);
+        assert_eq!(lines[3], r#"{:process 1, :type :ok, :f :get, :key "0", :value "x 0 0 y"}"#);
+        // Client 1's process is taken by the call that never returns: its next call gets a
+        // fresh process, and the abandoned one ends with :info.
+        assert_eq!(lines[lines.len() - 2], r#"{:process 3, :type :ok, :f :get, :key "1", :value "zw"}"#);
+        assert_eq!(lines[lines.len() - 1], r#"{:process 1, :type :info, :f :append, :key "1", :value "w"}"#);
+        let back = parse_kv_log(&log.text, "w.txt").unwrap();
+        assert_eq!(back.len(), 5);
+        let shape = |h: &KvHistory| -> Vec<(String, bool)> {
+            h.ops().iter().map(|op| (format!("{:?}", op.input), op.is_pending())).collect()
+        };
+        let kept: Vec<Operation<KvInput, KvOutput>> =
+            [0, 1, 2, 3, 6].iter().map(|&i| history.ops()[i].clone()).collect();
+        assert_eq!(shape(&back), shape(&History::new(kept).unwrap()));
+        // Event order survives: op 2 (client 0's put) is called after op 0 returned.
+        assert!(back.precedes(0, 2));
+        let bad = History::new(vec![Operation::new(0, KvInput::put("k", "a\"b"), 0, KvOutput::Ack, 1)]).unwrap();
+        assert!(write_kv_log(&bad).unwrap_err().to_string().contains("quote"));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! A self-contained HTML page for a checked history.
 //!
 //! One row per client, time left to right, each operation a box with its call and return
-//! times and description; the witness (or the partial linearizations of a refuted
-//! partition) drawn over it with the model state after each step; the operations that
-//! could not be linearized marked; optional annotation bands (crashes, partitions, leader
-//! changes) so that a failing simulated run can be read at a glance.
+//! times, description and metadata; for every partition its witness, or its partial
+//! linearizations (a refuted partition's, and what the search of an unfinished one had
+//! found), drawn over it with the model state after each step; the operations that could
+//! not be linearized marked, with a link that jumps to the first; optional annotation
+//! bands (crashes, partitions, leader changes), coloured as asked, so that a failing
+//! simulated run can be read at a glance.
 //!
 //! The page embeds its data as JSON (`<script type="application/json" id="history-data">`)
 //! and draws it with a small script written here; it needs no network. The horizontal axis
@@ -36,12 +38,28 @@ pub struct Annotation {
     /// above the client rows, in order of first appearance. `None`: a band in the shared
     /// annotation row, shaded across every client row.
     pub row: Option<String>,
+    /// More text, shown when the pointer rests on the band.
+    pub details: Option<String>,
+    /// The band's colour, as a CSS colour (`#rgb`, `#rrggbb` or a colour name); `None`
+    /// picks one from the label's first word. Anything else is ignored (it would not be a
+    /// colour).
+    pub background: Option<String>,
+    /// The colour of the band's text, likewise (`None`: dark).
+    pub text_colour: Option<String>,
 }
 
 impl Annotation {
     /// A band across the whole page.
     pub fn new(start: Time, end: Time, label: impl Into<String>) -> Self {
-        Annotation { start, end: end.max(start), label: label.into(), row: None }
+        Annotation {
+            start,
+            end: end.max(start),
+            label: label.into(),
+            row: None,
+            details: None,
+            background: None,
+            text_colour: None,
+        }
     }
 
     /// The same band, in the named row.
@@ -49,6 +67,30 @@ impl Annotation {
         self.row = Some(row.into());
         self
     }
+
+    /// The same band, with more text shown when the pointer rests on it.
+    pub fn with_details(mut self, details: impl Into<String>) -> Self {
+        self.details = Some(details.into());
+        self
+    }
+
+    /// The same band, drawn in `background` with text in `text` (CSS colours; see
+    /// [`Annotation::background`]).
+    pub fn coloured(mut self, background: impl Into<String>, text: impl Into<String>) -> Self {
+        self.background = Some(background.into());
+        self.text_colour = Some(text.into());
+        self
+    }
+}
+
+/// `colour` when it is a CSS colour this page accepts (`#rgb`, `#rrggbb`, or a name of
+/// letters), so that nothing else reaches a style attribute.
+fn css_colour(colour: &Option<String>) -> Option<String> {
+    let c = colour.as_deref()?.trim();
+    let hex =
+        c.strip_prefix('#').is_some_and(|h| (h.len() == 3 || h.len() == 6) && h.chars().all(|x| x.is_ascii_hexdigit()));
+    let name = !c.is_empty() && c.len() <= 30 && c.chars().all(|x| x.is_ascii_alphabetic());
+    (hex || name).then(|| c.to_string())
 }
 
 /// Size limits and title.
@@ -92,10 +134,13 @@ struct OpData {
     call: Time,
     ret: Option<Time>,
     text: String,
+    /// The operation's metadata, if any.
+    meta: Option<String>,
     part: usize,
     /// `ok` (in the witness), `failed` (could not be linearized), `partial` (in some
     /// partial linearization), `unlinearized` (in none), `unexplained` (refuted partition
-    /// without an explanation), `unchecked` (partition not searched to the end).
+    /// without an explanation), `unchecked` (partition not searched to the end and in no
+    /// prefix its search found).
     status: &'static str,
     /// Index in its partition's `lins` of the longest linearization containing it.
     lin: Option<usize>,
@@ -137,6 +182,9 @@ struct AnnData {
     start: Time,
     end: Time,
     label: String,
+    details: Option<String>,
+    background: Option<String>,
+    text_colour: Option<String>,
     /// Shaded across the client rows too.
     wide: bool,
 }
@@ -156,6 +204,8 @@ struct PageData {
     annotations: Vec<AnnData>,
     /// The linearization shown first: (partition, index in its `lins`).
     initial: Option<(usize, usize)>,
+    /// The first operation (in call order) that could not be linearized, if drawn.
+    first_failure: Option<usize>,
 }
 
 /// Shortens `s` to about `max` characters by cutting out its middle (the end of a KV value
@@ -330,6 +380,9 @@ fn page_data<M: Model>(
                 start: a.start,
                 end: a.end,
                 label: shorten(&a.label, options.max_text),
+                details: a.details.as_ref().map(|d| shorten(d, 4 * options.max_text)),
+                background: css_colour(&a.background),
+                text_colour: css_colour(&a.text_colour),
                 wide: a.row.is_none(),
             }
         })
@@ -348,7 +401,10 @@ fn page_data<M: Model>(
                 ("not linearizable", e.prefixes.iter().map(|l| (l.order.as_slice(), l.blocked.as_slice())).collect())
             }
             PartitionOutcome::NotLinearizable { explanation: None } => ("not linearizable", Vec::new()),
-            PartitionOutcome::Unfinished => ("unfinished", Vec::new()),
+            PartitionOutcome::Unfinished { explanation: Some(e), .. } => {
+                ("unfinished", e.prefixes.iter().map(|l| (l.order.as_slice(), l.blocked.as_slice())).collect())
+            }
+            PartitionOutcome::Unfinished { explanation: None, .. } => ("unfinished", Vec::new()),
         };
         let mut index_of_candidate = vec![None; candidates.len()];
         for (c, (order, blocked)) in candidates.iter().enumerate() {
@@ -358,7 +414,7 @@ fn page_data<M: Model>(
                 continue;
             }
             steps_left -= drawn;
-            let states = replay(model, ops, order).expect("the checker's linearizations replay");
+            let states = replay(model, history, order).expect("the checker's linearizations replay");
             let mut x = f64::MIN;
             let mut steps = Vec::with_capacity(drawn);
             for (&i, state) in order.iter().zip(&states) {
@@ -384,7 +440,8 @@ fn page_data<M: Model>(
                     lin_of_op[i] = Some(0);
                 }
             }
-            PartitionOutcome::NotLinearizable { explanation: Some(e) } => {
+            PartitionOutcome::NotLinearizable { explanation: Some(e) }
+            | PartitionOutcome::Unfinished { explanation: Some(e), .. } => {
                 for (k, &i) in report.ops.iter().enumerate() {
                     lin_of_op[i] = e.longest[k].and_then(|c| index_of_candidate[c]);
                 }
@@ -412,6 +469,7 @@ fn page_data<M: Model>(
         ));
     }
 
+    let first_failure = failing.iter().copied().filter(|&i| is_shown[i]).min_by_key(|&i| (ops[i].call, i));
     let ops_data: Vec<OpData> = shown
         .iter()
         .map(|&i| {
@@ -430,7 +488,14 @@ fn page_data<M: Model>(
                         "unlinearized"
                     }
                 }
-                PartitionOutcome::Unfinished => "unchecked",
+                PartitionOutcome::Unfinished { explanation, .. } => {
+                    let k = result.partitions[p].ops.binary_search(&i).expect("op in its partition");
+                    if explanation.as_ref().is_some_and(|e| e.longest[k].is_some()) {
+                        "partial"
+                    } else {
+                        "unchecked"
+                    }
+                }
             };
             OpData {
                 id: i,
@@ -441,6 +506,7 @@ fn page_data<M: Model>(
                 call: op.call,
                 ret: op.ret,
                 text: shorten(&model.describe_operation(&op.input, op.output.as_ref()), options.max_text),
+                meta: op.metadata.as_ref().map(|m| shorten(m, 2 * options.max_text)),
                 part: p,
                 status,
                 lin: lin_of_op[i],
@@ -453,11 +519,26 @@ fn page_data<M: Model>(
             notes.push(format!("The step budget ({}) ran out before a verdict.", result.budget))
         }
         Some(UnknownReason::Stopped) => notes.push("The check was stopped before a verdict.".into()),
+        Some(UnknownReason::MemoryExhausted) => notes.push("The memory budget ran out before a verdict.".into()),
+        Some(UnknownReason::ClientOrderAcrossPartitions) => notes.push(
+            "Every partition is linearizable on its own, but their witnesses could not be merged in an order that keeps each client's order.".into(),
+        ),
         None => {}
     }
-    let unfinished = result.partitions.iter().filter(|p| matches!(p.outcome, PartitionOutcome::Unfinished)).count();
+    let unfinished =
+        result.partitions.iter().filter(|p| matches!(p.outcome, PartitionOutcome::Unfinished { .. })).count();
     if unfinished > 0 {
-        notes.push(format!("{unfinished} partition(s) were not searched to the end."));
+        notes.push(format!(
+            "{unfinished} partition(s) were not searched to the end; their partial linearizations are what the search had found."
+        ));
+    }
+    let out_of_memory = result
+        .partitions
+        .iter()
+        .filter(|p| matches!(p.outcome, PartitionOutcome::Unfinished { out_of_memory: true, .. }))
+        .count();
+    if out_of_memory > 0 {
+        notes.push(format!("{out_of_memory} partition(s) stopped at the memory budget."));
     }
     let summary = format!(
         "{} operations, {} clients, {} partition(s), {} search steps",
@@ -479,6 +560,7 @@ fn page_data<M: Model>(
         partitions,
         annotations: annotations_data,
         initial,
+        first_failure,
     }
 }
 

@@ -1,5 +1,6 @@
 // Draws the history page from the embedded JSON (checkers/src/html): rows of operation
-// boxes, annotation bands, and the selected linearization with its states.
+// boxes, annotation bands, and the selected linearization with its states; a link jumps to
+// the first operation that could not be linearized.
 'use strict';
 (function () {
   const data = JSON.parse(document.getElementById('history-data').textContent);
@@ -60,6 +61,12 @@
   header.appendChild(el('div', { class: 'summary', text: data.summary }));
   if (data.notes.length) {
     header.appendChild(el('ul', { class: 'notes' }, data.notes.map((n) => el('li', { text: n }))));
+  }
+  let jump = null;
+  if (data.first_failure !== null && opById.has(data.first_failure)) {
+    const o = opById.get(data.first_failure);
+    jump = el('a', { href: '#first-failure', id: 'jump-first-failure', text: 'Jump to the first operation that could not be linearized (#' + o.id + ', ' + o.text + ')' });
+    header.appendChild(el('div', { class: 'jump' }, [jump]));
   }
   header.appendChild(el('div', { class: 'legend' }, [
     el('span', { class: 'k-ok', text: 'linearized' }),
@@ -134,11 +141,12 @@
     for (const a of data.annotations) {
       const left = x(a.x0);
       const w = Math.max(4, (a.x1 - a.x0) * state.unit);
-      const c = colour(a.label);
-      const tip = a.label + '\n' + 'from ' + a.start + ' to ' + a.end;
+      const c = a.background || colour(a.label);
+      const tip = a.label + '\n' + 'from ' + a.start + ' to ' + a.end + (a.details ? '\n' + a.details : '');
       canvas.appendChild(el('div', {
         class: 'ann-band', title: tip, text: a.label,
-        style: 'left:' + left + 'px;width:' + w + 'px;top:' + (a.row * ROW + 5) + 'px;background:' + c,
+        style: 'left:' + left + 'px;width:' + w + 'px;top:' + (a.row * ROW + 5) + 'px;background:' + c +
+          (a.text_colour ? ';color:' + a.text_colour : ''),
       }));
       if (a.wide && firstClientRow >= 0) {
         canvas.appendChild(el('div', {
@@ -159,7 +167,7 @@
       if (state.focus === o.id) cls.push('selected');
       const p = data.partitions[o.part];
       const tip = '#' + o.id + ' client ' + o.client + '\n' + o.text + '\n' + 'call ' + o.call + ', ' +
-        (o.ret === null ? 'never returned' : 'return ' + o.ret) + '\n' +
+        (o.ret === null ? 'never returned' : 'return ' + o.ret) + (o.meta ? '\n' + o.meta : '') + '\n' +
         (p.label ? p.label + ': ' : '') + p.outcome + (o.status === 'failed' ? '\ncould not be linearized' : '');
       const box = el('div', {
         class: cls.join(' '), 'data-op': String(o.id), title: tip,
@@ -209,17 +217,19 @@
     }
     const p = data.partitions[state.part];
     const name = p.label ? p.label : 'partition ' + state.part;
-    const what = p.outcome === 'linearizable' ? 'Linearization' : 'Longest linearizable prefix';
+    const what = p.outcome === 'linearizable' ? 'Linearization'
+      : p.outcome === 'unfinished' ? 'Longest linearizable prefix found before the search stopped' : 'Longest linearizable prefix';
     details.appendChild(el('h2', { text: what + ' of ' + name + ': ' + lin.len + ' of ' + p.ops + ' operations, ' + p.steps + ' search steps' }));
     if (lin.steps.length < lin.len) {
       details.appendChild(el('p', { text: (lin.len - lin.steps.length) + ' step(s) fall outside the drawn window.' }));
     }
-    const rows = [el('tr', {}, ['#', 'op', 'client', 'operation', 'interval', 'state after'].map((h) => el('th', { text: h })))];
+    const rows = [el('tr', {}, ['#', 'op', 'client', 'operation', 'interval', 'metadata', 'state after'].map((h) => el('th', { text: h })))];
     lin.steps.forEach((s, i) => {
       const o = opById.get(s.op);
       rows.push(el('tr', { class: state.focus === o.id ? 'focus' : '' }, [
         el('td', { text: String(i + 1) }), el('td', { text: '#' + o.id }), el('td', { text: String(o.client) }),
-        el('td', { text: o.text }), el('td', { text: interval(o) }), el('td', { class: 'state', text: s.state }),
+        el('td', { text: o.text }), el('td', { text: interval(o) }), el('td', { class: 'meta', text: o.meta || '' }),
+        el('td', { class: 'state', text: s.state }),
       ]));
     });
     for (const b of lin.blocked) {
@@ -227,11 +237,17 @@
       if (!o) continue;
       rows.push(el('tr', { class: 'blocked' }, [
         el('td', { text: '✗' }), el('td', { text: '#' + o.id }), el('td', { text: String(o.client) }),
-        el('td', { text: o.text }), el('td', { text: interval(o) }),
+        el('td', { text: o.text }), el('td', { text: interval(o) }), el('td', { class: 'meta', text: o.meta || '' }),
         el('td', { class: 'state', text: 'rejected in state ' + lin.end_state }),
       ]));
     }
     details.appendChild(el('table', {}, rows));
+  }
+
+  // Brings operation `o` into view.
+  function reveal(o) {
+    timeline.scrollLeft = Math.max(0, x(o.x0) - timeline.clientWidth / 2);
+    timeline.scrollTop = Math.max(0, o.row * ROW - timeline.clientHeight / 2);
   }
 
   function focus(id) {
@@ -269,10 +285,16 @@
   fillLinSelect();
   draw();
   showDetails();
-  // Bring the first operation that could not be linearized into view.
-  const first = data.ops.filter((o) => o.status === 'failed').sort((a, b) => a.x0 - b.x0)[0];
-  if (first) {
-    timeline.scrollLeft = Math.max(0, x(first.x0) - timeline.clientWidth / 2);
-    timeline.scrollTop = Math.max(0, first.row * ROW - timeline.clientHeight / 2);
+  // The jump link selects the first operation that could not be linearized and brings it
+  // into view; so does opening the page at #first-failure, and opening it at all.
+  if (jump) {
+    const toFirst = (event) => {
+      if (event) event.preventDefault();
+      focus(data.first_failure);
+      reveal(opById.get(data.first_failure));
+    };
+    jump.addEventListener('click', toFirst);
+    if (window.location.hash === '#first-failure') toFirst(null);
+    else reveal(opById.get(data.first_failure));
   }
 })();

@@ -24,28 +24,39 @@ impl Bitset {
         Bitset { words: vec![0; len.div_ceil(64).max(1)], hash: 0 }
     }
 
-    /// Adds `i`, which must be absent.
+    /// Adds `i`, which must be absent (not checked: the search's stack discipline ensures it,
+    /// and a witness is replayed in the end).
     #[inline]
     pub(crate) fn insert(&mut self, i: usize) {
         let (w, b) = (i / 64, i % 64);
-        debug_assert_eq!(self.words[w] & (1 << b), 0, "member {i} inserted twice");
         self.words[w] |= 1 << b;
         self.hash ^= key(i);
     }
 
-    /// Removes `i`, which must be present.
+    /// Removes `i`, which must be present (not checked, likewise).
     #[inline]
     pub(crate) fn remove(&mut self, i: usize) {
         let (w, b) = (i / 64, i % 64);
-        debug_assert_ne!(self.words[w] & (1 << b), 0, "member {i} removed while absent");
         self.words[w] &= !(1 << b);
         self.hash ^= key(i);
+    }
+
+    /// True when `i` is a member.
+    #[inline]
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        self.words[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// The hash of the members (equal sets have equal hashes).
     #[inline]
     pub(crate) fn hash(&self) -> u64 {
         self.hash
+    }
+
+    /// The hash the set will have once `i` (absent) is added.
+    #[inline]
+    pub(crate) fn hash_with(&self, i: usize) -> u64 {
+        self.hash ^ key(i)
     }
 
     /// The raw words, for storing the set in the memo table.

@@ -6,21 +6,31 @@
 //! what is left of the budget), so when the budget runs out every unfinished partition
 //! has had the same number of steps, and whether some partition is refuted within the
 //! budget does not depend on the order partitions are listed in. The first refutation
-//! ends the check: a refutation anywhere wins over a budget running out elsewhere.
+//! ends the check (unless [`CheckOptions::all_partitions`]): a refutation anywhere wins over
+//! a budget running out elsewhere.
+//!
+//! Memory is budgeted too, in bytes, and just as deterministically: every search counts
+//! what it holds (its cache, its states, its bookkeeping, as the model reports state sizes)
+//! and is given, at each turn, the budget less what the other unfinished searches hold; a
+//! search that would need more stops, its partition is left unfinished, and the verdict is
+//! [`Verdict::Unknown`] unless another partition is refuted. The same history and budgets
+//! give the same verdict on any machine.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::history::{History, Operation, Time};
+use super::history::{ClientId, History, Operation, Time};
 use super::model::Model;
 use super::search::{Progress, Search, SearchStats};
 
-/// The default step budget: ten times what the largest history of the Porcupine suite
-/// needs (about a second of search), yet finite so that a pathological history inside a
-/// simulation sweep ends with `unknown` rather than exhausting memory: a search keeps
-/// every configuration it visits, and with long key/value strings ten million steps can
-/// take several hundred megabytes.
+/// The default step budget: several times what the largest history of the Porcupine suite
+/// needs, yet finite so that a pathological history ends with `unknown` in about a second.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
+
+/// The default memory budget, in bytes (2 GiB): what the searches of one check may hold at
+/// once. Two sweep jobs checking their worst histories at the same time then hold 4 GiB,
+/// well inside the 24 GiB of this project's machine alongside the runs themselves.
+pub const DEFAULT_MEMORY_LIMIT: usize = 2 << 30;
 
 /// Steps a partition runs before the next partition's turn.
 pub const DEFAULT_SLICE: u64 = 10_000;
@@ -31,17 +41,31 @@ pub struct CheckOptions {
     /// Search steps allowed over the whole history; when they run out before a verdict,
     /// the verdict is [`Verdict::Unknown`].
     pub budget: u64,
+    /// Bytes the searches may hold at once (see the module's documentation); when a search
+    /// would need more, its partition is left unfinished.
+    pub memory_limit: usize,
     /// Steps per partition per round of the interleaving (at least 1).
     pub slice: u64,
     /// Record, during the search, the longest linearizable prefix containing each
     /// operation, for the explanation of a refutation (Porcupine's partial
     /// linearizations). Costs a little time per step and 8 bytes per configuration.
     pub explain: bool,
+    /// After a refutation, keep searching the other partitions (within the budgets), so
+    /// that every partition ends with its own verdict and evidence, as Porcupine's verbose
+    /// mode does. Off: the first refutation ends the check, and the other partitions keep
+    /// what they found so far.
+    pub all_partitions: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { budget: DEFAULT_BUDGET, slice: DEFAULT_SLICE, explain: true }
+        CheckOptions {
+            budget: DEFAULT_BUDGET,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            slice: DEFAULT_SLICE,
+            explain: true,
+            all_partitions: false,
+        }
     }
 }
 
@@ -52,7 +76,7 @@ pub enum Verdict {
     Linearizable,
     /// There is none.
     NotLinearizable,
-    /// The search stopped (budget exhausted, or asked to stop) before an answer.
+    /// The search stopped (a budget ran out, or it was asked to stop) before an answer.
     Unknown,
 }
 
@@ -78,8 +102,17 @@ impl fmt::Display for Verdict {
 pub enum UnknownReason {
     /// The step budget ran out.
     BudgetExhausted,
+    /// A search would have needed more memory than [`CheckOptions::memory_limit`].
+    MemoryExhausted,
     /// The caller's stop function said to stop (e.g. a wall-clock timeout).
     Stopped,
+    /// Every partition is linearizable on its own, but the witnesses found cannot be
+    /// merged into one order that keeps each sequential client's order: a client's
+    /// operations on different partitions that return and call at the same instant tie
+    /// the partitions together (real-time order alone never does; see
+    /// [`History::with_sequential_clients`]). Deciding it needs a model that does not
+    /// partition the history.
+    ClientOrderAcrossPartitions,
 }
 
 /// A linearizable prefix of a refuted partition, and where it gets stuck.
@@ -131,8 +164,16 @@ pub enum PartitionOutcome {
         /// Why, when [`CheckOptions::explain`] was set.
         explanation: Option<Explanation>,
     },
-    /// Not searched to completion (budget, stop, or another partition was refuted first).
-    Unfinished,
+    /// Not searched to completion (a budget ran out, the check was stopped, or another
+    /// partition was refuted first). With [`CheckOptions::explain`], the longest
+    /// linearizable prefixes the search had found (their `blocked` operations are those
+    /// the model rejects right after them; others may not have been tried yet).
+    Unfinished {
+        /// The longest linearizable prefixes found, when [`CheckOptions::explain`] was set.
+        explanation: Option<Explanation>,
+        /// Whether the search stopped because the memory budget ran out.
+        out_of_memory: bool,
+    },
 }
 
 /// One partition's result.
@@ -154,7 +195,9 @@ impl PartitionReport {
     /// The longest linearizable prefix containing `op` (an index into the history), for a
     /// refuted and explained partition.
     pub fn longest_prefix_containing(&self, op: usize) -> Option<&PartialLinearization> {
-        let PartitionOutcome::NotLinearizable { explanation: Some(e) } = &self.outcome else {
+        let (PartitionOutcome::NotLinearizable { explanation: Some(e) }
+        | PartitionOutcome::Unfinished { explanation: Some(e), .. }) = &self.outcome
+        else {
             return None;
         };
         let pos = self.ops.binary_search(&op).ok()?;
@@ -199,32 +242,84 @@ impl CheckResult {
     }
 
     /// For a linearizable history: one order of all its operations that is consistent
-    /// with real time and, restricted to each partition, is that partition's witness.
-    ///
-    /// Each operation is given a linearization point, the latest call among it and the
-    /// operations before it in its partition's witness; the points are non-decreasing
-    /// along a witness, lie within each operation's interval (a later operation of the
-    /// witness cannot have returned before an earlier one was called), and so sorting by
-    /// them merges the partitions without breaking real time.
+    /// with real time (and each sequential client's order) and, restricted to each
+    /// partition, is that partition's witness. See [`merge_witnesses`].
     pub fn witness<I, O>(&self, history: &History<I, O>) -> Option<Vec<usize>> {
         if !self.is_linearizable() {
             return None;
         }
-        let ops = history.ops();
-        let mut keyed: Vec<(Time, usize, usize, usize)> = Vec::with_capacity(ops.len());
-        for (p, report) in self.partitions.iter().enumerate() {
-            let PartitionOutcome::Linearizable { order } = &report.outcome else {
-                unreachable!("a linearizable verdict has only linearizable partitions");
-            };
-            let mut point = 0;
-            for (k, &op) in order.iter().enumerate() {
-                point = point.max(ops[op].call);
-                keyed.push((point, p, k, op));
-            }
-        }
-        keyed.sort_unstable();
-        Some(keyed.into_iter().map(|(_, _, _, op)| op).collect())
+        let orders: Vec<&[usize]> = self
+            .partitions
+            .iter()
+            .map(|report| match &report.outcome {
+                PartitionOutcome::Linearizable { order } => order.as_slice(),
+                _ => unreachable!("a linearizable verdict has only linearizable partitions"),
+            })
+            .collect();
+        merge_witnesses(history, &orders)
     }
+}
+
+/// Merges per-partition witnesses into one order of the whole history that keeps each
+/// partition's order, real time and, when the history declares them, its clients' orders;
+/// `None` when the clients' orders tie the partitions into a cycle.
+///
+/// Each operation is given a linearization point, the latest call among it and the
+/// operations before it in its partition's witness; the points are non-decreasing along a
+/// witness and lie within each operation's interval (a later operation of a witness cannot
+/// have returned before an earlier one was called). Repeatedly taking, among the partitions'
+/// next operations whose client predecessor is already placed, one with the smallest point
+/// never places an operation after one that returned before it was called: a waiting
+/// operation's predecessor, and that predecessor's partition's next operation, have points
+/// no greater than its own. Without sequential clients nothing waits, and this is a plain
+/// merge by points (linearizability's locality).
+pub fn merge_witnesses<I, O>(history: &History<I, O>, orders: &[&[usize]]) -> Option<Vec<usize>> {
+    use std::cmp::Reverse;
+    let ops = history.ops();
+    let mut point = vec![0; ops.len()];
+    for order in orders {
+        let mut p = 0;
+        for &op in order.iter() {
+            p = p.max(ops[op].call);
+            point[op] = p;
+        }
+    }
+    let total: usize = orders.iter().map(|o| o.len()).sum();
+    let mut merged = Vec::with_capacity(total);
+    let mut placed = vec![false; ops.len()];
+    let mut next = vec![0usize; orders.len()];
+    let mut ready: std::collections::BinaryHeap<Reverse<(Time, usize)>> = Default::default();
+    // Per operation: the partitions whose next operation waits for it to be placed.
+    let mut waiting: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    let offer = |p: usize,
+                 next: &[usize],
+                 placed: &[bool],
+                 ready: &mut std::collections::BinaryHeap<Reverse<(Time, usize)>>,
+                 waiting: &mut std::collections::BTreeMap<usize, Vec<usize>>| {
+        let Some(&op) = orders[p].get(next[p]) else { return };
+        match history.client_predecessor(op) {
+            Some(before) if !placed[before] => waiting.entry(before).or_default().push(p),
+            _ => ready.push(Reverse((point[op], p))),
+        }
+    };
+    for p in 0..orders.len() {
+        offer(p, &next, &placed, &mut ready, &mut waiting);
+    }
+    while let Some(Reverse((_, p))) = ready.pop() {
+        let op = orders[p][next[p]];
+        placed[op] = true;
+        merged.push(op);
+        next[p] += 1;
+        offer(p, &next, &placed, &mut ready, &mut waiting);
+        for q in waiting.remove(&op).unwrap_or_default() {
+            offer(q, &next, &placed, &mut ready, &mut waiting);
+        }
+    }
+    if merged.len() < total {
+        return None;
+    }
+    debug_assert_eq!(check_order(history, &merged), Ok(()), "a merged witness keeps every order");
+    Some(merged)
 }
 
 /// Why an order does not replay.
@@ -250,6 +345,12 @@ pub enum ReplayError {
         /// The position in the order (0-based).
         pos: usize,
     },
+    /// The operation at `pos` returned, and its sequential client called an operation
+    /// already placed after it.
+    ClientOrder {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
 }
 
 impl fmt::Display for ReplayError {
@@ -261,6 +362,9 @@ impl fmt::Display for ReplayError {
             ReplayError::Illegal { pos } => {
                 write!(f, "position {pos}: the model rejects the operation")
             }
+            ReplayError::ClientOrder { pos } => {
+                write!(f, "position {pos}: breaks its client's order")
+            }
         }
     }
 }
@@ -268,17 +372,34 @@ impl fmt::Display for ReplayError {
 impl std::error::Error for ReplayError {}
 
 /// Replays `order` (operation indices, a prefix or a whole linearization of one partition)
-/// through the model from its initial state, checking real-time order too. Returns the
-/// state after each step.
+/// through the model from its initial state, checking real-time order (and each sequential
+/// client's order) among the operations it names too. Returns the state after each step.
 pub fn replay<M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     order: &[usize],
 ) -> Result<Vec<M::State>, ReplayError> {
-    let mut placed = vec![false; ops.len()];
-    let mut latest_call: Time = 0;
+    check_order(history, order)?;
+    let ops = history.ops();
     let mut state = model.init();
     let mut states = Vec::with_capacity(order.len());
+    for (pos, &i) in order.iter().enumerate() {
+        let op = &ops[i];
+        state = model.step(&state, &op.input, op.output.as_ref()).ok_or(ReplayError::Illegal { pos })?;
+        states.push(state.clone());
+    }
+    Ok(states)
+}
+
+/// Checks that `order` names distinct operations of `history` and places none of them
+/// after an operation it must precede (real time; a sequential client's order).
+fn check_order<I, O>(history: &History<I, O>, order: &[usize]) -> Result<(), ReplayError> {
+    let ops = history.ops();
+    let ranks = history.client_ranks();
+    let mut placed = vec![false; ops.len()];
+    let mut latest_call: Time = 0;
+    // Sequential clients: the latest position in its client's order placed so far.
+    let mut latest_rank: std::collections::BTreeMap<ClientId, u32> = Default::default();
     for (pos, &i) in order.iter().enumerate() {
         let op = ops.get(i).ok_or(ReplayError::BadIndex { pos })?;
         if std::mem::replace(&mut placed[i], true) {
@@ -288,10 +409,15 @@ pub fn replay<M: Model>(
         if op.ret.is_some_and(|ret| ret < latest_call) {
             return Err(ReplayError::RealTime { pos });
         }
-        state = model.step(&state, &op.input, op.output.as_ref()).ok_or(ReplayError::Illegal { pos })?;
-        states.push(state.clone());
+        if !ranks.is_empty() {
+            let latest = latest_rank.entry(op.client).or_insert(ranks[i]);
+            if op.ret.is_some() && *latest > ranks[i] {
+                return Err(ReplayError::ClientOrder { pos });
+            }
+            *latest = (*latest).max(ranks[i]);
+        }
     }
-    Ok(states)
+    Ok(())
 }
 
 /// The model's partitions, checked to name every operation once, each sorted ascending;
@@ -338,8 +464,15 @@ pub fn check_until<M: Model>(
     let ops = history.ops();
     let parts = partitions(model, history);
     let mut reports: Vec<PartitionReport> = parts.iter().map(|p| unfinished_report(model, ops, p)).collect();
-    let mut searches: Vec<Option<Search<'_, M>>> =
-        parts.iter().map(|p| Some(Search::new(model, ops, p, options.explain))).collect();
+    let mut searches: Vec<Option<Search<'_, M>>> = Vec::with_capacity(parts.len());
+    // What every unfinished search holds, and their sum.
+    let mut held: Vec<usize> = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let search = Search::new(model, history, p, options.explain);
+        held.push(search.bytes());
+        searches.push(Some(search));
+    }
+    let mut held_total: usize = held.iter().sum();
     let mut active: Vec<usize> = (0..parts.len()).collect();
     let mut remaining = options.budget;
     let mut refuted = false;
@@ -355,25 +488,41 @@ pub fn check_until<M: Model>(
             break;
         }
         let mut still = Vec::with_capacity(active.len());
-        for &p in &active {
+        for (k, &p) in active.iter().enumerate() {
             let search = searches[p].as_mut().expect("active partitions have a search");
             let before = search.steps();
-            let progress = search.run(share);
+            let room = options.memory_limit.saturating_sub(held_total - held[p]);
+            let progress = search.run(share, room);
             remaining -= search.steps() - before;
-            record(model, ops, &mut reports[p], &mut searches[p], progress, &parts[p]);
+            held_total -= held[p];
+            held[p] = if progress == Progress::Paused { search.bytes() } else { 0 };
+            held_total += held[p];
+            record(model, history, &mut reports[p], &mut searches[p], progress, &parts[p]);
             match progress {
                 Progress::Paused => still.push(p),
-                Progress::Linearizable => {}
+                Progress::Linearizable | Progress::OutOfMemory => {}
                 Progress::Refuted => {
                     refuted = true;
-                    break 'rounds;
+                    if !options.all_partitions {
+                        still.extend_from_slice(&active[k + 1..]);
+                        active = still;
+                        break 'rounds;
+                    }
                 }
             }
         }
         active = still;
     }
+    // What the unfinished searches found so far.
+    for &p in &active {
+        let search = searches[p].take().expect("active partitions have a search");
+        reports[p].outcome = PartitionOutcome::Unfinished {
+            explanation: search.tracks().then(|| explain(model, history, &parts[p], search.into_partials(), false)),
+            out_of_memory: false,
+        };
+    }
     drop(searches);
-    finish(reports, options, refuted, reason)
+    finish(history, reports, options, refuted, reason)
 }
 
 /// As [`check_until`], with the partitions spread over `threads` OS threads (each
@@ -407,17 +556,21 @@ where
     let stopped = AtomicBool::new(false);
     let exhausted = AtomicBool::new(false);
     let parts_ref = &parts;
+    // Each thread may hold an equal share of the memory budget.
+    let memory = options.memory_limit / threads;
     let worker = |w: usize| -> Vec<(usize, PartitionReport)> {
-        let mut mine: Vec<(usize, PartitionReport, Option<Search<'_, M>>)> = (w..parts_ref.len())
+        let mut mine: Vec<(usize, PartitionReport, Option<Search<'_, M>>, usize)> = (w..parts_ref.len())
             .step_by(threads)
             .map(|p| {
-                let search = Search::new(model, ops, &parts_ref[p], options.explain);
-                (p, unfinished_report(model, ops, &parts_ref[p]), Some(search))
+                let search = Search::new(model, history, &parts_ref[p], options.explain);
+                let held = search.bytes();
+                (p, unfinished_report(model, ops, &parts_ref[p]), Some(search), held)
             })
             .collect();
+        let mut held_total: usize = mine.iter().map(|m| m.3).sum();
         'rounds: loop {
             let mut any = false;
-            for (p, report, slot) in mine.iter_mut() {
+            for (p, report, slot, held) in mine.iter_mut() {
                 let Some(search) = slot.as_mut() else {
                     continue;
                 };
@@ -439,15 +592,20 @@ where
                     }
                 };
                 let before = search.steps();
-                let progress = search.run(grant);
+                let progress = search.run(grant, memory.saturating_sub(held_total - *held));
+                held_total -= *held;
+                *held = if progress == Progress::Paused { search.bytes() } else { 0 };
+                held_total += *held;
                 let used = search.steps() - before;
                 remaining.fetch_add(grant - used, Ordering::Relaxed);
-                record(model, ops, report, slot, progress, &parts_ref[*p]);
+                record(model, history, report, slot, progress, &parts_ref[*p]);
                 match progress {
-                    Progress::Paused | Progress::Linearizable => {}
+                    Progress::Paused | Progress::Linearizable | Progress::OutOfMemory => {}
                     Progress::Refuted => {
                         refuted.store(true, Ordering::Relaxed);
-                        break 'rounds;
+                        if !options.all_partitions {
+                            break 'rounds;
+                        }
                     }
                 }
             }
@@ -455,7 +613,19 @@ where
                 break;
             }
         }
-        mine.into_iter().map(|(p, report, _)| (p, report)).collect()
+        mine.into_iter()
+            .map(|(p, mut report, slot, _)| {
+                if let Some(search) = slot {
+                    report.outcome = PartitionOutcome::Unfinished {
+                        explanation: search
+                            .tracks()
+                            .then(|| explain(model, history, &parts_ref[p], search.into_partials(), false)),
+                        out_of_memory: false,
+                    };
+                }
+                (p, report)
+            })
+            .collect()
     };
     let worker = &worker;
     let mut reports: Vec<Option<PartitionReport>> = vec![None; parts.len()];
@@ -471,7 +641,7 @@ where
     });
     let reports: Vec<PartitionReport> = reports.into_iter().map(|r| r.expect("every partition reported")).collect();
     let refuted = refuted.load(Ordering::Relaxed);
-    let all_done = reports.iter().all(|r| !matches!(r.outcome, PartitionOutcome::Unfinished));
+    let all_done = reports.iter().all(|r| !matches!(r.outcome, PartitionOutcome::Unfinished { .. }));
     let reason = if refuted || all_done {
         None
     } else if exhausted.load(Ordering::Relaxed) || !stopped.load(Ordering::Relaxed) {
@@ -479,7 +649,7 @@ where
     } else {
         Some(UnknownReason::Stopped)
     };
-    finish(reports, options, refuted, reason)
+    finish(history, reports, options, refuted, reason)
 }
 
 fn unfinished_report<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>], part: &[usize]) -> PartitionReport {
@@ -488,15 +658,15 @@ fn unfinished_report<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]
         ops: part.to_vec(),
         steps: 0,
         stats: SearchStats::default(),
-        outcome: PartitionOutcome::Unfinished,
+        outcome: PartitionOutcome::Unfinished { explanation: None, out_of_memory: false },
     }
 }
 
 /// Copies a search's progress into its report. A finished search is dropped, freeing its
-/// memory; a refuted one first gives up its partial linearizations.
+/// memory; a refuted one, or one out of memory, first gives up its partial linearizations.
 fn record<'h, M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     report: &mut PartitionReport,
     slot: &mut Option<Search<'h, M>>,
     progress: Progress,
@@ -514,38 +684,64 @@ fn record<'h, M: Model>(
         }
         Progress::Refuted => {
             let search = slot.take().expect("a running partition has a search");
-            let explanation = search.tracks().then(|| explain(model, ops, part, search.partials()));
+            let explanation = search.tracks().then(|| explain(model, history, part, search.into_partials(), true));
             report.outcome = PartitionOutcome::NotLinearizable { explanation };
+        }
+        Progress::OutOfMemory => {
+            let search = slot.take().expect("a running partition has a search");
+            let explanation = search.tracks().then(|| explain(model, history, part, search.into_partials(), false));
+            report.outcome = PartitionOutcome::Unfinished { explanation, out_of_memory: true };
         }
     }
 }
 
-fn finish(
+fn finish<I, O>(
+    history: &History<I, O>,
     reports: Vec<PartitionReport>,
     options: &CheckOptions,
     refuted: bool,
-    reason: Option<UnknownReason>,
+    mut reason: Option<UnknownReason>,
 ) -> CheckResult {
     let steps = reports.iter().map(|r| r.steps).sum();
-    let verdict = if refuted {
+    let mut verdict = if refuted {
         Verdict::NotLinearizable
     } else if reports.iter().all(|r| matches!(r.outcome, PartitionOutcome::Linearizable { .. })) {
         Verdict::Linearizable
     } else {
         Verdict::Unknown
     };
+    if verdict == Verdict::Linearizable && history.sequential_clients() && reports.len() > 1 {
+        let orders: Vec<&[usize]> = reports
+            .iter()
+            .map(|r| match &r.outcome {
+                PartitionOutcome::Linearizable { order } => order.as_slice(),
+                _ => unreachable!("every partition is linearizable"),
+            })
+            .collect();
+        if merge_witnesses(history, &orders).is_none() {
+            verdict = Verdict::Unknown;
+            reason = Some(UnknownReason::ClientOrderAcrossPartitions);
+        }
+    }
+    let out_of_memory =
+        reports.iter().any(|r| matches!(r.outcome, PartitionOutcome::Unfinished { out_of_memory: true, .. }));
+    if verdict == Verdict::Unknown && out_of_memory {
+        reason = Some(UnknownReason::MemoryExhausted);
+    }
     let unknown_reason =
         if verdict == Verdict::Unknown { Some(reason.expect("an unknown verdict has a reason")) } else { None };
     CheckResult { verdict, unknown_reason, steps, budget: options.budget, partitions: reports }
 }
 
-/// Turns a refuted search's records into partial linearizations, and works out which
-/// operations block each of them.
+/// Turns a search's records into partial linearizations, and works out which operations
+/// block each of them (`complete`: the search was refuted, so every operation real time
+/// allows next must be rejected).
 fn explain<M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     part: &[usize],
     (mut local_prefixes, per_op): (Vec<Vec<usize>>, Vec<Option<usize>>),
+    complete: bool,
 ) -> Explanation {
     if local_prefixes.is_empty() {
         // Not one operation can go first: the empty prefix is the longest, and what
@@ -556,7 +752,7 @@ fn explain<M: Model>(
         .into_iter()
         .map(|local| {
             let order: Vec<usize> = local.iter().map(|&i| part[i]).collect();
-            let blocked = blocked_after(model, ops, part, &order);
+            let blocked = blocked_after(model, history, part, &order, complete);
             PartialLinearization { order, blocked }
         })
         .collect();
@@ -564,15 +760,19 @@ fn explain<M: Model>(
 }
 
 /// The operations of `part` that real time allows right after `order` (called no later
-/// than the earliest return among the rest), all of which the model must reject: were one
-/// accepted, the search would have recorded a longer prefix for every operation of `order`.
+/// than the earliest return among the rest, and not after an unplaced operation of `part`
+/// that returned, in a sequential client's order) and the model rejects there. After a
+/// refutation (`complete`) that is all of them: were one accepted, the search would have
+/// recorded a longer prefix for every operation of `order`.
 fn blocked_after<M: Model>(
     model: &M,
-    ops: &[Operation<M::Input, M::Output>],
+    history: &History<M::Input, M::Output>,
     part: &[usize],
     order: &[usize],
+    complete: bool,
 ) -> Vec<usize> {
-    let states = replay(model, ops, order).expect("a recorded prefix replays");
+    let ops = history.ops();
+    let states = replay(model, history, order).expect("a recorded prefix replays");
     let state = states.last().cloned().unwrap_or_else(|| model.init());
     let mut placed = vec![false; ops.len()];
     for &i in order {
@@ -581,12 +781,25 @@ fn blocked_after<M: Model>(
     let rest: Vec<usize> = part.iter().copied().filter(|&i| !placed[i]).collect();
     assert!(!rest.is_empty(), "a refuted partition's prefix leaves operations out");
     let earliest_return = rest.iter().map(|&i| ops[i].ret.unwrap_or(Time::MAX)).min().unwrap_or(Time::MAX);
-    let blocked: Vec<usize> = rest.into_iter().filter(|&i| ops[i].call <= earliest_return).collect();
-    for &i in &blocked {
-        assert!(
-            model.step(&state, &ops[i].input, ops[i].output.as_ref()).is_none(),
-            "operation {i} extends a longest prefix: the model's step is not a pure function"
-        );
+    // Sequential clients: per client, the earliest (in its order) operation of the rest that
+    // returned; a later operation of that client must wait for it.
+    let ranks = history.client_ranks();
+    let mut first_waiting: std::collections::BTreeMap<ClientId, u32> = Default::default();
+    if !ranks.is_empty() {
+        for &i in rest.iter().filter(|&&i| ops[i].ret.is_some()) {
+            let rank = first_waiting.entry(ops[i].client).or_insert(ranks[i]);
+            *rank = (*rank).min(ranks[i]);
+        }
+    }
+    let ready = |i: usize| first_waiting.get(&ops[i].client).is_none_or(|&first| first >= ranks[i]);
+    let allowed = rest.into_iter().filter(|&i| ops[i].call <= earliest_return && ready(i));
+    let rejected = |i: &usize| model.step(&state, &ops[*i].input, ops[*i].output.as_ref()).is_none();
+    if !complete {
+        return allowed.filter(rejected).collect();
+    }
+    let blocked: Vec<usize> = allowed.collect();
+    for i in &blocked {
+        assert!(rejected(i), "operation {i} extends a longest prefix: the model's step is not a pure function");
     }
     blocked
 }

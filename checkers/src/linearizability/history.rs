@@ -1,7 +1,12 @@
 //! Histories: operations with call and return times, or ordered call/return events.
 //!
 //! Intervals are closed: an operation `[10, 20]` overlaps one that starts at 20, so at
-//! equal times a call sorts before a return. An operation whose outcome is unknown (the
+//! equal times a call sorts before a return (Porcupine's rule: timestamps of one clock read
+//! at nearly the same moment cannot order two events). Two ways keep an order that equal
+//! times would lose: histories in event form ([`History::from_events`]) number events in
+//! the order they happened, and a history may declare its clients sequential
+//! ([`History::with_sequential_clients`]), so that a client's completed operation precedes
+//! its next call even at the same instant. An operation whose outcome is unknown (the
 //! client gave up, the reply was lost) has no return time; the checker places its return
 //! after the last event of the history, and the model accepts any output for it.
 
@@ -29,24 +34,35 @@ pub struct Operation<I, O> {
     /// When the call returned; `None` when it never did (the outcome is unknown, and the
     /// return is placed after the last event of the history). Requires `output == None`.
     pub ret: Option<Time>,
+    /// Free text about the operation for humans (shown on the history page, kept by the
+    /// JSON form), never read by the checker: e.g. the simulated times of its call and
+    /// return, the server that answered. Porcupine's `Operation.Metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 impl<I, O> Operation<I, O> {
     /// An operation that returned `output` at `ret`.
     pub fn new(client: ClientId, input: I, call: Time, output: O, ret: Time) -> Self {
-        Operation { client, input, call, output: Some(output), ret: Some(ret) }
+        Operation { client, input, call, output: Some(output), ret: Some(ret), metadata: None }
     }
 
     /// An operation that returned at `ret` without a usable result (e.g. a timed-out read):
     /// it still happened within `[call, ret]`, but any output is acceptable.
     pub fn unknown_result(client: ClientId, input: I, call: Time, ret: Time) -> Self {
-        Operation { client, input, call, output: None, ret: Some(ret) }
+        Operation { client, input, call, output: None, ret: Some(ret), metadata: None }
     }
 
     /// An operation whose outcome is unknown: it may take effect at any time after `call`,
     /// or never visibly.
     pub fn pending(client: ClientId, input: I, call: Time) -> Self {
-        Operation { client, input, call, output: None, ret: None }
+        Operation { client, input, call, output: None, ret: None, metadata: None }
+    }
+
+    /// The same operation with `metadata` attached (see [`Operation::metadata`]).
+    pub fn with_metadata(mut self, metadata: impl Into<String>) -> Self {
+        self.metadata = Some(metadata.into());
+        self
     }
 
     /// True when the operation never returned.
@@ -107,6 +123,16 @@ pub enum HistoryError {
         /// The id it names.
         id: u64,
     },
+    /// The history declares its clients sequential, but `second` was called before
+    /// `first`, an earlier operation of the same client, returned.
+    ClientOverlap {
+        /// The client.
+        client: ClientId,
+        /// The earlier operation's index.
+        first: usize,
+        /// The later operation's index, called before `first` returned.
+        second: usize,
+    },
 }
 
 impl fmt::Display for HistoryError {
@@ -124,21 +150,76 @@ impl fmt::Display for HistoryError {
             HistoryError::UnmatchedReturn { event, id } => {
                 write!(f, "event {event}: return for id {id}, which has no pending call")
             }
+            HistoryError::ClientOverlap { client, first, second } => write!(
+                f,
+                "client {client} is declared sequential, but its operation {second} was called before its operation {first} returned"
+            ),
         }
     }
 }
 
 impl std::error::Error for HistoryError {}
 
+/// No operation (in [`History::client_predecessor`]).
+const NONE: u32 = u32::MAX;
+
 /// A validated list of operations, in the order given (indices are operation ids).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A history may declare its clients **sequential** ([`History::with_sequential_clients`]):
+/// each client waits for one call to return before it makes the next, so an operation that
+/// returned precedes every later call of its client even when the return and the next call
+/// carry the same time (closed intervals alone would make them concurrent). An operation
+/// that never returned constrains nothing: a client that gave up on a call may see it take
+/// effect later. A client's order is the order of its calls, ties broken by index.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "HistoryData<I, O>", bound(deserialize = "I: Deserialize<'de>, O: Deserialize<'de>"))]
 pub struct History<I, O> {
     ops: Vec<Operation<I, O>>,
+    sequential_clients: bool,
+    /// Per operation (sequential clients only): its position in its client's order.
+    client_rank: Vec<u32>,
+    /// Per operation (sequential clients only): the latest operation before it in its
+    /// client's order that returned, or `NONE`.
+    client_predecessor: Vec<u32>,
+}
+
+/// The serialized form of a [`History`]: validated again when read.
+#[derive(Deserialize)]
+struct HistoryData<I, O> {
+    ops: Vec<Operation<I, O>>,
+    #[serde(default)]
+    sequential_clients: bool,
+}
+
+impl<I, O> TryFrom<HistoryData<I, O>> for History<I, O> {
+    type Error = HistoryError;
+    fn try_from(data: HistoryData<I, O>) -> Result<Self, HistoryError> {
+        let history = History::new(data.ops)?;
+        if data.sequential_clients {
+            history.with_sequential_clients()
+        } else {
+            Ok(history)
+        }
+    }
+}
+
+/// Serialized as [`HistoryData`] (the operations, and the declaration when made), without
+/// copying the operations.
+impl<I: Serialize, O: Serialize> Serialize for History<I, O> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("History", 1 + usize::from(self.sequential_clients))?;
+        s.serialize_field("ops", &self.ops)?;
+        if self.sequential_clients {
+            s.serialize_field("sequential_clients", &true)?;
+        }
+        s.end()
+    }
 }
 
 impl<I, O> Default for History<I, O> {
     fn default() -> Self {
-        History { ops: Vec::new() }
+        History { ops: Vec::new(), sequential_clients: false, client_rank: Vec::new(), client_predecessor: Vec::new() }
     }
 }
 
@@ -157,7 +238,7 @@ impl<I, O> History<I, O> {
                 _ => {}
             }
         }
-        Ok(History { ops })
+        Ok(History { ops, ..History::default() })
     }
 
     /// Builds a history from ordered events; event `k` happens at time `k`. Operations are
@@ -193,6 +274,58 @@ impl<I, O> History<I, O> {
         History::new(ops)
     }
 
+    /// Declares the clients sequential (see [`History`]): each operation that returned
+    /// precedes its client's later calls. Fails when a client called again before its
+    /// previous call returned.
+    pub fn with_sequential_clients(mut self) -> Result<Self, HistoryError> {
+        let n = self.ops.len();
+        assert!(n < NONE as usize, "a history of {n} operations is too large");
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (self.ops[i].client, self.ops[i].call, i));
+        let mut rank = vec![0u32; n];
+        let mut predecessor = vec![NONE; n];
+        // Walking each client's operations in order: the client, the next position, and
+        // its latest operation so far that returned (with its return time).
+        let mut client: Option<ClientId> = None;
+        let mut position = 0u32;
+        let mut returned: Option<(usize, Time)> = None;
+        for &i in &order {
+            let op = &self.ops[i];
+            if client != Some(op.client) {
+                (client, position, returned) = (Some(op.client), 0, None);
+            }
+            if let Some((j, ret)) = returned {
+                if op.call < ret {
+                    return Err(HistoryError::ClientOverlap { client: op.client, first: j, second: i });
+                }
+                predecessor[i] = j as u32;
+            }
+            rank[i] = position;
+            position += 1;
+            if let Some(ret) = op.ret {
+                returned = Some((i, ret));
+            }
+        }
+        self.sequential_clients = true;
+        self.client_rank = rank;
+        self.client_predecessor = predecessor;
+        Ok(self)
+    }
+
+    /// True when the history declares its clients sequential.
+    pub fn sequential_clients(&self) -> bool {
+        self.sequential_clients
+    }
+
+    /// For sequential clients: the latest operation before `op` in its client's order that
+    /// returned (`op` cannot take effect before it). `None` otherwise.
+    pub fn client_predecessor(&self, op: usize) -> Option<usize> {
+        match self.client_predecessor.get(op) {
+            Some(&p) if p != NONE => Some(p as usize),
+            _ => None,
+        }
+    }
+
     /// The operations; an operation's index is its id everywhere in this crate.
     pub fn ops(&self) -> &[Operation<I, O>] {
         &self.ops
@@ -224,13 +357,24 @@ impl<I, O> History<I, O> {
         set.into_iter().collect()
     }
 
-    /// True when `a` must precede `b` in any linearization (`a` returned before `b` was
-    /// called; intervals are closed, so equal times overlap).
+    /// True when `a` must precede `b` in any linearization: `a` returned before `b` was
+    /// called (intervals are closed, so equal times overlap), or the clients are sequential
+    /// and `a`, which returned, comes before `b` in their client's order.
     pub fn precedes(&self, a: usize, b: usize) -> bool {
-        match self.ops[a].ret {
-            Some(ret) => ret < self.ops[b].call,
-            None => false,
-        }
+        let Some(ret) = self.ops[a].ret else {
+            return false;
+        };
+        ret < self.ops[b].call
+            || (self.sequential_clients
+                && a != b
+                && self.ops[a].client == self.ops[b].client
+                && self.client_rank[a] < self.client_rank[b])
+    }
+
+    /// Per operation (sequential clients only, else empty): its position in its client's
+    /// order.
+    pub(crate) fn client_ranks(&self) -> &[u32] {
+        &self.client_rank
     }
 }
 
@@ -269,7 +413,7 @@ mod tests {
         assert_eq!(orphan.unwrap_err(), HistoryError::UnmatchedReturn { event: 0, id: 4 });
         let backwards = History::new(vec![Operation::new(0, (), 5, (), 4)]);
         assert_eq!(backwards.unwrap_err(), HistoryError::ReturnBeforeCall { op: 0, call: 5, ret: 4 });
-        let bogus: Operation<(), ()> = Operation { client: 0, input: (), call: 1, output: Some(()), ret: None };
+        let bogus: Operation<(), ()> = Operation { output: Some(()), ..Operation::pending(0, (), 1) };
         assert_eq!(History::new(vec![bogus]).unwrap_err(), HistoryError::OutputWithoutReturn { op: 0 });
     }
 }

@@ -1,17 +1,20 @@
-//! The search's two tables: interned model states and Lowe's cache of visited configurations.
+//! The search's two tables: interned model states and Lowe's cache of visited configurations,
+//! both counting the bytes they hold for the checker's memory budget.
 //!
 //! States are interned once and named by a `u32`, so a configuration (set of linearized
-//! operations, state) is a bitset plus an integer: comparing two is a few word compares,
+//! operations, state) is a short key plus an integer: comparing two is a few word compares,
 //! however big the model state is, and each distinct state is stored once.
 //!
-//! Both tables are open-addressed with linear probing, and a slot's first word packs the
-//! high 32 bits of the key's hash (which also choose the slot) with a 32-bit name plus one
-//! (zero = empty): a probe rejects most non-matches with one compare, and growing needs no
-//! rehashing of the keys.
+//! Both tables are open-addressed with linear probing. The cache is split into
+//! [`SEGMENTS`] segments chosen by the key's hash, each growing on its own: a growth copies
+//! one segment (a 64th of the table), so the table never pauses to copy itself whole, and
+//! while it grows it holds at most one extra segment rather than a second, larger table.
+//! Growing is refused, not done, when it would pass the caller's byte allowance, so the
+//! search can stop at a deterministic point with everything it holds counted.
 
 use std::hash::Hash;
 
-use super::hash::{fmix64, hash_of};
+use super::hash::hash_of;
 
 const EMPTY: u64 = 0;
 
@@ -31,26 +34,105 @@ fn home(hash_hi: u64, mask: usize) -> usize {
     ((hash_hi >> 32) as usize) & mask
 }
 
-/// Slot array shared by both tables.
+/// The memory the search would need beyond its allowance: the search stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OutOfMemory;
+
+/// Every distinct model state the search reached, each stored once.
 #[derive(Debug)]
-struct Slots {
+pub(crate) struct StateArena<S> {
+    states: Vec<S>,
+    /// Per state: its hash (the one the slots are keyed by).
+    hashes: Vec<u64>,
     slots: Vec<u64>,
     mask: usize,
-    len: usize,
+    /// Heap bytes the states hold beyond their own size (as the model reports them).
+    heap_bytes: usize,
 }
 
-impl Slots {
-    fn with_capacity(entries: usize) -> Self {
-        let cap = (entries * 2).next_power_of_two().max(16);
-        Slots { slots: vec![EMPTY; cap], mask: cap - 1, len: 0 }
+impl<S: Eq + Hash> StateArena<S> {
+    const INITIAL_SLOTS: usize = 16;
+
+    /// An arena holding `init` as state 0, which holds `init_bytes` of heap.
+    pub(crate) fn new(init: S, init_bytes: usize) -> Self {
+        let mut arena = StateArena {
+            states: Vec::with_capacity(Self::INITIAL_SLOTS / 2),
+            hashes: Vec::with_capacity(Self::INITIAL_SLOTS / 2),
+            slots: vec![EMPTY; Self::INITIAL_SLOTS],
+            mask: Self::INITIAL_SLOTS - 1,
+            heap_bytes: 0,
+        };
+        let hash = hash_of(&init);
+        let id = arena.intern(init, hash, None, init_bytes, || usize::MAX);
+        assert_eq!(id, Ok(0));
+        arena
     }
 
-    /// Keeps the load at most 5/8 so that probe chains stay short.
+    /// The state named `id`.
     #[inline]
-    fn reserve_one(&mut self) {
-        if (self.len + 1) * 8 > self.slots.len() * 5 {
+    pub(crate) fn get(&self, id: u32) -> &S {
+        &self.states[id as usize]
+    }
+
+    /// The hash of the state named `id` (`hash::hash_of` of it).
+    #[inline]
+    pub(crate) fn hash(&self, id: u32) -> u64 {
+        self.hashes[id as usize]
+    }
+
+    /// The name of `state`, whose `hash_of` is `hash`, adding it if new (with `heap` bytes
+    /// of its own) unless the arena would then hold more than `limit()` bytes (asked only
+    /// then). `same_as` is a state the caller expects it to equal (the one stepped from:
+    /// reads leave it unchanged); checking that first skips the table.
+    #[inline]
+    pub(crate) fn intern(
+        &mut self,
+        state: S,
+        hash: u64,
+        same_as: Option<u32>,
+        heap: usize,
+        limit: impl FnOnce() -> usize,
+    ) -> Result<u32, OutOfMemory> {
+        debug_assert_eq!(hash, hash_of(&state));
+        if let Some(id) = same_as {
+            if self.hashes[id as usize] == hash && self.states[id as usize] == state {
+                return Ok(id);
+            }
+        }
+        let mut pos = home(hash, self.mask);
+        loop {
+            let s = self.slots[pos];
+            if s == EMPTY {
+                break;
+            }
+            if (s ^ hash) >> 32 == 0 && self.states[slot_index(s)] == state {
+                return Ok(slot_index(s) as u32);
+            }
+            pos = (pos + 1) & self.mask;
+        }
+        let id = self.states.len();
+        assert!(id < u32::MAX as usize - 1, "more than 2^32 distinct model states");
+        // What adding it may cost: its heap, a doubled state list, a doubled slot array.
+        let mut growth = heap;
+        if self.states.len() == self.states.capacity() {
+            growth += self.states.capacity().max(4) * (std::mem::size_of::<S>() + 8);
+        }
+        let grows = (id + 2) * 8 > self.slots.len() * 5;
+        if grows {
+            growth += self.slots.len() * 2 * 8;
+        }
+        if self.bytes().saturating_add(growth) > limit() {
+            return Err(OutOfMemory);
+        }
+        self.slots[pos] = slot_of(hash, id);
+        self.states.push(state);
+        self.hashes.push(hash);
+        self.heap_bytes += heap;
+        // Keep the load at most 5/8 so that probe chains stay short.
+        if grows {
             self.grow();
         }
+        Ok(id as u32)
     }
 
     fn grow(&mut self) {
@@ -67,76 +149,43 @@ impl Slots {
         self.slots = slots;
         self.mask = mask;
     }
-}
-
-/// Every distinct model state the search reached, each stored once.
-#[derive(Debug)]
-pub(crate) struct StateArena<S> {
-    states: Vec<S>,
-    slots: Slots,
-}
-
-impl<S: Eq + Hash> StateArena<S> {
-    /// An arena holding `init` as state 0.
-    pub(crate) fn new(init: S) -> Self {
-        let mut arena = StateArena { states: Vec::new(), slots: Slots::with_capacity(16) };
-        let id = arena.intern(init, None);
-        assert_eq!(id, 0);
-        arena
-    }
-
-    /// The state named `id`.
-    #[inline]
-    pub(crate) fn get(&self, id: u32) -> &S {
-        &self.states[id as usize]
-    }
-
-    /// The name of `state`, adding it if new. `same_as` is a state the caller expects it
-    /// to equal (the one stepped from: reads leave it unchanged); checking that first
-    /// skips hashing in the common case.
-    #[inline]
-    pub(crate) fn intern(&mut self, state: S, same_as: Option<u32>) -> u32 {
-        if let Some(id) = same_as {
-            if self.states[id as usize] == state {
-                return id;
-            }
-        }
-        let hash = hash_of(&state);
-        let mut pos = home(hash, self.slots.mask);
-        loop {
-            let s = self.slots.slots[pos];
-            if s == EMPTY {
-                break;
-            }
-            if (s ^ hash) >> 32 == 0 && self.states[slot_index(s)] == state {
-                return slot_index(s) as u32;
-            }
-            pos = (pos + 1) & self.slots.mask;
-        }
-        let id = self.states.len();
-        assert!(id < u32::MAX as usize - 1, "more than 2^32 distinct model states");
-        self.slots.slots[pos] = slot_of(hash, id);
-        self.slots.len += 1;
-        self.states.push(state);
-        self.slots.reserve_one();
-        id as u32
-    }
 
     /// Number of distinct states.
     pub(crate) fn len(&self) -> usize {
         self.states.len()
     }
+
+    /// Bytes held: the state list and hashes, the slots, and the states' own heap.
+    pub(crate) fn bytes(&self) -> usize {
+        self.states.capacity() * std::mem::size_of::<S>()
+            + self.hashes.capacity() * 8
+            + self.slots.len() * 8
+            + self.heap_bytes
+    }
 }
+
+/// Segments of the cache (a power of two): the top bits of a key's hash choose one.
+pub(crate) const SEGMENTS: usize = 64;
+const SEGMENT_SHIFT: u32 = 64 - SEGMENTS.trailing_zeros();
 
 /// Lowe's cache: the configurations (linearized set, state) already explored.
 ///
-/// Keys live inline in one flat array, `1 + stride` words per slot: the first word packs
-/// the high 32 bits of the key's hash with the state's name plus one (zero = empty), the
-/// rest is the set. A lookup thus touches one place in memory, and a single compare of
-/// the first word rejects nearly every non-match.
+/// A key is `width` words: the first packs the high 32 bits of the key's hash with the
+/// state's name plus one (so it is never zero, which marks an empty slot); the rest
+/// describe the set (see `search`). Keys live inline, so a lookup touches one place in
+/// memory, and the first word alone rejects nearly every non-match. The top bits of the
+/// hash choose the segment, the bits below them the slot.
 #[derive(Debug)]
 pub(crate) struct MemoTable {
-    stride: usize,
+    width: usize,
+    segments: Vec<Segment>,
+    len: usize,
+    /// Bytes held by all segments.
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct Segment {
     table: Vec<u64>,
     mask: usize,
     len: usize,
@@ -149,51 +198,95 @@ fn same_words(a: &[u64], b: &[u64]) -> bool {
 }
 
 impl MemoTable {
-    const INITIAL_SLOTS: usize = 64;
+    const INITIAL_SLOTS: usize = 8;
 
-    /// An empty cache for sets of `stride` words.
-    pub(crate) fn new(stride: usize) -> Self {
-        assert!(stride > 0, "sets have at least one word");
-        MemoTable {
-            stride,
-            table: vec![EMPTY; Self::INITIAL_SLOTS * (stride + 1)],
-            mask: Self::INITIAL_SLOTS - 1,
-            len: 0,
+    /// An empty cache for keys of `width` words (at least two); segments get their first
+    /// slots when first used, so a small partition holds little.
+    pub(crate) fn new(width: usize) -> Self {
+        assert!(width >= 2, "a key has a hash and state word and at least one more");
+        let segments: Vec<Segment> = (0..SEGMENTS).map(|_| Segment { table: Vec::new(), mask: 0, len: 0 }).collect();
+        MemoTable { width, len: 0, bytes: 0, segments }
+    }
+
+    /// Reads the slot where a key of hash `hash` would start its probe, so that the memory is
+    /// on its way while the caller does something else (interns the state, say).
+    #[inline]
+    pub(crate) fn touch(&self, hash: u64) {
+        let seg = &self.segments[(hash >> SEGMENT_SHIFT) as usize];
+        if !seg.table.is_empty() {
+            std::hint::black_box(seg.table[home(hash, seg.mask) * self.width]);
         }
     }
 
-    /// Records the configuration; false when it was already there.
+    /// The first word of a key: the high half of `hash`, and `state` plus one.
     #[inline]
-    pub(crate) fn insert(&mut self, set: &[u64], set_hash: u64, state: u32) -> bool {
-        debug_assert_eq!(set.len(), self.stride);
-        assert!(state < u32::MAX, "state names fit in 32 bits with room for the empty mark");
-        let hash = fmix64(set_hash ^ (u64::from(state) + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
-        let tag = (hash & 0xffff_ffff_0000_0000) | (u64::from(state) + 1);
-        let width = self.stride + 1;
-        let mut pos = home(hash, self.mask);
+    pub(crate) fn head(hash: u64, state: u32) -> u64 {
+        (hash & 0xffff_ffff_0000_0000) | (u64::from(state) + 1)
+    }
+
+    /// Records the configuration `key` (whose first word is [`MemoTable::head`]); `Ok(false)`
+    /// when it was already there, `Err` when recording it would make the table hold more
+    /// than `limit()` bytes (asked only when it must grow; then nothing is recorded).
+    #[inline]
+    pub(crate) fn insert(&mut self, key: &[u64], limit: impl Fn() -> usize) -> Result<bool, OutOfMemory> {
+        debug_assert_eq!(key.len(), self.width);
+        let width = self.width;
+        let head = key[0];
+        let seg = &mut self.segments[(head >> SEGMENT_SHIFT) as usize];
+        if seg.table.is_empty() {
+            let bytes = Self::INITIAL_SLOTS * width * 8;
+            if self.bytes + bytes > limit() {
+                return Err(OutOfMemory);
+            }
+            seg.table = vec![EMPTY; Self::INITIAL_SLOTS * width];
+            seg.mask = Self::INITIAL_SLOTS - 1;
+            self.bytes += bytes;
+        }
+        let mut pos = home(head, seg.mask);
         loop {
             let base = pos * width;
-            let head = self.table[base];
-            if head == EMPTY {
-                self.table[base] = tag;
-                self.table[base + 1..base + width].copy_from_slice(set);
-                self.len += 1;
-                // Keep the load at most 7/10 so that probe runs stay short.
-                if self.len * 10 > (self.mask + 1) * 7 {
-                    self.grow();
-                }
-                return true;
+            let there = seg.table[base];
+            if there == EMPTY {
+                break;
             }
-            if head == tag && same_words(&self.table[base + 1..base + width], set) {
-                return false;
+            if there == head && same_words(&seg.table[base + 1..base + width], &key[1..]) {
+                return Ok(false);
             }
-            pos = (pos + 1) & self.mask;
+            pos = (pos + 1) & seg.mask;
         }
+        // Keep each segment's load at most 7/10 so that probe runs stay short; small
+        // segments grow fourfold, so that filling one copies its entries fewer times.
+        let grows = (seg.len + 1) * 10 > (seg.mask + 1) * 7;
+        let factor = if seg.mask < 4095 { 4 } else { 2 };
+        if grows && self.bytes + (seg.mask + 1) * factor * width * 8 > limit() {
+            return Err(OutOfMemory);
+        }
+        let base = pos * width;
+        seg.table[base..base + width].copy_from_slice(key);
+        seg.len += 1;
+        self.len += 1;
+        if grows {
+            let old = seg.table.len() * 8;
+            seg.grow(width, factor);
+            self.bytes = self.bytes - old + seg.table.len() * 8;
+        }
+        Ok(true)
     }
 
-    fn grow(&mut self) {
-        let width = self.stride + 1;
-        let slots = (self.mask + 1) * 2;
+    /// Number of configurations recorded.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Segment {
+    fn grow(&mut self, width: usize, factor: usize) {
+        let slots = (self.mask + 1) * factor;
         let mask = slots - 1;
         let mut table = vec![EMPTY; slots * width];
         for entry in self.table.chunks_exact(width).filter(|e| e[0] != EMPTY) {
@@ -206,16 +299,6 @@ impl MemoTable {
         self.table = table;
         self.mask = mask;
     }
-
-    /// Number of configurations recorded.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Bytes held.
-    pub(crate) fn bytes(&self) -> usize {
-        self.table.len() * 8
-    }
 }
 
 #[cfg(test)]
@@ -224,35 +307,61 @@ mod tests {
 
     #[test]
     fn states_are_interned_once() {
-        let mut arena = StateArena::new(String::new());
-        let a = arena.intern("a".to_string(), Some(0));
-        let b = arena.intern("b".to_string(), None);
+        let mut arena = StateArena::new(String::new(), 0);
+        let intern = |arena: &mut StateArena<String>, s: &str, same_as, heap, limit: usize| {
+            arena.intern(s.to_string(), hash_of(&s.to_string()), same_as, heap, || limit)
+        };
+        let a = intern(&mut arena, "a", Some(0), 1, usize::MAX).unwrap();
+        let b = intern(&mut arena, "b", None, 1, usize::MAX).unwrap();
         assert_eq!((a, b), (1, 2));
-        assert_eq!(arena.intern(String::new(), None), 0);
-        assert_eq!(arena.intern("a".to_string(), Some(2)), 1);
+        assert_eq!(intern(&mut arena, "", None, 0, usize::MAX), Ok(0));
+        assert_eq!(intern(&mut arena, "a", Some(2), 1, usize::MAX), Ok(1));
         for i in 0..1000 {
-            arena.intern(i.to_string(), None);
+            intern(&mut arena, &i.to_string(), None, 3, usize::MAX).unwrap();
         }
-        assert_eq!(arena.intern("a".to_string(), None), 1);
+        assert_eq!(intern(&mut arena, "a", None, 1, usize::MAX), Ok(1));
+        assert_eq!(arena.hash(1), hash_of(&"a".to_string()));
         assert_eq!(arena.get(1), "a");
         assert_eq!(arena.len(), 3 + 1000);
+        assert!(arena.bytes() >= 1003 * std::mem::size_of::<String>() + 3002);
+        // Refused, not added, past the room; a state already there is still found.
+        let held = arena.bytes();
+        assert_eq!(intern(&mut arena, "new", None, 10_000, held + 9_999), Err(OutOfMemory));
+        assert_eq!(intern(&mut arena, "a", None, 1, 0), Ok(1));
+        assert_eq!(arena.len(), 1003);
+    }
+
+    fn key(i: u64, state: u32, set: u64) -> [u64; 3] {
+        [MemoTable::head(crate::linearizability::hash::fmix64(i), state), set, !set]
     }
 
     #[test]
-    fn memo_distinguishes_sets_and_states() {
-        let mut memo = MemoTable::new(2);
-        assert!(memo.insert(&[1, 0], 11, 0));
-        assert!(!memo.insert(&[1, 0], 11, 0));
-        assert!(memo.insert(&[1, 0], 11, 1));
-        // Same hash, different set: must not be confused.
-        assert!(memo.insert(&[2, 0], 11, 0));
-        for i in 0..5000u64 {
-            assert!(memo.insert(&[i, 7], i.wrapping_mul(31), 3));
+    fn memo_distinguishes_keys_and_grows_by_segment() {
+        let mut memo = MemoTable::new(3);
+        assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(true));
+        assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(false));
+        assert_eq!(memo.insert(&key(1, 1, 1), || usize::MAX), Ok(true));
+        // Same hash and state, different set: must not be confused.
+        assert_eq!(memo.insert(&key(1, 0, 2), || usize::MAX), Ok(true));
+        for i in 0..50_000u64 {
+            assert_eq!(memo.insert(&key(i + 7, 3, i), || usize::MAX), Ok(true));
         }
-        for i in 0..5000u64 {
-            assert!(!memo.insert(&[i, 7], i.wrapping_mul(31), 3));
+        for i in 0..50_000u64 {
+            assert_eq!(memo.insert(&key(i + 7, 3, i), || usize::MAX), Ok(false));
         }
-        assert_eq!(memo.len(), 5003);
-        assert!(memo.bytes() >= 5003 * 24);
+        assert_eq!(memo.len(), 50_003);
+        let counted: usize = memo.segments.iter().map(|s| s.table.len() * 8).sum();
+        assert_eq!(memo.bytes(), counted);
+        assert!(memo.bytes() >= 50_003 * 24 && memo.bytes() < 50_003 * 24 * 4, "{}", memo.bytes());
+        // A growth that would pass the allowance is refused and records nothing.
+        let mut refused = 0;
+        for i in 0..100_000u64 {
+            match memo.insert(&key(i + 1_000_000, 3, i), || counted) {
+                Ok(true) => {}
+                Ok(false) => unreachable!("new keys"),
+                Err(OutOfMemory) => refused += 1,
+            }
+        }
+        assert!(refused > 0 && memo.bytes() == counted, "no segment grew");
     }
 }

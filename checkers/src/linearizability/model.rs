@@ -4,7 +4,10 @@ use std::hash::Hash;
 
 use super::history::Operation;
 
-/// A sequential specification: a deterministic state machine over operations.
+/// A sequential specification: a deterministic state machine over operations. (A
+/// specification whose step may lead to several states is a
+/// [`NondeterministicModel`](super::NondeterministicModel), checked through
+/// [`PowerSet`](super::PowerSet).)
 ///
 /// The checker calls [`Model::step`] on the operations of one partition at a time,
 /// starting from [`Model::init`], so when [`Model::partition`] splits a history the
@@ -45,6 +48,31 @@ pub trait Model {
     /// Say `true` only when that holds for every state and output.
     fn is_read_only(&self, _input: &Self::Input) -> bool {
         false
+    }
+
+    /// Whether two operations are interchangeable: in every state, `step` accepts one
+    /// exactly when it accepts the other, and gives the same next state (equal inputs and
+    /// equal outputs, typically). The search then tries such operations only in the order
+    /// of their intervals (of two with `a.call <= b.call` and `a.ret <= b.ret`, `a` goes
+    /// first): any linearization can swap them into that order, so this is a sound and
+    /// complete symmetry reduction, which matters when a small domain of values makes many
+    /// operations alike (the Jepsen register logs write five values). The default, `false`,
+    /// turns it off. Must be a pure function, and an equivalence.
+    fn equivalent(
+        &self,
+        _a: &Self::Input,
+        _a_output: Option<&Self::Output>,
+        _b: &Self::Input,
+        _b_output: Option<&Self::Output>,
+    ) -> bool {
+        false
+    }
+
+    /// Heap bytes a new state holds beyond what it shares with other states (a string it
+    /// owns, say), for the checker's memory budget: the checker counts each state's own
+    /// size itself. The default counts nothing more. Must be a pure function.
+    fn state_bytes(&self, _state: &Self::State) -> usize {
+        0
     }
 
     /// An operation for humans, e.g. `get("x") -> "y"`; `output` is `None` when the

@@ -11,12 +11,29 @@
 //! state) already explored is never explored again: its future does not depend on the
 //! order that led to it.
 //!
+//! **Compact configurations.** The first return left in the list — the *frontier*, the
+//! earliest return of an operation not yet linearized — pins the linearized set down to a
+//! few bits: every operation that returned before it is linearized (else it would be the
+//! frontier), and none called after it is (the search never reaches past it). Only the
+//! operations open at the frontier (called before it, returning after it) can go either
+//! way. So a configuration is stored as (state, frontier, one bit per operation open at the
+//! frontier): a few words however long the history, where the whole set would take a bit
+//! per operation — 470 words a configuration for 30 000 operations. The first word is a
+//! hash of the whole set, kept incrementally (see `bitset`).
+//!
+//! **What may go next** besides real time: an operation waits for one other operation of
+//! the partition (`after`): its sequential client's previous operation that returned, or,
+//! for interchangeable operations ([`Model::equivalent`]), the nearest one before it in
+//! the order of their intervals.
+//!
 //! The search is resumable: [`Search::run`] takes at most a given number of steps and
-//! returns, so that the caller can interleave partitions deterministically.
+//! returns, so that the caller can interleave partitions deterministically. It counts the
+//! bytes it holds and stops, deterministically, rather than grow past an allowance.
 
 use super::bitset::Bitset;
-use super::history::Operation;
-use super::memo::{MemoTable, StateArena};
+use super::hash::{fmix64, hash_of};
+use super::history::History;
+use super::memo::{MemoTable, OutOfMemory, StateArena};
 use super::model::Model;
 
 /// Where a search stands after [`Search::run`].
@@ -28,13 +45,16 @@ pub(crate) enum Progress {
     Linearizable,
     /// Every order was tried or ruled out.
     Refuted,
+    /// Going on would take more memory than allowed; the search cannot continue.
+    OutOfMemory,
 }
 
-/// One choice on the stack: the call entry linearized and the state before it.
+/// One choice on the stack: the call entry linearized, and the state and frontier before it.
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     entry: u32,
     state: u32,
+    frontier: u32,
     /// A read-only operation taken as soon as it was legal: it had no alternatives worth
     /// trying (see [`Search::run`]), so backtracking over it backtracks one level further.
     eager: bool,
@@ -42,19 +62,61 @@ struct Frame {
 
 const NONE: u32 = u32::MAX;
 
+/// How many earlier operations are examined for an interchangeable one (the nearest is
+/// enough; a bound keeps building the search linear).
+const SYMMETRY_SCAN: usize = 32;
+
+/// How configurations are keyed in the memo table.
+enum KeyShape {
+    /// (state, frontier, bits of the operations open at the frontier): per operation `m`,
+    /// the `open_len[m]` operations from `open[open_start[m]]` on are those open at its
+    /// return.
+    Compact { open_start: Vec<u32>, open_len: Vec<u32>, open: Vec<u32> },
+    /// (state, the whole linearized set): for short partitions, where copying the set's
+    /// few words costs less than gathering the open operations' bits, and when some
+    /// frontier has about as many operations open as there are in the partition.
+    Full,
+}
+
+/// One call or return in the time-sorted list.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    next: u32,
+    prev: u32,
+    /// Operation index shifted left once, low bit set for a return.
+    code: u32,
+}
+
+/// What the search needs about one operation, in one place.
+#[derive(Clone, Copy, Debug)]
+struct OpInfo {
+    /// Its return entry.
+    ret_entry: u32,
+    /// An operation that must be linearized before it (see the module's documentation),
+    /// or `NONE`.
+    after: u32,
+    /// The last state it was tried in, and the state it led to there (`NONE`: the model
+    /// rejected it): `Model::step` is pure and states are interned, so trying it again in
+    /// that state needs neither the model nor a new state.
+    tried_in: u32,
+    led_to: u32,
+    read_only: bool,
+}
+
 /// The search of one partition.
 pub(crate) struct Search<'h, M: Model> {
     model: &'h M,
     inputs: Vec<&'h M::Input>,
     outputs: Vec<Option<&'h M::Output>>,
-    next: Vec<u32>,
-    prev: Vec<u32>,
-    /// Per entry: operation index shifted left once, low bit set for a return.
-    code: Vec<u32>,
-    /// Per operation: its return entry.
-    ret_entry: Vec<u32>,
+    entries: Vec<Entry>,
+    info: Vec<OpInfo>,
     tail: u32,
     linearized: Bitset,
+    /// The first return entry left in the list (the tail when none is left).
+    frontier: u32,
+    shape: KeyShape,
+    /// The key being built (see `build_key`).
+    key: Vec<u64>,
     states: StateArena<M::State>,
     memo: MemoTable,
     stack: Vec<Frame>,
@@ -63,78 +125,200 @@ pub(crate) struct Search<'h, M: Model> {
     steps: u64,
     done: Option<Progress>,
     tracker: Option<Tracker>,
+    /// Bytes of the arrays sized once from the partition.
+    fixed_bytes: usize,
 }
 
 impl<'h, M: Model> Search<'h, M> {
-    /// A search over the operations `part` of `ops` (local operation `i` is `ops[part[i]]`).
-    /// With `track`, it records for every operation the longest linearizable prefix
-    /// containing it (Porcupine's partial linearizations), at a small cost per step and
-    /// 8 bytes per configuration.
-    pub(crate) fn new(model: &'h M, ops: &'h [Operation<M::Input, M::Output>], part: &[usize], track: bool) -> Self {
+    /// A search over the operations `part` of `history` (local operation `i` is
+    /// `history.ops()[part[i]]`). With `track`, it records for every operation the longest
+    /// linearizable prefix containing it (Porcupine's partial linearizations), at a small
+    /// cost per step and 8 bytes per configuration.
+    pub(crate) fn new(model: &'h M, history: &'h History<M::Input, M::Output>, part: &[usize], track: bool) -> Self {
+        let ops = history.ops();
         let n = part.len();
         assert!(n < (1 << 30), "a partition of {n} operations is too large");
-        // Sort key: pending returns after every timed event; at equal times calls first;
-        // then by operation, so that the order is total and deterministic.
-        let mut events: Vec<((bool, u64, bool, u32), u32)> = Vec::with_capacity(2 * n);
-        for (i, &g) in part.iter().enumerate() {
-            let op = &ops[g];
-            let i = i as u32;
-            events.push(((false, op.call, false, i), i << 1));
-            events.push(((op.ret.is_none(), op.ret.unwrap_or(0), true, i), (i << 1) | 1));
-        }
-        events.sort_unstable_by_key(|e| e.0);
-        let len = 2 * n + 2;
-        let tail = (len - 1) as u32;
-        let mut code = vec![NONE; len];
-        let mut ret_entry = vec![NONE; n];
-        for (k, &(_, c)) in events.iter().enumerate() {
-            let entry = k + 1;
-            code[entry] = c;
-            if c & 1 == 1 {
-                ret_entry[(c >> 1) as usize] = entry as u32;
+        // Order: time (pending returns last), then calls before returns, then by operation,
+        // so that the order is total and deterministic.
+        // Calls and returns are sorted apart (a history listed in call order has its calls
+        // sorted already, which the sort notices at once) and then merged.
+        let mut calls: Vec<(u64, u32)> = part.iter().enumerate().map(|(i, &g)| (ops[g].call, i as u32)).collect();
+        let mut rets: Vec<(u64, u32)> =
+            part.iter().enumerate().map(|(i, &g)| (ops[g].ret.unwrap_or(u64::MAX), i as u32)).collect();
+        calls.sort_unstable();
+        rets.sort_unstable();
+        let mut events: Vec<u32> = Vec::with_capacity(2 * n);
+        let (mut c, mut r) = (0, 0);
+        while c < n || r < n {
+            // At equal times calls go first (closed intervals).
+            if c < n && (r == n || calls[c].0 <= rets[r].0) {
+                events.push(calls[c].1 << 1);
+                c += 1;
+            } else {
+                events.push((rets[r].1 << 1) | 1);
+                r += 1;
             }
         }
-        let next: Vec<u32> = (1..=len as u32).map(|k| k.min(tail)).collect();
-        let prev: Vec<u32> = (0..len as u32).map(|k| k.saturating_sub(1)).collect();
-        let words = n.div_ceil(64).max(1);
+        let len = 2 * n + 2;
+        let tail = (len - 1) as u32;
+        let mut entries: Vec<Entry> =
+            (0..len as u32).map(|k| Entry { next: (k + 1).min(tail), prev: k.saturating_sub(1), code: NONE }).collect();
+        let after = waits_for(model, history, part);
+        let mut info: Vec<OpInfo> = (0..n)
+            .map(|i| OpInfo {
+                ret_entry: NONE,
+                after: after[i],
+                tried_in: NONE,
+                led_to: NONE,
+                read_only: model.is_read_only(&ops[part[i]].input),
+            })
+            .collect();
+        for (k, &c) in events.iter().enumerate() {
+            let entry = k + 1;
+            entries[entry].code = c;
+            if c & 1 == 1 {
+                info[(c >> 1) as usize].ret_entry = entry as u32;
+            }
+        }
+        let frontier = (1..tail).find(|&e| entries[e as usize].code & 1 == 1).unwrap_or(tail);
+        let codes: Vec<u32> = entries.iter().map(|e| e.code).collect();
+        let shape = key_shape(&codes, n);
+        let words = match &shape {
+            KeyShape::Compact { open_len, .. } => {
+                let widest = open_len.iter().copied().max().unwrap_or(0) as usize;
+                widest.div_ceil(64).max(1)
+            }
+            KeyShape::Full => n.div_ceil(64).max(1),
+        };
+        // The key: the hash and state, the frontier (compact keys only), the bits.
+        let width = words + if matches!(shape, KeyShape::Full) { 1 } else { 2 };
+        let shape_bytes = match &shape {
+            KeyShape::Compact { open_start, open_len, open } => 4 * (open_start.len() + open_len.len() + open.len()),
+            KeyShape::Full => 0,
+        };
+        // The entry list, the operations' information, inputs and outputs, the stack (at
+        // most a frame an operation), the set, and the tracker's fixed arrays.
+        let fixed_bytes = len * std::mem::size_of::<Entry>()
+            + n * (std::mem::size_of::<OpInfo>() + 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Frame>())
+            + if track { Tracker::fixed_bytes(n) } else { 0 }
+            + shape_bytes
+            + 8 * n.div_ceil(64);
+        let init = model.init();
+        let init_bytes = model.state_bytes(&init);
         Search {
             model,
             inputs: part.iter().map(|&g| &ops[g].input).collect(),
             outputs: part.iter().map(|&g| ops[g].output.as_ref()).collect(),
-            next,
-            prev,
-            code,
-            ret_entry,
+            entries,
+            info,
             tail,
             linearized: Bitset::new(n),
-            states: StateArena::new(model.init()),
-            memo: MemoTable::new(words),
+            frontier,
+            shape,
+            key: vec![0; width],
+            states: StateArena::new(init, init_bytes),
+            memo: MemoTable::new(width),
             stack: Vec::with_capacity(n),
             entry: 1,
             state: 0,
             steps: 0,
             done: if n == 0 { Some(Progress::Linearizable) } else { None },
             tracker: track.then(|| Tracker::new(n)),
+            fixed_bytes,
         }
     }
 
     #[inline]
     fn unlink(&mut self, x: u32) {
-        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
-        self.next[p as usize] = n;
-        self.prev[n as usize] = p;
+        let Entry { prev: p, next: n, .. } = self.entries[x as usize];
+        self.entries[p as usize].next = n;
+        self.entries[n as usize].prev = p;
     }
 
     #[inline]
     fn relink(&mut self, x: u32) {
-        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
-        self.next[p as usize] = x;
-        self.prev[n as usize] = x;
+        let Entry { prev: p, next: n, .. } = self.entries[x as usize];
+        self.entries[p as usize].next = x;
+        self.entries[n as usize].prev = x;
     }
 
-    /// Takes up to `allowance` steps. A step is one visit of an entry: trying a call
-    /// against the model, or backtracking at a return.
-    pub(crate) fn run(&mut self, allowance: u64) -> Progress {
+    /// Bytes held now: what counts against the allowance of [`Search::run`].
+    pub(crate) fn bytes(&self) -> usize {
+        self.fixed_bytes
+            + self.memo.bytes()
+            + self.states.bytes()
+            + self.tracker.as_ref().map_or(0, Tracker::growing_bytes)
+    }
+
+    /// The hash of a configuration: its set's hash and its state's.
+    #[inline]
+    fn config_hash(set_hash: u64, state_hash: u64) -> u64 {
+        fmix64(set_hash ^ state_hash.wrapping_mul(0xd6e8_feb8_6659_fd93))
+    }
+
+    /// The memo key of the configuration (linearized set, `state`) at the current frontier.
+    #[inline]
+    fn build_key(&mut self, state: u32) {
+        let hash = Self::config_hash(self.linearized.hash(), self.states.hash(state));
+        self.key[0] = MemoTable::head(hash, state);
+        match &self.shape {
+            KeyShape::Full => {
+                self.key[1..].copy_from_slice(self.linearized.words());
+            }
+            KeyShape::Compact { .. } if self.frontier == self.tail => {
+                // Every operation is linearized: the set is whole.
+                self.key[1] = self.inputs.len() as u64;
+                for w in &mut self.key[2..] {
+                    *w = 0;
+                }
+            }
+            KeyShape::Compact { open_start, open_len, open } => {
+                let m = (self.entries[self.frontier as usize].code >> 1) as usize;
+                self.key[1] = m as u64;
+                let words = &mut self.key[2..];
+                for w in words.iter_mut() {
+                    *w = 0;
+                }
+                let start = open_start[m] as usize;
+                let window = &open[start..start + open_len[m] as usize];
+                for (k, &op) in window.iter().enumerate() {
+                    words[k / 64] |= u64::from(self.linearized.contains(op as usize)) << (k % 64);
+                }
+            }
+        }
+    }
+
+    /// The state `op` leads to from the current state, or `None` when the model rejects it
+    /// there; `Err` when a new state would take the search past `memory` bytes.
+    #[inline]
+    fn next_state(&mut self, op: usize, memory: usize) -> Result<Option<u32>, OutOfMemory> {
+        let info = self.info[op];
+        if info.tried_in == self.state {
+            return Ok((info.led_to != NONE).then_some(info.led_to));
+        }
+        let led_to = match self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]) {
+            None => NONE,
+            Some(next_state) => {
+                // Start fetching the cache slot this configuration will probe, so that it
+                // arrives while the state is interned (two memory waits at once, not in turn).
+                let hash = hash_of(&next_state);
+                self.memo.touch(Self::config_hash(self.linearized.hash_with(op), hash));
+                let heap = self.model.state_bytes(&next_state);
+                let (fixed, memo, tracker) = (self.fixed_bytes, &self.memo, &self.tracker);
+                let limit =
+                    || memory.saturating_sub(fixed + memo.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes));
+                self.states.intern(next_state, hash, Some(self.state), heap, limit)?
+            }
+        };
+        let info = &mut self.info[op];
+        info.tried_in = self.state;
+        info.led_to = led_to;
+        Ok((led_to != NONE).then_some(led_to))
+    }
+
+    /// Takes up to `allowance` steps, holding at most `memory` bytes. A step is one visit
+    /// of an entry: trying a call against the model, or backtracking at a return.
+    pub(crate) fn run(&mut self, allowance: u64, memory: usize) -> Progress {
         if let Some(done) = self.done {
             return done;
         }
@@ -146,41 +330,80 @@ impl<'h, M: Model> Search<'h, M> {
             }
             left -= 1;
             debug_assert!(entry != 0 && entry != self.tail, "walked off the entry list");
-            let code = self.code[entry as usize];
+            let code = self.entries[entry as usize].code;
             let mut backtrack = code & 1 == 1;
             if !backtrack {
                 let op = (code >> 1) as usize;
-                let stepped = self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]);
-                if let Some(next_state) = stepped {
+                let OpInfo { after, ret_entry: ret, read_only: eager, .. } = self.info[op];
+                if after != NONE && !self.linearized.contains(after as usize) {
+                    // It must wait for another operation (its client's previous one, or an
+                    // interchangeable one that goes first).
+                    entry = self.entries[entry as usize].next;
+                    continue;
+                }
+                let next = match self.next_state(op, memory) {
+                    Ok(next) => next,
+                    Err(OutOfMemory) => break Progress::OutOfMemory,
+                };
+                if let Some(id) = next {
                     // A read-only operation legal now can be linearized now: if any completion
                     // of this configuration exists, one starts with it (it leaves the state as
-                    // it is, and no remaining operation must precede it in real time, since
-                    // its call comes before every remaining return). So it needs no
-                    // alternatives — which stops concurrent reads of one value from making
-                    // the search try every subset of them.
-                    let eager = self.model.is_read_only(self.inputs[op]);
-                    let id = self.states.intern(next_state, Some(self.state));
+                    // it is, no remaining operation must precede it in real time, since its
+                    // call comes before every remaining return, and what it waits for is
+                    // linearized already). So it needs no alternatives — which stops
+                    // concurrent reads of one value from making the search try every subset.
                     self.linearized.insert(op);
-                    if self.memo.insert(self.linearized.words(), self.linearized.hash(), id) {
-                        if let Some(tracker) = &mut self.tracker {
-                            tracker.push(op, self.stack.len());
+                    // The frontier moves past this operation's return when that was it.
+                    let old_frontier = self.frontier;
+                    if ret == old_frontier {
+                        let mut e = self.entries[ret as usize].next;
+                        while e != self.tail && self.entries[e as usize].code & 1 == 0 {
+                            e = self.entries[e as usize].next;
                         }
-                        self.stack.push(Frame { entry, state: self.state, eager });
-                        self.state = id;
-                        self.unlink(entry);
-                        self.unlink(self.ret_entry[op]);
-                        entry = self.next[0];
-                        if entry == self.tail {
-                            break Progress::Linearizable;
-                        }
-                        continue;
+                        self.frontier = e;
                     }
-                    self.linearized.remove(op);
-                    // Already explored and dead: then so is this configuration.
-                    backtrack = eager;
+                    self.build_key(id);
+                    let (fixed, states, tracker) = (self.fixed_bytes, &self.states, &self.tracker);
+                    let limit = || {
+                        memory
+                            .saturating_sub(fixed + states.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes))
+                    };
+                    match self.memo.insert(&self.key, limit) {
+                        Ok(true) => {
+                            let (fixed, states, memo) = (self.fixed_bytes, &self.states, &self.memo);
+                            let room = || memory.saturating_sub(fixed + states.bytes() + memo.bytes());
+                            if let Some(tracker) = &mut self.tracker {
+                                if !tracker.push(op, self.stack.len(), room) {
+                                    self.linearized.remove(op);
+                                    self.frontier = old_frontier;
+                                    break Progress::OutOfMemory;
+                                }
+                            }
+                            self.stack.push(Frame { entry, state: self.state, frontier: old_frontier, eager });
+                            self.state = id;
+                            self.unlink(entry);
+                            self.unlink(ret);
+                            entry = self.entries[0].next;
+                            if entry == self.tail {
+                                break Progress::Linearizable;
+                            }
+                            continue;
+                        }
+                        Ok(false) => {
+                            self.linearized.remove(op);
+                            self.frontier = old_frontier;
+                            // Already explored and dead: then so is this configuration.
+                            backtrack = eager;
+                        }
+                        Err(OutOfMemory) => {
+                            self.linearized.remove(op);
+                            self.frontier = old_frontier;
+                            break Progress::OutOfMemory;
+                        }
+                    }
                 }
                 if !backtrack {
-                    entry = self.next[entry as usize];
+                    entry = self.entries[entry as usize].next;
                     continue;
                 }
             }
@@ -192,15 +415,16 @@ impl<'h, M: Model> Search<'h, M> {
                     refuted = true;
                     break;
                 };
-                let op = (self.code[frame.entry as usize] >> 1) as usize;
+                let op = (self.entries[frame.entry as usize].code >> 1) as usize;
                 if let Some(tracker) = &mut self.tracker {
                     tracker.pop(op, self.stack.len());
                 }
                 self.linearized.remove(op);
                 self.state = frame.state;
-                self.relink(self.ret_entry[op]);
+                self.frontier = frame.frontier;
+                self.relink(self.info[op].ret_entry);
                 self.relink(frame.entry);
-                entry = self.next[frame.entry as usize];
+                entry = self.entries[frame.entry as usize].next;
                 if !frame.eager {
                     break;
                 }
@@ -230,23 +454,136 @@ impl<'h, M: Model> Search<'h, M> {
     /// After [`Progress::Linearizable`]: the local operation indices in witness order.
     pub(crate) fn witness(&self) -> Vec<usize> {
         assert_eq!(self.done, Some(Progress::Linearizable), "no witness before success");
-        let order: Vec<usize> = self.stack.iter().map(|f| (self.code[f.entry as usize] >> 1) as usize).collect();
+        let order: Vec<usize> =
+            self.stack.iter().map(|f| (self.entries[f.entry as usize].code >> 1) as usize).collect();
         assert_eq!(order.len(), self.inputs.len(), "a witness names every operation");
         order
     }
 
-    /// After [`Progress::Refuted`] of a tracking search: the distinct longest prefixes
-    /// (local operation indices, longest first) and, per local operation, the index of the
-    /// longest prefix containing it (`None`: no linearizable prefix contains it).
-    pub(crate) fn partials(self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
-        assert_eq!(self.done, Some(Progress::Refuted), "partial linearizations come from a refutation");
-        let tracker = self.tracker.expect("partials need a tracking search");
+    /// For a tracking search that did not succeed: the distinct longest prefixes found so
+    /// far (local operation indices, longest first) and, per local operation, the index of
+    /// the longest prefix containing it (`None`: no linearizable prefix contains it). For a
+    /// refuted search these are final; for an unfinished one, the best seen until it
+    /// stopped (the prefixes on the stack count as explored).
+    pub(crate) fn into_partials(mut self) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+        assert_ne!(self.done, Some(Progress::Linearizable), "a linearizable partition has a witness");
+        let mut tracker = self.tracker.take().expect("partials need a tracking search");
+        for (p, frame) in self.stack.iter().enumerate().rev() {
+            tracker.pop((self.entries[frame.entry as usize].code >> 1) as usize, p);
+        }
         tracker.finish()
     }
 
     /// Memory and size statistics.
     pub(crate) fn stats(&self) -> SearchStats {
-        SearchStats { configurations: self.memo.len(), states: self.states.len(), memo_bytes: self.memo.bytes() }
+        SearchStats {
+            configurations: self.memo.len(),
+            states: self.states.len(),
+            memo_bytes: self.memo.bytes(),
+            bytes: self.bytes(),
+        }
+    }
+}
+
+/// Per local operation, the one operation of the partition it waits for (see the module's
+/// documentation), or `NONE`.
+fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: &[usize]) -> Vec<u32> {
+    let ops = history.ops();
+    let n = part.len();
+    let mut after = vec![NONE; n];
+    let ranks = history.client_ranks();
+    if !ranks.is_empty() {
+        // Each operation waits for the latest earlier operation of its sequential client in
+        // this partition that returned (the client's order restricted to the partition);
+        // the order between partitions is the caller's concern (see `merge_witnesses`).
+        let mut by_client: Vec<u32> = (0..n as u32).collect();
+        by_client.sort_unstable_by_key(|&i| (ops[part[i as usize]].client, ranks[part[i as usize]]));
+        let mut last: Option<(u64, u32)> = None;
+        for &i in &by_client {
+            let op = &ops[part[i as usize]];
+            if let Some((client, before)) = last {
+                if client == op.client {
+                    after[i as usize] = before;
+                } else {
+                    last = None;
+                }
+            }
+            if op.ret.is_some() {
+                last = Some((op.client, i));
+            }
+        }
+        // Interchangeable operations are not reordered here: swapping two of them could
+        // break their clients' orders.
+        return after;
+    }
+    // Interchangeable operations go in the order of their intervals. Of two with
+    // a.call <= b.call and a.ret <= b.ret, any linearization with b first stays one when
+    // they trade places (every operation between them overlaps both), so requiring each
+    // operation to follow the nearest such one loses no linearization and no prefix length.
+    // Read-only operations are left out: the search takes them as soon as they are legal.
+    let mut by_call: Vec<(u64, u64, u32)> = (0..n as u32)
+        .filter(|&i| !model.is_read_only(&ops[part[i as usize]].input))
+        .map(|i| {
+            let op = &ops[part[i as usize]];
+            (op.call, op.ret.unwrap_or(u64::MAX), i)
+        })
+        .collect();
+    by_call.sort_unstable();
+    for (k, &(call_b, end_b, b)) in by_call.iter().enumerate() {
+        let ob = &ops[part[b as usize]];
+        for &(_, end_a, a) in by_call[..k].iter().rev().take(SYMMETRY_SCAN) {
+            // One that returned before `b` was called precedes it anyway: no need to ask.
+            if end_a < call_b || end_a > end_b {
+                continue;
+            }
+            let oa = &ops[part[a as usize]];
+            if model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
+                after[b as usize] = a;
+                break;
+            }
+        }
+    }
+    after
+}
+
+/// How to key configurations: compact when that saves at least four words a configuration
+/// (so for partitions of more than 256 operations) because every frontier has few
+/// operations open, and the windows' lists stay within 32 entries an operation; else the
+/// whole set.
+fn key_shape(code: &[u32], n: usize) -> KeyShape {
+    let full_words = n.div_ceil(64).max(1);
+    if full_words < 5 {
+        return KeyShape::Full;
+    }
+    // Returns come in time order: each window is written once, where it will stay.
+    let mut open: Vec<u32> = Vec::new();
+    let mut at = vec![NONE; n];
+    let mut starts = vec![(0u32, 0u32); n];
+    let mut flat: Vec<u32> = Vec::new();
+    for &c in &code[1..code.len() - 1] {
+        let op = (c >> 1) as usize;
+        if c & 1 == 0 {
+            at[op] = open.len() as u32;
+            open.push(op as u32);
+        } else {
+            let k = at[op] as usize;
+            open.swap_remove(k);
+            if k < open.len() {
+                at[open[k] as usize] = k as u32;
+            }
+            if open.len().div_ceil(64).max(1) + 4 > full_words || flat.len() + open.len() > 32 * n + 1024 {
+                return KeyShape::Full;
+            }
+            starts[op] = (flat.len() as u32, open.len() as u32);
+            flat.extend_from_slice(&open);
+        }
+    }
+    // Per operation in index order, its window's place in `flat` (windows are stored in
+    // the order of the returns, so `open_start[m + 1]` is not the end: keep the ends apart).
+    KeyShape::Compact {
+        open_start: starts.iter().map(|&(start, _)| start).collect(),
+        open_len: starts.iter().map(|&(_, len)| len).collect(),
+        open: flat,
     }
 }
 
@@ -257,8 +594,10 @@ pub struct SearchStats {
     pub configurations: usize,
     /// Distinct model states interned.
     pub states: usize,
-    /// Approximate bytes held by the cache.
+    /// Bytes held by the cache.
     pub memo_bytes: usize,
+    /// Bytes held by the whole search (what the memory budget counts).
+    pub bytes: usize,
 }
 
 /// For every operation, the longest linearizable prefix seen that contains it, in O(1)
@@ -297,9 +636,28 @@ impl Tracker {
         }
     }
 
-    /// `op` was pushed at stack position `p`.
+    /// Bytes of the arrays sized from the partition.
+    fn fixed_bytes(n: usize) -> usize {
+        5 * 4 * n
+    }
+
+    /// Bytes of the node lists, which grow with every push.
+    fn growing_bytes(&self) -> usize {
+        4 * (self.node_op.capacity() + self.node_parent.capacity())
+    }
+
+    /// `op` was pushed at stack position `p`; false (and nothing recorded) when recording
+    /// it would need more than `room()` more bytes (asked only then).
     #[inline]
-    fn push(&mut self, op: usize, p: usize) {
+    fn push(&mut self, op: usize, p: usize, room: impl FnOnce() -> usize) -> bool {
+        if self.node_op.len() == self.node_op.capacity() {
+            let grown = 8 * self.node_op.capacity().max(4);
+            if grown > room() {
+                return false;
+            }
+            self.node_op.reserve_exact(self.node_op.capacity().max(4));
+            self.node_parent.reserve_exact(self.node_parent.capacity().max(4));
+        }
         let parent = if p == 0 { NONE } else { self.position_node[p - 1] };
         let node = self.node_op.len() as u32;
         assert!(node != NONE, "more than 2^32 pushes in one search");
@@ -308,6 +666,7 @@ impl Tracker {
         self.position_node[p] = node;
         self.peak_len[p] = p as u32 + 1;
         self.peak_node[p] = node;
+        true
     }
 
     /// `op` is being popped from stack position `p`.

@@ -78,6 +78,16 @@ impl Model for CasRegisterModel {
         }
     }
 
+    fn equivalent(
+        &self,
+        a: &CasInput,
+        a_output: Option<&CasOutput>,
+        b: &CasInput,
+        b_output: Option<&CasOutput>,
+    ) -> bool {
+        a == b && a_output == b_output
+    }
+
     fn describe_operation(&self, input: &CasInput, output: Option<&CasOutput>) -> String {
         let call = match input {
             CasInput::Read => "read()".to_string(),

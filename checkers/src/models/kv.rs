@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -92,12 +92,55 @@ impl KvOutput {
     }
 }
 
-/// One key's value. Cloning shares the text; the hash is kept incrementally (a polynomial
-/// hash extends by the appended part alone), so the checker never rehashes a long value.
+/// One key's value: a persistent string of chunks. Cloning shares everything; appending
+/// shares the value it extends and copies at most [`CHUNK`] bytes into one new allocation,
+/// so a search that builds thousands of values of one long key costs memory and time in
+/// proportion to what it appends, not to the values' lengths. The hash (a polynomial hash,
+/// which extends by the appended part alone) and the length are kept, so most comparisons
+/// are one or two word compares; a value is compared byte by byte from its end, where
+/// values that differ in the order of their last appends differ. Chunks are shared by
+/// reference counts that are not atomic (a search keeps its states on its own thread), so a
+/// state is not `Send`.
 #[derive(Clone, Debug)]
 pub struct KvState {
-    text: Arc<String>,
+    chunk: Rc<Chunk>,
+}
+
+/// Bytes one chunk holds: an append copies at most this much, and comparisons walk one
+/// chunk per this many bytes.
+pub const CHUNK: usize = 128;
+
+/// The last bytes of a value, and the value before them.
+#[derive(Debug)]
+struct Chunk {
+    /// The value before these bytes, shared with the state it was appended to.
+    prefix: Option<Rc<Chunk>>,
+    /// Length in bytes of the whole value.
+    len: u64,
+    /// [`value_digest`] of the whole value.
     hash: u64,
+    /// How many bytes of `bytes` are used (at least one, except in the empty value).
+    used: u8,
+    bytes: [u8; CHUNK],
+}
+
+impl Chunk {
+    fn tail(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.used)]
+    }
+}
+
+/// Long values are long chains: free them one chunk at a time, not by recursion.
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let mut next = self.prefix.take();
+        while let Some(chunk) = next {
+            match Rc::try_unwrap(chunk) {
+                Ok(mut chunk) => next = chunk.prefix.take(),
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// The polynomial hash's base (odd, so that multiplying by it is invertible mod 2^64).
@@ -109,32 +152,132 @@ fn poly_hash(start: u64, bytes: &[u8]) -> u64 {
 
 impl KvState {
     /// A state holding `text`.
-    pub fn new(text: impl Into<String>) -> Self {
-        let text = text.into();
-        KvState { hash: poly_hash(0, text.as_bytes()), text: Arc::new(text) }
+    pub fn new(text: &str) -> Self {
+        let empty = Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes: [0; CHUNK] };
+        KvState { chunk: Rc::new(empty) }.extended(text.as_bytes())
     }
 
-    /// The value.
-    pub fn as_str(&self) -> &str {
-        &self.text
+    /// This value followed by `more`, in new chunks.
+    fn extended(self, more: &[u8]) -> Self {
+        let mut prefix = (self.chunk.len > 0).then_some(self.chunk);
+        let (mut len, mut hash) = match &prefix {
+            Some(p) => (p.len, p.hash),
+            None => (0, 0),
+        };
+        let mut bytes = [0u8; CHUNK];
+        let mut used = 0;
+        for piece in more.chunks(CHUNK) {
+            if used + piece.len() > CHUNK {
+                let chunk = Chunk { prefix: prefix.take(), len, hash, used: used as u8, bytes };
+                prefix = Some(Rc::new(chunk));
+                used = 0;
+            }
+            bytes[used..used + piece.len()].copy_from_slice(piece);
+            used += piece.len();
+            len += piece.len() as u64;
+            hash = poly_hash(hash, piece);
+        }
+        if used == 0 {
+            return match prefix {
+                Some(chunk) => KvState { chunk },
+                None => KvState { chunk: Rc::new(Chunk { prefix: None, len: 0, hash: 0, used: 0, bytes }) },
+            };
+        }
+        KvState { chunk: Rc::new(Chunk { prefix, len, hash, used: used as u8, bytes }) }
+    }
+
+    /// The value, as one string.
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        let mut chunk = Some(&self.chunk);
+        while let Some(c) = chunk {
+            parts.push(c.tail());
+            chunk = c.prefix.as_ref();
+        }
+        let bytes: Vec<u8> = parts.iter().rev().flat_map(|p| p.iter().copied()).collect();
+        String::from_utf8(bytes).expect("a value is the concatenation of whole strings")
+    }
+
+    /// Length of the value in bytes.
+    pub fn len(&self) -> u64 {
+        self.chunk.len
+    }
+
+    /// True for the empty value.
+    pub fn is_empty(&self) -> bool {
+        self.chunk.len == 0
+    }
+
+    /// Heap bytes this state added to the values it shares (its last chunk).
+    pub fn own_bytes(&self) -> usize {
+        std::mem::size_of::<Chunk>() + 2 * std::mem::size_of::<usize>()
     }
 
     /// Whether this is the value of `len` bytes with digest `digest`.
     fn is(&self, len: u64, digest: u64) -> bool {
-        self.text.len() as u64 == len && self.hash == digest
+        self.chunk.len == len && self.chunk.hash == digest
     }
 
     fn appended(&self, suffix: &str) -> Self {
-        let mut text = String::with_capacity(self.text.len() + suffix.len());
-        text.push_str(&self.text);
-        text.push_str(suffix);
-        KvState { hash: poly_hash(self.hash, suffix.as_bytes()), text: Arc::new(text) }
+        let c = &self.chunk;
+        if usize::from(c.used) + suffix.len() <= CHUNK {
+            // Room in the last chunk: copy it and the suffix into a new one.
+            let mut bytes = c.bytes;
+            let used = usize::from(c.used);
+            bytes[used..used + suffix.len()].copy_from_slice(suffix.as_bytes());
+            let chunk = Chunk {
+                prefix: c.prefix.clone(),
+                len: c.len + suffix.len() as u64,
+                hash: poly_hash(c.hash, suffix.as_bytes()),
+                used: (used + suffix.len()) as u8,
+                bytes,
+            };
+            return KvState { chunk: Rc::new(chunk) };
+        }
+        self.clone().extended(suffix.as_bytes())
+    }
+
+    /// Whether the value is `text`: the lengths, then the bytes from the end.
+    pub fn equals(&self, text: &str) -> bool {
+        if self.chunk.len != text.len() as u64 {
+            return false;
+        }
+        let mut rest = text.as_bytes();
+        let mut chunk = Some(&self.chunk);
+        while let Some(c) = chunk {
+            let tail = c.tail();
+            let Some(head) = rest.len().checked_sub(tail.len()) else {
+                return false;
+            };
+            if &rest[head..] != tail {
+                return false;
+            }
+            rest = &rest[..head];
+            chunk = c.prefix.as_ref();
+        }
+        rest.is_empty()
     }
 }
 
 impl PartialEq for KvState {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+        let (a, b) = (&self.chunk, &other.chunk);
+        if Rc::ptr_eq(a, b) {
+            return true;
+        }
+        if a.len != b.len || a.hash != b.hash {
+            return false;
+        }
+        let same_prefix = match (&a.prefix, &b.prefix) {
+            (Some(p), Some(q)) => Rc::ptr_eq(p, q),
+            (None, None) => true,
+            _ => false,
+        };
+        if same_prefix {
+            return a.tail() == b.tail();
+        }
+        // Chunked differently (reached by other writes): compare the bytes.
+        self.text() == other.text()
     }
 }
 
@@ -142,7 +285,7 @@ impl Eq for KvState {}
 
 impl Hash for KvState {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        state.write_u64(self.chunk.hash);
     }
 }
 
@@ -162,7 +305,7 @@ impl Model for KvModel {
     fn step(&self, state: &KvState, input: &KvInput, output: Option<&KvOutput>) -> Option<KvState> {
         match (input, output) {
             (KvInput::Get { .. }, None) => Some(state.clone()),
-            (KvInput::Get { .. }, Some(KvOutput::Value(v))) => (v.as_str() == state.as_str()).then(|| state.clone()),
+            (KvInput::Get { .. }, Some(KvOutput::Value(v))) => state.equals(v).then(|| state.clone()),
             (KvInput::Put { value, .. }, None | Some(KvOutput::Ack)) => Some(KvState::new(value.as_str())),
             (KvInput::Append { value, .. }, None | Some(KvOutput::Ack)) => Some(state.appended(value)),
             (KvInput::Append { value, .. }, Some(KvOutput::Wrote { prev_len, prev_digest })) => {
@@ -191,6 +334,10 @@ impl Model for KvModel {
         ops.first().map(|&i| format!("key {:?}", history[i].input.key())).unwrap_or_default()
     }
 
+    fn equivalent(&self, a: &KvInput, a_output: Option<&KvOutput>, b: &KvInput, b_output: Option<&KvOutput>) -> bool {
+        a == b && a_output == b_output
+    }
+
     fn describe_operation(&self, input: &KvInput, output: Option<&KvOutput>) -> String {
         let result = match output {
             None => " -> ?".to_string(),
@@ -206,7 +353,11 @@ impl Model for KvModel {
     }
 
     fn describe_state(&self, state: &KvState) -> String {
-        format!("{:?}", state.as_str())
+        format!("{:?}", state.text())
+    }
+
+    fn state_bytes(&self, state: &KvState) -> usize {
+        state.own_bytes()
     }
 }
 
@@ -223,7 +374,7 @@ mod tests {
         assert_eq!(m.step(&empty, &KvInput::get("k"), Some(&KvOutput::Ack)), None);
         assert_eq!(m.step(&empty, &KvInput::get("k"), None), Some(empty.clone()));
         let ab = m.step(&empty, &KvInput::put("k", "ab"), Some(&KvOutput::Ack)).unwrap();
-        assert_eq!(ab.as_str(), "ab");
+        assert_eq!(ab.text(), "ab");
         let abc = m.step(&ab, &KvInput::append("k", "c"), None).unwrap();
         assert_eq!(abc, KvState::new("abc"), "incremental hash equals the direct one");
         assert_eq!(m.step(&ab, &KvInput::put("k", "z"), Some(&KvOutput::value("z"))), None);
@@ -244,6 +395,45 @@ mod tests {
             m.describe_operation(&KvInput::append("k", "v"), Some(&wrote("abc"))),
             r#"append("k", "v") after 3 bytes"#
         );
+    }
+
+    #[test]
+    fn long_values_share_their_chunks_and_compare_exactly() {
+        let m = KvModel;
+        let mut state = m.init();
+        let mut text = String::new();
+        for i in 0..1000 {
+            let v = format!("x {i} y");
+            state = m.step(&state, &KvInput::append("k", v.as_str()), None).unwrap();
+            text.push_str(&v);
+            if i % 97 == 0 {
+                assert!(state.equals(&text) && state.text() == text && state.len() == text.len() as u64);
+                assert_eq!(state, KvState::new(&text), "chunked differently, equal all the same");
+                assert!(state.is(text.len() as u64, value_digest(&text)));
+            }
+        }
+        assert!(state.own_bytes() < 2 * CHUNK, "an append copies at most a chunk: {}", state.own_bytes());
+        // A long put is chunked too, and a chain of chunks is freed without recursion.
+        let long = "y".repeat(10 * CHUNK + 3);
+        assert_eq!(KvState::new(&long).text(), long);
+        let mut deep = m.init();
+        for _ in 0..200_000 {
+            deep = deep.appended("0123456789");
+        }
+        assert_eq!(deep.len(), 2_000_000);
+        drop(deep);
+        // Values that differ only in the order of their last appends, or anywhere else.
+        let ab = state.appended("a").appended("b");
+        let ba = state.appended("b").appended("a");
+        assert_ne!(ab, ba);
+        assert!(!ab.equals(&format!("{text}ba")) && ab.equals(&format!("{text}ab")));
+        let mut early = text.clone();
+        early.replace_range(3..4, "?");
+        assert!(!state.equals(&early) && !state.equals(&text[1..]) && !state.equals(&format!("{text}z")));
+        assert_ne!(state, KvState::new(&early));
+        assert_eq!(m.step(&state, &KvInput::get("k"), Some(&KvOutput::value(early))), None);
+        assert_eq!(KvState::new(""), m.init());
+        assert!(m.init().is_empty() && m.init().equals(""));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub(crate) fn bugs(opts: &Opts) -> KvBugs {
 }
 
 /// The cluster of a course scenario on engine `E`, with the run's planted bugs (the
-/// service's, or the engine's own).
+/// service's, or the engine's own), attaching its history when the run's options ask.
 fn cluster<E: TestEngine>(
     name: &'static str,
     n: usize,
@@ -47,6 +47,7 @@ fn cluster<E: TestEngine>(
 ) -> KvCluster<E> {
     let config = E::config(n, engine_bug::<E>(opts.bug.as_deref()));
     KvCluster::with_engine(name, n, unreliable, maxraftstate, bugs(opts).rsm, config)
+        .attaching_history(opts.attach_history)
 }
 
 /// The course gives each test 120 s.
@@ -76,12 +77,12 @@ const G: Generic = Generic {
 
 macro_rules! generic {
     ($name:literal, $desc:literal, $g:expr) => {
-        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E>($name, o, $g)))
+        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E>($name, o, $g))).with_client_history()
     };
 }
 
 fn special(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
-    Scenario::new(name, description, COURSE_LIMIT, run)
+    Scenario::new(name, description, COURSE_LIMIT, run).with_client_history()
 }
 
 fn scenarios() -> Vec<Scenario> {

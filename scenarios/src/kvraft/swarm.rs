@@ -23,7 +23,8 @@ pub fn scenarios() -> Vec<Scenario> {
         COURSE_LIMIT,
         |o| Box::pin(swarm(o)),
     )
-    .with_fault_schedule(safety_phase_end_ms)]
+    .with_fault_schedule(safety_phase_end_ms)
+    .with_client_history()]
 }
 
 async fn swarm(opts: Opts) -> Result<(), Failure> {
@@ -35,7 +36,8 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{clerks} clerks on {keys} keys, maxraftstate {maxraftstate}"));
     let schedule = schedule_for(&opts, &p, &mut rng);
-    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, bugs(&opts));
+    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, bugs(&opts))
+        .attaching_history(opts.attach_history);
     let all = cfg.all();
     let stop = Rc::new(Cell::new(false));
     let handles = cfg.leader_view();

@@ -12,8 +12,9 @@
 
 use crate::engine::{RaftEngine, TestEngine};
 use crate::raft::observer::SafetyObserver;
+use checkers::formats::json;
 use checkers::html::{render, Annotation, HtmlOptions};
-use checkers::linearizability::{check, CheckOptions, Verdict};
+use checkers::linearizability::{check, CheckOptions, CheckResult, UnknownReason, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
 use cores::kv::{Kv, KvOp, KvResult};
 use cores::raft::Bugs as RaftBugs;
@@ -25,8 +26,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::history::Recorder;
 use sim::{net, Failure, NetConfig, NodeCtx, NodeId};
-use std::cell::RefCell;
-use std::path::PathBuf;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -44,7 +44,10 @@ pub const NET: NetConfig = NetConfig {
 pub const ELECTION: Duration = Duration::from_millis(1000);
 
 /// Deterministic search budget for judging a history (steps over the whole history): an
-/// unknown verdict is a failure here, so it is generous.
+/// unknown verdict is a failure here, so it is generous. Memory is bounded too, by the
+/// checker's default budget (`checkers::linearizability::DEFAULT_MEMORY_LIMIT`), so that a
+/// history the checker cannot decide fails its run instead of exhausting the machine a
+/// sweep runs on.
 pub const CHECK_BUDGET: u64 = 200_000_000;
 
 pub type KvServer = RsmServer<Kv>;
@@ -71,8 +74,12 @@ pub struct KvCluster<E: Engine = RaftEngine> {
     next_clerk: u64,
     /// Every clerk's endpoint, to reconnect them all.
     clerks: Vec<NodeId>,
-    /// Scenario name, for the history page's file name.
+    /// Scenario name, for the names of the files the run attaches.
     name: &'static str,
+    /// Whether to attach the history when the run ends (`Opts::attach_history`).
+    attach_history: bool,
+    /// Whether the history was attached already.
+    attached: Cell<bool>,
 }
 
 impl KvCluster<RaftEngine> {
@@ -123,7 +130,33 @@ impl<E: Engine> KvCluster<E> {
             next_clerk: 0,
             clerks: Vec::new(),
             name,
+            attach_history: false,
+            attached: Cell::new(false),
         }
+    }
+
+    /// The same cluster, attaching its client history to the run's report when the run ends
+    /// if `attach` (the scenario's `Opts::attach_history`).
+    pub fn attaching_history(mut self, attach: bool) -> Self {
+        self.attach_history = attach;
+        self
+    }
+
+    /// `kvraft__basic_3a-seed7`: the stem of the names of the files the run attaches.
+    fn file_stem(&self) -> String {
+        format!("{}-seed{}", self.name.replace("::", "__"), sim::seed())
+    }
+
+    /// Attaches the history in its JSON form (everything the model uses, write digests and
+    /// pending operations included), once, if asked: the command line writes it, or turns
+    /// it into Porcupine's key/value log, where `--history` says.
+    fn attach_history_once(&self) {
+        if !self.attach_history || self.attached.replace(true) {
+            return;
+        }
+        let history = self.history.history();
+        let what = format!("client history of {} operations (JSON form)", history.len());
+        sim::attach(format!("{}.history.json", self.file_stem()), what, json::to_json("kv", &history).into_bytes());
     }
 
     /// `makeClient(to)`: a clerk connected to the servers `to`, which it gets in random order.
@@ -241,16 +274,18 @@ impl<E: Engine> KvCluster<E> {
 
     /// Judges the whole history; a violation, or a history the checker cannot decide,
     /// fails the run. On a violation, the history page (with the run's crashes, partitions
-    /// and leader changes as bands) is written and its path given in the failure.
+    /// and leader changes as bands) is attached to the run's report and named in the failure.
     pub fn check_linearizable(&self) -> Result<(), Failure> {
+        self.attach_history_once();
         check_history(self.name, &self.history)
     }
 }
 
 /// Judges a run's whole key/value history (partitioned by key); a violation, or a history
-/// the checker cannot decide within [`CHECK_BUDGET`] steps, fails the run. On a violation the
-/// history page (with the run's crashes, partitions and leader changes as bands) is written
-/// under `target/sim-histories/` and its path given in the failure.
+/// the checker cannot decide within its budgets ([`CHECK_BUDGET`] steps, the default memory
+/// budget), fails the run. On a violation the history page (with the run's crashes,
+/// partitions and leader changes as bands) is attached to the run's report as
+/// `<scenario>-seed<N>.html` and named in the failure; the command line writes it.
 pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Result<(), Failure> {
     let history = recorder.history();
     let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
@@ -260,43 +295,72 @@ pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Resu
     });
     match result.verdict {
         Verdict::Linearizable => Ok(()),
-        Verdict::Unknown => Err(Failure::safety(
-            "linearizability",
-            format!("the history of {} operations was undecided within {} search steps", history.len(), result.budget),
-        )),
+        Verdict::Unknown => Err(undecided(&result, history.len(), &options)),
         Verdict::NotLinearizable => {
             let annotations: Vec<Annotation> = sim::annotations()
                 .into_iter()
-                .map(|a| Annotation {
-                    start: a.start_ns,
-                    end: a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns),
-                    label: a.label,
-                    row: a.node.map(sim::node_name),
+                .map(|a| {
+                    // The history's times are event positions: place the band among them,
+                    // and keep the simulated times for the tooltip.
+                    let end_ns = a.end_ns.unwrap_or(sim::now().as_nanos() as u64).max(a.start_ns);
+                    let (start, end) = recorder.span(a.start_ns, end_ns);
+                    let details = format!("simulated {} s to {} s", a.start_ns as f64 / 1e9, end_ns as f64 / 1e9);
+                    let band = Annotation::new(start, end, a.label.clone()).with_details(details);
+                    let band = match a.node {
+                        Some(node) => band.in_row(sim::node_name(node)),
+                        None => band,
+                    };
+                    // Crashes red, restarts green, partitions orange, leadership blue.
+                    let colour = if a.label.ends_with(" down") {
+                        "#ffb3b3"
+                    } else if a.label.ends_with(" restart") {
+                        "#c9f2c2"
+                    } else if a.label.starts_with("partition") {
+                        "#ffd8a8"
+                    } else {
+                        "#d6e4ff"
+                    };
+                    band.coloured(colour, "#1d1d1f")
                 })
                 .collect();
             let title = format!("{name} seed {}", sim::seed());
             let page =
                 render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
-            let where_ = write_page(name, &page);
+            let name = format!("{}-seed{}.html", name.replace("::", "__"), sim::seed());
+            let what = format!("history page ({} operations, not linearizable)", history.len());
+            sim::attach(name.clone(), what, page.into_bytes());
+            // The file's name only: where the command line writes it is no part of the run.
             Err(Failure::safety(
                 "linearizability",
-                format!("history of {} operations is not linearizable; picture: {where_}", history.len()),
+                format!("history of {} operations is not linearizable; picture attached as {name}", history.len()),
             ))
         }
     }
 }
 
-/// Writes a history page under `target/sim-histories/` (or `$SIMLAB_HISTORY_DIR`).
-// The one environment read left inside a run; it goes when the page becomes a run attachment.
-#[allow(clippy::disallowed_methods)]
-fn write_page(name: &str, page: &str) -> String {
-    let dir = std::env::var_os("SIMLAB_HISTORY_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sim-histories"));
-    let path = dir.join(format!("{}-seed{}.html", name.replace("::", "__"), sim::seed()));
-    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, page)) {
-        Ok(()) => path.display().to_string(),
-        Err(e) => format!("(could not write {}: {e})", path.display()),
+/// The failure of a run whose history of `len` operations the checker left undecided: a
+/// memory budget that ran out has a message of its own (a sweep shows which budget to raise,
+/// and that the checker stopped rather than take the machine), a step budget another.
+pub fn undecided(result: &CheckResult, len: usize, options: &CheckOptions) -> Failure {
+    debug_assert_eq!(result.verdict, Verdict::Unknown);
+    let message = match result.unknown_reason {
+        Some(UnknownReason::MemoryExhausted) => format!(
+            "the history of {len} operations was undecided within the checker's memory budget of {} MiB (the search stopped, deterministically, rather than take more)",
+            options.memory_limit >> 20
+        ),
+        _ => format!("the history of {len} operations was undecided within {} search steps", result.budget),
+    };
+    Failure::safety("linearizability", message)
+}
+
+/// A run that ends before its final check (another check failed, the world stopped) still
+/// attaches its history when asked. Destructors run with the world still installed
+/// (`sim::run` drops the run's tasks before it takes the world down).
+impl<E: Engine> Drop for KvCluster<E> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.attach_history_once();
+        }
     }
 }
 
@@ -401,7 +465,8 @@ pub fn check_clnt_appends(clnt: usize, v: &str, count: usize) -> Result<(), Fail
 
 #[cfg(test)]
 mod tests {
-    use super::check_clnt_appends;
+    use super::*;
+    use checkers::linearizability::{History, Operation};
 
     /// The course's check, two searches per element.
     fn naive(clnt: usize, v: &str, count: usize) -> Result<(), String> {
@@ -444,5 +509,31 @@ mod tests {
                 assert_eq!(fast, naive(1, v, count), "{v:?} count {count}");
             }
         }
+    }
+
+    /// Twelve overlapping appends to one key that a final read orders in no possible way:
+    /// the search keeps new configurations until a budget stops it.
+    fn explosive() -> History<KvInput, KvOutput> {
+        let mut ops: Vec<_> =
+            (0..12).map(|i| Operation::new(i, KvInput::append("k", format!("<{i}>")), 0, KvOutput::Ack, 100)).collect();
+        ops.push(Operation::new(99, KvInput::get("k"), 200, KvOutput::value("none of them"), 201));
+        History::new(ops).unwrap()
+    }
+
+    #[test]
+    fn an_exhausted_memory_budget_fails_the_run_with_its_own_message() {
+        let options = CheckOptions { budget: u64::MAX, memory_limit: 4 << 20, ..CheckOptions::default() };
+        let result = check(&KvModel, &explosive(), &options);
+        assert_eq!(result.unknown_reason, Some(UnknownReason::MemoryExhausted));
+        let f = undecided(&result, 13, &options);
+        assert_eq!(f.checker, "linearizability");
+        assert!(f.message.contains("memory budget of 4 MiB"), "{}", f.message);
+        // Deterministic: the same history and budgets give the same failure.
+        assert_eq!(undecided(&check(&KvModel, &explosive(), &options), 13, &options).message, f.message);
+        // A step budget that runs out first says so instead.
+        let steps = CheckOptions { budget: 1_000, ..options };
+        let result = check(&KvModel, &explosive(), &steps);
+        assert_eq!(result.unknown_reason, Some(UnknownReason::BudgetExhausted));
+        assert!(undecided(&result, 13, &steps).message.contains("within 1000 search steps"));
     }
 }

@@ -1,0 +1,44 @@
+//! `Opts::attach_history` (`cargo xtask run … --history FILE`): a kvraft run attaches its
+//! client history in the JSON form, which Porcupine's key/value log format is made from;
+//! both read back with the same operations and verdict, the JSON form exactly.
+
+use checkers::formats::{json::parse_json, porcupine_kv::parse_kv_log, porcupine_kv::write_kv_log};
+use checkers::linearizability::{check, CheckOptions, History, Verdict};
+use checkers::models::kv::{KvInput, KvModel, KvOutput};
+use scenarios::{registry, Opts};
+use sim::TraceMode;
+
+#[test]
+fn a_kvraft_run_writes_its_history_in_both_forms() {
+    // (Not unreliable_one_key_3a: without write digests, its 50 concurrent appends to one key
+    // make a search that exhausts any memory; see BENCHMARKS.md.)
+    let sc = registry::select("kvraft::one_partition_3a").unwrap()[0];
+    let opts = Opts { attach_history: true, ..Opts::default() };
+    let r = registry::run_scenario(&sc, 1, &opts, TraceMode::Hash, None);
+    assert!(r.outcome.is_pass(), "{}", r.outcome);
+    // The option is output only: the run is the same without it, and attaches nothing.
+    let plain = registry::run_scenario(&sc, 1, &Opts::default(), TraceMode::Hash, None);
+    assert_eq!(plain.trace_hash, r.trace_hash);
+    assert!(plain.attachments.is_empty());
+    assert_eq!(r.attachments.len(), 1);
+    let attached = &r.attachments[0];
+    assert_eq!(attached.name, "kvraft__one_partition_3a-seed1.history.json");
+    let text = std::str::from_utf8(&attached.bytes).unwrap();
+
+    let exact: History<KvInput, KvOutput> = parse_json(text, "h.json", "kv").unwrap();
+    let from_log = parse_kv_log(&write_kv_log(&exact).unwrap().text, "h.txt").unwrap();
+    assert!(exact.len() >= 7, "puts and gets in both partitions: {}", exact.len());
+    assert_eq!(from_log.len(), exact.len(), "every operation returned, so none is left out");
+    // The same operations in the same event order (the log has no write digests).
+    for (a, b) in from_log.ops().iter().zip(exact.ops()) {
+        assert_eq!((a.client, &a.input), (b.client, &b.input));
+    }
+    for i in 1..exact.len() {
+        assert_eq!(exact.precedes(i - 1, i), from_log.precedes(i - 1, i), "operations {} and {i}", i - 1);
+    }
+    assert!(exact.ops().iter().all(|op| op.metadata.as_deref().is_some_and(|m| m.starts_with("simulated "))));
+    assert!(matches!(exact.ops()[1].output, Some(KvOutput::Wrote { .. })), "the JSON form keeps write digests");
+    let options = CheckOptions::default();
+    assert_eq!(check(&KvModel, &exact, &options).verdict, Verdict::Linearizable);
+    assert_eq!(check(&KvModel, &from_log, &options).verdict, Verdict::Linearizable);
+}

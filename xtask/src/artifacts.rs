@@ -1,0 +1,81 @@
+//! The files a run attaches to its report (`sim::attach`: a failing history's page, the
+//! client history that `--history` asks for), written where the command line's options say.
+//! A run never writes a file itself, so where these land is no part of what it is a function
+//! of; this module is the one place that writes them.
+
+use checkers::formats::json::parse_json;
+use checkers::formats::porcupine_kv::{write_kv_log, KvHistory};
+use sim::{Attachment, RunReport};
+use std::path::{Path, PathBuf};
+
+/// The default folder for attachments (`--artifacts`), relative to the working directory.
+pub const DEFAULT_DIR: &str = "target/sim-artifacts";
+
+/// The suffix of the attachment that holds a run's client history in its JSON form (the
+/// key/value tester's `…-seed7.history.json`).
+const HISTORY_SUFFIX: &str = ".history.json";
+
+/// The run's client history, if it attached one.
+pub fn history_of(r: &RunReport) -> Option<&Attachment> {
+    r.attachments.iter().find(|a| a.name.ends_with(HISTORY_SUFFIX))
+}
+
+/// Creates `dir` before a run, so that an unwritable folder is refused before anything runs.
+pub fn prepare_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--artifacts {}: cannot create the folder: {e}", dir.display()))
+}
+
+/// Writes every attachment except the history (which `--history` places) into `dir`;
+/// returns one line per file to print.
+pub fn write_all(dir: &Path, r: &RunReport) -> Result<Vec<String>, String> {
+    let mut lines = Vec::new();
+    for a in r.attachments.iter().filter(|a| !a.name.ends_with(HISTORY_SUFFIX)) {
+        let path = write_one(dir, a)?;
+        lines.push(format!("{}: {}", a.what, path.display()));
+    }
+    Ok(lines)
+}
+
+/// Writes one attachment into `dir` under its own name.
+pub fn write_one(dir: &Path, a: &Attachment) -> Result<PathBuf, String> {
+    let path = dir.join(&a.name);
+    std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&path, &a.bytes))
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Writes the attached history (its JSON form) to `path`: as it is for a `.json` file, in
+/// Porcupine's key/value log format for any other name. Returns what the file holds, for
+/// the line that reports it.
+///
+/// # Errors
+/// The file cannot be written, or the history cannot be carried by Porcupine's format (a key
+/// or value with a quote, backslash or line break): one line saying to use `.json`.
+pub fn write_history(a: &Attachment, path: &Path) -> Result<String, String> {
+    let is_json = path.extension().is_some_and(|e| e == "json");
+    let (bytes, what) = if is_json {
+        (a.bytes.clone(), "the JSON form".to_string())
+    } else {
+        let text = std::str::from_utf8(&a.bytes).map_err(|e| format!("{}: not UTF-8: {e}", a.name))?;
+        let history: KvHistory = parse_json(text, &a.name, "kv").map_err(|e| e.to_string())?;
+        let log = write_kv_log(&history).map_err(|e| {
+            format!(
+                "--history {}: Porcupine's format cannot carry this history ({e}): use a .json file",
+                path.display()
+            )
+        })?;
+        let what = format!(
+            "Porcupine's key/value log, {} operations{}",
+            log.written,
+            if log.left_out > 0 {
+                format!(", {} reads of unknown result left out", log.left_out)
+            } else {
+                String::new()
+            }
+        );
+        (log.text.into_bytes(), what)
+    };
+    std::fs::write(path, bytes).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
+    Ok(what)
+}
