@@ -3,6 +3,7 @@
 //! [`TestEngine`] runs the same scenarios through the same testers.
 
 use cores::raft::{Bug, Bugs, Config};
+use nodes::course::{CourseEngine, CourseRaft};
 use nodes::replica::Engine;
 
 pub use crate::raft::tester::RaftEngine;
@@ -31,5 +32,24 @@ impl TestEngine for RaftEngine {
 
     fn bugs() -> Vec<(&'static str, &'static str)> {
         Bug::all().iter().map(|b| (b.name(), b.description())).collect()
+    }
+}
+
+/// Any implementation written the course's way runs the suites: its name, configuration and
+/// planted mistakes come from [`CourseRaft`], so a downstream crate needs no engine type of
+/// its own (it could not write this impl itself: both the trait and `CourseEngine` are
+/// foreign to it).
+impl<R: CourseRaft> TestEngine for CourseEngine<R> {
+    const NAME: &'static str = R::NAME;
+
+    fn config(n: usize, bug: Option<&str>) -> R::Config {
+        if let Some(name) = bug {
+            assert!(R::bugs().iter().any(|(b, _)| *b == name), "unknown planted bug {name} of {}", R::NAME);
+        }
+        R::config(n, bug)
+    }
+
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        R::bugs()
     }
 }
