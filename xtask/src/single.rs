@@ -158,7 +158,7 @@ pub fn load_faults(path: Option<&Path>) -> Result<Option<FaultFile>, String> {
 }
 
 /// Prints a run's result block.
-pub fn print_report(sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::Duration) {
+pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::Duration) {
     let wall_s = wall.as_secs_f64().max(1e-9);
     println!("scenario:       {}", sc.name);
     println!("seed:           {}", r.seed);
@@ -185,7 +185,7 @@ pub fn print_report(sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::
         r.stats.bytes_total
     );
     if !r.outcome.is_pass() {
-        println!("REPRODUCE WITH: {}", seeds::reproduce_command(sc.name, r.seed, opts));
+        println!("REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, opts));
     }
 }
 
@@ -209,7 +209,7 @@ pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
     };
     let t0 = Instant::now();
     let r = run_scenario(&sc, a.seed, &prepared.opts, TraceMode::Hash, None);
-    print_report(&sc, &r, &prepared.opts, t0.elapsed());
+    print_report(cat, &sc, &r, &prepared.opts, t0.elapsed());
     prepared.finish().unwrap_or_else(|| status_of(&r))
 }
 
@@ -270,7 +270,7 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
     let r = run_scenario(&sc, seed, &prepared.opts, TraceMode::Emit, Some(dispatch));
     let wall = t0.elapsed();
     println!("---");
-    print_report(&sc, &r, &prepared.opts, wall);
+    print_report(cat, &sc, &r, &prepared.opts, wall);
     if let Some(path) = &a.out {
         println!("trace written to {}", path.display());
     }

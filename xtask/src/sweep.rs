@@ -265,7 +265,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     }
     for (sc, r) in &failures {
         println!("FAILED {} seed {}: {}", sc.name, r.seed, summary_of(&r.outcome));
-        println!("REPRODUCE WITH: {}", seeds::reproduce_command(sc.name, r.seed, &opts));
+        println!("REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, &opts));
     }
     let mut status = worst.map_or(exit::PASS, exit::of_class);
     if a.save {
@@ -298,7 +298,7 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
             println!("  run 1: {}", d.first);
             println!("  run 2: {}", d.second);
             let bug = a.sel.bug.as_ref().map(|b| format!(" --bug {b}")).unwrap_or_default();
-            println!("REPRODUCE WITH: cargo xtask determinism {} --seeds {}..{}{bug}", sc.name, seed, seed + 1);
+            println!("REPRODUCE WITH: {} determinism {} --seeds {}..{}{bug}", cat.command(), sc.name, seed, seed + 1);
         }
     }
     println!("{} of {} runs differ between two executions ({:.2}s wall)", n, items.len(), t0.elapsed().as_secs_f64());
