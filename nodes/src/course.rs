@@ -11,37 +11,97 @@
 //! order and state-machine safety (from applies). Log matching and leader completeness need
 //! the log, which such a node does not expose; [`COURSE_CHECKS`] says which checks run.
 //!
-//! A minimal node, to show the shape (a real one is `examples/student-raft`):
+//! The shape of a node (a real one is `examples/student-raft`):
 //!
 //! ```no_run
 //! use nodes::course::{ApplySender, CourseEnv, CourseRaft, Persister};
+//! use serde::{Deserialize, Serialize};
+//! use std::cell::RefCell;
 //! use std::rc::Rc;
+//! use std::time::Duration;
 //!
-//! struct Mine { env: CourseEnv }
+//! /// Every RPC between peers, and every reply (serialized on every hop).
+//! #[derive(Serialize, Deserialize)]
+//! pub enum Rpc {
+//!     RequestVote { term: u64, candidate: usize },
+//! }
+//! #[derive(Serialize, Deserialize)]
+//! pub enum Reply {
+//!     Vote { term: u64, granted: bool },
+//! }
 //!
-//! impl CourseRaft for Mine {
-//!     type Config = ();
-//!     type Rpc = u64;
-//!     type RpcReply = u64;
+//! pub struct MyRaft {
+//!     env: CourseEnv,
+//!     persister: Persister,
+//!     apply: ApplySender,
+//!     /// Everything behind one "lock"; never hold a borrow across an `.await`.
+//!     state: RefCell<State>,
+//! }
+//!
+//! #[derive(Default)]
+//! struct State {
+//!     current_term: u64,
+//!     voted_for: Option<usize>,
+//!     // log, commit_index, last_applied, role, next_index, match_index, ...
+//! }
+//!
+//! impl CourseRaft for MyRaft {
+//!     type Config = (); // what `config` builds: e.g. which planted mistake is on
+//!     type Rpc = Rpc;
+//!     type RpcReply = Reply;
+//!
 //!     fn config(_peers: usize, _bug: Option<&str>) {}
-//!     fn make(_: &(), env: CourseEnv, _persister: Persister, _apply: ApplySender) -> Rc<Self> {
-//!         let me = Rc::new(Mine { env });
-//!         let node = me.clone();
-//!         // Background work: a task that dies with this instance.
-//!         me.env.spawn(async move {
+//!
+//!     fn make(_: &(), env: CourseEnv, persister: Persister, apply: ApplySender) -> Rc<Self> {
+//!         let state = State::default(); // restore from persister.read_raft_state() here
+//!         let rf = Rc::new(MyRaft { env, persister, apply, state: RefCell::new(state) });
+//!         let me = rf.clone();
+//!         // A background task (the course's `go rf.ticker()`): it dies with this instance.
+//!         rf.env.spawn(async move {
 //!             loop {
-//!                 sim::sleep(std::time::Duration::from_millis(100)).await;
-//!                 for peer in (0..node.env.peers()).filter(|&p| p != node.env.me()) {
-//!                     let _: Result<u64, _> = node.env.call(peer, &1u64).await;
+//!                 sim::sleep(Duration::from_millis(300)).await;
+//!                 let term = me.state.borrow().current_term;
+//!                 for peer in (0..me.env.peers()).filter(|&p| p != me.env.me()) {
+//!                     let args = Rpc::RequestVote { term, candidate: me.env.me() };
+//!                     if let Ok(Reply::Vote { .. }) = me.env.call::<Rpc, Reply>(peer, &args).await {
+//!                         // count the vote, become leader, ...
+//!                     }
 //!                 }
 //!             }
 //!         });
-//!         me
+//!         rf
 //!     }
-//!     fn start(&self, _command: Vec<u8>) -> (u64, u64, bool) { (0, 0, false) }
-//!     fn get_state(&self) -> (u64, bool) { (0, false) }
-//!     fn snapshot(&self, _index: u64, _snapshot: Vec<u8>) {}
-//!     fn handle(&self, _from: usize, request: u64) -> u64 { request }
+//!
+//!     fn start(&self, command: Vec<u8>) -> (u64, u64, bool) {
+//!         // A leader appends `command`, persists, and returns (its index, the term, true).
+//!         // Once an entry commits, it goes to the service, in order:
+//!         // self.apply.send(nodes::course::ApplyMsg::Command { index, term, command });
+//!         let _ = (command, &self.apply);
+//!         (0, self.state.borrow().current_term, false)
+//!     }
+//!
+//!     fn get_state(&self) -> (u64, bool) {
+//!         (self.state.borrow().current_term, false)
+//!     }
+//!
+//!     fn snapshot(&self, _index: u64, _snapshot: Vec<u8>) {
+//!         // Trim the log through `index`; persister.save(state, Some(snapshot)).
+//!     }
+//!
+//!     fn handle(&self, _from: usize, rpc: Rpc) -> Reply {
+//!         let mut s = self.state.borrow_mut();
+//!         match rpc {
+//!             Rpc::RequestVote { term, candidate } => {
+//!                 let granted = term >= s.current_term && s.voted_for.is_none();
+//!                 if granted {
+//!                     s.voted_for = Some(candidate);
+//!                 }
+//!                 // Persist before returning: the reply leaves when `handle` returns.
+//!                 self.persister.save(vec![/* your encoding of s */], None);
+//!                 Reply::Vote { term: s.current_term, granted }
+//!             }
+//!         }
+//!     }
 //! }
 //! ```
 

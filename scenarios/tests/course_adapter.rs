@@ -140,3 +140,19 @@ fn a_task_started_from_start_runs_on_the_node_and_dies_with_it() {
     });
     assert_eq!(report.outcome, Outcome::Pass);
 }
+
+#[test]
+fn the_readme_shows_the_node_skeleton_the_adapter_docs_compile() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let course = std::fs::read_to_string(root.join("nodes/src/course.rs")).unwrap();
+    let start = course.find("//! ```no_run\n").expect("the adapter's docs show a node") + "//! ```no_run\n".len();
+    let end = start + course[start..].find("//! ```\n").unwrap();
+    let skeleton: Vec<&str> = course[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("//!").unwrap_or(l))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect();
+    let shown = format!("```rust\n{}\n```", skeleton.join("\n"));
+    assert!(readme.contains(&shown), "README's node skeleton differs from the doc test in nodes/src/course.rs");
+}
