@@ -148,7 +148,7 @@ impl Persister {
 
     /// `Persister.ReadRaftState()` (empty at first boot).
     pub fn read_raft_state(&self) -> Vec<u8> {
-        self.ctx.read_raft_state()
+        self.ctx.read_state()
     }
 
     /// `Persister.ReadSnapshot()` (empty if none).
@@ -158,7 +158,7 @@ impl Persister {
 
     /// `Persister.RaftStateSize()`, in bytes.
     pub fn raft_state_size(&self) -> usize {
-        self.ctx.raft_state_size()
+        self.ctx.state_size()
     }
 }
 
@@ -375,7 +375,7 @@ impl<R: CourseRaft> RoleSampler<R> {
         if self.seen.get() != Some((term, leader)) {
             self.seen.set(Some((term, leader)));
             let (role_code, role) = if leader { (2, "leader") } else { (0, "not leader") };
-            self.ctx.note(1, term, role_code, || format!("{role} in term {term}"));
+            self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
             report(&self.observer, self.me, &Observation::Role { term, leader, role_code, role });
         }
     }

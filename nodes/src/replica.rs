@@ -189,7 +189,7 @@ impl<'a> ServiceApi<'a> {
 
     /// The size of the engine's persisted state, in bytes (the course's `RaftStateSize`).
     pub fn state_size(&self) -> usize {
-        self.ctx.raft_state_size()
+        self.ctx.state_size()
     }
 }
 
@@ -297,8 +297,19 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
         let written_from = if self.observer.is_some() { written_from } else { None };
         self.core.observe(&mut self.seen, written_from, &mut observations);
         for o in &observations {
+            if let Observation::Commit { index } = *o {
+                // A fact for pictures (the timeline's commit index), outside the trace and
+                // its hash: only a subscriber that asks for `sim::detail` sees it, and without
+                // one the macro costs a cached check.
+                tracing::debug!(
+                    target: "sim::detail",
+                    node = %self.ctx.name(),
+                    at_ns = sim::now().as_nanos() as u64,
+                    commit_index = index
+                );
+            }
             if let Observation::Role { term, role_code, role, leader } = *o {
-                self.ctx.note(1, term, role_code, || format!("{role} in term {term}"));
+                self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
                 // A band on the node's row for as long as it leads (for history pictures).
                 if before.leader {
                     sim::end_annotations(self.ctx.id(), "leader");
@@ -501,7 +512,7 @@ impl<C: ReplicaCore> Engine for CoreEngine<C> {
 /// The process body of a replica node: restore, then serve until the process dies.
 pub async fn run_node<C: ReplicaCore, S: Service>(ctx: NodeCtx, spec: NodeSpec<C::Config, S, NodeHandle<C, S>>) {
     let seed = ctx.rng("raft-core").gen();
-    let state = ctx.read_raft_state();
+    let state = ctx.read_state();
     let snapshot = ctx.read_snapshot();
     let core = match C::boot(&spec.config, spec.me, spec.peers.len(), seed, &state, &snapshot, now_ms()) {
         Ok(c) => c,

@@ -15,7 +15,7 @@ use crate::registry::{run_scenario, select, Opts};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use sim::{Outcome, TraceMode};
+use sim::{Outcome, RunReport, TraceMode};
 
 /// The pinned runs: (scenario, seed, planted bug). Spread over every family, the swarms, and
 /// planted-bug failures of each class, so outcome classification is pinned too.
@@ -59,25 +59,34 @@ pub struct GoldenRun {
     pub sim_time_ns: u64,
 }
 
+impl GoldenRun {
+    /// What a finished run means, in the table's terms. Sweeps write their per-run result
+    /// lines with this too (`sweep --format json`), so a sweep's output and the golden table
+    /// are one format and `cargo xtask compare` reads both.
+    pub fn of(scenario: &str, seed: u64, bug: Option<&str>, r: &RunReport) -> GoldenRun {
+        let (outcome, checker) = match &r.outcome {
+            Outcome::Pass => ("pass".to_string(), None),
+            Outcome::Fail(f) => (f.class.name().to_string(), Some(f.checker.clone())),
+        };
+        GoldenRun {
+            scenario: scenario.to_string(),
+            seed,
+            bug: bug.map(str::to_string),
+            outcome,
+            checker,
+            trace_hash: format!("{:016x}", r.trace_hash),
+            events: r.events,
+            sim_time_ns: r.sim_time.as_nanos() as u64,
+        }
+    }
+}
+
 /// Runs one pinned pair and records what it produced.
 pub fn run_pair(scenario: &str, seed: u64, bug: Option<&str>) -> GoldenRun {
     let sc = select(scenario).unwrap_or_else(|e| panic!("{e}"))[0];
     let opts = Opts { bug: bug.map(str::to_string), ..Opts::default() };
     let r = run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
-    let (outcome, checker) = match &r.outcome {
-        Outcome::Pass => ("pass".to_string(), None),
-        Outcome::Fail(f) => (f.class.name().to_string(), Some(f.checker.clone())),
-    };
-    GoldenRun {
-        scenario: scenario.to_string(),
-        seed,
-        bug: bug.map(str::to_string),
-        outcome,
-        checker,
-        trace_hash: format!("{:016x}", r.trace_hash),
-        events: r.events,
-        sim_time_ns: r.sim_time.as_nanos() as u64,
-    }
+    GoldenRun::of(scenario, seed, bug, &r)
 }
 
 /// One JSON line per run, in [`GOLDEN_PAIRS`] order.

@@ -177,6 +177,9 @@ pub struct Opts {
     pub faults: Option<FaultFile>,
     /// Receives the fault schedule the run played (only for scenarios that take one).
     pub record_faults: Option<FaultRecorder>,
+    /// Print every panic inside the run with a backtrace on stderr (debugging only; the
+    /// outcome is the same).
+    pub show_panics: bool,
 }
 
 impl Opts {
@@ -577,7 +580,7 @@ pub fn run_scenario(
     }
     let run = sc.run;
     let opts = opts.clone();
-    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch };
+    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch, show_panics: opts.show_panics };
     sim::run(cfg, move || run(opts))
 }
 

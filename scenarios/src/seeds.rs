@@ -122,7 +122,7 @@ impl SeedFile {
     /// [`InputError::Faults`] when the fault file cannot be read or parsed.
     pub fn opts(&self, dir: &Path) -> Result<Opts, InputError> {
         let faults = self.faults.as_ref().map(|f| FaultFile::load(&dir.join(f))).transpose()?;
-        Ok(Opts { bug: self.bug.clone(), faults, record_faults: None })
+        Ok(Opts { bug: self.bug.clone(), faults, ..Opts::default() })
     }
 
     /// A file name that says what it holds: `raft__figure8_2c-42[-bug].toml`.
@@ -357,7 +357,7 @@ mod tests {
     }
 
     fn failure(class: FailureClass, checker: &str) -> Outcome {
-        Outcome::Fail(Failure { class, checker: checker.into(), message: "m".into() })
+        Outcome::Fail(Failure { class, checker: checker.into(), message: "m".into(), location: None })
     }
 
     #[test]

@@ -305,7 +305,7 @@ pub fn play_safety_phase(
 /// Stops every fault: crash points disarmed, clogs released, the network back to `base`,
 /// every link among `servers` up. Restarting crashed servers is the caller's (it knows how).
 pub fn stop_faults(servers: &[NodeId], base: NetConfig) {
-    sim::note(0x11FE, 0, || "liveness phase: faults stop".into());
+    sim::note(sim::NoteCode::LivenessPhase, 0, || "liveness phase: faults stop".into());
     stop_all_network_faults(servers, base);
 }
 

@@ -9,14 +9,15 @@ fn test(name: &str) -> PropTest {
     prop::all().into_iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no property test {name}"))
 }
 
-/// The repository's saved counterexamples: a correct core must pass every one of them.
+/// The repository's saved counterexamples (read only: tests write under `target/` alone).
 fn repo_saved_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(prop::SAVED_DIR)
 }
 
-/// A fresh, empty folder, so a planted bug has to be found from scratch.
+/// A fresh, empty folder under `target/`, so a planted bug has to be found from scratch and a
+/// failing test never writes into the source tree.
 fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prop-raft-{}-{tag}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prop-raft-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -24,7 +25,9 @@ fn scratch_dir(tag: &str) -> PathBuf {
 fn expect_pass(name: &str, cases: u32) {
     let t = test(name);
     assert!(t.planted_bug.is_none());
-    match prop::run(&t, cases, None, &repo_saved_dir()) {
+    // The saved counterexamples are replayed by `every_saved_counterexample_…` below; a new
+    // one found here is written under target/, never into seeds/.
+    match prop::run(&t, cases, None, &scratch_dir(name.trim_start_matches("raft::"))) {
         PropOutcome::Passed { cases: ran } => assert_eq!(ran, cases),
         PropOutcome::Failed { message, steps, saved_to } => panic!(
             "{name} failed: {message}\ncounterexample (saved to {}):\n  {}",
@@ -32,6 +35,40 @@ fn expect_pass(name: &str, cases: u32) {
             steps.join("\n  ")
         ),
     }
+}
+
+#[test]
+fn every_saved_counterexample_fails_with_its_bug_and_its_check_and_passes_without() {
+    let replays = prop::replay_saved_both_ways(&repo_saved_dir()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(replays.len() >= 7, "one saved counterexample per planted bug at least: {}", replays.len());
+    let tests: std::collections::BTreeSet<&str> = replays.iter().map(|r| r.test).collect();
+    for bug in cores::raft::Bug::all() {
+        let t = prop::all().into_iter().find(|t| t.planted_bug == Some(bug.name())).unwrap();
+        assert!(tests.contains(t.name), "no saved counterexample for {}", t.name);
+    }
+    let problems: Vec<String> = replays.iter().filter_map(|r| r.problem()).collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_replay_that_fails_with_another_check_or_on_a_correct_core_is_reported() {
+    let base = prop::SavedReplay {
+        file: PathBuf::from("x.json"),
+        test: "raft::bug_no_persist_term",
+        index: 0,
+        recorded_check: Some("election-safety".into()),
+        with_bug: Some(Err("step 3: election-safety: two leaders".into())),
+        without_bug: Ok(()),
+    };
+    assert_eq!(base.problem(), None);
+    let other = prop::SavedReplay { with_bug: Some(Err("step 3: log-matching: x".into())), ..base.clone() };
+    assert!(other.problem().unwrap().contains("log-matching"));
+    let gone = prop::SavedReplay { with_bug: Some(Ok(())), ..base.clone() };
+    assert!(gone.problem().unwrap().contains("no longer fails"));
+    let correct_fails = prop::SavedReplay { without_bug: Err("step 2: apply-order: y".into()), ..base };
+    assert!(correct_fails.problem().unwrap().contains("correct core"));
+    assert_eq!(prop::check_of("step 12: core assertion failed: boom").as_deref(), Some("core-assertion"));
+    assert_eq!(prop::check_of("after healing: liveness: no fresh command").as_deref(), Some("liveness"));
 }
 
 #[test]

@@ -51,23 +51,37 @@ pub struct Failure {
     pub checker: String,
     /// One line: what was wrong, with nodes, terms, indexes or files.
     pub message: String,
+    /// For a panic, where it happened (`file:line`, the file relative to its crate's folder,
+    /// so no machine's paths are in it). Shown, never hashed into the trace: a line number
+    /// moves with every edit above the assert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl Failure {
     pub fn safety(checker: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure { class: FailureClass::Safety, checker: checker.into(), message: message.into() }
+        Failure { class: FailureClass::Safety, checker: checker.into(), message: message.into(), location: None }
     }
     pub fn liveness(checker: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure { class: FailureClass::Liveness, checker: checker.into(), message: message.into() }
+        Failure { class: FailureClass::Liveness, checker: checker.into(), message: message.into(), location: None }
     }
     pub fn panic(message: impl Into<String>) -> Self {
-        Failure { class: FailureClass::Panic, checker: "panic".into(), message: message.into() }
+        Failure { class: FailureClass::Panic, checker: "panic".into(), message: message.into(), location: None }
+    }
+
+    /// The same failure, located at `location` (a panic's `file:line`).
+    pub fn at(self, location: Option<String>) -> Self {
+        Failure { location, ..self }
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} violation caught by {}: {}", self.class.name(), self.checker, self.message)
+        write!(f, "{} violation caught by {}: {}", self.class.name(), self.checker, self.message)?;
+        match &self.location {
+            Some(at) => write!(f, " (at {at})"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! replay shows exactly which nodes it hit.
 
 use crate::net::{self, NetConfig};
-use crate::world::{self, NodeId};
+use crate::NodeId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -224,7 +224,7 @@ impl Fault {
 pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<NodeId>;
 
 fn find(t: &Target, servers: &[NodeId], resolve: Resolver<'_>) -> Option<NodeId> {
-    servers.iter().copied().find(|&n| world::node_name(n) == t.0).or_else(|| resolve(&t.0))
+    servers.iter().copied().find(|&n| crate::node_name(n) == t.0).or_else(|| resolve(&t.0))
 }
 
 /// Applies one fault now. Returns false if a target could not be resolved (then nothing
@@ -233,7 +233,9 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
     let one = |t: &Target| find(t, servers, resolve);
     let skipped = |what: &str| {
         let w = what.to_string();
-        world::note(0xFA17, 0, move || format!("fault skipped: {w} resolves to no node now"));
+        crate::note(crate::trace::NoteCode::FaultSkipped, 0, move || {
+            format!("fault skipped: {w} resolves to no node now")
+        });
         false
     };
     match fault {
@@ -290,28 +292,28 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
             true
         }
         Fault::Crash { node } => match one(node) {
-            Some(n) if world::is_alive(n) => {
-                world::crash(n);
+            Some(n) if crate::is_alive(n) => {
+                crate::crash(n);
                 true
             }
             _ => skipped(&format!("crash {}", node.0)),
         },
         Fault::CrashAfterSave { node, saves, delay_ms } => match one(node) {
-            Some(n) if world::is_alive(n) => {
+            Some(n) if crate::is_alive(n) => {
                 // Trace text closures run inside the world: resolve names before.
-                let name = world::node_name(n);
+                let name = crate::node_name(n);
                 let d = *delay_ms;
-                world::note(0xFA18, n.0 as u64, move || {
+                crate::note(crate::trace::NoteCode::FaultResolved, n.0 as u64, move || {
                     format!("armed: {name} crashes {d}ms after its next save #{saves}")
                 });
-                world::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));
+                crate::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));
                 true
             }
             _ => skipped(&format!("crash-after-save {}", node.0)),
         },
         Fault::Restart { node } => match one(node) {
-            Some(n) if !world::is_alive(n) => {
-                world::restart(n);
+            Some(n) if !crate::is_alive(n) => {
+                crate::restart(n);
                 true
             }
             _ => skipped(&format!("restart {}", node.0)),

@@ -7,8 +7,9 @@
 //! shown to the run's watchers, which checks use to see what a reader could observe.
 
 use crate::failure::Failure;
+use crate::node::NodeCtx;
 use crate::trace::{hash_bytes, Kind};
-use crate::world::{with, NodeCtx, World};
+use crate::world::{with, Kernel};
 use std::collections::BTreeMap;
 
 /// A mutation, as watchers see it.
@@ -45,6 +46,8 @@ impl FsView<'_> {
 /// files at that instant. It runs inside the world: it must not call back into `sim`.
 pub type ExitWatcher = Box<dyn FnMut(crate::NodeId, &str, FsView<'_>)>;
 
+/// The files and their watchers. Driven by the world with the kernel as an explicit
+/// argument (for the trace, node names and the failure signal).
 #[derive(Default)]
 pub(crate) struct FsState {
     files: BTreeMap<String, Vec<u8>>,
@@ -52,19 +55,17 @@ pub(crate) struct FsState {
     exit_watchers: Vec<ExitWatcher>,
 }
 
-impl World {
-    pub(crate) fn notify_exit(&mut self, node: crate::NodeId) {
-        let mut ws = std::mem::take(&mut self.fs.exit_watchers);
-        for w in ws.iter_mut() {
-            w(node, &self.nodes[node.index()].name, FsView(&self.fs.files));
+impl FsState {
+    /// Shows a process's own exit to the exit watchers.
+    pub(crate) fn notify_exit(&mut self, k: &Kernel, node: crate::NodeId) {
+        for w in self.exit_watchers.iter_mut() {
+            w(node, &k.nodes[node.index()].name, FsView(&self.files));
         }
-        self.fs.exit_watchers = ws;
     }
-}
 
-impl World {
-    fn fs_mutated(&mut self, ctx: NodeCtx, path: &str, op: FsOp<'_>) {
-        let content = self.fs.files.get(path);
+    /// Traces a mutation and shows it to the watchers; a watcher's failure fails the run.
+    fn mutated(&mut self, k: &mut Kernel, ctx: NodeCtx, path: &str, op: FsOp<'_>) {
+        let content = self.files.get(path);
         let (len, h) = content.map(|c| (c.len() as u64, hash_bytes(c))).unwrap_or((u64::MAX, 0));
         let code = match op {
             FsOp::Create => 1,
@@ -73,23 +74,21 @@ impl World {
             FsOp::Remove => 4,
         };
         let ph = hash_bytes(path.as_bytes());
-        self.record(Kind::Fs, ctx.id.0 as u64, [ph ^ code, len, h], |_| match &op {
+        k.record(Kind::Fs, ctx.id.0 as u64, [ph ^ code, len, h], |_| match &op {
             FsOp::Create => format!("create {path}"),
             FsOp::Append(b) => format!("append {path} +{}B -> {len}B", b.len()),
             FsOp::Rename { from } => format!("rename {from} -> {path} ({len}B h={:08x})", h as u32),
             FsOp::Remove => format!("remove {path}"),
         });
-        let mut watchers = std::mem::take(&mut self.fs.watchers);
-        let content = self.fs.files.get(path).map(|v| v.as_slice());
+        let content = self.files.get(path).map(|v| v.as_slice());
         let mut failures = Vec::new();
-        for w in watchers.iter_mut() {
+        for w in self.watchers.iter_mut() {
             if let Some(f) = w(path, &op, content) {
                 failures.push(f);
             }
         }
-        self.fs.watchers = watchers;
         for f in failures {
-            self.set_failure(f);
+            k.set_failure(f);
         }
     }
 }
@@ -98,9 +97,9 @@ impl NodeCtx {
     /// Creates (or truncates) a file; it is visible at once, empty.
     pub fn fs_create(&self, path: &str) {
         with(|w| {
-            if w.is_current(*self) {
+            if w.kernel.is_current(*self) {
                 w.fs.files.insert(path.to_string(), Vec::new());
-                w.fs_mutated(*self, path, FsOp::Create);
+                w.fs.mutated(&mut w.kernel, *self, path, FsOp::Create);
             }
         })
     }
@@ -108,9 +107,9 @@ impl NodeCtx {
     /// Appends to a file (creating it if absent); the bytes are visible at once.
     pub fn fs_append(&self, path: &str, bytes: &[u8]) {
         with(|w| {
-            if w.is_current(*self) {
+            if w.kernel.is_current(*self) {
                 w.fs.files.entry(path.to_string()).or_default().extend_from_slice(bytes);
-                w.fs_mutated(*self, path, FsOp::Append(bytes));
+                w.fs.mutated(&mut w.kernel, *self, path, FsOp::Append(bytes));
             }
         })
     }
@@ -118,13 +117,13 @@ impl NodeCtx {
     /// Atomically renames `from` to `to`, replacing `to`. Returns false if `from` is absent.
     pub fn fs_rename(&self, from: &str, to: &str) -> bool {
         with(|w| {
-            if !w.is_current(*self) {
+            if !w.kernel.is_current(*self) {
                 return false;
             }
             match w.fs.files.remove(from) {
                 Some(data) => {
                     w.fs.files.insert(to.to_string(), data);
-                    w.fs_mutated(*self, to, FsOp::Rename { from });
+                    w.fs.mutated(&mut w.kernel, *self, to, FsOp::Rename { from });
                     true
                 }
                 None => false,
@@ -135,8 +134,8 @@ impl NodeCtx {
     /// Removes a file if present.
     pub fn fs_remove(&self, path: &str) {
         with(|w| {
-            if w.is_current(*self) && w.fs.files.remove(path).is_some() {
-                w.fs_mutated(*self, path, FsOp::Remove);
+            if w.kernel.is_current(*self) && w.fs.files.remove(path).is_some() {
+                w.fs.mutated(&mut w.kernel, *self, path, FsOp::Remove);
             }
         })
     }

@@ -2,8 +2,9 @@
 //! time (nanoseconds), in `checkers`' types, so a linearizability checker can judge them.
 //! A call that never returned is kept with an unknown outcome.
 
+use crate::sched;
 use crate::trace::Kind;
-use crate::world::{self, with, NO_NODE};
+use crate::world::{with, NO_NODE};
 use checkers::linearizability::{ClientId, History, Operation};
 use std::cell::RefCell;
 use std::fmt::Debug;
@@ -59,7 +60,7 @@ pub struct OpHandle {
 }
 
 fn now_ns() -> u64 {
-    world::now().as_nanos() as u64
+    sched::now().as_nanos() as u64
 }
 
 impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
@@ -72,12 +73,12 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         let t = now_ns();
         let h = field_hash(&input);
         // Formatting a long value on every call would cost O(value): only for traces.
-        let shown = with(|w| w.trace.wants_lines()).then(|| format!("{input:?}"));
+        let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{input:?}"));
         let mut inner = self.inner.borrow_mut();
         let index = inner.ops.len();
         inner.ops.push(Operation::pending(client, input, t));
         with(|w| {
-            w.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| {
+            w.kernel.record(Kind::Call, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index}: {}", shown.unwrap_or_default())
             })
         });
@@ -88,14 +89,14 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
     pub fn ret(&self, op: OpHandle, output: O) {
         let t = now_ns();
         let h = field_hash(&output);
-        let shown = with(|w| w.trace.wants_lines()).then(|| format!("{output:?}"));
+        let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{output:?}"));
         let mut inner = self.inner.borrow_mut();
         let o = &mut inner.ops[op.index];
         o.output = Some(output);
         o.ret = Some(t);
         let (client, index) = (o.client, op.index);
         with(|w| {
-            w.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
+            w.kernel.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index} -> {}", shown.unwrap_or_default())
             })
         });

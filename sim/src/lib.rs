@@ -4,23 +4,34 @@
 //!
 //! `sim` knows nothing of Raft or MapReduce. Node code talks to the world through a
 //! [`NodeCtx`]; scenarios drive it through the free functions here and in [`net`].
+//!
+//! One file per concern: the world kernel (`world.rs`: node table, trace and livelock
+//! watchdog, failure signal), scheduler and time (`sched.rs`), processes (`process.rs`),
+//! the node-side API (`node.rs`), the persister (`persist.rs`), annotations
+//! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`].
 
+mod annotate;
 pub mod failure;
 pub mod faults;
 pub mod fs;
 pub mod history;
 pub mod net;
+mod node;
+mod persist;
+mod process;
 pub mod rng;
 pub mod run;
+mod sched;
 pub mod trace;
 mod world;
 
+pub use annotate::{annotate, annotations, end_annotations, Annotation};
 pub use failure::{Failure, FailureClass, Outcome};
 pub use net::{decode, encode, Incoming, NetConfig, ReplyTo, RpcError};
-pub use run::{run, RunConfig, RunReport};
-pub use trace::{CapturedEvent, TraceMode};
-pub use world::{
-    annotate, annotations, at, client, crash, crash_after_saves, describe, disarm_fault_points, end_annotations, fail,
-    failed, incarnation, is_alive, node_count, node_name, note, now, persisted, restart, rng, seed, sleep, sleep_until,
-    spawn, spawn_process, stats, timeout, Annotation, NodeCtx, NodeId, Persisted, Recv, Rope, Sleep, Stats,
-};
+pub use node::{NodeCtx, Recv};
+pub use persist::{crash_after_saves, disarm_fault_points, persisted, Persisted, Rope};
+pub use process::{client, crash, incarnation, is_alive, node_count, node_name, restart, spawn, spawn_process};
+pub use run::{portable_location, run, Attachment, RunConfig, RunReport};
+pub use sched::{at, now, sleep, sleep_until, timeout, Sleep};
+pub use trace::{CapturedEvent, NoteCode, TraceMode};
+pub use world::{attach, describe, fail, failed, note, rng, seed, stats, NodeId, Stats};

@@ -17,13 +17,16 @@
 //! Every payload is a `postcard` encoding made by the sender, so nodes share no memory and
 //! byte counts are real.
 
+use crate::node::NodeCtx;
+use crate::process::Host;
+use crate::sched::Action;
 use crate::trace::{hash_bytes, Kind};
-use crate::world::{try_with, with, Action, NodeCtx, NodeId, World, NO_NODE};
+use crate::world::{try_with, with, Kernel, NodeId, NO_NODE};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -180,18 +183,95 @@ struct CallSlot {
     done: bool,
 }
 
+/// Calls in flight, by call number. Numbers are handed out in order and calls mostly end in
+/// order, so a deque from the oldest live call is a cheaper map than a tree (O(1) lookups),
+/// and it iterates in call order, as `on_topology_change` needs.
+#[derive(Default)]
+struct CallTable {
+    /// The call number of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Option<CallSlot>>,
+}
+
+impl CallTable {
+    fn insert(&mut self, call: u64, slot: CallSlot) {
+        if self.slots.is_empty() {
+            self.base = call;
+        }
+        assert_eq!(call, self.base + self.slots.len() as u64, "calls are numbered in order");
+        self.slots.push_back(Some(slot));
+    }
+
+    fn get(&self, call: u64) -> Option<&CallSlot> {
+        let i = call.checked_sub(self.base)?;
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, call: u64) -> Option<&mut CallSlot> {
+        let i = call.checked_sub(self.base)?;
+        self.slots.get_mut(i as usize)?.as_mut()
+    }
+
+    fn contains_key(&self, call: u64) -> bool {
+        self.get(call).is_some()
+    }
+
+    fn remove(&mut self, call: u64) -> Option<CallSlot> {
+        let i = call.checked_sub(self.base)?;
+        let slot = self.slots.get_mut(i as usize)?.take();
+        self.trim();
+        slot
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&CallSlot) -> bool) {
+        for s in self.slots.iter_mut() {
+            if s.as_ref().is_some_and(|c| !keep(c)) {
+                *s = None;
+            }
+        }
+        self.trim();
+    }
+
+    /// Drops the ended calls at the front.
+    fn trim(&mut self) {
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &CallSlot)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (self.base + i as u64, s)))
+    }
+}
+
+/// What the network keeps per node.
+#[derive(Clone, Copy, Default)]
+struct Port {
+    /// Requests dispatched to a handler of this node (labrpc's GetCount).
+    rpc_count: u64,
+    /// Bytes of requests and replies this node sent.
+    bytes_sent: u64,
+    /// Until when the node is busy with messages already taken (the service queue).
+    busy_until: u64,
+}
+
+/// The network's own state: links, clogs, calls in flight, per-node counters, and its
+/// random stream. It is driven by the world with the kernel as an explicit argument, for
+/// the node table (who is alive, inboxes), the scheduler, the trace and the counters.
 pub(crate) struct NetState {
     pub cfg: NetConfig,
     n: usize,
     enabled: Vec<bool>,
     clogged: Vec<bool>,
     connected: Vec<bool>,
+    ports: Vec<Port>,
     held: BTreeMap<(u16, u16), Vec<Hop>>,
-    calls: BTreeMap<u64, CallSlot>,
+    calls: CallTable,
     next_call: u64,
     next_msg: u64,
     rng: ChaCha8Rng,
-    /// Index into the world's annotations of the partition currently in force.
+    /// Index into the kernel's annotations of the partition currently in force.
     open_partition: Option<usize>,
 }
 
@@ -203,8 +283,9 @@ impl NetState {
             enabled: Vec::new(),
             clogged: Vec::new(),
             connected: Vec::new(),
+            ports: Vec::new(),
             held: BTreeMap::new(),
-            calls: BTreeMap::new(),
+            calls: CallTable::default(),
             next_call: 1,
             next_msg: 1,
             rng,
@@ -227,7 +308,13 @@ impl NetState {
         self.enabled = enabled;
         self.clogged = clogged;
         self.connected.push(true);
+        self.ports.push(Port::default());
         self.n = n;
+    }
+
+    /// A restarted node starts with an empty service queue.
+    pub fn on_restart(&mut self, node: u16) {
+        self.ports[node as usize].busy_until = 0;
     }
 
     #[inline]
@@ -252,100 +339,103 @@ impl NetState {
             self.rng.gen_range(lo.min(hi)..=hi) * MS
         }
     }
-}
 
-impl World {
     fn link_up(&self, from: u16, to: u16) -> bool {
-        self.net.enabled[self.net.link(from, to)]
+        self.enabled[self.link(from, to)]
     }
 
-    fn start_call(&mut self, ctx: NodeCtx, to: NodeId, payload: Vec<u8>, completion: Completion) -> Option<u64> {
-        if !self.is_current(ctx) {
+    fn start_call(
+        &mut self,
+        k: &mut Kernel,
+        ctx: NodeCtx,
+        to: NodeId,
+        payload: Vec<u8>,
+        completion: Completion,
+    ) -> Option<u64> {
+        if !k.is_current(ctx) {
             return None;
         }
         let (from, to) = (ctx.id.0, to.0);
-        assert!((to as usize) < self.nodes.len(), "call to unknown node {to}");
-        let call = self.net.next_call;
-        self.net.next_call += 1;
-        let msg = self.net.next_msg;
-        self.net.next_msg += 1;
+        assert!((to as usize) < k.nodes.len(), "call to unknown node {to}");
+        let call = self.next_call;
+        self.next_call += 1;
+        let msg = self.next_msg;
+        self.next_msg += 1;
         let len = payload.len() as u64;
-        self.stats.rpc_total += 1;
-        self.stats.bytes_total += len;
-        self.nodes[from as usize].bytes_sent += len;
-        self.net.calls.insert(
+        k.stats.rpc_total += 1;
+        k.stats.bytes_total += len;
+        self.ports[from as usize].bytes_sent += len;
+        self.calls.insert(
             call,
             CallSlot { caller: from, caller_inc: ctx.incarnation, server: to, completion, handling: None, done: false },
         );
         let h = hash_bytes(&payload);
-        self.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len], |w| {
-            format!("#{msg} {}->{} req call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
+        k.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len], |k| {
+            format!("#{msg} {}->{} req call={call} {len}B h={:08x}", k.name(from), k.name(to), h as u32)
         });
-        let to_inc = self.nodes[to as usize].incarnation;
-        self.route(Hop {
-            msg,
-            from,
-            from_inc: ctx.incarnation,
-            to,
-            body: Body::Request { call, to_inc },
-            payload,
-            served: false,
-        });
+        let to_inc = k.nodes[to as usize].incarnation;
+        self.route(
+            k,
+            Hop {
+                msg,
+                from,
+                from_inc: ctx.incarnation,
+                to,
+                body: Body::Request { call, to_inc },
+                payload,
+                served: false,
+            },
+        );
         Some(call)
     }
 
-    fn send_reply(&mut self, ctx: NodeCtx, reply_to: ReplyTo, payload: Vec<u8>) {
-        if !self.is_current(ctx) || reply_to.server_inc != ctx.incarnation {
+    fn send_reply(&mut self, k: &mut Kernel, ctx: NodeCtx, reply_to: ReplyTo, payload: Vec<u8>) {
+        if !k.is_current(ctx) || reply_to.server_inc != ctx.incarnation {
             return;
         }
         let (from, to, call) = (ctx.id.0, reply_to.caller, reply_to.call);
-        let msg = self.net.next_msg;
-        self.net.next_msg += 1;
+        let msg = self.next_msg;
+        self.next_msg += 1;
         let len = payload.len() as u64;
-        self.nodes[from as usize].bytes_sent += len;
+        self.ports[from as usize].bytes_sent += len;
         let h = hash_bytes(&payload);
-        self.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len ^ 1], |w| {
-            format!("#{msg} {}->{} reply call={call} {len}B h={:08x}", w.name(from), w.name(to), h as u32)
+        k.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len ^ 1], |k| {
+            format!("#{msg} {}->{} reply call={call} {len}B h={:08x}", k.name(from), k.name(to), h as u32)
         });
-        self.route(Hop {
-            msg,
-            from,
-            from_inc: ctx.incarnation,
-            to,
-            body: Body::Reply { call },
-            payload,
-            served: false,
-        });
+        self.route(
+            k,
+            Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Reply { call }, payload, served: false },
+        );
     }
 
     /// Decides a message's fate when it leaves its sender.
-    fn route(&mut self, hop: Hop) {
-        let now = self.now_ns();
+    fn route(&mut self, k: &mut Kernel, hop: Hop) {
+        let now = k.now_ns();
         let (from, to) = (hop.from, hop.to);
         match hop.body {
             Body::Request { call, .. } => {
                 // labrpc snapshots reachability before the request's delay.
-                if !self.link_up(from, to) || !self.nodes[to as usize].alive {
-                    let delay = if self.net.cfg.long_delays { self.net.ms(0, 7000) } else { self.net.ms(0, 100) };
-                    self.drop_hop(&hop, Reason::Unreachable);
-                    self.schedule(now + delay, Action::Fail { call, reason: Reason::Unreachable });
+                if !self.link_up(from, to) || !k.nodes[to as usize].alive {
+                    let delay = if self.cfg.long_delays { self.ms(0, 7000) } else { self.ms(0, 100) };
+                    drop_hop(k, &hop, Reason::Unreachable);
+                    k.schedule(now + delay, Action::Fail { call, reason: Reason::Unreachable });
                     return;
                 }
-                let mut delay = self.net.hop_delay();
-                if !self.net.cfg.reliable {
-                    delay += self.net.ms(0, self.net.cfg.request_delay_ms_max as u64 + 1);
-                    let loss = self.net.cfg.request_loss_permille;
-                    if self.net.permille(loss) {
-                        self.drop_hop(&hop, Reason::RequestLost);
-                        self.schedule(now + delay, Action::Fail { call, reason: Reason::RequestLost });
+                let mut delay = self.hop_delay();
+                if !self.cfg.reliable {
+                    delay += self.ms(0, self.cfg.request_delay_ms_max as u64 + 1);
+                    let loss = self.cfg.request_loss_permille;
+                    if self.permille(loss) {
+                        drop_hop(k, &hop, Reason::RequestLost);
+                        k.schedule(now + delay, Action::Fail { call, reason: Reason::RequestLost });
                         return;
                     }
                 }
-                let dup = self.net.cfg.duplicate_permille;
-                if self.net.permille(dup) {
+                let dup = self.cfg.duplicate_permille;
+                if self.permille(dup) {
                     // A duplicate may arrive much later than the original (a retransmitting
                     // middlebox): late duplicates are what replay stale requests.
-                    let extra = self.net.ms(0, 500);
+                    let extra = self.ms(0, 500);
                     let copy = Hop {
                         msg: hop.msg,
                         from,
@@ -361,157 +451,145 @@ impl World {
                         payload: hop.payload.clone(),
                         served: false,
                     };
-                    self.record(Kind::Dup, from as u64, [hop.msg, call, extra], |w| {
+                    k.record(Kind::Dup, from as u64, [hop.msg, call, extra], |k| {
                         format!(
                             "#{} {}->{} req call={call} duplicated (+{}ms)",
                             hop.msg,
-                            w.name(from),
-                            w.name(to),
+                            k.name(from),
+                            k.name(to),
                             extra / MS
                         )
                     });
-                    self.send_or_hold(copy, now + delay + extra);
+                    self.send_or_hold(k, copy, now + delay + extra);
                 }
-                self.send_or_hold(hop, now + delay);
+                self.send_or_hold(k, hop, now + delay);
             }
             Body::Reply { call } => {
-                let Some(slot) = self.net.calls.get(&call) else {
-                    return self.drop_hop(&hop, Reason::Stale);
+                let Some(slot) = self.calls.get(call) else {
+                    return drop_hop(k, &hop, Reason::Stale);
                 };
                 if slot.done {
-                    return self.drop_hop(&hop, Reason::Stale);
+                    return drop_hop(k, &hop, Reason::Stale);
                 }
                 // labrpc's check after the handler returns: the caller's end must still be
                 // enabled. Links are directional here, so the reply also needs the
                 // server -> caller direction (a one-way cut loses replies only).
                 if !self.link_up(to, from) || !self.link_up(from, to) {
-                    self.drop_hop(&hop, Reason::LinkDown);
-                    return self.fail_call(call, Reason::LinkDown);
+                    drop_hop(k, &hop, Reason::LinkDown);
+                    return self.fail_call(k, call, Reason::LinkDown);
                 }
-                if !self.net.cfg.reliable {
-                    let loss = self.net.cfg.reply_loss_permille;
-                    if self.net.permille(loss) {
-                        self.drop_hop(&hop, Reason::ReplyLost);
-                        return self.fail_call(call, Reason::ReplyLost);
+                if !self.cfg.reliable {
+                    let loss = self.cfg.reply_loss_permille;
+                    if self.permille(loss) {
+                        drop_hop(k, &hop, Reason::ReplyLost);
+                        return self.fail_call(k, call, Reason::ReplyLost);
                     }
                 }
-                let mut delay = self.net.hop_delay();
-                if self.net.cfg.long_reordering && self.net.rng.gen_range(0..900) < 600 {
-                    let y = self.net.rng.gen_range(0..2000u64);
-                    delay += (200 + self.net.rng.gen_range(0..=y)) * MS;
+                let mut delay = self.hop_delay();
+                if self.cfg.long_reordering && self.rng.gen_range(0..900) < 600 {
+                    let y = self.rng.gen_range(0..2000u64);
+                    delay += (200 + self.rng.gen_range(0..=y)) * MS;
                 }
-                self.send_or_hold(hop, now + delay);
+                self.send_or_hold(k, hop, now + delay);
             }
         }
     }
 
     /// Delivers now, schedules a delayed delivery, or holds the message on a clogged link.
-    fn send_or_hold(&mut self, hop: Hop, at: u64) {
+    fn send_or_hold(&mut self, k: &mut Kernel, hop: Hop, at: u64) {
         let (from, to) = (hop.from, hop.to);
-        if self.net.clogged[self.net.link(from, to)] {
+        if self.clogged[self.link(from, to)] {
             let (msg, call) = (hop.msg, hop_call(&hop));
-            self.record(Kind::Hold, from as u64, [msg, call, to as u64], |w| {
-                format!("#{msg} {}->{} call={call} held by clog", w.name(from), w.name(to))
+            k.record(Kind::Hold, from as u64, [msg, call, to as u64], |k| {
+                format!("#{msg} {}->{} call={call} held by clog", k.name(from), k.name(to))
             });
-            self.net.held.entry((from, to)).or_default().push(hop);
-        } else if at <= self.now_ns() {
-            self.deliver(hop);
+            self.held.entry((from, to)).or_default().push(hop);
+        } else if at <= k.now_ns() {
+            self.deliver(k, hop);
         } else {
-            self.schedule(at, Action::Deliver(hop));
+            k.schedule(at, Action::Deliver(hop));
         }
     }
 
-    fn drop_hop(&mut self, hop: &Hop, reason: Reason) {
-        self.stats.dropped += 1;
-        let (msg, from, to, call) = (hop.msg, hop.from, hop.to, hop_call(hop));
-        self.record(Kind::Drop, from as u64, [msg, call, reason as u64], |w| {
-            format!("#{msg} {}->{} call={call}: {}", w.name(from), w.name(to), reason.label())
-        });
-    }
-
     /// A message reaches its destination.
-    pub(crate) fn deliver(&mut self, mut hop: Hop) {
-        let now = self.now_ns();
+    pub(crate) fn deliver(&mut self, k: &mut Kernel, mut hop: Hop) {
+        let now = k.now_ns();
         let (from, to) = (hop.from, hop.to);
         // A busy process takes messages one at a time: queue this one behind the others.
-        if !hop.served
-            && self.net.cfg.service_us_max > 0
-            && matches!(self.nodes[to as usize].host, crate::world::Host::Process { .. })
-        {
-            let (lo, hi) = (self.net.cfg.service_us_min as u64, self.net.cfg.service_us_max as u64);
-            let service = self.net.rng.gen_range(lo.min(hi)..=hi) * 1000;
-            let node = &mut self.nodes[to as usize];
-            let start = node.busy_until.max(now);
-            node.busy_until = start + service;
+        if !hop.served && self.cfg.service_us_max > 0 && matches!(k.nodes[to as usize].host, Host::Process { .. }) {
+            let (lo, hi) = (self.cfg.service_us_min as u64, self.cfg.service_us_max as u64);
+            let service = self.rng.gen_range(lo.min(hi)..=hi) * 1000;
+            let port = &mut self.ports[to as usize];
+            let start = port.busy_until.max(now);
+            port.busy_until = start + service;
             hop.served = true;
             if start + service > now {
-                self.schedule(start + service, Action::Deliver(hop));
+                k.schedule(start + service, Action::Deliver(hop));
                 return;
             }
         }
         match hop.body {
             Body::Request { call, to_inc } => {
-                let dest = &self.nodes[to as usize];
+                let dest = &k.nodes[to as usize];
                 if !dest.alive || dest.incarnation != to_inc {
                     // labrpc runs the handler on the old instance and the dead check fails
                     // the call at its first 100 ms tick.
-                    self.drop_hop(&hop, Reason::ServerDied);
-                    if self.net.calls.contains_key(&call) {
-                        self.schedule(now + DEAD_CHECK_NS, Action::Fail { call, reason: Reason::ServerDied });
+                    drop_hop(k, &hop, Reason::ServerDied);
+                    if self.calls.contains_key(call) {
+                        k.schedule(now + DEAD_CHECK_NS, Action::Fail { call, reason: Reason::ServerDied });
                     }
                     return;
                 }
-                self.stats.delivered += 1;
-                self.nodes[to as usize].rpc_count += 1;
+                k.stats.delivered += 1;
+                self.ports[to as usize].rpc_count += 1;
                 let msg = hop.msg;
-                self.record(Kind::Deliver, to as u64, [msg, call, 0], |w| {
-                    format!("#{msg} {}->{} req call={call}", w.name(from), w.name(to))
+                k.record(Kind::Deliver, to as u64, [msg, call, 0], |k| {
+                    format!("#{msg} {}->{} req call={call}", k.name(from), k.name(to))
                 });
-                if let Some(slot) = self.net.calls.get_mut(&call) {
+                if let Some(slot) = self.calls.get_mut(call) {
                     if !slot.done {
                         slot.handling = Some((to_inc, now));
                     }
                 }
                 let reply_to = ReplyTo { call, caller: from, server_inc: to_inc };
-                self.push_inbox(to, Incoming::Request { from: NodeId(from), payload: hop.payload, reply_to });
+                k.push_inbox(to, Incoming::Request { from: NodeId(from), payload: hop.payload, reply_to });
             }
             Body::Reply { call } => {
                 // A reply from an instance that has since crashed is never delivered.
-                if self.nodes[from as usize].incarnation != hop.from_inc {
-                    self.drop_hop(&hop, Reason::ServerDied);
-                    return self.fail_call(call, Reason::ServerDied);
+                if k.nodes[from as usize].incarnation != hop.from_inc {
+                    drop_hop(k, &hop, Reason::ServerDied);
+                    return self.fail_call(k, call, Reason::ServerDied);
                 }
-                let Some(slot) = self.net.calls.get(&call) else { return self.drop_hop(&hop, Reason::Stale) };
-                if slot.done || self.nodes[to as usize].incarnation != slot.caller_inc || !self.nodes[to as usize].alive
-                {
-                    return self.drop_hop(&hop, Reason::Stale);
+                let Some(slot) = self.calls.get(call) else { return drop_hop(k, &hop, Reason::Stale) };
+                if slot.done || k.nodes[to as usize].incarnation != slot.caller_inc || !k.nodes[to as usize].alive {
+                    return drop_hop(k, &hop, Reason::Stale);
                 }
                 let len = hop.payload.len() as u64;
-                self.stats.delivered += 1;
-                self.stats.bytes_total += len;
+                k.stats.delivered += 1;
+                k.stats.bytes_total += len;
                 let msg = hop.msg;
-                self.record(Kind::Deliver, to as u64, [msg, call, 1], |w| {
-                    format!("#{msg} {}->{} reply call={call}", w.name(from), w.name(to))
+                k.record(Kind::Deliver, to as u64, [msg, call, 1], |k| {
+                    format!("#{msg} {}->{} reply call={call}", k.name(from), k.name(to))
                 });
-                self.complete(call, Ok(hop.payload));
+                self.complete(k, call, Ok(hop.payload));
             }
         }
     }
 
-    pub(crate) fn fail_call(&mut self, call: u64, reason: Reason) {
-        let Some(slot) = self.net.calls.get(&call) else { return };
+    pub(crate) fn fail_call(&mut self, k: &mut Kernel, call: u64, reason: Reason) {
+        let Some(slot) = self.calls.get(call) else { return };
         if slot.done {
             return;
         }
         let (caller, server) = (slot.caller, slot.server);
-        self.record(Kind::Fail, caller as u64, [call, reason as u64, 0], |w| {
-            format!("call={call} {}->{}: {}", w.name(caller), w.name(server), reason.label())
+        k.record(Kind::Fail, caller as u64, [call, reason as u64, 0], |k| {
+            format!("call={call} {}->{}: {}", k.name(caller), k.name(server), reason.label())
         });
-        self.complete(call, Err(RpcError { reason }));
+        self.complete(k, call, Err(RpcError { reason }));
     }
 
-    fn complete(&mut self, call: u64, result: Result<Vec<u8>, RpcError>) {
-        let slot = self.net.calls.get_mut(&call).expect("complete of unknown call");
+    fn complete(&mut self, k: &mut Kernel, call: u64, result: Result<Vec<u8>, RpcError>) {
+        let slot = self.calls.get_mut(call).expect("complete of unknown call");
         match &mut slot.completion {
             Completion::Waiter { waker, result: r } => {
                 slot.done = true;
@@ -522,18 +600,18 @@ impl World {
             }
             Completion::Inbox { tag } => {
                 let (tag, caller, caller_inc, server) = (*tag, slot.caller, slot.caller_inc, slot.server);
-                self.net.calls.remove(&call);
-                let c = &self.nodes[caller as usize];
+                self.calls.remove(call);
+                let c = &k.nodes[caller as usize];
                 if c.alive && c.incarnation == caller_inc {
-                    self.push_inbox(caller, Incoming::Response { tag, from: NodeId(server), result });
+                    k.push_inbox(caller, Incoming::Response { tag, from: NodeId(server), result });
                 }
             }
         }
     }
 
-    fn call_is_dead(&self, slot: &CallSlot) -> Option<Reason> {
+    fn call_is_dead(&self, k: &Kernel, slot: &CallSlot) -> Option<Reason> {
         let (inc, _) = slot.handling?;
-        let s = &self.nodes[slot.server as usize];
+        let s = &k.nodes[slot.server as usize];
         if !s.alive || s.incarnation != inc {
             Some(Reason::ServerDied)
         } else if !self.link_up(slot.caller, slot.server) {
@@ -543,69 +621,77 @@ impl World {
         }
     }
 
-    pub(crate) fn dead_check(&mut self, call: u64) {
-        let Some(slot) = self.net.calls.get(&call) else { return };
+    pub(crate) fn dead_check(&mut self, k: &mut Kernel, call: u64) {
+        let Some(slot) = self.calls.get(call) else { return };
         if slot.done {
             return;
         }
-        if let Some(reason) = self.call_is_dead(slot) {
-            self.fail_call(call, reason);
+        if let Some(reason) = self.call_is_dead(k, slot) {
+            self.fail_call(k, call, reason);
         }
     }
 
     /// After a topology change or a crash: calls whose handler is now unreachable fail at
     /// their next 100 ms tick, as labrpc's polling worker would notice.
-    fn on_topology_change(&mut self) {
-        let now = self.now_ns();
+    fn on_topology_change(&mut self, k: &mut Kernel) {
+        let now = k.now_ns();
         let mut checks = Vec::new();
-        for (&call, slot) in &self.net.calls {
+        for (call, slot) in self.calls.iter() {
             if slot.done {
                 continue;
             }
-            if let (Some((_, since)), Some(_)) = (slot.handling, self.call_is_dead(slot)) {
+            if let (Some((_, since)), Some(_)) = (slot.handling, self.call_is_dead(k, slot)) {
                 let ticks = (now.saturating_sub(since)).div_ceil(DEAD_CHECK_NS).max(1);
                 checks.push((since + ticks * DEAD_CHECK_NS, call));
             }
         }
         for (at, call) in checks {
-            self.schedule(at, Action::DeadCheck { call });
+            k.schedule(at, Action::DeadCheck { call });
         }
     }
 
-    pub(crate) fn net_on_crash(&mut self, node: u16) {
-        // The dead instance's own outstanding calls vanish with it.
-        self.net.calls.retain(|_, s| s.caller != node);
-        self.on_topology_change();
+    /// A node's incarnation ended (crash or exit): its own outstanding calls vanish with
+    /// it, and calls it was handling fail at their next tick.
+    pub(crate) fn on_crash(&mut self, k: &mut Kernel, node: u16) {
+        self.calls.retain(|s| s.caller != node);
+        self.on_topology_change(k);
     }
 
-    fn fault(&mut self, code: u64, a: u64, text: impl FnOnce(&World) -> String) {
-        self.record(Kind::Fault, NO_NODE, [code, a, 0], text);
-        self.on_topology_change();
+    fn fault(&mut self, k: &mut Kernel, code: u64, a: u64, text: impl FnOnce(&Kernel) -> String) {
+        k.record(Kind::Fault, NO_NODE, [code, a, 0], text);
+        self.on_topology_change(k);
     }
 
     fn set_link(&mut self, from: u16, to: u16, up: bool) {
-        let i = self.net.link(from, to);
-        self.net.enabled[i] = up;
+        let i = self.link(from, to);
+        self.enabled[i] = up;
     }
 
-    fn close_partition_annotation(&mut self) {
-        if let Some(i) = self.net.open_partition.take() {
-            let now = self.now_ns();
-            self.annotations[i].end_ns = Some(now);
+    fn close_partition_annotation(&mut self, k: &mut Kernel) {
+        if let Some(i) = self.open_partition.take() {
+            k.close_annotation(i);
         }
     }
 
-    fn release_link(&mut self, from: u16, to: u16) {
-        let i = self.net.link(from, to);
-        self.net.clogged[i] = false;
-        for hop in self.net.held.remove(&(from, to)).unwrap_or_default() {
+    fn release_link(&mut self, k: &mut Kernel, from: u16, to: u16) {
+        let i = self.link(from, to);
+        self.clogged[i] = false;
+        for hop in self.held.remove(&(from, to)).unwrap_or_default() {
             let (msg, call) = (hop.msg, hop_call(&hop));
-            self.record(Kind::Release, from as u64, [msg, call, to as u64], |w| {
-                format!("#{msg} {}->{} call={call} released", w.name(from), w.name(to))
+            k.record(Kind::Release, from as u64, [msg, call, to as u64], |k| {
+                format!("#{msg} {}->{} call={call} released", k.name(from), k.name(to))
             });
-            self.deliver(hop);
+            self.deliver(k, hop);
         }
     }
+}
+
+fn drop_hop(k: &mut Kernel, hop: &Hop, reason: Reason) {
+    k.stats.dropped += 1;
+    let (msg, from, to, call) = (hop.msg, hop.from, hop.to, hop_call(hop));
+    k.record(Kind::Drop, from as u64, [msg, call, reason as u64], |k| {
+        format!("#{msg} {}->{} call={call}: {}", k.name(from), k.name(to), reason.label())
+    });
 }
 
 fn hop_call(hop: &Hop) -> u64 {
@@ -614,8 +700,8 @@ fn hop_call(hop: &Hop) -> u64 {
     }
 }
 
-fn names(w: &World, nodes: &[NodeId]) -> String {
-    let v: Vec<&str> = nodes.iter().map(|n| w.name(n.0)).collect();
+fn names(k: &Kernel, nodes: &[NodeId]) -> String {
+    let v: Vec<&str> = nodes.iter().map(|n| k.name(n.0)).collect();
     format!("{{{}}}", v.join(","))
 }
 
@@ -629,8 +715,13 @@ fn node_list_hash(nodes: &[NodeId]) -> u64 {
 
 /// Serializes a message the way every hop does.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    postcard::to_allocvec(v).expect("postcard encoding of a message failed")
+    // Room for a typical message up front: growing from empty would reallocate at 8, 16,
+    // 32 and 64 bytes. Same bytes as `postcard::to_allocvec`.
+    postcard::to_extend(v, Vec::with_capacity(ENCODE_CAPACITY)).expect("postcard encoding of a message failed")
 }
+
+/// Initial buffer of `encode`, in bytes: most messages of the course's services fit.
+const ENCODE_CAPACITY: usize = 128;
 
 /// Deserializes a message; a payload that does not decode is a bug in the sender.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
@@ -644,7 +735,9 @@ impl NodeCtx {
     /// Calls `to` and waits for its reply or the call's failure, as labrpc's `Call`.
     pub fn call<Req: Serialize, Resp: DeserializeOwned>(&self, to: NodeId, req: &Req) -> Call<Resp> {
         let payload = encode(req);
-        let call = with(|w| w.start_call(*self, to, payload, Completion::Waiter { waker: None, result: None }));
+        let call = with(|w| {
+            w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Waiter { waker: None, result: None })
+        });
         Call { call, _resp: PhantomData }
     }
 
@@ -652,13 +745,13 @@ impl NodeCtx {
     /// `Incoming::Response { tag, .. }`. Cheaper than a task per call for event loops.
     pub fn start_call<Req: Serialize>(&self, to: NodeId, req: &Req, tag: u64) {
         let payload = encode(req);
-        with(|w| w.start_call(*self, to, payload, Completion::Inbox { tag }));
+        with(|w| w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Inbox { tag }));
     }
 
     /// Answers a request. Ignored if this instance has crashed since it took the request.
     pub fn reply<Resp: Serialize>(&self, reply_to: ReplyTo, resp: &Resp) {
         let payload = encode(resp);
-        with(|w| w.send_reply(*self, reply_to, payload));
+        with(|w| w.net.send_reply(&mut w.kernel, *self, reply_to, payload));
     }
 }
 
@@ -673,11 +766,11 @@ impl<Resp: DeserializeOwned> Future for Call<Resp> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(call) = self.call else { return Poll::Pending };
         let r = with(|w| {
-            let slot = w.net.calls.get_mut(&call)?;
+            let slot = w.net.calls.get_mut(call)?;
             let Completion::Waiter { waker, result } = &mut slot.completion else { unreachable!() };
             match result.take() {
                 Some(r) => {
-                    w.net.calls.remove(&call);
+                    w.net.calls.remove(call);
                     Some(r)
                 }
                 None => {
@@ -700,7 +793,7 @@ impl<Resp> Drop for Call<Resp> {
     fn drop(&mut self) {
         if let Some(call) = self.call {
             try_with(|w| {
-                w.net.calls.remove(&call);
+                w.net.calls.remove(call);
             });
         }
     }
@@ -721,7 +814,7 @@ pub fn set_config(cfg: NetConfig) {
         let text = format!("{cfg:?}");
         let code = crate::rng::label_hash(&text);
         w.net.cfg = cfg;
-        w.fault(1, code, |_| format!("network config {text}"));
+        w.net.fault(&mut w.kernel, 1, code, |_| format!("network config {text}"));
     })
 }
 
@@ -729,7 +822,7 @@ pub fn set_config(cfg: NetConfig) {
 pub fn set_reliable(reliable: bool) {
     with(|w| {
         w.net.cfg.reliable = reliable;
-        w.fault(2, reliable as u64, |_| format!("reliable={reliable}"));
+        w.net.fault(&mut w.kernel, 2, reliable as u64, |_| format!("reliable={reliable}"));
     })
 }
 
@@ -737,7 +830,7 @@ pub fn set_reliable(reliable: bool) {
 pub fn set_long_delays(on: bool) {
     with(|w| {
         w.net.cfg.long_delays = on;
-        w.fault(3, on as u64, |_| format!("long_delays={on}"));
+        w.net.fault(&mut w.kernel, 3, on as u64, |_| format!("long_delays={on}"));
     })
 }
 
@@ -745,7 +838,7 @@ pub fn set_long_delays(on: bool) {
 pub fn set_long_reordering(on: bool) {
     with(|w| {
         w.net.cfg.long_reordering = on;
-        w.fault(4, on as u64, |_| format!("long_reordering={on}"));
+        w.net.fault(&mut w.kernel, 4, on as u64, |_| format!("long_reordering={on}"));
     })
 }
 
@@ -753,26 +846,28 @@ pub fn set_long_reordering(on: bool) {
 /// disconnected node is isolated from everyone, other disconnected nodes included.
 pub fn disconnect(node: NodeId) {
     with(|w| {
-        w.net.connected[node.index()] = false;
-        for j in 0..w.nodes.len() as u16 {
-            w.set_link(node.0, j, false);
-            w.set_link(j, node.0, false);
+        let net = &mut w.net;
+        net.connected[node.index()] = false;
+        for j in 0..w.kernel.nodes.len() as u16 {
+            net.set_link(node.0, j, false);
+            net.set_link(j, node.0, false);
         }
-        w.fault(5, node.0 as u64, |w| format!("disconnect {}", w.name(node.0)));
+        net.fault(&mut w.kernel, 5, node.0 as u64, |k| format!("disconnect {}", k.name(node.0)));
     })
 }
 
 /// The Raft tester's `connect(i)`: links between the node and every connected node go up.
 pub fn connect(node: NodeId) {
     with(|w| {
-        w.net.connected[node.index()] = true;
-        for j in 0..w.nodes.len() as u16 {
-            if w.net.connected[j as usize] {
-                w.set_link(node.0, j, true);
-                w.set_link(j, node.0, true);
+        let net = &mut w.net;
+        net.connected[node.index()] = true;
+        for j in 0..w.kernel.nodes.len() as u16 {
+            if net.connected[j as usize] {
+                net.set_link(node.0, j, true);
+                net.set_link(j, node.0, true);
             }
         }
-        w.fault(6, node.0 as u64, |w| format!("connect {}", w.name(node.0)));
+        net.fault(&mut w.kernel, 6, node.0 as u64, |k| format!("connect {}", k.name(node.0)));
     })
 }
 
@@ -785,23 +880,22 @@ pub fn is_connected(node: NodeId) -> bool {
 /// between them. Links of nodes outside both groups (clients) are untouched.
 pub fn partition(a: &[NodeId], b: &[NodeId]) {
     with(|w| {
+        let (net, k) = (&mut w.net, &mut w.kernel);
         for (side, other) in [(a, b), (b, a)] {
             for &x in side {
                 for &y in side {
-                    w.set_link(x.0, y.0, true);
+                    net.set_link(x.0, y.0, true);
                 }
                 for &y in other {
-                    w.set_link(x.0, y.0, false);
+                    net.set_link(x.0, y.0, false);
                 }
             }
         }
-        w.close_partition_annotation();
-        let label = format!("partition {} | {}", names(w, a), names(w, b));
-        let now = w.now_ns();
-        w.annotations.push(crate::world::Annotation { start_ns: now, end_ns: None, label, node: None });
-        w.net.open_partition = Some(w.annotations.len() - 1);
+        net.close_partition_annotation(k);
+        let label = format!("partition {} | {}", names(k, a), names(k, b));
+        net.open_partition = Some(k.open_annotation(label, None));
         let h = node_list_hash(a) ^ node_list_hash(b).rotate_left(7);
-        w.fault(7, h, |w| format!("partition {} | {}", names(w, a), names(w, b)));
+        net.fault(k, 7, h, |k| format!("partition {} | {}", names(k, a), names(k, b)));
     })
 }
 
@@ -809,14 +903,15 @@ pub fn partition(a: &[NodeId], b: &[NodeId]) {
 /// `ConnectAll()` over the servers.
 pub fn heal(nodes: &[NodeId]) {
     with(|w| {
+        let (net, k) = (&mut w.net, &mut w.kernel);
         for &x in nodes {
-            w.net.connected[x.index()] = true;
+            net.connected[x.index()] = true;
             for &y in nodes {
-                w.set_link(x.0, y.0, true);
+                net.set_link(x.0, y.0, true);
             }
         }
-        w.close_partition_annotation();
-        w.fault(8, node_list_hash(nodes), |w| format!("heal {}", names(w, nodes)));
+        net.close_partition_annotation(k);
+        net.fault(k, 8, node_list_hash(nodes), |k| format!("heal {}", names(k, nodes)));
     })
 }
 
@@ -825,11 +920,11 @@ pub fn connect_client(client: NodeId, servers: &[NodeId], all: &[NodeId]) {
     with(|w| {
         for &s in all {
             let up = servers.contains(&s);
-            w.set_link(client.0, s.0, up);
-            w.set_link(s.0, client.0, up);
+            w.net.set_link(client.0, s.0, up);
+            w.net.set_link(s.0, client.0, up);
         }
-        w.fault(9, node_list_hash(servers) ^ client.0 as u64, |w| {
-            format!("client {} reaches {}", w.name(client.0), names(w, servers))
+        w.net.fault(&mut w.kernel, 9, node_list_hash(servers) ^ client.0 as u64, |k| {
+            format!("client {} reaches {}", k.name(client.0), names(k, servers))
         });
     })
 }
@@ -837,16 +932,20 @@ pub fn connect_client(client: NodeId, servers: &[NodeId], all: &[NodeId]) {
 /// One-way cut: messages from `from` to `to` are lost; the other direction is untouched.
 pub fn cut(from: NodeId, to: NodeId) {
     with(|w| {
-        w.set_link(from.0, to.0, false);
-        w.fault(10, (from.0 as u64) << 16 | to.0 as u64, |w| format!("cut {}->{}", w.name(from.0), w.name(to.0)));
+        w.net.set_link(from.0, to.0, false);
+        w.net.fault(&mut w.kernel, 10, (from.0 as u64) << 16 | to.0 as u64, |k| {
+            format!("cut {}->{}", k.name(from.0), k.name(to.0))
+        });
     })
 }
 
 /// Restores a one-way link.
 pub fn uncut(from: NodeId, to: NodeId) {
     with(|w| {
-        w.set_link(from.0, to.0, true);
-        w.fault(11, (from.0 as u64) << 16 | to.0 as u64, |w| format!("uncut {}->{}", w.name(from.0), w.name(to.0)));
+        w.net.set_link(from.0, to.0, true);
+        w.net.fault(&mut w.kernel, 11, (from.0 as u64) << 16 | to.0 as u64, |k| {
+            format!("uncut {}->{}", k.name(from.0), k.name(to.0))
+        });
     })
 }
 
@@ -855,28 +954,32 @@ pub fn clog(from: NodeId, to: NodeId) {
     with(|w| {
         let i = w.net.link(from.0, to.0);
         w.net.clogged[i] = true;
-        w.fault(12, (from.0 as u64) << 16 | to.0 as u64, |w| format!("clog {}->{}", w.name(from.0), w.name(to.0)));
+        w.net.fault(&mut w.kernel, 12, (from.0 as u64) << 16 | to.0 as u64, |k| {
+            format!("clog {}->{}", k.name(from.0), k.name(to.0))
+        });
     })
 }
 
 /// Unclogs a link and delivers everything it held, in order, in one burst.
 pub fn release(from: NodeId, to: NodeId) {
     with(|w| {
-        w.fault(13, (from.0 as u64) << 16 | to.0 as u64, |w| format!("release {}->{}", w.name(from.0), w.name(to.0)));
-        w.release_link(from.0, to.0);
+        w.net.fault(&mut w.kernel, 13, (from.0 as u64) << 16 | to.0 as u64, |k| {
+            format!("release {}->{}", k.name(from.0), k.name(to.0))
+        });
+        w.net.release_link(&mut w.kernel, from.0, to.0);
     })
 }
 
 /// Unclogs every link, releasing all held messages (link by link in a fixed order).
 pub fn release_all() {
     with(|w| {
-        w.fault(14, 0, |_| "release all clogs".into());
-        let n = w.nodes.len() as u16;
+        w.net.fault(&mut w.kernel, 14, 0, |_| "release all clogs".into());
+        let n = w.kernel.nodes.len() as u16;
         for a in 0..n {
             for b in 0..n {
                 let i = w.net.link(a, b);
                 if w.net.clogged[i] || w.net.held.contains_key(&(a, b)) {
-                    w.release_link(a, b);
+                    w.net.release_link(&mut w.kernel, a, b);
                 }
             }
         }
@@ -885,25 +988,25 @@ pub fn release_all() {
 
 /// Whether messages from `from` to `to` currently get through (not cut, not disconnected).
 pub fn link_up(from: NodeId, to: NodeId) -> bool {
-    with(|w| w.link_up(from.0, to.0))
+    with(|w| w.net.link_up(from.0, to.0))
 }
 
 /// Handler dispatches at `node` (labrpc's `GetCount`).
 pub fn rpc_count(node: NodeId) -> u64 {
-    with(|w| w.nodes[node.index()].rpc_count)
+    with(|w| w.net.ports[node.index()].rpc_count)
 }
 
 /// All calls made so far (labrpc's `GetTotalCount`).
 pub fn rpc_total() -> u64 {
-    with(|w| w.stats.rpc_total)
+    with(|w| w.kernel.stats.rpc_total)
 }
 
 /// Request bytes of all calls plus bytes of delivered replies (labrpc's `GetTotalBytes`).
 pub fn bytes_total() -> u64 {
-    with(|w| w.stats.bytes_total)
+    with(|w| w.kernel.stats.bytes_total)
 }
 
 /// Bytes `node` has sent (requests and replies).
 pub fn bytes_sent(node: NodeId) -> u64 {
-    with(|w| w.nodes[node.index()].bytes_sent)
+    with(|w| w.net.ports[node.index()].bytes_sent)
 }

@@ -5,9 +5,12 @@
 //! wins), when its simulated-time budget runs out (liveness), when madsim finds every task
 //! blocked forever (liveness), or on a panic anywhere (panic).
 
+use crate::annotate::Annotation;
 use crate::failure::{Failure, Outcome};
+use crate::process::{self, CatchPanic};
+use crate::sched::{self, SchedulerTask};
 use crate::trace::{CapturedEvent, TraceMode};
-use crate::world::{self, Annotation, CatchPanic, FailureSignal, SchedulerTask, Stats};
+use crate::world::{self, FailureSignal, Stats};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -26,12 +29,26 @@ pub struct RunConfig {
     pub budget: Duration,
     /// With `TraceMode::Emit`: the tracing subscriber that receives the lines.
     pub dispatch: Option<tracing::Dispatch>,
+    /// Print every panic inside the run to stderr with a backtrace (for debugging; the
+    /// outcome is the same either way).
+    pub show_panics: bool,
 }
 
 impl RunConfig {
     pub fn new(seed: u64, budget: Duration) -> Self {
-        RunConfig { seed, trace: TraceMode::Hash, budget, dispatch: None }
+        RunConfig { seed, trace: TraceMode::Hash, budget, dispatch: None, show_panics: false }
     }
+}
+
+/// A file a run hands to whoever runs it (a history page, an exported history): written by
+/// the command line where its options say, never by the run itself, and never hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// A file name without folders, e.g. `kvraft__basic_3a-seed7.html`.
+    pub name: String,
+    /// What the scenario says it is, for the line that reports it.
+    pub what: String,
+    pub bytes: Vec<u8>,
 }
 
 /// What a run produced.
@@ -48,11 +65,42 @@ pub struct RunReport {
     pub annotations: Vec<Annotation>,
     /// What the scenario said about itself (`sim::describe`).
     pub description: Vec<String>,
+    /// Files the run produced for its caller (`sim::attach`).
+    pub attachments: Vec<Attachment>,
 }
 
 thread_local! {
     static IN_RUN: Cell<bool> = const { Cell::new(false) };
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    static SHOW_PANICS: Cell<bool> = const { Cell::new(false) };
+    /// The last panic's message and portable location, as the hook saw it.
+    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+}
+
+/// A panic location without the machine's paths: a file compiled from inside the workspace
+/// stays as the compiler named it (relative to the workspace); a dependency's, the standard
+/// library's or a file outside the workspace keeps its path from the crate's folder on
+/// (`rand-0.8.5/src/distributions/uniform.rs`), so the same build reports the same location
+/// on every machine.
+pub fn portable_location(file: &str, line: u32) -> String {
+    let file = file.replace('\\', "/");
+    let tail = if let Some((_, rest)) = file.split_once("/registry/src/") {
+        rest.split_once('/').map_or(rest, |(_index, crate_path)| crate_path).to_string()
+    } else if let Some((_, rest)) = file.split_once("/git/checkouts/") {
+        rest.splitn(3, '/').nth(2).unwrap_or(rest).to_string()
+    } else if let Some(rest) = file.strip_prefix("/rustc/") {
+        rest.split_once("/library/").map_or(rest, |(_, lib)| lib).to_string()
+    } else if file.starts_with('/') {
+        match file.rfind("/src/") {
+            Some(i) => {
+                let start = file[..i].rfind('/').map_or(0, |j| j + 1);
+                file[start..].to_string()
+            }
+            None => file.rsplit('/').next().unwrap_or(&file).to_string(),
+        }
+    } else {
+        file
+    };
+    format!("{tail}:{line}")
 }
 
 /// Installs (once per process) a panic hook that keeps run threads quiet: their panics
@@ -63,15 +111,16 @@ fn install_panic_hook() {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if IN_RUN.with(|r| r.get()) {
-                let msg = payload_str(info.payload()).unwrap_or("panic");
-                let text = match info.location() {
-                    Some(l) => format!("{msg} (at {}:{})", l.file(), l.line()),
-                    None => msg.to_string(),
-                };
-                if std::env::var_os("SIM_SHOW_PANICS").is_some() {
-                    eprintln!("panic inside a run: {text}\n{}", std::backtrace::Backtrace::force_capture());
+                let msg = payload_str(info.payload()).unwrap_or("panic").to_string();
+                let at = info.location().map(|l| portable_location(l.file(), l.line()));
+                if SHOW_PANICS.with(Cell::get) {
+                    eprintln!(
+                        "panic inside a run: {msg} (at {})\n{}",
+                        at.as_deref().unwrap_or("?"),
+                        std::backtrace::Backtrace::force_capture()
+                    );
                 }
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(text));
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some((msg, at)));
             } else {
                 default(info);
             }
@@ -83,9 +132,11 @@ fn payload_str(p: &(dyn Any + Send)) -> Option<&str> {
     p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
 }
 
-/// The text of a caught panic: the hook's message with its location if it ran here.
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
-    LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_else(|| payload_str(payload).unwrap_or("panic").to_string())
+/// A caught panic's message and portable location (the hook's, if it ran here).
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> (String, Option<String>) {
+    LAST_PANIC
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_else(|| (payload_str(payload).unwrap_or("panic").to_string(), None))
 }
 
 /// Runs `scenario` under `cfg` on a fresh OS thread (std seeds its hash keys once per
@@ -102,6 +153,7 @@ where
         .stack_size(32 << 20)
         .spawn(move || {
             IN_RUN.with(|r| r.set(true));
+            SHOW_PANICS.with(|s| s.set(cfg.show_panics));
             match cfg.dispatch.clone() {
                 Some(d) => tracing::dispatcher::with_default(&d, || run_here(cfg, scenario)),
                 None => run_here(cfg, scenario),
@@ -145,9 +197,9 @@ where
             let main: MainFuture = Box::pin(async move {
                 madsim::task::spawn_local(SchedulerTask::new());
                 let scenario = CatchPanic { fut: Box::pin(scenario()) };
-                let budget_sleep = world::sleep(budget);
+                let budget_sleep = sched::sleep(budget);
                 let end = Race { a: Box::pin(scenario), b: Box::pin(FailureSignal), c: Box::pin(budget_sleep) }.await;
-                (end, world::now())
+                (end, sched::now())
             });
             MAIN.with(|m| *m.borrow_mut() = Some(main));
             RESULT.with(|r| *r.borrow_mut() = (None, None));
@@ -189,7 +241,7 @@ where
     free_tasks(&rt);
     // Dropping the runtime drops what is left; destructors see the world still installed.
     drop(rt);
-    let mut w = world::uninstall();
+    let mut w = world::uninstall().map(|w| w.kernel);
     let (outcome, sim_time) = match result {
         Ok((end, sim_time)) => {
             let recorded = w.as_ref().and_then(|w| w.failure.clone());
@@ -205,19 +257,19 @@ where
             (outcome, sim_time)
         }
         Err(payload) => {
-            let text = panic_text(&*payload);
+            let (text, at) = panic_text(&*payload);
             let sim_time = w.as_ref().map(|w| Duration::from_nanos(w.now_ns())).unwrap_or_default();
             let outcome = if text.contains("no events, all tasks will block forever") {
                 Outcome::Fail(Failure::liveness("deadlock", "every task is blocked forever and no timer is pending"))
             } else if let Some(f) = w.as_ref().and_then(|w| w.failure.clone()) {
                 Outcome::Fail(f)
             } else {
-                Outcome::Fail(Failure::panic(text))
+                Outcome::Fail(Failure::panic(text).at(at))
             };
             (outcome, sim_time)
         }
     };
-    let (trace_hash, events, captured, stats, annotations, description) = match w.as_mut() {
+    let (trace_hash, events, captured, stats, annotations, description, attachments) = match w.as_mut() {
         Some(w) => (
             w.trace.hash(),
             w.trace.events(),
@@ -225,10 +277,11 @@ where
             w.stats,
             std::mem::take(&mut w.annotations),
             std::mem::take(&mut w.description),
+            std::mem::take(&mut w.attachments),
         ),
-        None => (0, 0, Vec::new(), Stats::default(), Vec::new(), Vec::new()),
+        None => (0, 0, Vec::new(), Stats::default(), Vec::new(), Vec::new(), Vec::new()),
     };
-    RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations, description }
+    RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations, description, attachments }
 }
 
 /// Frees every task of the run. madsim keeps each task's waker in the task's own info,
@@ -238,7 +291,7 @@ where
 /// all its tasks and the executor then drops them; one more turn of the executor does it.
 fn free_tasks(rt: &madsim::runtime::Runtime) {
     let handle = rt.handle().clone();
-    let mut nodes = world::madsim_nodes();
+    let mut nodes = process::madsim_nodes();
     nodes.extend(SUPERVISOR.with(|s| s.take()));
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async move {

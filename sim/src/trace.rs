@@ -120,6 +120,53 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     mix64(h ^ u64::from_le_bytes(tail))
 }
 
+/// What a trace note says. A note's code is hashed into the trace, so each meaning has a code
+/// of its own, kept here in one place (two hand-picked integers once collided).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoteCode {
+    /// A replica's role or term changed (fields: term, role code).
+    Role,
+    /// A tester's step: a round of a course test, a configuration change it asks for.
+    TesterStep,
+    /// A tester's warning that is not a failure (the course prints it and goes on).
+    TesterWarning,
+    /// A client history was judged (field: its length).
+    HistoryChecked,
+    /// A swarm's liveness phase began: every fault stops.
+    LivenessPhase,
+    /// A targeted scenario restarted the server it is about.
+    RestartedVoter,
+    /// A fault event named no node when it fired and was skipped.
+    FaultSkipped,
+    /// A fault event was resolved to the nodes it names.
+    FaultResolved,
+    /// The scenario described itself (`sim::describe`; field: the line's hash).
+    Describe,
+    /// A code a downstream crate picks for notes of its own protocol.
+    User(u16),
+}
+
+impl NoteCode {
+    /// The number hashed into the trace. The values of this project's notes predate the
+    /// enum and are kept, so traces keep their meaning; `TesterWarning` got a code of its own
+    /// (it shared `Role`'s).
+    pub fn value(self) -> u64 {
+        match self {
+            NoteCode::Role => 1,
+            NoteCode::TesterStep => 2,
+            NoteCode::TesterWarning => 3,
+            NoteCode::HistoryChecked => 0x11AE,
+            NoteCode::LivenessPhase => 0x11FE,
+            NoteCode::RestartedVoter => 0xA4E5,
+            NoteCode::FaultSkipped => 0xFA17,
+            NoteCode::FaultResolved => 0xFA18,
+            NoteCode::Describe => 0xDE5C,
+            NoteCode::User(n) => 0x1_0000 + u64::from(n),
+        }
+    }
+}
+
 /// A fingerprint of a possibly large byte string, for trace fields: its length and up to
 /// 64 strided 8-byte samples, so a multi-megabyte snapshot costs the same as a small one.
 pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
@@ -204,6 +251,27 @@ fn emit(kind: Kind, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn note_codes_are_distinct() {
+        let named = [
+            NoteCode::Role,
+            NoteCode::TesterStep,
+            NoteCode::TesterWarning,
+            NoteCode::HistoryChecked,
+            NoteCode::LivenessPhase,
+            NoteCode::RestartedVoter,
+            NoteCode::FaultSkipped,
+            NoteCode::FaultResolved,
+            NoteCode::Describe,
+        ];
+        let mut values: Vec<u64> = named.iter().map(|c| c.value()).collect();
+        values.sort_unstable();
+        values.dedup();
+        assert_eq!(values.len(), named.len(), "two note kinds share a code");
+        // User codes live above every named code, so a downstream note never means one of ours.
+        assert!(named.iter().all(|c| c.value() < NoteCode::User(0).value()));
+    }
 
     #[test]
     fn hash_depends_on_every_field_and_order() {

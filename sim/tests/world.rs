@@ -147,7 +147,7 @@ fn crash_discards_in_flight_work_and_restart_rebuilds_from_persister() {
     let r = run(5, || async {
         // A counter server that persists its count before replying.
         let s = sim::spawn_process("s", |ctx: NodeCtx| async move {
-            let mut count: u64 = if ctx.read_raft_state().is_empty() { 0 } else { sim::decode(&ctx.read_raft_state()) };
+            let mut count: u64 = if ctx.read_state().is_empty() { 0 } else { sim::decode(&ctx.read_state()) };
             loop {
                 let Some(Incoming::Request { reply_to, .. }) = ctx.recv().await else { continue };
                 count += 1;
@@ -195,7 +195,7 @@ fn crash_right_after_a_save_keeps_exactly_that_save() {
         check(!sim::is_alive(s), "crashed by the fault point")?;
         let p = sim::persisted(s);
         check(
-            sim::decode::<u64>(&p.raft_state.to_vec()) == 4 && *p.snapshot == vec![4u8; 3],
+            sim::decode::<u64>(&p.state.to_vec()) == 4 && *p.snapshot == vec![4u8; 3],
             "exactly the 4th save survives",
         )?;
         // The instance's code after the save ran on (it had not yielded) but nothing it did counts.

@@ -1,6 +1,6 @@
 //! `simlab_cli`: the simulation laboratory's command line as a library — list, run, sweep,
-//! replay, determinism, bugs, prop, check-history, bench and bench-checker — for any
-//! [`Catalogue`] of scenario families.
+//! replay, determinism, bugs, prop, check-history, bench, bench-checker, and for sweeps across
+//! machines merge, compare and costs — for any [`Catalogue`] of scenario families.
 //!
 //! This project's `cargo xtask` is the thin binary `fn main() -> ExitCode {
 //! simlab_cli::main(scenarios::catalogue()) }`; a downstream crate does the same with a
@@ -40,9 +40,16 @@ mod bench;
 mod bench_checker;
 mod bugs;
 mod check_history;
+mod compare;
+mod costs;
+mod junit;
+mod merge;
 mod prop;
+pub mod results;
+pub mod shard;
 mod single;
 mod sweep;
+pub mod timeline;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
@@ -70,7 +77,8 @@ pub mod exit {
     /// Bad input: a usage error, an unknown name, an option the scenario does not take, a
     /// file that cannot be read, parsed or written. One line on stderr says what to do.
     pub const BAD_INPUT: u8 = 4;
-    /// `determinism`: some seed's two executions differ.
+    /// `determinism`: some seed's two executions differ. `compare`: two results files
+    /// disagree about a run (or one holds a run the other lacks).
     pub const NONDETERMINISTIC: u8 = 5;
     /// `bugs`, and `prop`'s planted-bug tests: a planted bug was not found.
     pub const BUG_NOT_FOUND: u8 = 6;
@@ -90,7 +98,7 @@ pub mod exit {
     about = "Deterministic simulation laboratory: list, run, sweep and replay scenarios; property tests; history checks",
     disable_help_subcommand = true,
     after_help = "Exit status: 0 pass, 1 safety violation, 2 liveness failure, 3 panic, 4 bad input, \
-                  5 nondeterminism (determinism), 6 planted bug not found (bugs, prop), 7 property failed (prop)."
+                  5 nondeterminism (determinism, compare), 6 planted bug not found (bugs, prop), 7 property failed (prop)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -104,8 +112,16 @@ enum Cmd {
     List(single::ListArgs),
     /// Run one scenario under one seed; print outcome, trace hash, times and speed.
     Run(single::RunArgs),
-    /// Run every matching scenario over every seed of a half-open range, in parallel.
+    /// Run every matching scenario over every seed of a half-open range, in parallel; or one
+    /// part of them (--shard K/N); results for people, JSON lines or JUnit.
     Sweep(sweep::SweepArgs),
+    /// Combine the results files of a sharded sweep's parts, refusing a missing or repeated
+    /// part or run.
+    Merge(merge::MergeArgs),
+    /// Name the first run whose outcome or trace hash differs between two results files.
+    Compare(compare::CompareArgs),
+    /// Measure each scenario's wall time per run: the cost table --shard splits by.
+    Costs(costs::CostsArgs),
     /// Re-run one seed with its full trace: `replay SCENARIO --seed N` or `replay seeds/FILE`.
     Replay(single::ReplayArgs),
     /// Run each (scenario, seed) twice and compare the traces event by event.
@@ -176,6 +192,9 @@ where
         Cmd::List(a) => single::list(catalogue, &a),
         Cmd::Run(a) => single::run(catalogue, &a),
         Cmd::Sweep(a) => sweep::sweep(catalogue, &a),
+        Cmd::Merge(a) => merge::run(catalogue.command(), &a),
+        Cmd::Compare(a) => compare::run(catalogue.command(), &a),
+        Cmd::Costs(a) => costs::run(catalogue, &a),
         Cmd::Replay(a) => single::replay(catalogue, &a),
         Cmd::Determinism(a) => sweep::determinism(catalogue, &a),
         Cmd::Bench(a) => bench::run(catalogue, &a),
@@ -216,11 +235,13 @@ where
             catalogue.scenario(&a.target).map_err(|e| e.to_string())?;
             selection(&a.target, a.opts.bug.as_deref())
         }
-        Cmd::Sweep(a) => selection(&a.sel.filter, a.sel.bug.as_deref()),
+        Cmd::Sweep(a) if a.rerun.is_some() => Ok(()),
+        Cmd::Sweep(a) => selection(a.filter.as_deref().unwrap_or("all"), a.bug.as_deref()),
+        Cmd::Costs(a) => selection(&a.filter, None),
         Cmd::Determinism(a) => selection(&a.sel.filter, a.sel.bug.as_deref()),
         Cmd::Bugs(a) => selection(&a.sel.filter, a.sel.bug.as_deref()),
         Cmd::Prop(a) => prop::pick(catalogue, &a.filter).map(|_| ()),
-        Cmd::CheckHistory(_) | Cmd::BenchChecker(_) | Cmd::Bench(_) => Ok(()),
+        Cmd::CheckHistory(_) | Cmd::BenchChecker(_) | Cmd::Bench(_) | Cmd::Merge(_) | Cmd::Compare(_) => Ok(()),
     }
 }
 

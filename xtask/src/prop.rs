@@ -19,9 +19,9 @@ pub struct PropArgs {
     /// A family (`raft`), a full name (`raft::safety_3`), a glob (`raft::bug_*`), or `all`.
     #[arg(default_value = "all")]
     pub filter: String,
-    /// Cases per test (default: PROPTEST_CASES, else each test's own default); with `all`,
-    /// 0 lists the tests instead.
-    #[arg(long)]
+    /// Cases per test (default: the PROPTEST_CASES environment variable, else each test's own
+    /// default); with `all`, 0 lists the tests instead.
+    #[arg(long, env = "PROPTEST_CASES")]
     pub cases: Option<u32>,
     /// Seed of the case generator (default: a fixed seed, so runs are reproducible).
     #[arg(long)]

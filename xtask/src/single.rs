@@ -1,7 +1,7 @@
 //! `list`, `run` and `replay`: the commands about one scenario (or one listing), with the
 //! run options they share and the report block a run prints.
 
-use crate::{bad_input, exit};
+use crate::{bad_input, exit, timeline};
 use clap::Args;
 use scenarios::registry::{run_scenario, Catalogue, FaultFile, FaultRecorder, Opts, Scenario};
 use scenarios::seeds::{self, SavedSeed};
@@ -10,6 +10,8 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::Layer as _;
 
 #[derive(Args)]
 pub struct ListArgs {
@@ -62,6 +64,11 @@ pub struct ReplayArgs {
     /// Write the trace to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write the run's timeline to DIR/timeline.html (one self-contained page: a lane
+    /// per node, messages, faults, client operations, the failing check marked) and, for a
+    /// key/value run, its client history to DIR/history.html, linked both ways.
+    #[arg(long, value_name = "DIR")]
+    pub html: Option<PathBuf>,
 }
 
 /// Whether `replay`'s target names a seed file rather than a scenario.
@@ -202,7 +209,7 @@ pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.opts.bug.clone(), faults, record_faults: None };
+    let opts = Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() };
     let prepared = match Prepared::new(cat, &sc, a.seed, opts, a.opts.save_faults.as_deref()) {
         Ok(p) => p,
         Err(e) => return bad_input(e),
@@ -237,7 +244,7 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
             Ok(f) => f,
             Err(e) => return bad_input(e),
         };
-        (sc, seed, Opts { bug: a.opts.bug.clone(), faults, record_faults: None }, None)
+        (sc, seed, Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() }, None)
     };
     let prepared = match Prepared::new(cat, &sc, seed, opts, a.opts.save_faults.as_deref()) {
         Ok(p) => p,
@@ -247,13 +254,31 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return bad_input(format!("bad --filter '{}': {e}", a.filter)),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_ansi(false).event_format(LineOnly);
+    // The folder for --html is made before the run, so an unwritable one costs nothing.
+    if let Some(dir) = &a.html {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return bad_input(format!("--html {}: cannot create the folder: {e}", dir.display()));
+        }
+    }
+    // The printed trace (filtered by --filter) and, for --html, everything the timeline needs
+    // (every trace line and the `sim::detail` facts), from one run.
+    let collector = a.html.as_ref().map(|_| timeline::Collector::default());
+    let every_sim_event = || tracing_subscriber::filter::Targets::new().with_target("sim", tracing::Level::TRACE);
+    let printer = tracing_subscriber::fmt::layer().with_ansi(false).event_format(LineOnly);
     let dispatch = match &a.out {
         Some(path) => match File::create(path) {
-            Ok(file) => tracing::Dispatch::new(builder.with_writer(std::sync::Mutex::new(file)).finish()),
+            Ok(file) => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(printer.with_writer(std::sync::Mutex::new(file)).with_filter(env_filter))
+                    .with(collector.clone().map(|c| c.with_filter(every_sim_event()))),
+            ),
             Err(e) => return bad_input(format!("cannot create {}: {e}", path.display())),
         },
-        None => tracing::Dispatch::new(builder.with_writer(std::io::stdout).finish()),
+        None => tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(printer.with_writer(std::io::stdout).with_filter(env_filter))
+                .with(collector.clone().map(|c| c.with_filter(every_sim_event()))),
+        ),
     };
     if let Some(s) = &saved {
         println!(
@@ -274,13 +299,98 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
     if let Some(path) = &a.out {
         println!("trace written to {}", path.display());
     }
+    let mut status = None;
+    if let (Some(dir), Some(c)) = (&a.html, &collector) {
+        match write_timeline(cat.command(), dir, &sc, &prepared.opts, &r, &c.take()) {
+            Ok(pages) => pages.iter().for_each(|p| println!("{p}")),
+            Err(e) => status = Some(bad_input(e)),
+        }
+    }
     if let Some(s) = &saved {
         match s.file.verify(&r.outcome) {
             Ok(()) => println!("as recorded"),
             Err(e) => println!("NOT AS RECORDED: {e}"),
         }
     }
-    prepared.finish().unwrap_or_else(|| status_of(&r))
+    let finished = prepared.finish();
+    status.or(finished).unwrap_or_else(|| status_of(&r))
+}
+
+/// Writes `timeline.html` (and for a key/value run `history.html`) into `dir`; returns what
+/// to print about each page.
+fn write_timeline(
+    command: &str,
+    dir: &Path,
+    sc: &Scenario,
+    opts: &Opts,
+    r: &RunReport,
+    collected: &[timeline::Collected],
+) -> Result<Vec<String>, String> {
+    let info = timeline::RunInfo {
+        scenario: sc.name,
+        seed: r.seed,
+        bug: opts.bug.as_deref(),
+        outcome: r.outcome.to_string(),
+        passed: r.outcome.is_pass(),
+        description: &r.description,
+        reproduce: seeds::reproduce_command(command, sc.name, r.seed, opts),
+        events: r.events,
+        end_ns: r.sim_time.as_nanos() as u64,
+    };
+    let mut t = timeline::build(&info, collected);
+    let mut printed = Vec::new();
+    let lines: Vec<&str> = collected
+        .iter()
+        .filter_map(|c| match c {
+            timeline::Collected::Line(l) => Some(l.as_str()),
+            timeline::Collected::Commit { .. } => None,
+        })
+        .collect();
+    if let Some(rebuilt) = timeline::kv::rebuild(&lines) {
+        // The history page's bands: partitions, nodes down or cut off, and leaders' terms.
+        let mut bands: Vec<(u64, u64, String, Option<String>)> = t
+            .bands
+            .iter()
+            .filter(|b| matches!(b.kind, "partition" | "down" | "disconnect"))
+            .map(|b| (b.t0, b.t1, b.label.clone(), b.lane.map(|l| t.lanes[l as usize].name.clone())))
+            .collect();
+        for (lane, roles) in &t.roles {
+            for (k, &(t0, role, term)) in roles.iter().enumerate() {
+                let t1 = roles.get(k + 1).map_or(t.end, |n| n.0);
+                if t.role_names[role as usize] == "leader" && t1 > t0 {
+                    bands.push((t0, t1, format!("leader, term {term}"), Some(t.lanes[*lane as usize].name.clone())));
+                }
+            }
+        }
+        let (page, result) = timeline::kv::page(&rebuilt, &t.title, &bands, "timeline.html");
+        for i in result.failing_ops() {
+            if let Some(op) = t.ops.get_mut(i) {
+                op.failed = true;
+            }
+        }
+        let path = dir.join("history.html");
+        std::fs::write(&path, page).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        t.history_link = Some("history.html".into());
+        printed.push(format!(
+            "history page written to {} ({} operations, {})",
+            path.display(),
+            rebuilt.history.len(),
+            result.verdict
+        ));
+    }
+    let path = dir.join("timeline.html");
+    std::fs::write(&path, timeline::render(&t)).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+    printed.insert(
+        0,
+        format!(
+            "timeline written to {} ({} lanes, {} messages{})",
+            path.display(),
+            t.lanes.len(),
+            t.msgs.id.len(),
+            if t.check.is_some() { ", the failing check marked" } else { "" }
+        ),
+    );
+    Ok(printed)
 }
 
 /// Formats a trace event as its line alone: the line carries its own simulated time and

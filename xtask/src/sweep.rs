@@ -1,40 +1,41 @@
 //! `sweep` and `determinism`: many runs in parallel (a fresh OS thread per run, as the run
-//! contract requires), with a progress bar and a summary.
+//! contract requires), with a progress bar (on a terminal only) and a summary.
+//!
+//! A sweep runs each selected scenario over a seed range, or the runs a results file lists
+//! (`--rerun`); with `--shard K/N` only its part of them (see [`crate::shard`]). Its results
+//! are human lines, or with `--format json` one JSON line per run and a summary line on
+//! stdout (see [`crate::results`]; everything else then goes to stderr), and with `--junit
+//! FILE` a JUnit report.
 
+use crate::results::{self, RunKey, RunLine, Tally};
+use crate::shard::{split, ShardArgs};
 use crate::single::load_faults;
-use crate::{bad_input, exit};
-use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::{bad_input, exit, junit};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scenarios::determinism::{compare_twice, Difference};
-use scenarios::registry::{run_scenario, Catalogue, Opts, Scenario};
+use scenarios::golden::GoldenRun;
+use scenarios::registry::{run_scenario, Catalogue, FaultFile, Opts, Scenario};
 use scenarios::seeds::{self, summary_of};
-use sim::{FailureClass, Outcome, RunReport, TraceMode};
-use std::collections::BTreeMap;
+use sim::{Outcome, RunReport, TraceMode};
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// What a sweep keeps of one run.
+/// What `bugs` keeps of one run.
 pub struct Slim {
     pub seed: u64,
     pub outcome: Outcome,
-    pub sim_s: f64,
-    pub events: u64,
-    pub delivered: u64,
 }
 
 impl Slim {
     pub fn of(r: &RunReport) -> Slim {
-        Slim {
-            seed: r.seed,
-            outcome: r.outcome.clone(),
-            sim_s: r.sim_time.as_secs_f64(),
-            events: r.events,
-            delivered: r.stats.delivered,
-        }
+        Slim { seed: r.seed, outcome: r.outcome.clone() }
     }
 }
 
@@ -94,10 +95,43 @@ impl Selection {
     }
 }
 
+/// How a sweep reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lines for people: counts, failing runs and the command that reproduces each.
+    Text,
+    /// One JSON line per run on stdout (the golden table's fields plus wall_ms and, for a
+    /// failing run, message), then one summary line; everything else goes to stderr.
+    Json,
+}
+
 #[derive(Args)]
 pub struct SweepArgs {
+    /// A family (`raft`), a full name, a glob (`raft::*_2c`), or `all` (the default).
+    #[arg(conflicts_with = "rerun")]
+    pub filter: Option<String>,
+    /// Half-open seed range, e.g. 0..200.
+    #[arg(long, value_name = "A..B", value_parser = parse_range, required_unless_present = "rerun")]
+    pub seeds: Option<Range<u64>>,
+    /// Parallel runs (default: all cores).
+    #[arg(long, value_parser = at_least_one)]
+    pub jobs: Option<NonZeroUsize>,
+    /// Plant a bug (of the selected scenarios' family) in every run.
+    #[arg(long, conflicts_with = "rerun")]
+    pub bug: Option<String>,
+    /// Run exactly the runs a results file lists (its run lines: scenario, seed, bug), in
+    /// its order — e.g. the golden table, or the failing runs of another machine's sweep —
+    /// instead of FILTER --seeds.
+    #[arg(long, value_name = "FILE")]
+    pub rerun: Option<PathBuf>,
     #[command(flatten)]
-    pub sel: Selection,
+    pub shard: ShardArgs,
+    /// How to report: text for people, json for machines (one line per run).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Also write a JUnit report here: a test case per scenario and per failing run.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Write each failing seed to the seeds folder (status open); with --faults, a copy of
     /// the schedule goes next to each seed file.
     #[arg(long)]
@@ -123,8 +157,12 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+/// A progress bar on stderr, drawn only when stderr is a terminal (a CI log or a file gets
+/// no bar, and stdout never does).
 pub fn progress(total: usize, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(total as u64);
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let pb = ProgressBar::with_draw_target(Some(total as u64), target);
     pb.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}")
             .expect("a valid template")
@@ -136,8 +174,20 @@ pub fn progress(total: usize, what: &str) -> ProgressBar {
 
 /// Runs `f` over `items` on `jobs` threads, in any order; results come back in item order.
 pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, pb: &ProgressBar, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    parallel_in_order(items, jobs, pb, f, |_, _| {})
+}
+
+/// [`parallel`], also handing each result to `emit` in item order as soon as it and every
+/// earlier one are done (so results stream out in a deterministic order).
+pub fn parallel_in_order<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    pb: &ProgressBar,
+    f: impl Fn(&T) -> R + Sync,
+    mut emit: impl FnMut(usize, &R) + Send,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let state = Mutex::new(InOrder { results: (0..items.len()).map(|_| None).collect(), emitted: 0, emit: &mut emit });
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1).min(items.len().max(1)) {
             s.spawn(|| loop {
@@ -146,13 +196,29 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, pb: &ProgressBar, f:
                     return;
                 }
                 let r = f(&items[i]);
-                results.lock().unwrap()[i] = Some(r);
+                let mut st = state.lock().unwrap();
+                let InOrder { results, emitted, emit } = &mut *st;
+                results[i] = Some(r);
+                while *emitted < results.len() {
+                    let Some(r) = &results[*emitted] else { break };
+                    emit(*emitted, r);
+                    *emitted += 1;
+                }
+                drop(st);
                 pb.inc(1);
             });
         }
     });
     pb.finish_and_clear();
-    results.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+    let results = state.into_inner().unwrap().results;
+    results.into_iter().map(|r| r.expect("every item ran")).collect()
+}
+
+/// The results so far, the first index not yet handed to `emit`, and `emit`.
+struct InOrder<'a, R> {
+    results: Vec<Option<R>>,
+    emitted: usize,
+    emit: &'a mut (dyn FnMut(usize, &R) + Send),
 }
 
 /// Today's date in UTC (wall clock; used only for saved seed files).
@@ -171,10 +237,23 @@ pub fn save_failing_seed(
     outcome: &Outcome,
     indent: &str,
 ) -> bool {
+    save_failing_seed_to(&mut std::io::stdout(), dir, scenario, seed, opts, outcome, indent)
+}
+
+/// [`save_failing_seed`], saying where on `out`.
+pub fn save_failing_seed_to(
+    out: &mut dyn Write,
+    dir: &std::path::Path,
+    scenario: &str,
+    seed: u64,
+    opts: &Opts,
+    outcome: &Outcome,
+    indent: &str,
+) -> bool {
     let Outcome::Fail(failure) = outcome else { return true };
     match seeds::save_failure(dir, scenario, seed, opts, failure, today()) {
         Ok(p) => {
-            println!("{indent}saved {}", p.display());
+            let _ = writeln!(out, "{indent}saved {}", p.display());
             true
         }
         Err(e) => {
@@ -184,98 +263,241 @@ pub fn save_failing_seed(
     }
 }
 
+/// One run of a sweep: a scenario, a seed, and the planted bug (a `--rerun` file may list
+/// several).
+#[derive(Clone)]
+pub struct Item {
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub bug: Option<String>,
+}
+
+impl Item {
+    fn opts(&self, faults: &Option<FaultFile>) -> Opts {
+        Opts { bug: self.bug.clone(), faults: faults.clone(), ..Opts::default() }
+    }
+}
+
+/// The runs a results file lists, checked against the catalogue; a run listed twice is
+/// refused (it would run twice).
+fn listed_runs(cat: &Catalogue, path: &Path) -> Result<(Vec<Item>, Vec<RunKey>), String> {
+    let mut keys = Vec::new();
+    let mut seen = BTreeSet::new();
+    results::read(path, |n, _, line| {
+        if let results::Line::Run(run) = line {
+            let key = run.key();
+            if !seen.insert(key.clone()) {
+                return Err(format!("{} line {n}: {key} is listed twice", path.display()));
+            }
+            keys.push(key);
+        }
+        Ok(())
+    })?;
+    if keys.is_empty() {
+        return Err(format!("{}: lists no runs", path.display()));
+    }
+    let mut items = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let sc = cat.scenario(&k.scenario).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(b) = &k.bug {
+            cat.check_bug(&[sc], b).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        items.push(Item { scenario: sc, seed: k.seed, bug: k.bug.clone() });
+    }
+    Ok((items, keys))
+}
+
+/// Where a sweep's lines for people go: stdout, or stderr when stdout carries JSON.
+fn human(json: bool) -> Box<dyn Write> {
+    if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    }
+}
+
 pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
-    let Resolved { range, scenarios, jobs } = match a.sel.resolve(cat) {
-        Ok(r) => r,
-        Err(e) => return bad_input(e),
-    };
+    let json = a.format == Format::Json;
     let faults = match load_faults(a.faults.as_deref()) {
         Ok(f) => f,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.sel.bug.clone(), faults, record_faults: None };
-    // Every (scenario, seed) before any run: a schedule must fit each seed's safety phase.
-    for sc in &scenarios {
-        for seed in range.clone() {
-            if let Err(e) = cat.check_opts(sc, seed, &opts) {
+    // What the whole sweep is, before any sharding.
+    let (items, selection) = if let Some(path) = &a.rerun {
+        match listed_runs(cat, path) {
+            Ok((items, runs)) => (items, results::Selection::Listed { from: path.display().to_string(), runs }),
+            Err(e) => return bad_input(e),
+        }
+    } else {
+        let range = a.seeds.clone().expect("clap requires --seeds without --rerun");
+        let filter = a.filter.as_deref().unwrap_or("all");
+        let scenarios = match cat.select(filter) {
+            Ok(s) => s,
+            Err(e) => return bad_input(e),
+        };
+        if let Some(b) = &a.bug {
+            if let Err(e) = cat.check_bug(&scenarios, b) {
                 return bad_input(e);
             }
         }
+        let items: Vec<Item> = scenarios
+            .iter()
+            .flat_map(|s| range.clone().map(move |seed| Item { scenario: *s, seed, bug: a.bug.clone() }))
+            .collect();
+        let selection = results::Selection::Grid {
+            scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
+            seeds: format!("{}..{}", range.start, range.end),
+            bug: a.bug.clone(),
+        };
+        (items, selection)
+    };
+    // Every run before any starts: a schedule must fit each seed's safety phase.
+    for it in &items {
+        if let Err(e) = cat.check_opts(&it.scenario, it.seed, &it.opts(&faults)) {
+            return bad_input(e);
+        }
     }
-    let items: Vec<(Scenario, u64)> =
-        scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
-    println!(
-        "sweep: {} scenarios x {} seeds = {} runs on {jobs} jobs",
-        scenarios.len(),
-        range.end - range.start,
-        items.len()
-    );
+    let shard = match a.shard.resolve() {
+        Ok(s) => s,
+        Err(e) => return bad_input(e),
+    };
+    let total = items.len();
+    let mut out = human(json);
+    let mut table_print = None;
+    let items: Vec<Item> = match &shard {
+        None => items,
+        Some((id, from)) => {
+            let table = match a.shard.cost_table() {
+                Ok(t) => t,
+                Err(e) => return bad_input(e),
+            };
+            table_print = Some(table.fingerprint());
+            let costs: Vec<u64> = items.iter().map(|it| table.cost(it.scenario.name)).collect();
+            let parts = split(&costs, id.count);
+            let unknown: std::collections::BTreeSet<&str> =
+                items.iter().map(|it| it.scenario.name).filter(|n| !table.micros.contains_key(*n)).collect();
+            if !unknown.is_empty() {
+                eprintln!(
+                    "note: {} scenarios are not in the cost table and count at its median (regenerate it: cargo xtask costs --out xtask/costs.tsv)",
+                    unknown.len()
+                );
+            }
+            let mine_cost: u64 = costs.iter().zip(&parts).filter(|(_, &p)| p == id.index).map(|(c, _)| c).sum();
+            let all_cost: u64 = costs.iter().sum::<u64>().max(1);
+            let mine: Vec<Item> =
+                items.into_iter().zip(&parts).filter(|(_, &p)| p == id.index).map(|(it, _)| it).collect();
+            let _ = writeln!(
+                out,
+                "shard {id} ({from}): {} of {total} runs, {:.1}% of the estimated cost",
+                mine.len(),
+                mine_cost as f64 * 100.0 / all_cost as f64
+            );
+            mine
+        }
+    };
+    let jobs = a.jobs.map_or_else(default_jobs, NonZeroUsize::get);
+    let scenario_count = items.iter().map(|it| it.scenario.name).collect::<BTreeSet<_>>().len();
+    let _ = writeln!(out, "sweep: {} runs of {scenario_count} scenarios on {jobs} jobs", items.len());
     let pb = progress(items.len(), "sweep");
     let t0 = Instant::now();
     // Keep only what the summary needs: a sweep of thousands of runs must not hold every
-    // run's annotations and counters.
-    let reports: Vec<(Slim, f64)> = parallel(&items, jobs, &pb, |(sc, seed)| {
-        let t = Instant::now();
-        let r = run_scenario(sc, *seed, &opts, TraceMode::Hash, None);
-        (Slim::of(&r), t.elapsed().as_secs_f64())
-    });
+    // run's annotations and counters. JSON lines stream out in sweep order as runs finish.
+    let stdout = std::io::stdout();
+    let reports: Vec<(RunLine, u64, Option<Outcome>)> = parallel_in_order(
+        &items,
+        jobs,
+        &pb,
+        |it| {
+            let t = Instant::now();
+            let r = run_scenario(&it.scenario, it.seed, &it.opts(&faults), TraceMode::Hash, None);
+            let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+            let failure = (!r.outcome.is_pass()).then(|| r.outcome.clone());
+            (run_line(it, &r, wall_ms), r.stats.delivered, failure)
+        },
+        |_, (line, _, _)| {
+            if json {
+                let _ = writeln!(stdout.lock(), "{}", line.to_json());
+            }
+        },
+    );
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
-    let mut by_class: BTreeMap<FailureClass, usize> = BTreeMap::new();
-    let mut by_scenario: BTreeMap<&str, (usize, f64, f64)> = BTreeMap::new();
-    let (mut sim_s, mut events, mut delivered) = (0.0, 0u64, 0u64);
-    let mut worst: Option<FailureClass> = None;
-    let mut failures = Vec::new();
-    for ((sc, _), (r, w)) in items.iter().zip(&reports) {
-        sim_s += r.sim_s;
-        events += r.events;
-        delivered += r.delivered;
-        let e = by_scenario.entry(sc.name).or_default();
-        e.0 += 1;
-        e.1 += w;
-        e.2 += r.sim_s;
-        if let Some(c) = r.outcome.class() {
-            *by_class.entry(c).or_default() += 1;
-            worst = worst.max(Some(c));
-            failures.push((sc, r));
-        }
+    let mut tally = Tally::default();
+    let mut delivered = 0;
+    for (line, d, _) in &reports {
+        tally.add(line);
+        delivered += d;
     }
-    println!(
+    let _ = writeln!(
+        out,
         "runs: {}  passed: {}  failed: {}  ({:.2}s wall, {:.1} runs/s, {:.0} runs/hour, {:.0}x real time, {:.0} events/s, {:.0} messages/s)",
-        items.len(),
-        items.len() - failures.len(),
-        failures.len(),
+        tally.runs,
+        tally.passed,
+        tally.runs - tally.passed,
         wall,
-        items.len() as f64 / wall,
-        items.len() as f64 / wall * 3600.0,
-        sim_s / wall,
-        events as f64 / wall,
+        tally.runs as f64 / wall,
+        tally.runs as f64 / wall * 3600.0,
+        tally.sim_time_ns as f64 / 1e9 / wall,
+        tally.events as f64 / wall,
         delivered as f64 / wall
     );
-    for (c, n) in &by_class {
-        println!("  {}: {n}", c.name());
+    for (c, n) in &tally.failures {
+        let _ = writeln!(out, "  {c}: {n}");
     }
     if a.per_scenario {
-        for (name, (n, w, s)) in &by_scenario {
-            println!(
-                "  {name:50} {n} runs, {:.1} ms wall/run, {:.1}s simulated/run",
-                w / *n as f64 * 1e3,
-                s / *n as f64
+        for (name, s) in &tally.per_scenario {
+            let _ = writeln!(
+                out,
+                "  {name:50} {} runs, {:.1} ms wall/run, {:.1}s simulated/run",
+                s.runs,
+                s.wall_ms / s.runs as f64,
+                s.sim_s / s.runs as f64
             );
         }
     }
-    for (sc, r) in &failures {
-        println!("FAILED {} seed {}: {}", sc.name, r.seed, summary_of(&r.outcome));
-        println!("REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, &opts));
+    let faults_text = a.faults.as_ref().map(|p| p.display().to_string());
+    let reproduce = |l: &RunLine| {
+        let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
+        seeds::reproduce_command(cat.command(), &l.run.scenario, l.run.seed, &opts)
+    };
+    for l in &tally.failing {
+        let _ = writeln!(out, "FAILED {} seed {}: {}", l.run.scenario, l.run.seed, l.message.as_deref().unwrap_or(""));
+        let _ = writeln!(out, "REPRODUCE WITH: {}", reproduce(l));
     }
-    let mut status = worst.map_or(exit::PASS, exit::of_class);
+    let mut status = tally.status();
+    if json {
+        let part = shard.as_ref().map(|(id, _)| (*id, table_print.clone().expect("a part has a cost table")));
+        let summary = tally.summary(wall, part, faults_text, selection);
+        let _ = writeln!(stdout.lock(), "{}", results::summary_json(&summary));
+        let _ = stdout.lock().flush();
+    }
+    if let Some(path) = &a.junit {
+        let name = match &shard {
+            Some((id, _)) => format!("simlab sweep, shard {id}"),
+            None => "simlab sweep".to_string(),
+        };
+        if let Err(e) = std::fs::write(path, junit::render(&name, &tally, &reproduce)) {
+            status = status.max(bad_input(format!("{}: cannot write the JUnit report: {e}", path.display())));
+        }
+    }
     if a.save {
-        for (sc, r) in &failures {
-            if !save_failing_seed(&a.seeds_dir, sc.name, r.seed, &opts, &r.outcome, "") {
+        for (it, (_, _, failure)) in items.iter().zip(&reports) {
+            let Some(outcome) = failure else { continue };
+            if !save_failing_seed_to(&mut out, &a.seeds_dir, it.scenario.name, it.seed, &it.opts(&faults), outcome, "")
+            {
                 status = status.max(exit::BAD_INPUT);
             }
         }
     }
     status
+}
+
+/// A run's result line.
+pub fn run_line(it: &Item, r: &RunReport, wall_ms: f64) -> RunLine {
+    RunLine {
+        run: GoldenRun::of(it.scenario.name, it.seed, it.bug.as_deref(), r),
+        wall_ms: Some((wall_ms * 1e3).round() / 1e3),
+        message: (!r.outcome.is_pass()).then(|| summary_of(&r.outcome)),
+    }
 }
 
 pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {

@@ -32,9 +32,20 @@ pub struct Proposal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyMsg {
     /// The committed command at `index`, of term `term`.
-    Command { index: u64, term: u64, command: Vec<u8> },
+    Command {
+        index: u64,
+        term: u64,
+        // One block of bytes: postcard writes the same bytes as a sequence of u8, at once.
+        #[serde(with = "serde_bytes")]
+        command: Vec<u8>,
+    },
     /// Replace the service state with `data`, which covers every entry up to `index`.
-    Snapshot { index: u64, term: u64, data: Vec<u8> },
+    Snapshot {
+        index: u64,
+        term: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 impl ApplyMsg {

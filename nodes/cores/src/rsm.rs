@@ -128,10 +128,24 @@ impl<SM: StateMachine> Rsm<SM> {
     }
 
     /// Restores from a snapshot made by [`Rsm::snapshot`].
-    pub fn restore(bytes: &[u8]) -> Result<Self, String> {
-        postcard::from_bytes(bytes)
-            .map_err(|e| format!("malformed state machine snapshot ({} bytes): {e}", bytes.len()))
+    ///
+    /// # Errors
+    /// [`RsmError::MalformedSnapshot`] if the bytes are not such a snapshot.
+    pub fn restore(bytes: &[u8]) -> Result<Self, RsmError> {
+        postcard::from_bytes(bytes).map_err(|e| RsmError::MalformedSnapshot { len: bytes.len(), reason: e.to_string() })
     }
+}
+
+/// What the replicated state machine cannot apply: bytes that are not what its own code wrote
+/// (a bug in an engine or a service, never a client's doing).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RsmError {
+    /// A snapshot that does not decode as the replicated state.
+    #[error("malformed state machine snapshot ({len} bytes): {reason}")]
+    MalformedSnapshot { len: usize, reason: String },
+    /// A log entry that does not decode as a command.
+    #[error("malformed command at index {index} ({len} bytes): {reason}")]
+    MalformedCommand { index: u64, len: usize, reason: String },
 }
 
 /// A clerk's request: who asks, which of their requests it is, and the operation.
@@ -211,7 +225,10 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
     }
 
     /// Loads the persisted snapshot at boot (empty: nothing to load).
-    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// [`RsmError::MalformedSnapshot`].
+    pub fn restore(&mut self, snapshot: &[u8]) -> Result<(), RsmError> {
         if !snapshot.is_empty() {
             self.rsm = Rsm::restore(snapshot)?;
         }
@@ -269,12 +286,20 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
     /// One applied message, in order. Returns the snapshot to hand the engine at this
     /// message's index, when the engine's persisted state (`state_bytes`, asked only when a
     /// limit is set) has grown past the limit.
-    pub fn on_apply(&mut self, msg: &ApplyMsg, state_bytes: impl FnOnce() -> usize) -> Result<Option<Vec<u8>>, String> {
+    ///
+    /// # Errors
+    /// [`RsmError`] for a command or snapshot that does not decode.
+    pub fn on_apply(
+        &mut self,
+        msg: &ApplyMsg,
+        state_bytes: impl FnOnce() -> usize,
+    ) -> Result<Option<Vec<u8>>, RsmError> {
         match msg {
             ApplyMsg::Command { index, command, .. } => {
                 assert!(*index > self.last_applied, "applied {index} after {}", self.last_applied);
-                let command: Command<SM::Op> = postcard::from_bytes(command)
-                    .map_err(|e| format!("malformed command at index {index} ({} bytes): {e}", command.len()))?;
+                let command: Command<SM::Op> = postcard::from_bytes(command).map_err(|e| {
+                    RsmError::MalformedCommand { index: *index, len: command.len(), reason: e.to_string() }
+                })?;
                 let out = self.rsm.apply(&command, &self.bugs);
                 self.last_applied = *index;
                 if let Some(p) = self.pending.remove(index) {

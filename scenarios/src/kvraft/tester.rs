@@ -208,7 +208,7 @@ impl<E: Engine> KvCluster<E> {
 
     /// `LogSize()`: the largest persisted Raft state.
     pub fn log_size(&self) -> usize {
-        self.servers.iter().map(|&n| sim::persisted(n).raft_state.len()).max().unwrap_or(0)
+        self.servers.iter().map(|&n| sim::persisted(n).state.len()).max().unwrap_or(0)
     }
 
     /// `SnapshotSize()`: the largest persisted snapshot.
@@ -246,7 +246,7 @@ impl<E: Engine> KvCluster<E> {
         let history = self.history.history();
         let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
         let result = check(&KvModel, &history, &options);
-        sim::note(0x11AE, history.len() as u64, || {
+        sim::note(sim::NoteCode::HistoryChecked, history.len() as u64, || {
             format!("history of {} operations: {}", history.len(), result.verdict)
         });
         match result.verdict {

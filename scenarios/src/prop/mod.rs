@@ -147,12 +147,11 @@ pub fn select(filter: &str) -> Vec<PropTest> {
     all().into_iter().filter(|t| t.name.contains(filter)).collect()
 }
 
-/// The number of cases to run: the command line's `--cases` if given, else the
-/// `PROPTEST_CASES` environment variable if set to a number, else the test's default.
+/// The number of cases to run: the command line's `--cases` if given (the command line
+/// reads `PROPTEST_CASES` into it), else the test's default. A library never reads the
+/// environment.
 pub fn resolve_cases(test: &PropTest, cli_cases: Option<u32>) -> u32 {
-    cli_cases
-        .or_else(|| std::env::var("PROPTEST_CASES").ok().and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(test.default_cases)
+    cli_cases.unwrap_or(test.default_cases)
 }
 
 /// The file holding `test`'s saved counterexamples under `saved_dir`.
@@ -205,7 +204,7 @@ pub fn run(test: &PropTest, cases: u32, seed: Option<u64>, saved_dir: &Path) -> 
             let message = format!("{reason} (case {found_at} of seed {seed}, shrunk to {} steps)", case.steps.len());
             if !saved.cases.iter().any(|s| s.case == case) {
                 saved.test = test.name.to_string();
-                saved.cases.push(SavedCase { message: message.clone(), case: case.clone() });
+                saved.cases.push(SavedCase { message: message.clone(), check: check_of(&reason), case: case.clone() });
                 if let Err(e) = store_saved(&path, &saved) {
                     return PropOutcome::Failed {
                         message: format!("{message}; could not save it: {e}"),
@@ -286,7 +285,103 @@ struct SavedCases {
 struct SavedCase {
     /// What the case showed when it was saved, for people reading the file.
     message: String,
+    /// The check that caught it (`election-safety`, …, or `core-assertion`): replaying the
+    /// case with its planted bug must fail with this check again.
+    #[serde(default)]
+    check: Option<String>,
     case: Case,
+}
+
+/// The check a failure message names: `step N: <check>: …` gives `<check>`, a core assertion
+/// `core-assertion`, a liveness failure `liveness`.
+pub fn check_of(message: &str) -> Option<String> {
+    let rest = match message.strip_prefix("step ") {
+        Some(rest) => rest.split_once(": ")?.1,
+        None => message.strip_prefix("after healing: ")?,
+    };
+    if rest.starts_with("core assertion failed") {
+        return Some("core-assertion".to_string());
+    }
+    let name = rest.split(':').next()?.trim();
+    (!name.is_empty() && !name.contains(' ')).then(|| name.to_string())
+}
+
+/// One saved counterexample replayed both ways: with the planted bug it was found with, and
+/// with a correct core.
+#[derive(Clone, Debug)]
+pub struct SavedReplay {
+    /// The file it is saved in.
+    pub file: PathBuf,
+    /// The property test it belongs to.
+    pub test: &'static str,
+    /// Its position in the file.
+    pub index: usize,
+    /// The check recorded when it was saved.
+    pub recorded_check: Option<String>,
+    /// The run with the test's planted bug (`None` for a correct-core test).
+    pub with_bug: Option<Result<(), String>>,
+    /// The run with every bug off.
+    pub without_bug: Result<(), String>,
+}
+
+impl SavedReplay {
+    /// What is wrong with this replay, if anything: with its bug it must fail with the recorded
+    /// check; without any bug it must pass.
+    pub fn problem(&self) -> Option<String> {
+        let at = format!("{} case {} ({})", self.file.display(), self.index + 1, self.test);
+        if let Some(with_bug) = &self.with_bug {
+            match with_bug {
+                Ok(()) => return Some(format!("{at}: no longer fails with its planted bug")),
+                Err(message) => {
+                    let check = check_of(message);
+                    if self.recorded_check.is_none() || check != self.recorded_check {
+                        return Some(format!(
+                            "{at}: fails with {check:?}, recorded {:?}: {message}",
+                            self.recorded_check
+                        ));
+                    }
+                }
+            }
+        }
+        if let Err(message) = &self.without_bug {
+            return Some(format!("{at}: fails on a correct core: {message}"));
+        }
+        None
+    }
+}
+
+/// Replays every saved counterexample under `saved_dir` (every `*.json` file, each naming its
+/// test) both ways. Errors name a file that is unreadable or names no known test.
+pub fn replay_saved_both_ways(saved_dir: &Path) -> Result<Vec<SavedReplay>, String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(saved_dir)
+        .map_err(|e| format!("{}: cannot list: {e}", saved_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let tests = all();
+    let mut out = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+        let saved: SavedCases =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not a saved-case file: {e}", file.display()))?;
+        let test = tests
+            .iter()
+            .find(|t| t.name == saved.test)
+            .ok_or_else(|| format!("{}: names no known property test ({:?})", file.display(), saved.test))?;
+        let correct = Params { bugs: Bugs::default(), ..test.params };
+        for (index, case) in saved.cases.iter().enumerate() {
+            out.push(SavedReplay {
+                file: file.clone(),
+                test: test.name,
+                index,
+                recorded_check: case.check.clone().or_else(|| check_of(&case.message)),
+                with_bug: test.planted_bug.map(|_| check_quietly(&test.params, &case.case)),
+                without_bug: check_quietly(&correct, &case.case),
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn load_saved(path: &Path) -> SavedCases {

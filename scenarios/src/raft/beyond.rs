@@ -43,7 +43,7 @@ async fn vote_amnesia<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
                 sim::sleep(Duration::from_millis(cfg.rng.gen_range(1..60))).await;
                 cfg.start1(z);
                 cfg.connect(z);
-                sim::note(0xA4E5, round, || "restarted the voter".into());
+                sim::note(sim::NoteCode::RestartedVoter, round, || "restarted the voter".into());
             }
         }
         sim::disarm_fault_points();

@@ -33,11 +33,37 @@ pub fn int_cmd(x: u64) -> Cmd {
     x.to_le_bytes().to_vec()
 }
 
+/// One server's applied commands by index (the course's `logs[i]`), kept dense: the
+/// tester looks an index up in every server's record for every command applied.
+#[derive(Clone, Debug, Default)]
+pub struct AppliedLog(Vec<Option<Cmd>>);
+
+impl AppliedLog {
+    /// The command applied at `index`, if this server applied one there.
+    pub fn get(&self, index: u64) -> Option<&Cmd> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.0.get(i)?.as_ref()
+    }
+
+    fn insert(&mut self, index: u64, cmd: Cmd) {
+        let i = index as usize - 1;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(cmd);
+    }
+
+    /// A record holding exactly `cmds` at indexes 1, 2, … (a snapshot's contents).
+    fn from_commands(cmds: Vec<Cmd>) -> AppliedLog {
+        AppliedLog(cmds.into_iter().map(Some).collect())
+    }
+}
+
 /// What the appliers of all servers recorded, shared by the whole cluster. The plain
 /// applier's records survive restarts, as the course's `logs[i]` do.
 #[derive(Default)]
 pub struct ApplyLogs {
-    pub logs: Vec<BTreeMap<u64, Cmd>>,
+    pub logs: Vec<AppliedLog>,
     pub last_applied: Vec<u64>,
     pub max_index: u64,
     /// Each server's service snapshots when (index + 1) is a multiple of its interval (the
@@ -68,7 +94,7 @@ impl Applier {
             return;
         }
         let mut l = self.logs.borrow_mut();
-        l.logs[self.me] = cmds.into_iter().enumerate().map(|(i, c)| (i as u64 + 1, c)).collect();
+        l.logs[self.me] = AppliedLog::from_commands(cmds);
         l.last_applied[self.me] = index;
     }
 }
@@ -98,7 +124,7 @@ impl Service for Applier {
                     .logs
                     .iter()
                     .enumerate()
-                    .find_map(|(j, log)| log.get(&k).filter(|old| *old != command).map(|old| (j, show(old))));
+                    .find_map(|(j, log)| log.get(k).filter(|old| *old != command).map(|old| (j, show(old))));
                 if let Some((j, old)) = clash {
                     drop(l);
                     fail("raft::apply", format!("commit index={k} server={me} {} != server={j} {old}", show(command)));
@@ -114,7 +140,7 @@ impl Service for Applier {
                         );
                         return None;
                     }
-                } else if k > 1 && !l.logs[me].contains_key(&(k - 1)) {
+                } else if k > 1 && l.logs[me].get(k - 1).is_none() {
                     drop(l);
                     fail("raft::apply", format!("server {me} apply out of order {k}"));
                     return None;
@@ -123,7 +149,7 @@ impl Service for Applier {
                 l.last_applied[me] = k;
                 l.max_index = l.max_index.max(k);
                 if self.snapshots && (k + 1) % l.snapshot_every[me] == 0 {
-                    let cmds: Vec<Cmd> = (1..=k).map(|i| l.logs[me].get(&i).cloned().unwrap_or_default()).collect();
+                    let cmds: Vec<Cmd> = (1..=k).map(|i| l.logs[me].get(i).cloned().unwrap_or_default()).collect();
                     return Some(sim::encode(&(k, cmds)));
                 }
                 None
@@ -180,7 +206,7 @@ impl<E: Engine> Cluster<E> {
     /// `make_config` for any engine, with its configuration.
     pub fn with_engine(n: usize, unreliable: bool, snapshots: bool, config: E::Config) -> Cluster<E> {
         let logs = Rc::new(RefCell::new(ApplyLogs {
-            logs: vec![BTreeMap::new(); n],
+            logs: vec![AppliedLog::default(); n],
             last_applied: vec![0; n],
             max_index: 0,
             snapshot_every: vec![SNAPSHOT_INTERVAL; n],
@@ -284,7 +310,7 @@ impl<E: Engine> Cluster<E> {
 
     /// The largest persisted Raft state over all servers.
     pub fn log_size(&self) -> usize {
-        self.nodes.iter().map(|&n| sim::persisted(n).raft_state.len()).max().unwrap_or(0)
+        self.nodes.iter().map(|&n| sim::persisted(n).state.len()).max().unwrap_or(0)
     }
 
     pub fn max_index(&self) -> u64 {
@@ -354,10 +380,10 @@ impl<E: Engine> Cluster<E> {
     pub fn n_committed(&self, index: u64) -> Result<(usize, Option<Cmd>), Failure> {
         let l = self.logs.borrow();
         let mut count = 0;
-        let mut cmd: Option<Cmd> = None;
+        let mut cmd: Option<&Cmd> = None;
         for log in &l.logs {
-            if let Some(c) = log.get(&index) {
-                if let Some(prev) = &cmd {
+            if let Some(c) = log.get(index) {
+                if let Some(prev) = cmd {
                     if prev != c {
                         return Err(Failure::safety(
                             "raft::committed",
@@ -366,10 +392,10 @@ impl<E: Engine> Cluster<E> {
                     }
                 }
                 count += 1;
-                cmd = Some(c.clone());
+                cmd = Some(c);
             }
         }
-        Ok((count, cmd))
+        Ok((count, cmd.cloned()))
     }
 
     /// `wait(index, n, startTerm)`: polls with doubling sleeps; `Ok(None)` if some server

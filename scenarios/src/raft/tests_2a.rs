@@ -45,7 +45,7 @@ async fn initial_election<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let term2 = cfg.check_terms()?;
     if term1 != term2 {
         // The course prints a warning here, not a failure.
-        sim::note(1, term2, || {
+        sim::note(sim::NoteCode::TesterWarning, term2, || {
             format!("warning: term changed even though there were no failures ({term1} -> {term2})")
         });
     }

@@ -117,7 +117,7 @@ async fn persist2<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let mut cfg = Cluster::<E>::for_test(servers, false, false, &opts);
     let mut index = 1;
     for iter in 0..5 {
-        sim::note(2, iter, || format!("tester: persist2 round {iter}"));
+        sim::note(sim::NoteCode::TesterStep, iter, || format!("tester: persist2 round {iter}"));
         cfg.one(int_cmd(10 + index), servers, true).await?;
         index += 1;
         // Two followers miss the next entry.
@@ -200,7 +200,7 @@ async fn figure8<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     cfg.one(c, 1, true).await?;
     let mut nup = servers;
     for iter in 0..1000 {
-        sim::note(2, iter, || format!("tester: figure8 round {iter}"));
+        sim::note(sim::NoteCode::TesterStep, iter, || format!("tester: figure8 round {iter}"));
         // Offer a command to every live server; whoever takes it is (or thinks it is) leader.
         let mut leader = None;
         for i in 0..servers {
@@ -281,7 +281,7 @@ async fn figure8_unreliable<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     cfg.one(int_cmd(x), 1, true).await?;
     let mut nup = servers;
     for iters in 0..1000 {
-        sim::note(2, iters, || format!("tester: figure8 unreliable round {iters}"));
+        sim::note(sim::NoteCode::TesterStep, iters, || format!("tester: figure8 unreliable round {iters}"));
         // Replies may now come back up to 2.2 s late, out of order.
         if iters == 200 {
             net::set_long_reordering(true);
@@ -389,7 +389,7 @@ async fn churn<E: TestEngine>(opts: Opts, unreliable: bool) -> Result<(), Failur
         clients.push(sim::spawn(async move { report(churn_client(c, me, stop).await) }));
     }
     for iters in 0..20 {
-        sim::note(2, iters, || format!("tester: churn round {iters}"));
+        sim::note(sim::NoteCode::TesterStep, iters, || format!("tester: churn round {iters}"));
         // Sometimes cut a server off.
         if cfg.rng.gen_range(0..1000) < 200 {
             let i = cfg.rng.gen_range(0..servers);
@@ -433,10 +433,11 @@ async fn churn<E: TestEngine>(opts: Opts, unreliable: bool) -> Result<(), Failur
     // One more agreement on all five; then every index up to it must be applied everywhere.
     let c = cfg.rand_cmd();
     let last_index = cfg.one(c, servers, true).await?;
-    let mut really = Vec::new();
+    // A set: the course scans a list per value, quadratic in the log's length.
+    let mut really = std::collections::BTreeSet::new();
     for index in 1..=last_index {
         if let Some(v) = cfg.wait(index, servers, None).await? {
-            really.push(v);
+            really.insert(v);
         }
     }
     // Every value a client saw committed is in the final log.

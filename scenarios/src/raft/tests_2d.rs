@@ -99,7 +99,7 @@ async fn snapcommon<E: TestEngine>(opts: Opts, disconnect: bool, reliable: bool,
     cfg.one(c, servers, true).await?;
     let mut leader1 = cfg.check_one_leader().await?;
     for i in 0..iters {
-        sim::note(2, i, || format!("tester: snapshot round {i}"));
+        sim::note(sim::NoteCode::TesterStep, i, || format!("tester: snapshot round {i}"));
         // Usually a follower is the victim; every third round it is the leader itself.
         let (mut victim, mut sender) = ((leader1 + 1) % servers, leader1);
         if i % 3 == 1 {
@@ -164,7 +164,7 @@ async fn snapshot_all_crash<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let c = cfg.rand_cmd();
     cfg.one(c, servers, true).await?;
     for i in 0..iters {
-        sim::note(2, i, || format!("tester: all-crash round {i}"));
+        sim::note(sim::NoteCode::TesterStep, i, || format!("tester: all-crash round {i}"));
         // Perhaps enough to get a snapshot.
         let nn = SNAPSHOT_INTERVAL / 2 + cfg.rng.gen_range(0..SNAPSHOT_INTERVAL);
         for _ in 0..nn {

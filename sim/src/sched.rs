@@ -1,0 +1,308 @@
+//! Scheduler and time: the world's own timed-action heap, the one supervisor task that
+//! carries its actions out, and the sleeps, timeouts and clock that nodes and scenarios use.
+//!
+//! One task and one pending madsim timer serve the whole run, however much traffic there
+//! is; deadlines are exact to the nanosecond (madsim's own sleeps round up to 1 ms).
+
+use crate::net::{Hop, Reason};
+use crate::world::{try_with, with, Kernel, World};
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// A timed action of the world's own scheduler.
+pub(crate) enum Action {
+    /// Wake a sleeping future; its waker is kept here, and emptied if the future is dropped
+    /// first.
+    Wake(Option<Waker>),
+    /// A network hop reaches its destination.
+    Deliver(Hop),
+    /// A call fails (labrpc's `false`).
+    Fail { call: u64, reason: Reason },
+    /// labrpc's 100 ms re-check of a call whose handler is running.
+    DeadCheck { call: u64 },
+    /// A closure run outside the world borrow (fault schedules, delayed crash points).
+    Callback(Box<dyn FnOnce()>),
+}
+
+/// Timed actions ordered by (time, sequence): two actions due at the same instant run in
+/// the order they were scheduled. The heap holds only small keys; the actions wait in a
+/// slab beside it, so reordering the heap moves 24 bytes, not a message.
+#[derive(Default)]
+pub(crate) struct Scheduler {
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    /// Actions by slot, each with the sequence number of its heap key; `free` lists the
+    /// empty slots.
+    actions: Vec<(u64, Option<Action>)>,
+    free: Vec<u32>,
+    seq: u64,
+    waker: Option<Waker>,
+    /// The deadline the scheduler task is currently sleeping towards.
+    armed: Option<u64>,
+}
+
+impl Scheduler {
+    /// Adds an action; returns its key (slot and sequence number).
+    fn push(&mut self, at: u64, action: Action) -> WakeKey {
+        let seq = self.seq;
+        self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.actions[slot as usize] = (seq, Some(action));
+                slot
+            }
+            None => {
+                self.actions.push((seq, Some(action)));
+                (self.actions.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse((at, seq, slot)));
+        WakeKey { slot, seq }
+    }
+
+    /// The waker of a pending `Wake`, if `key` still names it (it has not fired).
+    fn waker_mut(&mut self, key: WakeKey) -> Option<&mut Option<Waker>> {
+        match self.actions.get_mut(key.slot as usize) {
+            Some((seq, Some(Action::Wake(w)))) if *seq == key.seq => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The earliest action if it is due at `now`; otherwise when the earliest is due.
+    fn pop_due(&mut self, now: u64) -> Result<Action, Option<u64>> {
+        match self.heap.peek() {
+            Some(&Reverse((at, _, slot))) if at <= now => {
+                self.heap.pop();
+                self.free.push(slot);
+                Ok(self.actions[slot as usize].1.take().expect("a scheduled action"))
+            }
+            Some(&Reverse((at, _, _))) => Err(Some(at)),
+            None => Err(None),
+        }
+    }
+}
+
+impl Kernel {
+    /// Schedules `action` at simulated time `at` (ns), waking the scheduler if it is earlier
+    /// than what the scheduler sleeps towards.
+    pub fn schedule(&mut self, at: u64, action: Action) -> WakeKey {
+        let s = &mut self.sched;
+        let key = s.push(at, action);
+        if s.armed.is_none_or(|armed| at < armed) {
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        }
+        key
+    }
+}
+
+impl World {
+    /// Carries out one due action (callbacks run outside the world borrow instead).
+    fn run_action(&mut self, action: Action) {
+        match action {
+            Action::Wake(waker) => {
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Action::Deliver(hop) => self.net.deliver(&mut self.kernel, hop),
+            Action::Fail { call, reason } => self.net.fail_call(&mut self.kernel, call, reason),
+            Action::DeadCheck { call } => self.net.dead_check(&mut self.kernel, call),
+            Action::Callback(_) => unreachable!("callbacks run outside the world borrow"),
+        }
+    }
+}
+
+/// The scheduler: one task on the supervisor that carries out every timed action of the
+/// world (delayed deliveries, failed calls, dead checks, fault callbacks) in time order.
+/// One task and one pending madsim timer, whatever the number of messages in flight.
+pub(crate) struct SchedulerTask {
+    sleep: Option<Pin<Box<madsim::time::Sleep>>>,
+}
+
+impl SchedulerTask {
+    pub fn new() -> Self {
+        SchedulerTask { sleep: None }
+    }
+}
+
+impl Future for SchedulerTask {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            // Carry out the next due action, if any, in the same borrow; a callback runs
+            // outside it. Otherwise note the next deadline.
+            let step = with(|w| {
+                let now = w.kernel.now_ns();
+                match w.kernel.sched.pop_due(now) {
+                    Ok(Action::Callback(f)) => Ok(Some(f)),
+                    Ok(action) => {
+                        w.run_action(action);
+                        Ok(None)
+                    }
+                    Err(next) => Err(next.map(|at| (at, w.kernel.base + Duration::from_nanos(at)))),
+                }
+            });
+            match step {
+                Ok(Some(f)) => f(),
+                Ok(None) => {}
+                Err(None) => {
+                    with(|w| {
+                        w.kernel.sched.armed = None;
+                        w.kernel.sched.waker = Some(cx.waker().clone());
+                    });
+                    return Poll::Pending;
+                }
+                Err(Some((at, deadline))) => {
+                    // One madsim sleep, kept and moved: `reset` keeps the exact deadline
+                    // (madsim's constructors round up to 1 ms) and allocates nothing. Each
+                    // pending poll registers a madsim timer, as a fresh sleep's would.
+                    let sleep = match &mut self.sleep {
+                        Some(s) => s,
+                        None => {
+                            let time = with(|w| w.kernel.time.clone());
+                            self.sleep.insert(Box::pin(time.sleep(Duration::ZERO)))
+                        }
+                    };
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
+                    }
+                    match sleep.as_mut().poll(cx) {
+                        Poll::Ready(()) => continue,
+                        Poll::Pending => {
+                            with(|w| {
+                                w.kernel.sched.armed = Some(at);
+                                w.kernel.sched.waker = Some(cx.waker().clone());
+                            });
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Time: the clock, sleeps, timeouts, timed callbacks.
+// ---------------------------------------------------------------------------------------
+
+thread_local! {
+    /// The run's clock, kept so that reading the time costs no reference counting (madsim's
+    /// `TimeHandle::current()` clones two `Arc`s on every call).
+    static CLOCK: RefCell<Option<madsim::time::TimeHandle>> = const { RefCell::new(None) };
+}
+
+/// Installs (or, with `None`, removes) the clock of the run on this thread.
+pub(crate) fn set_clock(time: Option<madsim::time::TimeHandle>) {
+    CLOCK.with(|c| *c.borrow_mut() = time);
+}
+
+/// Simulated time since the run started.
+pub fn now() -> Duration {
+    CLOCK
+        .with(|c| c.borrow().as_ref().map(|t| t.elapsed()))
+        .unwrap_or_else(|| madsim::time::TimeHandle::current().elapsed())
+}
+
+/// Sleeps for exactly `d` of simulated time (no 1 ms rounding).
+pub fn sleep(d: Duration) -> Sleep {
+    sleep_until(now() + d)
+}
+
+/// Sleeps until simulated time `t`.
+pub fn sleep_until(t: Duration) -> Sleep {
+    Sleep { deadline_ns: t.as_nanos() as u64, key: None }
+}
+
+/// Names a scheduled action: its slot, and its sequence number (a slot is reused once its
+/// action has run, under a new sequence number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WakeKey {
+    slot: u32,
+    seq: u64,
+}
+
+/// A sleep on the world's own scheduler. Its waker lives in the world, which is dropped at
+/// the end of every run — unlike madsim's timers, which hold the waker of a task whose sleep
+/// holds the timers: a task still sleeping when a run ends would never be freed.
+pub struct Sleep {
+    deadline_ns: u64,
+    /// The scheduler's `Wake` for this sleep, once it has been polled.
+    key: Option<WakeKey>,
+}
+
+impl Sleep {
+    /// Forgets this sleep's waker (it ended, or was dropped): its `Wake` wakes no one.
+    fn disarm(&mut self) {
+        if let Some(key) = self.key.take() {
+            try_with(|w| {
+                if let Some(waker) = w.kernel.sched.waker_mut(key) {
+                    *waker = None;
+                }
+            });
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline_ns;
+        let Some(now) = try_now_ns() else { return Poll::Pending };
+        if now >= deadline {
+            self.disarm();
+            return Poll::Ready(());
+        }
+        let waker = cx.waker().clone();
+        match self.key {
+            Some(key) => with(|w| {
+                if let Some(slot) = w.kernel.sched.waker_mut(key) {
+                    *slot = Some(waker);
+                }
+            }),
+            None => self.key = Some(with(|w| w.kernel.schedule(deadline, Action::Wake(Some(waker))))),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
+fn try_now_ns() -> Option<u64> {
+    CLOCK
+        .with(|c| c.borrow().as_ref().map(|t| t.elapsed()))
+        .or_else(|| madsim::time::TimeHandle::try_current().map(|t| t.elapsed()))
+        .map(|d| d.as_nanos() as u64)
+}
+
+/// Runs `fut` until simulated time `d` has passed; `None` if it had not finished by then.
+pub async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    let mut fut = fut;
+    let mut s = sleep(d);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match Pin::new(&mut s).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Schedules `f` to run on the scheduler at simulated time `at` (fault schedules use this).
+pub fn at(at: Duration, f: impl FnOnce() + 'static) {
+    with(|w| w.kernel.schedule(at.as_nanos() as u64, Action::Callback(Box::new(f))));
+}
