@@ -134,7 +134,9 @@ async fn run_clients(chain: &[NodeId], ops: usize, bound: Duration) -> Result<()
     }
     let h = history.history();
     let result = check(&RegisterModel, &h, &CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() });
-    sim::note(sim::NoteCode::HistoryChecked, h.len() as u64, || format!("history of {} operations: {}", h.len(), result.verdict));
+    sim::note(sim::NoteCode::HistoryChecked, h.len() as u64, || {
+        format!("history of {} operations: {}", h.len(), result.verdict)
+    });
     match result.verdict {
         Verdict::Linearizable => Ok(()),
         Verdict::NotLinearizable => {
