@@ -7,6 +7,9 @@ pub mod tester;
 
 use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
+/// What a [`KvClient`]'s `put` and `append` return, re-exported so a downstream service needs
+/// no dependency on `checkers`.
+pub use checkers::models::kv::KvOutput;
 use cores::rsm::RsmBugs;
 use rand::Rng;
 use sim::Failure;
