@@ -25,8 +25,16 @@ pub fn family() -> Family {
     scenarios::raft::conformance::<StudentEngine>("student")
 }
 
-/// What this crate's command line serves: the family `student`, under the name its users
-/// type (`cargo student`, the alias in `.cargo/config.toml`), which failing runs quote.
+/// The whole kvraft suite (the course's 23 tests and the swarm, every history judged for
+/// linearizability) with simlab's key/value service on the student Raft, as the family
+/// `student-kv`: the student's Raft beneath a service, as the course's lab 3 has it.
+pub fn kv_family() -> Family {
+    scenarios::kvraft::conformance::<StudentEngine, scenarios::kvraft::OwnKv>("student-kv")
+}
+
+/// What this crate's command line serves: the families `student` and `student-kv`, under the
+/// name its users type (`cargo student`, the alias in `.cargo/config.toml`), which failing
+/// runs quote.
 pub fn catalogue() -> Catalogue {
-    Catalogue::new().with_command("cargo student").with_family(family())
+    Catalogue::new().with_command("cargo student").with_family(family()).with_family(kv_family())
 }

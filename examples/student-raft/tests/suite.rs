@@ -24,6 +24,11 @@ fn the_family_is_the_whole_suite_with_the_mistake() {
     assert_eq!(family.scenarios().len(), scenarios::raft::family().scenarios().len());
     assert_eq!(family.bugs().len(), 1);
     assert_eq!(family.bugs()[0].name, "vote-not-persisted");
+    // And the kvraft suite (23 course tests and the swarm) with simlab's service on it.
+    let kv = student_raft::kv_family();
+    assert_eq!(kv.name(), "student-kv");
+    assert_eq!(kv.scenarios().len(), scenarios::kvraft::family().scenarios().len());
+    assert!(kv.bugs().iter().any(|b| b.name == "vote-not-persisted"), "the engine's mistake comes along");
 }
 
 #[test]
