@@ -6,23 +6,125 @@
 //!
 //! What the adapter sees of the node is what the course's tester sees: the apply stream and
 //! `get_state()`. So the safety checkers it can feed are those that need nothing more: one
-//! leader per term (from `get_state` sampled after every event of the node), apply order and
-//! state-machine safety (from applies). Log matching and leader completeness need the log,
-//! which such a node does not expose; [`COURSE_CHECKS`] says which checks run.
+//! leader per term (from `get_state` sampled after every step of the node: each request it
+//! handles, each `Start`, each poll of a task it spawned with [`CourseEnv::spawn`]), apply
+//! order and state-machine safety (from applies). Log matching and leader completeness need
+//! the log, which such a node does not expose; [`COURSE_CHECKS`] says which checks run.
+//!
+//! The shape of a node (a real one is `examples/student-raft`):
+//!
+//! ```no_run
+//! use nodes::course::{ApplySender, CourseEnv, CourseRaft, Persister};
+//! use serde::{Deserialize, Serialize};
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//!
+//! /// Every RPC between peers, and every reply (serialized on every hop).
+//! #[derive(Serialize, Deserialize)]
+//! pub enum Rpc {
+//!     RequestVote { term: u64, candidate: usize },
+//! }
+//! #[derive(Serialize, Deserialize)]
+//! pub enum Reply {
+//!     Vote { term: u64, granted: bool },
+//! }
+//!
+//! pub struct MyRaft {
+//!     env: CourseEnv,
+//!     persister: Persister,
+//!     apply: ApplySender,
+//!     /// Everything behind one "lock"; never hold a borrow across an `.await`.
+//!     state: RefCell<State>,
+//! }
+//!
+//! #[derive(Default)]
+//! struct State {
+//!     current_term: u64,
+//!     voted_for: Option<usize>,
+//!     // log, commit_index, last_applied, role, next_index, match_index, ...
+//! }
+//!
+//! impl CourseRaft for MyRaft {
+//!     type Config = (); // what `config` builds: e.g. which planted mistake is on
+//!     type Rpc = Rpc;
+//!     type RpcReply = Reply;
+//!
+//!     fn config(_peers: usize, _bug: Option<&str>) {}
+//!
+//!     fn make(_: &(), env: CourseEnv, persister: Persister, apply: ApplySender) -> Rc<Self> {
+//!         let state = State::default(); // restore from persister.read_raft_state() here
+//!         let rf = Rc::new(MyRaft { env, persister, apply, state: RefCell::new(state) });
+//!         let me = rf.clone();
+//!         // A background task (the course's `go rf.ticker()`): it dies with this instance.
+//!         rf.env.spawn(async move {
+//!             loop {
+//!                 sim::sleep(Duration::from_millis(300)).await;
+//!                 let term = me.state.borrow().current_term;
+//!                 for peer in (0..me.env.peers()).filter(|&p| p != me.env.me()) {
+//!                     let args = Rpc::RequestVote { term, candidate: me.env.me() };
+//!                     if let Ok(Reply::Vote { .. }) = me.env.call::<Rpc, Reply>(peer, &args).await {
+//!                         // count the vote, become leader, ...
+//!                     }
+//!                 }
+//!             }
+//!         });
+//!         rf
+//!     }
+//!
+//!     fn start(&self, command: Vec<u8>) -> (u64, u64, bool) {
+//!         // A leader appends `command`, persists, and returns (its index, the term, true).
+//!         // Once an entry commits, it goes to the service, in order:
+//!         // self.apply.send(nodes::course::ApplyMsg::Command { index, term, command });
+//!         let _ = (command, &self.apply);
+//!         (0, self.state.borrow().current_term, false)
+//!     }
+//!
+//!     fn get_state(&self) -> (u64, bool) {
+//!         (self.state.borrow().current_term, false)
+//!     }
+//!
+//!     fn snapshot(&self, _index: u64, _snapshot: Vec<u8>) {
+//!         // Trim the log through `index`; persister.save(state, Some(snapshot)).
+//!     }
+//!
+//!     fn handle(&self, _from: usize, rpc: Rpc) -> Reply {
+//!         let mut s = self.state.borrow_mut();
+//!         match rpc {
+//!             Rpc::RequestVote { term, candidate } => {
+//!                 let granted = term >= s.current_term && s.voted_for.is_none();
+//!                 if granted {
+//!                     s.voted_for = Some(candidate);
+//!                 }
+//!                 // Persist before returning: the reply leaves when `handle` returns.
+//!                 self.persister.save(vec![/* your encoding of s */], None);
+//!                 Reply::Vote { term: s.current_term, granted }
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
 
 use crate::replica::{Engine, NodeSpec, Observer, ReplicaHandle, Service, ServiceApi, Wire, WireReply};
-use cores::replica::{ApplyMsg, Observation, Proposal, Proposer};
+use cores::replica::{Observation, Proposal, Proposer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sim::{Incoming, NodeCtx, NodeId, RpcError};
-use std::cell::RefCell;
+use sim::{Incoming, NodeCtx, NodeId};
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// What the node sends its service: a committed command, or a snapshot to install (the
+/// course's `ApplyMsg` with `CommandValid` / `SnapshotValid`).
+pub use cores::replica::ApplyMsg;
+/// Why a call failed (labrpc's `false`): the request or reply was lost, or the peer is
+/// unreachable or down.
+pub use sim::RpcError;
 
 /// Which safety checks run on a [`CourseRaft`], and which cannot (it exposes no log).
 pub const COURSE_CHECKS: (&[&str], &[&str]) = (
@@ -74,13 +176,25 @@ impl ApplySender {
     }
 }
 
-/// What `Make` hands a node: its identity, its peers, the network, a seeded random stream.
-/// Time and tasks come from `sim` (`sim::now`, `sim::sleep`, `sim::spawn`); tasks die with the
-/// node when it crashes.
+/// A task of the node's, waiting for the node's own event loop to start it.
+type PendingTask = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The node's tasks: those asked for and not yet started, and what runs after every poll of
+/// one of them (the role sampler).
+#[derive(Default)]
+struct Tasks {
+    pending: RefCell<Vec<PendingTask>>,
+    after_poll: RefCell<Option<Rc<dyn Fn()>>>,
+}
+
+/// What `Make` hands a node: its identity, its peers, the network, a seeded random stream,
+/// and a way to start background tasks ([`CourseEnv::spawn`]) that die with this instance.
+/// Time comes from `sim` (`sim::now`, `sim::sleep`, `sim::sleep_until`, `sim::timeout`).
 pub struct CourseEnv {
     ctx: NodeCtx,
     me: usize,
     peers: Vec<NodeId>,
+    tasks: Rc<Tasks>,
 }
 
 impl CourseEnv {
@@ -110,6 +224,19 @@ impl CourseEnv {
         self.ctx.rng(label)
     }
 
+    /// The course's `go func() { ... }()`: runs `task` on this instance, which it dies with
+    /// when the instance crashes. Use this, not `sim::spawn`, for every background task
+    /// (tickers, RPC senders, appliers): `Start` runs on the tester's own task, so a task that
+    /// `sim::spawn` starts from there would belong to the tester and outlive a crash; and the
+    /// node's role is sampled for the election-safety check after every poll of a task
+    /// started here (a leader that wins and loses an election inside one task of its own is
+    /// seen). The task starts when the node's event loop next runs, at the same simulated
+    /// instant.
+    pub fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        self.tasks.pending.borrow_mut().push(Box::pin(task));
+        self.ctx.wake();
+    }
+
     /// The node's context in the simulated world (for notes in the trace).
     pub fn ctx(&self) -> NodeCtx {
         self.ctx
@@ -119,6 +246,10 @@ impl CourseEnv {
 /// An implementation written the course's way. The adapter calls `make` once per instance,
 /// `handle` for each request from a peer (the reply leaves when it returns, so persist before
 /// returning), and the course's `Start`, `GetState` and `Snapshot` for the tester and service.
+///
+/// Everything runs on one thread: keep the node's state in a `RefCell` and never hold a
+/// borrow across an `.await`. `start`, `get_state`, `snapshot` and `handle` must not block;
+/// anything that waits (an RPC, a timer) belongs in a task started with [`CourseEnv::spawn`].
 pub trait CourseRaft: Sized + 'static {
     /// Engine-wide settings, e.g. which planted mistake is switched on.
     type Config: Clone + 'static;
@@ -126,6 +257,19 @@ pub trait CourseRaft: Sized + 'static {
     type Rpc: Serialize + DeserializeOwned;
     /// Every RPC reply.
     type RpcReply: Serialize + DeserializeOwned;
+
+    /// A short name for reports.
+    const NAME: &'static str = "course";
+
+    /// (name, one-line description) of each planted mistake the implementation can switch on
+    /// (`--bug NAME`); none by default.
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+
+    /// The configuration for a cluster of `peers` servers with planted mistake `bug` (one of
+    /// [`CourseRaft::bugs`], already checked by the command line) switched on.
+    fn config(peers: usize, bug: Option<&str>) -> Self::Config;
 
     /// The course's `Make(peers, me, persister, applyCh)`: restore from `persister`, start the
     /// node's background tasks, and return it.
@@ -208,6 +352,60 @@ fn now_ms() -> u64 {
     sim::now().as_millis() as u64
 }
 
+/// Samples the node's `get_state` and reports each change of (term, leader) to the observer:
+/// one leader per term is checked from these samples. It runs after every step of the node
+/// (a request handled, applies delivered, a poll of one of its tasks), so a leadership is
+/// seen even if it begins and ends inside one task of the node's.
+struct RoleSampler<R> {
+    ctx: NodeCtx,
+    me: usize,
+    node: Weak<R>,
+    observer: Option<Rc<RefCell<dyn Observer>>>,
+    /// The last (term, leader) reported.
+    seen: Cell<Option<(u64, bool)>>,
+}
+
+impl<R: CourseRaft> RoleSampler<R> {
+    fn sample(&self) {
+        let Some(node) = self.node.upgrade() else { return };
+        if !self.ctx.is_current() {
+            return;
+        }
+        let (term, leader) = node.get_state();
+        if self.seen.get() != Some((term, leader)) {
+            self.seen.set(Some((term, leader)));
+            let (role_code, role) = if leader { (2, "leader") } else { (0, "not leader") };
+            self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
+            report(&self.observer, self.me, &Observation::Role { term, leader, role_code, role });
+        }
+    }
+}
+
+fn report(observer: &Option<Rc<RefCell<dyn Observer>>>, me: usize, observation: &Observation<'_>) {
+    let Some(observer) = observer else { return };
+    let r = observer.borrow_mut().observe(me, observation);
+    if let Err(f) = r {
+        sim::fail(f);
+    }
+}
+
+/// A task of the node's: after every poll, the node's role is sampled.
+struct Sampled {
+    task: PendingTask,
+    after_poll: Option<Rc<dyn Fn()>>,
+}
+
+impl Future for Sampled {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let p = self.task.as_mut().poll(cx);
+        if let Some(after) = &self.after_poll {
+            after();
+        }
+        p
+    }
+}
+
 /// Everything the adapter's loop keeps beside the node.
 struct Host<R: CourseRaft, S: Service> {
     ctx: NodeCtx,
@@ -217,8 +415,8 @@ struct Host<R: CourseRaft, S: Service> {
     service: S,
     applies: Rc<RefCell<VecDeque<ApplyMsg>>>,
     observer: Option<Rc<RefCell<dyn Observer>>>,
-    /// The last (term, leader) reported, sampled from `get_state`.
-    seen_state: Option<(u64, bool)>,
+    sampler: Rc<RoleSampler<R>>,
+    tasks: Rc<Tasks>,
     service_timer_ms: Option<u64>,
     next_tag: u64,
     service_calls: BTreeSet<u64>,
@@ -239,21 +437,22 @@ macro_rules! course_api {
 
 impl<R: CourseRaft, S: Service> Host<R, S> {
     fn report(&self, observation: &Observation<'_>) {
-        let Some(observer) = &self.observer else { return };
-        let r = observer.borrow_mut().observe(self.me, observation);
-        if let Err(f) = r {
-            sim::fail(f);
-        }
+        report(&self.observer, self.me, observation);
     }
 
-    /// Samples `get_state` and reports a change (one leader per term is checked from these).
-    fn sample_role(&mut self) {
-        let (term, leader) = self.node.get_state();
-        if self.seen_state != Some((term, leader)) {
-            self.seen_state = Some((term, leader));
-            let (role_code, role) = if leader { (2, "leader") } else { (0, "not leader") };
-            self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
-            self.report(&Observation::Role { term, leader, role_code, role });
+    /// Starts the tasks the node asked for since the loop last ran. They run on this node
+    /// (the loop's), whoever asked: `Start` runs on the tester's task.
+    fn start_tasks(&mut self) {
+        loop {
+            let pending = std::mem::take(&mut *self.tasks.pending.borrow_mut());
+            if pending.is_empty() {
+                return;
+            }
+            for task in pending {
+                let after_poll = self.tasks.after_poll.borrow().clone();
+                // Detached: the task ends when it returns or when this instance crashes.
+                drop(sim::spawn(Sampled { task, after_poll }));
+            }
         }
     }
 
@@ -278,7 +477,8 @@ impl<R: CourseRaft, S: Service> Host<R, S> {
         if !self.ctx.is_current() {
             return;
         }
-        self.sample_role();
+        self.start_tasks();
+        self.sampler.sample();
         let node = self.node.clone();
         let mut proposer = CourseProposer(&*node);
         self.service.after_step(&mut course_api!(self, proposer));
@@ -317,15 +517,27 @@ impl<R: CourseRaft, S: Service> Host<R, S> {
     }
 }
 
-/// The process body of a course node: `Make`, then serve peers and the service, and carry the
-/// apply stream to the service, until the process dies.
+/// The process body of a course node: `Make`, then serve peers and the service, start the
+/// node's tasks, and carry the apply stream to the service, until the process dies.
 async fn run_course_node<R: CourseRaft, S: Service>(ctx: NodeCtx, spec: NodeSpec<R::Config, S, CourseHandle<R>>) {
     let applies = Rc::new(RefCell::new(VecDeque::new()));
     let snapshot = ctx.read_snapshot();
     let mut service = (spec.make_service)(ctx);
     service.restore(&snapshot);
-    let env = CourseEnv { ctx, me: spec.me, peers: spec.peers.clone() };
+    let tasks = Rc::new(Tasks::default());
+    let env = CourseEnv { ctx, me: spec.me, peers: spec.peers.clone(), tasks: tasks.clone() };
     let node = R::make(&spec.config, env, Persister { ctx }, ApplySender { queue: applies.clone(), ctx });
+    let sampler = Rc::new(RoleSampler {
+        ctx,
+        me: spec.me,
+        node: Rc::downgrade(&node),
+        observer: spec.observer.clone(),
+        seen: Cell::new(None),
+    });
+    {
+        let sampler = sampler.clone();
+        *tasks.after_poll.borrow_mut() = Some(Rc::new(move || sampler.sample()));
+    }
     let mut host = Host {
         ctx,
         me: spec.me,
@@ -334,7 +546,8 @@ async fn run_course_node<R: CourseRaft, S: Service>(ctx: NodeCtx, spec: NodeSpec
         service,
         applies,
         observer: spec.observer.clone(),
-        seen_state: None,
+        sampler,
+        tasks,
         service_timer_ms: None,
         next_tag: 1,
         service_calls: BTreeSet::new(),
@@ -350,7 +563,7 @@ async fn run_course_node<R: CourseRaft, S: Service>(ctx: NodeCtx, spec: NodeSpec
     (spec.on_start)(CourseHandle { node, ctx });
     loop {
         let deadline = Duration::from_millis(host.service_timer_ms.unwrap_or(u64::MAX));
-        let event = HostEvent { applies: &host.applies, recv: ctx.recv_until(deadline) }.await;
+        let event = HostEvent { applies: &host.applies, tasks: &host.tasks, recv: ctx.recv_until(deadline) }.await;
         match event {
             Some(Some(m)) => host.on_incoming(m),
             Some(None) => host.on_timer(),
@@ -363,17 +576,18 @@ async fn run_course_node<R: CourseRaft, S: Service>(ctx: NodeCtx, spec: NodeSpec
     }
 }
 
-/// Waits for an apply from the node, a message, or the service's timer: `None` for applies,
-/// `Some(Some(message))`, `Some(None)` for the deadline.
+/// Waits for an apply from the node, a task to start, a message, or the service's timer:
+/// `None` for applies and tasks, `Some(Some(message))`, `Some(None)` for the deadline.
 struct HostEvent<'a> {
     applies: &'a Rc<RefCell<VecDeque<ApplyMsg>>>,
+    tasks: &'a Rc<Tasks>,
     recv: sim::Recv,
 }
 
 impl Future for HostEvent<'_> {
     type Output = Option<Option<Incoming>>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !self.applies.borrow().is_empty() {
+        if !self.applies.borrow().is_empty() || !self.tasks.pending.borrow().is_empty() {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.recv).poll(cx) {

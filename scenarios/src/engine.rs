@@ -3,6 +3,7 @@
 //! [`TestEngine`] runs the same scenarios through the same testers.
 
 use cores::raft::{Bug, Bugs, Config};
+use nodes::course::{CourseEngine, CourseRaft};
 use nodes::replica::Engine;
 
 pub use crate::raft::tester::RaftEngine;
@@ -38,4 +39,23 @@ impl TestEngine for RaftEngine {
 /// engine's bugs beside its service's, and each name goes to whichever knows it.
 pub fn engine_bug<E: TestEngine>(bug: Option<&str>) -> Option<&str> {
     bug.filter(|b| E::bugs().iter().any(|(name, _)| name == b))
+}
+
+/// Any implementation written the course's way runs the suites: its name, configuration and
+/// planted mistakes come from [`CourseRaft`], so a downstream crate needs no engine type of
+/// its own (it could not write this impl itself: both the trait and `CourseEngine` are
+/// foreign to it).
+impl<R: CourseRaft> TestEngine for CourseEngine<R> {
+    const NAME: &'static str = R::NAME;
+
+    fn config(n: usize, bug: Option<&str>) -> R::Config {
+        if let Some(name) = bug {
+            assert!(R::bugs().iter().any(|(b, _)| *b == name), "unknown planted bug {name} of {}", R::NAME);
+        }
+        R::config(n, bug)
+    }
+
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        R::bugs()
+    }
 }

@@ -404,12 +404,26 @@ impl Family {
 pub struct Catalogue {
     families: Vec<Family>,
     property_tests: Vec<crate::prop::PropTest>,
+    command: Option<&'static str>,
 }
 
 impl Catalogue {
     /// An empty catalogue.
     pub fn new() -> Catalogue {
         Catalogue::default()
+    }
+
+    /// Names the command that serves this catalogue, as its users type it (e.g.
+    /// `"cargo student"` for a downstream crate's alias): its help and the `REPRODUCE WITH`
+    /// lines of failing runs use it. `cargo xtask` when not set.
+    pub fn with_command(mut self, command: &'static str) -> Catalogue {
+        self.command = Some(command);
+        self
+    }
+
+    /// The command that serves this catalogue (see [`Catalogue::with_command`]).
+    pub fn command(&self) -> &'static str {
+        self.command.unwrap_or("cargo xtask")
     }
 
     /// Adds a family after those already present (listing order).
@@ -616,6 +630,18 @@ pub fn run_scenario(
 mod tests {
     use super::*;
     use sim::faults::{Fault, FaultEvent};
+
+    #[test]
+    fn a_catalogue_names_its_command_in_reproduce_lines() {
+        let opts = Opts::with_bug(Some("vote-not-persisted"));
+        let ours = crate::catalogue();
+        assert_eq!(ours.command(), "cargo xtask");
+        let line = crate::seeds::reproduce_command(ours.command(), "raft::swarm_2c", 7, &Opts::default());
+        assert_eq!(line, "cargo xtask replay raft::swarm_2c --seed 7");
+        let theirs = Catalogue::new().with_command("cargo student");
+        let line = crate::seeds::reproduce_command(theirs.command(), "student::vote_amnesia_2c", 1, &opts);
+        assert_eq!(line, "cargo student replay student::vote_amnesia_2c --seed 1 --bug vote-not-persisted");
+    }
 
     #[test]
     fn filters_select_by_family_name_and_glob() {

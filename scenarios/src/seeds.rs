@@ -217,9 +217,10 @@ pub fn summary_of(outcome: &Outcome) -> String {
     s
 }
 
-/// `cargo xtask replay SCENARIO --seed N [--bug B] [--faults F]`.
-pub fn reproduce_command(scenario: &str, seed: u64, opts: &Opts) -> String {
-    let mut cmd = format!("cargo xtask replay {scenario} --seed {seed}");
+/// `<command> replay SCENARIO --seed N [--bug B] [--faults F]`, `command` being how users
+/// call the command line (`cargo xtask`, or a downstream crate's: [`Catalogue::command`]).
+pub fn reproduce_command(command: &str, scenario: &str, seed: u64, opts: &Opts) -> String {
+    let mut cmd = format!("{command} replay {scenario} --seed {seed}");
     if let Some(b) = &opts.bug {
         cmd.push_str(&format!(" --bug {b}"));
     }

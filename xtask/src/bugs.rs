@@ -104,7 +104,7 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
                 );
                 println!("  {}", summary_of(&r.outcome));
                 let opts = Opts::with_bug(Some(bug));
-                println!("  REPRODUCE WITH: {}", seeds::reproduce_command(sc.name, r.seed, &opts));
+                println!("  REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, &opts));
                 if a.save {
                     unsaved |= !save_failing_seed(&a.seeds_dir, sc.name, r.seed, &opts, &r.outcome, "  ");
                 }

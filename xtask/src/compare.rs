@@ -68,7 +68,8 @@ pub fn differences(a: &RunLine, b: &RunLine) -> Vec<(&'static str, String, Strin
     d
 }
 
-pub fn run(a: &CompareArgs) -> u8 {
+/// `compare`: its status; `command` names the program in the line that reproduces a difference.
+pub fn run(command: &str, a: &CompareArgs) -> u8 {
     let (runs_a, runs_b) = match (read_runs(&a.a), read_runs(&a.b)) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => return bad_input(e),
@@ -126,7 +127,7 @@ pub fn run(a: &CompareArgs) -> u8 {
             }
             println!("{differing} run(s) differ");
             let opts = Opts::with_bug(key.bug.as_deref());
-            println!("REPRODUCE WITH: {}", seeds::reproduce_command(&key.scenario, key.seed, &opts));
+            println!("REPRODUCE WITH: {}", seeds::reproduce_command(command, &key.scenario, key.seed, &opts));
             exit::NONDETERMINISTIC
         }
     }

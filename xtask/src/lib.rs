@@ -153,8 +153,9 @@ pub(crate) fn bad_input(msg: impl std::fmt::Display) -> u8 {
 
 /// Parses `args` (the program name first), or gives the status to exit with at once: 0
 /// after printing help, 4 after one line for a usage error.
-fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, u8> {
-    let matches = command().try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m));
+fn parse(name: &'static str, args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, u8> {
+    let matches =
+        command().name(name).bin_name(name).try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m));
     matches.map_err(|e| {
         use clap::error::ErrorKind;
         match e.kind() {
@@ -172,7 +173,7 @@ fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<
                 let text = e.render().to_string();
                 let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
                 let first = first.join(" ");
-                bad_input(format!("{} (see `cargo xtask --help`)", first.trim_start_matches("error: ")))
+                bad_input(format!("{} (see `{name} --help`)", first.trim_start_matches("error: ")))
             }
         }
     })
@@ -185,7 +186,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match parse(args) {
+    let cli = match parse(catalogue.command(), args) {
         Ok(c) => c,
         Err(status) => return status,
     };
@@ -193,8 +194,8 @@ where
         Cmd::List(a) => single::list(catalogue, &a),
         Cmd::Run(a) => single::run(catalogue, &a),
         Cmd::Sweep(a) => sweep::sweep(catalogue, &a),
-        Cmd::Merge(a) => merge::run(&a),
-        Cmd::Compare(a) => compare::run(&a),
+        Cmd::Merge(a) => merge::run(catalogue.command(), &a),
+        Cmd::Compare(a) => compare::run(catalogue.command(), &a),
         Cmd::Costs(a) => costs::run(catalogue, &a),
         Cmd::Replay(a) => single::replay(catalogue, &a),
         Cmd::Determinism(a) => sweep::determinism(catalogue, &a),

@@ -172,7 +172,8 @@ fn same_runs(a: &Selection, b: &Selection) -> bool {
     }
 }
 
-pub fn run(a: &MergeArgs) -> u8 {
+/// `merge`: its status; `command` names the program in the lines that reproduce a failure.
+pub fn run(command: &str, a: &MergeArgs) -> u8 {
     let mut parts = Vec::new();
     for path in &a.parts {
         match read_part(path) {
@@ -211,7 +212,7 @@ pub fn run(a: &MergeArgs) -> u8 {
     let faults = first.faults.as_ref().map(|p| FaultFile { path: PathBuf::from(p), schedule: Default::default() });
     let reproduce = |l: &RunLine| {
         let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
-        seeds::reproduce_command(&l.run.scenario, l.run.seed, &opts)
+        seeds::reproduce_command(command, &l.run.scenario, l.run.seed, &opts)
     };
     for l in &tally.failing {
         println!("FAILED {}: {}", key_text(&l.key()), l.message.as_deref().unwrap_or(&l.run.outcome));

@@ -199,7 +199,7 @@ pub fn load_faults(path: Option<&Path>) -> Result<Option<FaultFile>, String> {
 }
 
 /// Prints a run's result block.
-pub fn print_report(sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::Duration) {
+pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::Duration) {
     let wall_s = wall.as_secs_f64().max(1e-9);
     println!("scenario:       {}", sc.name);
     println!("seed:           {}", r.seed);
@@ -226,7 +226,7 @@ pub fn print_report(sc: &Scenario, r: &RunReport, opts: &Opts, wall: std::time::
         r.stats.bytes_total
     );
     if !r.outcome.is_pass() {
-        println!("REPRODUCE WITH: {}", seeds::reproduce_command(sc.name, r.seed, opts));
+        println!("REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, opts));
     }
 }
 
@@ -250,7 +250,7 @@ pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
     };
     let t0 = Instant::now();
     let r = run_scenario(&sc, a.seed, &prepared.opts, TraceMode::Hash, None);
-    print_report(&sc, &r, &prepared.opts, t0.elapsed());
+    print_report(cat, &sc, &r, &prepared.opts, t0.elapsed());
     prepared.finish(&r).unwrap_or_else(|| status_of(&r))
 }
 
@@ -329,13 +329,13 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
     let r = run_scenario(&sc, seed, &prepared.opts, TraceMode::Emit, Some(dispatch));
     let wall = t0.elapsed();
     println!("---");
-    print_report(&sc, &r, &prepared.opts, wall);
+    print_report(cat, &sc, &r, &prepared.opts, wall);
     if let Some(path) = &a.out {
         println!("trace written to {}", path.display());
     }
     let mut status = None;
     if let (Some(dir), Some(c)) = (&a.html, &collector) {
-        match write_timeline(dir, &sc, &prepared.opts, &r, &c.take()) {
+        match write_timeline(cat.command(), dir, &sc, &prepared.opts, &r, &c.take()) {
             Ok(pages) => pages.iter().for_each(|p| println!("{p}")),
             Err(e) => status = Some(bad_input(e)),
         }
@@ -353,6 +353,7 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
 /// Writes `timeline.html` (and for a key/value run `history.html`) into `dir`; returns what
 /// to print about each page.
 fn write_timeline(
+    command: &str,
     dir: &Path,
     sc: &Scenario,
     opts: &Opts,
@@ -366,7 +367,7 @@ fn write_timeline(
         outcome: r.outcome.to_string(),
         passed: r.outcome.is_pass(),
         description: &r.description,
-        reproduce: seeds::reproduce_command(sc.name, r.seed, opts),
+        reproduce: seeds::reproduce_command(command, sc.name, r.seed, opts),
         events: r.events,
         end_ns: r.sim_time.as_nanos() as u64,
     };

@@ -478,7 +478,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     let faults_text = a.faults.as_ref().map(|p| p.display().to_string());
     let reproduce = |l: &RunLine| {
         let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
-        seeds::reproduce_command(&l.run.scenario, l.run.seed, &opts)
+        seeds::reproduce_command(cat.command(), &l.run.scenario, l.run.seed, &opts)
     };
     let mut status_attach = exit::PASS;
     for l in &tally.failing {
@@ -555,7 +555,7 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
             println!("  run 1: {}", d.first);
             println!("  run 2: {}", d.second);
             let bug = a.sel.bug.as_ref().map(|b| format!(" --bug {b}")).unwrap_or_default();
-            println!("REPRODUCE WITH: cargo xtask determinism {} --seeds {}..{}{bug}", sc.name, seed, seed + 1);
+            println!("REPRODUCE WITH: {} determinism {} --seeds {}..{}{bug}", cat.command(), sc.name, seed, seed + 1);
         }
     }
     println!("{} of {} runs differ between two executions ({:.2}s wall)", n, items.len(), t0.elapsed().as_secs_f64());

@@ -7,14 +7,17 @@ pub mod tester;
 
 use crate::engine::{engine_bug, RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
-use cores::raft::{Bug, Bugs as RaftBugs};
+/// What a [`KvClient`]'s `put` and `append` return, re-exported so a downstream service needs
+/// no dependency on `checkers`.
+pub use checkers::models::kv::KvOutput;
 use cores::rsm::RsmBugs;
 use rand::Rng;
 use sim::Failure;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use tester::{check_clnt_appends, check_get, KvBugs, KvCluster, ELECTION};
+use tester::{check_clnt_appends, check_get, KvCluster, ELECTION};
+pub use tester::{KvClient, KvService, OwnKv};
 
 /// The family: the service's planted bugs and the Raft engine's, each switched on by name
 /// with `--bug`.
@@ -25,28 +28,40 @@ pub fn family() -> Family {
         .with_scenarios(scenarios())
 }
 
-/// The run's planted bug, as the service's or the Raft engine's switch.
-pub(crate) fn bugs(opts: &Opts) -> KvBugs {
-    let name = opts.bug.as_deref();
-    let rsm = name.and_then(RsmBugs::from_name);
-    let raft = name.and_then(Bug::from_name);
-    if let Some(name) = name {
-        assert!(rsm.is_some() || raft.is_some(), "unknown kvraft bug {name}");
-    }
-    KvBugs { rsm: rsm.unwrap_or_default(), raft: raft.map(RaftBugs::only).unwrap_or_default() }
+/// The whole kvraft suite — the course's 23 tests and the swarm, every history judged for
+/// linearizability — on a key/value service `S` of one's own (its server and clerk) over
+/// engine `E` (simlab's Raft, or one's own through `nodes::course`), as a family named
+/// `family` whose planted bugs are the service's and the engine's. Scenario names keep their
+/// suffix (`<family>::basic_3a`).
+pub fn conformance<E: TestEngine, S: KvService>(family: &'static str) -> Family {
+    let mut scenarios = service_course::<E, S>();
+    scenarios.extend(swarm::scenarios_on::<E, S>());
+    let scenarios = scenarios.into_iter().map(|sc| {
+        let suffix = sc.name.strip_prefix("kvraft::").expect("kvraft scenarios are named kvraft::…");
+        // The catalogue lives for the whole process: a name built once is leaked once.
+        sc.renamed(Box::leak(format!("{family}::{suffix}").into_boxed_str()))
+    });
+    let mut bugs = S::bugs();
+    bugs.extend(E::bugs());
+    Family::new(family).with_bugs(bugs).with_scenarios(scenarios)
 }
 
-/// The cluster of a course scenario on engine `E`, with the run's planted bugs (the
-/// service's, or the engine's own), attaching its history when the run's options ask.
-fn cluster<E: TestEngine>(
+/// The cluster of a course scenario on engine `E` and service `S`, with the run's planted
+/// bug switched on in whichever of the two offers it.
+fn cluster<E: TestEngine, S: KvService>(
     name: &'static str,
     n: usize,
     unreliable: bool,
     maxraftstate: i64,
     opts: &Opts,
-) -> KvCluster<E> {
-    let config = E::config(n, engine_bug::<E>(opts.bug.as_deref()));
-    KvCluster::with_engine(name, n, unreliable, maxraftstate, bugs(opts).rsm, config)
+) -> KvCluster<E, S> {
+    let bug = opts.bug.as_deref();
+    let offers = |bugs: Vec<(&'static str, &'static str)>| bug.filter(|b| bugs.iter().any(|(name, _)| name == b));
+    let (service_bug, engine_bug) = (offers(S::bugs()), offers(E::bugs()));
+    if let Some(b) = bug {
+        assert!(service_bug.is_some() || engine_bug.is_some(), "unknown planted bug {b} of {}", E::NAME);
+    }
+    KvCluster::with_engine(name, n, unreliable, maxraftstate, S::config(service_bug), E::config(n, engine_bug))
         .attaching_history(opts.attach_history)
 }
 
@@ -77,7 +92,7 @@ const G: Generic = Generic {
 
 macro_rules! generic {
     ($name:literal, $desc:literal, $g:expr) => {
-        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E>($name, o, $g))).with_client_history()
+        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E, S>($name, o, $g))).with_client_history()
     };
 }
 
@@ -92,8 +107,13 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 /// The course's 23 kvraft tests on engine `E` (the family runs them on Raft; a test runs them
-/// on a deliberately broken engine to show they reject it).
+/// on a deliberately broken engine to show they reject it), with simlab's own service.
 pub fn course<E: TestEngine>() -> Vec<Scenario> {
+    service_course::<E, OwnKv>()
+}
+
+/// The course's 23 kvraft tests with service `S` (a user's own server and clerk) on engine `E`.
+pub fn service_course<E: TestEngine, S: KvService>() -> Vec<Scenario> {
     vec![
         generic!(
             "kvraft::basic_3a",
@@ -103,7 +123,7 @@ pub fn course<E: TestEngine>() -> Vec<Scenario> {
         special(
             "kvraft::speed_3a",
             "1000 sequential appends average under 33.3 ms each (commit must not wait for a heartbeat)",
-            |o| Box::pin(speed::<E>("kvraft::speed_3a", o, -1)),
+            |o| Box::pin(speed::<E, S>("kvraft::speed_3a", o, -1)),
         ),
         generic!("kvraft::concurrent_3a", "5 clients", Generic { nclients: 5, ..G }),
         generic!(
@@ -114,12 +134,12 @@ pub fn course<E: TestEngine>() -> Vec<Scenario> {
         special(
             "kvraft::unreliable_one_key_3a",
             "5 clients x 10 appends to one key on an unreliable net: each exactly once, in order",
-            |o| Box::pin(unreliable_one_key::<E>(o)),
+            |o| Box::pin(unreliable_one_key::<E, S>(o)),
         ),
         special(
             "kvraft::one_partition_3a",
             "majority progresses; the minority makes none for 1 s; its Put completes within 3 s of healing",
-            |o| Box::pin(one_partition::<E>(o)),
+            |o| Box::pin(one_partition::<E, S>(o)),
         ),
         generic!(
             "kvraft::many_partitions_one_client_3a",
@@ -168,13 +188,13 @@ pub fn course<E: TestEngine>() -> Vec<Scenario> {
         special(
             "kvraft::snapshot_rpc_3b",
             "a lagging server catches up by InstallSnapshot; log stays under 8000 bytes",
-            |o| Box::pin(snapshot_rpc::<E>(o)),
+            |o| Box::pin(snapshot_rpc::<E, S>(o)),
         ),
         special("kvraft::snapshot_size_3b", "800 ops on one key: log under 8000 bytes, snapshot under 500", |o| {
-            Box::pin(snapshot_size::<E>(o))
+            Box::pin(snapshot_size::<E, S>(o))
         }),
         special("kvraft::speed_3b", "the speed test with snapshots (maxraftstate 1000)", |o| {
-            Box::pin(speed::<E>("kvraft::speed_3b", o, 1000))
+            Box::pin(speed::<E, S>("kvraft::speed_3b", o, 1000))
         }),
         generic!(
             "kvraft::snapshot_recover_3b",
@@ -223,8 +243,8 @@ pub fn course<E: TestEngine>() -> Vec<Scenario> {
 /// splits the servers at random every 1–1.2 s; after 5 s stop everyone, heal, restart every
 /// server if asked; then read each client's key and check its appends, and the log or
 /// snapshot size. Traps: lost or doubled appends, stale reads, logs that never compact.
-async fn generic_test<E: TestEngine>(name: &'static str, opts: Opts, g: Generic) -> Result<(), Failure> {
-    let mut cfg = cluster::<E>(name, g.nservers, g.unreliable, g.maxraftstate, &opts);
+async fn generic_test<E: TestEngine, S: KvService>(name: &'static str, opts: Opts, g: Generic) -> Result<(), Failure> {
+    let mut cfg = cluster::<E, S>(name, g.nservers, g.unreliable, g.maxraftstate, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     for round in 0..3 {
@@ -342,9 +362,9 @@ async fn generic_test<E: TestEngine>(name: &'static str, opts: Opts, g: Generic)
 /// GenericTestSpeed. Goal: operations complete fast — at least three per heartbeat
 /// interval — so commit cannot wait for the next heartbeat. Steps: one Get to find the
 /// leader, then 1000 sequential appends timed; all must be present, in order.
-async fn speed<E: TestEngine>(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), Failure> {
+async fn speed<E: TestEngine, S: KvService>(name: &'static str, opts: Opts, maxraftstate: i64) -> Result<(), Failure> {
     const N: usize = 1000;
-    let mut cfg = cluster::<E>(name, 3, false, maxraftstate, &opts);
+    let mut cfg = cluster::<E, S>(name, 3, false, maxraftstate, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     // Wait until first op completes, so we know a leader is elected and servers are ready.
@@ -374,10 +394,10 @@ async fn speed<E: TestEngine>(name: &'static str, opts: Opts, maxraftstate: i64)
 /// TestUnreliableOneKey3A. Goal: concurrent appends to one key on an unreliable network
 /// each take effect exactly once, in each client's order. Steps: Put k = ""; 5 clients
 /// append 10 values each; read k. Traps: duplicate detection, lost appends.
-async fn unreliable_one_key<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+async fn unreliable_one_key<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     const NCLIENT: usize = 5;
     const UPTO: usize = 10;
-    let mut cfg = cluster::<E>("kvraft::unreliable_one_key_3a", 3, true, -1, &opts);
+    let mut cfg = cluster::<E, S>("kvraft::unreliable_one_key_3a", 3, true, -1, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("k", "").await;
@@ -408,8 +428,8 @@ async fn unreliable_one_key<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
 /// and one other from the three rest; the majority's clerk puts 14 and reads it; the
 /// minority's clerks start a Put 15 and a Get that must not finish within 1 s; the majority
 /// still reads 14, puts 16; heal; the minority Put finishes within 3 s; the final value is 15.
-async fn one_partition<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
-    let mut cfg = cluster::<E>("kvraft::one_partition_3a", 5, false, -1, &opts);
+async fn one_partition<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
+    let mut cfg = cluster::<E, S>("kvraft::one_partition_3a", 5, false, -1, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("1", "13").await;
@@ -428,7 +448,7 @@ async fn one_partition<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     // Progress in majority.
     ckp1.put("1", "14").await;
     check_get(&mut ckp1, "1", "14").await?;
-    let (ckp2a_node, ckp2b_node) = (ckp2a.clerk.node(), ckp2b.clerk.node());
+    let (ckp2a_node, ckp2b_node) = (ckp2a.node, ckp2b.node);
     // No progress in minority.
     let put_done = Rc::new(Cell::new(false));
     let get_done = Rc::new(Cell::new(false));
@@ -473,9 +493,9 @@ async fn one_partition<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
 /// InstallSnapshot, and logs stay trimmed. Steps: Put a; partition {0,1} | {2}; 50 puts and
 /// b in the majority; check the log size; partition {0,2} | {1} so 2 must catch up; put c,
 /// d, read a, b, 1, 49; heal; put e; read c, e, 1.
-async fn snapshot_rpc<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+async fn snapshot_rpc<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     const MAXRAFTSTATE: i64 = 1000;
-    let mut cfg = cluster::<E>("kvraft::snapshot_rpc_3b", 3, false, MAXRAFTSTATE, &opts);
+    let mut cfg = cluster::<E, S>("kvraft::snapshot_rpc_3b", 3, false, MAXRAFTSTATE, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     ck.put("a", "A").await;
@@ -520,10 +540,10 @@ async fn snapshot_rpc<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
 
 /// TestSnapshotSize3B. Goal: snapshots stay small and logs trimmed under a steady load on
 /// one key. Steps: 200 x (put x=0, get, put x=1, get); log ≤ 8000 and snapshot ≤ 500 bytes.
-async fn snapshot_size<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
+async fn snapshot_size<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     const MAXRAFTSTATE: i64 = 1000;
     const MAXSNAPSHOTSTATE: usize = 500;
-    let mut cfg = cluster::<E>("kvraft::snapshot_size_3b", 3, false, MAXRAFTSTATE, &opts);
+    let mut cfg = cluster::<E, S>("kvraft::snapshot_size_3b", 3, false, MAXRAFTSTATE, &opts);
     let all = cfg.all();
     let mut ck = cfg.make_client(&all);
     for _ in 0..200 {

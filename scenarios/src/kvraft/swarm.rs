@@ -3,8 +3,9 @@
 //! schedule under the clerks' load; then every fault stops and each clerk must finish its
 //! current request and one more within 10 s. The whole history must be linearizable.
 
-use super::tester::{KvCluster, NET};
-use super::{bugs, COURSE_LIMIT};
+use super::tester::{KvService, OwnKv, NET};
+use super::{cluster, COURSE_LIMIT};
+use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Opts, Scenario};
 use crate::swarm::{play_safety_phase, safety_phase_end_ms, schedule_for, stop_faults, Params, SERVERS};
 use rand::Rng;
@@ -16,18 +17,24 @@ use std::time::Duration;
 /// After faults stop, each clerk's next request must complete within this.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(10);
 
+/// The kvraft family's swarm: simlab's service on simlab's Raft.
 pub fn scenarios() -> Vec<Scenario> {
+    scenarios_on::<RaftEngine, OwnKv>()
+}
+
+/// The swarm with service `S` on engine `E`.
+pub fn scenarios_on<E: TestEngine, S: KvService>() -> Vec<Scenario> {
     vec![Scenario::new(
         "kvraft::swarm_3b",
         "3-7 servers, 1-20 clerks on random keys, snapshots maybe, fault mix drawn from the seed; then faults stop and every clerk progresses",
         COURSE_LIMIT,
-        |o| Box::pin(swarm(o)),
+        |o| Box::pin(swarm::<E, S>(o)),
     )
     .with_fault_schedule(safety_phase_end_ms)
     .with_client_history()]
 }
 
-async fn swarm(opts: Opts) -> Result<(), Failure> {
+async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     let mut rng = sim::rng("swarm");
     let p = Params::draw(&mut rng, SERVERS);
     let clerks = rng.gen_range(1..=20usize);
@@ -36,7 +43,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{clerks} clerks on {keys} keys, maxraftstate {maxraftstate}"));
     let schedule = schedule_for(&opts, &p, &mut rng);
-    let mut cfg = KvCluster::new("kvraft::swarm_3b", p.servers, false, maxraftstate, bugs(&opts))
+    let mut cfg = cluster::<E, S>("kvraft::swarm_3b", p.servers, false, maxraftstate, &opts)
         .attaching_history(opts.attach_history);
     let all = cfg.all();
     let stop = Rc::new(Cell::new(false));

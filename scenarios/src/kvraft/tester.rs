@@ -19,7 +19,7 @@ use checkers::models::kv::{KvInput, KvModel, KvOutput};
 use cores::kv::{Kv, KvOp, KvResult};
 use cores::raft::Bugs as RaftBugs;
 use cores::rsm::RsmBugs;
-use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle};
+use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle, Service};
 use nodes::rsm::{Clerk, RsmServer};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -27,6 +27,8 @@ use rand_chacha::ChaCha8Rng;
 use sim::history::Recorder;
 use sim::{net, Failure, NetConfig, NodeCtx, NodeId};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -52,6 +54,94 @@ pub const CHECK_BUDGET: u64 = 200_000_000;
 
 pub type KvServer = RsmServer<Kv>;
 
+/// A key/value service the kvraft suite runs: its server, one per replica on any engine (the
+/// course's `StartKVServer`), and its clerk (`MakeClerk`). simlab's own is [`OwnKv`]; a
+/// user's own server and clerk implement this and run the same scenarios, histories and
+/// linearizability checks through [`super::conformance`].
+pub trait KvService: 'static {
+    /// What [`KvService::config`] builds once per run for every server: e.g. which planted
+    /// mistake is on.
+    type Config: Clone + 'static;
+    /// One replica's server: requests from clerks come to it, applied commands from the
+    /// engine beneath it ([`Service`]: `on_request`, `apply`, `after_step`, `restore`).
+    type Server: Service;
+    /// The client library.
+    type Clerk: KvClient;
+    /// The run's configuration, with planted mistake `bug` (one of [`KvService::bugs`]) on.
+    fn config(bug: Option<&str>) -> Self::Config;
+    /// `StartKVServer`: a server (a fresh instance at every start and restart; restore its
+    /// snapshot in [`Service::restore`]) that snapshots once the engine's persisted state
+    /// exceeds `maxraftstate` bytes (`None`: never), the course's 3B rule.
+    fn server(config: &Self::Config, ctx: NodeCtx, maxraftstate: Option<usize>) -> Self::Server;
+    /// `MakeClerk(servers)`: a clerk calling `servers` (in the order to try them) through
+    /// `ctx`, with `client_id`, a random number unique in the run with high probability.
+    fn clerk(config: &Self::Config, ctx: NodeCtx, servers: Vec<NodeId>, client_id: u64) -> Self::Clerk;
+    /// (name, one-line description) of each planted mistake the service offers.
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+}
+
+/// A clerk of a [`KvService`]: the course's `Get`, `Put` and `Append`, each retried until it
+/// takes effect exactly once. The tester records each call and what it returned in the run's
+/// history, which the linearizability checker judges.
+pub trait KvClient: 'static {
+    /// `Get(key)`: the key's value, `""` for a missing key.
+    fn get(&mut self, key: &str) -> impl Future<Output = String>;
+    /// `Put(key, value)`. Returns what the history records: [`KvOutput::Ack`] (the course's
+    /// answer, nothing), or [`KvOutput::Wrote`] if the server reports the length and digest
+    /// of the value it replaced — the checker then pins the write to that state, which keeps
+    /// histories of many concurrent writes cheap to judge.
+    fn put(&mut self, key: &str, value: &str) -> impl Future<Output = KvOutput>;
+    /// `Append(key, value)`: returns as [`KvClient::put`] does.
+    fn append(&mut self, key: &str, value: &str) -> impl Future<Output = KvOutput>;
+}
+
+/// simlab's own key/value service: [`RsmServer`] over [`Kv`] and the numbered [`Clerk`],
+/// with the replicated state machine's planted bugs ([`RsmBugs::ALL`]).
+pub struct OwnKv;
+
+impl KvService for OwnKv {
+    type Config = RsmBugs;
+    type Server = KvServer;
+    type Clerk = Clerk<Kv>;
+
+    fn config(bug: Option<&str>) -> RsmBugs {
+        bug.map_or_else(RsmBugs::default, |name| {
+            RsmBugs::from_name(name).unwrap_or_else(|| panic!("unknown kvraft bug {name}"))
+        })
+    }
+
+    fn server(bugs: &RsmBugs, ctx: NodeCtx, maxraftstate: Option<usize>) -> KvServer {
+        KvServer::new(ctx, maxraftstate, *bugs)
+    }
+
+    fn clerk(_: &RsmBugs, ctx: NodeCtx, servers: Vec<NodeId>, client_id: u64) -> Clerk<Kv> {
+        Clerk::new(ctx, servers, client_id)
+    }
+
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        RsmBugs::ALL.to_vec()
+    }
+}
+
+impl KvClient for Clerk<Kv> {
+    async fn get(&mut self, key: &str) -> String {
+        match self.call(KvOp::Get { key: key.into() }).await {
+            KvResult::Value(v) => v,
+            other => panic!("a Get answered {other:?}"),
+        }
+    }
+
+    async fn put(&mut self, key: &str, value: &str) -> KvOutput {
+        written(self.call(KvOp::Put { key: key.into(), value: value.into() }).await)
+    }
+
+    async fn append(&mut self, key: &str, value: &str) -> KvOutput {
+        written(self.call(KvOp::Append { key: key.into(), value: value.into() }).await)
+    }
+}
+
 /// Planted bugs of the kvraft family: the service's or Raft's.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KvBugs {
@@ -60,14 +150,15 @@ pub struct KvBugs {
 }
 
 /// The handles of the servers' live instances.
-type Handles<E> = Rc<RefCell<Vec<Option<<E as Engine>::Handle<KvServer>>>>>;
+type Handles<E, S> = Rc<RefCell<Vec<Option<<E as Engine>::Handle<<S as KvService>::Server>>>>>;
 
 /// The cluster of key/value servers, its clerks, and the recorded history, generic over the
-/// replication engine beneath the servers.
-pub struct KvCluster<E: Engine = RaftEngine> {
+/// replication engine beneath the servers and the service itself.
+pub struct KvCluster<E: Engine = RaftEngine, S: KvService = OwnKv> {
     pub n: usize,
     pub servers: Vec<NodeId>,
-    handles: Handles<E>,
+    handles: Handles<E, S>,
+    service: S::Config,
     pub maxraftstate: Option<usize>,
     pub rng: ChaCha8Rng,
     pub history: Recorder<KvInput, KvOutput>,
@@ -90,31 +181,32 @@ impl KvCluster<RaftEngine> {
     }
 }
 
-impl<E: Engine> KvCluster<E> {
-    /// `make_config` on any engine, with its configuration and the service's planted bugs.
+impl<E: Engine, S: KvService> KvCluster<E, S> {
+    /// `make_config` on any engine and service, with their configurations (planted bugs).
     pub fn with_engine(
         name: &'static str,
         n: usize,
         unreliable: bool,
         maxraftstate: i64,
-        rsm_bugs: RsmBugs,
+        service: S::Config,
         config: E::Config,
-    ) -> KvCluster<E> {
+    ) -> KvCluster<E, S> {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
-        let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
+        let handles: Handles<E, S> = Rc::new(RefCell::new(vec![None; n]));
         let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         let first = sim::node_count();
         let servers: Vec<NodeId> = (0..n as u16).map(|i| NodeId(first + i)).collect();
         for i in 0..n {
             let handles2 = handles.clone();
+            let service2 = service.clone();
             let obs: Rc<RefCell<dyn Observer>> = observer.clone();
             let spec = NodeSpec {
                 me: i,
                 peers: servers.clone(),
                 config: config.clone(),
                 observer: Some(obs),
-                make_service: Rc::new(move |ctx: NodeCtx| KvServer::new(ctx, maxraftstate, rsm_bugs)),
+                make_service: Rc::new(move |ctx: NodeCtx| S::server(&service2, ctx, maxraftstate)),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
             let id = E::spawn(&format!("s{i}"), spec);
@@ -124,6 +216,7 @@ impl<E: Engine> KvCluster<E> {
             n,
             servers,
             handles,
+            service,
             maxraftstate,
             rng: sim::rng("kv-tester"),
             history: Recorder::new(),
@@ -160,21 +253,22 @@ impl<E: Engine> KvCluster<E> {
     }
 
     /// `makeClient(to)`: a clerk connected to the servers `to`, which it gets in random order.
-    pub fn make_client(&mut self, to: &[usize]) -> KvClerk {
+    pub fn make_client(&mut self, to: &[usize]) -> KvClerk<S::Clerk> {
         let id = self.next_clerk;
         self.next_clerk += 1;
         let ctx = sim::client(&format!("c{id}"));
         let mut order = self.servers.clone();
         order.shuffle(&mut self.rng);
-        let clerk = KvClerk { clerk: Clerk::new(ctx, order, self.rng.gen()), history: self.history.clone(), cli: 0 };
+        let clerk = S::clerk(&self.service, ctx, order, self.rng.gen());
+        let clerk = KvClerk { clerk, node: ctx.id(), history: self.history.clone(), cli: 0 };
         self.clerks.push(ctx.id());
         self.connect_client(&clerk, to);
         clerk
     }
 
     /// `ConnectClient(ck, to)`: the clerk reaches exactly the servers `to`.
-    pub fn connect_client(&self, ck: &KvClerk, to: &[usize]) {
-        self.connect_client_node(ck.clerk.node(), to);
+    pub fn connect_client<C>(&self, ck: &KvClerk<C>, to: &[usize]) {
+        self.connect_client_node(ck.node, to);
     }
 
     /// `ConnectClient` for a clerk another task holds, by its endpoint.
@@ -365,38 +459,37 @@ impl<E: Engine> Drop for KvCluster<E> {
 }
 
 /// A clerk whose calls may be recorded in the cluster's history.
-pub struct KvClerk {
-    pub clerk: Clerk<Kv>,
+pub struct KvClerk<C = Clerk<Kv>> {
+    pub clerk: C,
+    /// The clerk's endpoint (for `ConnectClient`).
+    pub node: NodeId,
     history: Recorder<KvInput, KvOutput>,
     /// The history's client id for this clerk's calls (the course's `cli`).
     pub cli: u64,
 }
 
-impl KvClerk {
+impl<C: KvClient> KvClerk<C> {
     /// Get, recorded.
     pub async fn get(&mut self, key: &str) -> String {
         let op = self.history.call(self.cli, KvInput::get(key));
-        let v = match self.clerk.call(KvOp::Get { key: key.into() }).await {
-            KvResult::Value(v) => v,
-            other => panic!("a Get answered {other:?}"),
-        };
+        let v = self.clerk.get(key).await;
         self.history.ret(op, KvOutput::value(v.clone()));
         v
     }
 
-    /// Put, recorded with what it replaced (the server reports the previous value's length
-    /// and digest, which the checker verifies).
+    /// Put, recorded with what the clerk returned (simlab's server reports the previous
+    /// value's length and digest, which the checker verifies).
     pub async fn put(&mut self, key: &str, value: &str) {
         let op = self.history.call(self.cli, KvInput::put(key, value));
-        let r = self.clerk.call(KvOp::Put { key: key.into(), value: value.into() }).await;
-        self.history.ret(op, written(r));
+        let r = self.clerk.put(key, value).await;
+        self.history.ret(op, r);
     }
 
-    /// Append, recorded with what it extended.
+    /// Append, recorded with what the clerk returned.
     pub async fn append(&mut self, key: &str, value: &str) {
         let op = self.history.call(self.cli, KvInput::append(key, value));
-        let r = self.clerk.call(KvOp::Append { key: key.into(), value: value.into() }).await;
-        self.history.ret(op, written(r));
+        let r = self.clerk.append(key, value).await;
+        self.history.ret(op, r);
     }
 }
 
@@ -408,7 +501,7 @@ fn written(r: KvResult) -> KvOutput {
 }
 
 /// `check(cfg, ck, key, value)`: a Get must return exactly `value`.
-pub async fn check_get(ck: &mut KvClerk, key: &str, value: &str) -> Result<(), Failure> {
+pub async fn check_get<C: KvClient>(ck: &mut KvClerk<C>, key: &str, value: &str) -> Result<(), Failure> {
     let v = ck.get(key).await;
     if v != value {
         return Err(Failure::safety("kv::get", format!("get({key:?}): expected {value:?}, received {v:?}")));
