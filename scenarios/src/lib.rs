@@ -11,6 +11,8 @@ pub mod prop;
 pub mod raft;
 pub mod registry;
 pub mod seeds;
+pub mod shrink;
+pub mod spec;
 pub mod swarm;
 
 pub use registry::{all, run_scenario, select, Catalogue, Family, Opts, Scenario};

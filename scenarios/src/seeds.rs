@@ -185,6 +185,14 @@ pub fn summary_of(outcome: &Outcome) -> String {
 
 /// `cargo xtask replay SCENARIO --seed N [--bug B] [--faults F]`.
 pub fn reproduce_command(scenario: &str, seed: u64, opts: &Opts) -> String {
+    if let Some(f) = &opts.scenario_file {
+        // The file names the scenario, its schedule and maybe its bug.
+        let mut cmd = format!("cargo xtask replay {} --seed {seed}", f.path.display());
+        if let Some(b) = opts.bug.as_ref().filter(|&b| f.spec.bug.as_ref() != Some(b)) {
+            cmd.push_str(&format!(" --bug {b}"));
+        }
+        return cmd;
+    }
     let mut cmd = format!("cargo xtask replay {scenario} --seed {seed}");
     if let Some(b) = &opts.bug {
         cmd.push_str(&format!(" --bug {b}"));
