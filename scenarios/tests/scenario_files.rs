@@ -136,3 +136,23 @@ fn a_passing_run_is_not_shrunk() {
     let err = shrink::shrink(&sc, 3, &Opts::default(), 10, &mut |_| {}).unwrap_err();
     assert_eq!(err, ShrinkError::Passes { scenario: "raft::swarm_2c", seed: 3 });
 }
+
+#[test]
+fn every_committed_shrunk_scenario_still_fails_with_its_bug_and_passes_without() {
+    let cat = scenarios::catalogue();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "seeds/scenarios holds the README's shrunk example");
+    for path in files {
+        let file = SpecFile::load(&path).unwrap();
+        let sc = cat.scenario(&file.spec.scenario).unwrap();
+        let opts = shrink::spec_opts(&file.spec);
+        cat.check_opts(&sc, file.spec.seed, &opts).unwrap();
+        let r = registry::run_scenario(&sc, file.spec.seed, &opts, TraceMode::Hash, None);
+        assert!(!r.outcome.is_pass(), "{}: passes", path.display());
+        let fixed = ScenarioSpec { bug: None, ..file.spec.clone() };
+        let clean = registry::run_scenario(&sc, file.spec.seed, &shrink::spec_opts(&fixed), TraceMode::Hash, None);
+        assert!(clean.outcome.is_pass(), "{}: fails without its bug: {}", path.display(), clean.outcome);
+    }
+}
