@@ -2,6 +2,7 @@
 //! wires nodes, sim and checkers together; it observes nodes only through their public
 //! surface and judges runs through checkers.
 
+pub mod coverage;
 pub mod determinism;
 pub mod engine;
 pub mod golden;

@@ -372,13 +372,14 @@ pub struct Family {
     name: &'static str,
     bugs: Vec<PlantedBug>,
     scenarios: Vec<Scenario>,
+    marks: Vec<(&'static str, &'static str)>,
 }
 
 impl Family {
     /// An empty family. `name` is the prefix of its scenarios' names: no `::`, no glob
     /// characters, not `all`.
     pub fn new(name: &'static str) -> Family {
-        Family { name, bugs: Vec::new(), scenarios: Vec::new() }
+        Family { name, bugs: Vec::new(), scenarios: Vec::new(), marks: Vec::new() }
     }
 
     /// Adds a planted bug (see [`PlantedBug`]).
@@ -403,6 +404,22 @@ impl Family {
     pub fn with_scenarios(mut self, scenarios: impl IntoIterator<Item = Scenario>) -> Family {
         self.scenarios.extend(scenarios);
         self
+    }
+
+    /// Declares coverage marks (name, what it means) its scenarios can reach
+    /// (`sim::mark`), so `sweep --coverage` names those a sweep never reached.
+    pub fn with_marks(mut self, marks: impl IntoIterator<Item = (&'static str, &'static str)>) -> Family {
+        for m in marks {
+            if !self.marks.iter().any(|x| x.0 == m.0) {
+                self.marks.push(m);
+            }
+        }
+        self
+    }
+
+    /// Its declared coverage marks.
+    pub fn marks(&self) -> &[(&'static str, &'static str)] {
+        &self.marks
     }
 
     /// The family's name.
@@ -541,6 +558,21 @@ impl Catalogue {
             }
         }
         Ok(())
+    }
+
+    /// The coverage marks declared by the families of `scenarios`, each once.
+    pub fn marks_of(&self, scenarios: &[Scenario]) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+        for fam in &self.families {
+            if scenarios.iter().any(|s| s.family() == fam.name) {
+                for m in &fam.marks {
+                    if !out.iter().any(|x| x.0 == m.0) {
+                        out.push(*m);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Checks every option of one run: the planted bug, the fault options.

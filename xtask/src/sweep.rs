@@ -95,6 +95,9 @@ impl Selection {
     }
 }
 
+/// A run's coverage marks (`RunReport::marks`).
+type Marks = Vec<(&'static str, u64)>;
+
 /// How a sweep reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -145,6 +148,11 @@ pub struct SweepArgs {
     /// Also print, per scenario, its runs, wall time per run and simulated time per run.
     #[arg(long)]
     pub per_scenario: bool,
+    /// Also print each coverage mark (a rare path: a snapshot installed during a partition, a
+    /// leader stepping down, held messages released…) with how often the runs reached it,
+    /// and name the marks no run reached.
+    #[arg(long)]
+    pub coverage: bool,
 }
 
 #[derive(Args)]
@@ -403,7 +411,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     // Keep only what the summary needs: a sweep of thousands of runs must not hold every
     // run's annotations and counters. JSON lines stream out in sweep order as runs finish.
     let stdout = std::io::stdout();
-    let reports: Vec<(RunLine, u64, Option<Outcome>)> = parallel_in_order(
+    let reports: Vec<(RunLine, u64, Option<Outcome>, Marks)> = parallel_in_order(
         &items,
         jobs,
         &pb,
@@ -412,9 +420,9 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             let r = run_scenario(&it.scenario, it.seed, &it.opts(&faults), TraceMode::Hash, None);
             let wall_ms = t.elapsed().as_secs_f64() * 1e3;
             let failure = (!r.outcome.is_pass()).then(|| r.outcome.clone());
-            (run_line(it, &r, wall_ms), r.stats.delivered, failure)
+            (run_line(it, &r, wall_ms), r.stats.delivered, failure, r.marks)
         },
-        |_, (line, _, _)| {
+        |_, (line, _, _, _)| {
             if json {
                 let _ = writeln!(stdout.lock(), "{}", line.to_json());
             }
@@ -423,9 +431,12 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
     let mut tally = Tally::default();
     let mut delivered = 0;
-    for (line, d, _) in &reports {
+    let selected: Vec<Scenario> = items.iter().map(|it| it.scenario).collect();
+    let mut coverage = scenarios::coverage::Coverage::new(cat.marks_of(&selected));
+    for (line, d, _, marks) in &reports {
         tally.add(line);
         delivered += d;
+        coverage.add(marks);
     }
     let _ = writeln!(
         out,
@@ -454,6 +465,11 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             );
         }
     }
+    if a.coverage {
+        for l in coverage.lines() {
+            let _ = writeln!(out, "{l}");
+        }
+    }
     let faults_text = a.faults.as_ref().map(|p| p.display().to_string());
     let reproduce = |l: &RunLine| {
         let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
@@ -480,7 +496,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         }
     }
     if a.save {
-        for (it, (_, _, failure)) in items.iter().zip(&reports) {
+        for (it, (_, _, failure, _)) in items.iter().zip(&reports) {
             let Some(outcome) = failure else { continue };
             if !save_failing_seed_to(&mut out, &a.seeds_dir, it.scenario.name, it.seed, &it.opts(&faults), outcome, "")
             {

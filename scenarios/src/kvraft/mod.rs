@@ -16,7 +16,11 @@ use std::time::Duration;
 use tester::{check_clnt_appends, check_get, KvBugs, KvCluster, ELECTION};
 
 pub fn family() -> Family {
-    Family::new("kvraft").with_bugs(RsmBugs::ALL.iter().copied()).with_scenarios(scenarios())
+    Family::new("kvraft")
+        .with_bugs(RsmBugs::ALL.iter().copied())
+        .with_scenarios(scenarios())
+        .with_marks(sim::WORLD_MARKS)
+        .with_marks(nodes::replica::MARKS)
 }
 
 pub(crate) fn bugs(opts: &Opts) -> KvBugs {
