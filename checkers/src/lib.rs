@@ -1,5 +1,7 @@
 //! History and invariant checkers over plain data; depends on no other crate of the workspace.
 
+#![deny(missing_docs)]
+
 pub mod formats;
 pub mod html;
 pub mod linearizability;

@@ -29,10 +29,17 @@ use std::fmt;
 /// Which property a violation breaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Property {
+    /// At most one leader in any term (Raft §5.2, Figure 3).
     ElectionSafety,
+    /// Two logs holding an entry with the same index and term agree up to it (Raft §5.3, Figure 3).
     LogMatching,
+    /// A committed entry is in the log of every leader of a later term (Raft §5.4, Figure 3).
     LeaderCompleteness,
+    /// No two nodes apply different commands at one index (Raft §5.4.3, Figure 3); nor does a node
+    /// drop a committed entry or apply one before it is committed.
     StateMachineSafety,
+    /// Each node applies indexes in order with no gap (6.824 tester's "apply out of order"; Raft
+    /// §5.3: entries are applied in log order).
     ApplyOrder,
 }
 
@@ -48,6 +55,7 @@ impl Property {
         }
     }
 
+    /// Every property, in the order of this enum.
     pub fn all() -> &'static [Property] {
         &[
             Property::ElectionSafety,
@@ -62,7 +70,9 @@ impl Property {
 /// A broken property, with a one-line explanation naming node, term and index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The property broken.
     pub property: Property,
+    /// One line naming the node, term and index involved.
     pub message: String,
 }
 
@@ -216,6 +226,7 @@ pub struct SafetyChecker {
 }
 
 impl SafetyChecker {
+    /// A checker for a cluster of `nodes` servers, numbered 0..nodes, with nothing observed yet.
     pub fn new(nodes: usize) -> SafetyChecker {
         SafetyChecker {
             nodes: vec![Node::default(); nodes],
@@ -249,6 +260,10 @@ impl SafetyChecker {
 
     /// The node's current term and whether it believes it leads. Call after every step that
     /// may have changed either (calling it when nothing changed is cheap).
+    ///
+    /// # Errors
+    /// A [`Violation`]: election-safety when another node led `term`; leader-completeness when the new leader's log
+    /// lacks an entry committed in an earlier term.
     pub fn observe_role(&mut self, node: usize, term: u64, is_leader: bool) -> Result<(), Violation> {
         self.observations += 1;
         let n = &mut self.nodes[node];
@@ -276,6 +291,11 @@ impl SafetyChecker {
     /// The node's log from `first_index` on is now `entries` (term, entry hash), in order;
     /// anything it held after them is gone. An append is `first_index = last + 1`; a
     /// truncate-and-append starts at the first replaced index.
+    ///
+    /// # Errors
+    /// A [`Violation`]: log-matching when the write falls outside the node's log or an entry contradicts another log
+    /// holding the same (index, term); state-machine-safety when it replaces, or drops, an entry the node knows is
+    /// committed.
     pub fn observe_entries(&mut self, node: usize, first_index: u64, entries: &[(u64, u64)]) -> Result<(), Violation> {
         self.observations += 1;
         let log = &self.nodes[node].log;
@@ -298,6 +318,9 @@ impl SafetyChecker {
     }
 
     /// The node's log now ends at `last_index` (entries after it were dropped).
+    ///
+    /// # Errors
+    /// A [`Violation`]: state-machine-safety when the log drops an entry the node knows is committed.
     pub fn observe_log_end(&mut self, node: usize, last_index: u64) -> Result<(), Violation> {
         let n = &mut self.nodes[node];
         if last_index < n.commit_index && last_index < n.log.last_index() {
@@ -316,6 +339,9 @@ impl SafetyChecker {
     /// The node's log now starts after a snapshot covering everything up to (`index`, `term`).
     /// If its log held that entry, the entries after it stay; otherwise the log is just the
     /// snapshot.
+    ///
+    /// # Errors
+    /// A [`Violation`]: state-machine-safety when the snapshot contradicts a committed entry.
     pub fn observe_snapshot(&mut self, node: usize, index: u64, term: u64) -> Result<(), Violation> {
         self.observations += 1;
         let log = &self.nodes[node].log;
@@ -357,6 +383,11 @@ impl SafetyChecker {
 
     /// The node's commit index. It only grows while the node lives; a restart resets it
     /// (see [`SafetyChecker::observe_restart`]).
+    ///
+    /// # Errors
+    /// A [`Violation`]: state-machine-safety when the node commits past its log's end or an entry other than one
+    /// already committed at that index; leader-completeness when a leader of a later term lacks the newly committed
+    /// entry. A commit index that falls (a restart not yet observed) is ignored.
     pub fn observe_commit(&mut self, node: usize, commit_index: u64) -> Result<(), Violation> {
         self.observations += 1;
         let old = self.nodes[node].commit_index;
@@ -422,6 +453,11 @@ impl SafetyChecker {
     }
 
     /// The node's state machine applied the command with hash `hash` at `index`.
+    ///
+    /// # Errors
+    /// A [`Violation`]: apply-order for an index that is not the next one; state-machine-safety for an index past the
+    /// node's commit index (when logs are observed), or a command other than the one committed or applied elsewhere
+    /// at that index.
     pub fn observe_apply(&mut self, node: usize, index: u64, hash: u64) -> Result<(), Violation> {
         self.observations += 1;
         let n = &self.nodes[node];
@@ -469,6 +505,9 @@ impl SafetyChecker {
     }
 
     /// The node's state machine was replaced by a snapshot covering everything up to `index`.
+    ///
+    /// # Errors
+    /// A [`Violation`]: apply-order when the snapshot is behind what the node applied.
     pub fn observe_apply_snapshot(&mut self, node: usize, index: u64) -> Result<(), Violation> {
         self.observations += 1;
         let n = &mut self.nodes[node];

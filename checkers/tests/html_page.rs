@@ -159,6 +159,7 @@ fn huge_histories_are_capped_around_the_failure_and_say_so() {
 }
 
 /// `chromium`, if installed.
+#[allow(clippy::disallowed_methods)] // allow-entropy: a test's own switches, outside any run
 fn chromium() -> Option<PathBuf> {
     let path =
         std::env::var_os("SIMLAB_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));

@@ -83,9 +83,15 @@ const SYLLABLES: [&str; 24] = [
     "jen", "tom", "sher", "lock", "an", "the",
 ];
 
-/// A vocabulary of pseudo-words with Zipf-like weights (rank^-1.07), so a few words are very
-/// common and most are rare, as in real text.
-fn vocabulary(rng: &mut impl Rng) -> (Vec<String>, Vec<f64>) {
+/// The weight of the most common word; the word of rank `r` weighs `ZIPF_TOP_WEIGHT / r`.
+/// Divisible by every rank up to 16, so the common words' weights are exact.
+const ZIPF_TOP_WEIGHT: u64 = 720_720 * 1_000;
+
+/// A vocabulary of pseudo-words with Zipf weights (rank^-1, in integers), so a few words are
+/// very common and most are rare, as in real text. Integer arithmetic only: no platform math
+/// library (`powf`) lies on a seed's path, so inputs are the same on every machine.
+/// Returns the words and their cumulative weights.
+fn vocabulary(rng: &mut impl Rng) -> (Vec<String>, Vec<u64>) {
     let mut words =
         vec!["the".to_string(), "and".into(), "of".into(), "to".into(), "a".into(), "in".into(), "I".into()];
     while words.len() < 3000 {
@@ -96,9 +102,9 @@ fn vocabulary(rng: &mut impl Rng) -> (Vec<String>, Vec<f64>) {
         }
     }
     let mut cum = Vec::with_capacity(words.len());
-    let mut total = 0.0;
-    for rank in 1..=words.len() {
-        total += 1.0 / (rank as f64).powf(1.07);
+    let mut total = 0u64;
+    for rank in 1..=words.len() as u64 {
+        total += ZIPF_TOP_WEIGHT / rank;
         cum.push(total);
     }
     (words, cum)
@@ -115,8 +121,8 @@ pub fn generate_inputs(rng: &mut impl Rng) -> Vec<(String, String)> {
             let mut text = String::with_capacity(n_words * 7);
             let mut sentence_start = true;
             for i in 0..n_words {
-                let x = rng.gen::<f64>() * total;
-                let w = &words[cum.partition_point(|&c| c < x).min(words.len() - 1)];
+                let x = rng.gen_range(0..total);
+                let w = &words[cum.partition_point(|&c| c <= x)];
                 if sentence_start {
                     let mut cs = w.chars();
                     if let Some(f) = cs.next() {

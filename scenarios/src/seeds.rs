@@ -86,16 +86,50 @@ fn de_date<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
     parse_date(&text).map_err(serde::de::Error::custom)
 }
 
+/// A seed file's `date` that is not a calendar date written `YYYY-MM-DD`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("date must be a calendar date written YYYY-MM-DD, got '{text}': {why}")]
+pub struct DateError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it: its shape, or the calendar's verdict.
+    pub why: String,
+}
+
 /// Parses a `YYYY-MM-DD` date: exactly that shape, and a day the calendar has (jiff checks
 /// month lengths and leap years).
-pub fn parse_date(text: &str) -> Result<Date, String> {
-    let bad = |why: String| format!("date must be a calendar date written YYYY-MM-DD, got '{text}': {why}");
+///
+/// # Errors
+/// [`DateError`] when the text has another shape or names no day of the calendar.
+pub fn parse_date(text: &str) -> Result<Date, DateError> {
+    let bad = |why: String| DateError { text: text.to_string(), why };
     let shaped = text.len() == 10
         && text.bytes().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() });
     if !shaped {
         return Err(bad("not of that shape".into()));
     }
     Date::strptime("%Y-%m-%d", text).map_err(|e| bad(e.to_string()))
+}
+
+/// A replay whose outcome is not what its seed file records.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotAsRecorded {
+    /// The file says `fixed`, and the run failed.
+    #[error("marked fixed but fails: {outcome}")]
+    FixedButFails {
+        /// The run's outcome, as one line.
+        outcome: String,
+    },
+    /// The file says `open`, and the run passed or failed another way.
+    #[error("marked open ({class} caught by {checker}) but the run gives: {outcome} — if it is fixed, set status = \"fixed\"")]
+    OpenButDiffers {
+        /// The recorded failure class.
+        class: &'static str,
+        /// The recorded catching check.
+        checker: String,
+        /// The run's outcome, as one line.
+        outcome: String,
+    },
 }
 
 impl SeedFile {
@@ -143,17 +177,17 @@ impl SeedFile {
     /// must fail with the recorded class, caught by the recorded check.
     ///
     /// # Errors
-    /// One line saying what the file records and what the run gave.
-    pub fn verify(&self, outcome: &Outcome) -> Result<(), String> {
+    /// [`NotAsRecorded`], saying what the file records and what the run gave.
+    pub fn verify(&self, outcome: &Outcome) -> Result<(), NotAsRecorded> {
         match (self.status, outcome) {
             (Status::Fixed, Outcome::Pass) => Ok(()),
-            (Status::Fixed, Outcome::Fail(f)) => Err(format!("marked fixed but fails: {f}")),
+            (Status::Fixed, Outcome::Fail(f)) => Err(NotAsRecorded::FixedButFails { outcome: f.to_string() }),
             (Status::Open, Outcome::Fail(f)) if f.class == self.class && f.checker == self.checker => Ok(()),
-            (Status::Open, got) => Err(format!(
-                "marked open ({} caught by {}) but the run gives: {got} — if it is fixed, set status = \"fixed\"",
-                self.class.name(),
-                self.checker
-            )),
+            (Status::Open, got) => Err(NotAsRecorded::OpenButDiffers {
+                class: self.class.name(),
+                checker: self.checker.clone(),
+                outcome: got.to_string(),
+            }),
         }
     }
 }
@@ -373,11 +407,16 @@ mod tests {
         assert!(sf.verify(&failure(FailureClass::Liveness, "mr::deadline")).is_ok());
         // Checked by class alone, this would count as reproducing: another check failed.
         let other = sf.verify(&failure(FailureClass::Liveness, "budget")).unwrap_err();
+        assert!(matches!(other, NotAsRecorded::OpenButDiffers { ref checker, .. } if checker == "mr::deadline"));
+        let other = other.to_string();
         assert!(other.contains("caught by mr::deadline") && other.contains("budget"), "{other}");
         assert!(sf.verify(&failure(FailureClass::Safety, "mr::deadline")).is_err());
         assert!(sf.verify(&Outcome::Pass).is_err());
         let fixed = SeedFile { status: Status::Fixed, ..sf };
         assert!(fixed.verify(&Outcome::Pass).is_ok());
-        assert!(fixed.verify(&failure(FailureClass::Liveness, "mr::deadline")).is_err());
+        assert!(matches!(
+            fixed.verify(&failure(FailureClass::Liveness, "mr::deadline")),
+            Err(NotAsRecorded::FixedButFails { .. })
+        ));
     }
 }

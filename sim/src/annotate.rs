@@ -12,6 +12,7 @@ pub struct Annotation {
     pub start_ns: u64,
     /// When it ended; `None` while still open (or if it never ended).
     pub end_ns: Option<u64>,
+    /// What the interval is, e.g. `s2 down`, `partition s0 s1 | s2`, `leader, term 3`.
     pub label: String,
     /// The node it concerns, if any (a partition concerns none).
     pub node: Option<NodeId>,

@@ -7,7 +7,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureClass {
-    /// A simulated-time budget ran out, or every task blocked forever.
+    /// A simulated-time budget or a course bound on time ran out, every task blocked forever,
+    /// or the livelock watchdog saw too many events in one simulated second.
     Liveness,
     /// A checker or a course bound said no.
     Safety,
@@ -25,6 +26,7 @@ impl FailureClass {
         }
     }
 
+    /// The class's name as written in reports and seed files (`safety`, `liveness`, `panic`).
     pub fn name(self) -> &'static str {
         match self {
             FailureClass::Safety => "safety",
@@ -33,6 +35,7 @@ impl FailureClass {
         }
     }
 
+    /// Parses a name written by [`FailureClass::name`]; `None` for any other string.
     pub fn from_name(s: &str) -> Option<Self> {
         match s {
             "safety" => Some(FailureClass::Safety),
@@ -46,6 +49,7 @@ impl FailureClass {
 /// Why a run failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// What kind of failure it is; decides the run's exit status.
     pub class: FailureClass,
     /// The name of the check that caught it, e.g. `election-safety`, `mr::output`, `budget`.
     pub checker: String,
@@ -59,12 +63,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A safety failure caught by `checker`, with a one-line `message`.
     pub fn safety(checker: impl Into<String>, message: impl Into<String>) -> Self {
         Failure { class: FailureClass::Safety, checker: checker.into(), message: message.into(), location: None }
     }
+    /// A liveness failure caught by `checker` (`budget`, a course test's time bound, …).
     pub fn liveness(checker: impl Into<String>, message: impl Into<String>) -> Self {
         Failure { class: FailureClass::Liveness, checker: checker.into(), message: message.into(), location: None }
     }
+    /// A panic with its message; the checker is `panic` and no location is set (see [`Failure::at`]).
     pub fn panic(message: impl Into<String>) -> Self {
         Failure { class: FailureClass::Panic, checker: "panic".into(), message: message.into(), location: None }
     }
@@ -90,23 +97,29 @@ impl std::error::Error for Failure {}
 /// The outcome of one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// The run ended with every check passing.
     Pass,
+    /// The run failed.
     Fail(Failure),
 }
 
 impl Outcome {
+    /// The process exit status of a run with this outcome: 0 for a pass, else
+    /// [`FailureClass::exit_code`].
     pub fn exit_code(&self) -> i32 {
         match self {
             Outcome::Pass => 0,
             Outcome::Fail(f) => f.class.exit_code(),
         }
     }
+    /// The failure's class, `None` for a pass.
     pub fn class(&self) -> Option<FailureClass> {
         match self {
             Outcome::Pass => None,
             Outcome::Fail(f) => Some(f.class),
         }
     }
+    /// Whether the run passed.
     pub fn is_pass(&self) -> bool {
         matches!(self, Outcome::Pass)
     }

@@ -19,9 +19,11 @@ use std::time::Duration;
 pub struct Target(pub String);
 
 impl Target {
+    /// A node by its name, as the trace writes it (`s0`, `s1`, …).
     pub fn node(name: &str) -> Self {
         Target(name.to_string())
     }
+    /// A role the scenario's [`Resolver`] maps to a node when the event fires (`leader`, …).
     pub fn role(role: &str) -> Self {
         Target(role.to_string())
     }
@@ -33,68 +35,102 @@ impl Target {
 pub enum Fault {
     /// Two internally connected sides with no link between them (servers only).
     Partition {
+        /// One side: nodes connected among themselves. A node named on both sides stays on
+        /// this one.
         a: Vec<Target>,
+        /// The other side; cut off from side `a` in both directions.
         b: Vec<Target>,
     },
     /// Every link among the servers comes back up.
     Heal,
     /// Raft-tester style: the node loses every link.
     Isolate {
+        /// The node to isolate.
         node: Target,
     },
     /// Raft-tester style: the node regains its links to connected nodes.
     Connect {
+        /// The node to reconnect.
         node: Target,
     },
     /// One-way cut.
     Cut {
+        /// The sender whose messages are lost.
         from: Target,
+        /// The receiver the messages no longer reach.
         to: Target,
     },
+    /// Restores a one-way link [`Fault::Cut`] took down.
     Uncut {
+        /// The sender of the restored direction.
         from: Target,
+        /// The receiver of the restored direction.
         to: Target,
     },
     /// Hold messages on a link until released.
     Clog {
+        /// The sender whose messages are held.
         from: Target,
+        /// The receiver the held messages are for.
         to: Target,
     },
+    /// Unclogs one link and delivers what it held, in order, in one burst.
     Release {
+        /// The sender of the clogged link.
         from: Target,
+        /// The receiver of the clogged link.
         to: Target,
     },
+    /// Unclogs every link, delivering everything held.
     ReleaseAll,
+    /// Crashes the node now, losing all but what it persisted (skipped if it is already down).
     Crash {
+        /// The node to crash.
         node: Target,
     },
     /// Crash the node after its next `saves`-th save: right after it (between persisting and
     /// replying) with no delay, or `delay_ms` later (after the reply left).
     CrashAfterSave {
+        /// The node to arm (skipped if it is down when the event fires).
         node: Target,
+        /// Which save from now triggers the crash: 1 is the next one (0 counts as 1).
         saves: u32,
+        /// How long after that save the crash comes, in simulated ms (0: before the node replies).
         #[serde(default)]
         delay_ms: u64,
     },
     /// Restart the node if it is down.
     Restart {
+        /// The node to restart (skipped if it is up).
         node: Target,
     },
-    /// Unreliable mode with these loss rates (per mille) and request delay (ms).
+    /// labrpc's unreliable mode with these loss rates and maximum request delay.
     Unreliable {
+        /// Requests lost, per mille.
         request_loss_permille: u32,
+        /// Replies lost after the handler ran, per mille.
         reply_loss_permille: u32,
+        /// Each request is delayed by a uniform draw in [0, this] ms.
         request_delay_ms_max: u32,
     },
+    /// Back to the reliable network: no loss, no request delay (labrpc's `Reliable(true)`).
     Reliable,
+    /// labrpc's `LongReordering`: when on, two replies in three are held back a further
+    /// 200 ms to 2.2 s.
     LongReordering {
+        /// Whether long reordering is on.
         on: bool,
     },
+    /// Delivers requests twice with this rate (see [`NetConfig::duplicate_permille`]).
     Duplicate {
+        /// Requests duplicated, per mille.
         permille: u32,
     },
+    /// Latency added to every hop, requests and replies, drawn uniformly in [min, max] ms.
     Delay {
+        /// Least added latency per hop, ms.
         min_ms: u32,
+        /// Most added latency per hop, ms.
         max_ms: u32,
     },
 }
@@ -102,7 +138,9 @@ pub enum Fault {
 /// A fault at a simulated time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultEvent {
+    /// When the fault fires, in simulated ms since the run began.
     pub at_ms: u64,
+    /// What happens then.
     #[serde(flatten)]
     pub fault: Fault,
 }
@@ -111,6 +149,7 @@ pub struct FaultEvent {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSchedule {
+    /// The events, in non-decreasing `at_ms` order (written as `[[event]]` tables).
     #[serde(default, rename = "event")]
     pub events: Vec<FaultEvent>,
 }

@@ -15,9 +15,16 @@ use std::collections::BTreeMap;
 /// A mutation, as watchers see it.
 #[derive(Debug)]
 pub enum FsOp<'a> {
+    /// A file was created or truncated to empty.
     Create,
+    /// These bytes were appended to the file.
     Append(&'a [u8]),
-    Rename { from: &'a str },
+    /// The file was renamed into place; the watched path is the destination.
+    Rename {
+        /// The path the file had before.
+        from: &'a str,
+    },
+    /// The file was removed.
     Remove,
 }
 
@@ -29,6 +36,7 @@ pub type Watcher = Box<dyn FnMut(&str, &FsOp<'_>, Option<&[u8]>) -> Option<Failu
 pub struct FsView<'a>(&'a BTreeMap<String, Vec<u8>>);
 
 impl FsView<'_> {
+    /// The visible content of `path`, `None` if there is no such file.
     pub fn read(&self, path: &str) -> Option<&[u8]> {
         self.0.get(path).map(|v| v.as_slice())
     }

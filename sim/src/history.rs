@@ -64,6 +64,7 @@ fn now_ns() -> u64 {
 }
 
 impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
+    /// An empty recorder.
     pub fn new() -> Self {
         Self::default()
     }
@@ -107,6 +108,7 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         self.inner.borrow().ops.len()
     }
 
+    /// Whether no operation was called yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -8,7 +8,9 @@
 //! One file per concern: the world kernel (`world.rs`: node table, trace and livelock
 //! watchdog, failure signal), scheduler and time (`sched.rs`), processes (`process.rs`),
 //! the node-side API (`node.rs`), the persister (`persist.rs`), annotations
-//! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`].
+//! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`](mod@run).
+
+#![deny(missing_docs)]
 
 mod annotate;
 pub mod failure;

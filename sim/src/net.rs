@@ -2,7 +2,7 @@
 //!
 //! Calls are request/reply, as labrpc's `Call`: every call eventually returns a reply or
 //! fails (labrpc's `false`), unless the server's handler never answers or a clog holds a
-//! message. The exact numbers of labrpc (reference §1):
+//! message. The exact numbers of labrpc (the course's `labrpc.go`):
 //! - reliable mode adds no delay;
 //! - unreliable mode delays each request 0–26 ms, loses 10 % of requests (the call fails
 //!   after the delay, the handler never runs) and 10 % of replies (the handler ran);
@@ -54,6 +54,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason in a few words, as trace lines show it.
     pub fn label(self) -> &'static str {
         match self {
             Reason::Unreachable => "unreachable",
@@ -69,6 +70,7 @@ impl Reason {
 /// A failed call: labrpc's `Call` returning false.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RpcError {
+    /// Why the call failed; callers need not look (labrpc gives them only `false`).
     pub reason: Reason,
 }
 
@@ -87,6 +89,7 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
+    /// The node that made the call.
     pub fn caller(&self) -> NodeId {
         NodeId(self.caller)
     }
@@ -96,16 +99,34 @@ impl ReplyTo {
 #[derive(Debug)]
 pub enum Incoming {
     /// A request for one of this node's handlers; answer with `NodeCtx::reply`.
-    Request { from: NodeId, payload: Vec<u8>, reply_to: ReplyTo },
+    Request {
+        /// The calling node.
+        from: NodeId,
+        /// The encoded request (see [`decode`]).
+        payload: Vec<u8>,
+        /// The token to answer with.
+        reply_to: ReplyTo,
+    },
     /// The outcome of a call this node made with `NodeCtx::start_call`.
-    Response { tag: u64, from: NodeId, result: Result<Vec<u8>, RpcError> },
+    Response {
+        /// The tag the call was started with.
+        tag: u64,
+        /// The node that was called.
+        from: NodeId,
+        /// The encoded reply, or why the call failed.
+        result: Result<Vec<u8>, RpcError>,
+    },
 }
 
 /// Network-wide behaviour. `reliable == false` turns on the loss and delay profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetConfig {
+    /// labrpc's `Reliable`: false turns on request delay and request and reply loss.
     pub reliable: bool,
+    /// labrpc's `LongDelays`: a call to an unreachable server fails after up to 7 s instead of
+    /// up to 100 ms.
     pub long_delays: bool,
+    /// labrpc's `LongReordering`: two replies in three are held back a further 200 ms to 2.2 s.
     pub long_reordering: bool,
     /// Unreliable mode: each request is delayed U[0, this] ms (labrpc: 26).
     pub request_delay_ms_max: u32,
@@ -118,11 +139,13 @@ pub struct NetConfig {
     /// Latency added to every hop, requests and replies, U[min, max] ms (beyond labrpc;
     /// works in any mode; 0..0 by default, as labrpc's reliable network).
     pub hop_delay_ms_min: u32,
+    /// Most latency added to a hop, ms (see `hop_delay_ms_min`).
     pub hop_delay_ms_max: u32,
     /// Time a process node spends on each message it receives, U[min, max] µs; a node
     /// handles its messages one at a time, in arrival order (beyond labrpc; clients are
     /// free). Models the CPU cost that bounds a real server's throughput. 0..0 by default.
     pub service_us_min: u32,
+    /// Most service time per message, µs (see `service_us_min`).
     pub service_us_max: u32,
 }
 
@@ -729,6 +752,10 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 const ENCODE_CAPACITY: usize = 128;
 
 /// Deserializes a message; a payload that does not decode is a bug in the sender.
+///
+/// # Panics
+/// If `bytes` are not a postcard encoding of `T`: the sender and receiver disagree about the message type, a bug in
+/// one of them.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
     match postcard::from_bytes(bytes) {
         Ok(v) => v,

@@ -33,7 +33,8 @@ impl Rope {
     }
 
     /// The bytes of `parts` one after the other, sharing them. The trace fingerprints a
-    /// saved state by its length and its first and last parts, so a caller that splits the
+    /// saved state by its length and its first and last parts (each by
+    /// [`fingerprint_bytes`](crate::trace::fingerprint_bytes)), so a caller that splits the
     /// same bytes differently changes the trace.
     pub fn from_parts(parts: Vec<Rc<dyn AsRef<[u8]>>>) -> Self {
         let len = parts.iter().map(|p| (**p).as_ref().len()).sum();
@@ -59,8 +60,9 @@ impl Rope {
         v
     }
 
-    /// A cheap fingerprint for the trace: length, first and last parts (a full hash of a
-    /// large state on every save would cost O(state) again).
+    /// A cheap fingerprint for the trace: length, first and last parts, each sampled by
+    /// `fingerprint_bytes` (a full hash of a large state on every save would cost O(state)
+    /// again).
     fn fingerprint(&self) -> u64 {
         let h =
             |p: Option<&Rc<dyn AsRef<[u8]>>>| p.map(|p| crate::trace::fingerprint_bytes((**p).as_ref())).unwrap_or(0);
@@ -215,6 +217,9 @@ pub fn persisted(node: NodeId) -> Persisted {
 
 /// Arms a fault point: the node crashes `delay` after its `n`-th next save (n ≥ 1); with
 /// no delay, right after the save, before anything else of that step happens.
+///
+/// # Panics
+/// If `n` is 0, or outside a run.
 pub fn crash_after_saves(node: NodeId, n: u32, delay: Duration) {
     assert!(n >= 1);
     with(|w| w.store.slots[node.index()].crash_after_saves = Some((n, delay.as_nanos() as u64)));

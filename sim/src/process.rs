@@ -227,6 +227,9 @@ pub fn crash(node: NodeId) {
 
 /// Restarts a crashed (or exited) process as a fresh instance built from its persister.
 /// Like the course's testers, restart does not change the node's links.
+///
+/// # Panics
+/// If the node is alive, or is a client endpoint.
 pub fn restart(node: NodeId) {
     let target = with(|w| {
         let k = &mut w.kernel;

@@ -23,7 +23,9 @@ use std::time::Duration;
 /// How to run.
 #[derive(Clone)]
 pub struct RunConfig {
+    /// The seed: with the scenario and the build, it decides the whole run.
     pub seed: u64,
+    /// How much of the trace to keep: its hash only, every line in memory, or lines emitted.
     pub trace: TraceMode,
     /// The scenario's simulated-time budget; running out is a liveness failure.
     pub budget: Duration,
@@ -35,6 +37,8 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// A run of `seed` with `budget` of simulated time, keeping only the trace hash, without
+    /// panic printing.
     pub fn new(seed: u64, budget: Duration) -> Self {
         RunConfig { seed, trace: TraceMode::Hash, budget, dispatch: None, show_panics: false }
     }
@@ -48,20 +52,29 @@ pub struct Attachment {
     pub name: String,
     /// What the scenario says it is, for the line that reports it.
     pub what: String,
+    /// The file's content.
     pub bytes: Vec<u8>,
 }
 
 /// What a run produced.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// The seed the run used.
     pub seed: u64,
+    /// Pass, or the first failure.
     pub outcome: Outcome,
+    /// The hash of every trace event in order; equal for two runs exactly when their traces
+    /// agree (up to hash collisions). The determinism check compares it.
     pub trace_hash: u64,
+    /// How many trace events the run recorded.
     pub events: u64,
+    /// Simulated time when the run ended.
     pub sim_time: Duration,
+    /// The run's counters (RPCs, bytes, messages, crashes, restarts).
     pub stats: Stats,
     /// Every event line, with `TraceMode::Capture`.
     pub captured: Vec<CapturedEvent>,
+    /// Labelled intervals (nodes down, partitions, leaderships) for history pictures.
     pub annotations: Vec<Annotation>,
     /// What the scenario said about itself (`sim::describe`).
     pub description: Vec<String>,
@@ -143,6 +156,10 @@ pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> (String, Option<String>)
 
 /// Runs `scenario` under `cfg` on a fresh OS thread (std seeds its hash keys once per
 /// thread, so a fresh thread per run keeps any hashing reproducible).
+///
+/// # Panics
+/// If the run's thread cannot be spawned, or the harness itself panics outside the scenario (a panic inside the run
+/// is its outcome, [`FailureClass::Panic`](crate::FailureClass::Panic)).
 pub fn run<F, Fut>(cfg: RunConfig, scenario: F) -> RunReport
 where
     F: FnOnce() -> Fut + Send + 'static,

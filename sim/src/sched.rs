@@ -2,7 +2,7 @@
 //! carries its actions out, and the sleeps, timeouts and clock that nodes and scenarios use.
 //!
 //! One task and one pending madsim timer serve the whole run, however much traffic there
-//! is; deadlines are exact to the nanosecond (madsim's own sleeps round up to 1 ms).
+//! is; deadlines are exact to the nanosecond (madsim's own sleeps last at least 1 ms).
 
 use crate::net::{Hop, Reason};
 use crate::world::{try_with, with, Kernel, World};
@@ -210,7 +210,7 @@ pub fn now() -> Duration {
         .unwrap_or_else(|| madsim::time::TimeHandle::current().elapsed())
 }
 
-/// Sleeps for exactly `d` of simulated time (no 1 ms rounding).
+/// Sleeps for exactly `d` of simulated time (no 1 ms minimum, unlike madsim's sleep).
 pub fn sleep(d: Duration) -> Sleep {
     sleep_until(now() + d)
 }

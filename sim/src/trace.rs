@@ -55,6 +55,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The family name shown in trace lines and used as a `tracing` target (`send`, `fault`, …).
     pub fn label(self) -> &'static str {
         match self {
             Kind::Send => "send",
@@ -94,7 +95,9 @@ pub enum TraceMode {
 /// One captured event: its own hash (of the structured fields) and its line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapturedEvent {
+    /// The event's own hash, of its time, kind, node and structured fields (not of its line).
     pub hash: u64,
+    /// The event as text, for people.
     pub line: String,
 }
 
@@ -139,7 +142,8 @@ pub enum NoteCode {
     RestartedVoter,
     /// A fault event named no node when it fired and was skipped.
     FaultSkipped,
-    /// A fault event was resolved to the nodes it names.
+    /// A `crash_after_save` fault event was armed on the node its target resolved to (field:
+    /// that node); the other kinds show their nodes in their own `fault` lines.
     FaultResolved,
     /// The scenario described itself (`sim::describe`; field: the line's hash).
     Describe,
@@ -167,8 +171,10 @@ impl NoteCode {
     }
 }
 
-/// A fingerprint of a possibly large byte string, for trace fields: its length and up to
-/// 64 strided 8-byte samples, so a multi-megabyte snapshot costs the same as a small one.
+/// A fingerprint of a possibly large byte string, for trace fields: up to 512 bytes it is
+/// [`hash_bytes`] of the whole; beyond, its length, 64 strided 8-byte samples and its last
+/// 8 bytes, so a multi-megabyte snapshot costs the same as a small one (a change between
+/// samples goes unseen).
 pub fn fingerprint_bytes(bytes: &[u8]) -> u64 {
     if bytes.len() <= 512 {
         return hash_bytes(bytes);
@@ -188,10 +194,12 @@ pub fn fmt_time(ns: u64) -> String {
 }
 
 impl Trace {
+    /// An empty trace keeping what `mode` says.
     pub fn new(mode: TraceMode) -> Self {
         Trace { mode, hash: 0x7261_6674_7369_6d21, events: 0, captured: Vec::new() }
     }
 
+    /// What this trace keeps.
     pub fn mode(&self) -> TraceMode {
         self.mode
     }
@@ -217,14 +225,17 @@ impl Trace {
         }
     }
 
+    /// The running hash of every event recorded so far, in order.
     pub fn hash(&self) -> u64 {
         self.hash
     }
 
+    /// How many events were recorded.
     pub fn events(&self) -> u64 {
         self.events
     }
 
+    /// Takes the captured events (with [`TraceMode::Capture`]), leaving none.
     pub fn take_captured(&mut self) -> Vec<CapturedEvent> {
         std::mem::take(&mut self.captured)
     }

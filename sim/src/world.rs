@@ -63,7 +63,10 @@ pub struct Stats {
     pub delivered: u64,
     /// Messages lost for any reason.
     pub dropped: u64,
+    /// Node crashes: by a scenario, a fault event, a crash after a save, or a node's own
+    /// `crash_self`. A process whose main future returns exits without counting here.
     pub crashes: u64,
+    /// Node restarts.
     pub restarts: u64,
 }
 
@@ -307,6 +310,9 @@ pub const CRASH_AFTER_SAVE: &str = "sim: crash right after a save";
 /// Hands the run's caller a file (a history page, say): the command line writes it where
 /// its options say and prints the path; the run itself writes no file, and nothing of it is
 /// hashed, so where it lands cannot change a run. `name` is a file name without folders.
+///
+/// # Panics
+/// If `name` is empty or holds a `/` or `\`, or outside a run.
 pub fn attach(name: impl Into<String>, what: impl Into<String>, bytes: Vec<u8>) {
     let (name, what) = (name.into(), what.into());
     assert!(!name.contains(['/', '\\']) && !name.is_empty(), "an attachment's name is a plain file name: {name:?}");

@@ -53,6 +53,7 @@ fn cargo_shim(dir: &Path) -> PathBuf {
 
 /// Starts `shell -c script` in `cwd` with `env`, the stand-in cargo first on PATH, and no
 /// shard variables but those given.
+#[allow(clippy::disallowed_methods)] // allow-entropy: a test's own switches, outside any run
 fn start(shell: &[&str], script: &str, cwd: &Path, env: &[(&str, String)]) -> Child {
     let shim = cargo_shim(cwd);
     let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap_or_default());

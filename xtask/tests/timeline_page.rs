@@ -99,6 +99,7 @@ fn an_unwritable_folder_is_refused_before_the_run() {
 }
 
 /// `chromium`, if installed; with SIMLAB_REQUIRE_BROWSER=1 a missing one fails the test.
+#[allow(clippy::disallowed_methods)] // allow-entropy: a test's own switches, outside any run
 fn chromium() -> Option<PathBuf> {
     let path =
         std::env::var_os("SIMLAB_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));

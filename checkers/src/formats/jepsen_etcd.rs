@@ -17,6 +17,9 @@ use crate::models::cas_register::{CasInput, CasOutput};
 pub type EtcdHistory = History<CasInput, CasOutput>;
 
 /// Reads and parses a Jepsen etcd log.
+///
+/// # Errors
+/// A [`ParseError`] with line 0 when the file cannot be read, else as [`parse_etcd_log`].
 pub fn read_etcd_log(path: &Path) -> Result<EtcdHistory, ParseError> {
     parse_etcd_log(&read(path)?, &path.display().to_string())
 }
@@ -38,6 +41,11 @@ fn parse_pair(file: &str, line: usize, s: &str) -> Result<(i64, i64), ParseError
 }
 
 /// Parses the text of a Jepsen etcd log; `file` names it in errors.
+///
+/// # Errors
+/// A [`ParseError`] naming the file and the 1-based line of the first malformed line, or of
+/// an event the history cannot hold (a return with no pending call, a process reused after
+/// `:info`, …).
 pub fn parse_etcd_log(text: &str, file: &str) -> Result<EtcdHistory, ParseError> {
     let mut ops: Vec<Operation<CasInput, CasOutput>> = Vec::new();
     // Process -> its pending operation; process -> line where it was retired by `:info`.

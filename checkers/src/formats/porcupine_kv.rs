@@ -17,6 +17,9 @@ use crate::models::kv::{KvInput, KvOutput};
 pub type KvHistory = History<KvInput, KvOutput>;
 
 /// Reads and parses a key/value log.
+///
+/// # Errors
+/// A [`ParseError`] with line 0 when the file cannot be read, else as [`parse_kv_log`].
 pub fn read_kv_log(path: &Path) -> Result<KvHistory, ParseError> {
     parse_kv_log(&read(path)?, &path.display().to_string())
 }
@@ -115,6 +118,11 @@ fn parse_map(s: &str) -> Result<BTreeMap<String, Value>, String> {
 }
 
 /// Parses the text of a key/value log; `file` names it in errors.
+///
+/// # Errors
+/// A [`ParseError`] naming the file and the 1-based line of the first malformed line, or of
+/// an event the history cannot hold (a return with no pending call, a process reused after
+/// `:info`, …).
 pub fn parse_kv_log(text: &str, file: &str) -> Result<KvHistory, ParseError> {
     let mut ops: Vec<Operation<KvInput, KvOutput>> = Vec::new();
     let mut pending: BTreeMap<u64, usize> = BTreeMap::new();

@@ -122,9 +122,15 @@ impl Explanation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PartitionOutcome {
     /// Linearizable, with a witness: operation indices in linearization order.
-    Linearizable { order: Vec<usize> },
+    Linearizable {
+        /// Operation indices of this partition, in a linearization order.
+        order: Vec<usize>,
+    },
     /// Refuted; the explanation is there when [`CheckOptions::explain`] was set.
-    NotLinearizable { explanation: Option<Explanation> },
+    NotLinearizable {
+        /// Why, when [`CheckOptions::explain`] was set.
+        explanation: Option<Explanation>,
+    },
     /// Not searched to completion (budget, stop, or another partition was refuted first).
     Unfinished,
 }
@@ -225,13 +231,25 @@ impl CheckResult {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayError {
     /// Position `pos` names an operation outside the history.
-    BadIndex { pos: usize },
+    BadIndex {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// Position `pos` names an operation already placed.
-    Duplicate { pos: usize },
+    Duplicate {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The operation at `pos` returned before an earlier-placed operation was called.
-    RealTime { pos: usize },
+    RealTime {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
     /// The model rejects the operation at `pos`.
-    Illegal { pos: usize },
+    Illegal {
+        /// The position in the order (0-based).
+        pos: usize,
+    },
 }
 
 impl fmt::Display for ReplayError {
@@ -278,6 +296,9 @@ pub fn replay<M: Model>(
 
 /// The model's partitions, checked to name every operation once, each sorted ascending;
 /// empty partitions are dropped.
+///
+/// # Panics
+/// If the model's [`Model::partition`] names an operation outside the history or names one twice.
 pub fn partitions<M: Model>(model: &M, history: &History<M::Input, M::Output>) -> Vec<Vec<usize>> {
     let ops = history.ops();
     let Some(mut parts) = model.partition(ops) else {
@@ -304,6 +325,9 @@ pub fn check<M: Model>(model: &M, history: &History<M::Input, M::Output>, option
 /// As [`check`], but `stop` is polled between slices; when it returns true the check ends
 /// with [`Verdict::Unknown`] (for interactive use: a wall-clock timeout lives in `stop`,
 /// never in the search).
+///
+/// # Panics
+/// If `options.slice` is 0.
 pub fn check_until<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -356,6 +380,9 @@ pub fn check_until<M: Model>(
 /// interleaving its own partitions) and one shared budget. For interactive use: the
 /// verdict is the same whenever the search completes, but step counts, and whether a
 /// tight budget suffices, depend on thread timing. `threads <= 1` is [`check_until`].
+///
+/// # Panics
+/// If `options.slice` is 0.
 pub fn check_parallel<M>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -433,6 +460,7 @@ where
     let worker = &worker;
     let mut reports: Vec<Option<PartitionReport>> = vec![None; parts.len()];
     // Opt-in OS threads, never used by `check`: simulations stay single-threaded.
+    #[allow(clippy::disallowed_methods)]
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads).map(|w| scope.spawn(move || worker(w))).collect();
         for handle in handles {

@@ -59,22 +59,54 @@ impl<I, O> Operation<I, O> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event<I, O> {
     /// A call; `id` names the operation and must be unique within the history.
-    Call { client: ClientId, id: u64, input: I },
+    Call {
+        /// The client making the call.
+        client: ClientId,
+        /// The operation's name in this history, matched by its return.
+        id: u64,
+        /// What was asked.
+        input: I,
+    },
     /// The return of the operation `id`; `output: None` when its result is unknown.
-    Return { id: u64, output: Option<O> },
+    Return {
+        /// The id of the call this return ends.
+        id: u64,
+        /// What came back.
+        output: Option<O>,
+    },
 }
 
 /// Why a list of operations or events is not a history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HistoryError {
     /// An operation returned before it was called.
-    ReturnBeforeCall { op: usize, call: Time, ret: Time },
+    ReturnBeforeCall {
+        /// The operation's index in the list.
+        op: usize,
+        /// Its call time.
+        call: Time,
+        /// Its return time, earlier than `call`.
+        ret: Time,
+    },
     /// An operation that never returned claims an output.
-    OutputWithoutReturn { op: usize },
+    OutputWithoutReturn {
+        /// The operation's index in the list.
+        op: usize,
+    },
     /// Two call events used the same id.
-    DuplicateId { event: usize, id: u64 },
+    DuplicateId {
+        /// The second call event's index in the list.
+        event: usize,
+        /// The id used twice.
+        id: u64,
+    },
     /// A return event names no pending call.
-    UnmatchedReturn { event: usize, id: u64 },
+    UnmatchedReturn {
+        /// The return event's index in the list.
+        event: usize,
+        /// The id it names.
+        id: u64,
+    },
 }
 
 impl fmt::Display for HistoryError {
@@ -113,6 +145,10 @@ impl<I, O> Default for History<I, O> {
 impl<I, O> History<I, O> {
     /// Validates the operations: every return is at or after its call, and an operation
     /// without a return has no output.
+    ///
+    /// # Errors
+    /// [`HistoryError::ReturnBeforeCall`] or [`HistoryError::OutputWithoutReturn`] for the first
+    /// operation that breaks the rule.
     pub fn new(ops: Vec<Operation<I, O>>) -> Result<Self, HistoryError> {
         for (i, op) in ops.iter().enumerate() {
             match op.ret {
@@ -126,6 +162,10 @@ impl<I, O> History<I, O> {
 
     /// Builds a history from ordered events; event `k` happens at time `k`. Operations are
     /// numbered in the order of their calls; a call without a return is pending.
+    ///
+    /// # Errors
+    /// [`HistoryError::DuplicateId`] for a call that reuses an id, [`HistoryError::UnmatchedReturn`]
+    /// for a return naming no pending call.
     pub fn from_events(events: Vec<Event<I, O>>) -> Result<Self, HistoryError> {
         // Ids are arbitrary u64s: an ordered map keeps this deterministic and simple.
         let mut pending: std::collections::BTreeMap<u64, usize> = Default::default();

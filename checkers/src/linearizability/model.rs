@@ -39,7 +39,6 @@ pub trait Model {
         String::new()
     }
 
-    /// An operation for humans, e.g. `get("x") -> "y"`.
     /// Whether the operation never changes the state (`step` gives back the state it was
     /// given, or `None`). The search then takes it as soon as it is legal, without trying
     /// alternatives — a sound pruning that keeps many concurrent reads of one value cheap.
@@ -48,6 +47,8 @@ pub trait Model {
         false
     }
 
+    /// An operation for humans, e.g. `get("x") -> "y"`; `output` is `None` when the
+    /// result is unknown.
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String;
 
     /// A state for humans.

@@ -17,7 +17,12 @@ pub enum CasInput {
     /// Set the value.
     Write(i64),
     /// Set the value to `to` if it is `from`.
-    Cas { from: i64, to: i64 },
+    Cas {
+        /// The value expected.
+        from: i64,
+        /// The value set when the expectation holds.
+        to: i64,
+    },
 }
 
 /// A register reply.
@@ -28,7 +33,10 @@ pub enum CasOutput {
     /// The write was acknowledged.
     Write,
     /// Whether the compare-and-set succeeded.
-    Cas { ok: bool },
+    Cas {
+        /// True when the value was `from` and is now `to`.
+        ok: bool,
+    },
 }
 
 /// The compare-and-set register; the whole history is one partition.

@@ -16,11 +16,24 @@ use crate::linearizability::{Model, Operation};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvInput {
     /// Read a key.
-    Get { key: String },
+    Get {
+        /// The key.
+        key: String,
+    },
     /// Replace a key's value.
-    Put { key: String, value: String },
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
     /// Append to a key's value.
-    Append { key: String, value: String },
+    Append {
+        /// The key.
+        key: String,
+        /// The text added at the end of the value.
+        value: String,
+    },
 }
 
 impl KvInput {
@@ -58,7 +71,12 @@ pub enum KvOutput {
     /// value it replaced or extended. A store that reports it pins each write to the exact
     /// state it followed (legal only there), so histories of many concurrent writes with few
     /// reads stay cheap to decide instead of exploding combinatorially.
-    Wrote { prev_len: u64, prev_digest: u64 },
+    Wrote {
+        /// The length of the value before the write, in bytes.
+        prev_len: u64,
+        /// [`value_digest`] of the value before the write.
+        prev_digest: u64,
+    },
 }
 
 /// The digest a store reports with [`KvOutput::Wrote`]: the model's own polynomial hash of

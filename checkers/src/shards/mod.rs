@@ -61,6 +61,7 @@ impl Property {
         }
     }
 
+    /// Every property, in the order of this enum.
     pub fn all() -> &'static [Property] {
         &[
             Property::Balance,
@@ -78,7 +79,9 @@ impl Property {
 /// A broken property, with a one-line explanation naming shards, groups and configurations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// The property broken.
     pub property: Property,
+    /// One line naming the shards, groups and configurations involved.
     pub message: String,
 }
 
@@ -113,6 +116,9 @@ fn counts(shards: &[u64], groups: &BTreeSet<u64>) -> BTreeMap<u64, usize> {
 }
 
 /// Number of shards whose group differs between `prev` and `next` (equal lengths).
+///
+/// # Panics
+/// If `prev` and `next` differ in length.
 pub fn moves(prev: &[u64], next: &[u64]) -> usize {
     assert_eq!(prev.len(), next.len(), "configurations of different shard counts");
     prev.iter().zip(next).filter(|(a, b)| a != b).count()
@@ -121,6 +127,10 @@ pub fn moves(prev: &[u64], next: &[u64]) -> usize {
 /// Balance as the course's `check()` judges it: with groups, every shard is on one of them
 /// and max − min ≤ 1 shards per group (a group with none counts 0); without groups, every
 /// shard is on gid 0.
+///
+/// # Errors
+/// A [`Violation`] of balance naming the first shard off the groups, or the two group sizes that differ by more
+/// than one.
 pub fn check_balance(shards: &[u64], groups: &BTreeSet<u64>) -> Result<(), Violation> {
     if groups.is_empty() {
         return match shards.iter().position(|&g| g != 0) {
@@ -169,6 +179,9 @@ pub fn min_moves(prev: &[u64], groups: &BTreeSet<u64>) -> usize {
 
 /// After a Join or Leave: `next` is balanced over `next_groups` and moved exactly
 /// [`min_moves`] shards away from `prev`.
+///
+/// # Errors
+/// A [`Violation`]: balance as [`check_balance`]; minimal-transfer when more shards moved than [`min_moves`].
 pub fn check_rebalance(prev: &[u64], next: &[u64], next_groups: &BTreeSet<u64>) -> Result<(), Violation> {
     check_balance(next, next_groups)?;
     let (moved, least) = (moves(prev, next), min_moves(prev, next_groups));

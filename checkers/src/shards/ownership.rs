@@ -88,6 +88,9 @@ pub struct OwnershipChecker {
 impl OwnershipChecker {
     /// A checker for a service of `nshards` shards; configuration 0 (every shard on gid 0)
     /// is known from the start.
+    ///
+    /// # Panics
+    /// If `nshards` is 0.
     pub fn new(nshards: usize) -> OwnershipChecker {
         assert!(nshards > 0, "a sharded service has shards");
         OwnershipChecker {
@@ -108,6 +111,10 @@ impl OwnershipChecker {
     /// Configuration `num` assigns shard `s` to `shards[s]` (0: no group). Announce every
     /// configuration before a replica reports it: from the controller as it makes them, or from
     /// each replica as it takes one (repeats are checked for agreement).
+    ///
+    /// # Errors
+    /// A [`Violation`] of config-agreement when `shards` has the wrong length or configuration `num` was announced
+    /// before with other owners.
     pub fn observe_config(&mut self, num: u64, shards: &[u64]) -> Result<(), Violation> {
         self.observations += 1;
         if shards.len() != self.nshards {
@@ -144,6 +151,14 @@ impl OwnershipChecker {
 
     /// The replica installed `shard`'s data, handed over by its previous owner, for
     /// configuration `config`.
+    ///
+    /// # Errors
+    /// A [`Violation`]: config-agreement when configuration `config` or the one before it was never announced;
+    /// config-order when the replica is at another configuration; handoff when `config` does not give the shard to
+    /// this group, or its previous owner never held it frozen for `config`.
+    ///
+    /// # Panics
+    /// If `shard` is not below the checker's number of shards.
     pub fn observe_install(&mut self, group: u64, replica: usize, config: u64, shard: usize) -> Result<(), Violation> {
         self.observations += 1;
         assert!(shard < self.nshards, "shard {shard} out of range 0..{}", self.nshards);
@@ -186,6 +201,15 @@ impl OwnershipChecker {
     }
 
     /// Every shard's state at the replica after a step, in configuration `config`.
+    ///
+    /// # Errors
+    /// A [`Violation`]: config-agreement for a configuration never announced; config-order when the replica skips
+    /// or goes back a configuration; single-owner when two groups serve a shard, or one serves a shard not assigned
+    /// to it; serve-after-arrival when a shard is served before its data arrived; handoff when a shard is offered
+    /// or dropped wrongly.
+    ///
+    /// # Panics
+    /// If `states` does not cover every shard, or `group` is 0.
     pub fn observe_view(
         &mut self,
         group: u64,

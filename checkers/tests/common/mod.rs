@@ -6,6 +6,7 @@ use std::path::PathBuf;
 /// `$SIMLAB_SHARED_DIR/histories/porcupine`, by default `<workspace>/../shared/...`.
 /// `None` (after printing why) when absent, unless `SIMLAB_REQUIRE_SHARED=1`: then absence
 /// fails the test.
+#[allow(clippy::disallowed_methods)] // allow-entropy: a test's own switches, outside any run
 pub fn porcupine_dir() -> Option<PathBuf> {
     let shared = std::env::var_os("SIMLAB_SHARED_DIR")
         .map(PathBuf::from)

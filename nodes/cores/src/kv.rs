@@ -8,9 +8,25 @@ use std::collections::BTreeMap;
 /// Operations of the key/value service.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOp {
-    Get { key: String },
-    Put { key: String, value: String },
-    Append { key: String, value: String },
+    /// Reads a key's value ("" if the key is missing).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Replaces a key's value.
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+    /// Appends to a key's value (a missing key counts as "").
+    Append {
+        /// The key.
+        key: String,
+        /// The text added at the end.
+        value: String,
+    },
 }
 
 /// What the key/value store answers.
@@ -21,7 +37,12 @@ pub enum KvResult {
     /// A Put or Append took effect on a value of `prev_len` bytes with digest `prev_digest`:
     /// an observation a history checker can verify, which pins the write to the exact state
     /// it followed.
-    Wrote { prev_len: u64, prev_digest: u64 },
+    Wrote {
+        /// Length of the value before the write, in bytes.
+        prev_len: u64,
+        /// [`value_digest`] of the value before the write.
+        prev_digest: u64,
+    },
 }
 
 impl Default for KvResult {
@@ -40,6 +61,7 @@ pub fn value_digest(text: &str) -> u64 {
 /// The key/value store of lab 3: a missing key reads as "".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kv {
+    /// Every key with its value; keys never written are absent.
     pub data: BTreeMap<String, String>,
 }
 

@@ -1,5 +1,7 @@
 //! Pure protocol cores: plain structs driven by inputs, returning outputs; no async, no runtime, no clock.
 
+#![deny(missing_docs)]
+
 pub mod kv;
 pub mod mapreduce;
 pub mod raft;

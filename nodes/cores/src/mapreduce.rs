@@ -6,20 +6,29 @@ use serde::{Deserialize, Serialize};
 /// One map task per input file; `n_reduce` reduce tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TaskId {
+    /// Map task `i`: reads input file `i` (0-based).
     Map(u32),
+    /// Reduce task `i`: collects intermediate bucket `i` of every map task (0-based).
     Reduce(u32),
 }
 
 /// What the coordinator tells a worker asking for work.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Assignment {
+    /// Run map task `task` over `file`, splitting its output into `n_reduce` buckets by [`ihash`].
     Map {
+        /// The map task's number, 0-based (names its intermediate files).
         task: u32,
+        /// The input file to read.
         file: String,
+        /// How many buckets to split the output into.
         n_reduce: u32,
     },
+    /// Run reduce task `task` over bucket `task` of every map task's output.
     Reduce {
+        /// The reduce task's number, 0-based (names its output file).
         task: u32,
+        /// How many map tasks wrote intermediate files.
         n_map: u32,
     },
     /// Every task is handed out and none is overdue: ask again later.
@@ -31,14 +40,18 @@ pub enum Assignment {
 /// Worker-to-coordinator requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
+    /// Asks the coordinator for a task.
     GetTask,
+    /// Reports a finished task.
     TaskDone(TaskId),
 }
 
 /// Coordinator-to-worker replies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
+    /// Answers `GetTask`.
     Task(Assignment),
+    /// Acknowledges `TaskDone`.
     Ack,
 }
 
@@ -71,6 +84,11 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// A coordinator for one job: one map task per file in `files`, `n_reduce` reduce tasks, a
+    /// task reissued when unfinished after `reissue_after_ms` (the lab uses 10 s).
+    ///
+    /// # Panics
+    /// If `files` is empty or `n_reduce` is 0.
     pub fn new(files: Vec<String>, n_reduce: u32, reissue_after_ms: u64, bugs: Bugs) -> Self {
         assert!(!files.is_empty() && n_reduce > 0, "a job needs input files and reduce tasks");
         let n = files.len();
@@ -115,6 +133,9 @@ impl Coordinator {
 
     /// A worker finished a task. Late reports from a worker whose task was handed out
     /// again are fine: outputs are renamed atomically and the task's output is the same.
+    ///
+    /// # Panics
+    /// If `task` names no task of the job, or is a reduce task while a map task is unfinished.
     pub fn complete(&mut self, task: TaskId) {
         // A reduce can only have been handed out after every map finished.
         assert!(
@@ -128,6 +149,7 @@ impl Coordinator {
         *slot.expect("completion of an unknown task") = State::Done;
     }
 
+    /// Whether every reduce task is done, so the job is (6.824 lab 1's `Done()`).
     pub fn done(&self) -> bool {
         self.reduces.iter().all(|s| *s == State::Done)
     }

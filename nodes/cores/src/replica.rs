@@ -33,16 +33,22 @@ pub struct Proposal {
 pub enum ApplyMsg {
     /// The committed command at `index`, of term `term`.
     Command {
+        /// The command's log index (Raft: 1-based).
         index: u64,
+        /// The term in which the command entered the log.
         term: u64,
         // One block of bytes: postcard writes the same bytes as a sequence of u8, at once.
+        /// The command's bytes, as the service proposed them.
         #[serde(with = "serde_bytes")]
         command: Vec<u8>,
     },
     /// Replace the service state with `data`, which covers every entry up to `index`.
     Snapshot {
+        /// The last log index the snapshot covers.
         index: u64,
+        /// The term of the entry at `index`.
         term: u64,
+        /// The service's snapshot bytes.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
@@ -97,7 +103,9 @@ pub struct Persist<I> {
 /// A request to send to peer `to` (an index into the cluster's peers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outgoing<R> {
+    /// The peer's index in the cluster (0-based).
     pub to: usize,
+    /// The request.
     pub request: R,
 }
 
@@ -151,22 +159,58 @@ impl std::error::Error for RestoreError {}
 pub enum Observation<'a> {
     /// A new instance of the node starts, its state machine at `snapshot_index` (`None`: the
     /// engine does not say, as a course-shaped node does not; applies resume wherever they do).
-    Restart { snapshot_index: Option<u64> },
+    Restart {
+        /// The snapshot the instance restored, if the engine says.
+        snapshot_index: Option<u64>,
+    },
     /// The node's term or role changed. `role_code` and `role` name the role for traces
     /// (Raft: 0 follower, 1 candidate, 2 leader).
-    Role { term: u64, leader: bool, role_code: u64, role: &'static str },
+    Role {
+        /// The node's current term.
+        term: u64,
+        /// Whether it now leads (Raft §5.2: at most one leader per term).
+        leader: bool,
+        /// The role as a number, for the trace.
+        role_code: u64,
+        /// The role's name, for the trace.
+        role: &'static str,
+    },
     /// The node's snapshot now covers the log up to `index`, whose entry had term `term`.
-    Snapshot { index: u64, term: u64 },
+    Snapshot {
+        /// The last log index the snapshot covers.
+        index: u64,
+        /// The term of the entry at `index`.
+        term: u64,
+    },
     /// The log from `first` on is now `entries` (term, command); anything after them is gone.
-    Entries { first: u64, entries: Vec<(u64, &'a [u8])> },
+    Entries {
+        /// The log index of the first entry given.
+        first: u64,
+        /// (term, command bytes) of each entry from `first` on.
+        entries: Vec<(u64, &'a [u8])>,
+    },
     /// The log now ends at `last`.
-    LogEnd { last: u64 },
+    LogEnd {
+        /// The last log index (the snapshot's when no entry follows it).
+        last: u64,
+    },
     /// The node's commit index is now `index`.
-    Commit { index: u64 },
+    Commit {
+        /// The new commit index.
+        index: u64,
+    },
     /// The node applied the command at `index`.
-    Apply { index: u64, command: &'a [u8] },
+    Apply {
+        /// The log index applied.
+        index: u64,
+        /// The command's bytes.
+        command: &'a [u8],
+    },
     /// The node's service installed a snapshot covering everything up to `index`.
-    ApplySnapshot { index: u64 },
+    ApplySnapshot {
+        /// The last log index the snapshot covers.
+        index: u64,
+    },
 }
 
 /// What an observer was last told about a node, so [`ReplicaCore::observe`] reports changes
@@ -176,11 +220,17 @@ pub struct Observed {
     /// Nothing was observed of this instance yet: the next observation starts with
     /// [`Observation::Restart`].
     pub fresh: bool,
+    /// The term last reported.
     pub term: u64,
+    /// The role code last reported (see [`Observation::Role`]).
     pub role_code: u64,
+    /// Whether the node was last reported leading.
     pub leader: bool,
+    /// The commit index last reported.
     pub commit_index: u64,
+    /// The snapshot index last reported.
     pub snapshot_index: u64,
+    /// The last log index last reported.
     pub last_log_index: u64,
 }
 
@@ -291,7 +341,9 @@ pub trait ReplicaCore: Sized + 'static {
 
 /// A core at a given instant is a [`Proposer`] for the service above it.
 pub struct AtTime<'a, C> {
+    /// The core.
     pub core: &'a mut C,
+    /// The instant, in simulated ms, at which the core is asked.
     pub now_ms: u64,
 }
 

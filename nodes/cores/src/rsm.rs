@@ -16,7 +16,10 @@ use std::fmt::Debug;
 
 /// A deterministic state machine replicated through the log.
 pub trait StateMachine: Clone + Default + Debug + Serialize + DeserializeOwned + 'static {
+    /// An operation clients submit; it travels in the log inside a [`Command`].
     type Op: Clone + Debug + PartialEq + Serialize + DeserializeOwned + 'static;
+    /// What applying an operation answers; `Default` is what a stale duplicate gets (nobody waits
+    /// for it).
     type Out: Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + 'static;
 
     /// Applies one operation.
@@ -34,15 +37,20 @@ pub trait StateMachine: Clone + Default + Debug + Serialize + DeserializeOwned +
 /// What goes into the log: who asked, which of their requests it is, and the operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Command<Op> {
+    /// The client's id, unique among clients.
     pub client: u64,
+    /// The client's sequence number for this request: 1, 2, 3, … with one outstanding at a time.
     pub seq: u64,
+    /// The operation.
     pub op: Op,
 }
 
 /// A client's last applied request: its sequence number and output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LastApplied<Out> {
+    /// The sequence number of the client's last applied request.
     pub seq: u64,
+    /// What that request answered, returned again to a retry of it.
     pub out: Out,
 }
 
@@ -50,7 +58,9 @@ pub struct LastApplied<Out> {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct Rsm<SM: StateMachine> {
+    /// The replicated state machine.
     pub sm: SM,
+    /// The duplicate table: each client's last applied request, by client id.
     pub last: BTreeMap<u64, LastApplied<SM::Out>>,
 }
 
@@ -82,6 +92,7 @@ impl RsmBugs {
         ("reply-before-commit", "the leader replies when it appends the entry, before the entry commits"),
     ];
 
+    /// The bugs with this `name` (one on), or `None` for a name not in [`RsmBugs::ALL`].
     pub fn from_name(name: &str) -> Option<Self> {
         let mut b = RsmBugs::default();
         match name {
@@ -142,17 +153,32 @@ impl<SM: StateMachine> Rsm<SM> {
 pub enum RsmError {
     /// A snapshot that does not decode as the replicated state.
     #[error("malformed state machine snapshot ({len} bytes): {reason}")]
-    MalformedSnapshot { len: usize, reason: String },
+    MalformedSnapshot {
+        /// The snapshot's size, in bytes.
+        len: usize,
+        /// The decoder's complaint.
+        reason: String,
+    },
     /// A log entry that does not decode as a command.
     #[error("malformed command at index {index} ({len} bytes): {reason}")]
-    MalformedCommand { index: u64, len: usize, reason: String },
+    MalformedCommand {
+        /// The entry's log index.
+        index: u64,
+        /// The entry's command size, in bytes.
+        len: usize,
+        /// The decoder's complaint.
+        reason: String,
+    },
 }
 
 /// A clerk's request: who asks, which of their requests it is, and the operation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClerkRequest<Op> {
+    /// The client's id, unique among clients.
     pub client: u64,
+    /// The client's sequence number for this request (1, 2, 3, …).
     pub seq: u64,
+    /// The operation.
     pub op: Op,
 }
 
@@ -289,6 +315,9 @@ impl<SM: StateMachine, T> RsmCore<SM, T> {
     ///
     /// # Errors
     /// [`RsmError`] for a command or snapshot that does not decode.
+    ///
+    /// # Panics
+    /// If a command's index is not above the last applied one: the engine must apply in log order.
     pub fn on_apply(
         &mut self,
         msg: &ApplyMsg,

@@ -33,6 +33,9 @@ impl Config {
     /// second on 3 servers against the bound of 60) and elections after 300–600 ms, which
     /// leaves room for several election rounds inside the 5 s re-election bound even when
     /// 19 % of round trips fail.
+    ///
+    /// # Panics
+    /// If `peers` is 0 or `me` is not below `peers`.
     pub fn new(me: usize, peers: usize, seed: u64) -> Config {
         assert!(peers >= 1, "a cluster needs at least one peer");
         assert!(me < peers, "peer id {me} out of range for {peers} peers");
@@ -137,12 +140,20 @@ impl std::fmt::Display for Bug {
 /// The set of planted bugs switched on for one peer; `Bugs::default()` is a correct peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bugs {
+    /// [`Bug::CommitOldTerm`]: breaks the rule of Raft §5.4.2 (Figure 8).
     pub commit_old_term: bool,
+    /// [`Bug::NoPersistVotedFor`]: breaks Figure 2's persistent state (Raft §5.2, one vote per term).
     pub no_persist_voted_for: bool,
+    /// [`Bug::NoPersistTerm`]: breaks Figure 2's persistent state (`current_term`).
     pub no_persist_term: bool,
+    /// [`Bug::VoteWithoutUpToDateCheck`]: drops the election restriction of Raft §5.4.1.
     pub vote_without_up_to_date_check: bool,
+    /// [`Bug::NoTruncateConflict`]: breaks AppendEntries step 3 of Figure 2 (Raft §5.3).
     pub no_truncate_conflict: bool,
+    /// [`Bug::AcceptStaleTermAppend`]: breaks AppendEntries step 1 of Figure 2.
     pub accept_stale_term_append: bool,
+    /// [`Bug::ApplyOutOfOrderAfterSnapshot`]: installs a stale snapshot (Raft §7, InstallSnapshot
+    /// step 6 of Figure 13; 6.824 lab 2D's in-order apply).
     pub apply_out_of_order_after_snapshot: bool,
 }
 

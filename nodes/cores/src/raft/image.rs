@@ -441,6 +441,7 @@ impl StateImage {
         self.len
     }
 
+    /// Whether the image has no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

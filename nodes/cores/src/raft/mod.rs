@@ -42,24 +42,39 @@ use log::Log;
 /// The part a peer currently plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
+    /// Waits for AppendEntries from a leader; becomes a candidate when its election timer fires
+    /// (Raft §5.2).
     Follower,
+    /// Asks for votes for itself in `current_term` (Raft §5.2).
     Candidate,
+    /// Won a majority of votes in `current_term`: replicates its log to the others (Raft §5.3).
     Leader,
 }
 
 /// A read-only view of a peer, for shells, traces and checkers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
+    /// This peer's index in the cluster (0-based).
     pub me: usize,
+    /// The part it plays now.
     pub role: Role,
+    /// The latest term it has seen (Raft Figure 2, persisted).
     pub current_term: u64,
+    /// The candidate it voted for in `current_term`, if any (Raft Figure 2, persisted).
     pub voted_for: Option<usize>,
+    /// The leader it knows of in `current_term` (itself when leading), if any.
     pub leader_id: Option<usize>,
+    /// Highest log index known committed (Raft Figure 2).
     pub commit_index: u64,
+    /// Highest log index handed to the service, as an apply or a snapshot (Raft Figure 2).
     pub last_applied: u64,
+    /// Index of the last entry the snapshot covers (0 with no snapshot).
     pub snapshot_index: u64,
+    /// Term of the entry at `snapshot_index` (0 with no snapshot).
     pub snapshot_term: u64,
+    /// Index of the last entry in the log, or `snapshot_index` when no entry follows it.
     pub last_log_index: u64,
+    /// Term of the entry at `last_log_index`.
     pub last_log_term: u64,
 }
 
@@ -144,6 +159,14 @@ impl Raft {
     /// Build a peer from what it persisted (`persisted_state` and `snapshot` are both empty at
     /// first boot). After a restart the service is expected to have loaded `snapshot` already,
     /// so applying resumes at the snapshot's index + 1.
+    ///
+    /// # Errors
+    /// [`RestoreError`] when `persisted_state` does not decode, names a vote for no peer, or
+    /// says the log is compacted while `snapshot` is empty (6.824 TestSnapshotInit2D).
+    ///
+    /// # Panics
+    /// On a malformed `config`: `me` not below `peers`, an election timeout range that is
+    /// empty or not above the heartbeat interval, or `max_entries_per_append` of 0.
     pub fn new(config: Config, persisted_state: &[u8], snapshot: &[u8], now_ms: u64) -> Result<Raft, RestoreError> {
         assert!(config.peers >= 1 && config.me < config.peers);
         assert!(config.election_timeout_ms_min > config.heartbeat_interval_ms);
@@ -220,6 +243,9 @@ impl Raft {
 
     /// Handle a request from peer `from` and return its reply. The reply may be released only
     /// after the `persist` of the following [`Raft::take_ready`] is durable.
+    ///
+    /// # Panics
+    /// If `from` is not another peer of the cluster.
     pub fn handle_request(&mut self, now_ms: u64, from: usize, request: Request) -> Reply {
         self.begin(now_ms);
         assert!(from < self.config.peers && from != self.config.me, "request from {from}");
@@ -234,6 +260,9 @@ impl Raft {
 
     /// Handle the reply to a request this peer sent to `from`. Duplicated, late and reordered
     /// replies are tolerated: each carries the term and position of the request it answers.
+    ///
+    /// # Panics
+    /// If `from` is not another peer of the cluster.
     pub fn handle_reply(&mut self, now_ms: u64, from: usize, reply: Reply) {
         self.begin(now_ms);
         assert!(from < self.config.peers && from != self.config.me, "reply from {from}");
@@ -255,6 +284,9 @@ impl Raft {
     /// and makes the next heartbeat resend the lost entries. The resend waits for that
     /// heartbeat on purpose: a call to an unreachable peer may fail within milliseconds, and
     /// resending at once would turn every failure into another call.
+    ///
+    /// # Panics
+    /// If `to` is not another peer of the cluster.
     pub fn handle_call_failed(&mut self, now_ms: u64, to: usize, context: CallContext) {
         self.begin(now_ms);
         assert!(to < self.config.peers && to != self.config.me, "call to {to}");
@@ -314,6 +346,9 @@ impl Raft {
     /// `index` (which it has been sent). The log before it is discarded. Returns false when
     /// the core already has a snapshot at or past `index` (for example one installed from the
     /// leader meanwhile), in which case nothing changes.
+    ///
+    /// # Panics
+    /// When the snapshot is taken and `index` is past what was applied, or `data` is empty.
     pub fn snapshot(&mut self, now_ms: u64, index: u64, data: Vec<u8>) -> bool {
         self.begin(now_ms);
         let taken = index > self.log.snapshot_index();
@@ -402,6 +437,7 @@ impl Raft {
         &self.snapshot
     }
 
+    /// The configuration the peer was built with (timeouts, planted bugs).
     pub fn config(&self) -> &Config {
         &self.config
     }

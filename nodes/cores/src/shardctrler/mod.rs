@@ -98,6 +98,9 @@ impl Config {
 
 /// The shard array after rebalancing `shards` over `groups`, moving as few shards as possible.
 /// Deterministic: a function of its arguments only. See the module documentation for the rule.
+///
+/// # Panics
+/// If `groups` contains gid 0.
 pub fn rebalance(shards: &[u64; NSHARDS], groups: &BTreeSet<u64>) -> [u64; NSHARDS] {
     if groups.is_empty() {
         return [0; NSHARDS];
@@ -141,13 +144,27 @@ pub fn rebalance(shards: &[u64; NSHARDS], groups: &BTreeSet<u64>) -> [u64; NSHAR
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CtrlerOp {
     /// Add groups (gid → server names) and rebalance.
-    Join { servers: BTreeMap<u64, Vec<String>> },
+    Join {
+        /// Each new group's id (never 0) and its servers' names.
+        servers: BTreeMap<u64, Vec<String>>,
+    },
     /// Remove groups and rebalance.
-    Leave { gids: BTreeSet<u64> },
+    Leave {
+        /// The ids of the groups leaving.
+        gids: BTreeSet<u64>,
+    },
     /// Put `shard` on group `gid`, without rebalancing.
-    Move { shard: usize, gid: u64 },
+    Move {
+        /// The shard, in `0..NSHARDS`.
+        shard: usize,
+        /// The group to own it.
+        gid: u64,
+    },
     /// Configuration `num`, or the latest for `None` or a number beyond the latest.
-    Query { num: Option<u64> },
+    Query {
+        /// The configuration's number, or `None` for the latest.
+        num: Option<u64>,
+    },
 }
 
 /// The controller's answer.

@@ -105,13 +105,16 @@ pub enum ShardStatus {
 /// A client's last write to one shard: its sequence number and answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastWrite {
+    /// The client's sequence number of that write.
     pub seq: u64,
+    /// What the write answered, given again to a retry of it.
     pub result: KvResult,
 }
 
 /// One shard's replicated data: its keys and its duplicate table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardData {
+    /// The shard's keys and values.
     pub kv: Kv,
     /// client id → that client's last write to this shard.
     pub dup: BTreeMap<u64, LastWrite>,
@@ -127,7 +130,9 @@ impl ShardData {
 /// One shard at this group.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
+    /// Where the shard stands at this group.
     pub status: ShardStatus,
+    /// Its keys and duplicate table (empty unless the status holds data).
     pub data: ShardData,
 }
 
@@ -135,10 +140,13 @@ pub struct Shard {
 /// (`checkers::shards::ownership::ShardState` has the same four cases).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ShardView {
+    /// Not this group's, or not held here.
     Absent,
+    /// Ours, waiting for its data from the previous owner: not served.
     Pulling,
     /// Operations on it would be answered (whatever its status says).
     Serving,
+    /// Ours no longer; kept frozen for the new owner to pull: not served.
     Offering,
 }
 
@@ -198,17 +206,42 @@ impl ShardKvBugs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ShardKvOp {
     /// A clerk's Get/Put/Append, numbered per client.
-    Client { client: u64, seq: u64, op: KvOp },
+    Client {
+        /// The clerk's id.
+        client: u64,
+        /// The clerk's sequence number for this request (1, 2, 3, …).
+        seq: u64,
+        /// The operation.
+        op: KvOp,
+    },
     /// Take the next configuration.
-    Reconfigure { config: Config },
+    Reconfigure {
+        /// The configuration to take; applied only if it is the current one's successor.
+        config: Config,
+    },
     /// Shard data pulled from the previous owner for configuration `config_num`.
-    InstallShards { config_num: u64, shards: BTreeMap<usize, ShardData> },
+    InstallShards {
+        /// The configuration in which this group took the shards.
+        config_num: u64,
+        /// Each shard's data and duplicate table, by shard number.
+        shards: BTreeMap<usize, ShardData>,
+    },
     /// At the old owner: the new owner holds these shards of configuration `config_num`;
     /// delete them.
-    DeleteShards { config_num: u64, shards: Vec<usize> },
+    DeleteShards {
+        /// The configuration in which the new owner took the shards.
+        config_num: u64,
+        /// The shards to delete.
+        shards: Vec<usize>,
+    },
     /// At the new owner: the old owner deleted its copies of these shards of configuration
     /// `config_num`.
-    ConfirmDeleted { config_num: u64, shards: Vec<usize> },
+    ConfirmDeleted {
+        /// The configuration in which this group took the shards.
+        config_num: u64,
+        /// The shards whose old copies are gone.
+        shards: Vec<usize>,
+    },
 }
 
 /// What applying a [`ShardKvOp`] produced.
@@ -225,21 +258,32 @@ pub enum ShardKvOut {
     /// for the latest configuration and try again.
     WrongGroup,
     /// Configuration `num` taken.
-    Reconfigured { num: u64 },
+    Reconfigured {
+        /// The configuration's number.
+        num: u64,
+    },
     /// These shards were installed (and are served from now on).
-    Installed { shards: Vec<usize> },
+    Installed {
+        /// The shards installed.
+        shards: Vec<usize>,
+    },
     /// Answer to [`ShardKvOp::DeleteShards`]: the shards are gone (now or earlier).
     Deleted,
     /// Answer to [`ShardKvOp::DeleteShards`]: this group has not reached that configuration.
     DeleteNotReady,
     /// These shards' previous owners have deleted their copies.
-    Confirmed { shards: Vec<usize> },
+    Confirmed {
+        /// The shards now `Serving`.
+        shards: Vec<usize>,
+    },
 }
 
 /// A new owner asks a previous owner for shards of configuration `config_num`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullArgs {
+    /// The configuration the shards are asked for.
     pub config_num: u64,
+    /// The shards wanted (each in `0..NSHARDS`).
     pub shards: Vec<usize>,
 }
 
@@ -247,7 +291,12 @@ pub struct PullArgs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PullReply {
     /// The shards' data and duplicate tables, frozen as of configuration `config_num`.
-    Data { config_num: u64, shards: BTreeMap<usize, ShardData> },
+    Data {
+        /// The configuration asked about.
+        config_num: u64,
+        /// Each shard's data and duplicate table, by shard number.
+        shards: BTreeMap<usize, ShardData>,
+    },
     /// This replica has not reached that configuration yet: ask again later.
     NotReady,
     /// This replica is past that configuration, so the asker already installed the shards.
@@ -257,7 +306,9 @@ pub enum PullReply {
 /// A new owner tells a previous owner it holds these shards of configuration `config_num`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteArgs {
+    /// The configuration in which the asker took the shards.
     pub config_num: u64,
+    /// The shards the asker now holds.
     pub shards: Vec<usize>,
 }
 
@@ -275,9 +326,13 @@ pub enum DeleteReply {
 /// previous configuration (where it owned the shards; it may have left since).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTask {
+    /// The configuration the work is for.
     pub config_num: u64,
+    /// The other group.
     pub gid: u64,
+    /// That group's servers, as of the previous configuration.
     pub servers: Vec<String>,
+    /// The shards concerned.
     pub shards: Vec<usize>,
 }
 
@@ -319,15 +374,20 @@ impl Default for ShardKv {
 
 impl ShardKv {
     /// A group `gid` (never 0) at configuration 0, holding nothing, with `bugs` planted.
+    ///
+    /// # Panics
+    /// If `gid` is 0.
     pub fn new(gid: u64, bugs: ShardKvBugs) -> Self {
         assert_ne!(gid, 0, "gid 0 names no group");
         ShardKv { gid, bugs, ..ShardKv::default() }
     }
 
+    /// This group's id (never 0 once built with [`ShardKv::new`]).
     pub fn gid(&self) -> u64 {
         self.gid
     }
 
+    /// The planted bugs this group runs with.
     pub fn bugs(&self) -> ShardKvBugs {
         self.bugs
     }
@@ -342,6 +402,10 @@ impl ShardKv {
         &self.prev_config
     }
 
+    /// Shard `shard` as held here.
+    ///
+    /// # Panics
+    /// If `shard >= NSHARDS`.
     pub fn shard(&self, shard: usize) -> &Shard {
         &self.shards[shard]
     }
