@@ -193,6 +193,26 @@ impl<'a> ServiceApi<'a> {
     }
 }
 
+/// The coverage marks the replica shell sets (`sim::mark`), with what each means; a family
+/// of scenarios on replicas declares them so a sweep names those it never reached.
+pub const MARKS: [(&str, &str); 5] = [
+    (LEADER_STEPPED_DOWN, "a leader became a follower or candidate"),
+    (SNAPSHOT_INSTALLED, "the service was handed a snapshot to install"),
+    (SNAPSHOT_DURING_PARTITION, "a snapshot was installed while a link to or from a peer was down"),
+    (RESTART_FROM_SNAPSHOT, "a node restarted from a persisted snapshot"),
+    (SUFFIX_REWRITTEN, "a follower's log was rewritten from an index it already held (a conflicting suffix)"),
+];
+/// Mark: a leader stepped down.
+pub const LEADER_STEPPED_DOWN: &str = "replica: leader stepped down";
+/// Mark: the service installed a snapshot.
+pub const SNAPSHOT_INSTALLED: &str = "replica: snapshot installed";
+/// Mark: a snapshot installed while some link of the node was down.
+pub const SNAPSHOT_DURING_PARTITION: &str = "replica: snapshot installed during a partition";
+/// Mark: a restart from a snapshot.
+pub const RESTART_FROM_SNAPSHOT: &str = "replica: restart from a snapshot";
+/// Mark: a log suffix rewritten.
+pub const SUFFIX_REWRITTEN: &str = "replica: log suffix rewritten";
+
 /// Receives, after every step of every node, what changed — plain data, so a checker can
 /// judge the whole run. An `Err` is a violation and fails the run.
 pub trait Observer {
@@ -282,6 +302,15 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
                 return;
             }
             self.report(&[Observation::of_apply(msg)]);
+            if let ApplyMsg::Snapshot { .. } = msg {
+                sim::mark(SNAPSHOT_INSTALLED);
+                let me = self.ctx.id();
+                let cut_off =
+                    self.peers.iter().any(|&p| p != me && !(sim::net::link_up(p, me) && sim::net::link_up(me, p)));
+                if cut_off {
+                    sim::mark(SNAPSHOT_DURING_PARTITION);
+                }
+            }
             let mut engine = AtTime { core: &mut self.core, now_ms: now_ms() };
             if let Some(data) = self.service.apply(&mut api!(self, engine), msg) {
                 self.core.snapshot(now_ms(), msg.index(), data);
@@ -308,7 +337,20 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
                     commit_index = index
                 );
             }
+            if let Observation::Restart { snapshot_index: Some(i) } = *o {
+                if i > 0 {
+                    sim::mark(RESTART_FROM_SNAPSHOT);
+                }
+            }
+            if let Observation::Entries { first, .. } = *o {
+                if !before.fresh && first <= before.last_log_index {
+                    sim::mark(SUFFIX_REWRITTEN);
+                }
+            }
             if let Observation::Role { term, role_code, role, leader } = *o {
+                if before.leader && !leader {
+                    sim::mark(LEADER_STEPPED_DOWN);
+                }
                 self.ctx.note(sim::NoteCode::Role, term, role_code, || format!("{role} in term {term}"));
                 // A band on the node's row for as long as it leads (for history pictures).
                 if before.leader {

@@ -2,6 +2,7 @@
 //! wires nodes, sim and checkers together; it observes nodes only through their public
 //! surface and judges runs through checkers.
 
+pub mod coverage;
 pub mod determinism;
 pub mod engine;
 pub mod golden;
@@ -14,6 +15,8 @@ pub mod seeds;
 pub mod shardctrler;
 pub mod shardkv;
 pub mod shards;
+pub mod shrink;
+pub mod spec;
 pub mod swarm;
 
 pub use registry::{all, run_scenario, select, Catalogue, Family, Opts, Scenario};

@@ -12,6 +12,7 @@
 //! several by a glob (`raft::*_2c`, `raft::{backup,rejoin}_2b`), or everything with `all`.
 //! A filter that matches nothing is an error.
 
+use crate::spec::{SpecFile, SpecRecorder, WorkloadKind};
 use sim::faults::{FaultSchedule, FaultsError};
 use sim::{Failure, RunConfig, RunReport, TraceMode};
 use std::future::Future;
@@ -108,6 +109,23 @@ pub enum InputError {
         /// The scenario's full name.
         scenario: &'static str,
     },
+    /// `--scenario-file`-like options (run from a scenario file, save one, shrink) for a
+    /// scenario that takes none.
+    #[error(
+        "{scenario} does not run from scenario files (only swarms do; `cargo xtask list` marks them): use one that does"
+    )]
+    NoScenarioFile {
+        /// The scenario's full name.
+        scenario: &'static str,
+    },
+    /// A scenario file that cannot be read or parsed, or that does not fit its scenario.
+    #[error("{path}: {message}")]
+    ScenarioFile {
+        /// The file.
+        path: String,
+        /// What is wrong, in one line.
+        message: String,
+    },
     /// A fault file that cannot be read, parsed or written.
     #[error(transparent)]
     Faults(#[from] FaultsError),
@@ -193,6 +211,11 @@ pub struct Opts {
     /// `--history`. Only for scenarios that record one ([`Scenario::records_client_history`]).
     /// Output only: the run, its outcome and its trace are the same either way.
     pub attach_history: bool,
+    /// A resolved scenario to run instead of the knobs the seed draws (only for scenarios
+    /// that take scenario files: [`Scenario::takes_scenario_files`]).
+    pub scenario_file: Option<SpecFile>,
+    /// Receives the run's resolved scenario (only for scenarios that take scenario files).
+    pub record_scenario: Option<SpecRecorder>,
 }
 
 impl Opts {
@@ -209,6 +232,9 @@ pub struct FaultSupport {
     /// The end of the safety phase of the run with this seed, in simulated milliseconds: a
     /// schedule's events must come strictly before it (later ones would never be played).
     pub safety_phase_end_ms: fn(seed: u64) -> u64,
+    /// The workload a scenario file for it must describe, when it takes scenario files
+    /// (`crate::spec`): its whole resolved scenario as data.
+    pub workload: Option<WorkloadKind>,
 }
 
 /// One scenario: a name, what it does, a simulated-time budget and the body that makes a
@@ -254,7 +280,27 @@ impl Scenario {
     /// `safety_phase_end_ms(seed)`. Its body must honour [`Opts::faults`] and
     /// [`Opts::record_faults`] (the swarms do it with `crate::swarm::schedule_for`).
     pub const fn with_fault_schedule(self, safety_phase_end_ms: fn(seed: u64) -> u64) -> Scenario {
-        Scenario { faults: Some(FaultSupport { safety_phase_end_ms }), ..self }
+        Scenario { faults: Some(FaultSupport { safety_phase_end_ms, workload: None }), ..self }
+    }
+
+    /// The same scenario, declared to run from a scenario file (`crate::spec`: shape,
+    /// workload of this kind, safety phase, fault schedule) and to record its resolved one.
+    /// Its body must honour [`Opts::scenario_file`] and [`Opts::record_scenario`] (the swarms
+    /// do). Implies [`Scenario::with_fault_schedule`], which must come first.
+    ///
+    /// # Panics
+    /// When the scenario does not take a fault schedule yet.
+    pub const fn with_scenario_files(self, workload: WorkloadKind) -> Scenario {
+        let Some(f) = self.faults else { panic!("with_scenario_files needs with_fault_schedule first") };
+        Scenario {
+            faults: Some(FaultSupport { safety_phase_end_ms: f.safety_phase_end_ms, workload: Some(workload) }),
+            ..self
+        }
+    }
+
+    /// Whether the scenario runs from scenario files and records its resolved scenario.
+    pub fn takes_scenario_files(&self) -> bool {
+        self.faults.is_some_and(|f| f.workload.is_some())
     }
 
     /// The same scenario, declared to record a client history and attach it to its report
@@ -303,6 +349,28 @@ impl Scenario {
     /// takes none; [`InputError::FaultPastSafetyPhase`] for the first event the run would
     /// never play.
     pub fn check_faults(&self, seed: u64, opts: &Opts) -> Result<(), InputError> {
+        match self.faults.and_then(|f| f.workload) {
+            None if opts.scenario_file.is_some() || opts.record_scenario.is_some() => {
+                return Err(InputError::NoScenarioFile { scenario: self.name });
+            }
+            Some(kind) => {
+                if let Some(file) = &opts.scenario_file {
+                    if opts.faults.is_some() {
+                        return Err(InputError::ScenarioFile {
+                            path: file.path.display().to_string(),
+                            message:
+                                "a scenario file holds its fault schedule: drop --faults, or edit the file's [[event]]s"
+                                    .into(),
+                        });
+                    }
+                    file.spec.check(self.name, kind).map_err(|message| InputError::ScenarioFile {
+                        path: file.path.display().to_string(),
+                        message,
+                    })?;
+                }
+            }
+            None => {}
+        }
         let Some(support) = self.faults else {
             if opts.faults.is_some() || opts.record_faults.is_some() {
                 return Err(InputError::NoFaultSchedule { scenario: self.name });
@@ -343,13 +411,14 @@ pub struct Family {
     name: &'static str,
     bugs: Vec<PlantedBug>,
     scenarios: Vec<Scenario>,
+    marks: Vec<(&'static str, &'static str)>,
 }
 
 impl Family {
     /// An empty family. `name` is the prefix of its scenarios' names: no `::`, no glob
     /// characters, not `all`.
     pub fn new(name: &'static str) -> Family {
-        Family { name, bugs: Vec::new(), scenarios: Vec::new() }
+        Family { name, bugs: Vec::new(), scenarios: Vec::new(), marks: Vec::new() }
     }
 
     /// Adds a planted bug (see [`PlantedBug`]).
@@ -374,6 +443,22 @@ impl Family {
     pub fn with_scenarios(mut self, scenarios: impl IntoIterator<Item = Scenario>) -> Family {
         self.scenarios.extend(scenarios);
         self
+    }
+
+    /// Declares coverage marks (name, what it means) its scenarios can reach
+    /// (`sim::mark`), so `sweep --coverage` names those a sweep never reached.
+    pub fn with_marks(mut self, marks: impl IntoIterator<Item = (&'static str, &'static str)>) -> Family {
+        for m in marks {
+            if !self.marks.iter().any(|x| x.0 == m.0) {
+                self.marks.push(m);
+            }
+        }
+        self
+    }
+
+    /// Its declared coverage marks.
+    pub fn marks(&self) -> &[(&'static str, &'static str)] {
+        &self.marks
     }
 
     /// The family's name.
@@ -526,6 +611,21 @@ impl Catalogue {
             }
         }
         Ok(())
+    }
+
+    /// The coverage marks declared by the families of `scenarios`, each once.
+    pub fn marks_of(&self, scenarios: &[Scenario]) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+        for fam in &self.families {
+            if scenarios.iter().any(|s| s.family() == fam.name) {
+                for m in &fam.marks {
+                    if !out.iter().any(|x| x.0 == m.0) {
+                        out.push(*m);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Checks every option of one run: the planted bug, the fault options, the outputs.

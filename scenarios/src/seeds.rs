@@ -220,6 +220,14 @@ pub fn summary_of(outcome: &Outcome) -> String {
 /// `<command> replay SCENARIO --seed N [--bug B] [--faults F]`, `command` being how users
 /// call the command line (`cargo xtask`, or a downstream crate's: [`Catalogue::command`]).
 pub fn reproduce_command(command: &str, scenario: &str, seed: u64, opts: &Opts) -> String {
+    if let Some(f) = &opts.scenario_file {
+        // The file names the scenario, its schedule and maybe its bug.
+        let mut cmd = format!("{command} replay {} --seed {seed}", f.path.display());
+        if let Some(b) = opts.bug.as_ref().filter(|&b| f.spec.bug.as_ref() != Some(b)) {
+            cmd.push_str(&format!(" --bug {b}"));
+        }
+        return cmd;
+    }
     let mut cmd = format!("{command} replay {scenario} --seed {seed}");
     if let Some(b) = &opts.bug {
         cmd.push_str(&format!(" --bug {b}"));

@@ -4,6 +4,7 @@
 //! a safety phase that plays it, then a liveness phase in which every fault stops.
 
 use crate::registry::Opts;
+use crate::spec::{ScenarioSpec, Workload};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::faults::{self, Fault, FaultEvent, FaultSchedule, Target};
@@ -250,27 +251,58 @@ pub fn safety_phase_end_ms(seed: u64) -> u64 {
     Params::draw(&mut sim::rng::stream(seed, STREAM, u64::MAX), SERVERS).safety_ms
 }
 
-/// The run's schedule: `--faults FILE` if given, else drawn; handed to
-/// [`Opts::record_faults`] for `--save-faults`. It is drawn either way, so a replayed file
-/// leaves every later draw of the seed as it was: the same schedule from a file reproduces
-/// the run event for event. The options were checked before the run
+/// The run's schedule: the scenario file's events if one is given, else `--faults FILE`,
+/// else drawn; handed to [`Opts::record_faults`] for `--save-faults`. `drawn` are the knobs
+/// the seed drew (before a scenario file replaced any). The schedule is drawn either way, so
+/// a replayed file leaves every later draw of the seed as it was: the same schedule from a
+/// file reproduces the run event for event. The options were checked before the run
 /// (`Scenario::check_faults`): no file is read or written here.
-pub fn schedule_for(opts: &Opts, p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
+pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
     assert_eq!(
-        p.safety_ms,
+        drawn.safety_ms,
         safety_phase_end_ms(sim::seed()),
         "the swarm drew its Params first from sim::rng(\"{STREAM}\") with {SERVERS:?}, as safety_phase_end_ms assumes"
     );
-    let drawn = draw_schedule(p, rng);
-    let schedule = match &opts.faults {
-        Some(file) => file.schedule.clone(),
-        None => drawn,
+    let from_seed = draw_schedule(drawn, rng);
+    let schedule = match (&opts.scenario_file, &opts.faults) {
+        (Some(file), _) => file.spec.schedule(),
+        (None, Some(file)) => file.schedule.clone(),
+        (None, None) => from_seed,
     };
     if let Some(recorder) = &opts.record_faults {
         recorder.record(&schedule);
     }
     sim::describe(format!("fault schedule: {} events", schedule.events.len()));
     schedule
+}
+
+/// The scenario file's resolved scenario, if the run was given one.
+pub fn spec(opts: &Opts) -> Option<&ScenarioSpec> {
+    opts.scenario_file.as_ref().map(|f| &f.spec)
+}
+
+/// Replaces the drawn shape and safety phase with the scenario file's, if there is one.
+pub fn apply_spec_shape(opts: &Opts, p: &mut Params) {
+    if let Some(s) = spec(opts) {
+        p.servers = s.servers;
+        p.safety_ms = s.safety_ms;
+    }
+}
+
+/// Hands the run's resolved scenario to [`Opts::record_scenario`], if asked for (operation
+/// counts start at zero; the clients count what they start).
+pub fn record_spec(opts: &Opts, p: &Params, workload: Workload, schedule: &FaultSchedule) {
+    if let Some(r) = &opts.record_scenario {
+        r.record(ScenarioSpec {
+            scenario: String::new(),
+            seed: sim::seed(),
+            bug: opts.bug.clone(),
+            servers: p.servers,
+            safety_ms: p.safety_ms,
+            workload,
+            events: schedule.events.clone(),
+        });
+    }
 }
 
 /// Plays the schedule's events on a task of its own, until `stop`. Every event comes before

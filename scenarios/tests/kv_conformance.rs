@@ -67,7 +67,7 @@ impl Service for UserServer {
     fn on_request(&mut self, api: &mut ServiceApi<'_>, from: NodeId, req: Self::Request, reply_to: ReplyTo) {
         if let (true, KvOp::Get { key }) = (self.local_reads, &req.op) {
             if api.get_state().1 {
-                let value = self.inner.state().sm.data.get(key).cloned().unwrap_or_default();
+                let value = self.inner.state().sm.get(key).unwrap_or_default().to_string();
                 api.reply(reply_to, &ClerkReply::Ok(KvResult::Value(value)));
                 return;
             }

@@ -474,6 +474,7 @@ impl NetState {
                         payload: hop.payload.clone(),
                         served: false,
                     };
+                    *k.marks.entry(crate::world::DUPLICATED).or_insert(0) += 1;
                     k.record(Kind::Dup, from as u64, [hop.msg, call, extra], |k| {
                         format!(
                             "#{} {}->{} req call={call} duplicated (+{}ms)",
@@ -699,7 +700,11 @@ impl NetState {
     fn release_link(&mut self, k: &mut Kernel, from: u16, to: u16) {
         let i = self.link(from, to);
         self.clogged[i] = false;
-        for hop in self.held.remove(&(from, to)).unwrap_or_default() {
+        let held = self.held.remove(&(from, to)).unwrap_or_default();
+        if !held.is_empty() {
+            *k.marks.entry(crate::world::HELD_RELEASED).or_insert(0) += 1;
+        }
+        for hop in held {
             let (msg, call) = (hop.msg, hop_call(&hop));
             k.record(Kind::Release, from as u64, [msg, call, to as u64], |k| {
                 format!("#{msg} {}->{} call={call} released", k.name(from), k.name(to))

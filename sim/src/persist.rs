@@ -124,6 +124,7 @@ impl Persister {
             Some((n, delay)) if *n <= 1 => {
                 let delay = *delay;
                 slot.crash_after_saves = None;
+                *k.marks.entry(crate::world::CRASH_AFTER_SAVE).or_insert(0) += 1;
                 if delay > 0 {
                     // Later: the step that saved may finish (a reply may leave) first.
                     let (node, inc, epoch) = (ctx.id, ctx.incarnation, self.fault_epoch);

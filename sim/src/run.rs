@@ -80,6 +80,8 @@ pub struct RunReport {
     pub description: Vec<String>,
     /// Files the run produced for its caller (`sim::attach`).
     pub attachments: Vec<Attachment>,
+    /// Coverage marks the run reached (`sim::mark`), by name, with how often.
+    pub marks: Vec<(&'static str, u64)>,
 }
 
 thread_local! {
@@ -286,6 +288,8 @@ where
             (outcome, sim_time)
         }
     };
+    let marks: Vec<(&'static str, u64)> =
+        w.as_mut().map(|w| std::mem::take(&mut w.marks).into_iter().collect()).unwrap_or_default();
     let (trace_hash, events, captured, stats, annotations, description, attachments) = match w.as_mut() {
         Some(w) => (
             w.trace.hash(),
@@ -298,7 +302,19 @@ where
         ),
         None => (0, 0, Vec::new(), Stats::default(), Vec::new(), Vec::new(), Vec::new()),
     };
-    RunReport { seed, outcome, trace_hash, events, sim_time, stats, captured, annotations, description, attachments }
+    RunReport {
+        seed,
+        outcome,
+        trace_hash,
+        events,
+        sim_time,
+        stats,
+        captured,
+        annotations,
+        description,
+        attachments,
+        marks,
+    }
 }
 
 /// Frees every task of the run. madsim keeps each task's waker in the task's own info,

@@ -89,6 +89,8 @@ pub(crate) struct Kernel {
     pub description: Vec<String>,
     /// Files the run hands its caller (`attach`).
     pub attachments: Vec<crate::run::Attachment>,
+    /// Coverage marks reached so far (`mark`), by name.
+    pub marks: std::collections::BTreeMap<&'static str, u64>,
     /// The simulated second being watched for a livelock, and its events so far.
     watch_s: u64,
     watch_events: u64,
@@ -153,6 +155,7 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         annotations: Vec::new(),
         description: Vec::new(),
         attachments: Vec::new(),
+        marks: std::collections::BTreeMap::new(),
         watch_s: 0,
         watch_events: 0,
     };
@@ -282,6 +285,27 @@ pub fn describe(line: impl Into<String>) {
         w.kernel.description.push(line);
     });
 }
+
+/// Counts one reaching of the coverage mark `name`: a rare path a sweep should reach
+/// (a snapshot installed, a leader stepping down, held messages released). Marks are
+/// counted per run ([`crate::RunReport::marks`]) and summed by a sweep; they are not trace
+/// events, so marking changes no trace hash. Outside a run it does nothing.
+pub fn mark(name: &'static str) {
+    try_with(|w| *w.kernel.marks.entry(name).or_insert(0) += 1);
+}
+
+/// The marks the world itself sets (network and persister), for a family to declare.
+pub const WORLD_MARKS: [(&str, &str); 3] = [
+    (HELD_RELEASED, "a clogged link released the messages it held, in a burst"),
+    (DUPLICATED, "the network duplicated a request (a late copy may replay it)"),
+    (CRASH_AFTER_SAVE, "a crash point fired right after (or just after) a save"),
+];
+/// Mark: a clog released held messages.
+pub const HELD_RELEASED: &str = "sim: held messages released";
+/// Mark: a request was duplicated.
+pub const DUPLICATED: &str = "sim: request duplicated";
+/// Mark: a crash point after a save fired.
+pub const CRASH_AFTER_SAVE: &str = "sim: crash right after a save";
 
 /// Hands the run's caller a file (a history page, say): the command line writes it where
 /// its options say and prints the path; the run itself writes no file, and nothing of it is

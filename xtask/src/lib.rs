@@ -1,5 +1,5 @@
 //! `simlab_cli`: the simulation laboratory's command line as a library — list, run, sweep,
-//! replay, determinism, bugs, prop, check-history, bench, bench-checker, and for sweeps across
+//! replay, shrink, determinism, bugs, prop, check-history, bench, bench-checker, and for sweeps across
 //! machines merge, compare and costs — for any [`Catalogue`] of scenario families.
 //!
 //! This project's `cargo xtask` is the thin binary `fn main() -> ExitCode {
@@ -49,6 +49,7 @@ mod merge;
 mod prop;
 pub mod results;
 pub mod shard;
+mod shrink;
 mod single;
 mod sweep;
 pub mod timeline;
@@ -126,6 +127,9 @@ enum Cmd {
     Costs(costs::CostsArgs),
     /// Re-run one seed with its full trace: `replay SCENARIO --seed N` or `replay seeds/FILE`.
     Replay(single::ReplayArgs),
+    /// Shrink a failing swarm run by delta debugging: the smallest scenario file that still
+    /// fails with the same class and check, with its trace and sizes before and after.
+    Shrink(shrink::ShrinkArgs),
     /// Run each (scenario, seed) twice and compare the traces event by event.
     Determinism(sweep::DeterminismArgs),
     /// Check a history file for linearizability (kv or etcd model), optionally drawing its page.
@@ -198,6 +202,7 @@ where
         Cmd::Compare(a) => compare::run(catalogue.command(), &a),
         Cmd::Costs(a) => costs::run(catalogue, &a),
         Cmd::Replay(a) => single::replay(catalogue, &a),
+        Cmd::Shrink(a) => shrink::run(catalogue, &a),
         Cmd::Determinism(a) => sweep::determinism(catalogue, &a),
         Cmd::Bench(a) => bench::run(catalogue, &a),
         Cmd::Bugs(a) => bugs::run(catalogue, &a),
@@ -226,9 +231,24 @@ where
     };
     match &cli.cmd {
         Cmd::List(a) => a.filter.as_deref().map_or(Ok(()), |f| selection(f, None)),
+        Cmd::Run(a) if single::is_seed_file(&a.scenario) => {
+            single::from_scenario_file(catalogue, std::path::Path::new(&a.scenario), a.seed, a.opts.bug.as_deref())
+                .map(|_| ())
+        }
         Cmd::Run(a) => {
             catalogue.scenario(&a.scenario).map_err(|e| e.to_string())?;
             selection(&a.scenario, a.opts.bug.as_deref())
+        }
+        Cmd::Shrink(a) if single::is_seed_file(&a.target) => {
+            single::from_scenario_file(catalogue, std::path::Path::new(&a.target), a.seed, a.bug.as_deref()).map(|_| ())
+        }
+        Cmd::Shrink(a) => {
+            catalogue.scenario(&a.target).map_err(|e| e.to_string())?;
+            selection(&a.target, a.bug.as_deref())
+        }
+        Cmd::Replay(a) if single::is_scenario_file(&a.target) => {
+            single::from_scenario_file(catalogue, std::path::Path::new(&a.target), a.seed, a.opts.bug.as_deref())
+                .map(|_| ())
         }
         Cmd::Replay(a) if single::is_seed_file(&a.target) => {
             scenarios::seeds::load(catalogue, std::path::Path::new(&a.target)).map(|_| ()).map_err(|e| e.to_string())

@@ -5,6 +5,7 @@ use crate::{artifacts, bad_input, exit, timeline};
 use clap::Args;
 use scenarios::registry::{run_scenario, Catalogue, FaultFile, FaultRecorder, Opts, Scenario};
 use scenarios::seeds::{self, SavedSeed};
+use scenarios::spec::{SpecFile, SpecRecorder};
 use sim::{RunReport, TraceMode};
 use std::fs::File;
 use std::io::Write as _;
@@ -45,24 +46,30 @@ pub struct RunOpts {
     /// the working directory.
     #[arg(long, value_name = "DIR", default_value = artifacts::DEFAULT_DIR)]
     pub artifacts: PathBuf,
+    /// Write the run's resolved scenario — shape, workload, safety phase, fault schedule — to
+    /// this file, which `run FILE --seed N` runs again (swarms only).
+    #[arg(long, value_name = "FILE")]
+    pub save_scenario: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The scenario's full name, e.g. raft::figure8_unreliable_2c.
+    /// The scenario's full name, e.g. raft::figure8_unreliable_2c, or a scenario file
+    /// (written by --save-scenario or `shrink`).
     pub scenario: String,
-    /// The run's seed: every random choice of the run derives from it.
+    /// The run's seed: every random choice of the run derives from it (with a scenario file,
+    /// the file's seed when not given).
     #[arg(long)]
-    pub seed: u64,
+    pub seed: Option<u64>,
     #[command(flatten)]
     pub opts: RunOpts,
 }
 
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// A scenario name, or a saved seed file (a path ending in .toml).
+    /// A scenario name, a saved seed file, or a scenario file (a path ending in .toml).
     pub target: String,
-    /// The run's seed (with a scenario name; a seed file names its own).
+    /// The run's seed (with a scenario name or a scenario file; a seed file names its own).
     #[arg(long)]
     pub seed: Option<u64>,
     #[command(flatten)]
@@ -81,9 +88,40 @@ pub struct ReplayArgs {
     pub html: Option<PathBuf>,
 }
 
-/// Whether `replay`'s target names a seed file rather than a scenario.
+/// Whether `replay`'s target names a file (a seed file or a scenario file) rather than a
+/// scenario.
 pub fn is_seed_file(target: &str) -> bool {
     target.ends_with(".toml") || Path::new(target).is_file()
+}
+
+/// Whether `target` is a readable scenario file (`scenarios::spec`), not a seed file.
+pub fn is_scenario_file(target: &str) -> bool {
+    is_seed_file(target) && std::fs::read_to_string(target).is_ok_and(|text| scenarios::spec::is_scenario_text(&text))
+}
+
+/// A scenario file given as a command's target, with the `--seed` and `--bug` given beside
+/// it: the scenario it names, the seed (the file's when none is given) and the options that
+/// run it. A `--bug` must agree with the file's bug, if it has one; `--faults` is refused
+/// later (the file holds its schedule).
+pub fn from_scenario_file(
+    cat: &Catalogue,
+    path: &Path,
+    seed: Option<u64>,
+    bug: Option<&str>,
+) -> Result<(Scenario, u64, Opts), String> {
+    let file = SpecFile::load(path)?;
+    let sc = cat.scenario(&file.spec.scenario).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bug = match (bug, file.spec.bug.as_deref()) {
+        (Some(given), Some(in_file)) if given != in_file => {
+            return Err(format!(
+                "--bug {given} but {} plants {in_file}: drop --bug or edit the file's bug",
+                path.display()
+            ))
+        }
+        (given, in_file) => given.or(in_file).map(str::to_string),
+    };
+    let seed = seed.unwrap_or(file.spec.seed);
+    Ok((sc, seed, Opts { bug, scenario_file: Some(file), ..Opts::default() }))
 }
 
 pub fn list(cat: &Catalogue, a: &ListArgs) -> u8 {
@@ -94,7 +132,13 @@ pub fn list(cat: &Catalogue, a: &ListArgs) -> u8 {
     if !a.bugs {
         let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &scenarios {
-            let faults = if s.takes_fault_schedule() { " [takes --faults/--save-faults]" } else { "" };
+            let faults = if s.takes_scenario_files() {
+                " [takes --faults/--save-faults, scenario files (--save-scenario, run FILE), shrink]"
+            } else if s.takes_fault_schedule() {
+                " [takes --faults/--save-faults]"
+            } else {
+                ""
+            };
             let history = if s.records_client_history() { " [takes --history]" } else { "" };
             println!("{:width$}  {}{faults}{history}", s.name, s.description);
         }
@@ -126,19 +170,30 @@ pub struct Prepared {
     save_faults: Option<(PathBuf, File, FaultRecorder)>,
     history: Vec<PathBuf>,
     artifacts: PathBuf,
+    save_scenario: Option<(PathBuf, File, SpecRecorder)>,
 }
 
 impl Prepared {
     pub fn new(cat: &Catalogue, sc: &Scenario, seed: u64, mut opts: Opts, given: &RunOpts) -> Result<Prepared, String> {
         let save_faults = given.save_faults.as_deref();
+        let save_scenario = given.save_scenario.as_deref();
         let recorder = save_faults.map(|_| FaultRecorder::new());
         opts.record_faults = recorder.clone();
         opts.attach_history = !given.history.is_empty();
+        let spec_recorder = save_scenario.map(|_| SpecRecorder::new(sc.name));
+        opts.record_scenario = spec_recorder.clone();
         cat.check_opts(sc, seed, &opts).map_err(|e| e.to_string())?;
         artifacts::prepare_dir(&given.artifacts)?;
         for path in &given.history {
             File::create(path).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
         }
+        let save_scenario = match (save_scenario, spec_recorder) {
+            (Some(path), Some(recorder)) => {
+                let file = File::create(path).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+                Some((path.to_path_buf(), file, recorder))
+            }
+            _ => None,
+        };
         let save_faults = match (save_faults, recorder) {
             (Some(path), Some(recorder)) => {
                 let file = File::create(path).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
@@ -146,19 +201,26 @@ impl Prepared {
             }
             _ => None,
         };
-        Ok(Prepared { opts, save_faults, history: given.history.clone(), artifacts: given.artifacts.clone() })
+        Ok(Prepared {
+            opts,
+            save_faults,
+            history: given.history.clone(),
+            artifacts: given.artifacts.clone(),
+            save_scenario,
+        })
     }
 
-    /// After the run: writes what it attached (`--history`, `--artifacts`) and the schedule
-    /// it played (`--save-faults`). Returns the status to exit with instead of the run's when
-    /// one of them fails.
+    /// After the run: writes what it attached (`--history`, `--artifacts`), its resolved
+    /// scenario (`--save-scenario`) and the schedule it played (`--save-faults`). Returns the
+    /// status to exit with instead of the run's when one of them fails.
     pub fn finish(self, r: &RunReport) -> Option<u8> {
+        let Prepared { save_faults, history, artifacts: dir, save_scenario, .. } = self;
         let mut status = None;
-        match artifacts::write_all(&self.artifacts, r) {
+        match artifacts::write_all(&dir, r) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => status = Some(bad_input(e)),
         }
-        for path in &self.history {
+        for path in &history {
             let written = match artifacts::history_of(r) {
                 Some(a) => artifacts::write_history(a, path),
                 None => Err(format!("--history {}: the run attached no history", path.display())),
@@ -168,11 +230,28 @@ impl Prepared {
                 Err(e) => status = Some(bad_input(e)),
             }
         }
-        status.or(self.finish_faults())
+        let scenario_status = save_scenario.and_then(|(path, mut file, recorder)| match recorder.take() {
+            Some(spec) => match file.write_all(spec.to_toml().as_bytes()) {
+                Ok(()) => {
+                    println!("scenario written to {}", path.display());
+                    None
+                }
+                Err(e) => Some(bad_input(format!("{}: cannot write: {e}", path.display()))),
+            },
+            None => {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                Some(bad_input(format!(
+                    "{}: not written: the run ended before it resolved its scenario",
+                    path.display()
+                )))
+            }
+        });
+        status.or(scenario_status).or(Self::finish_faults(save_faults))
     }
 
-    fn finish_faults(self) -> Option<u8> {
-        let (path, mut file, recorder) = self.save_faults?;
+    fn finish_faults(save_faults: Option<(PathBuf, File, FaultRecorder)>) -> Option<u8> {
+        let (path, mut file, recorder) = save_faults?;
         match recorder.take() {
             Some(schedule) => match file.write_all(schedule.to_toml().as_bytes()) {
                 Ok(()) => {
@@ -209,6 +288,18 @@ pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, 
     if let Some(f) = &opts.faults {
         println!("fault schedule: {} ({} events)", f.path.display(), f.schedule.events.len());
     }
+    if let Some(f) = &opts.scenario_file {
+        let s = &f.spec;
+        println!(
+            "scenario file:  {} ({} servers, {} clients, {} operations, {} fault events, safety phase {:.3}s)",
+            f.path.display(),
+            s.servers,
+            s.workload.clients(),
+            s.workload.operations(),
+            s.events.len(),
+            s.safety_ms as f64 / 1000.0
+        );
+    }
     for line in &r.description {
         println!("parameters:     {line}");
     }
@@ -235,27 +326,48 @@ fn status_of(r: &RunReport) -> u8 {
 }
 
 pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
-    let sc = match cat.scenario(&a.scenario) {
-        Ok(s) => s,
-        Err(e) => return bad_input(e),
+    let (sc, seed, opts) = if is_seed_file(&a.scenario) {
+        match from_scenario_file(cat, Path::new(&a.scenario), a.seed, a.opts.bug.as_deref()) {
+            Ok(x) => x,
+            Err(e) => return bad_input(e),
+        }
+    } else {
+        let sc = match cat.scenario(&a.scenario) {
+            Ok(s) => s,
+            Err(e) => return bad_input(e),
+        };
+        let Some(seed) = a.seed else {
+            return bad_input("run needs --seed N with a scenario name (or a scenario file)");
+        };
+        (sc, seed, Opts { bug: a.opts.bug.clone(), ..Opts::default() })
     };
     let faults = match load_faults(a.opts.faults.as_deref()) {
         Ok(f) => f,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() };
-    let prepared = match Prepared::new(cat, &sc, a.seed, opts, &a.opts) {
+    let opts = Opts { faults, ..opts };
+    let prepared = match Prepared::new(cat, &sc, seed, opts, &a.opts) {
         Ok(p) => p,
         Err(e) => return bad_input(e),
     };
     let t0 = Instant::now();
-    let r = run_scenario(&sc, a.seed, &prepared.opts, TraceMode::Hash, None);
+    let r = run_scenario(&sc, seed, &prepared.opts, TraceMode::Hash, None);
     print_report(cat, &sc, &r, &prepared.opts, t0.elapsed());
     prepared.finish(&r).unwrap_or_else(|| status_of(&r))
 }
 
 pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
-    let (sc, seed, opts, saved): (Scenario, u64, Opts, Option<SavedSeed>) = if is_seed_file(&a.target) {
+    let (sc, seed, opts, saved): (Scenario, u64, Opts, Option<SavedSeed>) = if is_scenario_file(&a.target) {
+        let (sc, seed, opts) = match from_scenario_file(cat, Path::new(&a.target), a.seed, a.opts.bug.as_deref()) {
+            Ok(x) => x,
+            Err(e) => return bad_input(e),
+        };
+        let faults = match load_faults(a.opts.faults.as_deref()) {
+            Ok(f) => f,
+            Err(e) => return bad_input(e),
+        };
+        (sc, seed, Opts { faults, ..opts }, None)
+    } else if is_seed_file(&a.target) {
         if a.seed.is_some() || a.opts.bug.is_some() || a.opts.faults.is_some() {
             return bad_input(
                 "a seed file already names its seed, bug and faults: give either a file or SCENARIO --seed N",
@@ -429,7 +541,7 @@ fn write_timeline(
 
 /// Formats a trace event as its line alone: the line carries its own simulated time and
 /// node, and madsim's span context would only repeat them.
-struct LineOnly;
+pub(crate) struct LineOnly;
 
 impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LineOnly
 where

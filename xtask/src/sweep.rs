@@ -95,6 +95,9 @@ impl Selection {
     }
 }
 
+/// A run's coverage marks (`RunReport::marks`).
+type Marks = Vec<(&'static str, u64)>;
+
 /// How a sweep reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -149,6 +152,11 @@ pub struct SweepArgs {
     /// Also print, per scenario, its runs, wall time per run and simulated time per run.
     #[arg(long)]
     pub per_scenario: bool,
+    /// Also print each coverage mark (a rare path: a snapshot installed during a partition, a
+    /// leader stepping down, held messages released…) with how often the runs reached it,
+    /// and name the marks no run reached.
+    #[arg(long)]
+    pub coverage: bool,
 }
 
 #[derive(Args)]
@@ -412,7 +420,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     // run's annotations and counters. JSON lines stream out in sweep order as runs finish.
     let stdout = std::io::stdout();
     // A failing run's attachments are written as it ends, so the sweep holds only their paths.
-    type Report = (RunLine, u64, Option<Outcome>, Vec<Result<String, String>>);
+    type Report = (RunLine, u64, Option<Outcome>, Vec<Result<String, String>>, Marks);
     let reports: Vec<Report> = parallel_in_order(
         &items,
         jobs,
@@ -433,9 +441,9 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
                     .collect(),
                 None => Vec::new(),
             };
-            (run_line(it, &r, wall_ms), r.stats.delivered, failure, attached)
+            (run_line(it, &r, wall_ms), r.stats.delivered, failure, attached, r.marks)
         },
-        |_, (line, _, _, _)| {
+        |_, (line, _, _, _, _)| {
             if json {
                 let _ = writeln!(stdout.lock(), "{}", line.to_json());
             }
@@ -444,9 +452,12 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
     let mut tally = Tally::default();
     let mut delivered = 0;
-    for (line, d, _, _) in &reports {
+    let selected: Vec<Scenario> = items.iter().map(|it| it.scenario).collect();
+    let mut coverage = scenarios::coverage::Coverage::new(cat.marks_of(&selected));
+    for (line, d, _, _, marks) in &reports {
         tally.add(line);
         delivered += d;
+        coverage.add(marks);
     }
     let _ = writeln!(
         out,
@@ -475,6 +486,11 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             );
         }
     }
+    if a.coverage {
+        for l in coverage.lines() {
+            let _ = writeln!(out, "{l}");
+        }
+    }
     let faults_text = a.faults.as_ref().map(|p| p.display().to_string());
     let reproduce = |l: &RunLine| {
         let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
@@ -485,7 +501,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         let _ = writeln!(out, "FAILED {} seed {}: {}", l.run.scenario, l.run.seed, l.message.as_deref().unwrap_or(""));
         let _ = writeln!(out, "REPRODUCE WITH: {}", reproduce(l));
     }
-    for (_, _, _, attached) in &reports {
+    for (_, _, _, attached, _) in &reports {
         for line in attached {
             match line {
                 Ok(l) => {
@@ -515,7 +531,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         }
     }
     if a.save {
-        for (it, (_, _, failure, _)) in items.iter().zip(&reports) {
+        for (it, (_, _, failure, _, _)) in items.iter().zip(&reports) {
             let Some(outcome) = failure else { continue };
             if !save_failing_seed_to(&mut out, &a.seeds_dir, it.scenario.name, it.seed, &it.opts(&faults), outcome, "")
             {

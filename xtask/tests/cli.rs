@@ -324,3 +324,58 @@ fn histories_and_pages_leave_a_run_as_attachments_the_command_line_writes() {
     let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
     assert!(text.contains("<html"));
 }
+
+#[test]
+fn a_saved_scenario_runs_from_its_file_and_bad_ones_are_refused() {
+    let cat = catalogue();
+    let dir = scratch("scenario-files");
+    let file = dir.join("s.toml");
+    let f = file.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c", "--seed", "3", "--save-scenario", f]), exit::PASS);
+    let spec = scenarios::spec::SpecFile::load(&file).unwrap().spec;
+    assert_eq!((spec.scenario.as_str(), spec.seed), ("raft::swarm_2c", 3));
+    // From the file: its own seed, or another one; replay takes it too.
+    assert_eq!(run(&cat, &["run", f]), exit::PASS);
+    assert_eq!(run(&cat, &["run", f, "--seed", "4"]), exit::PASS);
+    assert_eq!(run(&cat, &["replay", f, "--filter", "off"]), exit::PASS);
+    assert_eq!(simlab_cli::check_command_line(&cat, ["xtask", "run", f]), Ok(()));
+    // A course scenario cannot save one; a scenario name needs a seed.
+    let other = dir.join("o.toml");
+    let o = other.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "raft::initial_election_2a", "--seed", "0", "--save-scenario", o]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["run", "raft::swarm_2c"]), exit::BAD_INPUT);
+    // A file with a planted bug and a different --bug; a file with --faults beside it.
+    std::fs::write(&other, format!("bug = \"commit-old-term\"\n{}", std::fs::read_to_string(&file).unwrap())).unwrap();
+    assert_eq!(run(&cat, &["run", o, "--bug", "no-persist-term"]), exit::BAD_INPUT);
+    let faults = dir.join("f.toml");
+    std::fs::write(&faults, "").unwrap();
+    assert_eq!(run(&cat, &["run", f, "--faults", faults.to_str().unwrap()]), exit::BAD_INPUT);
+    // Malformed files, a file for a scenario that does not exist, one that is missing.
+    std::fs::write(&other, "scenario = \"raft::swarm_2c\"\nservers = \"five\"\n").unwrap();
+    assert_eq!(run(&cat, &["run", o]), exit::BAD_INPUT);
+    std::fs::write(&other, std::fs::read_to_string(&file).unwrap().replace("raft::swarm_2c", "raft::nope")).unwrap();
+    assert_eq!(run(&cat, &["run", o]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["run", dir.join("missing.toml").to_str().unwrap()]), exit::BAD_INPUT);
+}
+
+#[test]
+fn shrink_writes_a_smaller_failing_scenario_and_its_trace_or_refuses() {
+    let cat = catalogue();
+    let dir = scratch("shrink");
+    let out = dir.join("small.toml");
+    let o = out.to_str().unwrap();
+    // A course scenario is not shrunk; a passing run has nothing to keep.
+    assert_eq!(run(&cat, &["shrink", "raft::figure8_unreliable_2c", "--seed", "78", "--out", o]), exit::BAD_INPUT);
+    assert_eq!(run(&cat, &["shrink", "raft::swarm_2c", "--seed", "3", "--out", o]), exit::BAD_INPUT);
+    assert!(!out.exists(), "a refused shrink leaves no file");
+    let bug = "apply-out-of-order-after-snapshot";
+    let args = ["shrink", "raft::swarm_2d", "--seed", "16", "--bug", bug, "--out", o, "--max-runs", "60"];
+    assert_eq!(run(&cat, &args), exit::SAFETY, "the status of the failure it kept");
+    let small = scenarios::spec::SpecFile::load(&out).unwrap().spec;
+    assert_eq!(small.bug.as_deref(), Some(bug));
+    assert!(small.events.len() < 61, "{} fault events", small.events.len());
+    let trace = std::fs::read_to_string(dir.join("small.toml.trace.txt")).unwrap();
+    assert!(trace.contains("FAILED safety violation caught by apply-order"), "the trace ends with the failure");
+    // The written file fails when run.
+    assert_eq!(run(&cat, &["run", o, "--seed", "16"]), exit::SAFETY);
+}

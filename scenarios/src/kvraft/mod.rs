@@ -5,7 +5,7 @@
 pub mod swarm;
 pub mod tester;
 
-use crate::engine::{engine_bug, RaftEngine, TestEngine};
+use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
 /// What a [`KvClient`]'s `put` and `append` return, re-exported so a downstream service needs
 /// no dependency on `checkers`.
@@ -26,6 +26,8 @@ pub fn family() -> Family {
         .with_bugs(RsmBugs::ALL.iter().copied())
         .with_bugs(RaftEngine::bugs())
         .with_scenarios(scenarios())
+        .with_marks(sim::WORLD_MARKS)
+        .with_marks(nodes::replica::MARKS)
 }
 
 /// The whole kvraft suite — the course's 23 tests and the swarm, every history judged for
@@ -92,7 +94,8 @@ const G: Generic = Generic {
 
 macro_rules! generic {
     ($name:literal, $desc:literal, $g:expr) => {
-        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E, S>($name, o, $g))).with_client_history()
+        Scenario::new($name, $desc, COURSE_LIMIT, |o| Box::pin(generic_test::<E, S>($name, o, $g)))
+            .with_client_history()
     };
 }
 

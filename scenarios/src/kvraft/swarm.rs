@@ -7,7 +7,11 @@ use super::tester::{KvService, OwnKv, NET};
 use super::{cluster, COURSE_LIMIT};
 use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Opts, Scenario};
-use crate::swarm::{play_safety_phase, safety_phase_end_ms, schedule_for, stop_faults, Params, SERVERS};
+use crate::spec::{Clerk, Workload, WorkloadKind};
+use crate::swarm::{
+    apply_spec_shape, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults, Params,
+    SERVERS,
+};
 use rand::Rng;
 use sim::Failure;
 use std::cell::{Cell, RefCell};
@@ -31,18 +35,34 @@ pub fn scenarios_on<E: TestEngine, S: KvService>() -> Vec<Scenario> {
         |o| Box::pin(swarm::<E, S>(o)),
     )
     .with_fault_schedule(safety_phase_end_ms)
+    .with_scenario_files(WorkloadKind::Clerks)
     .with_client_history()]
 }
 
 async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
+    // Every draw is made as the seed orders it, and a scenario file's values replace the
+    // drawn ones only afterwards, so the seed's later draws do not move (crate::spec).
     let mut rng = sim::rng("swarm");
-    let p = Params::draw(&mut rng, SERVERS);
-    let clerks = rng.gen_range(1..=20usize);
-    let keys = rng.gen_range(1..=10usize);
-    let maxraftstate: i64 = if rng.gen_bool(0.5) { rng.gen_range(500..5000) } else { -1 };
+    let drawn = Params::draw(&mut rng, SERVERS);
+    let mut p = drawn.clone();
+    apply_spec_shape(&opts, &mut p);
+    let n_clerks = rng.gen_range(1..=20usize);
+    let mut keys = rng.gen_range(1..=10usize);
+    let mut maxraftstate: i64 = if rng.gen_bool(0.5) { rng.gen_range(500..5000) } else { -1 };
+    let (mut append_percent, mut put_percent) = (45, 10);
+    let mut clerks: Vec<Clerk> = (0..n_clerks as u64).map(|id| Clerk { id, operations: u64::MAX }).collect();
+    if let Some(Workload::Clerks { keys: k, maxraftstate: m, append_percent: a, put_percent: u, clerks: c }) =
+        spec(&opts).map(|s| &s.workload)
+    {
+        (keys, maxraftstate, append_percent, put_percent) = (*k, *m, *a, *u);
+        clerks.clone_from(c);
+    }
     sim::describe(p.describe());
-    sim::describe(format!("{clerks} clerks on {keys} keys, maxraftstate {maxraftstate}"));
-    let schedule = schedule_for(&opts, &p, &mut rng);
+    sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
+    let schedule = schedule_for(&opts, &drawn, &mut rng);
+    let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
+    let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };
+    record_spec(&opts, &p, workload, &schedule);
     let mut cfg = cluster::<E, S>("kvraft::swarm_3b", p.servers, false, maxraftstate, &opts)
         .attaching_history(opts.attach_history);
     let all = cfg.all();
@@ -50,31 +70,35 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     let handles = cfg.leader_view();
     play_safety_phase(schedule, cfg.servers.clone(), Rc::new(handles), stop.clone(), p.safety_ms);
 
-    // The clerks: random operations on random keys until told to stop.
-    let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; clerks]));
+    // The clerks: random operations on random keys until told to stop (or, from a scenario
+    // file, after their number of operations). Each draws from a stream named by its id.
+    let n = clerks.len();
+    let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; n]));
     let finished = Rc::new(Cell::new(0usize));
-    for cli in 0..clerks {
+    for (slot, clerk) in clerks.iter().copied().enumerate() {
         let mut ck = cfg.make_client(&all);
-        ck.cli = cli as u64;
+        let cli = clerk.id;
+        ck.cli = cli;
         let (stop, completed, finished) = (stop.clone(), completed.clone(), finished.clone());
         let mut rng = sim::rng(&format!("kv-swarm-client-{cli}"));
+        let recorder = opts.record_scenario.clone();
         sim::spawn(async move {
             let mut j = 0;
-            while !stop.get() {
+            while !stop.get() && j < clerk.operations {
+                if let Some(r) = &recorder {
+                    r.count_operation(cli);
+                }
                 let key = rng.gen_range(0..keys).to_string();
-                match rng.gen_range(0..100) {
-                    0..=44 => {
-                        ck.append(&key, &format!("x {cli} {j} y")).await;
-                    }
-                    45..=54 => {
-                        ck.put(&key, &format!("x {cli} {j} y")).await;
-                    }
-                    _ => {
-                        ck.get(&key).await;
-                    }
+                let pick = rng.gen_range(0..100);
+                if pick < append_percent {
+                    ck.append(&key, &format!("x {cli} {j} y")).await;
+                } else if pick < append_percent + put_percent {
+                    ck.put(&key, &format!("x {cli} {j} y")).await;
+                } else {
+                    ck.get(&key).await;
                 }
                 j += 1;
-                completed.borrow_mut()[cli] += 1;
+                completed.borrow_mut()[slot] += 1;
             }
             finished.set(finished.get() + 1);
         });
@@ -87,10 +111,11 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     for i in 0..cfg.n {
         cfg.start_server(i);
     }
-    let at_stop = completed.borrow().clone();
+    // A clerk's next request and one more — or as many as a scenario file leaves it.
+    let need: Vec<u64> = completed.borrow().iter().zip(&clerks).map(|(&c, k)| (c + 2).min(k.operations)).collect();
     let t0 = sim::now();
     loop {
-        let behind: Vec<usize> = (0..clerks).filter(|&c| completed.borrow()[c] < at_stop[c] + 2).collect();
+        let behind: Vec<usize> = (0..n).filter(|&c| completed.borrow()[c] < need[c]).collect();
         if behind.is_empty() {
             break;
         }
@@ -98,17 +123,17 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
             return Err(Failure::liveness(
                 "kv::swarm-liveness",
                 format!(
-                    "{} of {clerks} clerks made no progress within {}s after every fault stopped (first: c{})",
+                    "{} of {n} clerks made no progress within {}s after every fault stopped (first: c{})",
                     behind.len(),
                     LIVENESS_BOUND.as_secs(),
-                    behind[0]
+                    clerks[behind[0]].id
                 ),
             ));
         }
         sim::sleep(Duration::from_millis(10)).await;
     }
     stop.set(true);
-    while finished.get() < clerks {
+    while finished.get() < n {
         sim::sleep(Duration::from_millis(10)).await;
     }
     cfg.check_sizes()?;

@@ -28,7 +28,6 @@ use sim::history::Recorder;
 use sim::{net, Failure, NetConfig, NodeCtx, NodeId};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -450,7 +449,7 @@ pub fn undecided(result: &CheckResult, len: usize, options: &CheckOptions) -> Fa
 /// A run that ends before its final check (another check failed, the world stopped) still
 /// attaches its history when asked. Destructors run with the world still installed
 /// (`sim::run` drops the run's tasks before it takes the world down).
-impl<E: Engine> Drop for KvCluster<E> {
+impl<E: Engine, S: KvService> Drop for KvCluster<E, S> {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             self.attach_history_once();

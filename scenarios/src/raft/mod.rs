@@ -32,7 +32,11 @@ pub fn conformance<E: TestEngine>(family: &'static str) -> Family {
             sc.renamed(Box::leak(format!("{family}::{suffix}").into_boxed_str()))
         }
     });
-    Family::new(family).with_bugs(E::bugs()).with_scenarios(scenarios)
+    Family::new(family)
+        .with_bugs(E::bugs())
+        .with_scenarios(scenarios)
+        .with_marks(sim::WORLD_MARKS)
+        .with_marks(nodes::replica::MARKS)
 }
 
 /// The course gives each test 120 s.

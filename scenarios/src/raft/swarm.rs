@@ -13,7 +13,11 @@ use super::tester::{int_cmd, Cluster};
 use super::ELECTION;
 use crate::engine::TestEngine;
 use crate::registry::{Opts, Scenario};
-use crate::swarm::{play_safety_phase, safety_phase_end_ms, schedule_for, stop_faults, Params, SERVERS};
+use crate::spec::{Workload, WorkloadKind};
+use crate::swarm::{
+    apply_spec_shape, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults, Params,
+    SERVERS,
+};
 use rand::Rng;
 use sim::Failure;
 use std::cell::Cell;
@@ -29,30 +33,47 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
             budget,
             |o| Box::pin(swarm::<E>(o, false)),
         )
-        .with_fault_schedule(safety_phase_end_ms),
+        .with_fault_schedule(safety_phase_end_ms)
+        .with_scenario_files(WorkloadKind::Proposals),
         Scenario::new(
             "raft::swarm_2d",
             "as swarm_2c with the snapshotting service (every 10 entries), so InstallSnapshot runs under faults",
             budget,
             |o| Box::pin(swarm::<E>(o, true)),
         )
-        .with_fault_schedule(safety_phase_end_ms),
+        .with_fault_schedule(safety_phase_end_ms)
+        .with_scenario_files(WorkloadKind::ProposalsWithSnapshots),
     ]
 }
 
 async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure> {
+    // Every draw is made as the seed orders it, and a scenario file's values replace the
+    // drawn ones only afterwards, so the seed's later draws do not move (crate::spec).
     let mut rng = sim::rng("swarm");
-    let p = Params::draw(&mut rng, SERVERS);
+    let drawn = Params::draw(&mut rng, SERVERS);
+    let mut p = drawn.clone();
+    apply_spec_shape(&opts, &mut p);
+    let mut proposals_max = u64::MAX;
+    if let Some(Workload::Proposals { propose_gap_ms, proposals, .. }) = spec(&opts).map(|s| &s.workload) {
+        p.propose_gap_ms = *propose_gap_ms;
+        proposals_max = *proposals;
+    }
     sim::describe(p.describe());
-    let schedule = schedule_for(&opts, &p, &mut rng);
+    let schedule = schedule_for(&opts, &drawn, &mut rng);
     let mut cfg = Cluster::<E>::for_test(p.servers, false, snapshots, &opts);
+    let mut every = Vec::new();
     if snapshots {
         // Servers snapshot at different intervals, so a leader's snapshot can fall between a
         // follower's own snapshot and its commit index.
-        let every: Vec<u64> = (0..p.servers).map(|_| rng.gen_range(3..=15)).collect();
+        every = (0..drawn.servers).map(|_| rng.gen_range(3..=15)).collect();
+        if let Some(Workload::Proposals { snapshot_every, .. }) = spec(&opts).map(|s| &s.workload) {
+            every.clone_from(snapshot_every);
+        }
         sim::describe(format!("snapshot intervals: {every:?}"));
-        cfg.logs.borrow_mut().snapshot_every = every;
+        cfg.logs.borrow_mut().snapshot_every = every.clone();
     }
+    let workload = Workload::Proposals { propose_gap_ms: p.propose_gap_ms, proposals: 0, snapshot_every: every };
+    record_spec(&opts, &p, workload, &schedule);
     let stop = Rc::new(Cell::new(false));
 
     // Faults: play the schedule during the safety phase (a loaded one was checked to fit it).
@@ -63,9 +84,15 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         let stop = stop.clone();
         let roles = cfg.roles();
         let gap = Duration::from_millis(p.propose_gap_ms);
+        let recorder = opts.record_scenario.clone();
         sim::spawn(async move {
             let mut x = 1_000_000u64;
-            while !stop.get() {
+            let mut rounds = 0;
+            while !stop.get() && rounds < proposals_max {
+                rounds += 1;
+                if let Some(r) = &recorder {
+                    r.count_operation(0);
+                }
                 x += 1;
                 roles.start_everywhere(int_cmd(x));
                 sim::sleep(gap).await;

@@ -1,0 +1,531 @@
+//! Shrinking a failing swarm run: keep the failure — the same class, caught by the same
+//! check — while removing fault events, clerks, servers and operations, shortening the
+//! safety phase and lowering rates. Each candidate is a [`ScenarioSpec`] run with the same
+//! seed; it is accepted while it still fails the same way.
+//!
+//! Fault events and clerks go by delta debugging ([`ddmin`], Zeller and Hildebrandt,
+//! "Simplifying and Isolating Failure-Inducing Input", TSE 2002: try halves, then
+//! complements, then finer splits), servers one at a time from the highest-numbered (events
+//! naming a removed server lose it), operation caps and the safety phase by bisection, rates
+//! by halving. The passes repeat until a whole round changes nothing or the run budget is
+//! spent.
+//!
+//! Draws stay put where the design allows (see `crate::spec`): the knobs are in the file,
+//! not redrawn; each clerk draws from a stream named by its id; the drawn schedule is drawn
+//! and discarded, so the streams after it do not move. What cannot stay put is drawn in
+//! event order — the fault resolver's choice of a `follower` or `down` node, the network's
+//! loss and delay draws — so a candidate can pass by chance of those; it is then simply not
+//! accepted, and the search goes on with the next candidate.
+
+use crate::registry::{run_scenario, Opts, Scenario};
+use crate::spec::{server_index, ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use sim::faults::{Fault, FaultEvent, Target};
+use sim::{FailureClass, Outcome, RunReport, TraceMode};
+use std::path::PathBuf;
+
+/// How a run failed: what a shrunk candidate must keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureKind {
+    /// Safety, liveness or panic.
+    pub class: FailureClass,
+    /// The check that caught it (`Failure::checker`).
+    pub checker: String,
+}
+
+impl FailureKind {
+    /// The kind of a failing outcome; `None` for a pass.
+    pub fn of(outcome: &Outcome) -> Option<FailureKind> {
+        match outcome {
+            Outcome::Pass => None,
+            Outcome::Fail(f) => Some(FailureKind { class: f.class, checker: f.checker.clone() }),
+        }
+    }
+}
+
+/// The sizes the shrinker reports before and after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Fault events in the schedule.
+    pub fault_events: usize,
+    /// Operations started: proposal rounds, or the clerks' operations.
+    pub operations: u64,
+    /// Servers.
+    pub servers: usize,
+    /// Clients: the proposer, or the clerks.
+    pub clients: usize,
+    /// Simulated time of the run, in nanoseconds.
+    pub sim_time_ns: u64,
+    /// Trace events of the run.
+    pub trace_events: u64,
+}
+
+impl Sizes {
+    /// The sizes of `spec` run as `report`.
+    pub fn of(spec: &ScenarioSpec, report: &RunReport) -> Sizes {
+        Sizes {
+            fault_events: spec.events.len(),
+            operations: spec.workload.operations(),
+            servers: spec.servers,
+            clients: spec.workload.clients(),
+            sim_time_ns: report.sim_time.as_nanos() as u64,
+            trace_events: report.events,
+        }
+    }
+
+    /// Fault events plus operations: the "events" a person reads in a reproduction.
+    pub fn fault_and_operation_events(&self) -> u64 {
+        self.fault_events as u64 + self.operations
+    }
+}
+
+/// What [`shrink`] found.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// How every accepted candidate fails.
+    pub failure: FailureKind,
+    /// The resolved scenario of the original run.
+    pub original: ScenarioSpec,
+    /// The smallest candidate found that fails the same way.
+    pub smallest: ScenarioSpec,
+    /// Sizes of the original run and of the smallest.
+    pub before: Sizes,
+    /// See `before`.
+    pub after: Sizes,
+    /// Candidate runs made (the original's two runs not counted).
+    pub runs: usize,
+    /// Candidates accepted.
+    pub accepted: usize,
+}
+
+/// Why a run could not be shrunk: bad input for the caller to report (exit 4).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShrinkError {
+    /// The run passes: there is no failure to keep.
+    #[error("{scenario} --seed {seed} passes: there is no failure to shrink")]
+    Passes {
+        /// The scenario.
+        scenario: &'static str,
+        /// The seed.
+        seed: u64,
+    },
+    /// The run ended before the scenario recorded its resolved knobs.
+    #[error("{scenario} --seed {seed} failed before it resolved its scenario ({failure}): nothing to shrink")]
+    NotResolved {
+        /// The scenario.
+        scenario: &'static str,
+        /// The seed.
+        seed: u64,
+        /// How it failed.
+        failure: String,
+    },
+    /// The resolved scenario run from its file does not fail as the original did: a bug of
+    /// the scenario's file support, reported rather than shrunk around.
+    #[error(
+        "{scenario} --seed {seed}: the resolved scenario run from its file ended '{got}', the original '{want}'; it cannot be shrunk"
+    )]
+    NotReproduced {
+        /// The scenario.
+        scenario: &'static str,
+        /// The seed.
+        seed: u64,
+        /// The original outcome.
+        want: String,
+        /// The outcome from the file.
+        got: String,
+    },
+}
+
+/// Runs `sc` under `seed` with `opts` (its planted bug, and a scenario file if it is one),
+/// recording the resolved scenario. The options must have been checked
+/// (`Catalogue::check_opts`).
+pub fn resolve(sc: &Scenario, seed: u64, opts: &Opts) -> (RunReport, Option<ScenarioSpec>) {
+    let recorder = SpecRecorder::new(sc.name);
+    let opts = Opts { record_scenario: Some(recorder.clone()), ..opts.clone() };
+    let report = run_scenario(sc, seed, &opts, TraceMode::Hash, None);
+    (report, recorder.take())
+}
+
+/// Runs `spec` as a scenario file of `sc` under `seed`.
+pub fn run_spec(sc: &Scenario, seed: u64, spec: &ScenarioSpec, trace: TraceMode) -> RunReport {
+    run_scenario(sc, seed, &spec_opts(spec), trace, None)
+}
+
+/// The options that run `spec`: its file and its planted bug.
+pub fn spec_opts(spec: &ScenarioSpec) -> Opts {
+    Opts {
+        bug: spec.bug.clone(),
+        scenario_file: Some(SpecFile { path: PathBuf::from("<shrink candidate>"), spec: spec.clone() }),
+        ..Opts::default()
+    }
+}
+
+/// Shrinks the failing run of `sc` under `seed` with `opts` (checked by the caller: a
+/// scenario that takes scenario files, its bug, maybe a file). At most `max_runs` candidate
+/// runs; `progress` hears one line per accepted candidate.
+///
+/// # Errors
+/// [`ShrinkError`] when the run passes, fails before resolving its scenario, or its
+/// resolved scenario does not reproduce the failure.
+pub fn shrink(
+    sc: &Scenario,
+    seed: u64,
+    opts: &Opts,
+    max_runs: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Shrunk, ShrinkError> {
+    let (report, spec) = resolve(sc, seed, opts);
+    let Some(failure) = FailureKind::of(&report.outcome) else {
+        return Err(ShrinkError::Passes { scenario: sc.name, seed });
+    };
+    let Some(original) = spec else {
+        return Err(ShrinkError::NotResolved { scenario: sc.name, seed, failure: report.outcome.to_string() });
+    };
+    let again = run_spec(sc, seed, &original, TraceMode::Hash);
+    if FailureKind::of(&again.outcome).as_ref() != Some(&failure) {
+        return Err(ShrinkError::NotReproduced {
+            scenario: sc.name,
+            seed,
+            want: report.outcome.to_string(),
+            got: again.outcome.to_string(),
+        });
+    }
+    let before = Sizes::of(&original, &again);
+    let mut s =
+        Search { sc, seed, failure, best: original.clone(), best_report: again, runs: 0, max_runs, accepted: 0 };
+    loop {
+        let accepted_before = s.accepted;
+        s.events(progress);
+        s.clerks(progress);
+        s.servers(progress);
+        s.operations(progress);
+        s.safety_phase(progress);
+        s.rates(progress);
+        if s.accepted == accepted_before || s.runs >= s.max_runs {
+            break;
+        }
+    }
+    let after = Sizes::of(&s.best, &s.best_report);
+    Ok(Shrunk { failure: s.failure, original, smallest: s.best, before, after, runs: s.runs, accepted: s.accepted })
+}
+
+/// The search's state: the smallest failing candidate so far and the run budget.
+struct Search<'a> {
+    sc: &'a Scenario,
+    seed: u64,
+    failure: FailureKind,
+    best: ScenarioSpec,
+    best_report: RunReport,
+    runs: usize,
+    max_runs: usize,
+    accepted: usize,
+}
+
+impl Search<'_> {
+    /// Runs `candidate`; makes it the best if it fails the same way. False once the budget
+    /// is spent.
+    fn try_candidate(&mut self, candidate: ScenarioSpec, what: &str, progress: &mut dyn FnMut(&str)) -> bool {
+        if self.runs >= self.max_runs || candidate == self.best {
+            return false;
+        }
+        // A candidate that no longer fits its scenario (it cannot be written as a valid
+        // file) is not run.
+        let kind = self.sc.faults.and_then(|f| f.workload);
+        if kind.is_some_and(|k| candidate.check(self.sc.name, k).is_err()) {
+            return false;
+        }
+        self.runs += 1;
+        let r = run_spec(self.sc, self.seed, &candidate, TraceMode::Hash);
+        if FailureKind::of(&r.outcome).as_ref() != Some(&self.failure) {
+            return false;
+        }
+        self.accepted += 1;
+        progress(&format!(
+            "  kept ({what}): {} fault events, {} operations, {} servers, {} clients, {:.1}s safety phase",
+            candidate.events.len(),
+            candidate.workload.operations(),
+            candidate.servers,
+            candidate.workload.clients(),
+            candidate.safety_ms as f64 / 1000.0
+        ));
+        self.best = candidate;
+        self.best_report = r;
+        true
+    }
+
+    fn events(&mut self, progress: &mut dyn FnMut(&str)) {
+        let events = self.best.events.clone();
+        let kept = ddmin(events, &mut |subset: &[FaultEvent]| {
+            let candidate = ScenarioSpec { events: subset.to_vec(), ..self.best.clone() };
+            self.try_candidate(candidate, "fault events", progress)
+        });
+        debug_assert_eq!(kept, self.best.events);
+    }
+
+    fn clerks(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Workload::Clerks { clerks, .. } = &self.best.workload else { return };
+        let clerks = clerks.clone();
+        ddmin(clerks, &mut |subset| {
+            let mut candidate = self.best.clone();
+            if let Workload::Clerks { clerks, .. } = &mut candidate.workload {
+                *clerks = subset.to_vec();
+            }
+            self.try_candidate(candidate, "clerks", progress)
+        });
+    }
+
+    fn servers(&mut self, progress: &mut dyn FnMut(&str)) {
+        while self.best.servers > 1 {
+            let candidate = without_last_server(&self.best);
+            if !self.try_candidate(candidate, "servers", progress) {
+                break;
+            }
+        }
+    }
+
+    fn operations(&mut self, progress: &mut dyn FnMut(&str)) {
+        let caps = match &self.best.workload {
+            Workload::Proposals { proposals, .. } => vec![*proposals],
+            Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).collect(),
+        };
+        for (i, cap) in caps.into_iter().enumerate() {
+            // Bisect for the smallest cap that still fails: [lo, hi] with hi failing.
+            let (mut lo, mut hi) = (0, cap);
+            while lo < hi && self.runs < self.max_runs {
+                let mid = lo + (hi - lo) / 2;
+                let mut candidate = self.best.clone();
+                match &mut candidate.workload {
+                    Workload::Proposals { proposals, .. } => *proposals = mid,
+                    Workload::Clerks { clerks, .. } => clerks[i].operations = mid,
+                }
+                if self.try_candidate(candidate, "operations", progress) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+    }
+
+    fn safety_phase(&mut self, progress: &mut dyn FnMut(&str)) {
+        // The phase must outlast its last event; bisect down to that.
+        let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1);
+        let (mut lo, mut hi) = (floor, self.best.safety_ms);
+        while lo < hi && self.runs < self.max_runs {
+            let mid = lo + (hi - lo) / 2;
+            let candidate = ScenarioSpec { safety_ms: mid, ..self.best.clone() };
+            if self.try_candidate(candidate, "safety phase", progress) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+    }
+
+    fn rates(&mut self, progress: &mut dyn FnMut(&str)) {
+        for i in 0..self.best.events.len() {
+            while let Some(lower) = self.best.events.get(i).and_then(|e| lower_rate(&e.fault)) {
+                let mut candidate = self.best.clone();
+                candidate.events[i].fault = lower;
+                if !self.try_candidate(candidate, "rates", progress) {
+                    break;
+                }
+            }
+        }
+        if let Workload::Proposals { propose_gap_ms, .. } = self.best.workload {
+            // A lower proposal rate: a longer gap, up to a second.
+            if propose_gap_ms < 1000 {
+                let mut candidate = self.best.clone();
+                if let Workload::Proposals { propose_gap_ms: g, .. } = &mut candidate.workload {
+                    *g = (propose_gap_ms * 2).min(1000);
+                }
+                self.try_candidate(candidate, "proposal rate", progress);
+            }
+        }
+    }
+}
+
+/// The fault with its rates halved (loss, duplicates, delay), or `None` when it has no rate
+/// left to lower.
+fn lower_rate(f: &Fault) -> Option<Fault> {
+    match *f {
+        Fault::Unreliable { request_loss_permille: a, reply_loss_permille: b, request_delay_ms_max: d }
+            if a + b + d > 0 =>
+        {
+            Some(Fault::Unreliable {
+                request_loss_permille: a / 2,
+                reply_loss_permille: b / 2,
+                request_delay_ms_max: d / 2,
+            })
+        }
+        Fault::Duplicate { permille } if permille > 0 => Some(Fault::Duplicate { permille: permille / 2 }),
+        Fault::Delay { min_ms, max_ms } if max_ms > 0 => Some(Fault::Delay { min_ms: min_ms / 2, max_ms: max_ms / 2 }),
+        _ => None,
+    }
+}
+
+/// `spec` without its highest-numbered server: events naming it lose it (a partition side
+/// drops it; an event about it alone goes), its snapshot interval goes.
+pub fn without_last_server(spec: &ScenarioSpec) -> ScenarioSpec {
+    let gone = spec.servers - 1;
+    let is_gone = |t: &Target| server_index(t) == Some(gone);
+    let mut out = spec.clone();
+    out.servers = gone;
+    out.events.retain_mut(|e| match &mut e.fault {
+        Fault::Partition { a, b } => {
+            a.retain(|t| !is_gone(t));
+            b.retain(|t| !is_gone(t));
+            true
+        }
+        Fault::Isolate { node }
+        | Fault::Connect { node }
+        | Fault::Crash { node }
+        | Fault::CrashAfterSave { node, .. }
+        | Fault::Restart { node } => !is_gone(node),
+        Fault::Cut { from, to }
+        | Fault::Uncut { from, to }
+        | Fault::Clog { from, to }
+        | Fault::Release { from, to } => !is_gone(from) && !is_gone(to),
+        _ => true,
+    });
+    if let Workload::Proposals { snapshot_every, .. } = &mut out.workload {
+        snapshot_every.truncate(gone);
+    }
+    out
+}
+
+/// Delta debugging: a smallest-by-removal subsequence of `items` for which `test` holds,
+/// given that it holds for `items` (not re-tested). `test` is called on candidate
+/// subsequences; a `true` makes that candidate the new current one. The result is
+/// 1-minimal when `test` is deterministic and the budget (inside `test`) lasts: removing
+/// any single item makes `test` fail. The empty sequence is tried last.
+pub fn ddmin<T: Clone>(items: Vec<T>, test: &mut dyn FnMut(&[T]) -> bool) -> Vec<T> {
+    let mut current = items;
+    let mut n = 2;
+    while current.len() >= 2 {
+        let chunks = split(&current, n);
+        let mut reduced = false;
+        for chunk in &chunks {
+            if test(chunk) {
+                current = chunk.clone();
+                n = 2;
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced && n > 2 {
+            for i in 0..chunks.len() {
+                let complement: Vec<T> =
+                    chunks.iter().enumerate().filter(|&(j, _)| j != i).flat_map(|(_, c)| c.iter().cloned()).collect();
+                if test(&complement) {
+                    current = complement;
+                    n = (n - 1).max(2);
+                    reduced = true;
+                    break;
+                }
+            }
+        }
+        if !reduced {
+            if n >= current.len() {
+                break;
+            }
+            n = (n * 2).min(current.len());
+        }
+    }
+    if !current.is_empty() && test(&[]) {
+        current.clear();
+    }
+    current
+}
+
+/// `items` in `n` contiguous chunks of nearly equal length (the first ones longer).
+fn split<T: Clone>(items: &[T], n: usize) -> Vec<Vec<T>> {
+    let n = n.min(items.len()).max(1);
+    let (base, extra) = (items.len() / n, items.len() % n);
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for i in 0..n {
+        let len = base + usize::from(i < extra);
+        out.push(items[start..start + len].to_vec());
+        start += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddmin_finds_the_items_a_failure_needs() {
+        // Fails when both 3 and 7 are present: ddmin must end with exactly them.
+        let mut calls = 0;
+        let got = ddmin((0..20).collect(), &mut |s: &[i32]| {
+            calls += 1;
+            s.contains(&3) && s.contains(&7)
+        });
+        assert_eq!(got, vec![3, 7]);
+        assert!(calls < 80, "{calls} tests");
+        // A failure that needs nothing shrinks to nothing; one that needs everything keeps it.
+        assert!(ddmin((0..5).collect(), &mut |_: &[i32]| true).is_empty());
+        assert_eq!(ddmin((0..5).collect(), &mut |s: &[i32]| s.len() == 5), vec![0, 1, 2, 3, 4]);
+        // 1-minimal: removing any single item of the result passes.
+        let needs = |s: &[i32]| s.iter().filter(|&&x| x % 5 == 0).count() >= 3;
+        let got = ddmin((0..30).collect(), &mut |s: &[i32]| needs(s));
+        assert_eq!(got.len(), 3);
+        for i in 0..got.len() {
+            let mut less = got.clone();
+            less.remove(i);
+            assert!(!needs(&less));
+        }
+    }
+
+    #[test]
+    fn split_covers_every_item_once_in_order() {
+        let items: Vec<u32> = (0..10).collect();
+        for n in 1..=12 {
+            let chunks = split(&items, n);
+            assert_eq!(chunks.concat(), items);
+            assert!(chunks.iter().all(|c| !c.is_empty()));
+        }
+    }
+
+    #[test]
+    fn removing_a_server_removes_what_names_it() {
+        let ev = |at_ms, fault| FaultEvent { at_ms, fault };
+        let spec = ScenarioSpec {
+            scenario: "raft::swarm_2d".into(),
+            seed: 1,
+            bug: None,
+            servers: 3,
+            safety_ms: 100,
+            workload: Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4, 5] },
+            events: vec![
+                ev(
+                    1,
+                    Fault::Partition { a: vec![Target::node("s0"), Target::node("s2")], b: vec![Target::node("s1")] },
+                ),
+                ev(2, Fault::Crash { node: Target::node("s2") }),
+                ev(3, Fault::Cut { from: Target::node("s1"), to: Target::node("s2") }),
+                ev(4, Fault::Crash { node: Target::role("leader") }),
+            ],
+        };
+        let out = without_last_server(&spec);
+        assert_eq!(out.servers, 2);
+        assert_eq!(out.events.len(), 2);
+        assert_eq!(out.events[0].fault, Fault::Partition { a: vec![Target::node("s0")], b: vec![Target::node("s1")] });
+        assert_eq!(out.events[1].at_ms, 4);
+        assert_eq!(out.workload, Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4] });
+    }
+
+    #[test]
+    fn rates_halve_down_to_nothing() {
+        let mut f = Fault::Duplicate { permille: 5 };
+        let mut steps = 0;
+        while let Some(g) = lower_rate(&f) {
+            f = g;
+            steps += 1;
+        }
+        assert_eq!((f, steps), (Fault::Duplicate { permille: 0 }, 3));
+        assert_eq!(lower_rate(&Fault::Heal), None);
+    }
+}

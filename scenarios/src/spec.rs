@@ -1,0 +1,472 @@
+//! Scenarios as data: a swarm run's *resolved* scenario — cluster shape, workload, safety
+//! phase and fault schedule — as a TOML file that runs again (`cargo xtask run FILE --seed N`)
+//! and that the shrinker (`cargo xtask shrink`) cuts down.
+//!
+//! A swarm draws its knobs from the seed; `--save-scenario FILE` writes what it drew (and,
+//! for the workload, how many operations each client started), and a run from that file
+//! with the same seed is the same run, event for event: the scenario still makes every draw
+//! it would have made, in the same order, and only then replaces the drawn values with the
+//! file's, so every later draw of the seed — each client's own stream, the network's — is
+//! unchanged. A workload's operation counts are caps: a client stops after starting that
+//! many, which is exactly where the recorded run stopped it.
+//!
+//! ```toml
+//! scenario = "kvraft::swarm_3b"
+//! seed = 7                      # the seed it was resolved from (`--seed` may differ)
+//! bug = "no-duplicate-detection" # optional planted bug
+//! servers = 5
+//! safety_ms = 12000             # faults play before this simulated time, then stop
+//!
+//! [workload]
+//! kind = "clerks"               # or "proposals" (Raft swarms)
+//! keys = 4
+//! maxraftstate = 1200           # -1: no snapshots
+//! append_percent = 45           # the rest of the mix: put_percent, then gets
+//! put_percent = 10
+//! [[workload.clerk]]
+//! id = 0                        # the clerk's random stream is `kv-swarm-client-<id>`
+//! operations = 31
+//!
+//! [[event]]                     # the fault schedule, as in `--faults` files
+//! at_ms = 1200
+//! kind = "crash"
+//! node = "leader"
+//! ```
+
+use serde::{Deserialize, Serialize};
+use sim::faults::{Fault, FaultEvent, FaultSchedule, Target};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A swarm run's resolved scenario. See the module documentation for the format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// The scenario's full name, e.g. `raft::swarm_2c`.
+    pub scenario: String,
+    /// The seed the knobs were resolved from. Informational: the run's seed is the command
+    /// line's `--seed` (this one when it is not given).
+    pub seed: u64,
+    /// A planted bug of the scenario's family, if the scenario is to run with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bug: Option<String>,
+    /// The number of servers, named `s0` … `s<servers-1>`.
+    pub servers: usize,
+    /// The end of the safety phase, in simulated milliseconds: every fault event comes
+    /// before it; at it every fault stops and the liveness phase begins.
+    pub safety_ms: u64,
+    /// What the clients do.
+    pub workload: Workload,
+    /// The fault schedule, in time order (`[[event]]` tables, as in a `--faults` file).
+    #[serde(default, rename = "event")]
+    pub events: Vec<FaultEvent>,
+}
+
+/// The clients of a swarm: the Raft swarms' stream of proposals, or the key/value swarm's
+/// clerks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// The Raft swarms: every `propose_gap_ms` a command is offered to every live server
+    /// (only a leader takes it), `proposals` rounds in all at most.
+    Proposals {
+        /// Simulated milliseconds between rounds.
+        propose_gap_ms: u64,
+        /// Rounds started before the run ended or the safety phase did.
+        proposals: u64,
+        /// Per server, the applied entries between snapshots (`raft::swarm_2d`; empty for
+        /// `raft::swarm_2c`, which takes no snapshots).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        snapshot_every: Vec<u64>,
+    },
+    /// The key/value swarm: closed-loop clerks (one request outstanding each) on random
+    /// keys.
+    Clerks {
+        /// Keys are `0` … `keys-1`.
+        keys: usize,
+        /// Snapshot threshold in bytes of Raft state; -1 for none.
+        maxraftstate: i64,
+        /// Percent of operations that are appends.
+        append_percent: u32,
+        /// Percent that are puts; the rest (to 100) are gets.
+        put_percent: u32,
+        /// The clerks, each with its own random stream and operation cap.
+        #[serde(rename = "clerk")]
+        clerks: Vec<Clerk>,
+    },
+}
+
+/// One clerk of a key/value workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clerk {
+    /// Its identity: it draws its operations from the stream `kv-swarm-client-<id>` and is
+    /// client `<id>` in the history, so removing another clerk leaves it as it was.
+    pub id: u64,
+    /// Operations it starts at most.
+    pub operations: u64,
+}
+
+/// The kinds of [`Workload`], for a scenario to declare which one it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// [`Workload::Proposals`] without snapshots (`snapshot_every` empty).
+    Proposals,
+    /// [`Workload::Proposals`] with a snapshot interval per server.
+    ProposalsWithSnapshots,
+    /// [`Workload::Clerks`].
+    Clerks,
+}
+
+impl Workload {
+    /// Its kind.
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Workload::Proposals { snapshot_every, .. } if snapshot_every.is_empty() => WorkloadKind::Proposals,
+            Workload::Proposals { .. } => WorkloadKind::ProposalsWithSnapshots,
+            Workload::Clerks { .. } => WorkloadKind::Clerks,
+        }
+    }
+
+    /// Operations the workload starts: proposal rounds, or the clerks' operations summed.
+    pub fn operations(&self) -> u64 {
+        match self {
+            Workload::Proposals { proposals, .. } => *proposals,
+            Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).sum(),
+        }
+    }
+
+    /// Clients: the proposer (one), or the clerks.
+    pub fn clients(&self) -> usize {
+        match self {
+            Workload::Proposals { .. } => 1,
+            Workload::Clerks { clerks, .. } => clerks.len(),
+        }
+    }
+}
+
+impl WorkloadKind {
+    /// The `kind` as written in a file.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Proposals => "proposals",
+            WorkloadKind::ProposalsWithSnapshots => "proposals with snapshot_every",
+            WorkloadKind::Clerks => "clerks",
+        }
+    }
+}
+
+/// Largest cluster a file may ask for: Raft's quorum arithmetic does not care, but a typo
+/// (`servers = 50`) should be refused, not simulated.
+pub const MAX_SERVERS: usize = 15;
+
+impl ScenarioSpec {
+    /// Parses a scenario file's text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// One line naming the file (and the line, for TOML errors) for malformed TOML, an
+    /// unknown or missing field, or events out of time order.
+    pub fn parse(path: &Path, text: &str) -> Result<ScenarioSpec, String> {
+        let spec: ScenarioSpec = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            format!("{}: {at}{}", path.display(), e.message().replace('\n', " ").trim())
+        })?;
+        Ok(spec)
+    }
+
+    /// The file's text, in the format [`ScenarioSpec::parse`] reads.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a scenario spec always encodes")
+    }
+
+    /// The fault schedule as a [`FaultSchedule`].
+    pub fn schedule(&self) -> FaultSchedule {
+        FaultSchedule { events: self.events.clone() }
+    }
+
+    /// Checks the file against the scenario it is run as (`workload` is the kind the
+    /// scenario reads): the name, the cluster size, the workload's kind and values, events
+    /// in time order, before the safety phase ends, naming only servers the file has.
+    ///
+    /// # Errors
+    /// One line saying what is wrong and what to do.
+    pub fn check(&self, scenario: &str, workload: WorkloadKind) -> Result<(), String> {
+        if self.scenario != scenario {
+            return Err(format!("the file is for {}, not {scenario}", self.scenario));
+        }
+        if !(1..=MAX_SERVERS).contains(&self.servers) {
+            return Err(format!("servers = {}: give 1 to {MAX_SERVERS}", self.servers));
+        }
+        if self.workload.kind() != workload {
+            return Err(format!(
+                "{scenario} reads a workload of kind {}, the file has {}",
+                workload.name(),
+                self.workload.kind().name()
+            ));
+        }
+        match &self.workload {
+            Workload::Proposals { propose_gap_ms, snapshot_every, .. } => {
+                if *propose_gap_ms == 0 {
+                    return Err("workload.propose_gap_ms = 0: give at least 1 ms between rounds".into());
+                }
+                if workload == WorkloadKind::ProposalsWithSnapshots && snapshot_every.len() != self.servers {
+                    return Err(format!(
+                        "workload.snapshot_every has {} entries for {} servers: give one per server",
+                        snapshot_every.len(),
+                        self.servers
+                    ));
+                }
+                if snapshot_every.contains(&0) {
+                    return Err("workload.snapshot_every: an interval of 0 entries; give at least 1".into());
+                }
+            }
+            Workload::Clerks { keys, append_percent, put_percent, clerks, .. } => {
+                if *keys == 0 {
+                    return Err("workload.keys = 0: give at least one key".into());
+                }
+                if append_percent + put_percent > 100 {
+                    return Err(format!(
+                        "workload: append_percent {append_percent} + put_percent {put_percent} exceed 100"
+                    ));
+                }
+                let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
+                if ids.len() != clerks.len() {
+                    return Err("workload.clerk: two clerks share an id; give each its own".into());
+                }
+            }
+        }
+        if let Some(i) = self.events.windows(2).position(|w| w[0].at_ms > w[1].at_ms) {
+            return Err(format!(
+                "events must be in time order: event {} at {} ms follows one at {} ms",
+                i + 2,
+                self.events[i + 1].at_ms,
+                self.events[i].at_ms
+            ));
+        }
+        if let Some((i, e)) = self.events.iter().enumerate().find(|(_, e)| e.at_ms >= self.safety_ms) {
+            return Err(format!(
+                "event {} ({} at {} ms) is at or past the safety phase's end (safety_ms = {}); move it earlier or raise safety_ms",
+                i + 1,
+                e.fault.kind(),
+                e.at_ms,
+                self.safety_ms
+            ));
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            for t in targets(&e.fault) {
+                if let Some(n) = server_index(t) {
+                    if n >= self.servers {
+                        return Err(format!(
+                            "event {} ({}) names {} but the file has {} servers (s0..s{})",
+                            i + 1,
+                            e.fault.kind(),
+                            t.0,
+                            self.servers,
+                            self.servers - 1
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The nodes or roles a fault names.
+pub fn targets(f: &Fault) -> Vec<&Target> {
+    match f {
+        Fault::Partition { a, b } => a.iter().chain(b.iter()).collect(),
+        Fault::Isolate { node }
+        | Fault::Connect { node }
+        | Fault::Crash { node }
+        | Fault::CrashAfterSave { node, .. }
+        | Fault::Restart { node } => vec![node],
+        Fault::Cut { from, to }
+        | Fault::Uncut { from, to }
+        | Fault::Clog { from, to }
+        | Fault::Release { from, to } => {
+            vec![from, to]
+        }
+        Fault::Heal
+        | Fault::ReleaseAll
+        | Fault::Unreliable { .. }
+        | Fault::Reliable
+        | Fault::LongReordering { .. }
+        | Fault::Duplicate { .. }
+        | Fault::Delay { .. } => Vec::new(),
+    }
+}
+
+/// `Some(i)` for a target naming server `s<i>`; `None` for a role.
+pub fn server_index(t: &Target) -> Option<usize> {
+    t.0.strip_prefix('s').and_then(|n| n.parse().ok())
+}
+
+/// A scenario file with the path it was read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecFile {
+    /// Where it was read from (for messages and the reproducing command line).
+    pub path: PathBuf,
+    /// The resolved scenario.
+    pub spec: ScenarioSpec,
+}
+
+impl SpecFile {
+    /// Reads and parses a scenario file (not yet checked against a scenario: see
+    /// [`ScenarioSpec::check`]).
+    ///
+    /// # Errors
+    /// One line naming the file when it cannot be read or parsed.
+    pub fn load(path: &Path) -> Result<SpecFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        Ok(SpecFile { path: path.to_path_buf(), spec: ScenarioSpec::parse(path, &text)? })
+    }
+}
+
+/// Whether `text` looks like a scenario file rather than a saved seed file: it has a
+/// `[workload]` table. (Both are TOML; the command line takes either where a file is
+/// accepted.)
+pub fn is_scenario_text(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("workload"))
+}
+
+/// Where a run leaves its resolved scenario (`--save-scenario`, and the shrinker): the
+/// scenario records it once its knobs are drawn and counts each operation a client starts.
+/// The caller writes it after the run. Clones share one slot.
+#[derive(Clone)]
+pub struct SpecRecorder {
+    scenario: Arc<str>,
+    slot: Arc<Mutex<Option<ScenarioSpec>>>,
+}
+
+impl SpecRecorder {
+    /// An empty recorder for a run of `scenario` (its full name: a scenario body serves
+    /// several names — renamed suites, `swarm_2c` and `swarm_2d` — and does not know which).
+    pub fn new(scenario: &str) -> SpecRecorder {
+        SpecRecorder { scenario: scenario.into(), slot: Arc::default() }
+    }
+
+    /// Called by the scenario with its resolved knobs (operation counts at zero); the
+    /// recorder writes in the scenario's name.
+    pub fn record(&self, mut spec: ScenarioSpec) {
+        spec.scenario = self.scenario.to_string();
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(spec);
+    }
+
+    /// Called by the scenario when a client starts an operation: `client` is the clerk's id
+    /// (ignored for the proposer).
+    pub fn count_operation(&self, client: u64) {
+        if let Some(spec) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            match &mut spec.workload {
+                Workload::Proposals { proposals, .. } => *proposals += 1,
+                Workload::Clerks { clerks, .. } => {
+                    if let Some(c) = clerks.iter_mut().find(|c| c.id == client) {
+                        c.operations += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The recorded scenario, if the run got as far as resolving it.
+    pub fn take(&self) -> Option<ScenarioSpec> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for SpecRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpecRecorder")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv() -> ScenarioSpec {
+        ScenarioSpec {
+            scenario: "kvraft::swarm_3b".into(),
+            seed: 7,
+            bug: None,
+            servers: 3,
+            safety_ms: 10_000,
+            workload: Workload::Clerks {
+                keys: 2,
+                maxraftstate: -1,
+                append_percent: 45,
+                put_percent: 10,
+                clerks: vec![Clerk { id: 0, operations: 3 }, Clerk { id: 4, operations: 1 }],
+            },
+            events: vec![
+                FaultEvent { at_ms: 5, fault: Fault::Crash { node: Target::node("s2") } },
+                FaultEvent { at_ms: 9, fault: Fault::Restart { node: Target::role("down") } },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_spec_round_trips_through_toml_and_is_told_from_a_seed_file() {
+        let s = kv();
+        let text = s.to_toml();
+        assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &text).unwrap(), s);
+        assert!(is_scenario_text(&text));
+        assert!(!is_scenario_text("scenario = \"raft::x\"\nseed = 1\n"));
+        assert_eq!(s.workload.operations(), 4);
+        assert_eq!(s.workload.clients(), 2);
+        assert!(s.check("kvraft::swarm_3b", WorkloadKind::Clerks).is_ok());
+    }
+
+    #[test]
+    fn a_spec_that_does_not_fit_its_scenario_is_refused_with_one_line() {
+        let check = |s: &ScenarioSpec| s.check("kvraft::swarm_3b", WorkloadKind::Clerks).unwrap_err();
+        assert!(kv().check("raft::swarm_2c", WorkloadKind::Clerks).unwrap_err().contains("is for kvraft::swarm_3b"));
+        assert!(kv()
+            .check("kvraft::swarm_3b", WorkloadKind::Proposals)
+            .unwrap_err()
+            .contains("kind proposals, the file has clerks"));
+        let mut s = kv();
+        s.servers = 2;
+        assert!(check(&s).contains("names s2 but the file has 2 servers"), "{}", check(&s));
+        let mut s = kv();
+        s.safety_ms = 9;
+        assert!(check(&s).contains("event 2 (restart at 9 ms) is at or past"), "{}", check(&s));
+        let mut s = kv();
+        s.events.swap(0, 1);
+        assert!(check(&s).contains("time order"));
+        let mut s = kv();
+        if let Workload::Clerks { clerks, .. } = &mut s.workload {
+            clerks[1].id = 0;
+        }
+        assert!(check(&s).contains("share an id"));
+        let mut s = kv();
+        s.servers = 0;
+        assert!(check(&s).contains("give 1 to"));
+        assert!(!check(&s).contains('\n'));
+        let bad = ScenarioSpec::parse(Path::new("f.toml"), "scenario = 1\n").unwrap_err();
+        assert!(bad.starts_with("f.toml: line 1: "), "{bad}");
+        let unknown = ScenarioSpec::parse(Path::new("f.toml"), &format!("{}\nextra = 1\n", kv().to_toml()));
+        assert!(unknown.unwrap_err().contains("extra"));
+    }
+
+    #[test]
+    fn the_recorder_counts_each_clients_operations() {
+        let r = SpecRecorder::new("kvraft::swarm_3b");
+        r.count_operation(0); // before record: ignored
+        let mut s = kv();
+        s.scenario = "anything".into();
+        if let Workload::Clerks { clerks, .. } = &mut s.workload {
+            clerks.iter_mut().for_each(|c| c.operations = 0);
+        }
+        r.record(s);
+        r.count_operation(4);
+        r.count_operation(4);
+        r.count_operation(9); // no such clerk
+        let got = r.take().unwrap();
+        assert_eq!(got.workload.operations(), 2);
+        assert_eq!(got.scenario, "kvraft::swarm_3b");
+        assert!(r.take().is_none());
+    }
+}

@@ -1,0 +1,158 @@
+//! Scenarios as data and shrinking: a swarm run's resolved scenario, written as a file and
+//! run from it with the same seed, is the same run (trace hash, events, outcome); a changed
+//! file is a different run; a failing run with a planted bug shrinks to a smaller file that
+//! still fails with the same class and check; a passing run and a course scenario are
+//! refused.
+
+use scenarios::registry::{self, InputError};
+use scenarios::shrink::{self, FailureKind, ShrinkError};
+use scenarios::spec::{ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use scenarios::Opts;
+use sim::{FailureClass, TraceMode};
+use std::path::Path;
+
+/// The resolved scenario of one run, through its TOML text and back (as a file would be).
+fn through_toml(spec: &ScenarioSpec) -> SpecFile {
+    let text = spec.to_toml();
+    SpecFile { path: "resolved.toml".into(), spec: ScenarioSpec::parse(Path::new("resolved.toml"), &text).unwrap() }
+}
+
+#[test]
+fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
+    let cat = scenarios::catalogue();
+    // Passing and failing runs of every swarm, with and without a planted bug.
+    let cases: [(&str, u64, Option<&str>); 5] = [
+        ("raft::swarm_2c", 3, None),
+        ("raft::swarm_2d", 4, None),
+        ("raft::swarm_2d", 16, Some("apply-out-of-order-after-snapshot")),
+        ("kvraft::swarm_3b", 2, None),
+        ("kvraft::swarm_3b", 1, Some("no-duplicate-detection")),
+    ];
+    for (name, seed, bug) in cases {
+        let sc = cat.scenario(name).unwrap();
+        let recorder = SpecRecorder::new(name);
+        let opts = Opts { bug: bug.map(str::to_string), record_scenario: Some(recorder.clone()), ..Opts::default() };
+        cat.check_opts(&sc, seed, &opts).unwrap();
+        let original = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
+        let spec = recorder.take().expect("a swarm records its resolved scenario");
+        assert_eq!((spec.scenario.as_str(), spec.seed, spec.bug.as_deref()), (name, seed, bug));
+        assert!(spec.workload.operations() > 0, "{name} {seed}: operations are counted");
+        let file = through_toml(&spec);
+        let from_file = Opts { bug: spec.bug.clone(), scenario_file: Some(file.clone()), ..Opts::default() };
+        cat.check_opts(&sc, seed, &from_file).unwrap();
+        let again = registry::run_scenario(&sc, seed, &from_file, TraceMode::Hash, None);
+        assert_eq!(
+            (original.trace_hash, original.events, &original.outcome),
+            (again.trace_hash, again.events, &again.outcome),
+            "{name} --seed {seed}: the run from its resolved scenario differs"
+        );
+        // The file is what runs: one fewer operation is another run.
+        let mut fewer = file.clone();
+        match &mut fewer.spec.workload {
+            Workload::Proposals { proposals, .. } => *proposals /= 2,
+            Workload::Clerks { clerks, .. } => clerks[0].operations /= 2,
+        }
+        let changed = registry::run_scenario(
+            &sc,
+            seed,
+            &Opts { bug: spec.bug.clone(), scenario_file: Some(fewer), ..Opts::default() },
+            TraceMode::Hash,
+            None,
+        );
+        assert_ne!(changed.trace_hash, original.trace_hash, "{name} --seed {seed}: the file's workload is ignored");
+    }
+}
+
+#[test]
+fn scenario_files_are_refused_where_they_would_be_ignored_or_do_not_fit() {
+    let cat = scenarios::catalogue();
+    let course = cat.scenario("raft::figure8_unreliable_2c").unwrap();
+    let saving = Opts { record_scenario: Some(SpecRecorder::new(course.name)), ..Opts::default() };
+    assert_eq!(cat.check_opts(&course, 0, &saving).unwrap_err(), InputError::NoScenarioFile { scenario: course.name });
+    // A Raft swarm's file given to the key/value swarm, and to the other Raft swarm.
+    let sc = cat.scenario("raft::swarm_2d").unwrap();
+    let recorder = SpecRecorder::new(sc.name);
+    registry::run_scenario(
+        &sc,
+        4,
+        &Opts { record_scenario: Some(recorder.clone()), ..Opts::default() },
+        TraceMode::Hash,
+        None,
+    );
+    let file = through_toml(&recorder.take().unwrap());
+    let opts = Opts { scenario_file: Some(file.clone()), ..Opts::default() };
+    for other in ["kvraft::swarm_3b", "raft::swarm_2c"] {
+        let err = cat.check_opts(&cat.scenario(other).unwrap(), 4, &opts).unwrap_err();
+        assert!(
+            matches!(&err, InputError::ScenarioFile { message, .. } if message.contains("is for raft::swarm_2d")),
+            "{err}"
+        );
+    }
+    // With --faults beside it: two schedules, refused.
+    let both = Opts {
+        faults: Some(registry::FaultFile { path: "f.toml".into(), schedule: Default::default() }),
+        ..opts.clone()
+    };
+    assert!(cat.check_opts(&sc, 4, &both).unwrap_err().to_string().contains("drop --faults"));
+    // An event the phase would never play.
+    let mut late = file;
+    late.spec.safety_ms = late.spec.events.last().unwrap().at_ms;
+    let err = cat.check_opts(&sc, 4, &Opts { scenario_file: Some(late), ..Opts::default() }).unwrap_err();
+    assert!(err.to_string().contains("past the safety phase's end"), "{err}");
+}
+
+#[test]
+fn a_planted_bug_shrinks_to_a_smaller_scenario_that_fails_the_same_way() {
+    // raft::swarm_2d --seed 16 with apply-out-of-order-after-snapshot: 61 fault events and 6
+    // servers before (seeds/raft__swarm_2d-16-apply-out-of-order-after-snapshot.toml).
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("raft::swarm_2d").unwrap();
+    let opts = Opts::with_bug(Some("apply-out-of-order-after-snapshot"));
+    let mut lines = 0;
+    let shrunk = shrink::shrink(&sc, 16, &opts, 400, &mut |_| lines += 1).unwrap();
+    assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "apply-order".into() });
+    assert_eq!(lines, shrunk.accepted, "one progress line per accepted candidate");
+    let (b, a) = (shrunk.before, shrunk.after);
+    assert_eq!((b.fault_events, b.servers), (61, 6));
+    assert!(a.fault_events * 10 <= b.fault_events, "fault events {} -> {}", b.fault_events, a.fault_events);
+    assert!(
+        a.servers < b.servers && a.sim_time_ns < b.sim_time_ns && a.trace_events < b.trace_events,
+        "{b:?} -> {a:?}"
+    );
+    assert!(a.operations <= b.operations);
+    // The smallest scenario, as a file, still fails with the same class and check.
+    let file = through_toml(&shrunk.smallest);
+    let again = registry::run_scenario(&sc, 16, &shrink::spec_opts(&file.spec), TraceMode::Hash, None);
+    assert_eq!(FailureKind::of(&again.outcome), Some(shrunk.failure.clone()), "{}", again.outcome);
+    // Without the bug, the smallest scenario passes: what it keeps is the bug's failure.
+    let fixed = ScenarioSpec { bug: None, ..file.spec };
+    let clean = registry::run_scenario(&sc, 16, &shrink::spec_opts(&fixed), TraceMode::Hash, None);
+    assert!(clean.outcome.is_pass(), "{}", clean.outcome);
+}
+
+#[test]
+fn a_passing_run_is_not_shrunk() {
+    let sc = scenarios::catalogue().scenario("raft::swarm_2c").unwrap();
+    let err = shrink::shrink(&sc, 3, &Opts::default(), 10, &mut |_| {}).unwrap_err();
+    assert_eq!(err, ShrinkError::Passes { scenario: "raft::swarm_2c", seed: 3 });
+}
+
+#[test]
+fn every_committed_shrunk_scenario_still_fails_with_its_bug_and_passes_without() {
+    let cat = scenarios::catalogue();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "seeds/scenarios holds the README's shrunk example");
+    for path in files {
+        let file = SpecFile::load(&path).unwrap();
+        let sc = cat.scenario(&file.spec.scenario).unwrap();
+        let opts = shrink::spec_opts(&file.spec);
+        cat.check_opts(&sc, file.spec.seed, &opts).unwrap();
+        let r = registry::run_scenario(&sc, file.spec.seed, &opts, TraceMode::Hash, None);
+        assert!(!r.outcome.is_pass(), "{}: passes", path.display());
+        let fixed = ScenarioSpec { bug: None, ..file.spec.clone() };
+        let clean = registry::run_scenario(&sc, file.spec.seed, &shrink::spec_opts(&fixed), TraceMode::Hash, None);
+        assert!(clean.outcome.is_pass(), "{}: fails without its bug: {}", path.display(), clean.outcome);
+    }
+}

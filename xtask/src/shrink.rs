@@ -1,0 +1,144 @@
+//! `shrink`: the smallest scenario file that still fails like a failing swarm run — same
+//! class, same catching check — by delta debugging over its resolved scenario
+//! (`scenarios::shrink`); writes the file and its trace and reports sizes before and after.
+
+use crate::single::{from_scenario_file, is_seed_file, LineOnly};
+use crate::{bad_input, exit};
+use clap::Args;
+use scenarios::registry::{run_scenario, Catalogue, Opts};
+use scenarios::shrink::{self, Sizes};
+use scenarios::spec::SpecRecorder;
+use sim::TraceMode;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::Layer as _;
+
+#[derive(Args)]
+pub struct ShrinkArgs {
+    /// A swarm scenario's full name (`raft::swarm_2c`, `raft::swarm_2d`, `kvraft::swarm_3b`),
+    /// or a scenario file.
+    pub target: String,
+    /// The failing run's seed (with a scenario file, the file's seed when not given).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The planted bug the run fails with.
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Where to write the smallest failing scenario file; its trace goes beside it
+    /// (`FILE.trace.txt`). Default: `target/shrink/<scenario>-<seed>[-<bug>].toml`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// At most this many candidate runs.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_runs: u64,
+}
+
+fn default_out(scenario: &str, seed: u64, bug: Option<&str>) -> PathBuf {
+    let mut name = format!("{}-{seed}", scenario.replace("::", "__"));
+    if let Some(b) = bug {
+        name.push_str(&format!("-{b}"));
+    }
+    Path::new("target").join("shrink").join(format!("{name}.toml"))
+}
+
+fn line(label: &str, s: &Sizes) -> String {
+    format!(
+        "{label} {:>4} fault events, {:>6} operations, {} servers, {:>2} clients, {:>8.3}s simulated, {:>8} trace events",
+        s.fault_events,
+        s.operations,
+        s.servers,
+        s.clients,
+        s.sim_time_ns as f64 / 1e9,
+        s.trace_events
+    )
+}
+
+pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
+    let (sc, seed, opts) = if is_seed_file(&a.target) {
+        match from_scenario_file(cat, Path::new(&a.target), a.seed, a.bug.as_deref()) {
+            Ok(x) => x,
+            Err(e) => return bad_input(e),
+        }
+    } else {
+        let sc = match cat.scenario(&a.target) {
+            Ok(s) => s,
+            Err(e) => return bad_input(e),
+        };
+        let Some(seed) = a.seed else {
+            return bad_input("shrink needs --seed N with a scenario name (or a scenario file)");
+        };
+        (sc, seed, Opts { bug: a.bug.clone(), ..Opts::default() })
+    };
+    // Checked as the shrinker runs it: recording its resolved scenario (only swarms can).
+    let checked = Opts { record_scenario: Some(SpecRecorder::new(sc.name)), ..opts.clone() };
+    if let Err(e) = cat.check_opts(&sc, seed, &checked) {
+        return bad_input(e);
+    }
+    let out = a.out.clone().unwrap_or_else(|| default_out(sc.name, seed, opts.bug.as_deref()));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return bad_input(format!("{}: cannot create the folder: {e}", dir.display()));
+        }
+    }
+    let trace_path = PathBuf::from(format!("{}.trace.txt", out.display()));
+    // Both files are created before the search, so an unwritable path costs nothing.
+    let (mut out_file, trace_file) = match (File::create(&out), File::create(&trace_path)) {
+        (Ok(o), Ok(t)) => (o, t),
+        (Err(e), _) => return bad_input(format!("{}: cannot write: {e}", out.display())),
+        (_, Err(e)) => return bad_input(format!("{}: cannot write: {e}", trace_path.display())),
+    };
+    println!(
+        "shrinking {} --seed {seed}{}",
+        sc.name,
+        opts.bug.as_ref().map(|b| format!(" --bug {b}")).unwrap_or_default()
+    );
+    let t0 = Instant::now();
+    let mut progress = |l: &str| println!("{l}");
+    let shrunk = match shrink::shrink(&sc, seed, &opts, a.max_runs as usize, &mut progress) {
+        Ok(s) => s,
+        Err(e) => {
+            drop((out_file, trace_file));
+            let _ = std::fs::remove_file(&out);
+            let _ = std::fs::remove_file(&trace_path);
+            return bad_input(e);
+        }
+    };
+    use std::io::Write as _;
+    if let Err(e) = out_file.write_all(shrunk.smallest.to_toml().as_bytes()) {
+        return bad_input(format!("{}: cannot write: {e}", out.display()));
+    }
+    // The smallest candidate once more, every trace line to its file.
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .event_format(LineOnly)
+                .with_writer(std::sync::Mutex::new(trace_file))
+                .with_filter(tracing_subscriber::filter::Targets::new().with_target("sim", tracing::Level::INFO)),
+        ),
+    );
+    let last = run_scenario(&sc, seed, &shrink::spec_opts(&shrunk.smallest), TraceMode::Emit, Some(dispatch));
+    let kept = shrink::FailureKind::of(&last.outcome).as_ref() == Some(&shrunk.failure);
+    println!(
+        "kept: {} violation caught by {} ({} candidate runs, {} accepted, {:.1}s)",
+        shrunk.failure.class.name(),
+        shrunk.failure.checker,
+        shrunk.runs,
+        shrunk.accepted,
+        t0.elapsed().as_secs_f64()
+    );
+    println!("{}", line("before:", &shrunk.before));
+    println!("{}", line("after: ", &shrunk.after));
+    println!("outcome:        {}", last.outcome);
+    println!("scenario written to {}", out.display());
+    println!("trace written to {}", trace_path.display());
+    println!("REPRODUCE WITH: cargo xtask replay {} --seed {seed}", out.display());
+    if !kept {
+        // Cannot happen for a deterministic run; said loudly if it does.
+        println!("NOT KEPT: the smallest scenario ended '{}' when run again", last.outcome);
+        return exit::NONDETERMINISTIC;
+    }
+    exit::of_class(shrunk.failure.class)
+}
