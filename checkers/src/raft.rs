@@ -12,7 +12,10 @@
 //!   is committed;
 //! - **apply-order**: each node applies indexes in order without gaps, resumes at
 //!   snapshot_index + 1 after a snapshot, and is never handed a snapshot behind what it
-//!   applied.
+//!   applied;
+//! - **commit-majority**: when a leader advances its commit index to i, a majority of servers
+//!   (itself included) hold entry i with the leader's term there and the same prefix — nothing is
+//!   committed that a majority does not store (Raft §5.3–5.4, Figure 2 "Rules for Servers").
 //!
 //! Every observation costs O(what changed · log n): logs are kept as chains of running hashes
 //! (the chain at index i digests the whole prefix up to i), so comparing two prefixes is one
@@ -41,6 +44,9 @@ pub enum Property {
     /// Each node applies indexes in order with no gap (6.824 tester's "apply out of order"; Raft
     /// §5.3: entries are applied in log order).
     ApplyOrder,
+    /// A leader's commit index never passes an entry a majority of servers hold (Raft §5.3:
+    /// "replicated it on a majority of the servers"; Figure 2's rule for advancing commitIndex).
+    CommitMajority,
 }
 
 impl Property {
@@ -52,6 +58,7 @@ impl Property {
             Property::LeaderCompleteness => "leader-completeness",
             Property::StateMachineSafety => "state-machine-safety",
             Property::ApplyOrder => "apply-order",
+            Property::CommitMajority => "commit-majority",
         }
     }
 
@@ -63,6 +70,7 @@ impl Property {
             Property::LeaderCompleteness,
             Property::StateMachineSafety,
             Property::ApplyOrder,
+            Property::CommitMajority,
         ]
     }
 }
@@ -387,7 +395,9 @@ impl SafetyChecker {
     /// # Errors
     /// A [`Violation`]: state-machine-safety when the node commits past its log's end or an entry other than one
     /// already committed at that index; leader-completeness when a leader of a later term lacks the newly committed
-    /// entry. A commit index that falls (a restart not yet observed) is ignored.
+    /// entry; commit-majority when a leader advances its commit index to an entry fewer than a
+    /// majority of servers hold. A commit index that falls (a restart not yet observed) is
+    /// ignored.
     pub fn observe_commit(&mut self, node: usize, commit_index: u64) -> Result<(), Violation> {
         self.observations += 1;
         let old = self.nodes[node].commit_index;
@@ -400,6 +410,9 @@ impl SafetyChecker {
                 Property::StateMachineSafety,
                 format!("node {node} commits index {commit_index} beyond its last log index {last}"),
             ));
+        }
+        if self.nodes[node].is_leader {
+            self.check_commit_majority(node, commit_index)?;
         }
         for index in old + 1..=commit_index {
             let Some(slot) = self.nodes[node].log.slot(index).copied() else {
@@ -596,6 +609,37 @@ impl SafetyChecker {
             log.slots.push(slot);
         }
         Ok(())
+    }
+
+    /// Check that the leader `node`, advancing its commit index to `index`, is backed by a
+    /// majority of servers holding its entry there: the same (index, term) and prefix, or a
+    /// snapshot reaching past it (snapshots hold committed entries only, checked when observed).
+    fn check_commit_majority(&self, node: usize, index: u64) -> Result<(), Violation> {
+        let leader = &self.nodes[node].log;
+        let Some(chain) = leader.chain_at(index) else {
+            return Ok(()); // inside the leader's own snapshot: committed before
+        };
+        let holders: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.log.base_index > index || n.log.chain_at(index) == Some(chain))
+            .map(|(i, _)| i)
+            .collect();
+        let majority = self.nodes.len() / 2 + 1;
+        if holders.len() >= majority {
+            return Ok(());
+        }
+        let term = self.nodes[node].term;
+        let entry_term = leader.term_at(index).unwrap_or(0);
+        Err(Violation::new(
+            Property::CommitMajority,
+            format!(
+                "leader {node} of term {term} commits index {index} (term {entry_term}) held by only {} of {} servers {holders:?}; a majority is {majority}",
+                holders.len(),
+                self.nodes.len()
+            ),
+        ))
     }
 
     /// Check that a node that just became leader of `term` holds every entry committed in

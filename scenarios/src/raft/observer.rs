@@ -1,5 +1,5 @@
 //! Connects replicas' observations to `checkers::raft::SafetyChecker`, so election safety, log
-//! matching, leader completeness, state-machine safety and apply order are judged after every
+//! matching, leader completeness, state-machine safety, apply order and commit-majority are judged after every
 //! step of every server, over the whole run. [`judge`] is the one mapping from observations to
 //! checker calls, used by the actor shell's observer and the property-test world alike.
 
