@@ -161,6 +161,42 @@ fn commit_majority_rejects_a_leader_committing_what_only_a_minority_holds() {
 }
 
 #[test]
+fn match_index_rejects_a_leader_believing_a_follower_holds_what_it_does_not() {
+    let mut c = SafetyChecker::new(3);
+    c.observe_role(0, 2, true).unwrap();
+    c.observe_role(1, 2, false).unwrap();
+    c.observe_role(2, 2, false).unwrap();
+    let ours = [(1, h("a")), (2, h("b")), (2, h("c"))];
+    c.observe_entries(0, 1, &ours).unwrap();
+    c.observe_entries(1, 1, &ours).unwrap();
+    c.observe_match(0, &[3, 3, 0]).unwrap();
+    // Issue 13's snapshot-install bug: node 1 installs a snapshot at 1 and wipes entries 2–3
+    // that continue it, while its leader of the same term still counts them.
+    // (The replica reports the snapshot, then its log's new end.)
+    let mut wiped = c.clone();
+    wiped.observe_snapshot(1, 1, 1).unwrap();
+    expect(
+        wiped.observe_log_end(1, 1),
+        Property::MatchIndex,
+        &["leader 0 of term 2 has match index 3 for node 1", "ends at 1 (snapshot at 1)"],
+    );
+    // A truncation below the match index is caught too, and so is a match index claimed
+    // beyond what the follower holds, or over an entry of another term.
+    let mut cut = c.clone();
+    expect(cut.observe_log_end(1, 2), Property::MatchIndex, &["match index 3 for node 1", "ends at 2"]);
+    let mut over = c.clone();
+    expect(over.observe_match(0, &[3, 3, 1]), Property::MatchIndex, &["match index 1 for node 2", "ends at 0"]);
+    c.observe_entries(2, 1, &[(1, h("a")), (1, h("z"))]).unwrap();
+    expect(c.observe_match(0, &[3, 3, 2]), Property::MatchIndex, &["node 2, which holds term 1", "leader's term 2"]);
+    // A follower of a later term, and a deposed leader's stale bookkeeping, are not judged.
+    let mut later = c.clone();
+    later.observe_role(1, 3, false).unwrap();
+    later.observe_log_end(1, 1).unwrap();
+    c.observe_role(0, 3, false).unwrap();
+    c.observe_log_end(1, 1).unwrap();
+}
+
+#[test]
 fn state_machine_safety_rejects_different_applies_at_one_index() {
     let mut c = SafetyChecker::new(2);
     c.observe_entries(0, 1, &[(1, h("a"))]).unwrap();

@@ -138,6 +138,7 @@ impl ReplicaCore for LeaderOnly {
             commit_index: last,
             snapshot_index: 0,
             last_log_index: last,
+            match_digest: 0,
         };
     }
 }

@@ -144,6 +144,18 @@ impl ReplicaCore for Raft {
         } else if st.last_log_index < seen.last_log_index {
             out.push(Observation::LogEnd { last: st.last_log_index });
         }
+        let mut match_digest = 0;
+        if leader {
+            let peers = self.peers();
+            match_digest = (0..peers).fold(st.current_term.wrapping_add(1), |h, p| {
+                let m = self.match_index(p).unwrap_or(0);
+                h.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ m
+            });
+            if match_digest != seen.match_digest {
+                let indexes = (0..peers).map(|p| self.match_index(p).unwrap_or(0)).collect();
+                out.push(Observation::Match { indexes });
+            }
+        }
         if st.commit_index != seen.commit_index {
             out.push(Observation::Commit { index: st.commit_index });
         }
@@ -155,6 +167,7 @@ impl ReplicaCore for Raft {
             commit_index: st.commit_index,
             snapshot_index: st.snapshot_index,
             last_log_index: st.last_log_index,
+            match_digest,
         };
     }
 }
