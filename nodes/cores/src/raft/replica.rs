@@ -171,3 +171,32 @@ impl ReplicaCore for Raft {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(core: &Raft, seen: &mut Observed) -> Vec<Vec<u64>> {
+        let mut out = Vec::new();
+        core.observe(seen, None, &mut out);
+        out.into_iter()
+            .filter_map(|o| match o {
+                Observation::Match { indexes } => Some(indexes),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_leader_reports_its_match_indexes_when_they_change() {
+        let mut core = Raft::new(Config::new(0, 1, 7), &[], &[], 0).unwrap();
+        let mut seen = Observed::restarted();
+        assert!(matches(&core, &mut seen).is_empty(), "a follower reports no match indexes");
+        core.tick(5_000);
+        assert!(core.get_state().1, "a one-server cluster elects itself");
+        assert_eq!(matches(&core, &mut seen), vec![vec![0]]);
+        assert!(matches(&core, &mut seen).is_empty(), "unchanged: nothing reported");
+        core.propose(5_001, b"x".to_vec()).unwrap();
+        assert_eq!(matches(&core, &mut seen), vec![vec![1]]);
+    }
+}
