@@ -12,7 +12,13 @@
 //!   is committed;
 //! - **apply-order**: each node applies indexes in order without gaps, resumes at
 //!   snapshot_index + 1 after a snapshot, and is never handed a snapshot behind what it
-//!   applied.
+//!   applied;
+//! - **commit-majority**: when a leader advances its commit index to i, a majority of servers
+//!   (itself included) hold entry i with the leader's term there and the same prefix — nothing is
+//!   committed that a majority does not store (Raft §5.3–5.4, Figure 2 "Rules for Servers");
+//! - **match-index**: while a follower's term equals its leader's, the leader's match index for
+//!   it never exceeds the prefix the follower holds matching the leader's log (a deposed
+//!   leader's stale bookkeeping is not judged).
 //!
 //! Every observation costs O(what changed · log n): logs are kept as chains of running hashes
 //! (the chain at index i digests the whole prefix up to i), so comparing two prefixes is one
@@ -20,8 +26,8 @@
 //!
 //! Observation order within one step: [`SafetyChecker::observe_role`], then
 //! [`SafetyChecker::observe_snapshot`], then [`SafetyChecker::observe_entries`] /
-//! [`SafetyChecker::observe_log_end`], then [`SafetyChecker::observe_commit`], then the applied
-//! messages in order.
+//! [`SafetyChecker::observe_log_end`], then [`SafetyChecker::observe_match`], then
+//! [`SafetyChecker::observe_commit`], then the applied messages in order.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +47,13 @@ pub enum Property {
     /// Each node applies indexes in order with no gap (6.824 tester's "apply out of order"; Raft
     /// §5.3: entries are applied in log order).
     ApplyOrder,
+    /// A leader's commit index never passes an entry a majority of servers hold (Raft §5.3:
+    /// "replicated it on a majority of the servers"; Figure 2's rule for advancing commitIndex).
+    CommitMajority,
+    /// A leader's match index for a follower of its term never passes the prefix that follower
+    /// holds matching the leader's log (Figure 2: matchIndex is "index of highest log entry
+    /// known to be replicated on server").
+    MatchIndex,
 }
 
 impl Property {
@@ -52,6 +65,8 @@ impl Property {
             Property::LeaderCompleteness => "leader-completeness",
             Property::StateMachineSafety => "state-machine-safety",
             Property::ApplyOrder => "apply-order",
+            Property::CommitMajority => "commit-majority",
+            Property::MatchIndex => "match-index",
         }
     }
 
@@ -63,6 +78,8 @@ impl Property {
             Property::LeaderCompleteness,
             Property::StateMachineSafety,
             Property::ApplyOrder,
+            Property::CommitMajority,
+            Property::MatchIndex,
         ]
     }
 }
@@ -185,6 +202,8 @@ struct Node {
     applied_index: u64,
     /// Restarted without saying where its state machine resumes: the next apply sets it.
     applied_unknown: bool,
+    /// While it leads: its match index for each server (its own slot unused), as last reported.
+    match_index: Vec<u64>,
 }
 
 /// The first sighting of an (index, term) pair.
@@ -270,8 +289,11 @@ impl SafetyChecker {
         let newly_leader = is_leader && !(n.is_leader && n.term == term);
         n.term = term;
         n.is_leader = is_leader;
+        if !is_leader || newly_leader {
+            n.match_index.clear(); // a new term's bookkeeping starts empty
+        }
         if !newly_leader {
-            return Ok(());
+            return self.check_matches_of(node);
         }
         match self.leaders.get(&term) {
             Some(&other) if other != node => {
@@ -333,7 +355,7 @@ impl SafetyChecker {
             ));
         }
         n.log.truncate_to(last_index);
-        Ok(())
+        self.check_matches_of(node)
     }
 
     /// The node's log now starts after a snapshot covering everything up to (`index`, `term`).
@@ -378,7 +400,7 @@ impl SafetyChecker {
         log.base_index = index;
         log.base_term = term;
         log.base_chain = chain;
-        Ok(())
+        self.check_matches_of(node)
     }
 
     /// The node's commit index. It only grows while the node lives; a restart resets it
@@ -387,7 +409,9 @@ impl SafetyChecker {
     /// # Errors
     /// A [`Violation`]: state-machine-safety when the node commits past its log's end or an entry other than one
     /// already committed at that index; leader-completeness when a leader of a later term lacks the newly committed
-    /// entry. A commit index that falls (a restart not yet observed) is ignored.
+    /// entry; commit-majority when a leader advances its commit index to an entry fewer than a
+    /// majority of servers hold. A commit index that falls (a restart not yet observed) is
+    /// ignored.
     pub fn observe_commit(&mut self, node: usize, commit_index: u64) -> Result<(), Violation> {
         self.observations += 1;
         let old = self.nodes[node].commit_index;
@@ -400,6 +424,9 @@ impl SafetyChecker {
                 Property::StateMachineSafety,
                 format!("node {node} commits index {commit_index} beyond its last log index {last}"),
             ));
+        }
+        if self.nodes[node].is_leader {
+            self.check_commit_majority(node, commit_index)?;
         }
         for index in old + 1..=commit_index {
             let Some(slot) = self.nodes[node].log.slot(index).copied() else {
@@ -447,6 +474,24 @@ impl SafetyChecker {
                         ));
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader `node`'s match index for each server (its own slot ignored): what it believes
+    /// each follower's log holds matching its own. Judged now and whenever a follower's log
+    /// shrinks; only followers whose term equals the leader's are judged.
+    ///
+    /// # Errors
+    /// A [`Violation`]: match-index when a follower of the leader's term holds less than the
+    /// leader's match index for it, or holds another entry there.
+    pub fn observe_match(&mut self, node: usize, match_index: &[u64]) -> Result<(), Violation> {
+        self.observations += 1;
+        self.nodes[node].match_index = match_index.to_vec();
+        for peer in 0..self.nodes.len().min(match_index.len()) {
+            if peer != node {
+                self.check_match(node, peer)?;
             }
         }
         Ok(())
@@ -533,6 +578,7 @@ impl SafetyChecker {
         self.observations += 1;
         let n = &mut self.nodes[node];
         n.is_leader = false;
+        n.match_index.clear();
         n.commit_index = snapshot_index;
         n.applied_index = snapshot_index;
         n.applied_unknown = false;
@@ -544,7 +590,56 @@ impl SafetyChecker {
         self.observations += 1;
         let n = &mut self.nodes[node];
         n.is_leader = false;
+        n.match_index.clear();
         n.applied_unknown = true;
+    }
+
+    /// Judge every current leader's match index for `follower` (after its log changed).
+    fn check_matches_of(&self, follower: usize) -> Result<(), Violation> {
+        for leader in 0..self.nodes.len() {
+            if leader != follower && self.nodes[leader].is_leader {
+                self.check_match(leader, follower)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Check the leader's match index for `peer` against what `peer` holds, when both are in
+    /// the same term.
+    fn check_match(&self, leader: usize, peer: usize) -> Result<(), Violation> {
+        let l = &self.nodes[leader];
+        let f = &self.nodes[peer];
+        if !l.is_leader || f.term != l.term {
+            return Ok(());
+        }
+        let Some(&m) = l.match_index.get(peer) else {
+            return Ok(());
+        };
+        if m == 0 || m <= f.log.base_index {
+            return Ok(()); // nothing claimed, or inside the follower's snapshot of committed entries
+        }
+        let term = l.term;
+        if f.log.last_index() < m {
+            return Err(Violation::new(
+                Property::MatchIndex,
+                format!(
+                    "leader {leader} of term {term} has match index {m} for node {peer}, whose log ends at {} (snapshot at {})",
+                    f.log.last_index(),
+                    f.log.base_index
+                ),
+            ));
+        }
+        match (l.log.chain_at(m), f.log.chain_at(m)) {
+            (Some(ours), Some(theirs)) if ours != theirs => Err(Violation::new(
+                Property::MatchIndex,
+                format!(
+                    "leader {leader} of term {term} has match index {m} for node {peer}, which holds term {} there, unlike the leader's term {}",
+                    f.log.term_at(m).unwrap_or(0),
+                    l.log.term_at(m).unwrap_or(0)
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn committed_at(&self, index: u64) -> Option<Committed> {
@@ -596,6 +691,37 @@ impl SafetyChecker {
             log.slots.push(slot);
         }
         Ok(())
+    }
+
+    /// Check that the leader `node`, advancing its commit index to `index`, is backed by a
+    /// majority of servers holding its entry there: the same (index, term) and prefix, or a
+    /// snapshot reaching past it (snapshots hold committed entries only, checked when observed).
+    fn check_commit_majority(&self, node: usize, index: u64) -> Result<(), Violation> {
+        let leader = &self.nodes[node].log;
+        let Some(chain) = leader.chain_at(index) else {
+            return Ok(()); // inside the leader's own snapshot: committed before
+        };
+        let holders: Vec<usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.log.base_index > index || n.log.chain_at(index) == Some(chain))
+            .map(|(i, _)| i)
+            .collect();
+        let majority = self.nodes.len() / 2 + 1;
+        if holders.len() >= majority {
+            return Ok(());
+        }
+        let term = self.nodes[node].term;
+        let entry_term = leader.term_at(index).unwrap_or(0);
+        Err(Violation::new(
+            Property::CommitMajority,
+            format!(
+                "leader {node} of term {term} commits index {index} (term {entry_term}) held by only {} of {} servers {holders:?}; a majority is {majority}",
+                holders.len(),
+                self.nodes.len()
+            ),
+        ))
     }
 
     /// Check that a node that just became leader of `term` holds every entry committed in

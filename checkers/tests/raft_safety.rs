@@ -33,7 +33,10 @@ fn a_correct_run_passes_every_check() {
         c.observe_role(n, 1, false).unwrap();
     }
     for n in 0..3 {
-        replicate(&mut c, n, 1, &[(1, "a"), (1, "b"), (1, "c")], 3);
+        replicate(&mut c, n, 1, &[(1, "a"), (1, "b"), (1, "c")], 0);
+    }
+    for n in 0..3 {
+        c.observe_commit(n, 3).unwrap();
         for (i, x) in ["a", "b", "c"].iter().enumerate() {
             c.observe_apply(n, i as u64 + 1, h(x)).unwrap();
         }
@@ -105,6 +108,7 @@ fn leader_completeness_rejects_a_leader_elected_without_a_committed_entry() {
 fn leader_completeness_rejects_a_later_leader_holding_another_entry() {
     let mut c = SafetyChecker::new(3);
     c.observe_role(0, 2, true).unwrap();
+    replicate(&mut c, 1, 1, &[(2, "a")], 0);
     replicate(&mut c, 0, 1, &[(2, "a")], 1);
     // Node 2 holds a stale entry of term 1 at index 1 and wins term 3 anyway.
     c.observe_entries(2, 1, &[(1, h("old"))]).unwrap();
@@ -118,6 +122,78 @@ fn leader_completeness_rejects_a_commit_that_an_existing_later_leader_lacks() {
     c.observe_role(0, 4, false).unwrap();
     c.observe_entries(0, 1, &[(4, h("a"))]).unwrap();
     expect(c.observe_commit(0, 1), Property::LeaderCompleteness, &["leader 2", "term 5", "entry 1"]);
+}
+
+#[test]
+fn commit_majority_rejects_a_leader_committing_what_only_a_minority_holds() {
+    // Issue 13's stale-reply shape: 5 servers; leader 0 of term 3 holds (3, term 1) from its
+    // first term, one follower acknowledged everything, and a stale success counted for a
+    // third server whose index 3 was overwritten in term 2.
+    let mut c = SafetyChecker::new(5);
+    c.observe_role(0, 3, true).unwrap();
+    let ours = [(1, h("a")), (1, h("b")), (1, h("c")), (3, h("d")), (3, h("e"))];
+    c.observe_entries(0, 1, &ours).unwrap();
+    c.observe_entries(1, 1, &ours).unwrap();
+    c.observe_entries(2, 1, &[(1, h("a")), (1, h("b")), (2, h("x"))]).unwrap();
+    c.observe_entries(3, 1, &[(1, h("a")), (1, h("b"))]).unwrap();
+    // Index 2 is on four servers: committing it is fine.
+    c.observe_commit(0, 2).unwrap();
+    expect(
+        c.observe_commit(0, 3),
+        Property::CommitMajority,
+        &["leader 0 of term 3 commits index 3", "only 2 of 5", "[0, 1]", "majority is 3"],
+    );
+    // A follower learning a commit index is not judged: it trusts its leader.
+    let mut f = c.clone();
+    f.observe_role(1, 3, false).unwrap();
+    f.observe_commit(1, 3).unwrap();
+    // Once a third server holds the same entry, the same commit passes; a snapshot past it
+    // counts as holding it.
+    let mut ok = c.clone();
+    ok.observe_entries(3, 3, &ours[2..]).unwrap();
+    ok.observe_commit(0, 3).unwrap();
+    let mut snap = c.clone();
+    snap.observe_snapshot(4, 4, 3).unwrap();
+    snap.observe_commit(0, 3).unwrap();
+    // Same index but another term does not count.
+    c.observe_entries(4, 1, &[(1, h("a")), (1, h("b")), (2, h("x"))]).unwrap();
+    expect(c.observe_commit(0, 3), Property::CommitMajority, &["only 2 of 5"]);
+}
+
+#[test]
+fn match_index_rejects_a_leader_believing_a_follower_holds_what_it_does_not() {
+    let mut c = SafetyChecker::new(3);
+    c.observe_role(0, 2, true).unwrap();
+    c.observe_role(1, 2, false).unwrap();
+    c.observe_role(2, 2, false).unwrap();
+    let ours = [(1, h("a")), (2, h("b")), (2, h("c"))];
+    c.observe_entries(0, 1, &ours).unwrap();
+    c.observe_entries(1, 1, &ours).unwrap();
+    c.observe_match(0, &[3, 3, 0]).unwrap();
+    // Issue 13's snapshot-install bug: node 1 installs a snapshot at 1 and wipes entries 2–3
+    // that continue it, while its leader of the same term still counts them.
+    // (The replica reports the snapshot, then its log's new end.)
+    let mut wiped = c.clone();
+    wiped.observe_snapshot(1, 1, 1).unwrap();
+    expect(
+        wiped.observe_log_end(1, 1),
+        Property::MatchIndex,
+        &["leader 0 of term 2 has match index 3 for node 1", "ends at 1 (snapshot at 1)"],
+    );
+    // A truncation below the match index is caught too, and so is a match index claimed
+    // beyond what the follower holds, or over an entry of another term.
+    let mut cut = c.clone();
+    expect(cut.observe_log_end(1, 2), Property::MatchIndex, &["match index 3 for node 1", "ends at 2"]);
+    let mut over = c.clone();
+    expect(over.observe_match(0, &[3, 3, 1]), Property::MatchIndex, &["match index 1 for node 2", "ends at 0"]);
+    c.observe_entries(2, 1, &[(1, h("a")), (1, h("z"))]).unwrap();
+    expect(c.observe_match(0, &[3, 3, 2]), Property::MatchIndex, &["node 2, which holds term 1", "leader's term 2"]);
+    // A follower of a later term, and a deposed leader's stale bookkeeping, are not judged.
+    let mut later = c.clone();
+    later.observe_role(1, 3, false).unwrap();
+    later.observe_log_end(1, 1).unwrap();
+    c.observe_role(0, 3, false).unwrap();
+    c.observe_log_end(1, 1).unwrap();
 }
 
 #[test]
@@ -232,6 +308,8 @@ fn long_runs_stay_cheap() {
         let x = i.to_le_bytes();
         for n in 0..3 {
             c.observe_entries(n, i, &[(1, entry_hash(&x))]).unwrap();
+        }
+        for n in 0..3 {
             c.observe_commit(n, i).unwrap();
             c.observe_apply(n, i, entry_hash(&x)).unwrap();
             if i % 1000 == 0 {

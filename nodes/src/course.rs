@@ -129,7 +129,7 @@ pub use sim::RpcError;
 /// Which safety checks run on a [`CourseRaft`], and which cannot (it exposes no log).
 pub const COURSE_CHECKS: (&[&str], &[&str]) = (
     &["election-safety (sampled from get_state)", "state-machine-safety (from applies)", "apply-order"],
-    &["log-matching", "leader-completeness", "commit before apply"],
+    &["log-matching", "leader-completeness", "commit-majority", "match-index", "commit before apply"],
 );
 
 /// The course's persister: the node's replicated state and snapshot, saved together

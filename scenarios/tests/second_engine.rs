@@ -4,8 +4,9 @@
 //! The engine is a leader-only log that acknowledges before replicating and forgets on crash:
 //! server 0 leads forever (term 1); a proposal commits and applies at once on the leader and
 //! is pushed to the followers without waiting; nothing is ever persisted. With every server
-//! up it behaves like a replicated log, so the fault-free scenarios pass; a restart wipes the
-//! leader's log and state, so the `persist_*` scenarios catch it.
+//! up its histories look like a replicated log's, but commit-majority sees the leader commit
+//! what only it holds; a restart wipes the leader's log and state, so the `persist_*`
+//! scenarios catch it too.
 
 use cores::replica::{ApplyMsg, Observation, Observed, Outgoing, Proposal, Ready, ReplicaCore, RestoreError};
 use nodes::replica::{CoreEngine, Engine, NodeHandle, NodeSpec, Service};
@@ -137,6 +138,7 @@ impl ReplicaCore for LeaderOnly {
             commit_index: last,
             snapshot_index: 0,
             last_log_index: last,
+            match_digest: 0,
         };
     }
 }
@@ -172,9 +174,20 @@ fn the_kvraft_suite_runs_a_second_engine_and_rejects_it_by_name() {
         let sc = course.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no scenario {name}"));
         run_scenario(sc, 0, &Opts::default(), TraceMode::Hash, None).outcome
     };
-    // With every server up, a leader-only log is indistinguishable from a replicated one.
+    // With every server up, its histories look like a replicated log's, but its leader commits
+    // before any follower stores the entry: commit-majority rejects it on the first proposal.
     for name in ["kvraft::basic_3a", "kvraft::concurrent_3a"] {
-        assert_eq!(run(name), Outcome::Pass, "{name} on the leader-only engine");
+        match run(name) {
+            Outcome::Fail(f) => {
+                assert_eq!(
+                    (f.class, f.checker.as_str()),
+                    (sim::FailureClass::Safety, "commit-majority"),
+                    "{name}: {f}"
+                );
+                assert!(f.message.contains("held by only 1 of"), "{name}: {f}");
+            }
+            Outcome::Pass => panic!("{name} passed a leader that commits what only it holds"),
+        }
     }
     // Restarts wipe what it never persisted: every persistence scenario rejects it, by name.
     let persist: Vec<&str> = course.iter().map(|s| s.name).filter(|n| n.starts_with("kvraft::persist_")).collect();

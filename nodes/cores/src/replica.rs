@@ -194,6 +194,12 @@ pub enum Observation<'a> {
         /// The last log index (the snapshot's when no entry follows it).
         last: u64,
     },
+    /// The leader's match index for each server is now `indexes[server]` (its own slot: its
+    /// last log index). Reported while it leads, whenever one of them changes.
+    Match {
+        /// The match index per server, indexed by server id.
+        indexes: Vec<u64>,
+    },
     /// The node's commit index is now `index`.
     Commit {
         /// The new commit index.
@@ -232,6 +238,8 @@ pub struct Observed {
     pub snapshot_index: u64,
     /// The last log index last reported.
     pub last_log_index: u64,
+    /// A digest of the match indexes last reported (0: none, not leading).
+    pub match_digest: u64,
 }
 
 impl Observed {
@@ -248,6 +256,7 @@ impl Observed {
             commit_index: 0,
             snapshot_index: u64::MAX,
             last_log_index: 0,
+            match_digest: 0,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Connects replicas' observations to `checkers::raft::SafetyChecker`, so election safety, log
-//! matching, leader completeness, state-machine safety and apply order are judged after every
-//! step of every server, over the whole run. [`judge`] is the one mapping from observations to
-//! checker calls, used by the actor shell's observer and the property-test world alike.
+//! matching, leader completeness, state-machine safety, apply order, commit-majority and
+//! match-index are judged after every step of every server, over the whole run. [`judge`] is
+//! the one mapping from observations to checker calls, used by the actor shell's observer and
+//! the property-test world alike.
 
 use checkers::raft::{entry_hash, SafetyChecker, Violation};
 use cores::replica::Observation;
@@ -26,6 +27,7 @@ pub fn judge(checker: &mut SafetyChecker, node: usize, observation: &Observation
             checker.observe_entries(node, *first, &hashed)
         }
         Observation::LogEnd { last } => checker.observe_log_end(node, *last),
+        Observation::Match { indexes } => checker.observe_match(node, indexes),
         Observation::Commit { index } => checker.observe_commit(node, *index),
         Observation::Apply { index, command } => checker.observe_apply(node, *index, entry_hash(command)),
         Observation::ApplySnapshot { index } => checker.observe_apply_snapshot(node, *index),

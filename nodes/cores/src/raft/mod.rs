@@ -427,6 +427,23 @@ impl Raft {
         }
     }
 
+    /// While this peer leads: its match index for `peer` (for itself, its last log index),
+    /// the highest entry it knows `peer` holds matching its own log (Figure 2's matchIndex).
+    pub fn match_index(&self, peer: usize) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        if peer == self.config.me {
+            return Some(self.log.last_index());
+        }
+        self.progress.get(peer).map(|p| p.match_index)
+    }
+
+    /// The number of peers in the cluster, this one included.
+    pub fn peers(&self) -> usize {
+        self.config.peers
+    }
+
     /// The entry at `index`, if it has not been compacted into the snapshot.
     pub fn entry(&self, index: u64) -> Option<&Entry> {
         self.log.entry(index)

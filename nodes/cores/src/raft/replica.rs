@@ -144,6 +144,18 @@ impl ReplicaCore for Raft {
         } else if st.last_log_index < seen.last_log_index {
             out.push(Observation::LogEnd { last: st.last_log_index });
         }
+        let mut match_digest = 0;
+        if leader {
+            let peers = self.peers();
+            match_digest = (0..peers).fold(st.current_term.wrapping_add(1), |h, p| {
+                let m = self.match_index(p).unwrap_or(0);
+                h.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ m
+            });
+            if match_digest != seen.match_digest {
+                let indexes = (0..peers).map(|p| self.match_index(p).unwrap_or(0)).collect();
+                out.push(Observation::Match { indexes });
+            }
+        }
         if st.commit_index != seen.commit_index {
             out.push(Observation::Commit { index: st.commit_index });
         }
@@ -155,6 +167,36 @@ impl ReplicaCore for Raft {
             commit_index: st.commit_index,
             snapshot_index: st.snapshot_index,
             last_log_index: st.last_log_index,
+            match_digest,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(core: &Raft, seen: &mut Observed) -> Vec<Vec<u64>> {
+        let mut out = Vec::new();
+        core.observe(seen, None, &mut out);
+        out.into_iter()
+            .filter_map(|o| match o {
+                Observation::Match { indexes } => Some(indexes),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_leader_reports_its_match_indexes_when_they_change() {
+        let mut core = Raft::new(Config::new(0, 1, 7), &[], &[], 0).unwrap();
+        let mut seen = Observed::restarted();
+        assert!(matches(&core, &mut seen).is_empty(), "a follower reports no match indexes");
+        core.tick(5_000);
+        assert!(core.get_state().1, "a one-server cluster elects itself");
+        assert_eq!(matches(&core, &mut seen), vec![vec![0]]);
+        assert!(matches(&core, &mut seen).is_empty(), "unchanged: nothing reported");
+        core.propose(5_001, b"x".to_vec()).unwrap();
+        assert_eq!(matches(&core, &mut seen), vec![vec![1]]);
     }
 }
