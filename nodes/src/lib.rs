@@ -3,5 +3,6 @@
 
 pub mod course;
 pub mod mapreduce;
+pub mod oldlabs;
 pub mod replica;
 pub mod rsm;

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod golden;
 pub mod kvraft;
 pub mod mapreduce;
+pub mod oldlabs;
 pub mod prop;
 pub mod raft;
 pub mod registry;
@@ -23,5 +24,7 @@ pub fn catalogue() -> Catalogue {
         .with_family(mapreduce::family())
         .with_family(raft::family())
         .with_family(kvraft::family())
+        .with_family(oldlabs::viewservice::family())
+        .with_family(oldlabs::pbservice::family())
         .with_property_tests(prop::all())
 }

@@ -2,8 +2,10 @@
 
 pub mod kv;
 pub mod mapreduce;
+pub mod pbservice;
 pub mod raft;
 pub mod replica;
 pub mod rsm;
 pub mod shardctrler;
 pub mod shardkv;
+pub mod viewservice;
