@@ -2,6 +2,7 @@
 
 pub mod kv;
 pub mod mapreduce;
+pub mod paxos;
 pub mod pbservice;
 pub mod raft;
 pub mod replica;
