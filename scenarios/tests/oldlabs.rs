@@ -1,4 +1,4 @@
-//! The old labs' families (view service, primary/backup): every scenario passes on a seed
+//! The old labs' families (view service, primary/backup, Paxos): every scenario passes on a seed
 //! with correct nodes, and every scenario fails, caught by the named check, with one of the
 //! planted bugs — so none of them is a check that cannot fail.
 
@@ -7,7 +7,7 @@ use sim::{FailureClass, Outcome, TraceMode};
 
 #[test]
 fn every_old_lab_scenario_passes_on_a_seed() {
-    for family in ["viewservice", "pbservice"] {
+    for family in ["viewservice", "pbservice", "paxos"] {
         for sc in registry::select(family).unwrap() {
             let r = registry::run_scenario(&sc, 5, &Opts::default(), TraceMode::Hash, None);
             assert!(r.outcome.is_pass(), "{}: {}", sc.name, r.outcome);
@@ -31,12 +31,24 @@ const CAUGHT: &[(&str, &str, &str)] = &[
     ("pbservice::repeated_crash_unreliable_strict_2b", "reply-before-backup", "pb::check-appends"),
     ("pbservice::partition1_2b", "gets-not-forwarded", "pb::stale-get"),
     ("pbservice::partition2_2b", "gets-not-forwarded", "pb::stale-get"),
+    ("paxos::basic_3a", "accept-below-promise", "paxos-agreement"),
+    ("paxos::deaf_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::forget_3a", "min-too-early", "paxos-min"),
+    ("paxos::many_forget_3a", "min-too-early", "paxos-min"),
+    ("paxos::forget_mem_3a", "min-too-early", "paxos-min"),
+    ("paxos::done_max_3a", "min-too-early", "paxos-min"),
+    ("paxos::rpc_count_3a", "no-decided-broadcast", "paxos::waitn"),
+    ("paxos::many_3a", "accept-below-promise", "paxos-agreement"),
+    ("paxos::old_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::many_unreliable_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::partition_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::lots_3a", "ignore-accepted", "paxos-agreement"),
 ];
 
 #[test]
 fn every_old_lab_scenario_can_fail() {
     let cat = scenarios::catalogue();
-    for family in ["viewservice", "pbservice"] {
+    for family in ["viewservice", "pbservice", "paxos"] {
         for sc in cat.select(family).unwrap() {
             assert!(CAUGHT.iter().any(|c| c.0 == sc.name), "{} has no failing case here", sc.name);
         }

@@ -78,6 +78,12 @@ pub struct PxBugs {
     /// `min-too-early`: `Min` skips the peers that never called `Done`, so it advances past
     /// instances such a peer may still need.
     pub min_too_early: bool,
+    /// `accept-below-promise`: an acceptor takes any Accept, even below its promise.
+    pub accept_below_promise: bool,
+    /// `no-retry`: a proposer whose round failed gives up instead of trying a higher number.
+    pub no_retry: bool,
+    /// `no-decided-broadcast`: a proposer that got its value chosen tells no other peer.
+    pub no_decided_broadcast: bool,
 }
 
 /// A call the shell must make: send `request` to peer `to`, and hand the outcome back to
@@ -149,6 +155,8 @@ pub struct Paxos<V> {
     calls: BTreeMap<u64, (u64, u64, PeerId, u8)>,
     next_tag: u64,
     out: Vec<PxCall<V>>,
+    /// Instances this peer learned decided since the last `take_decided`, for checkers.
+    newly_decided: Vec<(u64, V)>,
     rng: ChaCha8Rng,
     bugs: PxBugs,
 }
@@ -167,6 +175,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             calls: BTreeMap::new(),
             next_tag: 1,
             out: Vec::new(),
+            newly_decided: Vec::new(),
             rng,
             bugs,
         }
@@ -259,6 +268,11 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         self.check_invariants();
     }
 
+    /// Takes the (instance, value) pairs this peer learned decided since the last call.
+    pub fn take_decided(&mut self) -> Vec<(u64, V)> {
+        std::mem::take(&mut self.newly_decided)
+    }
+
     /// Takes the calls to make, in order.
     pub fn take_calls(&mut self) -> Vec<PxCall<V>> {
         std::mem::take(&mut self.out)
@@ -343,8 +357,8 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             }
             PxRequest::Accept { n, v, .. } => {
                 self.max_n_seen = self.max_n_seen.max(n);
-                if n >= inst.n_p {
-                    inst.n_p = n;
+                if n >= inst.n_p || self.bugs.accept_below_promise {
+                    inst.n_p = inst.n_p.max(n);
                     inst.accepted = Some((n, v));
                     PxReply::Accepted
                 } else {
@@ -352,8 +366,9 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
                 }
             }
             PxRequest::Decided { v, .. } => {
-                if let Some(d) = &inst.decided {
-                    assert_eq!(d, &v, "instance {seq} decided twice with different values");
+                match &inst.decided {
+                    Some(d) => assert_eq!(d, &v, "instance {seq} decided twice with different values"),
+                    None => self.newly_decided.push((seq, v.clone())),
                 }
                 inst.decided = Some(v);
                 inst.proposer = None;
@@ -373,11 +388,18 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         });
         self.on_answer(seq, n, phase, from, body);
         // A round that ended without a majority waits, then tries again.
-        if let Some(p) = self.instances.get_mut(&seq).and_then(|i| i.proposer.as_mut()) {
-            if p.n == n && p.answered.len() == self.npeers && !matches!(p.phase, Phase::Backoff { .. }) {
-                let cap = (BACKOFF_MS_MIN << p.rounds.min(7)).min(BACKOFF_MS_MAX);
-                let wait = self.rng.gen_range(cap / 2..=cap);
-                p.phase = Phase::Backoff { until_ms: now_ms + wait };
+        if let Some(inst) = self.instances.get_mut(&seq) {
+            let npeers = self.npeers;
+            let ended =
+                |p: &Proposer<V>| p.n == n && p.answered.len() == npeers && !matches!(p.phase, Phase::Backoff { .. });
+            if inst.proposer.as_ref().is_some_and(ended) {
+                if self.bugs.no_retry {
+                    inst.proposer = None;
+                } else if let Some(p) = inst.proposer.as_mut() {
+                    let cap = (BACKOFF_MS_MIN << p.rounds.min(7)).min(BACKOFF_MS_MAX);
+                    let wait = self.rng.gen_range(cap / 2..=cap);
+                    p.phase = Phase::Backoff { until_ms: now_ms + wait };
+                }
             }
         }
         self.check_invariants();
@@ -428,6 +450,9 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         }
         match send {
             Some(req @ PxRequest::Accept { .. }) => self.broadcast(seq, n, req),
+            Some(PxRequest::Decided { v, .. }) if self.bugs.no_decided_broadcast => {
+                let _ = self.handle(self.envelope(PxRequest::Decided { seq, v }));
+            }
             Some(req @ PxRequest::Decided { .. }) => self.broadcast(seq, n, req),
             Some(PxRequest::Prepare { .. }) => unreachable!("no prepare from an answer"),
             None => {}

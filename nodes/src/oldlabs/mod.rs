@@ -3,5 +3,6 @@
 //! Every decision is the pure cores' (`cores::viewservice`, `cores::pbservice`); these loops
 //! carry out their outputs.
 
+pub mod paxos;
 pub mod pbservice;
 pub mod viewservice;

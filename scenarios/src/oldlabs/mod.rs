@@ -1,7 +1,8 @@
 //! The course's earlier ladder (2014–2015 labs, reference `6824-old-labs.md`) as scenario
 //! families, every one on the simulated network's old mode (`sim::net::old`): `viewservice`
-//! (lab 2A) and `pbservice` (lab 2B).
+//! (lab 2A), `pbservice` (lab 2B) and `paxos` (lab 3A).
 
+pub mod paxos;
 pub mod pbservice;
 pub mod viewservice;
 
