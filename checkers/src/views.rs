@@ -81,26 +81,20 @@ fn show(v: &ViewState) -> String {
 mod tests {
     use super::*;
 
-    fn st(viewnum: u64, p: Option<u16>, b: Option<u16>, acked: bool) -> ViewState {
-        // `acked`: the view itself is acknowledged; otherwise the one before it was.
-        ViewState {
-            viewnum,
-            primary: p,
-            backup: b,
-            acked_viewnum: if acked { viewnum } else { viewnum.saturating_sub(1) },
-        }
+    fn st(viewnum: u64, p: Option<u16>, b: Option<u16>, acked_viewnum: u64) -> ViewState {
+        ViewState { viewnum, primary: p, backup: b, acked_viewnum }
     }
 
     #[test]
     fn accepts_a_legal_sequence() {
         let mut c = ViewChecker::default();
         for s in [
-            st(0, None, None, false),
-            st(1, Some(1), None, false),
-            st(1, Some(1), None, true),
-            st(2, Some(1), Some(2), false),
-            st(2, Some(1), Some(2), true),
-            st(3, Some(2), Some(3), false),
+            st(0, None, None, 0),
+            st(1, Some(1), None, 0),
+            st(1, Some(1), None, 1),
+            st(2, Some(1), Some(2), 1),
+            // The acknowledgement of view 2 and the change it permits, in one step.
+            st(3, Some(2), Some(3), 2),
         ] {
             c.step(s).unwrap();
         }
@@ -109,13 +103,13 @@ mod tests {
     #[test]
     fn refuses_each_broken_rule() {
         let bad = [
-            (st(1, Some(1), None, false), st(2, Some(1), Some(2), false), "never acknowledged"),
-            (st(2, Some(1), Some(2), true), st(2, Some(1), Some(2), false), "lost its acknowledgement"),
-            (st(1, Some(1), None, true), st(2, Some(3), None, false), "neither primary nor backup"),
-            (st(1, Some(1), None, true), st(3, Some(1), Some(2), false), "followed"),
-            (st(1, Some(1), None, true), st(1, Some(1), Some(2), true), "without a new number"),
-            (st(1, Some(1), None, true), st(2, Some(1), Some(1), false), "backup is the primary"),
-            (st(1, Some(1), None, true), st(2, None, Some(1), false), "no primary"),
+            (st(1, Some(1), None, 0), st(2, Some(1), Some(2), 0), "never acknowledged"),
+            (st(2, Some(1), Some(2), 2), st(2, Some(1), Some(2), 1), "lost its acknowledgement"),
+            (st(1, Some(1), None, 1), st(2, Some(3), None, 1), "neither primary nor backup"),
+            (st(1, Some(1), None, 1), st(3, Some(1), Some(2), 1), "followed"),
+            (st(1, Some(1), None, 1), st(1, Some(1), Some(2), 1), "without a new number"),
+            (st(1, Some(1), None, 1), st(2, Some(1), Some(1), 1), "backup is the primary"),
+            (st(1, Some(1), None, 1), st(2, None, Some(1), 1), "no primary"),
         ];
         for (a, b, why) in bad {
             let mut c = ViewChecker::default();
