@@ -8,3 +8,4 @@ pub mod linearizability;
 pub mod models;
 pub mod raft;
 pub mod shards;
+pub mod views;

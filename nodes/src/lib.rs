@@ -3,6 +3,7 @@
 
 pub mod course;
 pub mod mapreduce;
+pub mod oldlabs;
 pub mod replica;
 pub mod rsm;
 pub mod shardctrler;

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod golden;
 pub mod kvraft;
 pub mod mapreduce;
+pub mod oldlabs;
 pub mod prop;
 pub mod raft;
 pub mod registry;
@@ -31,5 +32,8 @@ pub fn catalogue() -> Catalogue {
         .with_family(kvraft::family())
         .with_family(shardctrler::family())
         .with_family(shardkv::family())
+        .with_family(oldlabs::viewservice::family())
+        .with_family(oldlabs::pbservice::family())
+        .with_family(oldlabs::paxos::family())
         .with_property_tests(prop::all())
 }

@@ -17,6 +17,8 @@
 //! Every payload is a `postcard` encoding made by the sender, so nodes share no memory and
 //! byte counts are real.
 
+pub mod old;
+
 use crate::node::NodeCtx;
 use crate::process::Host;
 use crate::sched::Action;
@@ -204,6 +206,8 @@ struct CallSlot {
     /// Set while a handler holds the request: (server incarnation, since when).
     handling: Option<(u32, u64)>,
     done: bool,
+    /// Old mode: the receiver shut its write side; the reply will be lost (`old.rs`).
+    reply_lost: bool,
 }
 
 /// Calls in flight, by call number. Numbers are handed out in order and calls mostly end in
@@ -296,6 +300,8 @@ pub(crate) struct NetState {
     rng: ChaCha8Rng,
     /// Index into the kernel's annotations of the partition currently in force.
     open_partition: Option<usize>,
+    /// The old course harness's mode and its per-node switches (`old.rs`); off by default.
+    old: old::OldNet,
 }
 
 impl NetState {
@@ -313,6 +319,7 @@ impl NetState {
             next_msg: 1,
             rng,
             open_partition: None,
+            old: old::OldNet::default(),
         }
     }
 
@@ -332,6 +339,7 @@ impl NetState {
         self.clogged = clogged;
         self.connected.push(true);
         self.ports.push(Port::default());
+        self.old.add_node();
         self.n = n;
     }
 
@@ -390,7 +398,15 @@ impl NetState {
         self.ports[from as usize].bytes_sent += len;
         self.calls.insert(
             call,
-            CallSlot { caller: from, caller_inc: ctx.incarnation, server: to, completion, handling: None, done: false },
+            CallSlot {
+                caller: from,
+                caller_inc: ctx.incarnation,
+                server: to,
+                completion,
+                handling: None,
+                done: false,
+                reply_lost: false,
+            },
         );
         let h = hash_bytes(&payload);
         k.record(Kind::Send, from as u64, [msg | (to as u64) << 48, call, h ^ len], |k| {
@@ -436,6 +452,7 @@ impl NetState {
         let now = k.now_ns();
         let (from, to) = (hop.from, hop.to);
         match hop.body {
+            Body::Request { call, .. } if self.old.on => self.route_old_request(k, hop, call),
             Body::Request { call, .. } => {
                 // labrpc snapshots reachability before the request's delay.
                 if !self.link_up(from, to) || !k.nodes[to as usize].alive {
@@ -495,14 +512,19 @@ impl NetState {
                 if slot.done {
                     return drop_hop(k, &hop, Reason::Stale);
                 }
+                if slot.reply_lost {
+                    return drop_hop(k, &hop, Reason::ReplyLost);
+                }
                 // labrpc's check after the handler returns: the caller's end must still be
                 // enabled. Links are directional here, so the reply also needs the
                 // server -> caller direction (a one-way cut loses replies only).
-                if !self.link_up(to, from) || !self.link_up(from, to) {
+                // The old mode's connections outlive link changes; its loss was drawn at
+                // the request.
+                if !self.old.on && (!self.link_up(to, from) || !self.link_up(from, to)) {
                     drop_hop(k, &hop, Reason::LinkDown);
                     return self.fail_call(k, call, Reason::LinkDown);
                 }
-                if !self.cfg.reliable {
+                if !self.cfg.reliable && !self.old.on {
                     let loss = self.cfg.reply_loss_permille;
                     if self.permille(loss) {
                         drop_hop(k, &hop, Reason::ReplyLost);
@@ -560,7 +582,8 @@ impl NetState {
                     // the call at its first 100 ms tick.
                     drop_hop(k, &hop, Reason::ServerDied);
                     if self.calls.contains_key(call) {
-                        k.schedule(now + DEAD_CHECK_NS, Action::Fail { call, reason: Reason::ServerDied });
+                        let after = if self.old.on { old::FAIL_FAST_NS } else { DEAD_CHECK_NS };
+                        k.schedule(now + after, Action::Fail { call, reason: Reason::ServerDied });
                     }
                     return;
                 }
@@ -635,6 +658,9 @@ impl NetState {
 
     fn call_is_dead(&self, k: &Kernel, slot: &CallSlot) -> Option<Reason> {
         let (inc, _) = slot.handling?;
+        if self.old.on {
+            return self.old_call_is_dead(k, slot.server, inc);
+        }
         let s = &k.nodes[slot.server as usize];
         if !s.alive || s.incarnation != inc {
             Some(Reason::ServerDied)
@@ -665,6 +691,10 @@ impl NetState {
                 continue;
             }
             if let (Some((_, since)), Some(_)) = (slot.handling, self.call_is_dead(k, slot)) {
+                if self.old.on {
+                    checks.push((now + old::FAIL_FAST_NS, call));
+                    continue;
+                }
                 let ticks = (now.saturating_sub(since)).div_ceil(DEAD_CHECK_NS).max(1);
                 checks.push((since + ticks * DEAD_CHECK_NS, call));
             }

@@ -5,8 +5,11 @@
 pub mod bytes;
 pub mod kv;
 pub mod mapreduce;
+pub mod paxos;
+pub mod pbservice;
 pub mod raft;
 pub mod replica;
 pub mod rsm;
 pub mod shardctrler;
 pub mod shardkv;
+pub mod viewservice;

@@ -1,0 +1,41 @@
+//! The course's earlier ladder (2014–2015 labs, reference `6824-old-labs.md`) as scenario
+//! families, every one on the simulated network's old mode (`sim::net::old`): `viewservice`
+//! (lab 2A), `pbservice` (lab 2B) and `paxos` (lab 3A).
+
+pub mod paxos;
+pub mod pbservice;
+pub mod viewservice;
+
+use checkers::views::{ViewChecker, ViewState};
+use cores::viewservice::VsObservation;
+use sim::Failure;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The course's `PingInterval`, the unit of every poll loop in these tests.
+pub(crate) const PING: Duration = Duration::from_millis(cores::viewservice::PING_INTERVAL_MS);
+
+/// An observer that checks the view service after every step and ends the run on a broken
+/// rule (`view-service` check).
+pub(crate) fn view_observer() -> nodes::oldlabs::viewservice::VsObserver {
+    let checker = Rc::new(RefCell::new(ViewChecker::default()));
+    Rc::new(move |o: VsObservation| {
+        let s = ViewState {
+            viewnum: o.view.viewnum,
+            primary: o.view.primary,
+            backup: o.view.backup,
+            acked_viewnum: o.acked_viewnum,
+        };
+        if let Err(why) = checker.borrow_mut().step(s) {
+            if !sim::failed() {
+                sim::fail(Failure::safety("view-service", why));
+            }
+        }
+    })
+}
+
+/// A failed course assertion.
+pub(crate) fn fatal(check: &str, what: impl Into<String>) -> Failure {
+    Failure::safety(check, what)
+}

@@ -1,0 +1,67 @@
+//! The old labs' families (view service, primary/backup, Paxos): every scenario passes on a seed
+//! with correct nodes, and every scenario fails, caught by the named check, with one of the
+//! planted bugs — so none of them is a check that cannot fail.
+
+use scenarios::{registry, Opts};
+use sim::{FailureClass, Outcome, TraceMode};
+
+#[test]
+fn every_old_lab_scenario_passes_on_a_seed() {
+    for family in ["viewservice", "pbservice", "paxos"] {
+        for sc in registry::select(family).unwrap() {
+            let r = registry::run_scenario(&sc, 5, &Opts::default(), TraceMode::Hash, None);
+            assert!(r.outcome.is_pass(), "{}: {}", sc.name, r.outcome);
+        }
+    }
+}
+
+/// (scenario, planted bug, the check that must catch it on one of seeds 0..3).
+const CAUGHT: &[(&str, &str, &str)] = &[
+    ("viewservice::test1_2a", "vs-no-ack", "view-service"),
+    ("viewservice::test1_strict_2a", "vs-no-ack", "view-service"),
+    ("pbservice::basic_fail_2b", "empty-transfer", "pb::check"),
+    ("pbservice::at_most_once_2b", "no-duplicate-detection", "pb::check"),
+    ("pbservice::at_most_once_backup_2b", "no-duplicate-detection", "pb::check"),
+    ("pbservice::fail_put_2b", "empty-transfer", "pb::check"),
+    ("pbservice::concurrent_same_2b", "vs-no-ack", "view-service"),
+    ("pbservice::concurrent_same_append_2b", "vs-no-ack", "view-service"),
+    ("pbservice::concurrent_same_unreliable_2b", "no-duplicate-detection", "linearizability"),
+    ("pbservice::repeated_crash_2b", "vs-no-ack", "view-service"),
+    ("pbservice::repeated_crash_unreliable_2b", "empty-transfer", "pb::check-appends"),
+    ("pbservice::repeated_crash_unreliable_strict_2b", "reply-before-backup", "pb::check-appends"),
+    ("pbservice::partition1_2b", "gets-not-forwarded", "pb::stale-get"),
+    ("pbservice::partition2_2b", "gets-not-forwarded", "pb::stale-get"),
+    ("paxos::basic_3a", "accept-below-promise", "paxos-agreement"),
+    ("paxos::deaf_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::forget_3a", "min-too-early", "paxos-min"),
+    ("paxos::many_forget_3a", "min-too-early", "paxos-min"),
+    ("paxos::forget_mem_3a", "min-too-early", "paxos-min"),
+    ("paxos::done_max_3a", "min-too-early", "paxos-min"),
+    ("paxos::rpc_count_3a", "no-decided-broadcast", "paxos::waitn"),
+    ("paxos::many_3a", "accept-below-promise", "paxos-agreement"),
+    ("paxos::old_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::many_unreliable_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::partition_3a", "ignore-accepted", "paxos-agreement"),
+    ("paxos::lots_3a", "ignore-accepted", "paxos-agreement"),
+];
+
+#[test]
+fn every_old_lab_scenario_can_fail() {
+    let cat = scenarios::catalogue();
+    for family in ["viewservice", "pbservice", "paxos"] {
+        for sc in cat.select(family).unwrap() {
+            assert!(CAUGHT.iter().any(|c| c.0 == sc.name), "{} has no failing case here", sc.name);
+        }
+    }
+    for &(name, bug, checker) in CAUGHT {
+        let sc = cat.scenario(name).unwrap();
+        let opts = Opts { bug: Some(bug.into()), ..Opts::default() };
+        let caught =
+            (0..3).find_map(|seed| match registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None).outcome {
+                Outcome::Fail(f) if f.checker == checker => Some(f),
+                _ => None,
+            });
+        let f = caught.unwrap_or_else(|| panic!("{name} with --bug {bug} was not caught by {checker}"));
+        assert_eq!(f.class, FailureClass::Safety, "{name}: {f}");
+    }
+}
