@@ -153,3 +153,8 @@ fn failing_run_names_no_machine(scenario: &str, seed: u64, bug: Option<&str>, st
 fn a_panic_inside_a_dependency_names_no_machine_path() {
     failing_run_names_no_machine("paths::dependency_panic", 0, None, 3, "panic");
 }
+
+#[test]
+fn a_linearizability_failure_names_no_machine_path() {
+    failing_run_names_no_machine("kvraft::unreliable_one_key_3a", 0, Some("reply-before-commit"), 1, "linearizability");
+}
