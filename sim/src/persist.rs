@@ -111,14 +111,14 @@ impl Persister {
     /// Replaces the node's state, and its snapshot when one is given, then counts down its
     /// fault point. Returns whether the node must crash right now (a fault point with no
     /// delay); a delayed one is scheduled on the kernel.
-    fn save(&mut self, k: &mut Kernel, ctx: NodeCtx, state: Rope, snapshot: Option<Vec<u8>>) -> bool {
+    fn save(&mut self, k: &mut Kernel, ctx: NodeCtx, state: Rope, snapshot: Option<Rc<Vec<u8>>>) -> bool {
         let slot = &mut self.slots[ctx.id.index()];
         let sh = snapshot.as_ref().map(|s| crate::trace::fingerprint_bytes(s)).unwrap_or(0);
         let (rs, ss) = (state.len(), snapshot.as_ref().map(|s| s.len()));
         let h = state.fingerprint();
         slot.state = state;
         if let Some(s) = snapshot {
-            slot.snapshot = Rc::new(s);
+            slot.snapshot = s;
         }
         let crash_now = match slot.crash_after_saves.as_mut() {
             Some((n, delay)) if *n <= 1 => {
@@ -165,7 +165,7 @@ impl Persister {
 
 impl World {
     /// A save from `ctx`; returns the madsim node to kill if a fault point fired.
-    fn save(&mut self, ctx: NodeCtx, state: Rope, snapshot: Option<Vec<u8>>) -> Option<madsim::task::NodeId> {
+    fn save(&mut self, ctx: NodeCtx, state: Rope, snapshot: Option<Rc<Vec<u8>>>) -> Option<madsim::task::NodeId> {
         if !self.kernel.is_current(ctx) {
             return None;
         }
@@ -181,12 +181,12 @@ impl NodeCtx {
     /// Atomically replaces the persisted state, and the snapshot when one is given (the
     /// course's `Persister.Save(raftstate, snapshot)`). Ignored from a crashed instance.
     pub fn save(&self, state: Vec<u8>, snapshot: Option<Vec<u8>>) {
-        self.save_rope(Rope::from_vec(state), snapshot)
+        self.save_rope(Rope::from_vec(state), snapshot.map(Rc::new))
     }
 
     /// Like `save`, with the state as shared parts (cheap for large, mostly unchanged
     /// states).
-    pub fn save_rope(&self, state: Rope, snapshot: Option<Vec<u8>>) {
+    pub fn save_rope(&self, state: Rope, snapshot: Option<Rc<Vec<u8>>>) {
         let kill = with(|w| w.save(*self, state, snapshot));
         if let Some(id) = kill {
             madsim::runtime::Handle::current().kill(id);

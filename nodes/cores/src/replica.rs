@@ -96,8 +96,9 @@ impl PersistedImage for Vec<u8> {
 pub struct Persist<I> {
     /// The engine's replicated state; replaces the stored one.
     pub state: I,
-    /// The new snapshot when it changed; `None` keeps the stored snapshot as it is.
-    pub snapshot: Option<Vec<u8>>,
+    /// The new snapshot when it changed; `None` keeps the stored snapshot as it is. Shared
+    /// with the engine, which keeps it to send to lagging peers.
+    pub snapshot: Option<std::rc::Rc<Vec<u8>>>,
 }
 
 /// A request to send to peer `to` (an index into the cluster's peers).

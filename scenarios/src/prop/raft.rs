@@ -904,7 +904,7 @@ impl<C: Explain> World<C> {
             let disk = &mut self.disks[node];
             disk.state = cores::replica::PersistedImage::to_bytes(&p.state);
             if let Some(snapshot) = p.snapshot {
-                disk.snapshot = snapshot;
+                disk.snapshot = std::rc::Rc::unwrap_or_clone(snapshot);
             }
         }
         let sent = ready.messages.len();

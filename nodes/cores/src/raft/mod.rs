@@ -138,7 +138,8 @@ pub struct Raft {
     current_term: u64,
     voted_for: Option<usize>,
     log: Log,
-    snapshot: Vec<u8>,
+    /// Shared with the persister (saving it hands over a reference, not a copy).
+    snapshot: std::rc::Rc<Vec<u8>>,
     // Volatile state.
     role: Role,
     leader_id: Option<usize>,
@@ -199,7 +200,7 @@ impl Raft {
             current_term,
             voted_for: state.voted_for,
             log,
-            snapshot: snapshot.to_vec(),
+            snapshot: std::rc::Rc::new(snapshot.to_vec()),
             role: Role::Follower,
             leader_id: None,
             commit_index: snapshot_index,
@@ -360,7 +361,7 @@ impl Raft {
             );
             assert!(!data.is_empty(), "a snapshot must not be empty bytes");
             self.log.compact_to(index);
-            self.snapshot = data;
+            self.snapshot = std::rc::Rc::new(data);
             self.snapshot_dirty = true;
             self.state_dirty = true;
             self.clamp_written_from();
@@ -377,7 +378,7 @@ impl Raft {
         if self.state_dirty || self.snapshot_dirty {
             ready.persist = Some(Persist {
                 state: self.encode_state(),
-                snapshot: self.snapshot_dirty.then(|| self.snapshot.clone()),
+                snapshot: self.snapshot_dirty.then(|| std::rc::Rc::clone(&self.snapshot)),
             });
             self.state_dirty = false;
             self.snapshot_dirty = false;
@@ -676,7 +677,7 @@ impl Raft {
         } else {
             self.log.reset_to_snapshot(index, args.last_included_term);
         }
-        self.snapshot = args.data;
+        self.snapshot = std::rc::Rc::new(args.data);
         self.snapshot_dirty = true;
         self.state_dirty = true;
         self.clamp_written_from();
@@ -685,7 +686,7 @@ impl Raft {
         self.ready.applies.push(ApplyMsg::Snapshot {
             index,
             term: args.last_included_term,
-            data: self.snapshot.clone(),
+            data: self.snapshot.to_vec(),
         });
         reply
     }
@@ -795,7 +796,7 @@ impl Raft {
                     leader_id: self.config.me,
                     last_included_index: snapshot_index,
                     last_included_term: self.log.snapshot_term(),
-                    data: self.snapshot.clone(),
+                    data: self.snapshot.to_vec(),
                 };
                 let p = &mut self.progress[peer];
                 p.inflight += 1;

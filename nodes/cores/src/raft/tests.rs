@@ -357,7 +357,7 @@ fn snapshot_install_replaces_the_log_and_is_applied_first() {
     assert_eq!((s.snapshot_index, s.last_log_index, s.commit_index), (5, 5, 5));
     let ready = follower.take_ready();
     let saved = ready.persist.unwrap();
-    assert_eq!(saved.snapshot.as_deref(), Some(&data[..]));
+    assert_eq!(saved.snapshot.as_deref().map(Vec::as_slice), Some(&data[..]));
     assert_eq!(ready.applies, vec![ApplyMsg::Snapshot { index: 5, term: 3, data: data.clone() }]);
     // Restarting from what was saved resumes after the snapshot.
     let mut again = Raft::new(Config::new(1, 3, 1), &saved.state.to_bytes(), &data, 20).unwrap();
@@ -449,7 +449,7 @@ fn leader_sends_its_snapshot_to_a_follower_behind_it() {
     assert!(leader.snapshot(now, 3, b"upto3".to_vec()));
     assert!(!leader.snapshot(now, 2, b"old".to_vec()), "older than what is held");
     let saved = leader.take_ready().persist.unwrap();
-    assert_eq!(saved.snapshot.as_deref(), Some(&b"upto3"[..]));
+    assert_eq!(saved.snapshot.as_deref().map(Vec::as_slice), Some(&b"upto3"[..]));
     // Follower 2's next_index is now compacted: the next heartbeat carries the snapshot.
     to_2.clear();
     now += 100;
@@ -525,8 +525,13 @@ fn restart_rebuilds_term_vote_log_and_snapshot() {
     leader.take_ready();
     leader.snapshot(now, 3, b"three".to_vec());
     let saved = leader.take_ready().persist.unwrap();
-    let again =
-        Raft::new(Config::new(0, 1, 2), &saved.state.to_bytes(), saved.snapshot.as_deref().unwrap(), now).unwrap();
+    let again = Raft::new(
+        Config::new(0, 1, 2),
+        &saved.state.to_bytes(),
+        saved.snapshot.as_deref().map(Vec::as_slice).unwrap(),
+        now,
+    )
+    .unwrap();
     let s = again.status();
     assert_eq!((s.current_term, s.voted_for), (1, Some(0)));
     assert_eq!((s.snapshot_index, s.last_log_index), (3, 5));
