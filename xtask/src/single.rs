@@ -230,44 +230,34 @@ impl Prepared {
                 Err(e) => status = Some(bad_input(e)),
             }
         }
-        let scenario_status = save_scenario.and_then(|(path, mut file, recorder)| match recorder.take() {
-            Some(spec) => match file.write_all(spec.to_toml().as_bytes()) {
-                Ok(()) => {
-                    println!("scenario written to {}", path.display());
-                    None
-                }
-                Err(e) => Some(bad_input(format!("{}: cannot write: {e}", path.display()))),
-            },
-            None => {
-                drop(file);
-                let _ = std::fs::remove_file(&path);
-                Some(bad_input(format!(
-                    "{}: not written: the run ended before it resolved its scenario",
-                    path.display()
-                )))
-            }
+        let scenario_status = save_scenario.and_then(|(path, file, recorder)| {
+            let spec = recorder.take().map(|spec| spec.to_toml());
+            write_recorded(&path, file, spec, "scenario", "it resolved its scenario")
         });
-        status.or(scenario_status).or(Self::finish_faults(save_faults))
+        let faults_status = save_faults.and_then(|(path, file, recorder)| {
+            let schedule = recorder.take().map(|schedule| schedule.to_toml());
+            write_recorded(&path, file, schedule, "fault schedule", "it chose a fault schedule")
+        });
+        status.or(scenario_status).or(faults_status)
     }
+}
 
-    fn finish_faults(save_faults: Option<(PathBuf, File, FaultRecorder)>) -> Option<u8> {
-        let (path, mut file, recorder) = save_faults?;
-        match recorder.take() {
-            Some(schedule) => match file.write_all(schedule.to_toml().as_bytes()) {
-                Ok(()) => {
-                    println!("fault schedule written to {}", path.display());
-                    None
-                }
-                Err(e) => Some(bad_input(format!("{}: cannot write: {e}", path.display()))),
-            },
-            None => {
-                drop(file);
-                let _ = std::fs::remove_file(&path);
-                Some(bad_input(format!(
-                    "{}: not written: the run ended before it chose a fault schedule",
-                    path.display()
-                )))
+/// Writes what a run recorded (`--save-faults`, `--save-scenario`) into the file opened for
+/// it before the run, or removes that file when the run ended before recording anything.
+/// Returns the status to exit with when that fails (bad input, 4).
+fn write_recorded(path: &Path, mut file: File, text: Option<String>, what: &str, before: &str) -> Option<u8> {
+    match text {
+        Some(text) => match file.write_all(text.as_bytes()) {
+            Ok(()) => {
+                println!("{what} written to {}", path.display());
+                None
             }
+            Err(e) => Some(bad_input(format!("{}: cannot write: {e}", path.display()))),
+        },
+        None => {
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            Some(bad_input(format!("{}: not written: the run ended before {before}", path.display())))
         }
     }
 }
