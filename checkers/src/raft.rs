@@ -230,8 +230,10 @@ pub struct SafetyChecker {
     nodes: Vec<Node>,
     /// term → the node observed leading it.
     leaders: BTreeMap<u64, usize>,
-    /// (index, term) → the first sighting of that entry: the Log Matching witness.
-    witnesses: BTreeMap<(u64, u64), Witness>,
+    /// index - 1 → (term, first sighting) of each entry seen at that index: the Log Matching
+    /// witnesses. Dense by index (most indexes see one term, a few see two or three), because
+    /// a map keyed by (index, term) cost a tree search per written entry.
+    witnesses: Vec<Vec<(u64, Witness)>>,
     /// index - 1 → the committed entry, where known.
     committed: Vec<Option<Committed>>,
     /// term → the highest index any node at that term knew to be committed.
@@ -250,7 +252,7 @@ impl SafetyChecker {
         SafetyChecker {
             nodes: vec![Node::default(); nodes],
             leaders: BTreeMap::new(),
-            witnesses: BTreeMap::new(),
+            witnesses: Vec::new(),
             committed: Vec::new(),
             commit_by_term: BTreeMap::new(),
             applied: Vec::new(),
@@ -375,7 +377,7 @@ impl SafetyChecker {
             _ => None,
         };
         let chain = known
-            .or_else(|| self.witnesses.get(&(index, term)).map(|w| w.chain))
+            .or_else(|| self.witness(index, term).map(|w| w.chain))
             .or_else(|| self.committed_at(index).filter(|c| c.term == term).map(|c| c.chain))
             .unwrap_or_else(|| opaque_snapshot_chain(index, term));
         // A snapshot holds applied, hence committed, entries only.
@@ -649,6 +651,12 @@ impl SafetyChecker {
         self.committed.get(index as usize - 1).copied().flatten()
     }
 
+    /// The first sighting of (`index`, `term`), if any.
+    fn witness(&self, index: u64, term: u64) -> Option<&Witness> {
+        let seen = self.witnesses.get(index.checked_sub(1)? as usize)?;
+        seen.iter().find(|(t, _)| *t == term).map(|(_, w)| w)
+    }
+
     fn write_entry(&mut self, node: usize, index: u64, term: u64, hash: u64) -> Result<(), Violation> {
         let n = &self.nodes[node];
         let prev = n.log.chain_at(index - 1).expect("index - 1 is the snapshot boundary or an entry");
@@ -664,7 +672,7 @@ impl SafetyChecker {
                 ));
             }
         }
-        match self.witnesses.get(&(index, term)) {
+        match self.witness(index, term) {
             Some(w) if w.chain != chain => {
                 let detail = if w.prev_chain == prev { "different commands" } else { "different entries before it" };
                 let message = if w.node == node {
@@ -676,7 +684,11 @@ impl SafetyChecker {
             }
             Some(_) => {}
             None => {
-                self.witnesses.insert((index, term), Witness { chain, prev_chain: prev, node });
+                let at = (index - 1) as usize;
+                if self.witnesses.len() <= at {
+                    self.witnesses.resize_with(at + 1, Vec::new);
+                }
+                self.witnesses[at].push((term, Witness { chain, prev_chain: prev, node }));
             }
         }
         // Replace in place rather than truncate: the old entries after this one stay visible
