@@ -156,6 +156,8 @@ async fn run_clients(chain: &[NodeId], ops: usize, bound: Duration) -> Result<()
                 })
                 .collect();
             let title = format!("chain register, seed {}", sim::seed());
+            // The page shows each operation's simulated times: the same operations, with them.
+            let h = history.history_with_times();
             let page = render(&RegisterModel, &h, &result, &bands, &HtmlOptions { title, ..HtmlOptions::default() });
             // The page is attached to the run's report; the command line writes it (under
             // --artifacts), so nothing of the machine reaches the outcome.

@@ -246,7 +246,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         if !self.attach_history || self.attached.replace(true) {
             return;
         }
-        let history = self.history.history();
+        let history = self.history.history_with_times();
         let what = format!("client history of {} operations (JSON form)", history.len());
         sim::attach(format!("{}.history.json", self.file_stem()), what, json::to_json("kv", &history).into_bytes());
     }
@@ -417,6 +417,8 @@ pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Resu
                 })
                 .collect();
             let title = format!("{name} seed {}", sim::seed());
+            // The page shows each operation's simulated times: the same operations, with them.
+            let history = recorder.history_with_times();
             let page =
                 render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
             let name = format!("{}-seed{}.html", name.replace("::", "__"), sim::seed());
