@@ -232,6 +232,9 @@ struct Shell<C: ReplicaCore, S: Service> {
     seen: Observed,
     /// Set when an outside call changed the core, so the event loop recomputes its deadline.
     kicked: bool,
+    /// The observations buffer, kept empty between steps so a step does not allocate one
+    /// (that allocation and its growth were 2.5 % of a Raft run).
+    observations: Vec<Observation<'static>>,
 }
 
 fn now_ms() -> u64 {
@@ -321,7 +324,8 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
     /// Reports what changed to the observer, and role changes to the trace.
     fn observe(&mut self, written_from: Option<u64>) {
         let before = self.seen;
-        let mut observations = Vec::new();
+        // An empty `Vec<Observation<'static>>` is one of any shorter lifetime.
+        let mut observations: Vec<Observation<'_>> = std::mem::take(&mut self.observations);
         // Without an observer only role changes matter (for the trace): skip the log.
         let written_from = if self.observer.is_some() { written_from } else { None };
         self.core.observe(&mut self.seen, written_from, &mut observations);
@@ -362,6 +366,10 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
             }
         }
         self.report(&observations);
+        observations.clear();
+        // Back to the buffer: an in-place collect of an empty vector keeps its allocation and
+        // ends the borrow of the core.
+        self.observations = observations.into_iter().map(|_| unreachable!("cleared")).collect();
     }
 
     fn report(&self, observations: &[Observation<'_>]) {
@@ -579,6 +587,7 @@ pub async fn run_node<C: ReplicaCore, S: Service>(ctx: NodeCtx, spec: NodeSpec<C
         observer: spec.observer.clone(),
         seen: Observed::restarted(),
         kicked: false,
+        observations: Vec::new(),
     }));
     {
         let mut sh = shell.borrow_mut();
