@@ -7,8 +7,11 @@
 //! request waits at which log index and answers it when that index applies — or tells the
 //! clerk "wrong leader" when another entry lands there or the server stops leading. Writes are
 //! applied at most once per (client, sequence number): a table keeps each client's last
-//! applied sequence number. Once Raft's persisted state passes `maxraftstate`, the server
-//! hands Raft a snapshot of its data and that table.
+//! applied sequence number and its answer, which a resent write gets again. A write answers
+//! with the length and digest of the value it replaced or extended (the history checker then
+//! pins each write to the state it followed: many concurrent appends to one key stay cheap to
+//! judge). Once Raft's persisted state passes `maxraftstate`, the server hands Raft a snapshot
+//! of its data and that table.
 //!
 //! Clerk: one request at a time, numbered; tries the server that last answered, else the next
 //! one, giving each 600 ms.
@@ -18,7 +21,7 @@
 
 use nodes::course::ApplyMsg;
 use nodes::replica::{Service, ServiceApi, ServiceWire, ServiceWireReply, WireReply};
-use scenarios::kvraft::{KvClient, KvOutput, KvService};
+use scenarios::kvraft::{value_digest, KvClient, KvOutput, KvService};
 use serde::{Deserialize, Serialize};
 use sim::{NodeCtx, NodeId, ReplyTo};
 use std::collections::BTreeMap;
@@ -43,8 +46,11 @@ pub struct Request {
 /// The server's answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Reply {
-    /// Done: a Get's value (`""` for a missing key), or `""` for a write.
-    Ok(String),
+    /// A Get's value (`""` for a missing key).
+    Value(String),
+    /// A write took effect on a value of `prev_len` bytes whose [`value_digest`] is
+    /// `prev_digest`.
+    Wrote { prev_len: u64, prev_digest: u64 },
     /// Not the leader, or the request lost its place in the log: try another server.
     WrongLeader,
 }
@@ -53,8 +59,9 @@ pub enum Reply {
 #[derive(Default, Serialize, Deserialize)]
 struct Store {
     data: BTreeMap<String, String>,
-    /// Each client's last applied sequence number (duplicate detection).
-    last_seq: BTreeMap<u64, u64>,
+    /// Each client's last applied write: its sequence number and answer (duplicate
+    /// detection).
+    last: BTreeMap<u64, (u64, Reply)>,
 }
 
 /// One replica's server.
@@ -68,26 +75,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Applies one committed request; a write the client already had applied (a resend) is
-    /// skipped, unless the planted mistake is on.
-    fn execute(&mut self, req: &Request) -> String {
-        if let Op::Get(key) = &req.op {
-            return self.store.data.get(key).cloned().unwrap_or_default();
-        }
-        let seen = self.store.last_seq.get(&req.client).is_some_and(|&last| req.seq <= last);
-        if seen && !self.no_duplicate_detection {
-            return String::new();
-        }
-        match &req.op {
-            Op::Put(key, value) => {
-                self.store.data.insert(key.clone(), value.clone());
+    /// Applies one committed request; a write the client already had applied (a resend) gets
+    /// its first answer again and changes nothing, unless the planted mistake is on.
+    fn execute(&mut self, req: &Request) -> Reply {
+        let (key, value) = match &req.op {
+            Op::Get(key) => return Reply::Value(self.store.data.get(key).cloned().unwrap_or_default()),
+            Op::Put(key, value) | Op::Append(key, value) => (key, value),
+        };
+        if let Some((seq, reply)) = self.store.last.get(&req.client) {
+            if req.seq <= *seq && !self.no_duplicate_detection {
+                return reply.clone();
             }
-            Op::Append(key, value) => self.store.data.entry(key.clone()).or_default().push_str(value),
-            Op::Get(_) => unreachable!("answered above"),
         }
-        let last = self.store.last_seq.entry(req.client).or_default();
-        *last = (*last).max(req.seq);
-        String::new()
+        let current = self.store.data.entry(key.clone()).or_default();
+        let reply = Reply::Wrote { prev_len: current.len() as u64, prev_digest: value_digest(current) };
+        match req.op {
+            Op::Put(..) => *current = value.clone(),
+            _ => current.push_str(value),
+        }
+        self.store.last.insert(req.client, (req.seq, reply.clone()));
+        reply
     }
 
     /// Tells every waiting clerk to try elsewhere.
@@ -124,10 +131,10 @@ impl Service for Server {
         match msg {
             ApplyMsg::Command { index, term, command } => {
                 let req: Request = sim::decode(command);
-                let value = self.execute(&req);
+                let reply = self.execute(&req);
                 if let Some((started, waiter, to)) = self.waiting.remove(index) {
                     let ours = started == *term && waiter.client == req.client && waiter.seq == req.seq;
-                    api.reply(to, &if ours { Reply::Ok(value) } else { Reply::WrongLeader });
+                    api.reply(to, &if ours { reply } else { Reply::WrongLeader });
                 }
                 // Snapshot once Raft's persisted state outgrows the limit (the course's 3B).
                 self.maxraftstate.filter(|&max| api.state_size() >= max).map(|_| sim::encode(&self.store))
@@ -168,14 +175,16 @@ pub struct Clerk {
 
 impl Clerk {
     /// Performs `op` exactly once: the same numbered request until a server says it is done.
-    async fn call(&mut self, op: Op) -> String {
+    async fn call(&mut self, op: Op) -> Reply {
         self.seq += 1;
         let req = ServiceWire::Service(Request { client: self.client, seq: self.seq, op });
         loop {
             let server = self.servers[self.leader];
             let call = self.ctx.call::<ServiceWire<Request>, ServiceWireReply<Reply>>(server, &req);
-            if let Some(Ok(WireReply::Service(Reply::Ok(value)))) = sim::timeout(CLERK_TIMEOUT, call).await {
-                return value;
+            match sim::timeout(CLERK_TIMEOUT, call).await {
+                Some(Ok(WireReply::Service(Reply::WrongLeader))) | Some(Err(_)) | None => {}
+                Some(Ok(WireReply::Service(reply))) => return reply,
+                Some(Ok(WireReply::Peer(()))) => unreachable!("a server answers a clerk as a service"),
             }
             self.leader = (self.leader + 1) % self.servers.len();
             if self.leader == 0 {
@@ -188,17 +197,26 @@ impl Clerk {
 
 impl KvClient for Clerk {
     async fn get(&mut self, key: &str) -> String {
-        self.call(Op::Get(key.into())).await
+        match self.call(Op::Get(key.into())).await {
+            Reply::Value(value) => value,
+            other => panic!("a Get answered {other:?}"),
+        }
     }
 
     async fn put(&mut self, key: &str, value: &str) -> KvOutput {
-        self.call(Op::Put(key.into(), value.into())).await;
-        KvOutput::Ack
+        written(self.call(Op::Put(key.into(), value.into())).await)
     }
 
     async fn append(&mut self, key: &str, value: &str) -> KvOutput {
-        self.call(Op::Append(key.into(), value.into())).await;
-        KvOutput::Ack
+        written(self.call(Op::Append(key.into(), value.into())).await)
+    }
+}
+
+/// What the history records of a write: what it replaced, which the checker verifies.
+fn written(reply: Reply) -> KvOutput {
+    match reply {
+        Reply::Wrote { prev_len, prev_digest } => KvOutput::Wrote { prev_len, prev_digest },
+        other => panic!("a write answered {other:?}"),
     }
 }
 
@@ -216,7 +234,12 @@ impl KvService for StudentKv {
     }
 
     fn server(no_duplicate_detection: &bool, _ctx: NodeCtx, maxraftstate: Option<usize>) -> Server {
-        Server { store: Store::default(), maxraftstate, no_duplicate_detection: *no_duplicate_detection, waiting: BTreeMap::new() }
+        Server {
+            store: Store::default(),
+            maxraftstate,
+            no_duplicate_detection: *no_duplicate_detection,
+            waiting: BTreeMap::new(),
+        }
     }
 
     fn clerk(_: &bool, ctx: NodeCtx, servers: Vec<NodeId>, client_id: u64) -> Clerk {
