@@ -39,6 +39,9 @@ pub struct ShardJudge {
     configs: BTreeMap<u64, Config>,
     ownership: OwnershipChecker,
     stats: TransferStats,
+    /// Shard changes the groups reported ([`GroupObserver::observe`] calls): none means the
+    /// ownership checks had nothing to judge (a service that does not report them).
+    group_events: u64,
 }
 
 impl Default for ShardJudge {
@@ -66,7 +69,30 @@ impl ShardJudge {
             configs: BTreeMap::from([(0, Config::initial())]),
             ownership: OwnershipChecker::new(NSHARDS),
             stats: TransferStats::default(),
+            group_events: 0,
         }
+    }
+
+    /// Shard changes the groups reported so far.
+    pub fn group_events(&self) -> u64 {
+        self.group_events
+    }
+
+    /// One line for the run's description: which of the judge's checks ran. The
+    /// configuration checks always do (the controller is simlab's); the ownership checks run
+    /// only on what the groups report, so a service whose servers report nothing is told
+    /// they could not run. (A line of the trace: simlab's own families, whose groups always
+    /// report, do not print it, so their trace hashes stay as they were.)
+    pub fn describe_checks(&self) {
+        const CONFIG: &str = "config-agreement, balance, minimal-transfer";
+        const OWNERSHIP: &str = "single-owner, serve-after-arrival, handoff, config-order";
+        sim::describe(if self.group_events > 0 {
+            format!("shard checks: {CONFIG}, {OWNERSHIP} (on {} reported shard changes)", self.group_events)
+        } else {
+            format!(
+                "shard checks: {CONFIG}; not checked (the groups reported no shard changes to GroupSetup::observer): {OWNERSHIP}"
+            )
+        });
     }
 
     /// Join/Leave transfer figures so far.
@@ -124,6 +150,7 @@ impl ConfigObserver for ShardJudge {
 
 impl GroupObserver for ShardJudge {
     fn observe(&mut self, gid: u64, replica: usize, event: &GroupEvent<'_>) -> Result<(), Failure> {
+        self.group_events += 1;
         match event {
             GroupEvent::Restored => {
                 self.ownership.observe_restore(gid, replica);

@@ -8,6 +8,7 @@
 //! (from applies) are checked, with every course bound and the tester's own checks; log
 //! matching and leader completeness are not (nothing of the log is exposed). Each run says so.
 
+pub mod kv;
 pub mod persist;
 pub mod raft;
 
@@ -26,10 +27,11 @@ pub fn family() -> Family {
 }
 
 /// The whole kvraft suite (the course's 23 tests and the swarm, every history judged for
-/// linearizability) with simlab's key/value service on the student Raft, as the family
-/// `student-kv`: the student's Raft beneath a service, as the course's lab 3 has it.
+/// linearizability) on the student's own key/value service ([`kv`]) over the student Raft, as
+/// the family `student-kv` with both planted mistakes: lab 3 as the course has it, a
+/// student's server above a student's Raft.
 pub fn kv_family() -> Family {
-    scenarios::kvraft::conformance::<StudentEngine, scenarios::kvraft::OwnKv>("student-kv")
+    scenarios::kvraft::conformance::<StudentEngine, kv::StudentKv>("student-kv")
 }
 
 /// What this crate's command line serves: the families `student` and `student-kv`, under the

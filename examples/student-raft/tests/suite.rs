@@ -24,11 +24,12 @@ fn the_family_is_the_whole_suite_with_the_mistake() {
     assert_eq!(family.scenarios().len(), scenarios::raft::family().scenarios().len());
     assert_eq!(family.bugs().len(), 1);
     assert_eq!(family.bugs()[0].name, "vote-not-persisted");
-    // And the kvraft suite (23 course tests and the swarm) with simlab's service on it.
+    // And the kvraft suite (23 course tests and the swarm) with the student's own service on it.
     let kv = student_raft::kv_family();
     assert_eq!(kv.name(), "student-kv");
     assert_eq!(kv.scenarios().len(), scenarios::kvraft::family().scenarios().len());
     assert!(kv.bugs().iter().any(|b| b.name == "vote-not-persisted"), "the engine's mistake comes along");
+    assert!(kv.bugs().iter().any(|b| b.name == "no-duplicate-detection"), "and the service's");
 }
 
 #[test]
@@ -73,4 +74,21 @@ fn every_run_says_which_safety_checks_ran_and_which_could_not() {
     let sc = ours.scenarios().iter().find(|s| s.name == "raft::figure8_2c").expect("present");
     let r = run_scenario(sc, 0, &Opts::default(), TraceMode::Hash, None);
     assert!(r.description.iter().all(|l| !l.contains("not checked")), "{:?}", r.description);
+}
+
+#[test]
+fn the_students_own_kv_service_passes_and_its_mistake_is_caught_by_the_appends_check() {
+    // The student's server and clerk (src/kv.rs) on the student Raft: the course's test of
+    // resent appends on an unreliable network.
+    let name = "student-kv::unreliable_one_key_3a";
+    assert_eq!(run(name, 0, None), Outcome::Pass);
+    // Without duplicate detection a resent append lands twice, and the course's own check of
+    // each client's appends says so (`cargo student bugs student-kv --seeds 0..3`).
+    match run(name, 0, Some("no-duplicate-detection")) {
+        Outcome::Fail(f) => {
+            assert_eq!(f.class, FailureClass::Safety, "{f}");
+            assert_eq!(f.checker, "kv::appends", "{f}");
+        }
+        Outcome::Pass => panic!("an append applied twice went unnoticed"),
+    }
 }

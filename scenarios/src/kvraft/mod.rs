@@ -7,6 +7,9 @@ pub mod tester;
 
 use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
+/// The digest a [`KvClient`] reports in [`KvOutput::Wrote`] (of the value a write replaced or
+/// extended), re-exported so a downstream service needs no dependency on `checkers`.
+pub use checkers::models::kv::value_digest;
 /// What a [`KvClient`]'s `put` and `append` return, re-exported so a downstream service needs
 /// no dependency on `checkers`.
 pub use checkers::models::kv::KvOutput;

@@ -12,8 +12,8 @@
 //! groups (see `cores::shardkv`), so a swarm that emptied the service would lose keys by
 //! design, not by a bug.
 
-use super::tester::{ShardCluster, ShardKvClerk};
-use crate::engine::RaftEngine;
+use super::tester::{OwnShardKv, ShardCluster, ShardKvClerk, ShardKvService};
+use crate::engine::{RaftEngine, TestEngine};
 use crate::kvraft::tester::NET;
 use crate::kvraft::COURSE_LIMIT;
 use crate::registry::{Opts, Scenario};
@@ -38,11 +38,16 @@ pub const LIVENESS_BOUND: Duration = Duration::from_secs(40);
 const STREAM: &str = "shardkv-swarm";
 
 pub fn scenarios() -> Vec<Scenario> {
+    scenarios_on::<RaftEngine, OwnShardKv>()
+}
+
+/// The swarm on engine `E` with service `S` (a user's group server and clerk).
+pub fn scenarios_on<E: TestEngine, S: ShardKvService>() -> Vec<Scenario> {
     vec![Scenario::new(
         "shardkv::swarm_4b",
         "2-4 groups of 3-5 servers, clerks on random keys, joins/leaves/moves and faults drawn from the seed; then faults stop and every key and clerk progresses",
         COURSE_LIMIT,
-        |o| Box::pin(swarm(o)),
+        |o| Box::pin(swarm::<E, S>(o)),
     )
     .with_fault_schedule(safety_phase_end_ms)]
 }
@@ -341,7 +346,7 @@ fn resolver(
     }
 }
 
-async fn swarm(opts: Opts) -> Result<(), Failure> {
+async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failure> {
     let mut rng = sim::rng(STREAM);
     let k = Knobs::draw(&mut rng);
     sim::describe(k.describe());
@@ -358,7 +363,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     let changes = draw_changes(&k, &mut rng);
     sim::describe(format!("{} configuration changes", changes.len()));
 
-    let mut cfg = ShardCluster::<RaftEngine>::with_sizes(
+    let mut cfg = ShardCluster::<E, S>::with_sizes(
         "shardkv::swarm_4b",
         &k.group_sizes,
         3,
@@ -446,7 +451,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
     let t0 = sim::now();
     let at_stop = completed.borrow().clone();
     // Every key read and written by a fresh clerk.
-    let mut probe: ShardKvClerk = cfg.make_client();
+    let mut probe: ShardKvClerk<S::Clerk> = cfg.make_client();
     probe.cli = k.clerks as u64;
     let probed = Rc::new(Cell::new(0usize));
     {

@@ -10,15 +10,19 @@
 //! a group's shards judged as it happens ([`ShardJudge`]: configuration agreement, balance and
 //! minimal transfer, single owner, serve after arrival, whole handoffs, configurations in
 //! order), every Raft step of every group and of the controller checked for safety.
+//!
+//! The groups' servers and the clerks are a [`ShardKvService`]'s: simlab's own
+//! ([`OwnShardKv`]), or a user's server and clerk run by the same scenarios through
+//! `super::conformance`.
 
 use crate::engine::{engine_bug, TestEngine};
-use crate::kvraft::tester::{check_history, NET};
+use crate::kvraft::tester::{check_history, KvClient, NET};
 use crate::raft::observer::SafetyObserver;
 use crate::shardctrler::tester::CtrlerCluster;
 use crate::shards::ShardJudge;
 use checkers::models::kv::{KvInput, KvOutput};
 use cores::kv::{KvOp, KvResult};
-use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle};
+use nodes::replica::{Engine, NodeSpec, Observer, ReplicaHandle, Service};
 use nodes::shardctrler::{Config, CtrlerClerk, CtrlerOut};
 use nodes::shardkv::{GroupObserver, GroupServer, GroupSetup, MakeEnd, ShardClerk, ShardKvBugs};
 use rand::distributions::Alphanumeric;
@@ -43,14 +47,105 @@ pub struct Group {
     pub names: Vec<String>,
 }
 
-/// Planted bugs of the shardkv family: the group's or the engine's.
-fn split_bug<E: TestEngine>(bug: Option<&str>) -> (ShardKvBugs, Option<&str>) {
-    let group = bug.and_then(ShardKvBugs::from_name).unwrap_or_default();
-    (group, engine_bug::<E>(bug))
+/// A sharded key/value service the shardkv suite runs: the server of one replica of a group
+/// (the course's `shardkv.StartServer`) and the clerk (`MakeClerk`). simlab's own is
+/// [`OwnShardKv`]; a user's own server and clerk implement this and run every scenario of the
+/// suite through `super::conformance`, on simlab's shard controller and any engine.
+///
+/// What the suite can check of a user's service: every clerk call goes to the history, judged
+/// for linearizability (per key); the course's own value, size and rejection checks; the
+/// controller's configurations (config-agreement, balance, minimal-transfer); Raft safety
+/// under every group. The shard-transfer checks (single-owner, serve-after-arrival, handoff,
+/// config-order) need the server to tell the judge about its shards: a server that reports
+/// [`nodes::shardkv::GroupEvent`]s to [`GroupSetup::observer`] gets them, one that does not is
+/// told so in the run's output.
+pub trait ShardKvService: 'static {
+    /// What [`ShardKvService::config`] builds once per run for every server and clerk: e.g.
+    /// which planted mistake is on.
+    type Config: Clone + 'static;
+    /// One replica's server: clerks' requests (and other groups' pulls, in whatever form the
+    /// service chooses) come to it, applied commands from the engine beneath it
+    /// ([`Service`]); it asks the controller for configurations with [`Service`]'s calls.
+    type Server: Service;
+    /// The client library.
+    type Clerk: KvClient;
+    /// The run's configuration, with planted mistake `bug` (one of
+    /// [`ShardKvService::bugs`]) on.
+    fn config(bug: Option<&str>) -> Self::Config;
+    /// `StartServer`: replica `setup.replica` of group `setup.gid` (a fresh instance at every
+    /// start and restart; restore its snapshot in [`Service::restore`]). `setup` names the
+    /// controller's servers, resolves other groups' server names (`make_end`), gives the
+    /// course's `maxraftstate`, and carries the shard judge as `observer` (report shard
+    /// changes to it to have the shard-transfer checks run; `setup.bugs` is simlab's server's
+    /// and can be ignored).
+    fn server(config: &Self::Config, ctx: NodeCtx, setup: GroupSetup) -> Self::Server;
+    /// `MakeClerk`: a clerk on endpoint `ctx` that asks `ctrler` for configurations, resolves
+    /// server names with `make_end`, with `client_id` (random, unique in the run with high
+    /// probability).
+    fn clerk(
+        config: &Self::Config,
+        ctx: NodeCtx,
+        ctrler: CtrlerClerk,
+        make_end: MakeEnd,
+        client_id: u64,
+    ) -> Self::Clerk;
+    /// (name, one-line description) of each planted mistake the service offers.
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+}
+
+/// simlab's own sharded service: [`GroupServer`] and [`ShardClerk`], with the group's planted
+/// bugs ([`ShardKvBugs::ALL`]).
+pub struct OwnShardKv;
+
+impl ShardKvService for OwnShardKv {
+    type Config = ShardKvBugs;
+    type Server = GroupServer;
+    type Clerk = ShardClerk;
+
+    fn config(bug: Option<&str>) -> ShardKvBugs {
+        bug.and_then(ShardKvBugs::from_name).unwrap_or_default()
+    }
+
+    fn server(bugs: &ShardKvBugs, ctx: NodeCtx, setup: GroupSetup) -> GroupServer {
+        GroupServer::new(ctx, GroupSetup { bugs: *bugs, ..setup })
+    }
+
+    fn clerk(_: &ShardKvBugs, ctx: NodeCtx, ctrler: CtrlerClerk, make_end: MakeEnd, client_id: u64) -> ShardClerk {
+        ShardClerk::new(ctx, ctrler, make_end, client_id)
+    }
+
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        ShardKvBugs::ALL.to_vec()
+    }
+}
+
+impl KvClient for ShardClerk {
+    async fn get(&mut self, key: &str) -> String {
+        match self.call(KvOp::Get { key: key.into() }).await {
+            KvResult::Value(v) => v,
+            other => panic!("a Get answered {other:?}"),
+        }
+    }
+
+    async fn put(&mut self, key: &str, value: &str) -> KvOutput {
+        written(self.call(KvOp::Put { key: key.into(), value: value.into() }).await)
+    }
+
+    async fn append(&mut self, key: &str, value: &str) -> KvOutput {
+        written(self.call(KvOp::Append { key: key.into(), value: value.into() }).await)
+    }
+}
+
+/// Planted bugs of a run: the service's (if it offers the name) and the engine's.
+fn split_bug<E: TestEngine, S: ShardKvService>(bug: Option<&str>) -> (Option<&str>, Option<&str>) {
+    let service = bug.filter(|b| S::bugs().iter().any(|(name, _)| name == b));
+    (service, engine_bug::<E>(bug))
 }
 
 /// The controller, the groups, the tester's controller clerk and the recorded history.
-pub struct ShardCluster<E: TestEngine> {
+pub struct ShardCluster<E: TestEngine, S: ShardKvService = OwnShardKv> {
     name: &'static str,
     pub ctrler: CtrlerCluster<E>,
     /// The tester's own controller clerk (the course's `mck`).
@@ -63,12 +158,14 @@ pub struct ShardCluster<E: TestEngine> {
     pub rng: ChaCha8Rng,
     next_clerk: u64,
     /// The live instance of each group server, by node.
-    handles: GroupHandles<E>,
+    handles: GroupHandles<E, S>,
+    /// The service's configuration for this run (its planted bug).
+    service: S::Config,
 }
 
-type GroupHandles<E> = Rc<RefCell<BTreeMap<NodeId, <E as Engine>::Handle<GroupServer>>>>;
+type GroupHandles<E, S> = Rc<RefCell<BTreeMap<NodeId, <E as Engine>::Handle<<S as ShardKvService>::Server>>>>;
 
-impl<E: TestEngine> ShardCluster<E> {
+impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
     /// `make_config(t, 3, unreliable, maxraftstate)` with `groups` replica groups (the course
     /// has 3); `maxraftstate` < 0 means never snapshot. `bug` is a planted bug of the groups or
     /// of the engine (every Raft instance gets the engine's).
@@ -87,7 +184,11 @@ impl<E: TestEngine> ShardCluster<E> {
         bug: Option<&str>,
     ) -> Self {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
-        let (group_bugs, raft_bug) = split_bug::<E>(bug);
+        let (service_bug, raft_bug) = split_bug::<E, S>(bug);
+        if let Some(b) = bug {
+            assert!(service_bug.is_some() || raft_bug.is_some(), "unknown planted bug {b} of {}", E::NAME);
+        }
+        let service = S::config(service_bug);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
         let judge = Rc::new(RefCell::new(ShardJudge::new()));
         let mut ctrler = CtrlerCluster::<E>::start(ctrlers, E::config(ctrlers, raft_bug), judge.clone());
@@ -107,7 +208,7 @@ impl<E: TestEngine> ShardCluster<E> {
             groups.iter().flat_map(|g| g.names.iter().cloned().zip(g.servers.iter().copied())).collect();
         let make_end: MakeEnd =
             Rc::new(move |name: &str| *ends.get(name).unwrap_or_else(|| panic!("no server is called {name}")));
-        let handles: GroupHandles<E> = Rc::new(RefCell::new(BTreeMap::new()));
+        let handles: GroupHandles<E, S> = Rc::new(RefCell::new(BTreeMap::new()));
         for g in &groups {
             let n = g.servers.len();
             let safety = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
@@ -120,15 +221,16 @@ impl<E: TestEngine> ShardCluster<E> {
                     ctrlers: ctrler.servers.clone(),
                     make_end: make_end.clone(),
                     maxraftstate,
-                    bugs: group_bugs,
+                    bugs: ShardKvBugs::default(),
                     observer: Some(group_obs),
                 };
+                let service = service.clone();
                 let spec = NodeSpec {
                     me: i,
                     peers: g.servers.clone(),
                     config: E::config(n, raft_bug),
                     observer: Some(obs),
-                    make_service: Rc::new(move |ctx: NodeCtx| GroupServer::new(ctx, setup.clone())),
+                    make_service: Rc::new(move |ctx: NodeCtx| S::server(&service, ctx, setup.clone())),
                     on_start: {
                         let (handles, node) = (handles.clone(), g.servers[i]);
                         Rc::new(move |h| {
@@ -153,6 +255,7 @@ impl<E: TestEngine> ShardCluster<E> {
             rng: sim::rng("shardkv-tester"),
             next_clerk: 0,
             handles,
+            service,
         }
     }
 
@@ -167,7 +270,7 @@ impl<E: TestEngine> ShardCluster<E> {
     }
 
     /// `makeClient()`: a clerk with a controller clerk of its own, on an endpoint of its own.
-    pub fn make_client(&mut self) -> ShardKvClerk {
+    pub fn make_client(&mut self) -> ShardKvClerk<S::Clerk> {
         let id = self.next_clerk;
         self.next_clerk += 1;
         let ctx = sim::client(&format!("c{id}"));
@@ -177,9 +280,9 @@ impl<E: TestEngine> ShardCluster<E> {
 
     /// A clerk that asks `ctrler` for configurations (the course's second controller service
     /// in TestRejection).
-    pub fn make_client_with(&mut self, ctx: NodeCtx, ctrler: CtrlerClerk, cli: u64) -> ShardKvClerk {
+    pub fn make_client_with(&mut self, ctx: NodeCtx, ctrler: CtrlerClerk, cli: u64) -> ShardKvClerk<S::Clerk> {
         ShardKvClerk {
-            clerk: ShardClerk::new(ctx, ctrler, self.make_end.clone(), self.rng.gen()),
+            clerk: S::clerk(&self.service, ctx, ctrler, self.make_end.clone(), self.rng.gen()),
             history: self.history.clone(),
             cli,
         }
@@ -298,10 +401,14 @@ impl<E: TestEngine> ShardCluster<E> {
         (&mut self.rng).sample_iter(&Alphanumeric).take(n).map(char::from).collect()
     }
 
-    /// The end of every scenario: the run's Join/Leave transfer figures, and the whole
-    /// history judged for linearizability.
+    /// The end of every scenario: the run's Join/Leave transfer figures, which shard checks
+    /// ran, and the whole history judged for linearizability.
     pub fn finish(&self) -> Result<(), Failure> {
         self.judge.borrow().describe();
+        // simlab's own groups always report; a user's service is told what ran.
+        if std::any::TypeId::of::<S>() != std::any::TypeId::of::<OwnShardKv>() {
+            self.judge.borrow().describe_checks();
+        }
         check_history(self.name, &self.history)
     }
 }
@@ -314,37 +421,34 @@ fn expect_ok(out: CtrlerOut, what: &str) -> Result<(), Failure> {
 }
 
 /// A sharded clerk whose calls are recorded in the cluster's history.
-pub struct ShardKvClerk {
-    pub clerk: ShardClerk,
+pub struct ShardKvClerk<C = ShardClerk> {
+    pub clerk: C,
     history: Recorder<KvInput, KvOutput>,
     /// The history's client id for this clerk's calls.
     pub cli: u64,
 }
 
-impl ShardKvClerk {
+impl<C: KvClient> ShardKvClerk<C> {
     /// Get, recorded.
     pub async fn get(&mut self, key: &str) -> String {
         let op = self.history.call(self.cli, KvInput::get(key));
-        let v = match self.clerk.call(KvOp::Get { key: key.into() }).await {
-            KvResult::Value(v) => v,
-            other => panic!("a Get answered {other:?}"),
-        };
+        let v = self.clerk.get(key).await;
         self.history.ret(op, KvOutput::value(v.clone()));
         v
     }
 
-    /// Put, recorded with what it replaced.
+    /// Put, recorded with what the clerk returned (simlab's: what it replaced).
     pub async fn put(&mut self, key: &str, value: &str) {
         let op = self.history.call(self.cli, KvInput::put(key, value));
-        let r = self.clerk.call(KvOp::Put { key: key.into(), value: value.into() }).await;
-        self.history.ret(op, written(r));
+        let r = self.clerk.put(key, value).await;
+        self.history.ret(op, r);
     }
 
-    /// Append, recorded with what it extended.
+    /// Append, recorded with what the clerk returned (simlab's: what it extended).
     pub async fn append(&mut self, key: &str, value: &str) {
         let op = self.history.call(self.cli, KvInput::append(key, value));
-        let r = self.clerk.call(KvOp::Append { key: key.into(), value: value.into() }).await;
-        self.history.ret(op, written(r));
+        let r = self.clerk.append(key, value).await;
+        self.history.ret(op, r);
     }
 }
 
@@ -356,7 +460,7 @@ fn written(r: KvResult) -> KvOutput {
 }
 
 /// The course's `check(t, ck, key, value)`: a Get must return exactly `value`.
-pub async fn check(ck: &mut ShardKvClerk, key: &str, value: &str) -> Result<(), Failure> {
+pub async fn check<C: KvClient>(ck: &mut ShardKvClerk<C>, key: &str, value: &str) -> Result<(), Failure> {
     let v = ck.get(key).await;
     if v != value {
         return Err(Failure::safety(
