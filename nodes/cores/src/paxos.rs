@@ -114,6 +114,10 @@ pub struct PxBugs {
     pub no_retry: bool,
     /// `no-decided-broadcast`: a proposer that got its value chosen tells no other peer.
     pub no_decided_broadcast: bool,
+    /// `forget-promise`: an acceptor's promises are not kept across a restart (only what it
+    /// accepted is), so a restarted acceptor may accept below a promise it made before
+    /// (read by [`Paxos::restore_acceptor`]; the library-shaped peers never restart).
+    pub forget_promise: bool,
 }
 
 /// A call the shell must make: send `request` to peer `to`, and hand the outcome back to
@@ -155,6 +159,17 @@ struct Proposer<V> {
     answered: BTreeSet<PeerId>,
 }
 
+/// What an acceptor (and learner) holds of one instance: what must survive a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptorState<V> {
+    /// The highest proposal number promised (0: none).
+    pub n_p: u64,
+    /// The highest-numbered proposal accepted, with its value.
+    pub accepted: Option<(u64, V)>,
+    /// The value chosen, once this peer learned it.
+    pub decided: Option<V>,
+}
+
 #[derive(Clone, Debug)]
 struct Instance<V> {
     /// Highest proposal promised.
@@ -192,6 +207,14 @@ pub struct Paxos<V> {
     newly_decided: Vec<(u64, V)>,
     rng: ChaCha8Rng,
     bugs: PxBugs,
+    /// Forget below this peer's own `done` rather than below `Min` (the log engine's mode,
+    /// [`Paxos::forgetting_at_own_done`]).
+    local_forget: bool,
+    /// Instances whose acceptor state changed since the last [`Paxos::take_dirty`].
+    dirty: BTreeSet<u64>,
+    /// (peer, instance) of every `Forgotten` answer a proposer got since the last
+    /// [`Paxos::take_forgotten`].
+    forgotten_at: Vec<(PeerId, u64)>,
 }
 
 impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
@@ -211,7 +234,77 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             newly_decided: Vec::new(),
             rng,
             bugs,
+            local_forget: false,
+            dirty: BTreeSet::new(),
+            forgotten_at: Vec::new(),
         }
+    }
+
+    /// The same peer, forgetting every instance up to its own `done` at once instead of
+    /// waiting for `Min` (for a log whose applied prefix is covered by a snapshot: a peer
+    /// that needs a forgotten instance is sent the snapshot instead, see
+    /// [`crate::paxos_log`]). An acceptor that forgot an instance never promises for it
+    /// again, so the forgetting is safe: every forgotten instance was decided here.
+    pub fn forgetting_at_own_done(mut self) -> Self {
+        self.local_forget = true;
+        self
+    }
+
+    /// The lowest instance this peer still holds: `Min`, or in the log engine's mode one
+    /// more than its own `done`.
+    pub fn floor(&self) -> i64 {
+        if self.local_forget {
+            self.done[self.me] + 1
+        } else {
+            self.min()
+        }
+    }
+
+    /// Whether this peer runs a proposer for `seq`.
+    pub fn is_proposing(&self, seq: u64) -> bool {
+        self.instances.get(&seq).is_some_and(|i| i.proposer.is_some())
+    }
+
+    /// The acceptor state this peer holds for `seq` (`None`: nothing, or forgotten).
+    pub fn acceptor(&self, seq: u64) -> Option<AcceptorState<V>> {
+        let i = self.instances.get(&seq)?;
+        Some(AcceptorState { n_p: i.n_p, accepted: i.accepted.clone(), decided: i.decided.clone() })
+    }
+
+    /// Reloads the acceptor state of `seq` after a restart (what [`Paxos::acceptor`] gave
+    /// before the crash). The planted bug `forget-promise` keeps only what was accepted.
+    pub fn restore_acceptor(&mut self, seq: u64, mut state: AcceptorState<V>) {
+        if self.bugs.forget_promise {
+            state.n_p = state.accepted.as_ref().map_or(0, |(n, _)| *n);
+        }
+        self.max_seq = self.max_seq.max(seq as i64);
+        self.max_n_seen = self.max_n_seen.max(state.n_p).max(state.accepted.as_ref().map_or(0, |(n, _)| *n));
+        let inst = self.instances.entry(seq).or_default();
+        inst.n_p = state.n_p;
+        inst.accepted = state.accepted;
+        inst.decided = state.decided;
+    }
+
+    /// Reloads the highest instance known after a restart.
+    pub fn restore_max(&mut self, max: i64) {
+        self.max_seq = self.max_seq.max(max);
+    }
+
+    /// The instances whose acceptor state changed (or were forgotten) since the last call,
+    /// in order: what a persisting driver must save again.
+    pub fn take_dirty(&mut self) -> BTreeSet<u64> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// (peer, instance) of each `Forgotten` answer a proposer got since the last call: that
+    /// peer released the instance (a log engine fetches its snapshot).
+    pub fn take_forgotten(&mut self) -> Vec<(PeerId, u64)> {
+        std::mem::take(&mut self.forgotten_at)
+    }
+
+    /// This peer's own highest `Done` argument (-1: none).
+    pub fn own_done(&self) -> i64 {
+        self.done[self.me]
     }
 
     fn majority(&self) -> usize {
@@ -221,7 +314,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
     /// The course's `Start(seq, v)`: propose `v` for instance `seq` (ignored below `Min`, or if
     /// this peer already proposes for it or knows it decided).
     pub fn start(&mut self, seq: u64, v: V, now_ms: u64) {
-        if (seq as i64) < self.min() {
+        if (seq as i64) < self.floor() {
             return;
         }
         self.max_seq = self.max_seq.max(seq as i64);
@@ -242,7 +335,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
 
     /// The course's `Status(seq)`: local state only.
     pub fn status(&self, seq: u64) -> Fate<V> {
-        if (seq as i64) < self.min() {
+        if (seq as i64) < self.floor() {
             return Fate::Forgotten;
         }
         match self.instances.get(&seq).and_then(|i| i.decided.clone()) {
@@ -324,9 +417,11 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
 
     /// Frees every instance below `Min`.
     fn forget(&mut self) {
-        let min = self.min();
+        let min = self.floor();
         if min > 0 {
-            self.instances = self.instances.split_off(&(min as u64));
+            let kept = self.instances.split_off(&(min as u64));
+            self.dirty.extend(self.instances.keys());
+            self.instances = kept;
             self.calls.retain(|_, (seq, _, _, _)| *seq as i64 >= min);
         }
     }
@@ -373,7 +468,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         let seq = match &req.body {
             PxRequest::Prepare { seq, .. } | PxRequest::Accept { seq, .. } | PxRequest::Decided { seq, .. } => *seq,
         };
-        if (seq as i64) < self.min() {
+        if (seq as i64) < self.floor() {
             return self.envelope(PxReply::Forgotten);
         }
         self.max_seq = self.max_seq.max(seq as i64);
@@ -383,6 +478,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
                 self.max_n_seen = self.max_n_seen.max(n);
                 if n > inst.n_p {
                     inst.n_p = n;
+                    self.dirty.insert(seq);
                     PxReply::Promise { accepted: inst.accepted.clone() }
                 } else {
                     PxReply::Reject { n_p: inst.n_p }
@@ -393,17 +489,20 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
                 if n >= inst.n_p || self.bugs.accept_below_promise {
                     inst.n_p = inst.n_p.max(n);
                     inst.accepted = Some((n, v));
+                    self.dirty.insert(seq);
                     PxReply::Accepted
                 } else {
                     PxReply::Reject { n_p: inst.n_p }
                 }
             }
             PxRequest::Decided { v, .. } => {
-                match &inst.decided {
-                    Some(d) => assert_eq!(d, &v, "instance {seq} decided twice with different values"),
-                    None => self.newly_decided.push((seq, v.clone())),
+                // A second, different decision (only a planted bug makes one) is ignored here:
+                // the checkers see both peers' first decisions and judge them.
+                if inst.decided.is_none() {
+                    self.newly_decided.push((seq, v.clone()));
+                    inst.decided = Some(v);
+                    self.dirty.insert(seq);
                 }
-                inst.decided = Some(v);
                 inst.proposer = None;
                 PxReply::Ack
             }
@@ -454,7 +553,10 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         let mut send = None;
         match (body, &mut p.phase) {
             (Some(PxReply::Reject { n_p }), _) => self.max_n_seen = self.max_n_seen.max(n_p),
-            (Some(PxReply::Forgotten), _) => inst.proposer = None,
+            (Some(PxReply::Forgotten), _) => {
+                inst.proposer = None;
+                self.forgotten_at.push((from, seq));
+            }
             (Some(PxReply::Promise { accepted }), Phase::Prepare { promises, highest }) => {
                 promises.insert(from);
                 if let Some((na, va)) = accepted {
@@ -495,7 +597,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
     /// The core's own invariants: an acceptor never accepts below its promise; nothing is
     /// held below `Min`.
     fn check_invariants(&self) {
-        let min = self.min();
+        let min = self.floor();
         for (&seq, inst) in &self.instances {
             if let Some((na, _)) = &inst.accepted {
                 assert!(*na <= inst.n_p, "instance {seq}: accepted {na} above promise {}", inst.n_p);
