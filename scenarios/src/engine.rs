@@ -80,7 +80,7 @@ impl Engine for PaxosEngine {
 
 /// The Paxos engine's planted bugs.
 pub const PAXOS_ENGINE_BUGS: &[(&str, &str)] =
-    &[("forget-promise", "an acceptor forgets its promises across a restart (it keeps what it accepted)")];
+    &[("forget-promise", "an acceptor forgets its promises (and what it accepted on them) across a restart")];
 
 impl TestEngine for PaxosEngine {
     const NAME: &'static str = "paxos";

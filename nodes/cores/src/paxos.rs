@@ -114,9 +114,10 @@ pub struct PxBugs {
     pub no_retry: bool,
     /// `no-decided-broadcast`: a proposer that got its value chosen tells no other peer.
     pub no_decided_broadcast: bool,
-    /// `forget-promise`: an acceptor's promises are not kept across a restart (only what it
-    /// accepted is), so a restarted acceptor may accept below a promise it made before
-    /// (read by [`Paxos::restore_acceptor`]; the library-shaped peers never restart).
+    /// `forget-promise`: an acceptor keeps only decisions across a restart: the promises it
+    /// made, and the proposals it accepted on them, are forgotten, so a restarted acceptor
+    /// promises again to a proposer it had refused and reports no accepted value (read by
+    /// [`Paxos::restore_acceptor`]; the library-shaped peers never restart).
     pub forget_promise: bool,
 }
 
@@ -272,10 +273,11 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
     }
 
     /// Reloads the acceptor state of `seq` after a restart (what [`Paxos::acceptor`] gave
-    /// before the crash). The planted bug `forget-promise` keeps only what was accepted.
+    /// before the crash). The planted bug `forget-promise` keeps only a decision.
     pub fn restore_acceptor(&mut self, seq: u64, mut state: AcceptorState<V>) {
-        if self.bugs.forget_promise {
-            state.n_p = state.accepted.as_ref().map_or(0, |(n, _)| *n);
+        if self.bugs.forget_promise && state.decided.is_none() {
+            state.n_p = 0;
+            state.accepted = None;
         }
         self.max_seq = self.max_seq.max(seq as i64);
         self.max_n_seen = self.max_n_seen.max(state.n_p).max(state.accepted.as_ref().map_or(0, |(n, _)| *n));
