@@ -52,6 +52,9 @@ pub const HOLE_MS: u64 = 100;
 /// learns the rest as these decide, or gets a snapshot).
 pub const HOLE_WINDOW: u64 = 16;
 
+/// Instances per persisted chunk: a save shares every chunk but the ones that changed.
+pub const CHUNK: u64 = 64;
+
 /// How often an idle peer wakes to look for holes, in ms.
 pub const IDLE_MS: u64 = 1000;
 
@@ -179,6 +182,8 @@ pub struct PaxosLog {
     holes: BTreeMap<u64, u64>,
     /// Each retained instance's persisted bytes.
     parts: BTreeMap<u64, Rc<Vec<u8>>>,
+    /// The persisted image's body: the parts of instances `k × CHUNK ..` in one piece.
+    chunks: BTreeMap<u64, Rc<Vec<u8>>>,
     header_dirty: bool,
     snapshot_dirty: bool,
     /// A snapshot request is in flight.
@@ -262,6 +267,7 @@ impl PaxosLog {
         if dirty.is_empty() && !self.header_dirty && !self.snapshot_dirty {
             return;
         }
+        let mut stale: std::collections::BTreeSet<u64> = dirty.iter().map(|s| s / CHUNK).collect();
         for seq in dirty {
             match self.px.acceptor(seq) {
                 Some(st) => {
@@ -274,10 +280,27 @@ impl PaxosLog {
         }
         let floor = self.px.floor().max(0) as u64;
         self.parts = self.parts.split_off(&floor);
+        if self
+            .chunks
+            .first_key_value()
+            .is_some_and(|(&k, _)| k < floor / CHUNK || (k == floor / CHUNK && floor % CHUNK > 0))
+        {
+            stale.insert(floor / CHUNK);
+        }
+        self.chunks = self.chunks.split_off(&(floor / CHUNK));
+        for k in stale {
+            let body: Vec<u8> =
+                self.parts.range(k * CHUNK..(k + 1) * CHUNK).flat_map(|(_, p)| p.iter().copied()).collect();
+            if body.is_empty() {
+                self.chunks.remove(&k);
+            } else {
+                self.chunks.insert(k, Rc::new(body));
+            }
+        }
         self.header_dirty = false;
         let header = Header { snapshot_index: self.snapshot_index, max: self.px.max() };
         let header = Rc::new(postcard::to_allocvec(&header).expect("encodes"));
-        let parts: Vec<Rc<Vec<u8>>> = self.parts.values().cloned().collect();
+        let parts: Vec<Rc<Vec<u8>>> = self.chunks.values().cloned().collect();
         let len = header.len() + parts.iter().map(|p| p.len()).sum::<usize>();
         let snapshot = std::mem::take(&mut self.snapshot_dirty).then(|| self.snapshot.clone());
         self.ready.persist = Some(Persist { state: PxlImage { header, parts, len }, snapshot });
@@ -343,6 +366,7 @@ impl ReplicaCore for PaxosLog {
             snapshot_index: header.snapshot_index,
             snapshot: Rc::new(snapshot.to_vec()),
             holes: BTreeMap::new(),
+            chunks: BTreeMap::new(),
             parts,
             header_dirty: false,
             snapshot_dirty: false,
@@ -351,6 +375,14 @@ impl ReplicaCore for PaxosLog {
             ready: Ready::default(),
             now_ms,
         };
+        let keys: Vec<u64> = log.parts.keys().map(|s| s / CHUNK).collect();
+        for k in keys {
+            if !log.chunks.contains_key(&k) {
+                let body: Vec<u8> =
+                    log.parts.range(k * CHUNK..(k + 1) * CHUNK).flat_map(|(_, p)| p.iter().copied()).collect();
+                log.chunks.insert(k, Rc::new(body));
+            }
+        }
         log.settle();
         Ok(log)
     }
