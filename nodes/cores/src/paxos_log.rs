@@ -283,7 +283,7 @@ impl PaxosLog {
         if self
             .chunks
             .first_key_value()
-            .is_some_and(|(&k, _)| k < floor / CHUNK || (k == floor / CHUNK && floor % CHUNK > 0))
+            .is_some_and(|(&k, _)| k < floor / CHUNK || (k == floor / CHUNK && !floor.is_multiple_of(CHUNK)))
         {
             stale.insert(floor / CHUNK);
         }
