@@ -2,9 +2,11 @@
 //! configure one (its planted bugs). The course's tests name Raft; any engine implementing
 //! [`TestEngine`] runs the same scenarios through the same testers.
 
+use cores::paxos_log::{PaxosLog, PaxosLogConfig};
 use cores::raft::{Bug, Bugs, Config};
 use nodes::course::{CourseEngine, CourseRaft};
-use nodes::replica::Engine;
+use nodes::replica::{run_node, Engine, NodeHandle, NodeSpec, Service};
+use sim::NodeId;
 
 pub use crate::raft::tester::RaftEngine;
 
@@ -57,5 +59,43 @@ impl<R: CourseRaft> TestEngine for CourseEngine<R> {
 
     fn bugs() -> Vec<(&'static str, &'static str)> {
         R::bugs()
+    }
+}
+
+/// The Paxos log ([`cores::paxos_log::PaxosLog`]) as an engine the testers run: every peer
+/// proposes, the log's "leader" is the proposer whose command applied last. It reports only
+/// restarts (its applies come from the shell), so the safety checker judges what applies
+/// show: every node applies the same command at each index, in order.
+pub struct PaxosEngine;
+
+impl Engine for PaxosEngine {
+    type Config = PaxosLogConfig;
+    type Handle<S: Service> = NodeHandle<PaxosLog, S>;
+    const EXPOSES_LOG: bool = false;
+
+    fn spawn<S: Service>(name: &str, spec: NodeSpec<PaxosLogConfig, S, NodeHandle<PaxosLog, S>>) -> NodeId {
+        sim::spawn_process(name, move |ctx| run_node::<PaxosLog, S>(ctx, spec.clone()))
+    }
+}
+
+/// The Paxos engine's planted bugs.
+pub const PAXOS_ENGINE_BUGS: &[(&str, &str)] =
+    &[("forget-promise", "an acceptor forgets its promises (and what it accepted on them) across a restart")];
+
+impl TestEngine for PaxosEngine {
+    const NAME: &'static str = "paxos";
+
+    fn config(_n: usize, bug: Option<&str>) -> PaxosLogConfig {
+        let mut config = PaxosLogConfig::default();
+        match bug {
+            None => {}
+            Some("forget-promise") => config.bugs.forget_promise = true,
+            Some(other) => panic!("unknown paxos engine bug {other}"),
+        }
+        config
+    }
+
+    fn bugs() -> Vec<(&'static str, &'static str)> {
+        PAXOS_ENGINE_BUGS.to_vec()
     }
 }

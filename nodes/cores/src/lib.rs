@@ -6,6 +6,7 @@ pub mod bytes;
 pub mod kv;
 pub mod mapreduce;
 pub mod paxos;
+pub mod paxos_log;
 pub mod pbservice;
 pub mod raft;
 pub mod replica;

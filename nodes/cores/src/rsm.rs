@@ -453,6 +453,16 @@ impl<R: Replicated, T> RsmCore<R, T> {
         seen: impl FnOnce(&R, Option<&R::Out>),
     ) -> Result<Option<Vec<u8>>, RsmError> {
         match msg {
+            ApplyMsg::Command { index, command, .. } if command.is_empty() => {
+                // An engine's no-op (a Paxos log fills a hole with one; no service proposes
+                // empty bytes): it changes nothing, and a request waiting there lost its slot.
+                assert!(*index > self.last_applied, "applied {index} after {}", self.last_applied);
+                self.last_applied = *index;
+                if let Some(p) = self.pending.remove(index) {
+                    self.replies.push((p.reply_to, ClerkReply::WrongLeader));
+                }
+                Ok(None)
+            }
             ApplyMsg::Command { index, command, .. } => {
                 assert!(*index > self.last_applied, "applied {index} after {}", self.last_applied);
                 let entry: R::Entry = postcard::from_bytes(command).map_err(|e| RsmError::MalformedCommand {

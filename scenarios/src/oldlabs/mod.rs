@@ -1,7 +1,9 @@
 //! The course's earlier ladder (2014–2015 labs, reference `6824-old-labs.md`) as scenario
 //! families, every one on the simulated network's old mode (`sim::net::old`): `viewservice`
-//! (lab 2A), `pbservice` (lab 2B) and `paxos` (lab 3A).
+//! (lab 2A), `pbservice` (lab 2B), `paxos` (lab 3A) and `kvpaxos` (lab 3B, with the kvraft
+//! suite on the Paxos engine).
 
+pub mod kvpaxos;
 pub mod paxos;
 pub mod pbservice;
 pub mod viewservice;

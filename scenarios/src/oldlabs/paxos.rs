@@ -97,6 +97,7 @@ impl Px {
             no_retry: bug == Some("no-retry"),
             accept_below_promise: bug == Some("accept-below-promise"),
             no_decided_broadcast: bug == Some("no-decided-broadcast"),
+            forget_promise: false,
         };
         let proposed: Rc<RefCell<BTreeMap<u64, Vec<Val>>>> = Rc::default();
         let chosen: Rc<RefCell<BTreeMap<u64, Val>>> = Rc::default();
