@@ -216,6 +216,81 @@ pub fn draw_schedule(p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule { events }
 }
 
+/// The random stream of [`draw_holds`]: a stream of its own, so drawing holds moves none of
+/// the knobs' or the fault schedule's draws.
+const HOLDS_STREAM: &str = "swarm-holds";
+
+/// Draws the run's holds (`Fault::Hold`, messages kept until a protocol event), in about
+/// half the runs: at random gaps, one of
+/// - a follower's append acknowledgement to the leader, until that leader leads again
+///   (a reply from an earlier term of its own: issue 13's stale-reply shape), often followed
+///   by isolating the leader so that it does lose leadership;
+/// - every append acknowledgement of a follower until its next snapshot (the leader keeps
+///   probing, snapshots, and sends InstallSnapshot to a follower that holds the entries: a
+///   probe and a snapshot cross);
+/// - the leader's next append to a follower until the leader's term changes once or twice.
+///
+/// The message kinds and triggers are the Raft observer's (`raft::observer`); a family that
+/// names no messages just never has a message taken. Everything is released when the faults
+/// stop (`net::release_all`).
+pub fn draw_holds(p: &Params, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    if !rng.gen_bool(0.5) {
+        return events;
+    }
+    let mean_gap_ms = rng.gen_range(1000..4000u64);
+    let end = p.safety_ms.saturating_sub(300);
+    let leader = || Target::role("leader");
+    let mut t = 0;
+    loop {
+        t += rng.gen_range(mean_gap_ms / 2..=mean_gap_ms * 3 / 2);
+        if t >= end {
+            break;
+        }
+        let follower = name(rng.gen_range(0..p.servers));
+        let ack = Some("append_entries_ok".to_string());
+        let fault = match rng.gen_range(0..10) {
+            0..=3 => {
+                if rng.gen_bool(0.5) {
+                    let at = (t + rng.gen_range(50..800)).min(end);
+                    let back = (at + rng.gen_range(500..3000)).min(end);
+                    events.push(FaultEvent { at_ms: at, fault: Fault::Isolate { node: leader() } });
+                    events.push(FaultEvent { at_ms: back, fault: Fault::Heal });
+                }
+                Fault::Hold {
+                    from: follower,
+                    to: leader(),
+                    message: ack,
+                    messages: 1,
+                    until: "leader".into(),
+                    of: Some(leader()),
+                    count: 1,
+                }
+            }
+            4..=6 => Fault::Hold {
+                from: follower,
+                to: leader(),
+                message: ack,
+                messages: 0,
+                until: "snapshot".into(),
+                of: None,
+                count: 1,
+            },
+            _ => Fault::Hold {
+                from: leader(),
+                to: follower,
+                message: Some("append_entries".into()),
+                messages: 1,
+                until: "term".into(),
+                of: None,
+                count: rng.gen_range(1..=2),
+            },
+        };
+        events.push(FaultEvent { at_ms: t, fault });
+    }
+    events
+}
+
 /// Resolves roles: `leader` (from `leader`, the scenario's view of who leads), `down` (a
 /// crashed server), `follower` (a live non-leader), `any` — the last three drawn from `rng`.
 pub fn resolver(nodes: Vec<NodeId>, leader: Rc<dyn Fn() -> Option<usize>>) -> impl Fn(&str) -> Option<NodeId> {
@@ -263,7 +338,10 @@ pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng) -> FaultS
         safety_phase_end_ms(sim::seed()),
         "the swarm drew its Params first from sim::rng(\"{STREAM}\") with {SERVERS:?}, as safety_phase_end_ms assumes"
     );
-    let from_seed = draw_schedule(drawn, rng);
+    let mut from_seed = draw_schedule(drawn, rng);
+    from_seed.events.extend(draw_holds(drawn, &mut sim::rng(HOLDS_STREAM)));
+    // A stable sort: events drawn for one instant keep their drawing order.
+    from_seed.events.sort_by_key(|e| e.at_ms);
     let schedule = match (&opts.scenario_file, &opts.faults) {
         (Some(file), _) => file.spec.schedule(),
         (None, Some(file)) => file.schedule.clone(),
