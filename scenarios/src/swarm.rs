@@ -221,72 +221,112 @@ pub fn draw_schedule(p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
 const HOLDS_STREAM: &str = "swarm-holds";
 
 /// Draws the run's holds (`Fault::Hold`, messages kept until a protocol event), in about
-/// half the runs: at random gaps, one of
-/// - a follower's append acknowledgement to the leader, until that leader leads again
-///   (a reply from an earlier term of its own: issue 13's stale-reply shape), often followed
-///   by isolating the leader so that it does lose leadership;
-/// - every append acknowledgement of a follower until its next snapshot (the leader keeps
-///   probing, snapshots, and sends InstallSnapshot to a follower that holds the entries: a
-///   probe and a snapshot cross);
-/// - the leader's next append to a follower until the leader's term changes once or twice.
+/// half the runs, as episodes at random gaps, each one of
+/// - *stale reply* (issue 13's first field bug): follower B's append acknowledgements to the
+///   leader A are held until A leads again; A and B are cut off from the rest, then B
+///   crashes (keeping what it stored, without inflating its term) while A rejoins the rest
+///   (whose leader overwrites A's uncommitted entries); a leader is isolated so another
+///   election runs; B restarts. If A wins, it gets B's reply from its earlier term;
+/// - *snapshot crossing* (the second): follower F is isolated a while; when it is back, the
+///   leader's appends to it are held until the leader's next snapshot and every answer
+///   of F's until F's next snapshot, so an InstallSnapshot reaches F after the
+///   entries it continues, with the leader not knowing F has them;
+/// - the leader's next append to a follower, until the leader's term changes once or twice.
 ///
-/// The message kinds and triggers are the Raft observer's (`raft::observer`); a family that
-/// names no messages just never has a message taken. Everything is released when the faults
-/// stop (`net::release_all`).
+/// Targets are drawn by name where the shape needs one node throughout. The message kinds
+/// and triggers are the Raft observer's (`raft::observer`); a family that names no messages
+/// just never has a message taken. Everything is released when the faults stop
+/// (`net::release_all`).
 pub fn draw_holds(p: &Params, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
     let mut events = Vec::new();
     if !rng.gen_bool(0.5) {
         return events;
     }
-    let mean_gap_ms = rng.gen_range(1000..4000u64);
+    let mean_gap_ms = rng.gen_range(2000..5000u64);
     let end = p.safety_ms.saturating_sub(300);
     let leader = || Target::role("leader");
+    let ack = || Some("append_entries_ok".to_string());
     let mut t = 0;
     loop {
         t += rng.gen_range(mean_gap_ms / 2..=mean_gap_ms * 3 / 2);
         if t >= end {
             break;
         }
-        let follower = name(rng.gen_range(0..p.servers));
-        let ack = Some("append_entries_ok".to_string());
-        let fault = match rng.gen_range(0..10) {
-            0..=3 => {
-                if rng.gen_bool(0.5) {
-                    let at = (t + rng.gen_range(50..800)).min(end);
-                    let back = (at + rng.gen_range(500..3000)).min(end);
-                    events.push(FaultEvent { at_ms: at, fault: Fault::Isolate { node: leader() } });
-                    events.push(FaultEvent { at_ms: back, fault: Fault::Heal });
-                }
-                Fault::Hold {
-                    from: follower,
-                    to: leader(),
-                    message: ack,
-                    messages: 1,
-                    until: "leader".into(),
-                    of: Some(leader()),
-                    count: 1,
-                }
-            }
-            4..=6 => Fault::Hold {
-                from: follower,
-                to: leader(),
-                message: ack,
-                messages: 0,
-                until: "snapshot".into(),
-                of: None,
-                count: 1,
-            },
-            _ => Fault::Hold {
-                from: leader(),
-                to: follower,
-                message: Some("append_entries".into()),
-                messages: 1,
-                until: "term".into(),
-                of: None,
-                count: rng.gen_range(1..=2),
-            },
+        let f = rng.gen_range(0..p.servers);
+        let others: Vec<Target> = (0..p.servers).filter(|&i| i != f).map(name).collect();
+        let mut at = |dt: u64, fault: Fault| {
+            events.push(FaultEvent { at_ms: (t + dt).min(end), fault });
         };
-        events.push(FaultEvent { at_ms: t, fault });
+        match rng.gen_range(0..10) {
+            0..=4 => {
+                at(
+                    0,
+                    Fault::Hold {
+                        from: name(f),
+                        to: leader(),
+                        message: ack(),
+                        messages: 0,
+                        until: "leader".into(),
+                        of: Some(leader()),
+                        count: 1,
+                        after_ms: rng.gen_range(0..400),
+                    },
+                );
+                at(0, Fault::Partition { a: vec![leader(), name(f)], b: others });
+                let crash = rng.gen_range(300..900);
+                at(crash, Fault::Crash { node: name(f) });
+                at(crash, Fault::Heal);
+                let isolate = crash + rng.gen_range(500..2000);
+                at(isolate, Fault::Isolate { node: leader() });
+                let back = isolate + rng.gen_range(400..1500);
+                at(back, Fault::Heal);
+                at(back + rng.gen_range(0..1000), Fault::Restart { node: name(f) });
+            }
+            5..=7 => {
+                at(0, Fault::Isolate { node: name(f) });
+                let back = rng.gen_range(300..1500);
+                at(
+                    back,
+                    Fault::Hold {
+                        from: leader(),
+                        to: name(f),
+                        message: Some("append_entries".into()),
+                        messages: 0,
+                        until: "snapshot".into(),
+                        of: Some(leader()),
+                        count: 1,
+                        after_ms: 0,
+                    },
+                );
+                at(
+                    back,
+                    Fault::Hold {
+                        from: name(f),
+                        to: leader(),
+                        message: None,
+                        messages: 0,
+                        until: "snapshot".into(),
+                        of: None,
+                        count: 1,
+                        after_ms: 0,
+                    },
+                );
+                at(back, Fault::Connect { node: name(f) });
+            }
+            _ => at(
+                0,
+                Fault::Hold {
+                    from: leader(),
+                    to: name(f),
+                    message: Some("append_entries".into()),
+                    messages: 1,
+                    until: "term".into(),
+                    of: None,
+                    count: rng.gen_range(1..=2),
+                    after_ms: 0,
+                },
+            ),
+        }
     }
     events
 }

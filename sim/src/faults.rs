@@ -109,6 +109,9 @@ pub enum Fault {
         /// How many events release the messages, counted from the first one taken.
         #[serde(default = "one")]
         count: u32,
+        /// The released messages arrive this long after the releasing event (ms).
+        #[serde(default)]
+        after_ms: u64,
     },
     /// Crashes the node now, losing all but what it persisted (skipped if it is already down).
     Crash {
@@ -362,7 +365,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
             net::release_all();
             true
         }
-        Fault::Hold { from, to, message, messages, until, of, count } => {
+        Fault::Hold { from, to, message, messages, until, of, count, after_ms } => {
             let of = of.as_ref().unwrap_or(from);
             match (one(from), one(to), one(of)) {
                 (Some(f), Some(t), Some(o)) if f != t => {
@@ -374,6 +377,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                         until: until.clone(),
                         of: o,
                         count: *count,
+                        after_ms: *after_ms,
                     };
                     if net::hold(spec).is_some() {
                         true
@@ -496,6 +500,7 @@ mod tests {
                 until: "e".into(),
                 of: None,
                 count: 2,
+                after_ms: 0,
             },
             Fault::Crash { node: t() },
             Fault::CrashAfterSave { node: t(), saves: 1, delay_ms: 0 },

@@ -191,6 +191,9 @@ pub(crate) struct Hop {
     payload: Vec<u8>,
     /// Already waited its turn in the destination's service queue.
     served: bool,
+    /// Taken by a hold: in the network's buffers, it arrives even if its sender has since
+    /// crashed.
+    kept: bool,
 }
 
 enum Completion {
@@ -334,6 +337,10 @@ pub struct HoldSpec {
     /// How many such events release the messages, counted from the first message taken
     /// (0 counts as 1).
     pub count: u32,
+    /// The released messages arrive this long after the releasing event, in simulated ms (0:
+    /// at once) — so a reply released when its caller becomes leader again can arrive after
+    /// that leader has appended entries of its new term.
+    pub after_ms: u64,
 }
 
 struct Hold {
@@ -474,6 +481,7 @@ impl NetState {
                 body: Body::Request { call, to_inc },
                 payload,
                 served: false,
+                kept: false,
             },
         );
         Some(call)
@@ -494,7 +502,16 @@ impl NetState {
         });
         self.route(
             k,
-            Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Reply { call }, payload, served: false },
+            Hop {
+                msg,
+                from,
+                from_inc: ctx.incarnation,
+                to,
+                body: Body::Reply { call },
+                payload,
+                served: false,
+                kept: false,
+            },
         );
     }
 
@@ -541,6 +558,7 @@ impl NetState {
                         },
                         payload: hop.payload.clone(),
                         served: false,
+                        kept: false,
                     };
                     *k.marks.entry(crate::world::DUPLICATED).or_insert(0) += 1;
                     k.record(Kind::Dup, from as u64, [hop.msg, call, extra], |k| {
@@ -657,8 +675,9 @@ impl NetState {
                 k.push_inbox(to, Incoming::Request { from: NodeId(from), payload: hop.payload, reply_to });
             }
             Body::Reply { call } => {
-                // A reply from an instance that has since crashed is never delivered.
-                if k.nodes[from as usize].incarnation != hop.from_inc {
+                // A reply from an instance that has since crashed is never delivered (labrpc),
+                // unless a hold kept it: then it was already in the network.
+                if !hop.kept && k.nodes[from as usize].incarnation != hop.from_inc {
                     drop_hop(k, &hop, Reason::ServerDied);
                     return self.fail_call(k, call, Reason::ServerDied);
                 }
@@ -820,21 +839,29 @@ impl NetState {
             });
             *k.marks.entry(crate::world::HELD_FOR_EVENT).or_insert(0) += 1;
             hop.served = false;
+            hop.kept = true;
             h.held.push(hop);
             return None;
         }
         Some(hop)
     }
 
-    /// Delivers what hold `i` took, in order, and removes it.
-    fn release_hold(&mut self, k: &mut Kernel, i: usize) {
+    /// Delivers what hold `i` took, in order (after its `after_ms`, unless `now`), and
+    /// removes it.
+    fn release_hold(&mut self, k: &mut Kernel, i: usize, now: bool) {
         let h = self.holds.remove(i);
+        let after_ms = if now { 0 } else { h.spec.after_ms };
         for hop in h.held {
             let (msg, call, from, to) = (hop.msg, hop_call(&hop), hop.from, hop.to);
-            k.record(Kind::Release, from as u64, [msg, call, to as u64 | h.id << 16], |k| {
-                format!("#{msg} {}->{} call={call} released by hold {}", k.name(from), k.name(to), h.id)
+            k.record(Kind::Release, from as u64, [msg, call, to as u64 | h.id << 16 | after_ms << 32], |k| {
+                format!("#{msg} {}->{} call={call} released by hold {} (+{after_ms}ms)", k.name(from), k.name(to), h.id)
             });
-            self.deliver(k, hop);
+            if after_ms == 0 {
+                self.deliver(k, hop);
+            } else {
+                let at = k.now_ns() + after_ms * MS;
+                k.schedule(at, Action::Deliver(hop));
+            }
         }
     }
 
@@ -1149,7 +1176,7 @@ pub fn release_all() {
     with(|w| {
         w.net.fault(&mut w.kernel, 14, 0, |_| "release all clogs".into());
         while !w.net.holds.is_empty() {
-            w.net.release_hold(&mut w.kernel, 0);
+            w.net.release_hold(&mut w.kernel, 0, true);
         }
         let n = w.kernel.nodes.len() as u16;
         for a in 0..n {
@@ -1192,9 +1219,10 @@ pub fn triggers() -> Vec<String> {
 /// `spec.from` to `spec.to` of kind `spec.message` out of flight (after their loss and delay
 /// were decided, so no random draw moves) and keeps them until `spec.of` has reported
 /// `spec.count` `spec.until` events counted from the first message taken; then they are
-/// delivered at once, in order. A held reply keeps its call alive whatever happens to the
+/// delivered in order, `spec.after_ms` later. A held reply keeps its call alive whatever happens to the
 /// link or the server in between — the message outlives the topology it was sent in, as a
-/// message stuck in a real network's buffers does. [`release_all`] ends every hold.
+/// message stuck in a real network's buffers does. [`release_all`] ends every hold,
+/// delivering at once.
 ///
 /// Returns the hold's number (as trace lines name it), or `None` when `spec.until` is not a
 /// registered trigger ([`register_triggers`]).
@@ -1238,7 +1266,7 @@ pub fn protocol_event(node: NodeId, name: &str) {
             if h.spec.of == node && h.spec.until == name && !h.held.is_empty() {
                 h.seen += 1;
                 if h.seen >= h.spec.count.max(1) {
-                    net.release_hold(&mut w.kernel, i);
+                    net.release_hold(&mut w.kernel, i, false);
                     continue;
                 }
             }

@@ -250,6 +250,7 @@ fn hold_keeps_a_reply_across_a_disconnect_until_the_second_event() {
             until: "never-reported".into(),
             of: c.id(),
             count: 1,
+            after_ms: 0,
         };
         check(net::hold(unknown.clone()).is_none(), "a hold on an unregistered trigger is refused")?;
         net::hold(net::HoldSpec { until: "tick".into(), count: 2, ..unknown }).expect("registered trigger");
@@ -280,6 +281,45 @@ fn hold_keeps_a_reply_across_a_disconnect_until_the_second_event() {
 }
 
 #[test]
+fn a_released_hold_delivers_after_its_delay() {
+    let r = run(11, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::set_classifier(ping_pong());
+        net::register_triggers(&["tick"]);
+        let spec = net::HoldSpec {
+            from: c.id(),
+            to: s,
+            message: Some("ping".into()),
+            messages: 1,
+            until: "tick".into(),
+            of: s,
+            count: 1,
+            after_ms: 500,
+        };
+        net::hold(spec).expect("registered");
+        let done = Rc::new(RefCell::new(None));
+        let d = done.clone();
+        sim::spawn(async move {
+            let r = c.call::<_, Ping>(s, &Ping(1)).await;
+            *d.borrow_mut() = Some((r.is_ok(), sim::now()));
+        });
+        sim::sleep(secs(1)).await;
+        let fired = sim::now();
+        net::protocol_event(s, "tick");
+        sim::sleep(secs(1)).await;
+        let got = *done.borrow();
+        check(
+            got.is_some_and(|(ok, at)| {
+                ok && at >= fired + Duration::from_millis(500) && at < fired + Duration::from_millis(501)
+            }),
+            &format!("arrives 500 ms after the event at {fired:?}: {got:?}"),
+        )
+    });
+    expect_pass(&r);
+}
+
+#[test]
 fn hold_of_every_request_ends_with_release_all() {
     let r = run(10, || async {
         let s = echo_server("s", 0);
@@ -294,6 +334,7 @@ fn hold_of_every_request_ends_with_release_all() {
             until: "snapshot".into(),
             of: s,
             count: 1,
+            after_ms: 0,
         };
         net::hold(spec).expect("registered");
         let done = Rc::new(RefCell::new(0));
