@@ -385,6 +385,7 @@ pub fn without_last_server(spec: &ScenarioSpec) -> ScenarioSpec {
         | Fault::Uncut { from, to }
         | Fault::Clog { from, to }
         | Fault::Release { from, to } => !is_gone(from) && !is_gone(to),
+        Fault::Hold { from, to, of, .. } => !is_gone(from) && !is_gone(to) && !of.as_ref().is_some_and(is_gone),
         _ => true,
     });
     if let Workload::Proposals { snapshot_every, .. } = &mut out.workload {

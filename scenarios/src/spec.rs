@@ -289,6 +289,7 @@ pub fn targets(f: &Fault) -> Vec<&Target> {
         | Fault::Release { from, to } => {
             vec![from, to]
         }
+        Fault::Hold { from, to, of, .. } => [Some(from), Some(to), of.as_ref()].into_iter().flatten().collect(),
         Fault::Heal
         | Fault::ReleaseAll
         | Fault::Unreliable { .. }

@@ -216,6 +216,121 @@ pub fn draw_schedule(p: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
     FaultSchedule { events }
 }
 
+/// The random stream of [`draw_holds`]: a stream of its own, so drawing holds moves none of
+/// the knobs' or the fault schedule's draws.
+const HOLDS_STREAM: &str = "swarm-holds";
+
+/// Draws the run's holds (`Fault::Hold`, messages kept until a protocol event), in about
+/// half the runs, as episodes at random gaps, each one of
+/// - *stale reply* (issue 13's first field bug): follower B's append acknowledgements to the
+///   leader A are held until A leads again; A and B are cut off from the rest, then B
+///   crashes (keeping what it stored, without inflating its term) while A rejoins the rest
+///   (whose leader overwrites A's uncommitted entries); a leader is isolated so another
+///   election runs; B restarts. If A wins, it gets B's reply from its earlier term;
+/// - *snapshot crossing* (the second): follower F is isolated a while; when it is back, the
+///   leader's appends to it are held until the leader's next snapshot and every answer
+///   of F's until F's next snapshot, so an InstallSnapshot reaches F after the
+///   entries it continues, with the leader not knowing F has them;
+/// - the leader's next append to a follower, until the leader's term changes once or twice.
+///
+/// Targets are drawn by name where the shape needs one node throughout. The message kinds
+/// and triggers are the Raft observer's (`raft::observer`); a family that names no messages
+/// just never has a message taken. Everything is released when the faults stop
+/// (`net::release_all`).
+pub fn draw_holds(p: &Params, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    if !rng.gen_bool(0.5) {
+        return events;
+    }
+    let mean_gap_ms = rng.gen_range(2000..5000u64);
+    let end = p.safety_ms.saturating_sub(300);
+    let leader = || Target::role("leader");
+    let ack = || Some("append_entries_ok".to_string());
+    let mut t = 0;
+    loop {
+        t += rng.gen_range(mean_gap_ms / 2..=mean_gap_ms * 3 / 2);
+        if t >= end {
+            break;
+        }
+        let f = rng.gen_range(0..p.servers);
+        let others: Vec<Target> = (0..p.servers).filter(|&i| i != f).map(name).collect();
+        let mut at = |dt: u64, fault: Fault| {
+            events.push(FaultEvent { at_ms: (t + dt).min(end), fault });
+        };
+        match rng.gen_range(0..10) {
+            0..=4 => {
+                at(
+                    0,
+                    Fault::Hold {
+                        from: name(f),
+                        to: leader(),
+                        message: ack(),
+                        messages: 0,
+                        until: "leader".into(),
+                        of: Some(leader()),
+                        count: 1,
+                        after_ms: rng.gen_range(0..400),
+                    },
+                );
+                at(0, Fault::Partition { a: vec![leader(), name(f)], b: others });
+                let crash = rng.gen_range(300..900);
+                at(crash, Fault::Crash { node: name(f) });
+                at(crash, Fault::Heal);
+                let isolate = crash + rng.gen_range(500..2000);
+                at(isolate, Fault::Isolate { node: leader() });
+                let back = isolate + rng.gen_range(400..1500);
+                at(back, Fault::Heal);
+                at(back + rng.gen_range(0..1000), Fault::Restart { node: name(f) });
+            }
+            5..=7 => {
+                at(0, Fault::Isolate { node: name(f) });
+                let back = rng.gen_range(300..1500);
+                at(
+                    back,
+                    Fault::Hold {
+                        from: leader(),
+                        to: name(f),
+                        message: Some("append_entries".into()),
+                        messages: 0,
+                        until: "snapshot".into(),
+                        of: Some(leader()),
+                        count: 1,
+                        after_ms: 0,
+                    },
+                );
+                at(
+                    back,
+                    Fault::Hold {
+                        from: name(f),
+                        to: leader(),
+                        message: None,
+                        messages: 0,
+                        until: "snapshot".into(),
+                        of: None,
+                        count: 1,
+                        after_ms: 0,
+                    },
+                );
+                at(back, Fault::Connect { node: name(f) });
+            }
+            _ => at(
+                0,
+                Fault::Hold {
+                    from: leader(),
+                    to: name(f),
+                    message: Some("append_entries".into()),
+                    messages: 1,
+                    until: "term".into(),
+                    of: None,
+                    count: rng.gen_range(1..=2),
+                    after_ms: 0,
+                },
+            ),
+        }
+    }
+    events
+}
+
 /// Resolves roles: `leader` (from `leader`, the scenario's view of who leads), `down` (a
 /// crashed server), `follower` (a live non-leader), `any` — the last three drawn from `rng`.
 pub fn resolver(nodes: Vec<NodeId>, leader: Rc<dyn Fn() -> Option<usize>>) -> impl Fn(&str) -> Option<NodeId> {
@@ -263,7 +378,10 @@ pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng) -> FaultS
         safety_phase_end_ms(sim::seed()),
         "the swarm drew its Params first from sim::rng(\"{STREAM}\") with {SERVERS:?}, as safety_phase_end_ms assumes"
     );
-    let from_seed = draw_schedule(drawn, rng);
+    let mut from_seed = draw_schedule(drawn, rng);
+    from_seed.events.extend(draw_holds(drawn, &mut sim::rng(HOLDS_STREAM)));
+    // A stable sort: events drawn for one instant keep their drawing order.
+    from_seed.events.sort_by_key(|e| e.at_ms);
     let schedule = match (&opts.scenario_file, &opts.faults) {
         (Some(file), _) => file.spec.schedule(),
         (None, Some(file)) => file.schedule.clone(),

@@ -81,8 +81,38 @@ pub enum Fault {
         /// The receiver of the clogged link.
         to: Target,
     },
-    /// Unclogs every link, delivering everything held.
+    /// Unclogs every link, delivering everything held, and ends every [`Fault::Hold`].
     ReleaseAll,
+    /// Holds the next message(s) of a kind on one link until a protocol event — for example a
+    /// follower's append reply until its leader has lost and regained leadership (Raft's
+    /// stale-reply bugs), or an append until the leader's next snapshot. The scenario names
+    /// message kinds and reports the events ([`crate::net::set_classifier`],
+    /// [`crate::net::protocol_event`]); see [`crate::net::hold`].
+    Hold {
+        /// The sender of the messages held.
+        from: Target,
+        /// Their receiver.
+        to: Target,
+        /// The message kind, as the scenario's classifier names it (`append_entries_ok`, …);
+        /// absent: any message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// How many matching messages to take (0: every one until the release).
+        #[serde(default = "one")]
+        messages: u32,
+        /// The release trigger, as the scenario registered it (`term`, `role`, `leader`,
+        /// `snapshot` for Raft).
+        until: String,
+        /// The node whose events count (absent: `from`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<Target>,
+        /// How many events release the messages, counted from the first one taken.
+        #[serde(default = "one")]
+        count: u32,
+        /// The released messages arrive this long after the releasing event (ms).
+        #[serde(default)]
+        after_ms: u64,
+    },
     /// Crashes the node now, losing all but what it persisted (skipped if it is already down).
     Crash {
         /// The node to crash.
@@ -133,6 +163,10 @@ pub enum Fault {
         /// Most added latency per hop, ms.
         max_ms: u32,
     },
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A fault at a simulated time.
@@ -247,6 +281,7 @@ impl Fault {
             Fault::Clog { .. } => "clog",
             Fault::Release { .. } => "release",
             Fault::ReleaseAll => "release_all",
+            Fault::Hold { .. } => "hold",
             Fault::Crash { .. } => "crash",
             Fault::CrashAfterSave { .. } => "crash_after_save",
             Fault::Restart { .. } => "restart",
@@ -329,6 +364,29 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
         Fault::ReleaseAll => {
             net::release_all();
             true
+        }
+        Fault::Hold { from, to, message, messages, until, of, count, after_ms } => {
+            let of = of.as_ref().unwrap_or(from);
+            match (one(from), one(to), one(of)) {
+                (Some(f), Some(t), Some(o)) if f != t => {
+                    let spec = net::HoldSpec {
+                        from: f,
+                        to: t,
+                        message: message.clone(),
+                        messages: *messages,
+                        until: until.clone(),
+                        of: o,
+                        count: *count,
+                        after_ms: *after_ms,
+                    };
+                    if net::hold(spec).is_some() {
+                        true
+                    } else {
+                        skipped(&format!("hold until '{until}' (not a trigger this scenario reports)"))
+                    }
+                }
+                _ => skipped(&format!("hold {} -> {}", from.0, to.0)),
+            }
         }
         Fault::Crash { node } => match one(node) {
             Some(n) if crate::is_alive(n) => {
@@ -434,6 +492,16 @@ mod tests {
             Fault::Clog { from: t(), to: t() },
             Fault::Release { from: t(), to: t() },
             Fault::ReleaseAll,
+            Fault::Hold {
+                from: t(),
+                to: t(),
+                message: Some("m".into()),
+                messages: 1,
+                until: "e".into(),
+                of: None,
+                count: 2,
+                after_ms: 0,
+            },
             Fault::Crash { node: t() },
             Fault::CrashAfterSave { node: t(), saves: 1, delay_ms: 0 },
             Fault::Restart { node: t() },

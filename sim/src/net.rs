@@ -191,6 +191,9 @@ pub(crate) struct Hop {
     payload: Vec<u8>,
     /// Already waited its turn in the destination's service queue.
     served: bool,
+    /// Taken by a hold: in the network's buffers, it arrives even if its sender has since
+    /// crashed.
+    kept: bool,
 }
 
 enum Completion {
@@ -302,6 +305,57 @@ pub(crate) struct NetState {
     open_partition: Option<usize>,
     /// The old course harness's mode and its per-node switches (`old.rs`); off by default.
     old: old::OldNet,
+    /// Holds waiting for their message or their release trigger ([`hold`]), in arming order.
+    holds: Vec<Hold>,
+    /// The scenario's names of message kinds ([`set_classifier`]); none by default.
+    classifier: Option<Classifier>,
+    /// The release triggers the scenario feeds ([`register_triggers`]).
+    triggers: Vec<String>,
+    next_hold: u64,
+}
+
+/// Names the kind of a message from its encoded bytes (`reply`: whether it answers a call),
+/// or `None` for a message the scenario does not name. Supplied by the scenario, which knows
+/// the protocol; the network only compares the names.
+pub type Classifier = std::rc::Rc<dyn Fn(&[u8], bool) -> Option<&'static str>>;
+
+/// Which messages a hold takes, and what releases them ([`hold`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldSpec {
+    /// The sender of the messages to hold.
+    pub from: NodeId,
+    /// Their receiver.
+    pub to: NodeId,
+    /// The kind the scenario's [`Classifier`] must give them (`None`: any message).
+    pub message: Option<String>,
+    /// How many matching messages to take, from the next one on (0: every one until release).
+    pub messages: u32,
+    /// The release trigger: a protocol event the scenario reports with [`protocol_event`].
+    pub until: String,
+    /// The node whose `until` events count.
+    pub of: NodeId,
+    /// How many such events release the messages, counted from the first message taken
+    /// (0 counts as 1).
+    pub count: u32,
+    /// The released messages arrive this long after the releasing event, in simulated ms (0:
+    /// at once) — so a reply released when its caller becomes leader again can arrive after
+    /// that leader has appended entries of its new term.
+    pub after_ms: u64,
+}
+
+struct Hold {
+    id: u64,
+    spec: HoldSpec,
+    /// Messages taken, in order.
+    held: Vec<Hop>,
+    /// `until` events of `of` seen since the first message was taken.
+    seen: u32,
+}
+
+impl Hold {
+    fn wants_more(&self) -> bool {
+        self.spec.messages == 0 || (self.held.len() as u32) < self.spec.messages
+    }
 }
 
 impl NetState {
@@ -320,6 +374,10 @@ impl NetState {
             rng,
             open_partition: None,
             old: old::OldNet::default(),
+            holds: Vec::new(),
+            classifier: None,
+            triggers: Vec::new(),
+            next_hold: 1,
         }
     }
 
@@ -423,6 +481,7 @@ impl NetState {
                 body: Body::Request { call, to_inc },
                 payload,
                 served: false,
+                kept: false,
             },
         );
         Some(call)
@@ -443,7 +502,16 @@ impl NetState {
         });
         self.route(
             k,
-            Hop { msg, from, from_inc: ctx.incarnation, to, body: Body::Reply { call }, payload, served: false },
+            Hop {
+                msg,
+                from,
+                from_inc: ctx.incarnation,
+                to,
+                body: Body::Reply { call },
+                payload,
+                served: false,
+                kept: false,
+            },
         );
     }
 
@@ -490,6 +558,7 @@ impl NetState {
                         },
                         payload: hop.payload.clone(),
                         served: false,
+                        kept: false,
                     };
                     *k.marks.entry(crate::world::DUPLICATED).or_insert(0) += 1;
                     k.record(Kind::Dup, from as u64, [hop.msg, call, extra], |k| {
@@ -544,6 +613,10 @@ impl NetState {
     /// Delivers now, schedules a delayed delivery, or holds the message on a clogged link.
     fn send_or_hold(&mut self, k: &mut Kernel, hop: Hop, at: u64) {
         let (from, to) = (hop.from, hop.to);
+        let hop = match self.take_by_hold(k, hop) {
+            Some(hop) => hop,
+            None => return,
+        };
         if self.clogged[self.link(from, to)] {
             let (msg, call) = (hop.msg, hop_call(&hop));
             k.record(Kind::Hold, from as u64, [msg, call, to as u64], |k| {
@@ -602,8 +675,9 @@ impl NetState {
                 k.push_inbox(to, Incoming::Request { from: NodeId(from), payload: hop.payload, reply_to });
             }
             Body::Reply { call } => {
-                // A reply from an instance that has since crashed is never delivered.
-                if k.nodes[from as usize].incarnation != hop.from_inc {
+                // A reply from an instance that has since crashed is never delivered (labrpc),
+                // unless a hold kept it: then it was already in the network.
+                if !hop.kept && k.nodes[from as usize].incarnation != hop.from_inc {
                     drop_hop(k, &hop, Reason::ServerDied);
                     return self.fail_call(k, call, Reason::ServerDied);
                 }
@@ -724,6 +798,70 @@ impl NetState {
     fn close_partition_annotation(&mut self, k: &mut Kernel) {
         if let Some(i) = self.open_partition.take() {
             k.close_annotation(i);
+        }
+    }
+
+    /// Gives a message to the first hold that wants it (returning `None`), else returns it.
+    /// Nothing is drawn from the random stream, so arming a hold moves no other decision.
+    fn take_by_hold(&mut self, k: &mut Kernel, mut hop: Hop) -> Option<Hop> {
+        if self.holds.is_empty() {
+            return Some(hop);
+        }
+        let reply = matches!(hop.body, Body::Reply { .. });
+        let mut kind: Option<Option<&'static str>> = None;
+        for h in self.holds.iter_mut() {
+            if h.spec.from.0 != hop.from || h.spec.to.0 != hop.to || !h.wants_more() {
+                continue;
+            }
+            if let Some(want) = &h.spec.message {
+                let got = *kind.get_or_insert_with(|| self.classifier.as_ref().and_then(|c| c(&hop.payload, reply)));
+                if got != Some(want.as_str()) {
+                    continue;
+                }
+            }
+            if let Body::Reply { call } = hop.body {
+                // The handler has answered and the network holds the answer: the call no
+                // longer depends on the server or the link (labrpc's dead check stops).
+                if let Some(slot) = self.calls.get_mut(call) {
+                    slot.handling = None;
+                }
+            }
+            let (msg, call, id) = (hop.msg, hop_call(&hop), h.id);
+            let (until, of) = (h.spec.until.clone(), h.spec.of.0);
+            let count = h.spec.count.max(1);
+            k.record(Kind::Hold, hop.from as u64, [msg, call, hop.to as u64 | id << 16], |k| {
+                format!(
+                    "#{msg} {}->{} call={call} held by hold {id} until {count} {until} event(s) of {}",
+                    k.name(hop.from),
+                    k.name(hop.to),
+                    k.name(of)
+                )
+            });
+            *k.marks.entry(crate::world::HELD_FOR_EVENT).or_insert(0) += 1;
+            hop.served = false;
+            hop.kept = true;
+            h.held.push(hop);
+            return None;
+        }
+        Some(hop)
+    }
+
+    /// Delivers what hold `i` took, in order (after its `after_ms`, unless `now`), and
+    /// removes it.
+    fn release_hold(&mut self, k: &mut Kernel, i: usize, now: bool) {
+        let h = self.holds.remove(i);
+        let after_ms = if now { 0 } else { h.spec.after_ms };
+        for hop in h.held {
+            let (msg, call, from, to) = (hop.msg, hop_call(&hop), hop.from, hop.to);
+            k.record(Kind::Release, from as u64, [msg, call, to as u64 | h.id << 16 | after_ms << 32], |k| {
+                format!("#{msg} {}->{} call={call} released by hold {} (+{after_ms}ms)", k.name(from), k.name(to), h.id)
+            });
+            if after_ms == 0 {
+                self.deliver(k, hop);
+            } else {
+                let at = k.now_ns() + after_ms * MS;
+                k.schedule(at, Action::Deliver(hop));
+            }
         }
     }
 
@@ -1032,10 +1170,14 @@ pub fn release(from: NodeId, to: NodeId) {
     })
 }
 
-/// Unclogs every link, releasing all held messages (link by link in a fixed order).
+/// Unclogs every link, releasing all held messages (link by link in a fixed order), then
+/// ends every [`hold`], delivering what each took (in arming order).
 pub fn release_all() {
     with(|w| {
         w.net.fault(&mut w.kernel, 14, 0, |_| "release all clogs".into());
+        while !w.net.holds.is_empty() {
+            w.net.release_hold(&mut w.kernel, 0, true);
+        }
         let n = w.kernel.nodes.len() as u16;
         for a in 0..n {
             for b in 0..n {
@@ -1046,6 +1188,96 @@ pub fn release_all() {
             }
         }
     })
+}
+
+/// Registers the scenario's names of message kinds, which [`HoldSpec::message`] is compared
+/// with (replacing any earlier one). Sim knows no protocol: only the scenario can name its
+/// messages.
+pub fn set_classifier(classifier: Classifier) {
+    with(|w| w.net.classifier = Some(classifier))
+}
+
+/// Registers the release triggers the scenario will report with [`protocol_event`] (for
+/// Raft, from its observer: a node's term or role changed, it became leader, it took a
+/// snapshot). A hold naming another trigger is refused, since nothing would ever release it.
+pub fn register_triggers(names: &[&str]) {
+    with(|w| {
+        for n in names {
+            if !w.net.triggers.iter().any(|t| t == n) {
+                w.net.triggers.push(n.to_string());
+            }
+        }
+    })
+}
+
+/// The release triggers registered so far, in registration order.
+pub fn triggers() -> Vec<String> {
+    with(|w| w.net.triggers.clone())
+}
+
+/// Arms a hold: from now on the network takes the next `spec.messages` messages from
+/// `spec.from` to `spec.to` of kind `spec.message` out of flight (after their loss and delay
+/// were decided, so no random draw moves) and keeps them until `spec.of` has reported
+/// `spec.count` `spec.until` events counted from the first message taken; then they are
+/// delivered in order, `spec.after_ms` later. A held reply keeps its call alive whatever happens to the
+/// link or the server in between — the message outlives the topology it was sent in, as a
+/// message stuck in a real network's buffers does. [`release_all`] ends every hold,
+/// delivering at once.
+///
+/// Returns the hold's number (as trace lines name it), or `None` when `spec.until` is not a
+/// registered trigger ([`register_triggers`]).
+pub fn hold(spec: HoldSpec) -> Option<u64> {
+    with(|w| {
+        if !w.net.triggers.contains(&spec.until) {
+            return None;
+        }
+        let id = w.net.next_hold;
+        w.net.next_hold += 1;
+        let what = format!(
+            "{} {} message(s)",
+            if spec.messages == 0 { "every".to_string() } else { spec.messages.to_string() },
+            spec.message.as_deref().unwrap_or("any")
+        );
+        let until = format!("{} {} event(s)", spec.count.max(1), spec.until);
+        let (from, to, of) = (spec.from.0, spec.to.0, spec.of.0);
+        let h = crate::rng::label_hash(&what)
+            ^ crate::rng::label_hash(&until).rotate_left(9)
+            ^ ((from as u64) << 32 | (to as u64) << 16 | of as u64);
+        w.net.fault(&mut w.kernel, 15, h, move |k| {
+            format!("hold {id}: {what} {}->{} until {until} of {}", k.name(from), k.name(to), k.name(of))
+        });
+        w.net.holds.push(Hold { id, spec, held: Vec::new(), seen: 0 });
+        Some(id)
+    })
+}
+
+/// The scenario reports protocol event `name` of `node` (a registered trigger, see
+/// [`register_triggers`]): holds waiting for it count it, and those that have seen enough
+/// deliver what they took. Events before a hold took its first message do not count.
+pub fn protocol_event(node: NodeId, name: &str) {
+    with(|w| {
+        let net = &mut w.net;
+        if net.holds.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < net.holds.len() {
+            let h = &mut net.holds[i];
+            if h.spec.of == node && h.spec.until == name && !h.held.is_empty() {
+                h.seen += 1;
+                if h.seen >= h.spec.count.max(1) {
+                    net.release_hold(&mut w.kernel, i, false);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    })
+}
+
+/// Holds armed and not yet released (for tests and the trace's readers).
+pub fn holds_pending() -> usize {
+    with(|w| w.net.holds.len())
 }
 
 /// Whether messages from `from` to `to` currently get through (not cut, not disconnected).

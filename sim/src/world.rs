@@ -304,6 +304,8 @@ pub const WORLD_MARKS: [(&str, &str); 3] = [
 pub const HELD_RELEASED: &str = "sim: held messages released";
 /// Mark: a request was duplicated.
 pub const DUPLICATED: &str = "sim: request duplicated";
+/// Mark: a hold ([`crate::net::hold`]) took a message until a protocol event.
+pub const HELD_FOR_EVENT: &str = "sim: message held for a protocol event";
 /// Mark: a crash point after a save fired.
 pub const CRASH_AFTER_SAVE: &str = "sim: crash right after a save";
 

@@ -230,6 +230,131 @@ fn clog_holds_then_releases_in_a_burst() {
     expect_pass(&r);
 }
 
+/// A classifier for the echo protocol: requests are `ping`, replies `pong`.
+fn ping_pong() -> net::Classifier {
+    Rc::new(|_bytes: &[u8], reply: bool| Some(if reply { "pong" } else { "ping" }))
+}
+
+#[test]
+fn hold_keeps_a_reply_across_a_disconnect_until_the_second_event() {
+    let r = run(9, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::set_classifier(ping_pong());
+        net::register_triggers(&["tick"]);
+        let unknown = net::HoldSpec {
+            from: s,
+            to: c.id(),
+            message: Some("pong".into()),
+            messages: 1,
+            until: "never-reported".into(),
+            of: c.id(),
+            count: 1,
+            after_ms: 0,
+        };
+        check(net::hold(unknown.clone()).is_none(), "a hold on an unregistered trigger is refused")?;
+        net::hold(net::HoldSpec { until: "tick".into(), count: 2, ..unknown }).expect("registered trigger");
+        // Events before the hold takes its message do not count.
+        net::protocol_event(c.id(), "tick");
+        let done = Rc::new(RefCell::new(Vec::new()));
+        for i in 0..2 {
+            let done = done.clone();
+            sim::spawn(async move {
+                let r = c.call::<_, Ping>(s, &Ping(i)).await;
+                done.borrow_mut().push((i, r.map(|p| p.0).ok()));
+            });
+            sim::sleep(secs(1)).await;
+        }
+        check(*done.borrow() == vec![(1, Some(2))], "the first reply is held, the second is not (messages = 1)")?;
+        // The held answer outlives the link it was sent on: no dead-check failure.
+        net::disconnect(s);
+        sim::sleep(secs(5)).await;
+        net::protocol_event(s, "tick");
+        net::protocol_event(c.id(), "tick");
+        check(done.borrow().len() == 1 && net::holds_pending() == 1, "one event of c is not two")?;
+        net::protocol_event(c.id(), "tick");
+        sim::sleep(Duration::from_millis(1)).await;
+        check(*done.borrow() == vec![(1, Some(2)), (0, Some(1))], "released on the second event")?;
+        check(net::holds_pending() == 0, "a released hold ends")
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn a_released_hold_delivers_after_its_delay() {
+    let r = run(11, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::set_classifier(ping_pong());
+        net::register_triggers(&["tick"]);
+        let spec = net::HoldSpec {
+            from: c.id(),
+            to: s,
+            message: Some("ping".into()),
+            messages: 1,
+            until: "tick".into(),
+            of: s,
+            count: 1,
+            after_ms: 500,
+        };
+        net::hold(spec).expect("registered");
+        let done = Rc::new(RefCell::new(None));
+        let d = done.clone();
+        sim::spawn(async move {
+            let r = c.call::<_, Ping>(s, &Ping(1)).await;
+            *d.borrow_mut() = Some((r.is_ok(), sim::now()));
+        });
+        sim::sleep(secs(1)).await;
+        let fired = sim::now();
+        net::protocol_event(s, "tick");
+        sim::sleep(secs(1)).await;
+        let got = *done.borrow();
+        check(
+            got.is_some_and(|(ok, at)| {
+                ok && at >= fired + Duration::from_millis(500) && at < fired + Duration::from_millis(501)
+            }),
+            &format!("arrives 500 ms after the event at {fired:?}: {got:?}"),
+        )
+    });
+    expect_pass(&r);
+}
+
+#[test]
+fn hold_of_every_request_ends_with_release_all() {
+    let r = run(10, || async {
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        net::set_classifier(ping_pong());
+        net::register_triggers(&["snapshot"]);
+        let spec = net::HoldSpec {
+            from: c.id(),
+            to: s,
+            message: Some("ping".into()),
+            messages: 0,
+            until: "snapshot".into(),
+            of: s,
+            count: 1,
+            after_ms: 0,
+        };
+        net::hold(spec).expect("registered");
+        let done = Rc::new(RefCell::new(0));
+        for i in 0..3 {
+            let done = done.clone();
+            sim::spawn(async move {
+                if c.call::<_, Ping>(s, &Ping(i)).await.is_ok() {
+                    *done.borrow_mut() += 1;
+                }
+            });
+        }
+        sim::sleep(secs(3)).await;
+        check(*done.borrow() == 0 && net::rpc_count(s) == 0, "every request held")?;
+        net::release_all();
+        sim::sleep(Duration::from_millis(1)).await;
+        check(*done.borrow() == 3 && net::holds_pending() == 0, "release_all delivers and ends the hold")
+    });
+    expect_pass(&r);
+}
+
 #[test]
 fn one_way_cut_loses_one_direction_only() {
     let r = run(8, || async {

@@ -83,6 +83,9 @@ pub struct RsmBugs {
     /// The leader answers as soon as it appends the entry, before it commits: the entry may
     /// be lost with the leader's term while the client believes it happened.
     pub reply_before_commit: bool,
+    /// Only a retry of the client's latest request counts as a duplicate: an older request
+    /// delayed in the network (a late duplicate) is applied again.
+    pub latest_only_duplicates: bool,
 }
 
 impl RsmBugs {
@@ -95,6 +98,10 @@ impl RsmBugs {
         ),
         ("local-reads", "a server that believes it leads answers Get from local state, without the log"),
         ("reply-before-commit", "the leader replies when it appends the entry, before the entry commits"),
+        (
+            "latest-only-duplicates",
+            "only a retry of a client's latest request is a duplicate; an older delayed one applies again",
+        ),
     ];
 
     /// The bugs with this `name` (one on), or `None` for a name not in [`RsmBugs::ALL`].
@@ -105,6 +112,7 @@ impl RsmBugs {
             "dup-table-not-in-snapshot" => b.dup_table_not_in_snapshot = true,
             "local-reads" => b.local_reads = true,
             "reply-before-commit" => b.reply_before_commit = true,
+            "latest-only-duplicates" => b.latest_only_duplicates = true,
             _ => return None,
         }
         Some(b)
@@ -122,7 +130,7 @@ impl<SM: StateMachine> Rsm<SM> {
                 if cmd.seq == last.seq {
                     return last.out.clone();
                 }
-                if cmd.seq < last.seq {
+                if cmd.seq < last.seq && !bugs.latest_only_duplicates {
                     return SM::Out::default();
                 }
             }

@@ -211,6 +211,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
             let id = E::spawn(&format!("s{i}"), spec);
             assert_eq!(id, servers[i]);
         }
+        observer.borrow_mut().feed_triggers::<E>(servers.clone());
         KvCluster {
             n,
             servers,

@@ -138,6 +138,9 @@ fn bug_test_name(bug: Bug) -> &'static str {
         Bug::VoteWithoutUpToDateCheck => "raft::bug_vote_without_up_to_date_check",
         Bug::NoTruncateConflict => "raft::bug_no_truncate_conflict",
         Bug::AcceptStaleTermAppend => "raft::bug_accept_stale_term_append",
+        Bug::StaleAppendReply => "raft::bug_stale_append_reply",
+        Bug::SnapshotWipesLog => "raft::bug_snapshot_wipes_log",
+        Bug::AckBeforeDurable => "raft::bug_ack_before_durable",
         Bug::ApplyOutOfOrderAfterSnapshot => "raft::bug_apply_out_of_order_after_snapshot",
     }
 }

@@ -232,6 +232,7 @@ impl<E: Engine> Cluster<E> {
             let id = E::spawn(name, spec);
             assert_eq!(id, nodes[i], "servers get consecutive node ids");
         }
+        observer.borrow_mut().feed_triggers::<E>(nodes.clone());
         Cluster { n, nodes, handles, logs, rng: sim::rng("raft-tester"), observer }
     }
 

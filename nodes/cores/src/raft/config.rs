@@ -77,6 +77,15 @@ pub enum Bug {
     /// A snapshot not newer than what was applied is installed, rewinding the service and
     /// re-applying commands after it.
     ApplyOutOfOrderAfterSnapshot,
+    /// A leader acts on an AppendEntries reply that answers a request it sent in an earlier
+    /// term of its own (before it lost and regained leadership), counting a stale success.
+    StaleAppendReply,
+    /// InstallSnapshot drops the follower's entries after the snapshot even when they
+    /// continue it (same index and term at the snapshot's last entry).
+    SnapshotWipesLog,
+    /// A follower acknowledges appended entries before they are durable: the reply leaves
+    /// before the save that holds them.
+    AckBeforeDurable,
 }
 
 impl Bug {
@@ -90,6 +99,9 @@ impl Bug {
             Bug::NoTruncateConflict,
             Bug::AcceptStaleTermAppend,
             Bug::ApplyOutOfOrderAfterSnapshot,
+            Bug::StaleAppendReply,
+            Bug::SnapshotWipesLog,
+            Bug::AckBeforeDurable,
         ]
     }
 
@@ -103,6 +115,9 @@ impl Bug {
             Bug::NoTruncateConflict => "no-truncate-conflict",
             Bug::AcceptStaleTermAppend => "accept-stale-term-append",
             Bug::ApplyOutOfOrderAfterSnapshot => "apply-out-of-order-after-snapshot",
+            Bug::StaleAppendReply => "stale-append-reply",
+            Bug::SnapshotWipesLog => "snapshot-wipes-log",
+            Bug::AckBeforeDurable => "ack-before-durable",
         }
     }
 
@@ -127,6 +142,11 @@ impl Bug {
             Bug::ApplyOutOfOrderAfterSnapshot => {
                 "a snapshot older than the applied state is installed, so commands re-apply out of order"
             }
+            Bug::StaleAppendReply => {
+                "a leader counts an append success answering a request of an earlier term of its own"
+            }
+            Bug::SnapshotWipesLog => "InstallSnapshot drops the follower's entries after it even when they continue it",
+            Bug::AckBeforeDurable => "a follower acknowledges appended entries before saving them",
         }
     }
 }
@@ -155,6 +175,15 @@ pub struct Bugs {
     /// [`Bug::ApplyOutOfOrderAfterSnapshot`]: installs a stale snapshot (Raft §7, InstallSnapshot
     /// step 6 of Figure 13; 6.824 lab 2D's in-order apply).
     pub apply_out_of_order_after_snapshot: bool,
+    /// [`Bug::StaleAppendReply`]: drops the term check on replies (a reply counts only for the
+    /// term of its request; Raft §5.1, "stale term" messages).
+    pub stale_append_reply: bool,
+    /// [`Bug::SnapshotWipesLog`]: breaks InstallSnapshot step 6 of Figure 13 (retain the
+    /// entries following the snapshot when the log has its last entry).
+    pub snapshot_wipes_log: bool,
+    /// [`Bug::AckBeforeDurable`]: breaks Figure 2's rule that persistent state is updated on
+    /// stable storage before responding to RPCs.
+    pub ack_before_durable: bool,
 }
 
 impl Bugs {
@@ -180,6 +209,9 @@ impl Bugs {
             Bug::NoTruncateConflict => self.no_truncate_conflict,
             Bug::AcceptStaleTermAppend => self.accept_stale_term_append,
             Bug::ApplyOutOfOrderAfterSnapshot => self.apply_out_of_order_after_snapshot,
+            Bug::StaleAppendReply => self.stale_append_reply,
+            Bug::SnapshotWipesLog => self.snapshot_wipes_log,
+            Bug::AckBeforeDurable => self.ack_before_durable,
         }
     }
 
@@ -202,6 +234,9 @@ impl Bugs {
             Bug::NoTruncateConflict => &mut self.no_truncate_conflict,
             Bug::AcceptStaleTermAppend => &mut self.accept_stale_term_append,
             Bug::ApplyOutOfOrderAfterSnapshot => &mut self.apply_out_of_order_after_snapshot,
+            Bug::StaleAppendReply => &mut self.stale_append_reply,
+            Bug::SnapshotWipesLog => &mut self.snapshot_wipes_log,
+            Bug::AckBeforeDurable => &mut self.ack_before_durable,
         }
     }
 }

@@ -630,7 +630,11 @@ impl Raft {
                 }
                 None => {
                     self.log.append(entry);
-                    self.state_dirty = true;
+                    // The planted bug leaves the new entries unsaved: the reply leaves now, the
+                    // entries reach storage only with the next save of something else.
+                    if !self.config.bugs.ack_before_durable {
+                        self.state_dirty = true;
+                    }
                     self.note_written(index);
                 }
             }
@@ -671,7 +675,8 @@ impl Raft {
         if stale {
             return reply;
         }
-        if index <= self.log.last_index() && self.log.term_at(index) == Some(args.last_included_term) {
+        let continues = index <= self.log.last_index() && self.log.term_at(index) == Some(args.last_included_term);
+        if continues && !self.config.bugs.snapshot_wipes_log {
             // Our log continues the snapshot: keep the entries after it.
             self.log.compact_to(index);
         } else {
@@ -694,13 +699,18 @@ impl Raft {
     // ----- Replication, leader side -----
 
     fn on_append_entries_reply(&mut self, from: usize, reply: AppendEntriesReply) {
-        if self.role != Role::Leader || reply.request_term != self.current_term {
+        let stale = reply.request_term != self.current_term;
+        if self.role != Role::Leader || (stale && !self.config.bugs.stale_append_reply) {
             return;
         }
         let last_index = self.log.last_index();
         let p = &mut self.progress[from];
-        if reply.entries_len > 0 {
+        if reply.entries_len > 0 && !stale {
             p.inflight = p.inflight.saturating_sub(1);
+        }
+        if reply.success && stale && reply.prev_log_index + reply.entries_len > last_index {
+            // Even the planted bug does not count entries its own log no longer has.
+            return;
         }
         if reply.success {
             let matched = reply.prev_log_index + reply.entries_len;
