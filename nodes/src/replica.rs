@@ -162,7 +162,9 @@ impl<'a> ServiceApi<'a> {
         &mut *self.engine
     }
 
-    /// Simulated time now, in milliseconds.
+    /// The node's clock now, in milliseconds: simulated time, unless a fault point skewed or
+    /// advanced this replica's clock (`sim::FaultPoint::SkewTimer`, `ShortenTimeout`); it
+    /// never runs backwards within an incarnation.
     pub fn now_ms(&self) -> u64 {
         self.now_ms
     }
@@ -195,7 +197,8 @@ impl<'a> ServiceApi<'a> {
 
 /// The coverage marks the replica shell sets (`sim::mark`), with what each means; a family
 /// of scenarios on replicas declares them so a sweep names those it never reached.
-pub const MARKS: [(&str, &str); 5] = [
+pub const MARKS: [(&str, &str); 6] = [
+    (cores::raft::VOTE_DENIED_OUT_OF_DATE_LOG, "a vote was denied: the candidate's log was less up to date (§5.4.1)"),
     (LEADER_STEPPED_DOWN, "a leader became a follower or candidate"),
     (SNAPSHOT_INSTALLED, "the service was handed a snapshot to install"),
     (SNAPSHOT_DURING_PARTITION, "a snapshot was installed while a link to or from a peer was down"),
@@ -235,10 +238,50 @@ struct Shell<C: ReplicaCore, S: Service> {
     /// The observations buffer, kept empty between steps so a step does not allocate one
     /// (that allocation and its growth were 2.5 % of a Raft run).
     observations: Vec<Observation<'static>>,
+    /// The clock the engine and the service read.
+    clock: NodeClock,
+    /// The engine's deadline when the loop last slept, to reach `replica.shorten_timeout`
+    /// once per new deadline rather than once per message.
+    last_deadline_ms: u64,
 }
 
-fn now_ms() -> u64 {
+fn sim_ms() -> u64 {
     sim::now().as_millis() as u64
+}
+
+/// A replica's own clock, which its engine and service read: simulated time, unless fault
+/// point `replica.skew_timer` made it run faster or slower for this incarnation, or
+/// `replica.shorten_timeout` made it leap forward. It never runs backwards.
+#[derive(Clone, Copy, Debug)]
+struct NodeClock {
+    /// Simulated ms at boot (the clock reads this at boot).
+    boot_ms: u64,
+    /// The clock's rate, per mille of simulated time's.
+    rate_permille: u64,
+    /// Leaps forward so far, in ms.
+    leap_ms: u64,
+}
+
+impl NodeClock {
+    fn boot(node: sim::NodeId) -> NodeClock {
+        let rate_permille = sim::fault_point(sim::FaultPoint::SkewTimer, Some(node)).unwrap_or(1000);
+        NodeClock { boot_ms: sim_ms(), rate_permille, leap_ms: 0 }
+    }
+
+    /// The clock's reading now, in ms.
+    fn now_ms(&self) -> u64 {
+        let elapsed = sim_ms().saturating_sub(self.boot_ms);
+        self.boot_ms + elapsed * self.rate_permille / 1000 + self.leap_ms
+    }
+
+    /// The simulated ms at which the clock reads `at_ms` (`u64::MAX` stays so).
+    fn sim_ms_at(&self, at_ms: u64) -> u64 {
+        if at_ms == u64::MAX {
+            return u64::MAX;
+        }
+        let ahead = at_ms.saturating_sub(self.boot_ms + self.leap_ms);
+        self.boot_ms + (ahead * 1000).div_ceil(self.rate_permille)
+    }
 }
 
 /// Builds the service's API over the shell's parts (a macro, so the borrows stay disjoint
@@ -277,7 +320,7 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
             let ready = self.core.take_ready();
             self.carry_out(ready, reply.take());
         }
-        let mut engine = AtTime { core: &mut self.core, now_ms: now_ms() };
+        let mut engine = AtTime { core: &mut self.core, now_ms: self.clock.now_ms() };
         self.service.after_step(&mut api!(self, engine));
         if self.core.has_ready() {
             self.drain();
@@ -297,7 +340,16 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
         for out in ready.messages {
             let tag = self.calls.tag();
             self.calls.engine.insert(tag, (out.to, C::call_context(&out.request)));
-            self.ctx.start_call(self.peers[out.to], &Wire::<C::Request, S::Request>::Peer(out.request), tag);
+            let dropped = if C::carries_snapshot(&out.request) {
+                sim::fault_point(sim::FaultPoint::DropSnapshot, Some(self.ctx.id()))
+            } else {
+                None
+            };
+            let wire = Wire::<C::Request, S::Request>::Peer(out.request);
+            match dropped {
+                Some(ms) => self.ctx.start_lost_call(self.peers[out.to], &wire, tag, Duration::from_millis(ms)),
+                None => self.ctx.start_call(self.peers[out.to], &wire, tag),
+            }
         }
         self.observe(ready.log_written_from);
         for msg in &ready.applies {
@@ -314,9 +366,9 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
                     sim::mark(SNAPSHOT_DURING_PARTITION);
                 }
             }
-            let mut engine = AtTime { core: &mut self.core, now_ms: now_ms() };
+            let mut engine = AtTime { core: &mut self.core, now_ms: self.clock.now_ms() };
             if let Some(data) = self.service.apply(&mut api!(self, engine), msg) {
-                self.core.snapshot(now_ms(), msg.index(), data);
+                self.core.snapshot(self.clock.now_ms(), msg.index(), data);
             }
         }
     }
@@ -390,13 +442,16 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
     }
 
     fn on_incoming(&mut self, msg: Incoming) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match msg {
             Incoming::Request { from, payload, reply_to } => {
                 match sim::decode::<Wire<C::Request, S::Request>>(&payload) {
                     Wire::Peer(req) => {
                         let peer = self.peers.iter().position(|p| *p == from).expect("a peer request from a non-peer");
                         let reply = self.core.handle_request(now, peer, req);
+                        if let Some(event) = self.core.take_coverage_event() {
+                            sim::mark(event);
+                        }
                         // The reply may acknowledge a vote or entries: it leaves after the save.
                         self.drain_with_reply(Some((reply_to, reply)));
                     }
@@ -431,9 +486,26 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
         self.core.next_deadline_ms().min(self.service_timer_ms.unwrap_or(u64::MAX))
     }
 
+    /// The simulated time of the next wake-up. Reaches fault point `replica.shorten_timeout`
+    /// when the engine has set a new deadline: if it fires, the node's clock leaps forward by
+    /// part of the wait, so every pending timeout of the engine ends that much sooner.
+    fn next_wakeup_sim_ms(&mut self) -> u64 {
+        let core_deadline = self.core.next_deadline_ms();
+        if core_deadline != self.last_deadline_ms {
+            self.last_deadline_ms = core_deadline;
+            let now = self.clock.now_ms();
+            if core_deadline != u64::MAX && core_deadline > now {
+                if let Some(percent) = sim::fault_point(sim::FaultPoint::ShortenTimeout, Some(self.ctx.id())) {
+                    self.clock.leap_ms += (core_deadline - now) * percent / 100;
+                }
+            }
+        }
+        self.clock.sim_ms_at(self.next_deadline_ms())
+    }
+
     /// A deadline passed: tick the core if its deadline did, then the service's timer.
     fn on_deadline(&mut self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if now >= self.core.next_deadline_ms() {
             self.core.tick(now);
         }
@@ -472,7 +544,8 @@ impl<C: ReplicaCore, S: Service> ReplicaHandle for NodeHandle<C, S> {
         if !sh.ctx.is_current() {
             return (0, 0, false);
         }
-        let r = match sh.core.propose(now_ms(), command) {
+        let now = sh.clock.now_ms();
+        let r = match sh.core.propose(now, command) {
             Some(Proposal { index, term }) => (index, term, true),
             None => (0, sh.core.get_state().0, false),
         };
@@ -564,7 +637,8 @@ pub async fn run_node<C: ReplicaCore, S: Service>(ctx: NodeCtx, spec: NodeSpec<C
     let seed = ctx.rng("raft-core").gen();
     let state = ctx.read_state();
     let snapshot = ctx.read_snapshot();
-    let core = match C::boot(&spec.config, spec.me, spec.peers.len(), seed, &state, &snapshot, now_ms()) {
+    let clock = NodeClock::boot(ctx.id());
+    let core = match C::boot(&spec.config, spec.me, spec.peers.len(), seed, &state, &snapshot, clock.now_ms()) {
         Ok(c) => c,
         Err(e) => {
             sim::fail(Failure::safety(
@@ -588,18 +662,20 @@ pub async fn run_node<C: ReplicaCore, S: Service>(ctx: NodeCtx, spec: NodeSpec<C
         seen: Observed::restarted(),
         kicked: false,
         observations: Vec::new(),
+        clock,
+        last_deadline_ms: u64::MAX,
     }));
     {
         let mut sh = shell.borrow_mut();
         sh.observe(Some(1));
         let sh = &mut *sh;
-        let mut engine = AtTime { core: &mut sh.core, now_ms: now_ms() };
+        let mut engine = AtTime { core: &mut sh.core, now_ms: sh.clock.now_ms() };
         sh.service.on_boot(&mut api!(sh, engine));
         sh.drain();
     }
     (spec.on_start)(NodeHandle { shell: shell.clone() });
     loop {
-        let deadline = Duration::from_millis(shell.borrow().next_deadline_ms());
+        let deadline = Duration::from_millis(shell.borrow_mut().next_wakeup_sim_ms());
         match (Next { shell: &shell, recv: ctx.recv_until(deadline) }).await {
             Event::Message(m) => shell.borrow_mut().on_incoming(m),
             Event::Deadline => shell.borrow_mut().on_deadline(),

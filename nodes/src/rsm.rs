@@ -20,13 +20,29 @@ use std::time::Duration;
 /// deciding nothing itself.
 pub struct RsmServer<SM: StateMachine> {
     core: RsmCore<Deduplicated<SM>, ReplyTo>,
+    /// Whether this instance's state came from a snapshot (restored or installed), for the
+    /// coverage mark [`RETRY_AFTER_SNAPSHOT`].
+    from_snapshot: bool,
 }
+
+/// The marks the replicated-state-machine server sets, for a family to declare.
+pub const MARKS: [(&str, &str); 2] = [
+    (STEP_DOWN_WITH_PENDING, "a replica stopped leading while client requests waited on it"),
+    (RETRY_AFTER_SNAPSHOT, "a retried client request reached a replica whose state came from a snapshot"),
+];
+
+/// Mark: a replica that led stopped leading (or changed term) while client requests waited
+/// on it (they fail, and their clerks retry elsewhere).
+pub const STEP_DOWN_WITH_PENDING: &str = "rsm: leader stepped down with requests pending";
+/// Mark: a client request already in the duplicate table reached a replica whose state came
+/// from a snapshot — the table must have travelled in the snapshot.
+pub const RETRY_AFTER_SNAPSHOT: &str = "rsm: retried request arrived after a snapshot";
 
 impl<SM: StateMachine> RsmServer<SM> {
     /// A server that snapshots once the engine's persisted state exceeds `maxraftstate` bytes
     /// (`None`: never), with planted bugs `bugs`.
     pub fn new(_ctx: NodeCtx, maxraftstate: Option<usize>, bugs: RsmBugs) -> Self {
-        RsmServer { core: RsmCore::new(maxraftstate, bugs) }
+        RsmServer { core: RsmCore::new(maxraftstate, bugs), from_snapshot: false }
     }
 
     /// The replica's state (tests and checks).
@@ -48,20 +64,28 @@ impl<SM: StateMachine> Service for RsmServer<SM> {
 
     fn restore(&mut self, snapshot: &[u8]) {
         self.core.restore(snapshot).unwrap_or_else(|e| panic!("{e}"));
+        self.from_snapshot |= !snapshot.is_empty();
     }
 
     fn on_request(&mut self, api: &mut ServiceApi<'_>, _from: NodeId, req: Self::Request, reply_to: ReplyTo) {
+        if self.from_snapshot && self.state().last.get(&req.client).is_some_and(|l| l.seq >= req.seq) {
+            sim::mark(RETRY_AFTER_SNAPSHOT);
+        }
         self.core.on_request(api.engine(), req, reply_to);
         self.flush(api);
     }
 
     fn apply(&mut self, api: &mut ServiceApi<'_>, msg: &ApplyMsg) -> Option<Vec<u8>> {
+        self.from_snapshot |= matches!(msg, ApplyMsg::Snapshot { .. });
         let snapshot = self.core.on_apply(msg, || api.state_size()).unwrap_or_else(|e| panic!("{e}"));
         self.flush(api);
         snapshot
     }
 
     fn after_step(&mut self, api: &mut ServiceApi<'_>) {
+        if self.core.waiting() > 0 && !api.get_state().1 {
+            sim::mark(STEP_DOWN_WITH_PENDING);
+        }
         self.core.after_step(api.engine());
         self.flush(api);
     }

@@ -8,6 +8,8 @@ use nodes::course::{CourseEngine, CourseRaft};
 use nodes::replica::{run_node, Engine, NodeHandle, NodeSpec, Service};
 use sim::NodeId;
 
+use crate::spec::Timing;
+
 pub use crate::raft::tester::RaftEngine;
 
 /// An engine the testers can run, with its planted bugs.
@@ -19,6 +21,21 @@ pub trait TestEngine: Engine {
     fn config(n: usize, bug: Option<&str>) -> Self::Config;
     /// (name, one-line description) of each planted bug the engine offers.
     fn bugs() -> Vec<(&'static str, &'static str)>;
+    /// `config` with a swarm's timing knobs. An engine whose timing is not configurable
+    /// keeps its own (the default).
+    fn with_timing(config: Self::Config, timing: &Timing) -> Self::Config {
+        let _ = timing;
+        config
+    }
+}
+
+/// `E::config(n, bug)` with the swarm's timing, if it drew one.
+pub fn timed_config<E: TestEngine>(n: usize, bug: Option<&str>, timing: Option<&Timing>) -> E::Config {
+    let config = E::config(n, bug);
+    match timing {
+        Some(t) => E::with_timing(config, t),
+        None => config,
+    }
 }
 
 impl TestEngine for RaftEngine {
@@ -34,6 +51,14 @@ impl TestEngine for RaftEngine {
 
     fn bugs() -> Vec<(&'static str, &'static str)> {
         Bug::all().iter().map(|b| (b.name(), b.description())).collect()
+    }
+
+    fn with_timing(mut config: Config, t: &Timing) -> Config {
+        config.election_timeout_ms_min = t.election_timeout_ms_min;
+        config.election_timeout_ms_max = t.election_timeout_ms_max;
+        config.heartbeat_interval_ms = t.heartbeat_interval_ms;
+        config.max_entries_per_append = t.max_entries_per_append;
+        config
     }
 }
 

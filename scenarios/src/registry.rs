@@ -216,6 +216,9 @@ pub struct Opts {
     pub scenario_file: Option<SpecFile>,
     /// Receives the run's resolved scenario (only for scenarios that take scenario files).
     pub record_scenario: Option<SpecRecorder>,
+    /// Swarm runs without their timing knobs and fault points (`crate::swarm::Knobs`): the
+    /// search as it was before them, to measure what they add. Other scenarios ignore it.
+    pub plain_swarm: bool,
 }
 
 impl Opts {

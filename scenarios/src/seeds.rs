@@ -226,6 +226,9 @@ pub fn reproduce_command(command: &str, scenario: &str, seed: u64, opts: &Opts) 
         if let Some(b) = opts.bug.as_ref().filter(|&b| f.spec.bug.as_ref() != Some(b)) {
             cmd.push_str(&format!(" --bug {b}"));
         }
+        if opts.plain_swarm {
+            cmd.push_str(" --plain-swarm");
+        }
         return cmd;
     }
     let mut cmd = format!("{command} replay {scenario} --seed {seed}");
@@ -234,6 +237,9 @@ pub fn reproduce_command(command: &str, scenario: &str, seed: u64, opts: &Opts) 
     }
     if let Some(f) = &opts.faults {
         cmd.push_str(&format!(" --faults {}", f.path.display()));
+    }
+    if opts.plain_swarm {
+        cmd.push_str(" --plain-swarm");
     }
     cmd
 }

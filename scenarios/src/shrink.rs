@@ -7,7 +7,8 @@
 //! "Simplifying and Isolating Failure-Inducing Input", TSE 2002: try halves, then
 //! complements, then finer splits), servers one at a time from the highest-numbered (events
 //! naming a removed server lose it), operation caps and the safety phase by bisection, rates
-//! by halving. The passes repeat until a whole round changes nothing or the run budget is
+//! by halving; the enabled fault points by delta debugging too (each point draws from its
+//! own stream, so disabling one leaves the others' draws as they were). The passes repeat until a whole round changes nothing or the run budget is
 //! spent.
 //!
 //! Draws stay put where the design allows (see `crate::spec`): the knobs are in the file,
@@ -195,6 +196,7 @@ pub fn shrink(
     loop {
         let accepted_before = s.accepted;
         s.events(progress);
+        s.fault_points(progress);
         s.clerks(progress);
         s.servers(progress);
         s.operations(progress);
@@ -259,6 +261,16 @@ impl Search<'_> {
             self.try_candidate(candidate, "fault events", progress)
         });
         debug_assert_eq!(kept, self.best.events);
+    }
+
+    /// Disables the code-level fault points the failure does not need (delta debugging over
+    /// the enabled set), so the shrunk file names only those it does.
+    fn fault_points(&mut self, progress: &mut dyn FnMut(&str)) {
+        let points: Vec<(String, u32)> = self.best.fault_points.clone().into_iter().collect();
+        ddmin(points, &mut |subset: &[(String, u32)]| {
+            let candidate = ScenarioSpec { fault_points: subset.iter().cloned().collect(), ..self.best.clone() };
+            self.try_candidate(candidate, "fault points", progress)
+        });
     }
 
     fn clerks(&mut self, progress: &mut dyn FnMut(&str)) {
@@ -500,6 +512,8 @@ mod tests {
             servers: 3,
             safety_ms: 100,
             workload: Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4, 5] },
+            timing: None,
+            fault_points: Default::default(),
             events: vec![
                 ev(
                     1,

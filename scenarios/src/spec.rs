@@ -27,6 +27,16 @@
 //! id = 0                        # the clerk's random stream is `kv-swarm-client-<id>`
 //! operations = 31
 //!
+//! [timing]                      # the engine's timing knobs (absent: its defaults)
+//! election_timeout_ms_min = 250
+//! election_timeout_ms_max = 400
+//! heartbeat_interval_ms = 120
+//! max_entries_per_append = 7
+//!
+//! [fault_points]                # enabled code-level fault points, per mille when reached
+//! "net.delay_send" = 40
+//! "persist.crash_after_save" = 6
+//!
 //! [[event]]                     # the fault schedule, as in `--faults` files
 //! at_ms = 1200
 //! kind = "crash"
@@ -35,7 +45,7 @@
 
 use serde::{Deserialize, Serialize};
 use sim::faults::{Fault, FaultEvent, FaultSchedule, Target};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -58,6 +68,14 @@ pub struct ScenarioSpec {
     pub safety_ms: u64,
     /// What the clients do.
     pub workload: Workload,
+    /// The engine's timing knobs the run drew (`crate::swarm::Knobs`); absent: the engine's
+    /// defaults, as in a run with `--plain-swarm` (and in files written before the knobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+    /// The code-level fault points enabled for the run (`sim::FaultPoint` names) with their
+    /// firing probabilities, per mille of the times each is reached; empty: none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fault_points: BTreeMap<String, u32>,
     /// The fault schedule, in time order (`[[event]]` tables, as in a `--faults` file).
     #[serde(default, rename = "event")]
     pub events: Vec<FaultEvent>,
@@ -95,6 +113,55 @@ pub enum Workload {
         #[serde(rename = "clerk")]
         clerks: Vec<Clerk>,
     },
+}
+
+/// A swarm's timing knobs for its replication engine, drawn from the seed within what the
+/// course allows: at most ten heartbeats a second (`heartbeat_interval_ms` ≥ 100) and a
+/// new leader within 5 s of a failure (election timeouts well under a second), with the
+/// election timeout above the heartbeat interval (Raft §5.2, §9.3: broadcast time ≪
+/// election timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// Lower bound of the randomized election timeout, in ms.
+    pub election_timeout_ms_min: u64,
+    /// Upper bound (inclusive) of the randomized election timeout, in ms.
+    pub election_timeout_ms_max: u64,
+    /// A leader contacts each follower at least this often, in ms.
+    pub heartbeat_interval_ms: u64,
+    /// Most entries one AppendEntries carries (the batch size).
+    pub max_entries_per_append: usize,
+}
+
+impl Timing {
+    /// Checks the knobs against the course's bounds.
+    ///
+    /// # Errors
+    /// One line naming the knob that is out of range.
+    pub fn check(&self) -> Result<(), String> {
+        if !(100..=1000).contains(&self.heartbeat_interval_ms) {
+            return Err(format!(
+                "timing.heartbeat_interval_ms = {}: give 100 to 1000 (the course allows at most 10 heartbeats a second)",
+                self.heartbeat_interval_ms
+            ));
+        }
+        if self.election_timeout_ms_min <= self.heartbeat_interval_ms {
+            return Err(format!(
+                "timing.election_timeout_ms_min = {} must exceed heartbeat_interval_ms = {}",
+                self.election_timeout_ms_min, self.heartbeat_interval_ms
+            ));
+        }
+        if self.election_timeout_ms_max < self.election_timeout_ms_min || self.election_timeout_ms_max > 2000 {
+            return Err(format!(
+                "timing.election_timeout_ms_max = {}: give election_timeout_ms_min ({}) to 2000 (a leader within 5 s)",
+                self.election_timeout_ms_max, self.election_timeout_ms_min
+            ));
+        }
+        if self.max_entries_per_append == 0 {
+            return Err("timing.max_entries_per_append = 0: give at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// One clerk of a key/value workload.
@@ -235,6 +302,18 @@ impl ScenarioSpec {
                 if ids.len() != clerks.len() {
                     return Err("workload.clerk: two clerks share an id; give each its own".into());
                 }
+            }
+        }
+        if let Some(t) = &self.timing {
+            t.check()?;
+        }
+        for (name, &permille) in &self.fault_points {
+            if sim::FaultPoint::from_name(name).is_none() {
+                let known: Vec<&str> = sim::FaultPoint::ALL.iter().map(|p| p.name()).collect();
+                return Err(format!("fault_points: no point called {name:?}; the points are {}", known.join(", ")));
+            }
+            if !(1..=1000).contains(&permille) {
+                return Err(format!("fault_points.{name:?} = {permille}: give a probability of 1 to 1000 per mille"));
             }
         }
         if let Some(i) = self.events.windows(2).position(|w| w[0].at_ms > w[1].at_ms) {
@@ -401,6 +480,13 @@ mod tests {
                 put_percent: 10,
                 clerks: vec![Clerk { id: 0, operations: 3 }, Clerk { id: 4, operations: 1 }],
             },
+            timing: Some(Timing {
+                election_timeout_ms_min: 250,
+                election_timeout_ms_max: 400,
+                heartbeat_interval_ms: 120,
+                max_entries_per_append: 7,
+            }),
+            fault_points: [("net.delay_send".to_string(), 40), ("node.pause".to_string(), 3)].into(),
             events: vec![
                 FaultEvent { at_ms: 5, fault: Fault::Crash { node: Target::node("s2") } },
                 FaultEvent { at_ms: 9, fault: Fault::Restart { node: Target::role("down") } },
@@ -442,6 +528,23 @@ mod tests {
             clerks[1].id = 0;
         }
         assert!(check(&s).contains("share an id"));
+        let mut s = kv();
+        s.fault_points.insert("net.nope".into(), 5);
+        assert!(check(&s).contains("no point called \"net.nope\""), "{}", check(&s));
+        let mut s = kv();
+        s.fault_points.insert("node.pause".into(), 0);
+        assert!(check(&s).contains("1 to 1000"), "{}", check(&s));
+        let mut s = kv();
+        s.timing.as_mut().unwrap().heartbeat_interval_ms = 50;
+        assert!(check(&s).contains("at most 10 heartbeats"), "{}", check(&s));
+        let mut s = kv();
+        s.timing.as_mut().unwrap().election_timeout_ms_min = 100;
+        assert!(check(&s).contains("must exceed"), "{}", check(&s));
+        let mut s = kv();
+        s.timing = None;
+        s.fault_points.clear();
+        assert!(!s.to_toml().contains("timing") && !s.to_toml().contains("fault_points"));
+        assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &s.to_toml()).unwrap(), s);
         let mut s = kv();
         s.servers = 0;
         assert!(check(&s).contains("give 1 to"));

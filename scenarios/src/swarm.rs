@@ -1,15 +1,18 @@
 //! Swarm testing, shared by the families: every knob drawn from the seed — cluster size,
 //! which fault classes are on and their rates — and printed at the start of the run; the
 //! faults as an explicit schedule (`sim::faults`) drawn from the seed or loaded from a file;
-//! a safety phase that plays it, then a liveness phase in which every fault stops.
+//! a safety phase that plays it, then a liveness phase in which every fault stops. Beside
+//! the schedule, the engine's timing and the code-level fault points ([`Knobs`]) are drawn
+//! from a stream of their own, printed, and recorded in scenario files.
 
 use crate::registry::Opts;
-use crate::spec::{ScenarioSpec, Workload};
+use crate::spec::{ScenarioSpec, Timing, Workload};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sim::faults::{self, Fault, FaultEvent, FaultSchedule, Target};
-use sim::{net, NetConfig, NodeId};
+use sim::{net, FaultPoint, NetConfig, NodeId};
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -104,6 +107,103 @@ impl Params {
             on.join(", ")
         )
     }
+}
+
+/// The search knobs of a swarm run beyond its fault schedule: the engine's timing and the
+/// code-level fault points (`sim::FaultPoint`). Drawn from a stream of their own
+/// (`swarm-knobs`), so turning them off (`--plain-swarm`) or replacing them from a scenario
+/// file leaves the cluster, the workload and the fault schedule exactly as the seed draws
+/// them: a plain run is the run the swarm made before the knobs existed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// The engine's timing; `None`: the engine's defaults.
+    pub timing: Option<Timing>,
+    /// The enabled fault points and their firing probabilities (per mille when reached).
+    pub fault_points: BTreeMap<FaultPoint, u32>,
+}
+
+/// The random stream the knobs are drawn from.
+const KNOBS_STREAM: &str = "swarm-knobs";
+
+impl Knobs {
+    /// Draws the knobs: heartbeats every 100–200 ms (at most 10 a second, as the course
+    /// allows), election timeouts from 200–700 ms up with a spread of 50–600 ms (a leader
+    /// well within the course's 5 s), batches of 1–8 entries a third of the time and
+    /// 20–200 otherwise; each fault point enabled with probability 1/2, with a firing
+    /// probability from its [`FaultPoint::firing_range_permille`]. Every value is drawn
+    /// whether or not it is used, so one knob never moves another's draw.
+    pub fn draw(rng: &mut ChaCha8Rng) -> Knobs {
+        let heartbeat_interval_ms = rng.gen_range(100..=200);
+        let election_timeout_ms_min = rng.gen_range(heartbeat_interval_ms + 100..=700);
+        let election_timeout_ms_max = election_timeout_ms_min + rng.gen_range(50..=600);
+        let small = rng.gen_bool(1.0 / 3.0);
+        let (a, b) = (rng.gen_range(1..=8usize), rng.gen_range(20..=200usize));
+        let timing = Timing {
+            election_timeout_ms_min,
+            election_timeout_ms_max,
+            heartbeat_interval_ms,
+            max_entries_per_append: if small { a } else { b },
+        };
+        let mut fault_points = BTreeMap::new();
+        for p in FaultPoint::ALL {
+            let on = rng.gen_bool(0.5);
+            let permille = rng.gen_range(p.firing_range_permille());
+            if on {
+                fault_points.insert(p, permille);
+            }
+        }
+        Knobs { timing: Some(timing), fault_points }
+    }
+
+    /// The knobs a scenario file gives.
+    pub fn of_spec(spec: &ScenarioSpec) -> Knobs {
+        let fault_points = spec
+            .fault_points
+            .iter()
+            .map(|(name, &n)| (FaultPoint::from_name(name).expect("checked before the run"), n))
+            .collect();
+        Knobs { timing: spec.timing, fault_points }
+    }
+
+    /// The fault points as a scenario file writes them.
+    pub fn fault_point_names(&self) -> BTreeMap<String, u32> {
+        self.fault_points.iter().map(|(p, &n)| (p.name().to_string(), n)).collect()
+    }
+
+    /// One line for the run's description.
+    pub fn describe(&self) -> String {
+        let timing = match &self.timing {
+            Some(t) => format!(
+                "election timeout {}-{}ms, heartbeat every {}ms, at most {} entries per append",
+                t.election_timeout_ms_min, t.election_timeout_ms_max, t.heartbeat_interval_ms, t.max_entries_per_append
+            ),
+            None => "engine's default timing".into(),
+        };
+        let points: Vec<String> = self.fault_points.iter().map(|(p, n)| format!("{p} {n}‰")).collect();
+        format!("timing: {timing}; fault points: {}", if points.is_empty() { "none".into() } else { points.join(", ") })
+    }
+}
+
+/// The run's knobs: drawn from the seed; replaced by a scenario file's; none with
+/// `--plain-swarm`. Enables the fault points and prints the knobs (a plain run prints
+/// nothing and enables nothing, so its trace is the knob-less swarm's).
+pub fn knobs(opts: &Opts) -> Knobs {
+    let drawn = Knobs::draw(&mut sim::rng(KNOBS_STREAM));
+    if opts.plain_swarm {
+        return Knobs::default();
+    }
+    let k = match spec(opts) {
+        Some(s) => Knobs::of_spec(s),
+        None => drawn,
+    };
+    if !k.fault_points.is_empty() {
+        sim::enable_fault_points(&k.fault_points);
+    }
+    // A file without knobs is a plain run, and must reproduce one event for event.
+    if k != Knobs::default() {
+        sim::describe(k.describe());
+    }
+    k
 }
 
 fn name(i: usize) -> Target {
@@ -409,7 +509,7 @@ pub fn apply_spec_shape(opts: &Opts, p: &mut Params) {
 
 /// Hands the run's resolved scenario to [`Opts::record_scenario`], if asked for (operation
 /// counts start at zero; the clients count what they start).
-pub fn record_spec(opts: &Opts, p: &Params, workload: Workload, schedule: &FaultSchedule) {
+pub fn record_spec(opts: &Opts, p: &Params, knobs: &Knobs, workload: Workload, schedule: &FaultSchedule) {
     if let Some(r) = &opts.record_scenario {
         r.record(ScenarioSpec {
             scenario: String::new(),
@@ -418,6 +518,8 @@ pub fn record_spec(opts: &Opts, p: &Params, workload: Workload, schedule: &Fault
             servers: p.servers,
             safety_ms: p.safety_ms,
             workload,
+            timing: knobs.timing,
+            fault_points: knobs.fault_point_names(),
             events: schedule.events.clone(),
         });
     }

@@ -104,10 +104,11 @@ fn scenario_files_are_refused_where_they_would_be_ignored_or_do_not_fit() {
 #[test]
 fn a_planted_bug_shrinks_to_a_smaller_scenario_that_fails_the_same_way() {
     // raft::swarm_2d --seed 16 with apply-out-of-order-after-snapshot: 61 fault events and 6
-    // servers before (seeds/raft__swarm_2d-16-apply-out-of-order-after-snapshot.toml).
+    // servers before, in the swarm without timing knobs and fault points (--plain-swarm: with
+    // them this seed passes; seeds/raft__swarm_2d-107-… is a failing seed with them).
     let cat = scenarios::catalogue();
     let sc = cat.scenario("raft::swarm_2d").unwrap();
-    let opts = Opts::with_bug(Some("apply-out-of-order-after-snapshot"));
+    let opts = Opts { plain_swarm: true, ..Opts::with_bug(Some("apply-out-of-order-after-snapshot")) };
     let mut lines = 0;
     let shrunk = shrink::shrink(&sc, 16, &opts, 400, &mut |_| lines += 1).unwrap();
     assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "apply-order".into() });
@@ -155,4 +156,65 @@ fn every_committed_shrunk_scenario_still_fails_with_its_bug_and_passes_without()
         let clean = registry::run_scenario(&sc, file.spec.seed, &shrink::spec_opts(&fixed), TraceMode::Hash, None);
         assert!(clean.outcome.is_pass(), "{}: fails without its bug: {}", path.display(), clean.outcome);
     }
+}
+
+#[test]
+fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() {
+    let cat = scenarios::catalogue();
+    // The golden table's swarm lines as they were before the timing knobs and fault points:
+    // a plain run is that run, event for event.
+    let before: [(&str, u64, u64, u64); 3] = [
+        ("raft::swarm_2c", 3, 0x52a7f15d9fea9ddf, 3242),
+        ("raft::swarm_2d", 4, 0x65599c61258fa362, 4353),
+        ("kvraft::swarm_3b", 5, 0xcf7bf52159b340a8, 344219),
+    ];
+    for (name, seed, hash, events) in before {
+        let sc = cat.scenario(name).unwrap();
+        let recorder = SpecRecorder::new(name);
+        let opts = Opts { plain_swarm: true, record_scenario: Some(recorder.clone()), ..Opts::default() };
+        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
+        assert_eq!((r.trace_hash, r.events), (hash, events), "{name} --seed {seed} --plain-swarm");
+        let spec = recorder.take().unwrap();
+        assert!(spec.timing.is_none() && spec.fault_points.is_empty(), "a plain run records no knobs");
+    }
+    // With the knobs, runs record what they drew: timing always, some fault points.
+    let sc = cat.scenario("raft::swarm_2c").unwrap();
+    let mut with_points = 0;
+    for seed in 0..4 {
+        let recorder = SpecRecorder::new(sc.name);
+        let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
+        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
+        let spec = recorder.take().unwrap();
+        let timing = spec.timing.expect("a swarm run records its timing");
+        assert!(timing.heartbeat_interval_ms >= 100, "at most 10 heartbeats a second");
+        with_points += !spec.fault_points.is_empty() as usize;
+        // The enabled set is printed with the other knobs.
+        let line = r.description.iter().find(|l| l.starts_with("timing: ")).expect("the knobs are printed");
+        for name in spec.fault_points.keys() {
+            assert!(line.contains(name.as_str()), "{line} names {name}");
+        }
+        // And it is the file's: the same file without its points is another run.
+        let file = through_toml(&spec);
+        let again = registry::run_scenario(
+            &sc,
+            seed,
+            &Opts { scenario_file: Some(file.clone()), ..Opts::default() },
+            TraceMode::Hash,
+            None,
+        );
+        assert_eq!((again.trace_hash, again.events), (r.trace_hash, r.events), "seed {seed}: from its file");
+        if !spec.fault_points.is_empty() {
+            let mut none = file.clone();
+            none.spec.fault_points.clear();
+            let without = registry::run_scenario(
+                &sc,
+                seed,
+                &Opts { scenario_file: Some(none), ..Opts::default() },
+                TraceMode::Hash,
+                None,
+            );
+            assert_ne!(without.trace_hash, r.trace_hash, "seed {seed}: the file's fault points are ignored");
+        }
+    }
+    assert!(with_points > 0, "some of the first seeds enable fault points");
 }

@@ -7,7 +7,7 @@
 //!
 //! One file per concern: the world kernel (`world.rs`: node table, trace and livelock
 //! watchdog, failure signal), scheduler and time (`sched.rs`), processes (`process.rs`),
-//! the node-side API (`node.rs`), the persister (`persist.rs`), annotations
+//! the node-side API (`node.rs`), the persister (`persist.rs`), the fault points (`points.rs`), annotations
 //! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`](mod@run).
 
 #![deny(missing_docs)]
@@ -20,6 +20,7 @@ pub mod history;
 pub mod net;
 mod node;
 mod persist;
+mod points;
 mod process;
 pub mod rng;
 pub mod run;
@@ -32,6 +33,7 @@ pub use failure::{Failure, FailureClass, Outcome};
 pub use net::{decode, encode, Incoming, NetConfig, ReplyTo, RpcError};
 pub use node::{NodeCtx, Recv};
 pub use persist::{crash_after_saves, disarm_fault_points, persisted, Persisted, Rope};
+pub use points::{enable_fault_points, enabled_fault_points, fault_point, fault_point_marks, FaultPoint};
 pub use process::{client, crash, incarnation, is_alive, node_count, node_name, restart, spawn, spawn_process};
 pub use run::{portable_location, run, Attachment, RunConfig, RunReport};
 pub use sched::{at, now, sleep, sleep_until, timeout, Sleep};

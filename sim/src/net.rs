@@ -33,6 +33,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 const MS: u64 = 1_000_000;
 /// labrpc re-checks a running handler's call every 100 ms.
@@ -440,6 +441,7 @@ impl NetState {
         to: NodeId,
         payload: Vec<u8>,
         completion: Completion,
+        lost_after_ns: Option<u64>,
     ) -> Option<u64> {
         if !k.is_current(ctx) {
             return None;
@@ -471,19 +473,23 @@ impl NetState {
             format!("#{msg} {}->{} req call={call} {len}B h={:08x}", k.name(from), k.name(to), h as u32)
         });
         let to_inc = k.nodes[to as usize].incarnation;
-        self.route(
-            k,
-            Hop {
-                msg,
-                from,
-                from_inc: ctx.incarnation,
-                to,
-                body: Body::Request { call, to_inc },
-                payload,
-                served: false,
-                kept: false,
-            },
-        );
+        let hop = Hop {
+            msg,
+            from,
+            from_inc: ctx.incarnation,
+            to,
+            body: Body::Request { call, to_inc },
+            payload,
+            served: false,
+            kept: false,
+        };
+        if let Some(after) = lost_after_ns {
+            // A fault point lost it (`NodeCtx::start_lost_call`): no draw of the network's.
+            drop_hop(k, &hop, Reason::RequestLost);
+            k.schedule(k.now_ns() + after, Action::Fail { call, reason: Reason::RequestLost });
+            return Some(call);
+        }
+        self.route(k, hop);
         Some(call)
     }
 
@@ -572,6 +578,7 @@ impl NetState {
                     });
                     self.send_or_hold(k, copy, now + delay + extra);
                 }
+                let delay = delay + self.delay_point(k, from);
                 self.send_or_hold(k, hop, now + delay);
             }
             Body::Reply { call } => {
@@ -605,9 +612,16 @@ impl NetState {
                     let y = self.rng.gen_range(0..2000u64);
                     delay += (200 + self.rng.gen_range(0..=y)) * MS;
                 }
+                delay += self.delay_point(k, from);
                 self.send_or_hold(k, hop, now + delay);
             }
         }
+    }
+
+    /// The extra delay of fault point `net.delay_send` for a message leaving `from`, in ns
+    /// (0 unless it fires; its draws are its own, never the network's).
+    fn delay_point(&mut self, k: &mut Kernel, from: u16) -> u64 {
+        crate::points::reach_in(k, crate::FaultPoint::DelaySend, Some(NodeId(from))).map_or(0, |ms| ms * MS)
     }
 
     /// Delivers now, schedules a delayed delivery, or holds the message on a clogged link.
@@ -936,7 +950,7 @@ impl NodeCtx {
     pub fn call<Req: Serialize, Resp: DeserializeOwned>(&self, to: NodeId, req: &Req) -> Call<Resp> {
         let payload = encode(req);
         let call = with(|w| {
-            w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Waiter { waker: None, result: None })
+            w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Waiter { waker: None, result: None }, None)
         });
         Call { call, _resp: PhantomData }
     }
@@ -945,7 +959,16 @@ impl NodeCtx {
     /// `Incoming::Response { tag, .. }`. Cheaper than a task per call for event loops.
     pub fn start_call<Req: Serialize>(&self, to: NodeId, req: &Req, tag: u64) {
         let payload = encode(req);
-        with(|w| w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Inbox { tag }));
+        with(|w| w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Inbox { tag }, None));
+    }
+
+    /// As [`NodeCtx::start_call`], but the network loses the request (a fault point decided
+    /// so: `replica.drop_snapshot`): it is traced as sent and lost, and the call fails as a
+    /// lost request `fail_after` later. Draws nothing from the network's random stream.
+    pub fn start_lost_call<Req: Serialize>(&self, to: NodeId, req: &Req, tag: u64, fail_after: Duration) {
+        let payload = encode(req);
+        let after = Some(fail_after.as_nanos() as u64);
+        with(|w| w.net.start_call(&mut w.kernel, *self, to, payload, Completion::Inbox { tag }, after));
     }
 
     /// Answers a request. Ignored if this instance has crashed since it took the request.

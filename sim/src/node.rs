@@ -50,12 +50,12 @@ impl NodeCtx {
 
     /// Waits for the next message (request, or completion of a `start_call`).
     pub fn recv(&self) -> Recv {
-        Recv { ctx: *self, sleep: None, deadline: None }
+        Recv { ctx: *self, sleep: None, deadline: None, pause: None }
     }
 
     /// Waits for the next message until simulated time `deadline`; `None` if it passed first.
     pub fn recv_until(&self, deadline: Duration) -> Recv {
-        Recv { ctx: *self, sleep: None, deadline: Some(deadline) }
+        Recv { ctx: *self, sleep: None, deadline: Some(deadline), pause: None }
     }
 
     /// Takes a message if one is queued, without waiting.
@@ -101,12 +101,51 @@ pub struct Recv {
     ctx: NodeCtx,
     deadline: Option<Duration>,
     sleep: Option<Sleep>,
+    /// While fault point `node.pause` stalls this instance: the wait for its end.
+    pause: Option<Sleep>,
 }
 
 impl Future for Recv {
     type Output = Option<Incoming>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
         let ctx = self.ctx;
+        // A paused instance (fault point `node.pause`) takes nothing until its pause ends,
+        // neither messages nor its deadline.
+        loop {
+            if let Some(p) = self.pause.as_mut() {
+                match Pin::new(p).poll(cx) {
+                    Poll::Ready(()) => self.pause = None,
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            let until = with(|w| {
+                let k = &mut w.kernel;
+                let key = (ctx.id.0, ctx.incarnation);
+                let now = k.now_ns();
+                match k.points.paused_until.get(&key) {
+                    Some(&t) if t > now => return Some(t),
+                    Some(_) => {
+                        // The pause is over: the message it held back is taken now.
+                        k.points.paused_until.remove(&key);
+                        return None;
+                    }
+                    None => {}
+                }
+                let n = &k.nodes[ctx.id.index()];
+                if !k.is_current(ctx) || n.inbox.is_empty() {
+                    return None;
+                }
+                // Reached each time the node is about to take a message.
+                let ms = crate::points::reach_in(k, crate::FaultPoint::PauseNode, Some(ctx.id))?;
+                let t = now + ms * 1_000_000;
+                k.points.paused_until.insert(key, t);
+                Some(t)
+            });
+            match until {
+                Some(t) => self.pause = Some(sleep_until(Duration::from_nanos(t))),
+                None => break,
+            }
+        }
         let got = with(|w| {
             if !w.kernel.is_current(ctx) {
                 return Err(());

@@ -170,10 +170,27 @@ impl World {
             return None;
         }
         if self.store.save(&mut self.kernel, ctx, state, snapshot) {
-            self.crash_inner(ctx.id, "fault point: right after a save")
-        } else {
-            None
+            return self.crash_inner(ctx.id, "fault point: right after a save");
         }
+        let back_ms = crate::points::reach_in(&mut self.kernel, crate::FaultPoint::CrashAfterSave, Some(ctx.id))?;
+        let kill = self.crash_inner(ctx.id, "fault point persist.crash_after_save");
+        // The point restarts what it crashed, unless something else did first or every
+        // fault has stopped since (the liveness phase restarts servers itself).
+        let (node, inc, epoch) = (ctx.id, ctx.incarnation + 1, self.store.fault_epoch);
+        let at = self.kernel.now_ns() + back_ms * 1_000_000;
+        self.kernel.schedule(
+            at,
+            Action::Callback(Box::new(move || {
+                let down = with(|w| {
+                    let n = &w.kernel.nodes[node.index()];
+                    w.store.fault_epoch == epoch && !n.alive && n.incarnation == inc
+                });
+                if down {
+                    crate::process::restart(node);
+                }
+            })),
+        );
+        kill
     }
 }
 
@@ -225,12 +242,14 @@ pub fn crash_after_saves(node: NodeId, n: u32, delay: Duration) {
     with(|w| w.store.slots[node.index()].crash_after_saves = Some((n, delay.as_nanos() as u64)));
 }
 
-/// Disarms every pending crash point (a swarm's liveness phase stops all faults).
+/// Disarms every pending crash point and disables every code-level fault point
+/// ([`crate::FaultPoint`]): a swarm's liveness phase stops all faults.
 pub fn disarm_fault_points() {
     with(|w| {
         for s in &mut w.store.slots {
             s.crash_after_saves = None;
         }
+        crate::points::disable_all(&mut w.kernel.points);
         // Crashes already scheduled (a delay after a save) are called off too.
         w.store.fault_epoch += 1;
         w.kernel.record(Kind::Fault, NO_NODE, [0xD15A, 0, 0], |_| "disarm every crash point".into());

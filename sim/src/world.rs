@@ -91,6 +91,8 @@ pub(crate) struct Kernel {
     pub attachments: Vec<crate::run::Attachment>,
     /// Coverage marks reached so far (`mark`), by name.
     pub marks: std::collections::BTreeMap<&'static str, u64>,
+    /// The fault points enabled for the run (`points.rs`) and their random streams.
+    pub points: crate::points::Points,
     /// The simulated second being watched for a livelock, and its events so far.
     watch_s: u64,
     watch_events: u64,
@@ -156,6 +158,7 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         description: Vec::new(),
         attachments: Vec::new(),
         marks: std::collections::BTreeMap::new(),
+        points: crate::points::Points::default(),
         watch_s: 0,
         watch_events: 0,
     };

@@ -561,3 +561,89 @@ fn a_zero_delay_message_loop_is_reported_as_a_livelock_and_ends_the_run() {
     }
     assert!(r.sim_time < secs(1), "caught within a simulated second: {:?}", r.sim_time);
 }
+
+/// Ten sequential calls from a client to an echo server; the run's simulated time (ms).
+fn ten_calls(points: Vec<(sim::FaultPoint, u32)>) -> RunReport {
+    run(5, move || async move {
+        sim::enable_fault_points(&points.into_iter().collect());
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        for i in 0..10 {
+            let r: Result<Ping, _> = c.call(s, &Ping(i)).await;
+            check(r == Ok(Ping(i + 1)), "the echo answers")?;
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn a_fault_point_fires_only_when_enabled() {
+    use sim::FaultPoint;
+    let mark = |r: &RunReport, p: FaultPoint| r.marks.iter().find(|(m, _)| *m == p.mark()).map_or(0, |(_, n)| *n);
+    // Nothing enabled: nothing fires, and the run is the run without the call.
+    let off = ten_calls(Vec::new());
+    expect_pass(&off);
+    assert!(FaultPoint::ALL.iter().all(|&p| mark(&off, p) == 0));
+    // A reliable echo takes no simulated time beyond the executor's nanoseconds per poll.
+    assert!(off.sim_time < Duration::from_millis(1), "{:?}", off.sim_time);
+    // Another point enabled (one this run never reaches) changes nothing but the trace line.
+    let other = ten_calls(vec![(FaultPoint::SkewTimer, 1000)]);
+    assert_eq!((other.sim_time, mark(&other, FaultPoint::DelaySend)), (off.sim_time, 0));
+    // net.delay_send at 1000‰ fires on every request and reply: 20 delays of 20–400 ms.
+    let on = ten_calls(vec![(FaultPoint::DelaySend, 1000)]);
+    expect_pass(&on);
+    assert_eq!(mark(&on, FaultPoint::DelaySend), 20);
+    assert!(
+        on.sim_time.as_nanos() as u64 >= 20 * 20_000_000 && on.sim_time.as_nanos() as u64 <= 20 * 400_000_000,
+        "{}",
+        on.sim_time.as_nanos() as u64
+    );
+    // Deterministic: the same points, the same run.
+    let again = ten_calls(vec![(FaultPoint::DelaySend, 1000)]);
+    assert_eq!((on.trace_hash, on.sim_time.as_nanos() as u64), (again.trace_hash, again.sim_time.as_nanos() as u64));
+    // node.pause at 1000‰ stalls the server before every message it takes.
+    let paused = ten_calls(vec![(FaultPoint::PauseNode, 1000)]);
+    expect_pass(&paused);
+    assert_eq!(mark(&paused, FaultPoint::PauseNode), 10);
+    assert!(paused.sim_time.as_nanos() as u64 >= 10 * 50_000_000, "{}", paused.sim_time.as_nanos() as u64);
+}
+
+#[test]
+fn crash_after_save_point_crashes_right_after_the_save_and_restarts_the_node() {
+    use sim::FaultPoint;
+    let r = run(3, || async {
+        sim::enable_fault_points(&[(FaultPoint::CrashAfterSave, 1000)].into_iter().collect());
+        let saved = Rc::new(RefCell::new(Vec::new()));
+        let log = saved.clone();
+        let n = sim::spawn_process("p", move |ctx: NodeCtx| {
+            let log = log.clone();
+            async move {
+                let before = ctx.read_state();
+                log.borrow_mut().push(before.len());
+                ctx.save(vec![1; before.len() + 1], None);
+                // Ignored while the point fires at every save: the instance died at the save.
+                ctx.save(vec![9; 100], None);
+                loop {
+                    sim::sleep(secs(1)).await;
+                }
+            }
+        });
+        sim::sleep(secs(3)).await;
+        // Disarmed, the point restarts nothing more: the caller does (as a liveness phase).
+        sim::disarm_fault_points();
+        if !sim::is_alive(n) {
+            sim::restart(n);
+        }
+        sim::sleep(secs(1)).await;
+        let saves = saved.borrow().clone();
+        check(sim::persisted(n).state.len() == 100, "once disarmed, the step after the save runs")?;
+        check(
+            saves.iter().enumerate().all(|(i, &n)| n == i),
+            &format!("no step went past its save; each restart read the last: {saves:?}"),
+        )?;
+        check(saves.len() >= 3, "the point restarted the node it crashed, more than once")?;
+        Ok(())
+    });
+    expect_pass(&r);
+    assert!(r.marks.iter().any(|(m, n)| *m == FaultPoint::CrashAfterSave.mark() && *n >= 2), "{:?}", r.marks);
+}

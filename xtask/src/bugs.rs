@@ -36,6 +36,9 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
+    if a.save && a.sel.plain_swarm {
+        return bad_input("--save with --plain-swarm: a seed file cannot record --plain-swarm; save without it");
+    }
     // (bug, scenario, seed) for every bug of every selected scenario's family.
     let mut bugs: Vec<(&'static str, Vec<Scenario>)> = Vec::new();
     for fam in cat.families() {
@@ -66,7 +69,8 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     let pb = progress(items.len(), "bugs");
     let t0 = Instant::now();
     let reports: Vec<Slim> = parallel(&items, jobs, &pb, |(bug, sc, seed)| {
-        Slim::of(&run_scenario(sc, *seed, &Opts::with_bug(Some(bug)), TraceMode::Hash, None))
+        let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bug)) };
+        Slim::of(&run_scenario(sc, *seed, &opts, TraceMode::Hash, None))
     });
     let mut missed = 0;
     let mut unsaved = false;
@@ -103,7 +107,7 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
                     if only_asserts { " — only by the core's own asserts" } else { "" }
                 );
                 println!("  {}", summary_of(&r.outcome));
-                let opts = Opts::with_bug(Some(bug));
+                let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bug)) };
                 println!("  REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, &opts));
                 if a.save {
                     unsaved |= !save_failing_seed(&a.seeds_dir, sc.name, r.seed, &opts, &r.outcome, "  ");

@@ -26,6 +26,10 @@ pub struct ShrinkArgs {
     /// The planted bug the run fails with.
     #[arg(long)]
     pub bug: Option<String>,
+    /// Shrink the swarm run without its timing knobs and fault points (as `run
+    /// --plain-swarm`): the file it writes records none, so it runs plain too.
+    #[arg(long)]
+    pub plain_swarm: bool,
     /// Where to write the smallest failing scenario file; its trace goes beside it
     /// (`FILE.trace.txt`). Default: `target/shrink/<scenario>-<seed>[-<bug>].toml`.
     #[arg(long, value_name = "FILE")]
@@ -57,6 +61,9 @@ fn line(label: &str, s: &Sizes) -> String {
 
 pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
     let (sc, seed, opts) = if is_seed_file(&a.target) {
+        if a.plain_swarm {
+            return bad_input("--plain-swarm with a scenario file: the file's [timing] and [fault_points] decide; delete them instead");
+        }
         match from_scenario_file(cat, Path::new(&a.target), a.seed, a.bug.as_deref()) {
             Ok(x) => x,
             Err(e) => return bad_input(e),
@@ -69,7 +76,7 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
         let Some(seed) = a.seed else {
             return bad_input("shrink needs --seed N with a scenario name (or a scenario file)");
         };
-        (sc, seed, Opts { bug: a.bug.clone(), ..Opts::default() })
+        (sc, seed, Opts { bug: a.bug.clone(), plain_swarm: a.plain_swarm, ..Opts::default() })
     };
     // Checked as the shrinker runs it: recording its resolved scenario (only swarms can).
     let checked = Opts { record_scenario: Some(SpecRecorder::new(sc.name)), ..opts.clone() };

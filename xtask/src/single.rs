@@ -50,6 +50,10 @@ pub struct RunOpts {
     /// this file, which `run FILE --seed N` runs again (swarms only).
     #[arg(long, value_name = "FILE")]
     pub save_scenario: Option<PathBuf>,
+    /// Swarm runs only: run without the timing knobs and fault points (the swarm as it was
+    /// before them, to compare); other scenarios have none, so it changes nothing for them.
+    #[arg(long)]
+    pub plain_swarm: bool,
 }
 
 #[derive(Args)]
@@ -180,6 +184,7 @@ impl Prepared {
         let recorder = save_faults.map(|_| FaultRecorder::new());
         opts.record_faults = recorder.clone();
         opts.attach_history = !given.history.is_empty();
+        opts.plain_swarm |= given.plain_swarm;
         let spec_recorder = save_scenario.map(|_| SpecRecorder::new(sc.name));
         opts.record_scenario = spec_recorder.clone();
         cat.check_opts(sc, seed, &opts).map_err(|e| e.to_string())?;

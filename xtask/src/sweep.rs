@@ -70,6 +70,10 @@ pub struct Selection {
     /// Plant a bug (of the selected scenarios' family) in every run.
     #[arg(long)]
     pub bug: Option<String>,
+    /// Swarm runs without their timing knobs and fault points: the search as it was before
+    /// them (the "before" column of BENCHMARKS.md's failure-rate table).
+    #[arg(long)]
+    pub plain_swarm: bool,
 }
 
 /// A validated selection.
@@ -157,6 +161,11 @@ pub struct SweepArgs {
     /// and name the marks no run reached.
     #[arg(long)]
     pub coverage: bool,
+    /// Swarm runs without their timing knobs and fault points: the search as it was before
+    /// them, to compare coverage and failure rates. Text output only (a results file or a
+    /// saved seed could not record it).
+    #[arg(long, conflicts_with = "rerun")]
+    pub plain_swarm: bool,
 }
 
 #[derive(Args)]
@@ -282,11 +291,13 @@ pub struct Item {
     pub scenario: Scenario,
     pub seed: u64,
     pub bug: Option<String>,
+    /// `--plain-swarm`.
+    pub plain_swarm: bool,
 }
 
 impl Item {
     fn opts(&self, faults: &Option<FaultFile>) -> Opts {
-        Opts { bug: self.bug.clone(), faults: faults.clone(), ..Opts::default() }
+        Opts { bug: self.bug.clone(), faults: faults.clone(), plain_swarm: self.plain_swarm, ..Opts::default() }
     }
 }
 
@@ -314,7 +325,7 @@ fn listed_runs(cat: &Catalogue, path: &Path) -> Result<(Vec<Item>, Vec<RunKey>),
         if let Some(b) = &k.bug {
             cat.check_bug(&[sc], b).map_err(|e| format!("{}: {e}", path.display()))?;
         }
-        items.push(Item { scenario: sc, seed: k.seed, bug: k.bug.clone() });
+        items.push(Item { scenario: sc, seed: k.seed, bug: k.bug.clone(), plain_swarm: false });
     }
     Ok((items, keys))
 }
@@ -330,6 +341,11 @@ fn human(json: bool) -> Box<dyn Write> {
 
 pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     let json = a.format == Format::Json;
+    if a.plain_swarm && (json || a.save || a.junit.is_some()) {
+        return bad_input(
+            "--plain-swarm is for text output: a results file, JUnit file or saved seed cannot record it",
+        );
+    }
     let faults = match load_faults(a.faults.as_deref()) {
         Ok(f) => f,
         Err(e) => return bad_input(e),
@@ -354,7 +370,14 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         }
         let items: Vec<Item> = scenarios
             .iter()
-            .flat_map(|s| range.clone().map(move |seed| Item { scenario: *s, seed, bug: a.bug.clone() }))
+            .flat_map(|s| {
+                range.clone().map(move |seed| Item {
+                    scenario: *s,
+                    seed,
+                    bug: a.bug.clone(),
+                    plain_swarm: a.plain_swarm,
+                })
+            })
             .collect();
         let selection = results::Selection::Grid {
             scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
@@ -493,7 +516,8 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     }
     let faults_text = a.faults.as_ref().map(|p| p.display().to_string());
     let reproduce = |l: &RunLine| {
-        let opts = Opts { bug: l.run.bug.clone(), faults: faults.clone(), ..Opts::default() };
+        let opts =
+            Opts { bug: l.run.bug.clone(), faults: faults.clone(), plain_swarm: a.plain_swarm, ..Opts::default() };
         seeds::reproduce_command(cat.command(), &l.run.scenario, l.run.seed, &opts)
     };
     let mut status_attach = exit::PASS;
@@ -556,7 +580,7 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
-    let opts = Opts::with_bug(a.sel.bug.as_deref());
+    let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(a.sel.bug.as_deref()) };
     let items: Vec<(Scenario, u64)> =
         scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
     println!("determinism: {} runs, each twice, on {jobs} jobs", items.len());

@@ -326,6 +326,19 @@ pub trait ReplicaCore: Sized + 'static {
     fn handle_call_failed(&mut self, now_ms: u64, to: usize, context: Self::CallContext);
     /// The context to keep for `request` in case its call fails.
     fn call_context(request: &Self::Request) -> Self::CallContext;
+    /// Whether `request` carries a snapshot (Raft's InstallSnapshot), so a driver's fault
+    /// point may lose it on purpose (`replica.drop_snapshot`). An engine without snapshot
+    /// messages keeps the default, `false`.
+    fn carries_snapshot(request: &Self::Request) -> bool {
+        let _ = request;
+        false
+    }
+    /// A named rare path the last [`ReplicaCore::handle_request`] took (Raft: a vote denied
+    /// because the candidate's log is out of date), taken once, for a driver's coverage
+    /// marks. The default engine reports none.
+    fn take_coverage_event(&mut self) -> Option<&'static str> {
+        None
+    }
     /// The course's `Start`: the proposal if this peer accepted `command`.
     fn propose(&mut self, now_ms: u64, command: Vec<u8>) -> Option<Proposal>;
     /// The course's `Snapshot(index, data)`: the service's state after applying everything up

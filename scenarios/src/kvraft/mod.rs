@@ -31,6 +31,8 @@ pub fn family() -> Family {
         .with_scenarios(scenarios())
         .with_marks(sim::WORLD_MARKS)
         .with_marks(nodes::replica::MARKS)
+        .with_marks(nodes::rsm::MARKS)
+        .with_marks(sim::fault_point_marks())
 }
 
 /// The whole kvraft suite — the course's 23 tests and the swarm, every history judged for
@@ -60,13 +62,26 @@ fn cluster<E: TestEngine, S: KvService>(
     maxraftstate: i64,
     opts: &Opts,
 ) -> KvCluster<E, S> {
+    cluster_timed(name, n, unreliable, maxraftstate, opts, None)
+}
+
+/// As [`cluster`], with the engine's timing knobs if a swarm drew them.
+fn cluster_timed<E: TestEngine, S: KvService>(
+    name: &'static str,
+    n: usize,
+    unreliable: bool,
+    maxraftstate: i64,
+    opts: &Opts,
+    timing: Option<&crate::spec::Timing>,
+) -> KvCluster<E, S> {
     let bug = opts.bug.as_deref();
     let offers = |bugs: Vec<(&'static str, &'static str)>| bug.filter(|b| bugs.iter().any(|(name, _)| name == b));
     let (service_bug, engine_bug) = (offers(S::bugs()), offers(E::bugs()));
     if let Some(b) = bug {
         assert!(service_bug.is_some() || engine_bug.is_some(), "unknown planted bug {b} of {}", E::NAME);
     }
-    KvCluster::with_engine(name, n, unreliable, maxraftstate, S::config(service_bug), E::config(n, engine_bug))
+    let config = crate::engine::timed_config::<E>(n, engine_bug, timing);
+    KvCluster::with_engine(name, n, unreliable, maxraftstate, S::config(service_bug), config)
         .attaching_history(opts.attach_history)
 }
 

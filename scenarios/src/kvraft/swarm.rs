@@ -1,16 +1,17 @@
 //! The key/value swarm: 3–7 servers, 1–20 clerks, random keys, snapshots on or off, the
 //! fault mix and rates drawn from the seed and printed. A safety phase plays the fault
-//! schedule under the clerks' load; then every fault stops and each clerk must finish its
+//! schedule under the clerks' load, with the engine's timing and the code-level fault points
+//! drawn too (`crate::swarm::Knobs`, unless `--plain-swarm`); then every fault stops and each clerk must finish its
 //! current request and one more within 10 s. The whole history must be linearizable.
 
 use super::tester::{KvService, OwnKv, NET};
-use super::{cluster, COURSE_LIMIT};
+use super::{cluster_timed, COURSE_LIMIT};
 use crate::engine::{RaftEngine, TestEngine};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Clerk, Workload, WorkloadKind};
 use crate::swarm::{
-    apply_spec_shape, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults, Params,
-    SERVERS,
+    apply_spec_shape, knobs, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults,
+    Params, SERVERS,
 };
 use rand::Rng;
 use sim::Failure;
@@ -60,11 +61,13 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
     let schedule = schedule_for(&opts, &drawn, &mut rng);
+    let knobs = knobs(&opts);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
     let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };
-    record_spec(&opts, &p, workload, &schedule);
-    let mut cfg = cluster::<E, S>("kvraft::swarm_3b", p.servers, false, maxraftstate, &opts)
-        .attaching_history(opts.attach_history);
+    record_spec(&opts, &p, &knobs, workload, &schedule);
+    let mut cfg =
+        cluster_timed::<E, S>("kvraft::swarm_3b", p.servers, false, maxraftstate, &opts, knobs.timing.as_ref())
+            .attaching_history(opts.attach_history);
     let all = cfg.all();
     let stop = Rc::new(Cell::new(false));
     let handles = cfg.leader_view();

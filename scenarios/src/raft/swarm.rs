@@ -3,6 +3,9 @@
 //! isolation, one-way cuts, hold-and-release clogs, crashes, crashes right after a save)
 //! and their rates — and printed at the start of the run.
 //!
+//! The engine's timing (election timeouts, heartbeat interval, batch size) and the
+//! code-level fault points are drawn too (`crate::swarm::Knobs`), unless `--plain-swarm`.
+//!
 //! The faults form an explicit schedule (`sim::faults`), drawn from the seed or loaded with
 //! `--faults FILE`, saved with `--save-faults FILE`. A safety phase runs the schedule under
 //! a steady stream of proposals; then every fault stops (heal, release, reliable, restart
@@ -11,12 +14,12 @@
 
 use super::tester::{int_cmd, Cluster};
 use super::ELECTION;
-use crate::engine::TestEngine;
+use crate::engine::{timed_config, TestEngine};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Workload, WorkloadKind};
 use crate::swarm::{
-    apply_spec_shape, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults, Params,
-    SERVERS,
+    apply_spec_shape, knobs, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults,
+    Params, SERVERS,
 };
 use rand::Rng;
 use sim::Failure;
@@ -60,7 +63,9 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
     }
     sim::describe(p.describe());
     let schedule = schedule_for(&opts, &drawn, &mut rng);
-    let mut cfg = Cluster::<E>::for_test(p.servers, false, snapshots, &opts);
+    let knobs = knobs(&opts);
+    let config = timed_config::<E>(p.servers, opts.bug.as_deref(), knobs.timing.as_ref());
+    let mut cfg = Cluster::<E>::with_engine(p.servers, false, snapshots, config);
     let mut every = Vec::new();
     if snapshots {
         // Servers snapshot at different intervals, so a leader's snapshot can fall between a
@@ -73,7 +78,7 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         cfg.logs.borrow_mut().snapshot_every = every.clone();
     }
     let workload = Workload::Proposals { propose_gap_ms: p.propose_gap_ms, proposals: 0, snapshot_every: every };
-    record_spec(&opts, &p, workload, &schedule);
+    record_spec(&opts, &p, &knobs, workload, &schedule);
     let stop = Rc::new(Cell::new(false));
 
     // Faults: play the schedule during the safety phase (a loaded one was checked to fit it).

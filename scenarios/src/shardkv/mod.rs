@@ -30,6 +30,10 @@ pub fn family() -> Family {
         .with_bugs(RaftEngine::bugs())
         .with_scenarios(course::<RaftEngine>())
         .with_scenarios(swarm::scenarios())
+        .with_marks(sim::WORLD_MARKS)
+        .with_marks(nodes::replica::MARKS)
+        .with_marks(swarm::MARKS)
+        .with_marks(sim::fault_point_marks())
 }
 
 fn scenario(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {

@@ -33,6 +33,13 @@ use std::time::Duration;
 /// configuration made meanwhile, one at a time, each with its handoffs.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(40);
 
+/// Mark: the swarm asked for a configuration change while some server was down.
+pub const CONFIG_CHANGE_DURING_CRASH: &str = "shardkv: configuration change during a crash";
+
+/// The marks the sharded swarm sets itself.
+pub const MARKS: [(&str, &str); 1] =
+    [(CONFIG_CHANGE_DURING_CRASH, "a join, leave or move was asked for while a server was down")];
+
 /// The stream the knobs are drawn from first (so the safety phase's end is known before the
 /// run: [`safety_phase_end_ms`]).
 const STREAM: &str = "shardkv-swarm";
@@ -363,6 +370,8 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     let changes = draw_changes(&k, &mut rng);
     sim::describe(format!("{} configuration changes", changes.len()));
 
+    // The engine's timing and the code-level fault points, from a stream of their own.
+    let knobs = crate::swarm::knobs(&opts);
     let mut cfg = ShardCluster::<E, S>::with_sizes(
         "shardkv::swarm_4b",
         &k.group_sizes,
@@ -370,6 +379,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         false,
         k.maxraftstate,
         opts.bug.as_deref(),
+        knobs.timing.as_ref(),
     );
     let all: Vec<NodeId> =
         cfg.ctrler.servers.iter().copied().chain(cfg.groups.iter().flat_map(|g| g.servers.iter().copied())).collect();
@@ -422,6 +432,9 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     // The configuration changes, at their drawn times, during the safety phase.
     for (at_ms, change) in changes.into_iter().skip(1) {
         sim::sleep_until(Duration::from_millis(at_ms)).await;
+        if all.iter().any(|&n| !sim::is_alive(n)) {
+            sim::mark(CONFIG_CHANGE_DURING_CRASH);
+        }
         match change {
             Change::Join(gs) => cfg.joinm(&gs).await?,
             Change::Leave(gs) => cfg.leavem(&gs).await?,

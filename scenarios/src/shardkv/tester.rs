@@ -15,7 +15,7 @@
 //! ([`OwnShardKv`]), or a user's server and clerk run by the same scenarios through
 //! `super::conformance`.
 
-use crate::engine::{engine_bug, TestEngine};
+use crate::engine::{engine_bug, timed_config, TestEngine};
 use crate::kvraft::tester::{check_history, KvClient, NET};
 use crate::raft::observer::SafetyObserver;
 use crate::shardctrler::tester::CtrlerCluster;
@@ -170,11 +170,11 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
     /// has 3); `maxraftstate` < 0 means never snapshot. `bug` is a planted bug of the groups or
     /// of the engine (every Raft instance gets the engine's).
     pub fn new(name: &'static str, groups: usize, unreliable: bool, maxraftstate: i64, bug: Option<&str>) -> Self {
-        Self::with_sizes(name, &vec![SERVERS; groups], SERVERS, unreliable, maxraftstate, bug)
+        Self::with_sizes(name, &vec![SERVERS; groups], SERVERS, unreliable, maxraftstate, bug, None)
     }
 
     /// As [`ShardCluster::new`], with `sizes[g]` servers in group `g` (gids 100, 101, …) and
-    /// `ctrlers` controller servers.
+    /// `ctrlers` controller servers, and the engine's timing knobs if a swarm drew them.
     pub fn with_sizes(
         name: &'static str,
         sizes: &[usize],
@@ -182,6 +182,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         unreliable: bool,
         maxraftstate: i64,
         bug: Option<&str>,
+        timing: Option<&crate::spec::Timing>,
     ) -> Self {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         let (service_bug, raft_bug) = split_bug::<E, S>(bug);
@@ -191,7 +192,8 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         let service = S::config(service_bug);
         net::set_config(NetConfig { reliable: !unreliable, ..NET });
         let judge = Rc::new(RefCell::new(ShardJudge::new()));
-        let mut ctrler = CtrlerCluster::<E>::start(ctrlers, E::config(ctrlers, raft_bug), judge.clone());
+        let mut ctrler =
+            CtrlerCluster::<E>::start(ctrlers, timed_config::<E>(ctrlers, raft_bug, timing), judge.clone());
         // Every group's nodes and names first, so every server can resolve every name.
         let mut next = sim::node_count();
         let groups: Vec<Group> = sizes
@@ -228,7 +230,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
                 let spec = NodeSpec {
                     me: i,
                     peers: g.servers.clone(),
-                    config: E::config(n, raft_bug),
+                    config: timed_config::<E>(n, raft_bug, timing),
                     observer: Some(obs),
                     make_service: Rc::new(move |ctx: NodeCtx| S::server(&service, ctx, setup.clone())),
                     on_start: {

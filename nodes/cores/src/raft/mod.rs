@@ -154,7 +154,13 @@ pub struct Raft {
     state_dirty: bool,
     snapshot_dirty: bool,
     audit: Audit,
+    /// A rare path the last request took, for the driver's coverage marks (decides nothing).
+    coverage_event: Option<&'static str>,
 }
+
+/// Coverage event: a vote denied because the candidate's log is less up to date than the
+/// voter's (Raft §5.4.1, the election restriction), in the candidate's own term.
+pub const VOTE_DENIED_OUT_OF_DATE_LOG: &str = "raft: vote denied for an out-of-date log";
 
 impl Raft {
     /// Build a peer from what it persisted (`persisted_state` and `snapshot` are both empty at
@@ -218,6 +224,7 @@ impl Raft {
                 commit_index: snapshot_index,
                 leader_last_index: None,
             },
+            coverage_event: None,
         };
         raft.reset_election_deadline();
         raft.check_invariants();
@@ -498,6 +505,9 @@ impl Raft {
         let log_ok = up_to_date || self.config.bugs.vote_without_up_to_date_check;
         let vote_free = self.voted_for.is_none() || self.voted_for == Some(args.candidate_id);
         let granted = args.term == self.current_term && vote_free && log_ok;
+        if args.term == self.current_term && !up_to_date {
+            self.coverage_event = Some(VOTE_DENIED_OUT_OF_DATE_LOG);
+        }
         if granted {
             if self.voted_for.is_none() {
                 self.voted_for = Some(args.candidate_id);

@@ -80,6 +80,14 @@ impl ReplicaCore for Raft {
         request.context()
     }
 
+    fn carries_snapshot(request: &Request) -> bool {
+        matches!(request, Request::InstallSnapshot(_))
+    }
+
+    fn take_coverage_event(&mut self) -> Option<&'static str> {
+        self.coverage_event.take()
+    }
+
     fn propose(&mut self, now_ms: u64, command: Vec<u8>) -> Option<Proposal> {
         Raft::propose(self, now_ms, command).map(|(index, term)| Proposal { index, term })
     }

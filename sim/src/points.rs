@@ -1,0 +1,276 @@
+//! Code-level fault points, in the spirit of FoundationDB's BUGGIFY: named sites in the
+//! world and in the node shells (never inside a core's logic except through its inputs)
+//! where a run may misbehave on purpose — delay this send, drop this snapshot message,
+//! shorten this timeout, crash right after this save, pause this node, skew this node's
+//! clock.
+//!
+//! A run enables a set of points, each with a firing probability ([`enable_fault_points`]; the
+//! swarms draw the set from the seed and print it). A point that is not enabled never fires
+//! and draws nothing. An enabled point, each time it is reached ([`fault_point`]), fires with
+//! its probability; the decision and the size of the misbehaviour come from the point's own
+//! random stream (`fault-point:<name>` of the seed), so enabling, disabling or reaching one
+//! point never moves another point's draws nor any other draw of the run (the network's,
+//! a node's). Every firing is a `fault` trace event and a coverage mark.
+//!
+//! The liveness phase of a swarm disarms every point with the crash points
+//! ([`crate::disarm_fault_points`]).
+
+use crate::rng::{self, ChaCha8Rng};
+use crate::trace::Kind;
+use crate::world::{with, NodeId, NO_NODE};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+/// A named fault point. Each names where it is reached and what it does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FaultPoint {
+    /// `net.delay_send` — reached by every request and reply as it leaves its sender (after
+    /// the network's own loss decision); fires: the message takes 20–400 ms longer, so it
+    /// arrives after messages sent later.
+    DelaySend,
+    /// `replica.drop_snapshot` — reached by every outgoing engine message the engine says
+    /// carries a snapshot (`ReplicaCore::carries_snapshot`); fires: the network loses the
+    /// request, and the call fails as a lost request does, 0–100 ms later.
+    DropSnapshot,
+    /// `replica.shorten_timeout` — reached whenever a replica's engine sets a new deadline
+    /// (an election timeout reset, a heartbeat due); fires: the engine's clock leaps forward
+    /// by 30–90 % of the wait, so the pending timeout expires that much sooner.
+    ShortenTimeout,
+    /// `persist.crash_after_save` — reached by every save; fires: the node crashes right after
+    /// the save, before the rest of its step (its reply, its sends), and restarts 20–1500 ms
+    /// later unless something restarted it first.
+    CrashAfterSave,
+    /// `node.pause` — reached each time a node takes a message from its inbox; fires: the node
+    /// stalls for 50–1000 ms (a stop-the-world pause), taking neither messages nor timers,
+    /// then goes on where it was.
+    PauseNode,
+    /// `replica.skew_timer` — reached when a replica boots (each incarnation); fires: its
+    /// engine's clock runs 0.7–1.4× as fast as simulated time for that incarnation, so its
+    /// timeouts and heartbeats stretch or shrink.
+    SkewTimer,
+}
+
+impl FaultPoint {
+    /// Every point, in a fixed order (the order of draws and of printing).
+    pub const ALL: [FaultPoint; 6] = [
+        FaultPoint::DelaySend,
+        FaultPoint::DropSnapshot,
+        FaultPoint::ShortenTimeout,
+        FaultPoint::CrashAfterSave,
+        FaultPoint::PauseNode,
+        FaultPoint::SkewTimer,
+    ];
+
+    /// The point's name, as printed and as written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultPoint::DelaySend => "net.delay_send",
+            FaultPoint::DropSnapshot => "replica.drop_snapshot",
+            FaultPoint::ShortenTimeout => "replica.shorten_timeout",
+            FaultPoint::CrashAfterSave => "persist.crash_after_save",
+            FaultPoint::PauseNode => "node.pause",
+            FaultPoint::SkewTimer => "replica.skew_timer",
+        }
+    }
+
+    /// The point called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<FaultPoint> {
+        FaultPoint::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The coverage mark counted each time the point fires.
+    pub fn mark(self) -> &'static str {
+        match self {
+            FaultPoint::DelaySend => "fault point fired: net.delay_send",
+            FaultPoint::DropSnapshot => "fault point fired: replica.drop_snapshot",
+            FaultPoint::ShortenTimeout => "fault point fired: replica.shorten_timeout",
+            FaultPoint::CrashAfterSave => "fault point fired: persist.crash_after_save",
+            FaultPoint::PauseNode => "fault point fired: node.pause",
+            FaultPoint::SkewTimer => "fault point fired: replica.skew_timer",
+        }
+    }
+
+    /// The range a swarm draws the point's firing probability from, per mille of the times
+    /// it is reached: frequent sites (every message, every save) fire rarely, rare ones
+    /// (a snapshot message, a boot) often.
+    pub fn firing_range_permille(self) -> RangeInclusive<u32> {
+        match self {
+            FaultPoint::DelaySend => 10..=150,
+            FaultPoint::DropSnapshot => 100..=600,
+            FaultPoint::ShortenTimeout => 20..=200,
+            FaultPoint::CrashAfterSave => 2..=15,
+            FaultPoint::PauseNode => 1..=8,
+            FaultPoint::SkewTimer => 250..=1000,
+        }
+    }
+
+    /// The size of the misbehaviour when the point fires, drawn uniformly from this range:
+    /// milliseconds for delays, pauses, restarts and a lost call's failure, per cent of the wait for
+    /// `shorten_timeout`, per mille of simulated time's rate for `skew_timer`.
+    pub fn magnitude(self) -> RangeInclusive<u64> {
+        match self {
+            FaultPoint::DelaySend => 20..=400,
+            FaultPoint::DropSnapshot => 0..=100,
+            FaultPoint::ShortenTimeout => 30..=90,
+            FaultPoint::CrashAfterSave => 20..=1500,
+            FaultPoint::PauseNode => 50..=1000,
+            FaultPoint::SkewTimer => 700..=1400,
+        }
+    }
+
+    fn index(self) -> usize {
+        FaultPoint::ALL.iter().position(|p| *p == self).expect("every point is in ALL")
+    }
+}
+
+impl std::fmt::Display for FaultPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The coverage marks of the fault points, for a family to declare (each counts firings).
+pub fn fault_point_marks() -> Vec<(&'static str, &'static str)> {
+    FaultPoint::ALL.iter().map(|p| (p.mark(), "a fault point fired (only in swarm runs that enabled it)")).collect()
+}
+
+/// The enabled points of a run and their random streams.
+#[derive(Default)]
+pub(crate) struct Points {
+    /// Per point (in `FaultPoint::ALL` order): firing probability per mille, 0 if disabled.
+    permille: [u32; 6],
+    /// Per point: its random stream, made when first enabled.
+    rngs: [Option<ChaCha8Rng>; 6],
+    /// Node instances (id, incarnation) paused by `node.pause`, until when (ns).
+    pub paused_until: BTreeMap<(u16, u32), u64>,
+}
+
+impl Points {
+    /// Whether `point` fires this time it is reached, and if so its magnitude.
+    pub fn reach(&mut self, seed: u64, point: FaultPoint) -> Option<u64> {
+        let i = point.index();
+        let p = self.permille[i];
+        if p == 0 {
+            return None;
+        }
+        let rng = self.rngs[i].get_or_insert_with(|| rng::stream(seed, &format!("fault-point:{}", point.name()), 0));
+        if rng.gen_range(0..1000) >= p {
+            return None;
+        }
+        Some(rng.gen_range(point.magnitude()))
+    }
+}
+
+/// Enables exactly the points in `points`, each with its firing probability in per mille of
+/// the times it is reached (1–1000); every other point is disabled. Recorded in the trace.
+///
+/// # Panics
+/// If a probability is 0 or above 1000, or outside a run.
+pub fn enable_fault_points(points: &BTreeMap<FaultPoint, u32>) {
+    for (p, &permille) in points {
+        assert!((1..=1000).contains(&permille), "fault point {p}: firing probability {permille}‰ is not in 1..=1000");
+    }
+    with(|w| {
+        let pts = &mut w.kernel.points;
+        for p in FaultPoint::ALL {
+            pts.permille[p.index()] = points.get(&p).copied().unwrap_or(0);
+        }
+        let bits = FaultPoint::ALL.iter().enumerate().fold(0u64, |b, (i, p)| b | (points.contains_key(p) as u64) << i);
+        w.kernel.record(Kind::Fault, NO_NODE, [0xB0C5, bits, 0], |_| {
+            let on: Vec<String> = points.iter().map(|(p, n)| format!("{p} {n}‰")).collect();
+            format!("fault points enabled: {}", if on.is_empty() { "none".into() } else { on.join(", ") })
+        });
+    });
+}
+
+/// The enabled points and their firing probabilities (per mille).
+pub fn enabled_fault_points() -> BTreeMap<FaultPoint, u32> {
+    with(|w| {
+        FaultPoint::ALL
+            .into_iter()
+            .filter_map(|p| {
+                let n = w.kernel.points.permille[p.index()];
+                (n > 0).then_some((p, n))
+            })
+            .collect()
+    })
+}
+
+/// Disables every point (a swarm's liveness phase: every fault stops).
+pub(crate) fn disable_all(points: &mut Points) {
+    points.permille = [0; 6];
+}
+
+/// Reaches fault point `point` at `node` (for the trace): `Some(magnitude)` if it fires this
+/// time (see [`FaultPoint::magnitude`] for the unit), `None` if it is disabled or does not
+/// fire. A firing is recorded in the trace and counted as the point's coverage mark. Outside
+/// a run a point never fires.
+pub fn fault_point(point: FaultPoint, node: Option<NodeId>) -> Option<u64> {
+    let mut fired = None;
+    crate::world::try_with(|w| fired = reach_in(&mut w.kernel, point, node));
+    fired
+}
+
+/// As [`fault_point`], from code that already holds the kernel.
+pub(crate) fn reach_in(k: &mut crate::world::Kernel, point: FaultPoint, node: Option<NodeId>) -> Option<u64> {
+    let m = k.points.reach(k.seed, point)?;
+    *k.marks.entry(point.mark()).or_insert(0) += 1;
+    let n = node.map_or(NO_NODE, |n| n.0 as u64);
+    k.record(Kind::Fault, n, [0xB06F, point.index() as u64, m], |k| match node {
+        Some(id) => format!("fault point {point} fired at {} ({m})", k.name(id.0)),
+        None => format!("fault point {point} fired ({m})"),
+    });
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_ranges_are_sane() {
+        for p in FaultPoint::ALL {
+            assert_eq!(FaultPoint::from_name(p.name()), Some(p));
+            let r = p.firing_range_permille();
+            assert!(*r.start() >= 1 && *r.end() <= 1000);
+            assert!(p.magnitude().start() <= p.magnitude().end());
+        }
+        assert_eq!(FaultPoint::from_name("net.nope"), None);
+    }
+
+    #[test]
+    fn a_disabled_point_never_fires_and_draws_nothing() {
+        let mut pts = Points::default();
+        for _ in 0..1000 {
+            assert_eq!(pts.reach(7, FaultPoint::DelaySend), None);
+        }
+        assert!(pts.rngs.iter().all(Option::is_none), "a disabled point made no stream");
+    }
+
+    #[test]
+    fn an_enabled_point_fires_at_its_rate_from_its_own_stream() {
+        let run = |enable_other: bool| {
+            let mut pts = Points::default();
+            pts.permille[FaultPoint::DelaySend.index()] = 250;
+            if enable_other {
+                pts.permille[FaultPoint::PauseNode.index()] = 1000;
+            }
+            let mut out = Vec::new();
+            for _ in 0..2000 {
+                out.push(pts.reach(7, FaultPoint::DelaySend));
+                if enable_other {
+                    assert!(pts.reach(7, FaultPoint::PauseNode).is_some());
+                }
+            }
+            out
+        };
+        let a = run(false);
+        let fired = a.iter().filter(|x| x.is_some()).count();
+        assert!((400..600).contains(&fired), "fired {fired} of 2000 at 250‰");
+        assert!(a.iter().flatten().all(|m| FaultPoint::DelaySend.magnitude().contains(m)));
+        // Another point reached in between draws from its own stream: this one's do not move.
+        assert_eq!(a, run(true));
+    }
+}
