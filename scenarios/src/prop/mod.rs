@@ -109,8 +109,9 @@ pub fn all() -> Vec<PropTest> {
         },
     ];
     for &bug in Bug::all() {
+        let Some(name) = bug_test_name(bug) else { continue };
         tests.push(PropTest {
-            name: bug_test_name(bug),
+            name,
             description: bug.description(),
             default_cases: bug_default_cases(bug),
             planted_bug: Some(bug.name()),
@@ -130,19 +131,23 @@ fn bug_default_cases(bug: Bug) -> u32 {
     }
 }
 
-fn bug_test_name(bug: Bug) -> &'static str {
-    match bug {
+/// The property test of a planted bug, if it has one. A stale append reply needs one message
+/// held across two leadership changes: the property world's schedules never make that (not
+/// found in 20 000 cases, issue 13), so it has none — the swarms' holds and
+/// `raft::stale_append_reply_2c` catch it.
+fn bug_test_name(bug: Bug) -> Option<&'static str> {
+    Some(match bug {
         Bug::CommitOldTerm => "raft::bug_commit_old_term",
         Bug::NoPersistVotedFor => "raft::bug_no_persist_voted_for",
         Bug::NoPersistTerm => "raft::bug_no_persist_term",
         Bug::VoteWithoutUpToDateCheck => "raft::bug_vote_without_up_to_date_check",
         Bug::NoTruncateConflict => "raft::bug_no_truncate_conflict",
         Bug::AcceptStaleTermAppend => "raft::bug_accept_stale_term_append",
-        Bug::StaleAppendReply => "raft::bug_stale_append_reply",
+        Bug::StaleAppendReply => return None,
         Bug::SnapshotWipesLog => "raft::bug_snapshot_wipes_log",
         Bug::AckBeforeDurable => "raft::bug_ack_before_durable",
         Bug::ApplyOutOfOrderAfterSnapshot => "raft::bug_apply_out_of_order_after_snapshot",
-    }
+    })
 }
 
 /// The tests whose name contains `filter` (all of them for an empty filter).
