@@ -473,29 +473,64 @@ pub struct KvClerk<C = Clerk<Kv>> {
 impl<C: KvClient> KvClerk<C> {
     /// Get, recorded.
     pub async fn get(&mut self, key: &str) -> String {
-        let op = self.history.call(self.cli, KvInput::get(key));
-        let v = self.clerk.get(key).await;
-        self.history.ret(op, KvOutput::value(v.clone()));
-        v
+        record_get(&self.history, self.cli, &mut self.clerk, key).await
     }
 
     /// Put, recorded with what the clerk returned (simlab's server reports the previous
     /// value's length and digest, which the checker verifies).
     pub async fn put(&mut self, key: &str, value: &str) {
-        let op = self.history.call(self.cli, KvInput::put(key, value));
-        let r = self.clerk.put(key, value).await;
-        self.history.ret(op, r);
+        record_put(&self.history, self.cli, &mut self.clerk, key, value).await
     }
 
     /// Append, recorded with what the clerk returned.
     pub async fn append(&mut self, key: &str, value: &str) {
-        let op = self.history.call(self.cli, KvInput::append(key, value));
-        let r = self.clerk.append(key, value).await;
-        self.history.ret(op, r);
+        record_append(&self.history, self.cli, &mut self.clerk, key, value).await
     }
 }
 
-fn written(r: KvResult) -> KvOutput {
+/// `clerk.get(key)`, recorded in `history` as client `cli`'s call: the recording every
+/// recorded clerk shares (this family's and the sharded service's).
+pub(crate) async fn record_get<C: KvClient>(
+    history: &Recorder<KvInput, KvOutput>,
+    cli: u64,
+    clerk: &mut C,
+    key: &str,
+) -> String {
+    let op = history.call(cli, KvInput::get(key));
+    let v = clerk.get(key).await;
+    history.ret(op, KvOutput::value(v.clone()));
+    v
+}
+
+/// `clerk.put(key, value)`, recorded with what the clerk returned.
+pub(crate) async fn record_put<C: KvClient>(
+    history: &Recorder<KvInput, KvOutput>,
+    cli: u64,
+    clerk: &mut C,
+    key: &str,
+    value: &str,
+) {
+    let op = history.call(cli, KvInput::put(key, value));
+    let r = clerk.put(key, value).await;
+    history.ret(op, r);
+}
+
+/// `clerk.append(key, value)`, recorded with what the clerk returned.
+pub(crate) async fn record_append<C: KvClient>(
+    history: &Recorder<KvInput, KvOutput>,
+    cli: u64,
+    clerk: &mut C,
+    key: &str,
+    value: &str,
+) {
+    let op = history.call(cli, KvInput::append(key, value));
+    let r = clerk.append(key, value).await;
+    history.ret(op, r);
+}
+
+/// What a write's answer from simlab's state machine becomes in the history: the length and
+/// digest of the value it replaced (a `Value` answer to a write is a harness bug).
+pub(crate) fn written(r: KvResult) -> KvOutput {
     match r {
         KvResult::Wrote { prev_len, prev_digest } => KvOutput::Wrote { prev_len, prev_digest },
         KvResult::Value(v) => panic!("a write answered a value {v:?}"),

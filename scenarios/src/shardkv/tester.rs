@@ -16,7 +16,7 @@
 //! `super::conformance`.
 
 use crate::engine::{engine_bug, timed_config, TestEngine};
-use crate::kvraft::tester::{check_history, KvClient, NET};
+use crate::kvraft::tester::{check_history, record_append, record_get, record_put, written, KvClient, NET};
 use crate::raft::observer::SafetyObserver;
 use crate::shardctrler::tester::CtrlerCluster;
 use crate::shards::ShardJudge;
@@ -433,31 +433,17 @@ pub struct ShardKvClerk<C = ShardClerk> {
 impl<C: KvClient> ShardKvClerk<C> {
     /// Get, recorded.
     pub async fn get(&mut self, key: &str) -> String {
-        let op = self.history.call(self.cli, KvInput::get(key));
-        let v = self.clerk.get(key).await;
-        self.history.ret(op, KvOutput::value(v.clone()));
-        v
+        record_get(&self.history, self.cli, &mut self.clerk, key).await
     }
 
     /// Put, recorded with what the clerk returned (simlab's: what it replaced).
     pub async fn put(&mut self, key: &str, value: &str) {
-        let op = self.history.call(self.cli, KvInput::put(key, value));
-        let r = self.clerk.put(key, value).await;
-        self.history.ret(op, r);
+        record_put(&self.history, self.cli, &mut self.clerk, key, value).await
     }
 
     /// Append, recorded with what the clerk returned (simlab's: what it extended).
     pub async fn append(&mut self, key: &str, value: &str) {
-        let op = self.history.call(self.cli, KvInput::append(key, value));
-        let r = self.clerk.append(key, value).await;
-        self.history.ret(op, r);
-    }
-}
-
-fn written(r: KvResult) -> KvOutput {
-    match r {
-        KvResult::Wrote { prev_len, prev_digest } => KvOutput::Wrote { prev_len, prev_digest },
-        KvResult::Value(v) => panic!("a write answered a value {v:?}"),
+        record_append(&self.history, self.cli, &mut self.clerk, key, value).await
     }
 }
 
