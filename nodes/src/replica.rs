@@ -270,7 +270,12 @@ impl NodeClock {
 
     /// The clock's reading now, in ms.
     fn now_ms(&self) -> u64 {
-        let elapsed = sim_ms().saturating_sub(self.boot_ms);
+        let sim = sim_ms();
+        if self.rate_permille == 1000 {
+            // Unskewed (every course run): the same reading without the scaling.
+            return sim + self.leap_ms;
+        }
+        let elapsed = sim.saturating_sub(self.boot_ms);
         self.boot_ms + elapsed * self.rate_permille / 1000 + self.leap_ms
     }
 
@@ -278,6 +283,10 @@ impl NodeClock {
     fn sim_ms_at(&self, at_ms: u64) -> u64 {
         if at_ms == u64::MAX {
             return u64::MAX;
+        }
+        if self.rate_permille == 1000 {
+            // `boot + (at − boot − leap)`, never before boot, without the scaling.
+            return at_ms.saturating_sub(self.leap_ms).max(self.boot_ms);
         }
         let ahead = at_ms.saturating_sub(self.boot_ms + self.leap_ms);
         self.boot_ms + (ahead * 1000).div_ceil(self.rate_permille)
@@ -493,10 +502,13 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
         let core_deadline = self.core.next_deadline_ms();
         if core_deadline != self.last_deadline_ms {
             self.last_deadline_ms = core_deadline;
-            let now = self.clock.now_ms();
-            if core_deadline != u64::MAX && core_deadline > now {
-                if let Some(percent) = sim::fault_point(sim::FaultPoint::ShortenTimeout, Some(self.ctx.id())) {
-                    self.clock.leap_ms += (core_deadline - now) * percent / 100;
+            // Disabled (every course run), the point is not reached and the clock not read.
+            if core_deadline != u64::MAX && sim::fault_point_enabled(sim::FaultPoint::ShortenTimeout) {
+                let now = self.clock.now_ms();
+                if core_deadline > now {
+                    if let Some(percent) = sim::fault_point(sim::FaultPoint::ShortenTimeout, Some(self.ctx.id())) {
+                        self.clock.leap_ms += (core_deadline - now) * percent / 100;
+                    }
                 }
             }
         }

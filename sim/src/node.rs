@@ -120,6 +120,9 @@ impl Future for Recv {
             }
             let until = with(|w| {
                 let k = &mut w.kernel;
+                if !k.points.pauses_possible() {
+                    return None;
+                }
                 let key = (ctx.id.0, ctx.incarnation);
                 let now = k.now_ns();
                 match k.points.paused_until.get(&key) {
