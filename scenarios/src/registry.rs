@@ -219,9 +219,23 @@ pub struct Opts {
     /// Swarm runs without their timing knobs and fault points (`crate::swarm::Knobs`): the
     /// search as it was before them, to measure what they add. Other scenarios ignore it.
     pub plain_swarm: bool,
+    /// The running scenario's full name, set by [`run_scenario`] (empty outside it). A suite
+    /// run under another family's name (`kvpaxos::basic_3a` is kvraft's `basic_3a` on Paxos)
+    /// names the files it attaches after the scenario that ran, not the code it came from.
+    pub scenario: &'static str,
 }
 
 impl Opts {
+    /// The running scenario's name, or `default` (the name written in the scenario's code)
+    /// when the run did not come through [`run_scenario`].
+    pub fn scenario_or(&self, default: &'static str) -> &'static str {
+        if self.scenario.is_empty() {
+            default
+        } else {
+            self.scenario
+        }
+    }
+
     /// Options with only a planted bug.
     pub fn with_bug(bug: Option<&str>) -> Opts {
         Opts { bug: bug.map(str::to_string), ..Opts::default() }
@@ -724,7 +738,7 @@ pub fn run_scenario(
         panic!("run_scenario: options not checked before the run: {e}");
     }
     let run = sc.run;
-    let opts = opts.clone();
+    let opts = Opts { scenario: sc.name, ..opts.clone() };
     let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch, show_panics: opts.show_panics };
     sim::run(cfg, move || run(opts))
 }

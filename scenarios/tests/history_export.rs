@@ -42,3 +42,14 @@ fn a_kvraft_run_writes_its_history_in_both_forms() {
     assert_eq!(check(&KvModel, &exact, &options).verdict, Verdict::Linearizable);
     assert_eq!(check(&KvModel, &from_log, &options).verdict, Verdict::Linearizable);
 }
+
+#[test]
+fn a_suite_run_under_another_family_names_its_files_after_the_scenario_that_ran() {
+    // kvpaxos runs kvraft's course suite on Paxos: the same code, the scenario's own name.
+    let sc = registry::select("kvpaxos::one_partition_3a").unwrap()[0];
+    let opts = Opts { attach_history: true, ..Opts::default() };
+    let r = registry::run_scenario(&sc, 1, &opts, TraceMode::Hash, None);
+    assert!(r.outcome.is_pass(), "{}", r.outcome);
+    let names: Vec<&str> = r.attachments.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["kvpaxos__one_partition_3a-seed1.history.json"]);
+}

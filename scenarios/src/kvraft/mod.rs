@@ -81,7 +81,7 @@ fn cluster_timed<E: TestEngine, S: KvService>(
         assert!(service_bug.is_some() || engine_bug.is_some(), "unknown planted bug {b} of {}", E::NAME);
     }
     let config = crate::engine::timed_config::<E>(n, engine_bug, timing);
-    KvCluster::with_engine(name, n, unreliable, maxraftstate, S::config(service_bug), config)
+    KvCluster::with_engine(opts.scenario_or(name), n, unreliable, maxraftstate, S::config(service_bug), config)
         .attaching_history(opts.attach_history)
 }
 

@@ -150,7 +150,7 @@ fn cluster<E: TestEngine, S: ShardKvService>(
     maxraftstate: i64,
     opts: &Opts,
 ) -> ShardCluster<E, S> {
-    ShardCluster::new(name, 3, unreliable, maxraftstate, opts.bug.as_deref())
+    ShardCluster::new(opts.scenario_or(name), 3, unreliable, maxraftstate, opts.bug.as_deref())
 }
 
 /// Keys "0".."n-1" (keys "0".."9" fall on shards 8, 9, 0, …, 7: one per shard), each Put a

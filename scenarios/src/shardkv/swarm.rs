@@ -373,7 +373,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     // The engine's timing and the code-level fault points, from a stream of their own.
     let knobs = crate::swarm::knobs(&opts);
     let mut cfg = ShardCluster::<E, S>::with_sizes(
-        "shardkv::swarm_4b",
+        opts.scenario_or("shardkv::swarm_4b"),
         &k.group_sizes,
         3,
         false,
