@@ -57,9 +57,11 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
     let mut p = drawn.clone();
     apply_spec_shape(&opts, &mut p);
     let mut proposals_max = u64::MAX;
-    if let Some(Workload::Proposals { propose_gap_ms, proposals, .. }) = spec(&opts).map(|s| &s.workload) {
+    let mut bursts = Vec::new();
+    if let Some(Workload::Proposals { propose_gap_ms, proposals, bursts: b, .. }) = spec(&opts).map(|s| &s.workload) {
         p.propose_gap_ms = *propose_gap_ms;
         proposals_max = *proposals;
+        bursts.clone_from(b);
     }
     sim::describe(p.describe());
     let schedule = schedule_for(&opts, &drawn, &mut rng);
@@ -77,7 +79,12 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         sim::describe(format!("snapshot intervals: {every:?}"));
         cfg.logs.borrow_mut().snapshot_every = every.clone();
     }
-    let workload = Workload::Proposals { propose_gap_ms: p.propose_gap_ms, proposals: 0, snapshot_every: every };
+    let workload = Workload::Proposals {
+        propose_gap_ms: p.propose_gap_ms,
+        proposals: 0,
+        snapshot_every: every,
+        bursts: Vec::new(),
+    };
     record_spec(&opts, &p, &knobs, workload, &schedule);
     let stop = Rc::new(Cell::new(false));
 
@@ -90,19 +97,49 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         let roles = cfg.roles();
         let gap = Duration::from_millis(p.propose_gap_ms);
         let recorder = opts.record_scenario.clone();
-        sim::spawn(async move {
-            let mut x = 1_000_000u64;
-            let mut rounds = 0;
-            while !stop.get() && rounds < proposals_max {
-                rounds += 1;
-                if let Some(r) = &recorder {
-                    r.count_operation(0);
-                }
-                x += 1;
-                roles.start_everywhere(int_cmd(x));
-                sim::sleep(gap).await;
+        // Commands are numbered in the order offered, steady rounds and bursts alike.
+        let next = Rc::new(Cell::new(1_000_000u64));
+        let offer = {
+            let next = next.clone();
+            move |roles: &super::tester::Roles<E>| {
+                next.set(next.get() + 1);
+                roles.start_everywhere(int_cmd(next.get()));
             }
-        });
+        };
+        {
+            let (stop, roles, offer) = (stop.clone(), roles.clone(), offer.clone());
+            sim::spawn(async move {
+                let mut rounds = 0;
+                while !stop.get() && rounds < proposals_max {
+                    rounds += 1;
+                    if let Some(r) = &recorder {
+                        r.count_operation(0);
+                    }
+                    offer(&roles);
+                    sim::sleep(gap).await;
+                }
+            });
+        }
+        // A file's bursts (the shrinker's compact rounds); a drawn run has none and spawns
+        // nothing more, so its schedule of tasks is as before.
+        if !bursts.is_empty() {
+            let start = sim::now();
+            sim::spawn(async move {
+                for b in bursts {
+                    let at = start + Duration::from_millis(b.at_ms);
+                    let now = sim::now();
+                    if at > now {
+                        sim::sleep(at - now).await;
+                    }
+                    if stop.get() {
+                        break;
+                    }
+                    for _ in 0..b.commands {
+                        offer(&roles);
+                    }
+                }
+            });
+        }
     }
     sim::sleep(Duration::from_millis(p.safety_ms)).await;
 
