@@ -162,6 +162,21 @@ pub fn resolve_cases(test: &PropTest, cli_cases: Option<u32>) -> u32 {
     cli_cases.unwrap_or(test.default_cases)
 }
 
+/// How many fresh cases from `seed` it takes to find a failure: the number (from 1) of the
+/// first failing case, or `None` if none of `max_cases` fails. The cases are those
+/// [`run`] generates from the same seed, in the same order, but nothing is shrunk and no
+/// saved counterexample is consulted: this measures a search from scratch, which is what
+/// the defaults are sized from (issue 13, item 4; `cargo xtask prop --discovery`).
+pub fn cases_to_first_failure(test: &PropTest, max_cases: u32, seed: u64) -> Option<u32> {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = TestRunner::new_with_rng(Config::with_cases(max_cases), test_rng(seed));
+    let strategy = raft::case_strategy(test.params);
+    (1..=max_cases).find(|_| {
+        let case = strategy.new_tree(&mut runner).expect("cases generate").current();
+        check_quietly(&test.params, &case).is_err()
+    })
+}
+
 /// The file holding `test`'s saved counterexamples under `saved_dir`.
 pub fn saved_path(test: &PropTest, saved_dir: &Path) -> PathBuf {
     saved_dir.join(format!("{}.json", test.name.replace("::", "__")))
