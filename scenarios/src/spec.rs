@@ -309,7 +309,7 @@ impl ScenarioSpec {
             ));
         }
         match &self.workload {
-            Workload::Proposals { propose_gap_ms, snapshot_every, bursts, .. } => {
+            Workload::Proposals { propose_gap_ms, snapshot_every, bursts, proposals } => {
                 if *propose_gap_ms == 0 {
                     return Err("workload.propose_gap_ms = 0: give at least 1 ms between rounds".into());
                 }
@@ -322,6 +322,12 @@ impl ScenarioSpec {
                 }
                 if snapshot_every.contains(&0) {
                     return Err("workload.snapshot_every: an interval of 0 entries; give at least 1".into());
+                }
+                if !bursts.is_empty() && *proposals > 0 {
+                    return Err(format!(
+                        "workload: proposals = {proposals} steady rounds beside {} bursts; give one or the other (proposals = 0 with bursts)",
+                        bursts.len()
+                    ));
                 }
                 if bursts.iter().any(|b| b.commands == 0) {
                     return Err("workload.burst: a burst of 0 commands; give at least 1 or delete it".into());

@@ -97,49 +97,41 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         let roles = cfg.roles();
         let gap = Duration::from_millis(p.propose_gap_ms);
         let recorder = opts.record_scenario.clone();
-        // Commands are numbered in the order offered, steady rounds and bursts alike.
-        let next = Rc::new(Cell::new(1_000_000u64));
-        let offer = {
-            let next = next.clone();
-            move |roles: &super::tester::Roles<E>| {
-                next.set(next.get() + 1);
-                roles.start_everywhere(int_cmd(next.get()));
-            }
-        };
-        {
-            let (stop, roles, offer) = (stop.clone(), roles.clone(), offer.clone());
-            sim::spawn(async move {
+        sim::spawn(async move {
+            let mut x = 1_000_000u64;
+            if bursts.is_empty() {
                 let mut rounds = 0;
                 while !stop.get() && rounds < proposals_max {
                     rounds += 1;
                     if let Some(r) = &recorder {
                         r.count_operation(0);
                     }
-                    offer(&roles);
+                    x += 1;
+                    roles.start_everywhere(int_cmd(x));
                     sim::sleep(gap).await;
                 }
-            });
-        }
-        // A file's bursts (the shrinker's compact rounds); a drawn run has none and spawns
-        // nothing more, so its schedule of tasks is as before.
-        if !bursts.is_empty() {
-            let start = sim::now();
-            sim::spawn(async move {
-                for b in bursts {
-                    let at = start + Duration::from_millis(b.at_ms);
-                    let now = sim::now();
-                    if at > now {
-                        sim::sleep(at - now).await;
-                    }
-                    if stop.get() {
-                        break;
-                    }
-                    for _ in 0..b.commands {
-                        offer(&roles);
-                    }
+                return;
+            }
+            if bursts[0].at_ms > 0 {
+                sim::sleep(Duration::from_millis(bursts[0].at_ms)).await;
+            }
+            // A file's bursts (the shrinker's compact rounds), in this same task and with
+            // the same sleeps as the steady rounds they replace (one after each round, the
+            // next round's distance; `gap` after the last), so bursts standing for steady
+            // rounds are the same run. A file with bursts has no steady rounds
+            // (`ScenarioSpec::check`).
+            for (i, b) in bursts.iter().enumerate() {
+                if stop.get() {
+                    break;
                 }
-            });
-        }
+                for _ in 0..b.commands {
+                    x += 1;
+                    roles.start_everywhere(int_cmd(x));
+                }
+                let wait = bursts.get(i + 1).map_or(gap, |next| Duration::from_millis(next.at_ms - b.at_ms));
+                sim::sleep(wait).await;
+            }
+        });
     }
     sim::sleep(Duration::from_millis(p.safety_ms)).await;
 
