@@ -79,11 +79,12 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         sim::describe(format!("snapshot intervals: {every:?}"));
         cfg.logs.borrow_mut().snapshot_every = every.clone();
     }
+    // A file's bursts are part of what it resolves to (`shrink FILE` starts from them).
     let workload = Workload::Proposals {
         propose_gap_ms: p.propose_gap_ms,
         proposals: 0,
         snapshot_every: every,
-        bursts: Vec::new(),
+        bursts: bursts.clone(),
     };
     record_spec(&opts, &p, &knobs, workload, &schedule);
     let stop = Rc::new(Cell::new(false));
