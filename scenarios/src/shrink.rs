@@ -237,7 +237,7 @@ fn reseed(original: u64, n: usize) -> u64 {
 
 /// Proposal rounds delta debugging takes on one by one: each removal is a run, and a long
 /// list is first shortened by merging neighbours.
-const MAX_ROUNDS_TO_DDMIN: usize = 64;
+const MAX_ROUNDS_TO_DDMIN: usize = 128;
 
 /// The search's state: the smallest failing candidate so far and the run budget.
 struct Search<'a> {
@@ -368,11 +368,11 @@ impl Search<'_> {
 
     /// The Raft swarms' proposal rounds, compacted: the steady rounds become explicit
     /// one-command bursts at the same times (the same run); runs of neighbouring rounds
-    /// merge into one burst at the last one's time, so the latest command of each
-    /// run is offered when it was (the whole list, then halves, quarters
-    /// …); once few are left, rounds go by delta debugging anywhere in the phase (not only
-    /// from its end); last, each burst's command count is halved while the failure stays. A
-    /// long log then costs a few operation events.
+    /// merge into one burst at the last one's time, so the latest command of each run is
+    /// offered when it was (the whole list, then halves, quarters …), then neighbours
+    /// pairwise; once few are left, rounds go by delta debugging anywhere in the phase (not
+    /// only from its end); last, each burst's command count is halved while the failure
+    /// stays. A long log then costs a few operation events.
     fn bursts(&mut self, progress: &mut dyn FnMut(&str)) {
         let Workload::Proposals { propose_gap_ms, proposals, ref bursts, .. } = self.best.workload else { return };
         if proposals > 0 && bursts.is_empty() {
@@ -400,6 +400,26 @@ impl Search<'_> {
                 }
             }
             n *= 2;
+        }
+        // Neighbours the aligned chunks above never paired: each round into the next one,
+        // at the next one's time, then at its own.
+        let mut i = 0;
+        while i + 1 < bursts_of(&self.best).len() && self.runs < self.max_runs {
+            let list = bursts_of(&self.best);
+            let commands = list[i].commands + list[i + 1].commands;
+            let mut merged = false;
+            for at_ms in [list[i + 1].at_ms, list[i].at_ms] {
+                let mut candidate = list.clone();
+                candidate[i + 1] = Burst { at_ms, commands };
+                candidate.remove(i);
+                if self.try_candidate(with_bursts(&self.best, 0, candidate), "neighbouring rounds merged", progress) {
+                    merged = true;
+                    break;
+                }
+            }
+            if !merged {
+                i += 1;
+            }
         }
         // Removal anywhere costs about as many runs as there are rounds: only once merging
         // has left few.
