@@ -598,6 +598,28 @@ mod tests {
         s.fault_points.clear();
         assert!(!s.to_toml().contains("timing") && !s.to_toml().contains("fault_points"));
         assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &s.to_toml()).unwrap(), s);
+        // A Raft swarm's bursts: in time order, inside the safety phase, never empty, and not
+        // beside steady rounds.
+        let raft = |proposals, bursts: Vec<(u64, u64)>| ScenarioSpec {
+            scenario: "raft::swarm_2c".into(),
+            workload: Workload::Proposals {
+                propose_gap_ms: 10,
+                proposals,
+                snapshot_every: Vec::new(),
+                bursts: bursts.into_iter().map(|(at_ms, commands)| Burst { at_ms, commands }).collect(),
+            },
+            ..kv()
+        };
+        let rcheck = |s: &ScenarioSpec| s.check("raft::swarm_2c", WorkloadKind::Proposals);
+        let ok = raft(0, vec![(0, 40), (500, 1)]);
+        assert!(rcheck(&ok).is_ok());
+        assert_eq!((ok.workload.operations(), ok.workload.commands()), (2, 41));
+        assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &ok.to_toml()).unwrap(), ok);
+        assert!(ok.to_toml().contains("[[workload.burst]]"));
+        assert!(rcheck(&raft(3, vec![(0, 1)])).unwrap_err().contains("one or the other"));
+        assert!(rcheck(&raft(0, vec![(0, 0)])).unwrap_err().contains("0 commands"));
+        assert!(rcheck(&raft(0, vec![(9, 1), (5, 1)])).unwrap_err().contains("time order"));
+        assert!(rcheck(&raft(0, vec![(10_000, 1)])).unwrap_err().contains("past the safety phase"));
         let mut s = kv();
         s.servers = 0;
         assert!(check(&s).contains("give 1 to"));
