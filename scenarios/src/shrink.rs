@@ -19,7 +19,7 @@
 //! accepted, and the search goes on with the next candidate.
 
 use crate::registry::{run_scenario, Opts, Scenario};
-use crate::spec::{server_index, ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use crate::spec::{server_index, Burst, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use sim::faults::{Fault, FaultEvent, Target};
 use sim::{FailureClass, Outcome, RunReport, TraceMode};
 use std::path::PathBuf;
@@ -48,8 +48,12 @@ impl FailureKind {
 pub struct Sizes {
     /// Fault events in the schedule.
     pub fault_events: usize,
-    /// Operations started: proposal rounds, or the clerks' operations.
+    /// Operation events started: proposal rounds (a burst counting once), or the clerks'
+    /// operations.
     pub operations: u64,
+    /// Commands those operations offered (a burst offers several; otherwise as
+    /// `operations`).
+    pub commands: u64,
     /// Servers.
     pub servers: usize,
     /// Clients: the proposer, or the clerks.
@@ -66,6 +70,7 @@ impl Sizes {
         Sizes {
             fault_events: spec.events.len(),
             operations: spec.workload.operations(),
+            commands: spec.workload.commands(),
             servers: spec.servers,
             clients: spec.workload.clients(),
             sim_time_ns: report.sim_time.as_nanos() as u64,
@@ -191,8 +196,17 @@ pub fn shrink(
         });
     }
     let before = Sizes::of(&original, &again);
-    let mut s =
-        Search { sc, seed, failure, best: original.clone(), best_report: again, runs: 0, max_runs, accepted: 0 };
+    let mut s = Search {
+        sc,
+        seed,
+        original_seed: seed,
+        failure,
+        best: original.clone(),
+        best_report: again,
+        runs: 0,
+        max_runs,
+        accepted: 0,
+    };
     loop {
         let accepted_before = s.accepted;
         s.events(progress);
@@ -200,6 +214,7 @@ pub fn shrink(
         s.clerks(progress);
         s.servers(progress);
         s.operations(progress);
+        s.bursts(progress);
         s.safety_phase(progress);
         s.rates(progress);
         if s.accepted == accepted_before || s.runs >= s.max_runs {
@@ -210,10 +225,27 @@ pub fn shrink(
     Ok(Shrunk { failure: s.failure, original, smallest: s.best, before, after, runs: s.runs, accepted: s.accepted })
 }
 
+/// Other seeds a candidate is tried under when it does not fail the same way under the
+/// current one.
+const RESEEDS: usize = 2;
+
+/// The `n`th other seed tried: a hash of the original seed and a counter, so a shrink is a
+/// function of its inputs and the seeds tried do not repeat.
+fn reseed(original: u64, n: usize) -> u64 {
+    sim::rng::mix64(original ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) >> 16
+}
+
+/// Proposal rounds delta debugging takes on one by one: each removal is a run, and a long
+/// list is first shortened by merging neighbours.
+const MAX_ROUNDS_TO_DDMIN: usize = 128;
+
 /// The search's state: the smallest failing candidate so far and the run budget.
 struct Search<'a> {
     sc: &'a Scenario,
+    /// The seed the best candidate fails under (`best.seed`).
     seed: u64,
+    /// The seed of the run being shrunk.
+    original_seed: u64,
     failure: FailureKind,
     best: ScenarioSpec,
     best_report: RunReport,
@@ -235,11 +267,27 @@ impl Search<'_> {
         if kind.is_some_and(|k| candidate.check(self.sc.name, k).is_err()) {
             return false;
         }
-        self.runs += 1;
-        let r = run_spec(self.sc, self.seed, &candidate, TraceMode::Hash);
-        if FailureKind::of(&r.outcome).as_ref() != Some(&self.failure) {
-            return false;
+        // The candidate under the current seed; if it passes or fails otherwise, under a few
+        // other seeds: a removed event or a merged round shifts the draws made in event
+        // order (the network's), so whether the failure stays is partly chance. A seed
+        // that keeps it is recorded in the candidate (`seed`), and the file runs under it.
+        let mut kept = None;
+        for attempt in 0..=RESEEDS {
+            if self.runs >= self.max_runs {
+                return false;
+            }
+            let seed = if attempt == 0 { self.seed } else { reseed(self.original_seed, self.runs) };
+            self.runs += 1;
+            let mut c = candidate.clone();
+            c.seed = seed;
+            let r = run_spec(self.sc, seed, &c, TraceMode::Hash);
+            if FailureKind::of(&r.outcome).as_ref() == Some(&self.failure) {
+                kept = Some((c, r));
+                break;
+            }
         }
+        let Some((candidate, r)) = kept else { return false };
+        self.seed = candidate.seed;
         self.accepted += 1;
         progress(&format!(
             "  kept ({what}): {} fault events, {} operations, {} servers, {} clients, {:.1}s safety phase",
@@ -318,6 +366,85 @@ impl Search<'_> {
         }
     }
 
+    /// The Raft swarms' proposal rounds, compacted: the steady rounds become explicit
+    /// one-command bursts at the same times (the same run); runs of neighbouring rounds
+    /// merge into one burst at the last one's time, so the latest command of each run is
+    /// offered when it was (the whole list, then halves, quarters …), then neighbours
+    /// pairwise; once few are left, rounds go by delta debugging anywhere in the phase (not
+    /// only from its end); last, each burst's command count is halved while the failure
+    /// stays. A long log then costs a few operation events.
+    fn bursts(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Workload::Proposals { propose_gap_ms, proposals, ref bursts, .. } = self.best.workload else { return };
+        if proposals > 0 && bursts.is_empty() {
+            let explicit: Vec<Burst> =
+                (0..proposals).map(|i| Burst { at_ms: i * propose_gap_ms, commands: 1 }).collect();
+            let candidate = with_bursts(&self.best, 0, explicit);
+            if !self.try_candidate(candidate, "rounds as bursts", progress) {
+                return;
+            }
+        }
+        let mut n = 1;
+        while n < bursts_of(&self.best).len() && self.runs < self.max_runs {
+            let mut chunks = split(&bursts_of(&self.best), n);
+            for i in 0..chunks.len() {
+                if chunks[i].len() < 2 {
+                    continue;
+                }
+                let last = chunks[i][chunks[i].len() - 1].at_ms;
+                let one = Burst { at_ms: last, commands: chunks[i].iter().map(|b| b.commands).sum() };
+                let mut list: Vec<Burst> = chunks[..i].concat();
+                list.push(one);
+                list.extend(chunks[i + 1..].concat());
+                if self.try_candidate(with_bursts(&self.best, 0, list), "rounds merged", progress) {
+                    chunks[i] = vec![one];
+                }
+            }
+            n *= 2;
+        }
+        // Neighbours the aligned chunks above never paired: each round into the next one,
+        // at the next one's time, then at its own.
+        let mut i = 0;
+        while i + 1 < bursts_of(&self.best).len() && self.runs < self.max_runs {
+            let list = bursts_of(&self.best);
+            let commands = list[i].commands + list[i + 1].commands;
+            let mut merged = false;
+            for at_ms in [list[i + 1].at_ms, list[i].at_ms] {
+                let mut candidate = list.clone();
+                candidate[i + 1] = Burst { at_ms, commands };
+                candidate.remove(i);
+                if self.try_candidate(with_bursts(&self.best, 0, candidate), "neighbouring rounds merged", progress) {
+                    merged = true;
+                    break;
+                }
+            }
+            if !merged {
+                i += 1;
+            }
+        }
+        // Removal anywhere costs about as many runs as there are rounds: only once merging
+        // has left few.
+        if bursts_of(&self.best).len() <= MAX_ROUNDS_TO_DDMIN {
+            ddmin(bursts_of(&self.best), &mut |subset: &[Burst]| {
+                let candidate = with_bursts(&self.best, 0, subset.to_vec());
+                self.try_candidate(candidate, "proposal rounds", progress)
+            });
+        }
+        // Fewer commands per burst: halve while the failure stays.
+        for i in 0..bursts_of(&self.best).len() {
+            loop {
+                let mut list = bursts_of(&self.best);
+                let Some(b) = list.get_mut(i) else { break };
+                if b.commands < 2 {
+                    break;
+                }
+                b.commands /= 2;
+                if !self.try_candidate(with_bursts(&self.best, 0, list), "burst commands", progress) {
+                    break;
+                }
+            }
+        }
+    }
+
     fn safety_phase(&mut self, progress: &mut dyn FnMut(&str)) {
         // The phase must outlast its last event; bisect down to that.
         let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1);
@@ -354,6 +481,24 @@ impl Search<'_> {
             }
         }
     }
+}
+
+/// The bursts of a Raft swarm's workload (none for a clerks workload).
+fn bursts_of(spec: &ScenarioSpec) -> Vec<Burst> {
+    match &spec.workload {
+        Workload::Proposals { bursts, .. } => bursts.clone(),
+        Workload::Clerks { .. } => Vec::new(),
+    }
+}
+
+/// `spec` with `proposals` steady rounds and `bursts`.
+fn with_bursts(spec: &ScenarioSpec, proposals: u64, bursts: Vec<Burst>) -> ScenarioSpec {
+    let mut out = spec.clone();
+    if let Workload::Proposals { proposals: p, bursts: b, .. } = &mut out.workload {
+        *p = proposals;
+        *b = bursts;
+    }
+    out
 }
 
 /// The fault with its rates halved (loss, duplicates, delay), or `None` when it has no rate
@@ -511,7 +656,12 @@ mod tests {
             bug: None,
             servers: 3,
             safety_ms: 100,
-            workload: Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4, 5] },
+            workload: Workload::Proposals {
+                propose_gap_ms: 5,
+                proposals: 9,
+                snapshot_every: vec![3, 4, 5],
+                bursts: Vec::new(),
+            },
             timing: None,
             fault_points: Default::default(),
             events: vec![
@@ -529,7 +679,10 @@ mod tests {
         assert_eq!(out.events.len(), 2);
         assert_eq!(out.events[0].fault, Fault::Partition { a: vec![Target::node("s0")], b: vec![Target::node("s1")] });
         assert_eq!(out.events[1].at_ms, 4);
-        assert_eq!(out.workload, Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4] });
+        assert_eq!(
+            out.workload,
+            Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4], bursts: Vec::new() }
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! unchanged. A workload's operation counts are caps: a client stops after starting that
 //! many, which is exactly where the recorded run stopped it.
 //!
+//! A Raft swarm's workload is `kind = "proposals"`: `propose_gap_ms`, `proposals` (steady
+//! rounds), `snapshot_every` (`raft::swarm_2d`) and, in shrunk files, `[[workload.burst]]`
+//! tables (`at_ms`, `commands`: that many commands offered back to back at that time).
+//!
 //! ```toml
 //! scenario = "kvraft::swarm_3b"
 //! seed = 7                      # the seed it was resolved from (`--seed` may differ)
@@ -87,12 +91,18 @@ pub struct ScenarioSpec {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Workload {
     /// The Raft swarms: every `propose_gap_ms` a command is offered to every live server
-    /// (only a leader takes it), `proposals` rounds in all at most.
+    /// (only a leader takes it), `proposals` rounds in all at most; and, in a file (the
+    /// shrinker writes them; a swarm never draws them), explicit [`Burst`]s.
     Proposals {
         /// Simulated milliseconds between rounds.
         propose_gap_ms: u64,
         /// Rounds started before the run ended or the safety phase did.
         proposals: u64,
+        /// Explicit rounds, each offering several commands back to back, in time order:
+        /// what the shrinker turns the steady rounds into, so that a long log costs one
+        /// operation event, not one per entry (`[[workload.burst]]` tables).
+        #[serde(default, rename = "burst", skip_serializing_if = "Vec::is_empty")]
+        bursts: Vec<Burst>,
         /// Per server, the applied entries between snapshots (`raft::swarm_2d`; empty for
         /// `raft::swarm_2c`, which takes no snapshots).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -175,6 +185,19 @@ pub struct Clerk {
     pub operations: u64,
 }
 
+/// One explicit proposal round of a Raft swarm's file: at `at_ms` simulated milliseconds after
+/// the proposer starts, `commands` fresh commands are offered back to back to every live
+/// server (only a leader takes them). It counts as one operation event: a reproduction
+/// reads "propose 40 commands at 1.2 s" as one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    /// When, in ms after the proposer's start (the start of the run).
+    pub at_ms: u64,
+    /// Commands offered back to back (at least 1).
+    pub commands: u64,
+}
+
 /// The kinds of [`Workload`], for a scenario to declare which one it reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkloadKind {
@@ -196,11 +219,23 @@ impl Workload {
         }
     }
 
-    /// Operations the workload starts: proposal rounds, or the clerks' operations summed.
+    /// Operation events the workload starts: proposal rounds (steady ones plus bursts, a
+    /// burst counting once), or the clerks' operations summed.
     pub fn operations(&self) -> u64 {
         match self {
-            Workload::Proposals { proposals, .. } => *proposals,
+            Workload::Proposals { proposals, bursts, .. } => *proposals + bursts.len() as u64,
             Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).sum(),
+        }
+    }
+
+    /// Commands the workload offers: a steady round offers one, a burst its `commands`; a
+    /// clerk's operation is one command.
+    pub fn commands(&self) -> u64 {
+        match self {
+            Workload::Proposals { proposals, bursts, .. } => {
+                *proposals + bursts.iter().map(|b| b.commands).sum::<u64>()
+            }
+            Workload::Clerks { .. } => self.operations(),
         }
     }
 
@@ -274,7 +309,7 @@ impl ScenarioSpec {
             ));
         }
         match &self.workload {
-            Workload::Proposals { propose_gap_ms, snapshot_every, .. } => {
+            Workload::Proposals { propose_gap_ms, snapshot_every, bursts, proposals } => {
                 if *propose_gap_ms == 0 {
                     return Err("workload.propose_gap_ms = 0: give at least 1 ms between rounds".into());
                 }
@@ -287,6 +322,24 @@ impl ScenarioSpec {
                 }
                 if snapshot_every.contains(&0) {
                     return Err("workload.snapshot_every: an interval of 0 entries; give at least 1".into());
+                }
+                if !bursts.is_empty() && *proposals > 0 {
+                    return Err(format!(
+                        "workload: proposals = {proposals} steady rounds beside {} bursts; give one or the other (proposals = 0 with bursts)",
+                        bursts.len()
+                    ));
+                }
+                if bursts.iter().any(|b| b.commands == 0) {
+                    return Err("workload.burst: a burst of 0 commands; give at least 1 or delete it".into());
+                }
+                if bursts.windows(2).any(|w| w[0].at_ms > w[1].at_ms) {
+                    return Err("workload.burst: bursts must be in time order (at_ms)".into());
+                }
+                if let Some(b) = bursts.iter().find(|b| b.at_ms >= self.safety_ms) {
+                    return Err(format!(
+                        "workload.burst at {} ms is at or past the safety phase's end (safety_ms = {}); move it earlier",
+                        b.at_ms, self.safety_ms
+                    ));
                 }
             }
             Workload::Clerks { keys, append_percent, put_percent, clerks, .. } => {
@@ -545,6 +598,28 @@ mod tests {
         s.fault_points.clear();
         assert!(!s.to_toml().contains("timing") && !s.to_toml().contains("fault_points"));
         assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &s.to_toml()).unwrap(), s);
+        // A Raft swarm's bursts: in time order, inside the safety phase, never empty, and not
+        // beside steady rounds.
+        let raft = |proposals, bursts: Vec<(u64, u64)>| ScenarioSpec {
+            scenario: "raft::swarm_2c".into(),
+            workload: Workload::Proposals {
+                propose_gap_ms: 10,
+                proposals,
+                snapshot_every: Vec::new(),
+                bursts: bursts.into_iter().map(|(at_ms, commands)| Burst { at_ms, commands }).collect(),
+            },
+            ..kv()
+        };
+        let rcheck = |s: &ScenarioSpec| s.check("raft::swarm_2c", WorkloadKind::Proposals);
+        let ok = raft(0, vec![(0, 40), (500, 1)]);
+        assert!(rcheck(&ok).is_ok());
+        assert_eq!((ok.workload.operations(), ok.workload.commands()), (2, 41));
+        assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &ok.to_toml()).unwrap(), ok);
+        assert!(ok.to_toml().contains("[[workload.burst]]"));
+        assert!(rcheck(&raft(3, vec![(0, 1)])).unwrap_err().contains("one or the other"));
+        assert!(rcheck(&raft(0, vec![(0, 0)])).unwrap_err().contains("0 commands"));
+        assert!(rcheck(&raft(0, vec![(9, 1), (5, 1)])).unwrap_err().contains("time order"));
+        assert!(rcheck(&raft(0, vec![(10_000, 1)])).unwrap_err().contains("past the safety phase"));
         let mut s = kv();
         s.servers = 0;
         assert!(check(&s).contains("give 1 to"));

@@ -26,6 +26,15 @@ pub struct PropArgs {
     /// Seed of the case generator (default: a fixed seed, so runs are reproducible).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Run each test's default budget times this (CI runs a larger budget than a person at a
+    /// terminal); ignored where --cases is given.
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Measure instead of test: for each selected planted-bug test, the fresh cases (no
+    /// shrinking, no saved counterexamples) it takes to find the bug under each of the seeds
+    /// 0..K, at most --cases each (default 100 000), beside the test's default budget.
+    #[arg(long, value_name = "K")]
+    pub discovery: Option<u64>,
     /// Folder of saved counterexamples, relative to the working directory.
     #[arg(long, default_value = prop::SAVED_DIR)]
     pub saved_dir: PathBuf,
@@ -47,6 +56,43 @@ pub fn pick<'a>(cat: &'a Catalogue, filter: &str) -> Result<Vec<&'a PropTest>, S
     Ok(picked)
 }
 
+/// `--discovery K`: cases to the first failure of every selected planted-bug test under the
+/// seeds 0..K, one line per test: each seed's count (`-` for not found within `max_cases`),
+/// the most, the median and the default budget with the margin it leaves.
+fn discovery(picked: &[&PropTest], seeds: u64, max_cases: u32) -> u8 {
+    let mut missed = 0;
+    for t in picked.iter().filter(|t| t.planted_bug.is_some()) {
+        let t0 = Instant::now();
+        let found: Vec<Option<u32>> = (0..seeds).map(|seed| prop::cases_to_first_failure(t, max_cases, seed)).collect();
+        let secs = t0.elapsed().as_secs_f64();
+        let mut counts: Vec<u32> = found.iter().flatten().copied().collect();
+        counts.sort_unstable();
+        let each: Vec<String> = found.iter().map(|f| f.map_or("-".to_string(), |n| n.to_string())).collect();
+        let not_found = found.len() - counts.len();
+        missed += usize::from(not_found > 0);
+        let most = counts.last().copied();
+        let median = counts.get(counts.len() / 2).copied();
+        println!(
+            "{}: seeds 0..{seeds}: [{}]; found {}/{seeds}, most {}, median {}; default {} ({}) ({secs:.1}s)",
+            t.name,
+            each.join(" "),
+            counts.len(),
+            most.map_or("-".into(), |m| m.to_string()),
+            median.map_or("-".into(), |m| m.to_string()),
+            t.default_cases,
+            match most {
+                Some(m) if not_found == 0 => format!("{:.1}x the most", f64::from(t.default_cases) / f64::from(m)),
+                _ => format!("{not_found} seeds not found within {max_cases}"),
+            },
+        );
+    }
+    if missed > 0 {
+        exit::BUG_NOT_FOUND
+    } else {
+        exit::PASS
+    }
+}
+
 pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
     let picked = match pick(cat, &a.filter) {
         Ok(p) => p,
@@ -58,9 +104,21 @@ pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
         }
         return exit::PASS;
     }
+    if a.scale == 0 {
+        return bad_input("--scale 0 would run no cases: give 1 or more (it multiplies each test's default)");
+    }
+    if let Some(k) = a.discovery {
+        if a.seed.is_some() {
+            return bad_input("--discovery runs seeds 0..K: drop --seed");
+        }
+        if k == 0 {
+            return bad_input("--discovery 0 measures nothing: give the number of seeds, e.g. --discovery 5");
+        }
+        return discovery(&picked, k, a.cases.unwrap_or(100_000));
+    }
     let (mut failed, mut missed) = (0, 0);
     for t in picked {
-        let cases = prop::resolve_cases(t, a.cases);
+        let cases = a.cases.unwrap_or_else(|| prop::resolve_cases(t, None).saturating_mul(a.scale));
         let t0 = Instant::now();
         let outcome = prop::run(t, cases, a.seed, &a.saved_dir);
         let secs = t0.elapsed().as_secs_f64();

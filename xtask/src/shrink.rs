@@ -49,9 +49,10 @@ fn default_out(scenario: &str, seed: u64, bug: Option<&str>) -> PathBuf {
 
 fn line(label: &str, s: &Sizes) -> String {
     format!(
-        "{label} {:>4} fault events, {:>6} operations, {} servers, {:>2} clients, {:>8.3}s simulated, {:>8} trace events",
+        "{label} {:>4} fault events, {:>6} operations ({} commands), {} servers, {:>2} clients, {:>8.3}s simulated, {:>8} trace events",
         s.fault_events,
         s.operations,
+        s.commands,
         s.servers,
         s.clients,
         s.sim_time_ns as f64 / 1e9,
@@ -126,6 +127,9 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
                 .with_filter(tracing_subscriber::filter::Targets::new().with_target("sim", tracing::Level::INFO)),
         ),
     );
+    // It fails under the seed it records (another than the original's when the search had to
+    // reseed a candidate: scenarios::shrink).
+    let seed = shrunk.smallest.seed;
     let last = run_scenario(&sc, seed, &shrink::spec_opts(&shrunk.smallest), TraceMode::Emit, Some(dispatch));
     let kept = shrink::FailureKind::of(&last.outcome).as_ref() == Some(&shrunk.failure);
     println!(

@@ -121,13 +121,17 @@ pub fn all() -> Vec<PropTest> {
     tests
 }
 
-/// About three times the most cases any of ten seeds needed to find the bug from scratch
-/// (measured with this harness): Figure 8 and a stale snapshot need rarer schedules.
+/// At least three times the most fresh cases any of the seeds 0..10 needed to find the bug
+/// (`cargo xtask prop 'raft::bug_*' --discovery 10`, table in BENCHMARKS.md), rounded up
+/// to a thousand, and never under 4 096. Figure 8, a stale snapshot, a wiping snapshot and
+/// a forgotten vote need rarer schedules than the rest.
 fn bug_default_cases(bug: Bug) -> u32 {
     match bug {
-        Bug::CommitOldTerm => 16_384,
-        Bug::ApplyOutOfOrderAfterSnapshot => 30_000,
-        _ => 4096,
+        Bug::CommitOldTerm => 60_000,                // most 19 682
+        Bug::ApplyOutOfOrderAfterSnapshot => 43_000, // most 14 090
+        Bug::SnapshotWipesLog => 26_000,             // most 8 548
+        Bug::NoPersistVotedFor => 6_000,             // most 1 951
+        _ => 4096,                                   // most 997 (accept-stale-term-append) or fewer
     }
 }
 
@@ -160,6 +164,21 @@ pub fn select(filter: &str) -> Vec<PropTest> {
 /// environment.
 pub fn resolve_cases(test: &PropTest, cli_cases: Option<u32>) -> u32 {
     cli_cases.unwrap_or(test.default_cases)
+}
+
+/// How many fresh cases from `seed` it takes to find a failure: the number (from 1) of the
+/// first failing case, or `None` if none of `max_cases` fails. The cases are those
+/// [`run`] generates from the same seed, in the same order, but nothing is shrunk and no
+/// saved counterexample is consulted: this measures a search from scratch, which is what
+/// the defaults are sized from (issue 13, item 4; `cargo xtask prop --discovery`).
+pub fn cases_to_first_failure(test: &PropTest, max_cases: u32, seed: u64) -> Option<u32> {
+    use proptest::strategy::{Strategy, ValueTree};
+    let mut runner = TestRunner::new_with_rng(Config::with_cases(max_cases), test_rng(seed));
+    let strategy = raft::case_strategy(test.params);
+    (1..=max_cases).find(|_| {
+        let case = strategy.new_tree(&mut runner).expect("cases generate").current();
+        check_quietly(&test.params, &case).is_err()
+    })
 }
 
 /// The file holding `test`'s saved counterexamples under `saved_dir`.

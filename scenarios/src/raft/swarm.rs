@@ -57,9 +57,11 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
     let mut p = drawn.clone();
     apply_spec_shape(&opts, &mut p);
     let mut proposals_max = u64::MAX;
-    if let Some(Workload::Proposals { propose_gap_ms, proposals, .. }) = spec(&opts).map(|s| &s.workload) {
+    let mut bursts = Vec::new();
+    if let Some(Workload::Proposals { propose_gap_ms, proposals, bursts: b, .. }) = spec(&opts).map(|s| &s.workload) {
         p.propose_gap_ms = *propose_gap_ms;
         proposals_max = *proposals;
+        bursts.clone_from(b);
     }
     sim::describe(p.describe());
     let schedule = schedule_for(&opts, &drawn, &mut rng);
@@ -77,7 +79,13 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         sim::describe(format!("snapshot intervals: {every:?}"));
         cfg.logs.borrow_mut().snapshot_every = every.clone();
     }
-    let workload = Workload::Proposals { propose_gap_ms: p.propose_gap_ms, proposals: 0, snapshot_every: every };
+    // A file's bursts are part of what it resolves to (`shrink FILE` starts from them).
+    let workload = Workload::Proposals {
+        propose_gap_ms: p.propose_gap_ms,
+        proposals: 0,
+        snapshot_every: every,
+        bursts: bursts.clone(),
+    };
     record_spec(&opts, &p, &knobs, workload, &schedule);
     let stop = Rc::new(Cell::new(false));
 
@@ -92,15 +100,37 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         let recorder = opts.record_scenario.clone();
         sim::spawn(async move {
             let mut x = 1_000_000u64;
-            let mut rounds = 0;
-            while !stop.get() && rounds < proposals_max {
-                rounds += 1;
-                if let Some(r) = &recorder {
-                    r.count_operation(0);
+            if bursts.is_empty() {
+                let mut rounds = 0;
+                while !stop.get() && rounds < proposals_max {
+                    rounds += 1;
+                    if let Some(r) = &recorder {
+                        r.count_operation(0);
+                    }
+                    x += 1;
+                    roles.start_everywhere(int_cmd(x));
+                    sim::sleep(gap).await;
                 }
-                x += 1;
-                roles.start_everywhere(int_cmd(x));
-                sim::sleep(gap).await;
+                return;
+            }
+            if bursts[0].at_ms > 0 {
+                sim::sleep(Duration::from_millis(bursts[0].at_ms)).await;
+            }
+            // A file's bursts (the shrinker's compact rounds), in this same task and with
+            // the same sleeps as the steady rounds they replace (one after each round, the
+            // next round's distance; `gap` after the last), so bursts standing for steady
+            // rounds are the same run. A file with bursts has no steady rounds
+            // (`ScenarioSpec::check`).
+            for (i, b) in bursts.iter().enumerate() {
+                if stop.get() {
+                    break;
+                }
+                for _ in 0..b.commands {
+                    x += 1;
+                    roles.start_everywhere(int_cmd(x));
+                }
+                let wait = bursts.get(i + 1).map_or(gap, |next| Duration::from_millis(next.at_ms - b.at_ms));
+                sim::sleep(wait).await;
             }
         });
     }
