@@ -104,8 +104,8 @@ fn scenario_files_are_refused_where_they_would_be_ignored_or_do_not_fit() {
 #[test]
 fn a_planted_bug_shrinks_to_a_smaller_scenario_that_fails_the_same_way() {
     // raft::swarm_2d --seed 16 with apply-out-of-order-after-snapshot: 61 fault events and 6
-    // servers before, in the swarm without timing knobs and fault points (--plain-swarm: with
-    // them this seed passes; seeds/raft__swarm_2d-107-… is a failing seed with them).
+    // servers before, in the swarm without timing knobs and fault points (--plain-swarm; with
+    // them this seed draws the fast-elections profile and fails too, on another schedule).
     let cat = scenarios::catalogue();
     let sc = cat.scenario("raft::swarm_2d").unwrap();
     let opts = Opts { plain_swarm: true, ..Opts::with_bug(Some("apply-out-of-order-after-snapshot")) };
