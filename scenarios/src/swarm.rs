@@ -656,3 +656,35 @@ fn stop_all_network_faults(servers: &[NodeId], base: NetConfig) {
     net::set_config(base);
     net::heal(servers);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_is_drawn_and_its_knobs_are_within_the_courses_bounds() {
+        let mut seen = BTreeMap::new();
+        for seed in 0..400 {
+            let (profile, k) = Knobs::draw(&mut sim::rng::stream(seed, KNOBS_STREAM, 0));
+            *seen.entry(profile.name()).or_insert(0) += 1;
+            match profile {
+                Profile::Plain => assert_eq!(k, Knobs::default(), "a plain run has no knob"),
+                _ => {
+                    let t = k.timing.expect("every other profile sets the timing");
+                    t.check().unwrap_or_else(|e| panic!("seed {seed} {}: {e}", profile.name()));
+                    if profile != Profile::Chaos {
+                        assert!(k.fault_points.is_empty(), "only chaos enables fault points");
+                    }
+                    match profile {
+                        Profile::Fast => assert!(t.heartbeat_interval_ms <= 130 && t.election_timeout_ms_max <= 700),
+                        Profile::Slow => assert!(t.heartbeat_interval_ms >= 150 && t.election_timeout_ms_min >= 500),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // A quarter each, give or take the draw.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.values().all(|&n| (70..=130).contains(&n)), "{seen:?}");
+    }
+}
