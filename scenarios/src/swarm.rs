@@ -125,25 +125,65 @@ pub struct Knobs {
 /// The random stream the knobs are drawn from.
 const KNOBS_STREAM: &str = "swarm-knobs";
 
+/// A swarm run's knob profile, drawn first from the knobs' stream. Swarm testing's point is
+/// diversity of configurations (Groce et al., "Swarm Testing", ISSTA 2012): a knob that
+/// exposes one bug hides another (fault points and quick elections add saves and term
+/// changes, which close the window an unsaved acknowledgement needs; slow heartbeats make
+/// fewer stale snapshots), so no single setting is drawn for every run. Measured per profile
+/// in BENCHMARKS.md ("Failure rates before and after the swarm knobs").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// No knob: the engine's timing, no fault point — the run `--plain-swarm` makes.
+    Plain,
+    /// Fast elections: heartbeats every 100–130 ms, election timeouts from 150–400 ms with a
+    /// spread of 50–300 ms; no fault point. More elections and term changes: more chances
+    /// for a leader of an old term or a forgotten term to matter.
+    Fast,
+    /// Slow elections: heartbeats every 150–200 ms, election timeouts from 500–1000 ms with a
+    /// spread of 100–600 ms; no fault point. Long terms: long windows between saves.
+    Slow,
+    /// Timing anywhere in the allowed range (heartbeats 100–200 ms, election timeouts from
+    /// 200–700 ms with a spread of 50–600 ms, batches of 1–8 entries a third of the time and
+    /// 20–200 otherwise), each fault point enabled with probability 1/2.
+    Chaos,
+}
+
+impl Profile {
+    /// The profile's name, as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Plain => "plain",
+            Profile::Fast => "fast elections",
+            Profile::Slow => "slow elections",
+            Profile::Chaos => "chaos",
+        }
+    }
+}
+
 impl Knobs {
-    /// Draws the knobs: heartbeats every 100–200 ms (at most 10 a second, as the course
-    /// allows), election timeouts from 200–700 ms up with a spread of 50–600 ms (a leader
-    /// well within the course's 5 s), batches of 1–8 entries a third of the time and
-    /// 20–200 otherwise; each fault point enabled with probability 1/2, with a firing
-    /// probability from its [`FaultPoint::firing_range_permille`]. Every value is drawn
-    /// whether or not it is used, so one knob never moves another's draw.
-    pub fn draw(rng: &mut ChaCha8Rng) -> Knobs {
+    /// Draws the profile ([`Profile`], each a quarter of the runs) and then every value of every profile,
+    /// whether or not the profile uses it, so one knob never moves another's draw. Timing stays
+    /// within what the course allows: at most ten heartbeats a second, an election timeout above
+    /// the heartbeat interval, a leader well within 5 s.
+    pub fn draw(rng: &mut ChaCha8Rng) -> (Profile, Knobs) {
+        // Plain 1/4, fast elections 1/4, slow elections 1/4, chaos 1/4.
+        let profile = match rng.gen_range(0..8u32) {
+            0..=1 => Profile::Plain,
+            2..=3 => Profile::Fast,
+            4..=5 => Profile::Slow,
+            _ => Profile::Chaos,
+        };
+        let fast_heartbeat = rng.gen_range(100..=130);
+        let fast_min = rng.gen_range(fast_heartbeat + 50..=400);
+        let fast_spread = rng.gen_range(50..=300);
+        let slow_heartbeat = rng.gen_range(150..=200);
+        let slow_min = rng.gen_range(500..=1000);
+        let slow_spread = rng.gen_range(100..=600);
         let heartbeat_interval_ms = rng.gen_range(100..=200);
         let election_timeout_ms_min = rng.gen_range(heartbeat_interval_ms + 100..=700);
         let election_timeout_ms_max = election_timeout_ms_min + rng.gen_range(50..=600);
         let small = rng.gen_bool(1.0 / 3.0);
         let (a, b) = (rng.gen_range(1..=8usize), rng.gen_range(20..=200usize));
-        let timing = Timing {
-            election_timeout_ms_min,
-            election_timeout_ms_max,
-            heartbeat_interval_ms,
-            max_entries_per_append: if small { a } else { b },
-        };
         let mut fault_points = BTreeMap::new();
         for p in FaultPoint::ALL {
             let on = rng.gen_bool(0.5);
@@ -152,7 +192,39 @@ impl Knobs {
                 fault_points.insert(p, permille);
             }
         }
-        Knobs { timing: Some(timing), fault_points }
+        // The engine's own batch (raft::Config's default).
+        let default_batch = 100;
+        let knobs = match profile {
+            Profile::Plain => Knobs::default(),
+            Profile::Fast => Knobs {
+                timing: Some(Timing {
+                    election_timeout_ms_min: fast_min,
+                    election_timeout_ms_max: fast_min + fast_spread,
+                    heartbeat_interval_ms: fast_heartbeat,
+                    max_entries_per_append: default_batch,
+                }),
+                fault_points: BTreeMap::new(),
+            },
+            Profile::Slow => Knobs {
+                timing: Some(Timing {
+                    election_timeout_ms_min: slow_min,
+                    election_timeout_ms_max: slow_min + slow_spread,
+                    heartbeat_interval_ms: slow_heartbeat,
+                    max_entries_per_append: default_batch,
+                }),
+                fault_points: BTreeMap::new(),
+            },
+            Profile::Chaos => Knobs {
+                timing: Some(Timing {
+                    election_timeout_ms_min,
+                    election_timeout_ms_max,
+                    heartbeat_interval_ms,
+                    max_entries_per_append: if small { a } else { b },
+                }),
+                fault_points,
+            },
+        };
+        (profile, knobs)
     }
 
     /// The knobs a scenario file gives.
@@ -188,10 +260,14 @@ impl Knobs {
 /// `--plain-swarm`. Enables the fault points and prints the knobs (a plain run prints
 /// nothing and enables nothing, so its trace is the knob-less swarm's).
 pub fn knobs(opts: &Opts) -> Knobs {
-    let drawn = Knobs::draw(&mut sim::rng(KNOBS_STREAM));
+    let (_profile, drawn) = Knobs::draw(&mut sim::rng(KNOBS_STREAM));
     if opts.plain_swarm {
         return Knobs::default();
     }
+    // The profile is not printed on its own: the knobs show it (default timing and no fault
+    // point: plain; heartbeats above 130 ms and no fault point: slow elections…), and the
+    // printed line must be the same whether the knobs were drawn or read back from the
+    // scenario file that recorded them, which holds the knobs, not the profile.
     let k = match spec(opts) {
         Some(s) => Knobs::of_spec(s),
         None => drawn,
@@ -199,7 +275,8 @@ pub fn knobs(opts: &Opts) -> Knobs {
     if !k.fault_points.is_empty() {
         sim::enable_fault_points(&k.fault_points);
     }
-    // A file without knobs is a plain run, and must reproduce one event for event.
+    // A file without knobs, or the plain profile, is a plain run, and must reproduce one
+    // event for event.
     if k != Knobs::default() {
         sim::describe(k.describe());
     }
@@ -578,4 +655,36 @@ fn stop_all_network_faults(servers: &[NodeId], base: NetConfig) {
     net::release_all();
     net::set_config(base);
     net::heal(servers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_is_drawn_and_its_knobs_are_within_the_courses_bounds() {
+        let mut seen = BTreeMap::new();
+        for seed in 0..400 {
+            let (profile, k) = Knobs::draw(&mut sim::rng::stream(seed, KNOBS_STREAM, 0));
+            *seen.entry(profile.name()).or_insert(0) += 1;
+            match profile {
+                Profile::Plain => assert_eq!(k, Knobs::default(), "a plain run has no knob"),
+                _ => {
+                    let t = k.timing.expect("every other profile sets the timing");
+                    t.check().unwrap_or_else(|e| panic!("seed {seed} {}: {e}", profile.name()));
+                    if profile != Profile::Chaos {
+                        assert!(k.fault_points.is_empty(), "only chaos enables fault points");
+                    }
+                    match profile {
+                        Profile::Fast => assert!(t.heartbeat_interval_ms <= 130 && t.election_timeout_ms_max <= 700),
+                        Profile::Slow => assert!(t.heartbeat_interval_ms >= 150 && t.election_timeout_ms_min >= 500),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // A quarter each, give or take the draw.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.values().all(|&n| (70..=130).contains(&n)), "{seen:?}");
+    }
 }

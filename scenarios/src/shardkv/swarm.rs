@@ -2,7 +2,8 @@
 //! random keys, joins, leaves and moves at random times, and faults, every knob drawn from
 //! the seed and printed. A safety phase plays the fault schedule (whole groups down,
 //! partitions inside a group and between groups, the controller's servers partitioned,
-//! single crashes, crashes right after a save, an unreliable network) while the
+//! single crashes, crashes right after a save, an unreliable network, duplicated requests,
+//! clogged links inside a group) while the
 //! configuration changes; then every fault stops, every server restarts, and within a bound
 //! every clerk finishes its request and one more, and every key is read and written by a
 //! fresh clerk. The whole history must be linearizable, and ownership, configurations and
@@ -161,6 +162,42 @@ fn gid(g: usize) -> u64 {
 
 fn server(g: usize, i: usize) -> Target {
     Target::node(&format!("s{}-{i}", gid(g)))
+}
+
+/// The random stream of [`draw_network`]: a stream of its own, so the network's extra
+/// faults move none of the knobs', the schedule's or the configuration changes' draws.
+const NETWORK_STREAM: &str = "shardkv-swarm-network";
+
+/// Draws the network faults the main schedule lacks, as the Raft and key/value swarms have
+/// them: duplicated requests (in about a third of the runs, 10–200‰ from time 0), and in
+/// about two runs in five, clogs between two servers of one group at random gaps, each
+/// holding the link's messages 300–3000 ms and then releasing them in a burst.
+fn draw_network(k: &Knobs, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+    let mut events = Vec::new();
+    let duplicate = rng.gen_bool(0.3);
+    let permille = rng.gen_range(10..200);
+    if duplicate {
+        events.push(FaultEvent { at_ms: 0, fault: Fault::Duplicate { permille } });
+    }
+    if !rng.gen_bool(0.4) {
+        return events;
+    }
+    let end = k.safety_ms.saturating_sub(300);
+    let mut t = 0;
+    loop {
+        t += rng.gen_range(k.fault_gap_ms / 2..=k.fault_gap_ms * 3 / 2);
+        if t >= end {
+            break;
+        }
+        let g = rng.gen_range(0..k.group_sizes.len());
+        let n = k.group_sizes[g];
+        let from = rng.gen_range(0..n);
+        let to = (from + rng.gen_range(1..n)) % n;
+        let back = (t + rng.gen_range(300..3000)).min(end);
+        events.push(FaultEvent { at_ms: t, fault: Fault::Clog { from: server(g, from), to: server(g, to) } });
+        events.push(FaultEvent { at_ms: back, fault: Fault::Release { from: server(g, from), to: server(g, to) } });
+    }
+    events
 }
 
 /// Draws the fault schedule: the network's loss at time 0, then faults at random gaps, each
@@ -358,7 +395,19 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     let k = Knobs::draw(&mut rng);
     sim::describe(k.describe());
     // Drawn whether or not a file replaces it, so every later draw is the same either way.
-    let drawn = draw_schedule(&k, &mut rng);
+    let mut drawn = draw_schedule(&k, &mut rng);
+    let network = draw_network(&k, &mut sim::rng(NETWORK_STREAM));
+    if !network.is_empty() {
+        let dup = network.iter().find_map(|e| match e.fault {
+            Fault::Duplicate { permille } => Some(permille),
+            _ => None,
+        });
+        let clogs = network.iter().filter(|e| matches!(e.fault, Fault::Clog { .. })).count();
+        sim::describe(format!("network: duplicates {}‰, {clogs} clogs inside groups", dup.unwrap_or(0)));
+        drawn.events.extend(network);
+        // A stable sort: events drawn for one instant keep their drawing order.
+        drawn.events.sort_by_key(|e| e.at_ms);
+    }
     let schedule = match &opts.faults {
         Some(file) => file.schedule.clone(),
         None => drawn,
