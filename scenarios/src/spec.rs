@@ -597,6 +597,37 @@ mod tests {
     }
 
     #[test]
+    fn a_mapreduce_workload_counts_its_tasks_and_is_checked() {
+        let mut s = kv();
+        s.scenario = "mapreduce::swarm".into();
+        s.timing = None;
+        s.fault_points.clear();
+        s.workload = Workload::MapReduce {
+            maps: 3,
+            reduces: 2,
+            keys: 9,
+            crash_permille: 40,
+            stall_permille: 200,
+            stall_ms_max: 15_000,
+        };
+        assert_eq!((s.workload.operations(), s.workload.clients()), (5, 1));
+        assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &s.to_toml()).unwrap(), s);
+        assert!(s.to_toml().contains("kind = \"mapreduce\""));
+        assert!(s.check("mapreduce::swarm", WorkloadKind::MapReduce).is_ok());
+        let check = |s: &ScenarioSpec| s.check("mapreduce::swarm", WorkloadKind::MapReduce).unwrap_err();
+        let mut bad = s.clone();
+        if let Workload::MapReduce { maps, .. } = &mut bad.workload {
+            *maps = 9;
+        }
+        assert!(check(&bad).contains("workload.maps = 9"), "{}", check(&bad));
+        let mut bad = s.clone();
+        if let Workload::MapReduce { crash_permille, .. } = &mut bad.workload {
+            *crash_permille = 900;
+        }
+        assert!(check(&bad).contains("exceed 1000"), "{}", check(&bad));
+    }
+
+    #[test]
     fn the_recorder_counts_each_clients_operations() {
         let r = SpecRecorder::new("kvraft::swarm_3b");
         r.count_operation(0); // before record: ignored

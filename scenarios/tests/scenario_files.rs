@@ -27,7 +27,7 @@ fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
         ("raft::swarm_2d", 16, Some("apply-out-of-order-after-snapshot")),
         ("kvraft::swarm_3b", 2, None),
         ("kvraft::swarm_3b", 1, Some("no-duplicate-detection")),
-        ("mapreduce::swarm", 1, None),
+        ("mapreduce::swarm", 4, None),
         ("mapreduce::swarm", 0, Some("shared-temp-name")),
     ];
     for (name, seed, bug) in cases {
