@@ -22,7 +22,8 @@
 //! A run's resolved scenario is a scenario file (`crate::spec`, workload kind
 //! `mapreduce`; the workers are its `servers`, named `s0`…); the job's tasks are its
 //! operations. The seed's draws are all made before a file's values replace them, so a run
-//! from the file is the same run.
+//! from the file is the same run. The swarm draws none of the Raft swarms' knobs (`Knobs`:
+//! engine timing, fault points), so `--plain-swarm` leaves its runs as they are.
 
 use super::{compare_lines, generate_inputs, install_atomic_output_check, output_lines, wait_exit};
 use crate::registry::{Opts, Scenario};
