@@ -23,6 +23,8 @@ pub const GOLDEN_PAIRS: &[(&str, u64, Option<&str>)] = &[
     ("mapreduce::wc", 0, None),
     ("mapreduce::crash", 1, None),
     ("mapreduce::crash", 0, Some("no-reissue")),
+    ("mapreduce::swarm", 4, None),
+    ("mapreduce::swarm", 0, Some("shared-temp-name")),
     ("raft::initial_election_2a", 0, None),
     ("raft::figure8_unreliable_2c", 2, None),
     ("raft::reliable_churn_2c", 0, None),

@@ -346,6 +346,7 @@ impl Search<'_> {
         let caps = match &self.best.workload {
             Workload::Proposals { proposals, .. } => vec![*proposals],
             Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).collect(),
+            Workload::MapReduce { .. } => return self.map_reduce_tasks(progress),
         };
         for (i, cap) in caps.into_iter().enumerate() {
             // Bisect for the smallest cap that still fails: [lo, hi] with hi failing.
@@ -356,6 +357,7 @@ impl Search<'_> {
                 match &mut candidate.workload {
                     Workload::Proposals { proposals, .. } => *proposals = mid,
                     Workload::Clerks { clerks, .. } => clerks[i].operations = mid,
+                    Workload::MapReduce { .. } => unreachable!("map_reduce_tasks shrinks a job"),
                 }
                 if self.try_candidate(candidate, "operations", progress) {
                     hi = mid;
@@ -445,6 +447,27 @@ impl Search<'_> {
         }
     }
 
+    /// A MapReduce job's operations are its tasks: bisect the map tasks, then the reduce
+    /// tasks, each down to one (a job needs both).
+    fn map_reduce_tasks(&mut self, progress: &mut dyn FnMut(&str)) {
+        for field in 0..2 {
+            let Workload::MapReduce { maps, reduces, .. } = self.best.workload else { return };
+            let (mut lo, mut hi) = (1, if field == 0 { maps } else { reduces });
+            while lo < hi && self.runs < self.max_runs {
+                let mid = lo + (hi - lo) / 2;
+                let mut candidate = self.best.clone();
+                if let Workload::MapReduce { maps, reduces, .. } = &mut candidate.workload {
+                    *(if field == 0 { maps } else { reduces }) = mid;
+                }
+                if self.try_candidate(candidate, "tasks", progress) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+    }
+
     fn safety_phase(&mut self, progress: &mut dyn FnMut(&str)) {
         // The phase must outlast its last event; bisect down to that.
         let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1);
@@ -483,11 +506,11 @@ impl Search<'_> {
     }
 }
 
-/// The bursts of a Raft swarm's workload (none for a clerks workload).
+/// The bursts of a Raft swarm's workload (none for a clerks or MapReduce workload).
 fn bursts_of(spec: &ScenarioSpec) -> Vec<Burst> {
     match &spec.workload {
         Workload::Proposals { bursts, .. } => bursts.clone(),
-        Workload::Clerks { .. } => Vec::new(),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } => Vec::new(),
     }
 }
 

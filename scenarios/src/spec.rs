@@ -27,6 +27,8 @@
 //! maxraftstate = 1200           # -1: no snapshots
 //! append_percent = 45           # the rest of the mix: put_percent, then gets
 //! put_percent = 10
+//! # or kind = "mapreduce" (mapreduce::swarm): maps, reduces, keys, crash_permille,
+//! # stall_permille, stall_ms_max; its workers are the `servers` s0…
 //! [[workload.clerk]]
 //! id = 0                        # the clerk's random stream is `kv-swarm-client-<id>`
 //! operations = 31
@@ -123,6 +125,24 @@ pub enum Workload {
         #[serde(rename = "clerk")]
         clerks: Vec<Clerk>,
     },
+    /// The MapReduce swarm (`mapreduce::swarm`): one job of the crash app with extra keys
+    /// (`nodes::mapreduce::apps::CrashKeys`) on the first `maps` input files with `reduces`
+    /// reduce tasks; the workers are the file's `servers`, named `s0`….
+    #[serde(rename = "mapreduce")]
+    MapReduce {
+        /// Map tasks: the first `maps` of the eight input files (1–8).
+        maps: u32,
+        /// Reduce tasks (nReduce).
+        reduces: u32,
+        /// Extra keys each map emits beside the crash app's four.
+        keys: u32,
+        /// Per mille of map/reduce calls that crash their worker.
+        crash_permille: u32,
+        /// Per mille of map/reduce calls that stall.
+        stall_permille: u32,
+        /// Longest stall, in simulated ms (the reissue timeout is 10 000).
+        stall_ms_max: u64,
+    },
 }
 
 /// A swarm's timing knobs for its replication engine, drawn from the seed within what the
@@ -207,6 +227,8 @@ pub enum WorkloadKind {
     ProposalsWithSnapshots,
     /// [`Workload::Clerks`].
     Clerks,
+    /// [`Workload::MapReduce`].
+    MapReduce,
 }
 
 impl Workload {
@@ -216,33 +238,36 @@ impl Workload {
             Workload::Proposals { snapshot_every, .. } if snapshot_every.is_empty() => WorkloadKind::Proposals,
             Workload::Proposals { .. } => WorkloadKind::ProposalsWithSnapshots,
             Workload::Clerks { .. } => WorkloadKind::Clerks,
+            Workload::MapReduce { .. } => WorkloadKind::MapReduce,
         }
     }
 
     /// Operation events the workload starts: proposal rounds (steady ones plus bursts, a
-    /// burst counting once), or the clerks' operations summed.
+    /// burst counting once), the clerks' operations summed, or a MapReduce job's tasks (maps
+    /// plus reduces).
     pub fn operations(&self) -> u64 {
         match self {
             Workload::Proposals { proposals, bursts, .. } => *proposals + bursts.len() as u64,
             Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).sum(),
+            Workload::MapReduce { maps, reduces, .. } => u64::from(*maps) + u64::from(*reduces),
         }
     }
 
     /// Commands the workload offers: a steady round offers one, a burst its `commands`; a
-    /// clerk's operation is one command.
+    /// clerk's operation or a MapReduce task is one command.
     pub fn commands(&self) -> u64 {
         match self {
             Workload::Proposals { proposals, bursts, .. } => {
                 *proposals + bursts.iter().map(|b| b.commands).sum::<u64>()
             }
-            Workload::Clerks { .. } => self.operations(),
+            Workload::Clerks { .. } | Workload::MapReduce { .. } => self.operations(),
         }
     }
 
-    /// Clients: the proposer (one), or the clerks.
+    /// Clients: the proposer (one), the clerks, or the MapReduce job (one).
     pub fn clients(&self) -> usize {
         match self {
-            Workload::Proposals { .. } => 1,
+            Workload::Proposals { .. } | Workload::MapReduce { .. } => 1,
             Workload::Clerks { clerks, .. } => clerks.len(),
         }
     }
@@ -255,6 +280,7 @@ impl WorkloadKind {
             WorkloadKind::Proposals => "proposals",
             WorkloadKind::ProposalsWithSnapshots => "proposals with snapshot_every",
             WorkloadKind::Clerks => "clerks",
+            WorkloadKind::MapReduce => "mapreduce",
         }
     }
 }
@@ -354,6 +380,19 @@ impl ScenarioSpec {
                 let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
                 if ids.len() != clerks.len() {
                     return Err("workload.clerk: two clerks share an id; give each its own".into());
+                }
+            }
+            Workload::MapReduce { maps, reduces, crash_permille, stall_permille, .. } => {
+                if !(1..=8).contains(maps) {
+                    return Err(format!("workload.maps = {maps}: give 1 to 8 (one map task per input file)"));
+                }
+                if !(1..=100).contains(reduces) {
+                    return Err(format!("workload.reduces = {reduces}: give 1 to 100"));
+                }
+                if crash_permille + stall_permille > 1000 {
+                    return Err(format!(
+                        "workload: crash_permille {crash_permille} + stall_permille {stall_permille} exceed 1000"
+                    ));
                 }
             }
         }
@@ -499,6 +538,8 @@ impl SpecRecorder {
                         c.operations += 1;
                     }
                 }
+                // A job's tasks are fixed by its shape, not counted.
+                Workload::MapReduce { .. } => {}
             }
         }
     }
@@ -628,6 +669,37 @@ mod tests {
         assert!(bad.starts_with("f.toml: line 1: "), "{bad}");
         let unknown = ScenarioSpec::parse(Path::new("f.toml"), &format!("{}\nextra = 1\n", kv().to_toml()));
         assert!(unknown.unwrap_err().contains("extra"));
+    }
+
+    #[test]
+    fn a_mapreduce_workload_counts_its_tasks_and_is_checked() {
+        let mut s = kv();
+        s.scenario = "mapreduce::swarm".into();
+        s.timing = None;
+        s.fault_points.clear();
+        s.workload = Workload::MapReduce {
+            maps: 3,
+            reduces: 2,
+            keys: 9,
+            crash_permille: 40,
+            stall_permille: 200,
+            stall_ms_max: 15_000,
+        };
+        assert_eq!((s.workload.operations(), s.workload.clients()), (5, 1));
+        assert_eq!(ScenarioSpec::parse(Path::new("x.toml"), &s.to_toml()).unwrap(), s);
+        assert!(s.to_toml().contains("kind = \"mapreduce\""));
+        assert!(s.check("mapreduce::swarm", WorkloadKind::MapReduce).is_ok());
+        let check = |s: &ScenarioSpec| s.check("mapreduce::swarm", WorkloadKind::MapReduce).unwrap_err();
+        let mut bad = s.clone();
+        if let Workload::MapReduce { maps, .. } = &mut bad.workload {
+            *maps = 9;
+        }
+        assert!(check(&bad).contains("workload.maps = 9"), "{}", check(&bad));
+        let mut bad = s.clone();
+        if let Workload::MapReduce { crash_permille, .. } = &mut bad.workload {
+            *crash_permille = 900;
+        }
+        assert!(check(&bad).contains("exceed 1000"), "{}", check(&bad));
     }
 
     #[test]

@@ -65,7 +65,14 @@ fn every_scenario_either_plays_a_schedule_or_refuses_one() {
     // kvpaxos runs kvraft's swarm on the Paxos engine, schedules and all.
     assert_eq!(
         takers,
-        ["raft::swarm_2c", "raft::swarm_2d", "kvraft::swarm_3b", "shardkv::swarm_4b", "kvpaxos::swarm_3b"]
+        [
+            "mapreduce::swarm",
+            "raft::swarm_2c",
+            "raft::swarm_2d",
+            "kvraft::swarm_3b",
+            "shardkv::swarm_4b",
+            "kvpaxos::swarm_3b"
+        ]
     );
 }
 
@@ -74,7 +81,7 @@ fn the_declared_safety_phase_is_the_one_the_swarms_play() {
     // `schedule_for` asserts it inside every swarm run; here on many seeds, so a swarm that
     // starts drawing differently fails this test instead of refusing good fault files.
     let cat = scenarios::catalogue();
-    for name in ["raft::swarm_2c", "kvraft::swarm_3b", "shardkv::swarm_4b"] {
+    for name in ["raft::swarm_2c", "kvraft::swarm_3b", "shardkv::swarm_4b", "mapreduce::swarm"] {
         let sc = cat.scenario(name).unwrap();
         for seed in 0..2 {
             let r = registry::run_scenario(&sc, seed, &Opts::default(), TraceMode::Hash, None);

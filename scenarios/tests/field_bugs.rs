@@ -47,3 +47,18 @@ fn the_swarms_catch_each_field_bug_by_its_named_check() {
         other => panic!("latest-only-duplicates not caught: {other}"),
     }
 }
+
+#[test]
+fn workers_sharing_a_temporary_file_name_are_caught_by_the_output_check_and_shrink_small() {
+    // The first failing seed of `cargo xtask sweep mapreduce::swarm --bug shared-temp-name
+    // --seeds 0..100` (BENCHMARKS.md): a reduce stalled past the reissue timeout while its
+    // second run truncated and rewrote the same temporary file.
+    caught("mapreduce::swarm", 0, "shared-temp-name", "mr::output");
+    let sc = registry::select("mapreduce::swarm").unwrap()[0];
+    let shrunk =
+        scenarios::shrink::shrink(&sc, 0, &Opts::with_bug(Some("shared-temp-name")), 200, &mut |_| {}).unwrap();
+    assert_eq!((shrunk.failure.class, shrunk.failure.checker.as_str()), (FailureClass::Safety, "mr::output"));
+    let (b, a) = (shrunk.before, shrunk.after);
+    assert!(a.fault_and_operation_events() <= 20, "{a:?}");
+    assert!(a.fault_and_operation_events() < b.fault_and_operation_events(), "{b:?} -> {a:?}");
+}

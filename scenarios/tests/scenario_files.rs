@@ -21,12 +21,14 @@ fn through_toml(spec: &ScenarioSpec) -> SpecFile {
 fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
     let cat = scenarios::catalogue();
     // Passing and failing runs of every swarm, with and without a planted bug.
-    let cases: [(&str, u64, Option<&str>); 5] = [
+    let cases: [(&str, u64, Option<&str>); 7] = [
         ("raft::swarm_2c", 3, None),
         ("raft::swarm_2d", 4, None),
         ("raft::swarm_2d", 16, Some("apply-out-of-order-after-snapshot")),
         ("kvraft::swarm_3b", 2, None),
         ("kvraft::swarm_3b", 1, Some("no-duplicate-detection")),
+        ("mapreduce::swarm", 4, None),
+        ("mapreduce::swarm", 0, Some("shared-temp-name")),
     ];
     for (name, seed, bug) in cases {
         let sc = cat.scenario(name).unwrap();
@@ -51,6 +53,7 @@ fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
         match &mut fewer.spec.workload {
             Workload::Proposals { proposals, .. } => *proposals /= 2,
             Workload::Clerks { clerks, .. } => clerks[0].operations /= 2,
+            Workload::MapReduce { reduces, .. } => *reduces = *reduces % 10 + 1,
         }
         let changed = registry::run_scenario(
             &sc,

@@ -17,7 +17,7 @@ use tracing_subscriber::Layer as _;
 
 #[derive(Args)]
 pub struct ShrinkArgs {
-    /// A swarm scenario's full name (`raft::swarm_2c`, `raft::swarm_2d`, `kvraft::swarm_3b`),
+    /// A swarm scenario's full name (`raft::swarm_2c`, `raft::swarm_2d`, `kvraft::swarm_3b`, `mapreduce::swarm`),
     /// or a scenario file.
     pub target: String,
     /// The failing run's seed (with a scenario file, the file's seed when not given).

@@ -36,7 +36,32 @@ pub enum App {
     Crash,
     /// The crash app's well-behaved twin, for the sequential reference.
     NoCrash,
+    /// The crash app with more keys and its hazards as parameters ([`CrashKeys`]): every map
+    /// also emits `keys` keys `k0`… (so a reduce partition holds several), and each map
+    /// and reduce call crashes or stalls with the given odds, a stall lasting up to
+    /// `stall_ms_max` — past the 10 s reissue timeout when that is above it. The output is
+    /// a function of the input, so the app is its own sequential reference.
+    CrashKeys(CrashKeys),
 }
+
+/// The hazards and the key count of [`App::CrashKeys`] (issue 13's workload for the
+/// shared-temporary-file bug). The course's crash app is `keys: 0, crash_permille: 330,
+/// stall_permille: 330, stall_ms_max: 10_000`, with its four keys `a`–`d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrashKeys {
+    /// Extra keys each map emits, `k0` … `k<keys-1>`, beside the crash app's `a`–`d`.
+    pub keys: u32,
+    /// Per mille of map/reduce calls that crash the worker.
+    pub crash_permille: u32,
+    /// Per mille of map/reduce calls that stall (after the crash draw).
+    pub stall_permille: u32,
+    /// A stall lasts a uniform 0 … `stall_ms_max` simulated milliseconds.
+    pub stall_ms_max: u64,
+}
+
+/// Mark: an app stall outlasted the lab's 10 s reissue timeout, so its task may be handed
+/// out again while this run goes on.
+pub const STALL_PAST_REISSUE: &str = "mr: a stall outlasted the reissue timeout";
 
 /// What an app may do to the world: its worker's identity, time, files, other processes.
 pub struct AppEnv {
@@ -81,12 +106,21 @@ impl AppEnv {
 
     /// The crash app's hazard at the start of every map and reduce call.
     async fn maybe_crash(&self) -> Result<(), Crashed> {
+        self.hazard(330, 330, 10_000).await
+    }
+
+    /// A hazard: crash with `crash_permille`, else stall 0…`stall_ms_max` ms with
+    /// `stall_permille` (the course's crash app: 330, 330, 10 s).
+    async fn hazard(&self, crash_permille: u32, stall_permille: u32, stall_ms_max: u64) -> Result<(), Crashed> {
         let r = self.rng.borrow_mut().gen_range(0..1000);
-        if r < 330 {
+        if r < crash_permille {
             self.ctx.crash_self("crash app: exit(1)");
             Err(Crashed)
-        } else if r < 660 {
-            let ms = self.rng.borrow_mut().gen_range(0..10_000);
+        } else if r < crash_permille + stall_permille {
+            let ms = self.rng.borrow_mut().gen_range(0..stall_ms_max.max(1));
+            if ms >= super::REISSUE_AFTER_MS {
+                sim::mark(STALL_PAST_REISSUE);
+            }
             sim::sleep(Duration::from_millis(ms)).await;
             Ok(())
         } else {
@@ -110,6 +144,7 @@ impl App {
             App::EarlyExit => "early_exit",
             App::Crash => "crash",
             App::NoCrash => "nocrash",
+            App::CrashKeys(_) => "crash_keys",
         }
     }
 
@@ -129,6 +164,14 @@ impl App {
                 ("c".to_string(), contents.len().to_string()),
                 ("d".to_string(), "xyzzy".to_string()),
             ],
+            App::CrashKeys(c) => {
+                let mut kvs = App::Crash.map_pure(filename, contents)?;
+                // Each extra key's value depends on the file, so a mixed output shows.
+                kvs.extend(
+                    (0..c.keys).map(|i| (format!("k{i}"), format!("{filename}:{}", contents.len() % (i as usize + 7)))),
+                );
+                kvs
+            }
             App::MTiming | App::RTiming | App::JobCount => return None,
         })
     }
@@ -143,7 +186,7 @@ impl App {
                 docs.sort_unstable();
                 format!("{} {}", docs.len(), docs.join(","))
             }
-            App::Crash | App::NoCrash => {
+            App::Crash | App::NoCrash | App::CrashKeys(_) => {
                 let mut v: Vec<&str> = values.iter().map(|s| s.as_str()).collect();
                 v.sort_unstable();
                 v.join(" ")
@@ -157,6 +200,10 @@ impl App {
         match self {
             App::Crash => {
                 env.maybe_crash().await?;
+                Ok(self.map_pure(filename, contents).unwrap())
+            }
+            App::CrashKeys(c) => {
+                env.hazard(c.crash_permille, c.stall_permille, c.stall_ms_max).await?;
                 Ok(self.map_pure(filename, contents).unwrap())
             }
             App::MTiming => {
@@ -185,6 +232,10 @@ impl App {
         match self {
             App::Crash => {
                 env.maybe_crash().await?;
+                Ok(self.reduce_pure(key, values).unwrap())
+            }
+            App::CrashKeys(c) => {
+                env.hazard(c.crash_permille, c.stall_permille, c.stall_ms_max).await?;
                 Ok(self.reduce_pure(key, values).unwrap())
             }
             App::EarlyExit => {

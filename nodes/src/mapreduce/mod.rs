@@ -26,6 +26,11 @@ pub struct Bugs {
     pub no_reissue: bool,
     /// Worker: write `mr-out-Y` in place instead of writing a temporary file and renaming.
     pub in_place_output: bool,
+    /// Worker: name the temporary file after the task only, not the attempt (issue 13's
+    /// third bug from the field), so two runs of one task — the first stalled past the
+    /// reissue timeout, the second handed out after it — write, truncate and rename the
+    /// same file, and the renamed output can mix both runs' lines or lose some.
+    pub shared_temp_name: bool,
 }
 
 impl Bugs {
@@ -33,31 +38,72 @@ impl Bugs {
     pub const ALL: &'static [(&'static str, &'static str)] = &[
         ("no-reissue", "coordinator never hands a lost task out again"),
         ("in-place-output", "worker writes mr-out-Y in place instead of renaming a temporary file"),
+        ("shared-temp-name", "workers write through one temporary file name per task, not per attempt"),
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "no-reissue" => Some(Bugs { no_reissue: true, ..Bugs::default() }),
             "in-place-output" => Some(Bugs { in_place_output: true, ..Bugs::default() }),
+            "shared-temp-name" => Some(Bugs { shared_temp_name: true, ..Bugs::default() }),
             _ => None,
         }
     }
 }
 
+/// Mark: a task was handed out again while the worker of its earlier run was still the
+/// same running process (stalled or slow, not crashed), so two runs of it overlap.
+pub const REISSUED_WHILE_RUNNING: &str = "mr: task reissued while its earlier run is still running";
+/// Mark: a worker reported a task the job had already seen done (a late run's completion,
+/// ignored).
+pub const LATE_COMPLETION: &str = "mr: a late run's completion of a task already done";
+/// Mark: a reduce renamed its output over an `mr-out-Y` another run had already produced.
+pub const RENAME_OVER_OUTPUT: &str = "mr: a reduce renamed its output over an existing one";
+
+/// The MapReduce family's coverage marks (name, meaning), for `sweep --coverage`.
+pub const MARKS: [(&str, &str); 4] = [
+    (REISSUED_WHILE_RUNNING, "a task handed out again while its earlier run's worker still runs"),
+    (LATE_COMPLETION, "a completion for a task already done, ignored"),
+    (RENAME_OVER_OUTPUT, "an output renamed over one already in view"),
+    (apps::STALL_PAST_REISSUE, "an app stall longer than the 10 s reissue timeout"),
+];
+
 /// The coordinator process.
 pub async fn coordinator(ctx: NodeCtx, files: Vec<String>, n_reduce: u32, bugs: Bugs) {
     let mut core = Coordinator::new(files, n_reduce, REISSUE_AFTER_MS, CoreBugs { no_reissue: bugs.no_reissue });
+    // Who ran each task last (worker, incarnation), only for the coverage marks.
+    let mut last_run: std::collections::BTreeMap<TaskId, (NodeId, u32)> = Default::default();
     let second = Duration::from_secs(1);
     let mut next_check = sim::now() + second;
     let mut exit_at: Option<Duration> = None;
     loop {
         let deadline = exit_at.unwrap_or(next_check);
         match ctx.recv_until(deadline).await {
-            Some(Incoming::Request { payload, reply_to, .. }) => {
+            Some(Incoming::Request { payload, reply_to, from }) => {
                 let now_ms = sim::now().as_millis() as u64;
                 let reply = match sim::decode::<Request>(&payload) {
-                    Request::GetTask => Reply::Task(core.assign(now_ms)),
+                    Request::GetTask => {
+                        let reissues = core.reissues;
+                        let a = core.assign(now_ms);
+                        let task = match &a {
+                            Assignment::Map { task, .. } => Some(TaskId::Map(*task)),
+                            Assignment::Reduce { task, .. } => Some(TaskId::Reduce(*task)),
+                            _ => None,
+                        };
+                        if let Some(task) = task {
+                            let earlier = last_run.insert(task, (from, sim::incarnation(from)));
+                            if core.reissues > reissues
+                                && earlier.is_some_and(|(n, inc)| sim::is_alive(n) && sim::incarnation(n) == inc)
+                            {
+                                sim::mark(REISSUED_WHILE_RUNNING);
+                            }
+                        }
+                        Reply::Task(a)
+                    }
                     Request::TaskDone(task) => {
+                        if core.is_done(task) {
+                            sim::mark(LATE_COMPLETION);
+                        }
                         core.complete(task);
                         Reply::Ack
                     }
@@ -91,7 +137,7 @@ pub async fn worker(ctx: NodeCtx, coordinator: NodeId, app: App, bugs: Bugs) {
                 continue;
             }
             Assignment::Map { task, file, n_reduce } => {
-                run_map(&env, app, task, &file, n_reduce).await.map(|_| TaskId::Map(task))
+                run_map(&env, app, task, &file, n_reduce, bugs).await.map(|_| TaskId::Map(task))
             }
             Assignment::Reduce { task, n_map } => {
                 run_reduce(&env, app, task, n_map, bugs).await.map(|_| TaskId::Reduce(task))
@@ -104,11 +150,17 @@ pub async fn worker(ctx: NodeCtx, coordinator: NodeId, app: App, bugs: Bugs) {
     }
 }
 
-fn tmp_name(env: &AppEnv, what: &str) -> String {
-    format!("mr-tmp-{what}-{}", env.pid())
+/// The temporary file a run writes before renaming: unique to the attempt (the worker
+/// process), or, with the `shared-temp-name` bug, only to the task.
+fn tmp_name(env: &AppEnv, what: &str, bugs: Bugs) -> String {
+    if bugs.shared_temp_name {
+        format!("mr-tmp-{what}")
+    } else {
+        format!("mr-tmp-{what}-{}", env.pid())
+    }
 }
 
-async fn run_map(env: &AppEnv, app: App, task: u32, file: &str, n_reduce: u32) -> Result<(), Crashed> {
+async fn run_map(env: &AppEnv, app: App, task: u32, file: &str, n_reduce: u32, bugs: Bugs) -> Result<(), Crashed> {
     let contents = sim::fs::read(file).unwrap_or_else(|| panic!("input file {file} is missing"));
     let contents = String::from_utf8(contents).expect("input files are text");
     let kvs = app.map(env, file, &contents).await?;
@@ -117,7 +169,7 @@ async fn run_map(env: &AppEnv, app: App, task: u32, file: &str, n_reduce: u32) -
         buckets[(ihash(&kv.0) % n_reduce) as usize].push(kv);
     }
     for (r, bucket) in buckets.iter().enumerate() {
-        let tmp = tmp_name(env, &format!("{task}-{r}"));
+        let tmp = tmp_name(env, &format!("{task}-{r}"), bugs);
         env.ctx.fs_create(&tmp);
         env.ctx.fs_append(&tmp, &sim::encode(bucket));
         env.ctx.fs_rename(&tmp, &format!("mr-{task}-{r}"));
@@ -134,7 +186,7 @@ async fn run_reduce(env: &AppEnv, app: App, task: u32, n_map: u32, bugs: Bugs) -
     }
     kvs.sort();
     let out = format!("mr-out-{task}");
-    let target = if bugs.in_place_output { out.clone() } else { tmp_name(env, &format!("out-{task}")) };
+    let target = if bugs.in_place_output { out.clone() } else { tmp_name(env, &format!("out-{task}"), bugs) };
     env.ctx.fs_create(&target);
     let mut i = 0;
     while i < kvs.len() {
@@ -149,6 +201,9 @@ async fn run_reduce(env: &AppEnv, app: App, task: u32, n_map: u32, bugs: Bugs) -
         env.ctx.fs_append(&target, format!("{key} {value}\n").as_bytes());
     }
     if !bugs.in_place_output {
+        if env.ctx.is_current() && sim::fs::read(&out).is_some() {
+            sim::mark(RENAME_OVER_OUTPUT);
+        }
         env.ctx.fs_rename(&target, &out);
     }
     Ok(())

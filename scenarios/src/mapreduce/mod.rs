@@ -5,6 +5,10 @@
 //! checks the script leaves implicit: an output file, once visible, never changes
 //! (`mr::atomic-output`), and every worker exits once the job is done (`mr::worker-exit`).
 //! The course bounds each process's life: 45 s, 120 s in the crash test (`mr::deadline`).
+//!
+//! Beside them, [`swarm`] draws a job, its hazards and a fault schedule from the seed.
+
+pub mod swarm;
 
 use crate::registry::{Family, Opts, Scenario};
 use nodes::mapreduce::{self, apps::App, Bugs};
@@ -29,7 +33,11 @@ pub const INPUT_NAMES: [&str; 8] = [
 pub const N_REDUCE: u32 = 10;
 
 pub fn family() -> Family {
-    Family::new("mapreduce").with_bugs(Bugs::ALL.iter().copied()).with_scenarios(scenarios())
+    Family::new("mapreduce")
+        .with_bugs(Bugs::ALL.iter().copied())
+        .with_scenarios(scenarios())
+        .with_scenarios(swarm::scenarios())
+        .with_marks(mapreduce::MARKS)
 }
 
 fn scenarios() -> Vec<Scenario> {
