@@ -190,7 +190,10 @@ impl Service for GroupServer {
     }
 
     fn on_timer(&mut self, api: &mut ServiceApi<'_>) {
-        let reaction = self.driver.on_poll(api.now_ms(), api.get_state(), self.core.state());
+        // On a leaderless engine (Paxos) every replica polls and proposes, as every server of
+        // the old lab did in tick(); one term, so each instance proposes its no-op once.
+        let state = if api.leaderless() { (0, true) } else { api.get_state() };
+        let reaction = self.driver.on_poll(api.now_ms(), state, self.core.state());
         if let Some(op) = reaction.propose {
             self.core.propose(api.engine(), op, None);
         }

@@ -7,6 +7,7 @@
 pub mod kvpaxos;
 pub mod paxos;
 pub mod pbservice;
+pub mod shardkv_paxos;
 pub mod shardmaster;
 pub mod viewservice;
 
