@@ -62,10 +62,18 @@ fn every_scenario_either_plays_a_schedule_or_refuses_one() {
             Err(e) => panic!("{}: {e}", sc.name),
         }
     }
-    // kvpaxos runs kvraft's swarm on the Paxos engine, schedules and all.
+    // kvpaxos runs kvraft's swarm on the Paxos engine, schedules and all; shardkv_paxos
+    // shardkv's.
     assert_eq!(
         takers,
-        ["raft::swarm_2c", "raft::swarm_2d", "kvraft::swarm_3b", "shardkv::swarm_4b", "kvpaxos::swarm_3b"]
+        [
+            "raft::swarm_2c",
+            "raft::swarm_2d",
+            "kvraft::swarm_3b",
+            "shardkv::swarm_4b",
+            "kvpaxos::swarm_3b",
+            "shardkv_paxos::swarm_4b"
+        ]
     );
 }
 
