@@ -157,6 +157,12 @@ impl<'a> ServiceApi<'a> {
         self.engine.get_state()
     }
 
+    /// Whether the engine has no leader, so every replica may propose at any time
+    /// ([`cores::replica::Proposer::leaderless`]: Paxos).
+    pub fn leaderless(&self) -> bool {
+        self.engine.leaderless()
+    }
+
     /// The engine, for the pure RSM core's decisions.
     pub fn engine(&mut self) -> &mut dyn Proposer {
         &mut *self.engine

@@ -32,6 +32,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// On a leaderless engine, how often every replica polls, in ms: the old lab's `tick()`
+/// period (reference `6824-old-labs.md` §1.4).
+pub const OLD_TICK_MS: u64 = 250;
+
 /// Told about every change of a replica's shards, in the order the ownership checker wants
 /// (see [`ShardKv::events`]). An `Err` is a violation and fails the run.
 pub trait GroupObserver {
@@ -190,12 +194,19 @@ impl Service for GroupServer {
     }
 
     fn on_timer(&mut self, api: &mut ServiceApi<'_>) {
-        let reaction = self.driver.on_poll(api.now_ms(), api.get_state(), self.core.state());
+        // On a leaderless engine (Paxos) every replica polls and proposes, as every server of
+        // the old lab did in tick(), and at the old tick's period (every query goes through
+        // the controller's log, so three pollers at 100 ms would triple its traffic); one
+        // term, so each instance proposes its no-op once.
+        let leaderless = api.leaderless();
+        let state = if leaderless { (0, true) } else { api.get_state() };
+        let reaction = self.driver.on_poll(api.now_ms(), state, self.core.state());
         if let Some(op) = reaction.propose {
             self.core.propose(api.engine(), op, None);
         }
         self.send(api, reaction.calls);
-        api.set_timer(self.driver.next_poll_ms());
+        let next = if leaderless { api.now_ms() + OLD_TICK_MS } else { self.driver.next_poll_ms() };
+        api.set_timer(next);
     }
 
     fn on_reply(&mut self, api: &mut ServiceApi<'_>, call: CallTag, result: Result<Vec<u8>, RpcError>) {

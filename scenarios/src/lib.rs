@@ -36,5 +36,7 @@ pub fn catalogue() -> Catalogue {
         .with_family(oldlabs::pbservice::family())
         .with_family(oldlabs::paxos::family())
         .with_family(oldlabs::kvpaxos::family())
+        .with_family(oldlabs::shardmaster::family())
+        .with_family(oldlabs::shardkv_paxos::family())
         .with_property_tests(prop::all())
 }

@@ -62,7 +62,8 @@ fn every_scenario_either_plays_a_schedule_or_refuses_one() {
             Err(e) => panic!("{}: {e}", sc.name),
         }
     }
-    // kvpaxos runs kvraft's swarm on the Paxos engine, schedules and all.
+    // kvpaxos runs kvraft's swarm on the Paxos engine, schedules and all; shardkv_paxos
+    // shardkv's.
     assert_eq!(
         takers,
         [
@@ -71,7 +72,8 @@ fn every_scenario_either_plays_a_schedule_or_refuses_one() {
             "raft::swarm_2d",
             "kvraft::swarm_3b",
             "shardkv::swarm_4b",
-            "kvpaxos::swarm_3b"
+            "kvpaxos::swarm_3b",
+            "shardkv_paxos::swarm_4b"
         ]
     );
 }

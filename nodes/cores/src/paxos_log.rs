@@ -318,6 +318,8 @@ impl PaxosLog {
 
 impl ReplicaCore for PaxosLog {
     type Config = PaxosLogConfig;
+    /// Every peer proposes: Paxos has no leader.
+    const LEADERLESS: bool = true;
     type Request = PxlRequest;
     type Reply = PxlReply;
     type CallContext = PxlCall;

@@ -275,6 +275,13 @@ pub trait Proposer {
     /// leadership or its term moved on), so whoever waits for it should stop waiting. True is
     /// no promise that it will commit.
     fn may_still_land(&self, proposal: &Proposal) -> bool;
+    /// True for an engine with no leader, where every replica may propose at any time
+    /// (Paxos): a service that acts only where [`Proposer::get_state`] says "leader" (the
+    /// sharded servers' polling of the controller) acts on every replica instead, as every
+    /// server of the old labs polled (reference `6824-old-labs.md` §7.1). False by default.
+    fn leaderless(&self) -> bool {
+        false
+    }
 }
 
 /// A replication engine as a pure state machine (the seam every layer above an engine uses).
@@ -295,6 +302,9 @@ pub trait Proposer {
 pub trait ReplicaCore: Sized + 'static {
     /// Engine-wide settings (timeouts, planted bugs); a node's identity comes separately.
     type Config: Clone + Debug + 'static;
+    /// Whether the engine has no leader: every replica may propose at any time
+    /// ([`Proposer::leaderless`]). False by default (Raft).
+    const LEADERLESS: bool = false;
     /// A request between peers.
     type Request: Clone + Debug + Serialize + DeserializeOwned + 'static;
     /// The reply to a [`ReplicaCore::Request`].
@@ -379,6 +389,9 @@ impl<C: ReplicaCore> Proposer for AtTime<'_, C> {
     }
     fn may_still_land(&self, proposal: &Proposal) -> bool {
         self.core.may_still_land(proposal)
+    }
+    fn leaderless(&self) -> bool {
+        C::LEADERLESS
     }
 }
 

@@ -1,11 +1,14 @@
 //! The course's earlier ladder (2014–2015 labs, reference `6824-old-labs.md`) as scenario
 //! families, every one on the simulated network's old mode (`sim::net::old`): `viewservice`
-//! (lab 2A), `pbservice` (lab 2B), `paxos` (lab 3A) and `kvpaxos` (lab 3B, with the kvraft
-//! suite on the Paxos engine).
+//! (lab 2A), `pbservice` (lab 2B), `paxos` (lab 3A), `kvpaxos` (lab 3B, with the kvraft
+//! suite on the Paxos engine), `shardmaster` (lab 4A) and `shardkv_paxos` (lab 4B, with the
+//! later shardkv suite on the Paxos engine).
 
 pub mod kvpaxos;
 pub mod paxos;
 pub mod pbservice;
+pub mod shardkv_paxos;
+pub mod shardmaster;
 pub mod viewservice;
 
 use checkers::views::{ViewChecker, ViewState};

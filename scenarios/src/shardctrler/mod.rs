@@ -57,19 +57,19 @@ fn cluster<E: TestEngine>(opts: &Opts) -> (CtrlerCluster<E>, Rc<RefCell<ShardJud
 }
 
 /// A Join, Leave or Move must take effect (the course's calls cannot fail).
-fn ok(out: CtrlerOut, what: &str) -> Result<(), Failure> {
+pub(crate) fn ok(out: CtrlerOut, what: &str) -> Result<(), Failure> {
     match out {
         CtrlerOut::Ok => Ok(()),
         other => Err(Failure::safety("shardctrler::answer", format!("{what} answered {other:?}"))),
     }
 }
 
-fn minimal(v: Result<(), Violation>) -> Result<(), Failure> {
+pub(crate) fn minimal(v: Result<(), Violation>) -> Result<(), Failure> {
     v.map_err(|v| Failure::safety(v.checker(), v.message))
 }
 
 /// The course's check of a group's server list.
-fn check_servers(c: &Config, gid: u64, want: &[&str]) -> Result<(), Failure> {
+pub(crate) fn check_servers(c: &Config, gid: u64, want: &[&str]) -> Result<(), Failure> {
     let got = c.groups.get(&gid).cloned().unwrap_or_default();
     if got != want {
         return Err(Failure::safety("shardctrler::servers", format!("wrong servers for gid {gid}: {got:?}")));
@@ -77,14 +77,14 @@ fn check_servers(c: &Config, gid: u64, want: &[&str]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn part(name: &str) {
+pub(crate) fn part(name: &str) {
     sim::note(sim::NoteCode::CtrlerPart, 0, || format!("tester: {name}"));
 }
 
 /// Runs `n` clerks' bodies concurrently and waits for all (the course's goroutines and channel).
-async fn concurrently<F, Fut>(clerks: Vec<CtrlerClerk>, body: F) -> Result<(), Failure>
+pub(crate) async fn concurrently<T, F, Fut>(clerks: Vec<T>, body: F) -> Result<(), Failure>
 where
-    F: Fn(usize, CtrlerClerk) -> Fut,
+    F: Fn(usize, T) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>> + 'static,
 {
     let n = clerks.len();

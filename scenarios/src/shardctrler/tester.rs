@@ -53,6 +53,20 @@ impl<E: TestEngine> CtrlerCluster<E> {
     /// As [`CtrlerCluster::start`], the servers named `<prefix><i>` (a second controller
     /// service beside the first).
     pub fn start_named(prefix: &str, n: usize, config: E::Config, judge: Rc<RefCell<ShardJudge>>) -> CtrlerCluster<E> {
+        Self::start_with(prefix, n, config, judge, None, RsmBugs::default())
+    }
+
+    /// As [`CtrlerCluster::start_named`], the servers snapshotting past `maxraftstate` bytes
+    /// (the old shard master's servers call Paxos `Done`, which the Paxos engine takes at a
+    /// snapshot) with the replicated state machine's planted bugs `rsm`.
+    pub fn start_with(
+        prefix: &str,
+        n: usize,
+        config: E::Config,
+        judge: Rc<RefCell<ShardJudge>>,
+        maxraftstate: Option<usize>,
+        rsm: RsmBugs,
+    ) -> CtrlerCluster<E> {
         let handles: Handles<E> = Rc::new(RefCell::new(vec![None; n]));
         let observer = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
         let first = sim::node_count();
@@ -67,7 +81,7 @@ impl<E: TestEngine> CtrlerCluster<E> {
                 config: config.clone(),
                 observer: Some(obs),
                 make_service: Rc::new(move |ctx: NodeCtx| {
-                    CtrlerServer::new(ctx, i, None, RsmBugs::default(), Some(configs.clone()))
+                    CtrlerServer::new(ctx, i, maxraftstate, rsm, Some(configs.clone()))
                 }),
                 on_start: Rc::new(move |h| handles2.borrow_mut()[i] = Some(h)),
             };
@@ -112,6 +126,20 @@ impl<E: Engine> CtrlerCluster<E> {
         if !sim::is_alive(self.servers[i]) {
             sim::restart(self.servers[i]);
         }
+    }
+
+    /// What `f` reads of server `i`'s live instance (`None` while it is down): e.g. the
+    /// Paxos engine's `Min()` through `NodeHandle::with_core`.
+    pub fn with_handle<R>(&self, i: usize, f: impl FnOnce(&E::Handle<CtrlerServer>) -> R) -> Option<R> {
+        self.handles.borrow()[i].as_ref().map(f)
+    }
+
+    /// A clerk that reaches only the servers at positions `only`, in that order (the old
+    /// tests' `MakeClerk([]string{kvh[i]})`).
+    pub fn make_client_to(&mut self, only: &[usize]) -> CtrlerClerk {
+        let ctx = sim::client(&format!("{}-ck{}", self.prefix, self.next_clerk));
+        self.next_clerk += 1;
+        CtrlerClerk::new(ctx, only.iter().map(|&i| self.servers[i]).collect(), self.rng.gen())
     }
 
     /// `ConnectAll()`.
