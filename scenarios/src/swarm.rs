@@ -559,6 +559,13 @@ pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng) -> FaultS
     from_seed.events.extend(draw_holds(drawn, &mut sim::rng(HOLDS_STREAM)));
     // A stable sort: events drawn for one instant keep their drawing order.
     from_seed.events.sort_by_key(|e| e.at_ms);
+    chosen_schedule(opts, from_seed)
+}
+
+/// The schedule a swarm run plays: the scenario file's events if one is given, else
+/// `--faults FILE`, else `from_seed` (drawn by the caller either way, so later draws stay
+/// put); handed to [`Opts::record_faults`] and described.
+pub fn chosen_schedule(opts: &Opts, from_seed: FaultSchedule) -> FaultSchedule {
     let schedule = match (&opts.scenario_file, &opts.faults) {
         (Some(file), _) => file.spec.schedule(),
         (None, Some(file)) => file.schedule.clone(),

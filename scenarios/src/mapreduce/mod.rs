@@ -424,18 +424,7 @@ async fn crash(opts: Opts) -> Result<(), Failure> {
     for i in 1..=3 {
         let w = job.worker(&format!("w{i}"), App::Crash);
         workers.push(w);
-        sim::spawn(async move {
-            loop {
-                while sim::is_alive(w) {
-                    sim::sleep(Duration::from_millis(100)).await;
-                }
-                sim::sleep(Duration::from_secs(1)).await;
-                if !sim::is_alive(coord) {
-                    return;
-                }
-                sim::restart(w);
-            }
-        });
+        restart_while_coordinator_runs(w, coord);
     }
     job.wait_coordinator(CRASH_LIMIT).await?;
     let expected = mapreduce::sequential(App::NoCrash, &job.inputs).expect("nocrash is deterministic");
@@ -443,6 +432,23 @@ async fn crash(opts: Opts) -> Result<(), Failure> {
     // Give the restart loops time to notice the coordinator is gone.
     sim::sleep(Duration::from_secs(2)).await;
     job.wait_workers(&workers).await
+}
+
+/// The course crash test's restarter: worker `w` comes back a second after it dies (checked
+/// every 100 ms), for as long as the coordinator `coord` runs.
+fn restart_while_coordinator_runs(w: NodeId, coord: NodeId) {
+    sim::spawn(async move {
+        loop {
+            while sim::is_alive(w) {
+                sim::sleep(Duration::from_millis(100)).await;
+            }
+            sim::sleep(Duration::from_secs(1)).await;
+            if !sim::is_alive(coord) {
+                return;
+            }
+            sim::restart(w);
+        }
+    });
 }
 
 #[cfg(test)]

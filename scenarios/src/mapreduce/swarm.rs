@@ -252,15 +252,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
         }
     }
     sim::describe(p.describe());
-    let schedule = match (&opts.scenario_file, &opts.faults) {
-        (Some(file), _) => file.spec.schedule(),
-        (None, Some(file)) => file.schedule.clone(),
-        (None, None) => from_seed,
-    };
-    if let Some(recorder) = &opts.record_faults {
-        recorder.record(&schedule);
-    }
-    sim::describe(format!("fault schedule: {} events", schedule.events.len()));
+    let schedule = crate::swarm::chosen_schedule(&opts, from_seed);
     if let Some(r) = &opts.record_scenario {
         r.record(ScenarioSpec {
             scenario: String::new(),
@@ -303,18 +295,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
         .collect();
     // Every worker comes back a second after it dies, while the coordinator runs.
     for &w in &workers {
-        sim::spawn(async move {
-            loop {
-                while sim::is_alive(w) {
-                    sim::sleep(Duration::from_millis(100)).await;
-                }
-                sim::sleep(Duration::from_secs(1)).await;
-                if !sim::is_alive(coord) {
-                    return;
-                }
-                sim::restart(w);
-            }
-        });
+        super::restart_while_coordinator_runs(w, coord);
     }
 
     // Faults during the safety phase, then none.
