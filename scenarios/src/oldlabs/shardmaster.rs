@@ -35,7 +35,7 @@
 use crate::engine::{PaxosEngine, TestEngine};
 use crate::registry::{Family, Opts, Scenario};
 use crate::shardctrler::tester::{check, gids, groups, CtrlerCluster};
-use crate::shardctrler::{check_servers, concurrently, ok, part};
+use crate::shardctrler::{check_servers, concurrently, move_halves, ok, part};
 use crate::shards::ShardJudge;
 use cores::rsm::RsmBugs;
 use nodes::shardctrler::{Config, CtrlerClerk, CtrlerOut, NSHARDS};
@@ -184,24 +184,7 @@ async fn basic(opts: Opts) -> Result<(), Failure> {
     let (gid3, gid4) = (503, 504);
     join1(&mut ck, gid3, &["3a", "3b", "3c"]).await?;
     join1(&mut ck, gid4, &["4a", "4b", "4c"]).await?;
-    for i in 0..NSHARDS {
-        let cf = ck.query(None).await;
-        let to = if i < NSHARDS / 2 { gid3 } else { gid4 };
-        ok(ck.move_shard(i, to).await, "move")?;
-        if cf.shards[i] != to {
-            let cf1 = ck.query(None).await;
-            if cf1.num <= cf.num {
-                return Err(fatal("Move should increase Config.Num"));
-            }
-        }
-    }
-    let cf2 = ck.query(None).await;
-    for i in 0..NSHARDS {
-        let want = if i < NSHARDS / 2 { gid3 } else { gid4 };
-        if cf2.shards[i] != want {
-            return Err(fatal(format!("expected shard {i} on gid {want} actually {}", cf2.shards[i])));
-        }
-    }
+    move_halves(&mut ck, gid3, gid4, "shardmaster::check").await?;
     leave1(&mut ck, gid3).await?;
     leave1(&mut ck, gid4).await?;
 

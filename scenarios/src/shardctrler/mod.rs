@@ -159,27 +159,7 @@ async fn basic<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let (gid3, gid4) = (503, 504);
     ok(ck.join(groups(&[(gid3, &["3a", "3b", "3c"])])).await, "join 503")?;
     ok(ck.join(groups(&[(gid4, &["4a", "4b", "4c"])])).await, "join 504")?;
-    for i in 0..NSHARDS {
-        let cf = ck.query(None).await;
-        let to = if i < NSHARDS / 2 { gid3 } else { gid4 };
-        ok(ck.move_shard(i, to).await, "move")?;
-        if cf.shards[i] != to {
-            let cf1 = ck.query(None).await;
-            if cf1.num <= cf.num {
-                return Err(Failure::safety("shardctrler::move", "Move should increase Config.Num"));
-            }
-        }
-    }
-    let cf2 = ck.query(None).await;
-    for i in 0..NSHARDS {
-        let want = if i < NSHARDS / 2 { gid3 } else { gid4 };
-        if cf2.shards[i] != want {
-            return Err(Failure::safety(
-                "shardctrler::move",
-                format!("expected shard {i} on gid {want} actually {}", cf2.shards[i]),
-            ));
-        }
-    }
+    move_halves(&mut ck, gid3, gid4, "shardctrler::move").await?;
     ok(ck.leave(gids(&[gid3])).await, "leave 503")?;
     ok(ck.leave(gids(&[gid4])).await, "leave 504")?;
 
@@ -317,5 +297,38 @@ async fn minimal_again<E: TestEngine>(opts: Opts) -> Result<(), Failure> {
     let c3 = ck.query(None).await;
     minimal(check_minimal_again_leave(&c2.shards, &c3.shards, &gids(&[1]), bound))?;
     judge.borrow().describe();
+    Ok(())
+}
+
+/// TestBasic's Move part, shared by the later test and the 2015 one: the first half of the
+/// shards moved to `gid3`, the rest to `gid4`; each move that changes an owner must add a
+/// configuration, and the last configuration must show every move. Failures are `checker`'s.
+pub(crate) async fn move_halves(
+    ck: &mut CtrlerClerk,
+    gid3: u64,
+    gid4: u64,
+    checker: &'static str,
+) -> Result<(), Failure> {
+    for i in 0..NSHARDS {
+        let cf = ck.query(None).await;
+        let to = if i < NSHARDS / 2 { gid3 } else { gid4 };
+        ok(ck.move_shard(i, to).await, "move")?;
+        if cf.shards[i] != to {
+            let cf1 = ck.query(None).await;
+            if cf1.num <= cf.num {
+                return Err(Failure::safety(checker, "Move should increase Config.Num"));
+            }
+        }
+    }
+    let cf2 = ck.query(None).await;
+    for i in 0..NSHARDS {
+        let want = if i < NSHARDS / 2 { gid3 } else { gid4 };
+        if cf2.shards[i] != want {
+            return Err(Failure::safety(
+                checker,
+                format!("expected shard {i} on gid {want} actually {}", cf2.shards[i]),
+            ));
+        }
+    }
     Ok(())
 }
