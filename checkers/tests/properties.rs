@@ -450,3 +450,41 @@ proptest! {
         }
     }
 }
+
+/// A refuted history in which operation 7 (a successful cas) is interchangeable with the
+/// concurrent operation 4 and with operation 6, which returned before 7 was called. The
+/// longest linearizable prefix holding 7 leaves 4 out (found by the property above; the
+/// search had tied 7 to 4, skipping 6, and reported no prefix holding 7).
+#[test]
+fn an_operation_whose_nearest_twin_precedes_it_keeps_its_longest_prefix() {
+    let r = |client, gap, duration, point, fate, kind, key, value| Raw {
+        client,
+        gap,
+        duration,
+        point,
+        fate,
+        kind,
+        key,
+        value,
+    };
+    let raws = [
+        r(1, 0, 4, 0, 2, 0, 0, 0),
+        r(2, 1, 0, 0, 0, 1, 0, 0),
+        r(1, 2, 2, 0, 2, 0, 0, 0),
+        r(0, 2, 4, 0, 2, 0, 0, 0),
+        r(0, 1, 0, 0, 3, 2, 0, 0),
+        r(1, 0, 2, 27, 2, 1, 0, 0),
+        r(2, 1, 4, 0, 3, 2, 0, 0),
+        r(0, 0, 0, 0, 0, 2, 0, 0),
+    ];
+    let history = cas_history(&raws);
+    let result = check(&CasRegisterModel, &history, &CheckOptions::default());
+    assert_eq!(result.verdict, Verdict::NotLinearizable);
+    let PartitionOutcome::NotLinearizable { explanation: Some(e) } = &result.partitions[0].outcome else {
+        panic!("one refuted, explained partition");
+    };
+    let holding_7 = &e.prefixes[e.longest[7].expect("a prefix holds operation 7")];
+    assert_eq!(holding_7.order.len(), 7);
+    assert!(holding_7.order.contains(&7) && !holding_7.order.contains(&4));
+    assert_evidence(&CasRegisterModel, &history, &result);
+}

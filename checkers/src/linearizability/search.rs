@@ -532,13 +532,19 @@ fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: 
     for (k, &(call_b, end_b, b)) in by_call.iter().enumerate() {
         let ob = &ops[part[b as usize]];
         for &(_, end_a, a) in by_call[..k].iter().rev().take(SYMMETRY_SCAN) {
-            // One that returned before `b` was called precedes it anyway: no need to ask.
-            if end_a < call_b || end_a > end_b {
+            if end_a > end_b {
                 continue;
             }
             let oa = &ops[part[a as usize]];
             if model.equivalent(&oa.input, oa.output.as_ref(), &ob.input, ob.output.as_ref()) {
-                after[b as usize] = a;
+                // The nearest one. When it returned before `b` was called, real time orders
+                // the two already and the rule adds nothing: `b` waits for no one. Looking
+                // further back instead would tie `b` to an older one that overlaps it, which
+                // keeps every linearization but loses the prefixes holding `b` without that
+                // one — and with them `b`'s longest prefix in an explanation.
+                if end_a >= call_b {
+                    after[b as usize] = a;
+                }
                 break;
             }
         }
