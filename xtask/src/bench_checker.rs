@@ -3,10 +3,11 @@
 //! is its own.
 //!
 //! Rows: all non-empty etcd logs, the two slowest etcd logs, the 50-client key/value logs,
-//! random concurrent key/value histories, and single-key histories exported from simulator
-//! runs (see `checker_histories` for how those two are made, from listed seeds; they are
-//! written in Porcupine's key/value log format, and `--list` prints each row's files so
-//! that Porcupine can be timed on exactly the same ones). A child parses its row's files,
+//! random concurrent key/value histories (generated from listed seeds), and single-key
+//! histories exported from simulator runs (committed under [`SIM_DIR`], so that changes to
+//! the simulated service never change them; see `checker_histories` for both). All are in
+//! Porcupine's key/value log format, and `--list` prints each row's files so that
+//! Porcupine can be timed on exactly the same ones. A child parses its row's files,
 //! reads its resident memory, checks the row `--repeat` times with the default options
 //! (one thread, explanations on) and prints one tab-separated line; the parent prints a
 //! Markdown table. Timing excludes parsing. Peak memory is the child's VmHWM (the whole
@@ -40,6 +41,8 @@ enum Kind {
 enum Files {
     /// Paths under the shared Porcupine histories.
     Shared(Vec<String>),
+    /// Paths in this repository, relative to the checkout's root (the working directory).
+    Committed(Vec<String>),
     /// Generated histories (under `--histories`).
     Generated(Vec<Generated>),
 }
@@ -50,9 +53,18 @@ struct Row {
     files: Files,
 }
 
+/// Where the simulator rows' histories are committed, relative to the checkout's root.
+pub const SIM_DIR: &str = "xtask/checker-histories";
+
 /// The swarm runs whose single-key histories make the simulator rows (see
-/// `checker_histories`): seeds of `kvraft::swarm_3b` that drew one key.
-const SIM_SEEDS: &[u64] = &[279, 7, 590, 58, 465];
+/// `checker_histories`): seeds of `kvraft::swarm_3b` under `--plain-swarm` that drew one
+/// key and whose histories both this checker and Porcupine decide.
+const SIM_SEEDS: &[u64] = &[279, 7, 58, 465];
+
+/// The committed history of `kvraft::swarm_3b` under `seed` with `--plain-swarm`.
+fn sim_file(seed: u64) -> String {
+    format!("{SIM_DIR}/sim-kvraft__swarm_3b-s{seed}-plain.txt")
+}
 
 fn rows() -> Vec<Row> {
     let etcd = |numbers: Vec<usize>| Files::Shared(numbers.iter().map(|i| format!("jepsen/etcd_{i:03}.log")).collect());
@@ -69,10 +81,9 @@ fn rows() -> Vec<Row> {
         Row { name: "random-20k-ok", kind: Kind::Kv, files: random(2, 20_000, false) },
         Row { name: "random-20k-stale", kind: Kind::Kv, files: random(2, 20_000, true) },
     ];
-    const SIM_NAMES: [&str; 5] = ["sim-swarm-279", "sim-swarm-7", "sim-swarm-590", "sim-swarm-58", "sim-swarm-465"];
+    const SIM_NAMES: [&str; 4] = ["sim-swarm-279", "sim-swarm-7", "sim-swarm-58", "sim-swarm-465"];
     for (&seed, name) in SIM_SEEDS.iter().zip(SIM_NAMES) {
-        let run = Generated::Sim { scenario: "kvraft::swarm_3b", seed };
-        rows.push(Row { name, kind: Kind::Kv, files: Files::Generated(vec![run]) });
+        rows.push(Row { name, kind: Kind::Kv, files: Files::Committed(vec![sim_file(seed)]) });
     }
     rows
 }
@@ -133,6 +144,17 @@ fn files(row: &Row, args: &BenchCheckerArgs) -> Result<Vec<PathBuf>, String> {
             }
             Ok(names.iter().map(|n| dir.join(n)).collect())
         }
+        Files::Committed(names) => names
+            .iter()
+            .map(|n| {
+                let path = PathBuf::from(n);
+                if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(format!("no {n} here: run from the checkout's root"))
+                }
+            })
+            .collect(),
         Files::Generated(list) => list.iter().map(|g| g.ensure(&args.histories)).collect(),
     }
 }
@@ -314,8 +336,31 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), rows.len());
         assert!(rows.iter().all(|r| match &r.files {
-            super::Files::Shared(f) => !f.is_empty() && f.iter().all(|p| !std::path::Path::new(p).is_absolute()),
+            super::Files::Shared(f) | super::Files::Committed(f) =>
+                !f.is_empty() && f.iter().all(|p| !std::path::Path::new(p).is_absolute()),
             super::Files::Generated(g) => !g.is_empty(),
         }));
+    }
+
+    /// The committed simulator histories are there, single-key, and hold the operations
+    /// their first line announces (what Porcupine's parser will read too).
+    #[test]
+    fn committed_simulator_histories_are_whole() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for &seed in super::SIM_SEEDS {
+            let path = root.join(super::sim_file(seed));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let announced: usize = text
+                .lines()
+                .next()
+                .and_then(|l| l.split(": ").nth(1))
+                .and_then(|l| l.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{}: no operation count on the first line", path.display()));
+            let history = checkers::formats::porcupine_kv::read_kv_log(&path).unwrap();
+            assert_eq!(history.len(), announced, "{}", path.display());
+            let keys: std::collections::BTreeSet<&str> = history.ops().iter().map(|o| o.input.key()).collect();
+            assert_eq!(keys.len(), 1, "{}: one key", path.display());
+        }
     }
 }

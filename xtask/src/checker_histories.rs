@@ -1,7 +1,8 @@
-//! The generated histories of `cargo xtask bench-checker`: random concurrent key/value
-//! histories and histories exported from named simulator runs, each from a listed seed, so
-//! that anyone can re-create them and check them with this project's checker or with
-//! Porcupine (they are written in Porcupine's key/value log format, which both read).
+//! The generated and committed histories of `cargo xtask bench-checker`: random concurrent
+//! key/value histories, each from a listed seed, and histories exported from named
+//! simulator runs, committed, so that anyone can re-create or reuse them and check them
+//! with this project's checker or with Porcupine (they are in Porcupine's key/value log
+//! format, which both read).
 //!
 //! **Random** (`random-…`): `clients` clients on `keys` keys, each calling one operation at
 //! a time (a get half the time, else an append, or a put one time in ten) after a pause
@@ -12,9 +13,13 @@
 //! linearizable, the value its key had before the latest write that both took effect and
 //! returned before the read was called.
 //!
-//! **Simulator** (`sim-…`): the client history of a `kvraft` run (`run … --history`).
-//! The swarm seeds listed are runs whose clerks all share one key and whose histories,
-//! without the write digests Porcupine's format cannot carry, both checkers decide.
+//! **Simulator** (`sim-…`): the client history of a `kvraft::swarm_3b` run, written by
+//! `cargo xtask run kvraft::swarm_3b --seed S --plain-swarm --history FILE.txt` (at commit
+//! 44cf693) and committed under `xtask/checker-histories/`: the swarm's drawn knob profiles
+//! and any later change to the simulated service or the simulator would change a
+//! regenerated history, and a benchmark row must stay the same history forever. The seeds
+//! are runs whose clerks all share one key and whose histories, without the write digests
+//! Porcupine's format cannot carry, both checkers decide.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,19 +35,13 @@ use rand_chacha::ChaCha8Rng;
 pub enum Generated {
     /// `random_history(seed, clients, keys, ops)`, with one stale read when `stale`.
     Random { seed: u64, clients: u64, keys: usize, ops: usize, stale: bool },
-    /// The history of `scenario` under `seed`.
-    Sim { scenario: &'static str, seed: u64 },
 }
 
 impl Generated {
     /// The file name, which says everything needed to make it again.
     pub fn file_name(&self) -> String {
-        match *self {
-            Generated::Random { seed, clients, keys, ops, stale } => {
-                format!("random-c{clients}-k{keys}-n{ops}-s{seed}-{}.txt", if stale { "stale" } else { "ok" })
-            }
-            Generated::Sim { scenario, seed } => format!("sim-{}-s{seed}.txt", scenario.replace("::", "__")),
-        }
+        let Generated::Random { seed, clients, keys, ops, stale } = *self;
+        format!("random-c{clients}-k{keys}-n{ops}-s{seed}-{}.txt", if stale { "stale" } else { "ok" })
     }
 
     /// Writes the history into `dir` (unless a file of that name is there already);
@@ -54,27 +53,13 @@ impl Generated {
         }
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         eprintln!("generating {}", path.display());
-        match *self {
-            Generated::Random { seed, clients, keys, ops, stale } => {
-                let mut history = random_history(seed, clients, keys, ops);
-                if stale {
-                    history = with_stale_read(history)?;
-                }
-                let log = write_kv_log(&history).map_err(|e| e.to_string())?;
-                std::fs::write(&path, log.text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            }
-            Generated::Sim { scenario, seed } => {
-                let sc = scenarios::registry::select(scenario).map_err(|e| e.to_string())?[0];
-                let opts = scenarios::Opts { attach_history: true, ..scenarios::Opts::default() };
-                let r = scenarios::registry::run_scenario(&sc, seed, &opts, sim::TraceMode::Hash, None);
-                if !r.outcome.is_pass() {
-                    return Err(format!("{scenario} seed {seed} did not pass: {}", r.outcome));
-                }
-                let attached = crate::artifacts::history_of(&r)
-                    .ok_or_else(|| format!("{scenario} seed {seed} attached no history"))?;
-                crate::artifacts::write_history(attached, &path)?;
-            }
+        let Generated::Random { seed, clients, keys, ops, stale } = *self;
+        let mut history = random_history(seed, clients, keys, ops);
+        if stale {
+            history = with_stale_read(history)?;
         }
+        let log = write_kv_log(&history).map_err(|e| e.to_string())?;
+        std::fs::write(&path, log.text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok(path)
     }
 }

@@ -53,13 +53,19 @@ pub(crate) struct StateArena<S> {
 impl<S: Eq + Hash> StateArena<S> {
     const INITIAL_SLOTS: usize = 16;
 
-    /// An arena holding `init` as state 0, which holds `init_bytes` of heap.
-    pub(crate) fn new(init: S, init_bytes: usize) -> Self {
+    /// An arena holding `init` as state 0, which holds `init_bytes` of heap, with room for
+    /// `expected` states before it first grows (the search passes its partition's number of
+    /// operations, which bounds the states on any one path; capped at 2^16, so a long
+    /// partition whose states repeat does not hold a large table for nothing).
+    pub(crate) fn new(init: S, init_bytes: usize, expected: usize) -> Self {
+        let expected = expected.clamp(Self::INITIAL_SLOTS / 2, 1 << 16);
+        // Slots for a load of at most 5/8 (see `intern`).
+        let slots = (expected * 8 / 5 + 1).next_power_of_two();
         let mut arena = StateArena {
-            states: Vec::with_capacity(Self::INITIAL_SLOTS / 2),
-            hashes: Vec::with_capacity(Self::INITIAL_SLOTS / 2),
-            slots: vec![EMPTY; Self::INITIAL_SLOTS],
-            mask: Self::INITIAL_SLOTS - 1,
+            states: Vec::with_capacity(expected),
+            hashes: Vec::with_capacity(expected),
+            slots: vec![EMPTY; slots],
+            mask: slots - 1,
             heap_bytes: 0,
         };
         let hash = hash_of(&init);
@@ -164,6 +170,11 @@ impl<S: Eq + Hash> StateArena<S> {
     }
 }
 
+/// Segments with fewer slots than this grow fourfold (filling a small segment copies its
+/// entries fewer times), larger ones twofold (so a table is at least 35 % full: fourfold
+/// growth left large tables as little as 17 % full, memory the search held for nothing).
+const GROW_FOURFOLD_BELOW: usize = 512;
+
 /// Segments of the cache (a power of two): the top bits of a key's hash choose one.
 pub(crate) const SEGMENTS: usize = 64;
 const SEGMENT_SHIFT: u32 = 64 - SEGMENTS.trailing_zeros();
@@ -178,6 +189,8 @@ const SEGMENT_SHIFT: u32 = 64 - SEGMENTS.trailing_zeros();
 #[derive(Debug)]
 pub(crate) struct MemoTable {
     width: usize,
+    /// Slots a segment gets when first used.
+    first_slots: usize,
     segments: Vec<Segment>,
     len: usize,
     /// Bytes held by all segments.
@@ -199,13 +212,24 @@ fn same_words(a: &[u64], b: &[u64]) -> bool {
 
 impl MemoTable {
     const INITIAL_SLOTS: usize = 8;
+    /// The most slots a segment starts with (when the partition is long).
+    const MAX_FIRST_SLOTS: usize = 1024;
+    /// Segments with fewer slots than this grow fourfold, larger ones twofold.
+    const FOURFOLD_BELOW: usize = GROW_FOURFOLD_BELOW;
 
-    /// An empty cache for keys of `width` words (at least two); segments get their first
-    /// slots when first used, so a small partition holds little.
-    pub(crate) fn new(width: usize) -> Self {
+    /// An empty cache for keys of `width` words (at least two), for a partition of
+    /// `expected` operations. Segments get their first slots when first used, so a small
+    /// partition holds little; they start with room for the partition's operations (a
+    /// linearizable partition records at least one configuration per operation) spread
+    /// over the segments, so that a long partition does not grow every segment from 8 slots.
+    pub(crate) fn new(width: usize, expected: usize) -> Self {
         assert!(width >= 2, "a key has a hash and state word and at least one more");
         let segments: Vec<Segment> = (0..SEGMENTS).map(|_| Segment { table: Vec::new(), mask: 0, len: 0 }).collect();
-        MemoTable { width, len: 0, bytes: 0, segments }
+        // At most 7/10 full (see `insert`).
+        let first = (expected.div_ceil(SEGMENTS) * 10 / 7 + 1)
+            .next_power_of_two()
+            .clamp(Self::INITIAL_SLOTS, Self::MAX_FIRST_SLOTS);
+        MemoTable { width, len: 0, bytes: 0, segments, first_slots: first }
     }
 
     /// Reads the slot where a key of hash `hash` would start its probe, so that the memory is
@@ -234,12 +258,12 @@ impl MemoTable {
         let head = key[0];
         let seg = &mut self.segments[(head >> SEGMENT_SHIFT) as usize];
         if seg.table.is_empty() {
-            let bytes = Self::INITIAL_SLOTS * width * 8;
+            let bytes = self.first_slots * width * 8;
             if self.bytes + bytes > limit() {
                 return Err(OutOfMemory);
             }
-            seg.table = vec![EMPTY; Self::INITIAL_SLOTS * width];
-            seg.mask = Self::INITIAL_SLOTS - 1;
+            seg.table = vec![EMPTY; self.first_slots * width];
+            seg.mask = self.first_slots - 1;
             self.bytes += bytes;
         }
         let mut pos = home(head, seg.mask);
@@ -255,9 +279,9 @@ impl MemoTable {
             pos = (pos + 1) & seg.mask;
         }
         // Keep each segment's load at most 7/10 so that probe runs stay short; small
-        // segments grow fourfold, so that filling one copies its entries fewer times.
+        // segments grow fourfold (see `GROW_FOURFOLD_BELOW`).
         let grows = (seg.len + 1) * 10 > (seg.mask + 1) * 7;
-        let factor = if seg.mask < 4095 { 4 } else { 2 };
+        let factor = if seg.mask + 1 < Self::FOURFOLD_BELOW { 4 } else { 2 };
         if grows && self.bytes + (seg.mask + 1) * factor * width * 8 > limit() {
             return Err(OutOfMemory);
         }
@@ -307,7 +331,7 @@ mod tests {
 
     #[test]
     fn states_are_interned_once() {
-        let mut arena = StateArena::new(String::new(), 0);
+        let mut arena = StateArena::new(String::new(), 0, 0);
         let intern = |arena: &mut StateArena<String>, s: &str, same_as, heap, limit: usize| {
             arena.intern(s.to_string(), hash_of(&s.to_string()), same_as, heap, || limit)
         };
@@ -337,7 +361,7 @@ mod tests {
 
     #[test]
     fn memo_distinguishes_keys_and_grows_by_segment() {
-        let mut memo = MemoTable::new(3);
+        let mut memo = MemoTable::new(3, 0);
         assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(true));
         assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(false));
         assert_eq!(memo.insert(&key(1, 1, 1), || usize::MAX), Ok(true));

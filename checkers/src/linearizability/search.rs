@@ -19,7 +19,9 @@
 //! way. So a configuration is stored as (state, frontier, one bit per operation open at the
 //! frontier): a few words however long the history, where the whole set would take a bit
 //! per operation — 470 words a configuration for 30 000 operations. The first word is a
-//! hash of the whole set, kept incrementally (see `bitset`).
+//! hash of the whole set, kept incrementally (see `bitset`). When no frontier has more than
+//! 34 operations open, the frontier's operation (30 bits) and the window's bits share one
+//! word: a key of two words, 16 bytes a slot.
 //!
 //! **What may go next** besides real time: an operation waits for one other operation of
 //! the partition (`after`): its sequential client's previous operation that returned, or,
@@ -61,6 +63,14 @@ struct Frame {
 }
 
 const NONE: u32 = u32::MAX;
+
+/// Bits of a packed compact key's second word that hold the frontier's operation (a
+/// partition has fewer than 2^30 operations).
+const FRONTIER_BITS: u32 = 30;
+
+/// The widest window whose bits fit above the frontier in one word: a compact key is then
+/// two words (hash and state, frontier and bits).
+const PACKED_WINDOW: usize = 64 - FRONTIER_BITS as usize;
 
 /// How many earlier operations are examined for an interchangeable one (the nearest is
 /// enough; a bound keeps building the search linear).
@@ -183,15 +193,19 @@ impl<'h, M: Model> Search<'h, M> {
         let frontier = (1..tail).find(|&e| entries[e as usize].code & 1 == 1).unwrap_or(tail);
         let codes: Vec<u32> = entries.iter().map(|e| e.code).collect();
         let shape = key_shape(&codes, n);
-        let words = match &shape {
+        // The key: the hash and state, then the frontier and the bits (compact; one word
+        // when the widest window fits beside the frontier), or the whole set (full).
+        let width = match &shape {
             KeyShape::Compact { open_len, .. } => {
                 let widest = open_len.iter().copied().max().unwrap_or(0) as usize;
-                widest.div_ceil(64).max(1)
+                if widest <= PACKED_WINDOW {
+                    2
+                } else {
+                    2 + widest.div_ceil(64)
+                }
             }
-            KeyShape::Full => n.div_ceil(64).max(1),
+            KeyShape::Full => 1 + n.div_ceil(64).max(1),
         };
-        // The key: the hash and state, the frontier (compact keys only), the bits.
-        let width = words + if matches!(shape, KeyShape::Full) { 1 } else { 2 };
         let shape_bytes = match &shape {
             KeyShape::Compact { open_start, open_len, open } => 4 * (open_start.len() + open_len.len() + open.len()),
             KeyShape::Full => 0,
@@ -216,8 +230,8 @@ impl<'h, M: Model> Search<'h, M> {
             frontier,
             shape,
             key: vec![0; width],
-            states: StateArena::new(init, init_bytes),
-            memo: MemoTable::new(width),
+            states: StateArena::new(init, init_bytes, n),
+            memo: MemoTable::new(width, n),
             stack: Vec::with_capacity(n),
             entry: 1,
             state: 0,
@@ -274,13 +288,22 @@ impl<'h, M: Model> Search<'h, M> {
             }
             KeyShape::Compact { open_start, open_len, open } => {
                 let m = (self.entries[self.frontier as usize].code >> 1) as usize;
+                let start = open_start[m] as usize;
+                let window = &open[start..start + open_len[m] as usize];
+                if self.key.len() == 2 {
+                    // Packed: the window's bits above the frontier's operation.
+                    let mut bits = 0u64;
+                    for (k, &op) in window.iter().enumerate() {
+                        bits |= u64::from(self.linearized.contains(op as usize)) << k;
+                    }
+                    self.key[1] = m as u64 | bits << FRONTIER_BITS;
+                    return;
+                }
                 self.key[1] = m as u64;
                 let words = &mut self.key[2..];
                 for w in words.iter_mut() {
                     *w = 0;
                 }
-                let start = open_start[m] as usize;
-                let window = &open[start..start + open_len[m] as usize];
                 for (k, &op) in window.iter().enumerate() {
                     words[k / 64] |= u64::from(self.linearized.contains(op as usize)) << (k % 64);
                 }
@@ -552,13 +575,17 @@ fn waits_for<M: Model>(model: &M, history: &History<M::Input, M::Output>, part: 
     after
 }
 
-/// How to key configurations: compact when that saves at least four words a configuration
-/// (so for partitions of more than 256 operations) because every frontier has few
-/// operations open, and the windows' lists stay within 32 entries an operation; else the
-/// whole set.
+/// How to key configurations: compact when every frontier has at most [`PACKED_WINDOW`]
+/// operations open and the set takes three words or more (partitions of more than 128
+/// operations: a compact key is then two words, the whole set's key at least four), or
+/// when compact saves at least four words a configuration (partitions of more than 256
+/// operations with wider windows); and only while the windows' lists stay within 32
+/// entries an operation. Else the whole set: for short partitions copying a word or two
+/// costs less than gathering the window's bits at every step (measured on the Jepsen etcd
+/// logs of 80–100 operations, whose windows are wide).
 fn key_shape(code: &[u32], n: usize) -> KeyShape {
     let full_words = n.div_ceil(64).max(1);
-    if full_words < 5 {
+    if full_words < 3 {
         return KeyShape::Full;
     }
     // Returns come in time order: each window is written once, where it will stay.
@@ -577,7 +604,8 @@ fn key_shape(code: &[u32], n: usize) -> KeyShape {
             if k < open.len() {
                 at[open[k] as usize] = k as u32;
             }
-            if open.len().div_ceil(64).max(1) + 4 > full_words || flat.len() + open.len() > 32 * n + 1024 {
+            let too_wide = open.len() > PACKED_WINDOW && open.len().div_ceil(64).max(1) + 4 > full_words;
+            if too_wide || flat.len() + open.len() > 32 * n + 1024 {
                 return KeyShape::Full;
             }
             starts[op] = (flat.len() as u32, open.len() as u32);
