@@ -189,6 +189,15 @@ impl Prepared {
         opts.record_scenario = spec_recorder.clone();
         cat.check_opts(sc, seed, &opts).map_err(|e| e.to_string())?;
         artifacts::prepare_dir(&given.artifacts)?;
+        // Every output path before any file is truncated: one bad path must not empty the
+        // file another option named.
+        let outputs = given
+            .history
+            .iter()
+            .map(|p| ("--history", p.as_path()))
+            .chain(save_scenario.map(|p| ("--save-scenario", p)))
+            .chain(save_faults.map(|p| ("--save-faults", p)));
+        artifacts::probe_writable(outputs)?;
         for path in &given.history {
             File::create(path).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
         }
@@ -387,10 +396,8 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         };
         (sc, seed, Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() }, None)
     };
-    let prepared = match Prepared::new(cat, &sc, seed, opts, &a.opts) {
-        Ok(p) => p,
-        Err(e) => return bad_input(e),
-    };
+    // replay's own options before `Prepared` creates the run's output files, so a bad
+    // --filter, --html or --out refuses the command without emptying any of them.
     let env_filter = match tracing_subscriber::EnvFilter::try_new(&a.filter) {
         Ok(f) => f,
         Err(e) => return bad_input(format!("bad --filter '{}': {e}", a.filter)),
@@ -401,6 +408,13 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
             return bad_input(format!("--html {}: cannot create the folder: {e}", dir.display()));
         }
     }
+    if let Err(e) = artifacts::probe_writable(a.out.as_deref().map(|p| ("--out", p))) {
+        return bad_input(e);
+    }
+    let prepared = match Prepared::new(cat, &sc, seed, opts, &a.opts) {
+        Ok(p) => p,
+        Err(e) => return bad_input(e),
+    };
     // The printed trace (filtered by --filter) and, for --html, everything the timeline needs
     // (every trace line and the `sim::detail` facts), from one run.
     let collector = a.html.as_ref().map(|_| timeline::Collector::default());

@@ -396,3 +396,37 @@ fn shrink_writes_a_smaller_failing_scenario_and_its_trace_or_refuses() {
     assert_eq!(run(&cat, &["run", o]), exit::SAFETY);
     assert_eq!(run(&cat, &["run", o, "--seed", &small.seed.to_string()]), exit::SAFETY);
 }
+
+/// A command refused for one bad path (an unwritable file, a bad --filter) empties no file
+/// that another of its options named: every path is checked before any file is truncated.
+#[test]
+fn a_refused_command_empties_no_output_file() {
+    let cat = catalogue();
+    let dir = scratch("refused-keeps-files");
+    let keep = |name: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, "precious").unwrap();
+        p
+    };
+    let (history, faults, scenario) = (keep("h.json"), keep("f.toml"), keep("s.toml"));
+    let (h, f, sc) = (history.to_str().unwrap(), faults.to_str().unwrap(), scenario.to_str().unwrap());
+    let nowhere = "/nonexistent-simlab-dir/x.toml";
+    for args in [
+        &["run", "kvraft::swarm_3b", "--seed", "1", "--history", h, "--save-faults", nowhere][..],
+        &["run", "kvraft::swarm_3b", "--seed", "1", "--save-faults", f, "--save-scenario", nowhere],
+        &["replay", "kvraft::swarm_3b", "--seed", "1", "--history", h, "--filter", "sim::net=bogus[["],
+        &["replay", "raft::swarm_2c", "--seed", "1", "--save-faults", f, "--out", nowhere],
+        &["replay", "raft::swarm_2c", "--seed", "1", "--save-scenario", sc, "--html", "/proc/simlab-no-such-dir"],
+    ] {
+        assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
+    }
+    for p in [&history, &faults, &scenario] {
+        assert_eq!(std::fs::read_to_string(p).unwrap(), "precious", "{} kept", p.display());
+    }
+    // A path the refused command would have created is not left behind.
+    let fresh = dir.join("new.json");
+    let args =
+        ["run", "kvraft::swarm_3b", "--seed", "1", "--history", fresh.to_str().unwrap(), "--save-faults", nowhere];
+    assert_eq!(run(&cat, &args), exit::BAD_INPUT);
+    assert!(!fresh.exists(), "{} left behind", fresh.display());
+}
