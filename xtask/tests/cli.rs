@@ -63,6 +63,15 @@ async fn leaky(_: Opts) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How many runs of `toy::counted` have started in this test process.
+static COUNTED: AtomicU64 = AtomicU64::new(0);
+
+async fn counted(_: Opts) -> Result<(), Failure> {
+    COUNTED.fetch_add(1, Ordering::Relaxed);
+    sim::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}
+
 /// Takes a fault schedule (none drawn: an empty one) and fails when it holds a crash.
 async fn faulty(opts: Opts) -> Result<(), Failure> {
     let schedule = opts.faults.map(|f| f.schedule).unwrap_or_default();
@@ -86,6 +95,7 @@ fn toy() -> Family {
         .with_bug("never-matters", "a switch no scenario reads")
         .with_scenario(s("toy::echo", |o| Box::pin(echo(o))))
         .with_scenario(s("toy::leaky", |o| Box::pin(leaky(o))))
+        .with_scenario(s("toy::counted", |o| Box::pin(counted(o))))
         .with_scenario(s("toy::faulty", |o| Box::pin(faulty(o))).with_fault_schedule(|_| TOY_PHASE_MS))
 }
 
@@ -395,6 +405,40 @@ fn shrink_writes_a_smaller_failing_scenario_and_its_trace_or_refuses() {
     // moved a candidate to another seed: scenarios::shrink).
     assert_eq!(run(&cat, &["run", o]), exit::SAFETY);
     assert_eq!(run(&cat, &["run", o, "--seed", &small.seed.to_string()]), exit::SAFETY);
+}
+
+/// An option that would have no effect is refused, not ignored: a folder for seeds that are
+/// not saved, a cost table for a sweep that is not split, a scale that a fixed case count
+/// overrides, a case count or step budget of 0, a benchmark over 0 simulated seconds; and an
+/// unwritable JUnit file is refused before the runs, not after them.
+#[test]
+fn options_that_would_change_nothing_are_refused() {
+    let cat = catalogue();
+    let dir = scratch("ignored-options");
+    let seeds_dir = dir.join("seeds");
+    let s = seeds_dir.to_str().unwrap();
+    for args in [
+        &["sweep", "toy::echo", "--seeds", "0..1", "--seeds-dir", s][..],
+        &["bugs", "toy::echo", "--seeds", "0..1", "--bug", "wrong-answer", "--seeds-dir", s],
+        &["sweep", "toy::echo", "--seeds", "0..1", "--costs", concat!(env!("CARGO_MANIFEST_DIR"), "/costs.tsv")],
+        &["sweep", "toy::counted", "--seeds", "0..1", "--junit", "/nonexistent-simlab-dir/j.xml"],
+        &["prop", "raft::safety_3", "--cases", "3", "--scale", "5"],
+        &["prop", "raft::bug_commit_old_term", "--discovery", "1", "--scale", "2"],
+        &["prop", "raft::safety_3", "--cases", "0"],
+        &["check-history", "--model", "kv", "x.txt", "--budget", "0"],
+        &["bench", "kv", "--clerks", "5", "--sim-secs", "0"],
+        &["bench", "kv", "--clerks", "5,0"],
+    ] {
+        assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
+    }
+    assert!(!seeds_dir.exists(), "a refused command writes no seed");
+    assert_eq!(COUNTED.load(Ordering::Relaxed), 0, "the unwritable JUnit file was refused before any run");
+    // With what they need, they are honoured.
+    let args = ["sweep", "toy::echo", "--seeds", "0..1", "--bug", "wrong-answer", "--save", "--seeds-dir", s];
+    assert_eq!(run(&cat, &args), exit::SAFETY);
+    assert!(seeds_dir.join("toy__echo-0-wrong-answer.toml").is_file());
+    let args = ["prop", "all", "--cases", "0"];
+    assert_eq!(run(&cat, &args), exit::PASS, "--cases 0 with all lists the tests");
 }
 
 /// A command refused for one bad path (an unwritable file, a bad --filter) empties no file
