@@ -145,7 +145,8 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
     println!("outcome:        {}", last.outcome);
     println!("scenario written to {}", out.display());
     println!("trace written to {}", trace_path.display());
-    println!("REPRODUCE WITH: cargo xtask replay {} --seed {seed}", out.display());
+    // The catalogue's own command: a downstream crate's users type theirs (`cargo lab …`).
+    println!("REPRODUCE WITH: {} replay {} --seed {seed}", cat.command(), out.display());
     if !kept {
         // Cannot happen for a deterministic run; said loudly if it does.
         println!("NOT KEPT: the smallest scenario ended '{}' when run again", last.outcome);
