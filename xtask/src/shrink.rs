@@ -17,8 +17,8 @@ use tracing_subscriber::Layer as _;
 
 #[derive(Args)]
 pub struct ShrinkArgs {
-    /// A swarm scenario's full name (`raft::swarm_2c`, `raft::swarm_2d`, `kvraft::swarm_3b`, `mapreduce::swarm`),
-    /// or a scenario file.
+    /// A swarm scenario's full name, one that takes scenario files (`cargo xtask list` marks
+    /// them: `raft::swarm_2c`, `kvpaxos::swarm_3b`, `mapreduce::swarm`, …), or a scenario file.
     pub target: String,
     /// The failing run's seed (with a scenario file, the file's seed when not given).
     #[arg(long)]
