@@ -61,6 +61,9 @@ fn line(label: &str, s: &Sizes) -> String {
 }
 
 pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
+    if crate::single::is_saved_seed(&a.target) {
+        return bad_input(crate::single::seed_file_is_not_a_scenario(cat.command(), &a.target));
+    }
     let (sc, seed, opts) = if is_seed_file(&a.target) {
         if a.plain_swarm {
             return bad_input("--plain-swarm with a scenario file: the file's [timing] and [fault_points] decide; delete them instead");

@@ -103,6 +103,20 @@ pub fn is_scenario_file(target: &str) -> bool {
     is_seed_file(target) && std::fs::read_to_string(target).is_ok_and(|text| scenarios::spec::is_scenario_text(&text))
 }
 
+/// Whether `target` is a readable saved seed file (`seeds/*.toml`: a failure's class and
+/// status), which `replay` takes and `run` and `shrink` do not.
+pub fn is_saved_seed(target: &str) -> bool {
+    std::fs::read_to_string(target).is_ok_and(|text| {
+        toml::from_str::<toml::Table>(&text)
+            .is_ok_and(|t| t.contains_key("class") && t.contains_key("status") && !t.contains_key("workload"))
+    })
+}
+
+/// The one line refusing a saved seed file where a scenario file is wanted.
+pub fn seed_file_is_not_a_scenario(command: &str, target: &str) -> String {
+    format!("{target} is a saved seed file, not a scenario file: replay it with `{command} replay {target}`")
+}
+
 /// A scenario file given as a command's target, with the `--seed` and `--bug` given beside
 /// it: the scenario it names, the seed (the file's when none is given) and the options that
 /// run it. A `--bug` must agree with the file's bug, if it has one; `--faults` is refused
@@ -330,6 +344,9 @@ fn status_of(r: &RunReport) -> u8 {
 }
 
 pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
+    if is_saved_seed(&a.scenario) {
+        return bad_input(seed_file_is_not_a_scenario(cat.command(), &a.scenario));
+    }
     let (sc, seed, opts) = if is_seed_file(&a.scenario) {
         match from_scenario_file(cat, Path::new(&a.scenario), a.seed, a.opts.bug.as_deref()) {
             Ok(x) => x,
@@ -375,6 +392,13 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         if a.seed.is_some() || a.opts.bug.is_some() || a.opts.faults.is_some() {
             return bad_input(
                 "a seed file already names its seed, bug and faults: give either a file or SCENARIO --seed N",
+            );
+        }
+        // Seeds are saved from full swarm runs (sweep and bugs refuse --save with
+        // --plain-swarm), so a plain replay would not be the recorded run.
+        if a.opts.plain_swarm {
+            return bad_input(
+                "--plain-swarm with a seed file: the seed was recorded with the swarm's knobs; replay SCENARIO --seed N --plain-swarm instead",
             );
         }
         let saved = match seeds::load(cat, Path::new(&a.target)) {

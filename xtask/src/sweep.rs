@@ -118,7 +118,7 @@ pub struct SweepArgs {
     #[arg(conflicts_with = "rerun")]
     pub filter: Option<String>,
     /// Half-open seed range, e.g. 0..200.
-    #[arg(long, value_name = "A..B", value_parser = parse_range, required_unless_present = "rerun")]
+    #[arg(long, value_name = "A..B", value_parser = parse_range, required_unless_present = "rerun", conflicts_with = "rerun")]
     pub seeds: Option<Range<u64>>,
     /// Parallel runs (default: all cores).
     #[arg(long, value_parser = at_least_one)]

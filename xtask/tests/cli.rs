@@ -407,6 +407,9 @@ fn shrink_writes_a_smaller_failing_scenario_and_its_trace_or_refuses() {
     assert_eq!(run(&cat, &["run", o, "--seed", &small.seed.to_string()]), exit::SAFETY);
 }
 
+/// A saved seed file (a fixed one: its run passes).
+const SEED_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/raft__figure8_unreliable_2c-823.toml");
+
 /// An option that would have no effect is refused, not ignored: a folder for seeds that are
 /// not saved, a cost table for a sweep that is not split, a scale that a fixed case count
 /// overrides, a case count or step budget of 0, a benchmark over 0 simulated seconds; and an
@@ -428,6 +431,11 @@ fn options_that_would_change_nothing_are_refused() {
         &["check-history", "--model", "kv", "x.txt", "--budget", "0"],
         &["bench", "kv", "--clerks", "5", "--sim-secs", "0"],
         &["bench", "kv", "--clerks", "5,0"],
+        &["sweep", "--rerun", concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/golden/runs.jsonl"), "--seeds", "0..5"],
+        // A saved seed replays as recorded: not plain, and not as a scenario file.
+        &["replay", SEED_FILE, "--plain-swarm"],
+        &["run", SEED_FILE],
+        &["shrink", SEED_FILE],
     ] {
         assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
     }
