@@ -482,3 +482,17 @@ fn a_refused_command_empties_no_output_file() {
     assert_eq!(run(&cat, &args), exit::BAD_INPUT);
     assert!(!fresh.exists(), "{} left behind", fresh.display());
 }
+
+/// A usage error is one line that keeps clap's tip and names the subcommand's help: a
+/// misspelt option says which one exists.
+#[test]
+fn a_usage_error_is_one_line_with_its_tip_and_the_subcommand_help() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", "raft::swarm_2c", "--sed", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(i32::from(exit::BAD_INPUT)));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("'--seed'") && err.contains("`cargo xtask run --help`"), "{err}");
+}
