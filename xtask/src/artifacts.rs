@@ -25,6 +25,31 @@ pub fn prepare_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("--artifacts {}: cannot create the folder: {e}", dir.display()))
 }
 
+/// Checks, before a run, that each output file (`--history`, `--save-faults`, `--out`, …)
+/// can be written, without truncating any: a command refused for one bad path must not have
+/// emptied a file another option named. A file the probe had to create is removed again, so
+/// a refused command leaves nothing behind; the command creates its files for real once
+/// every check has passed.
+///
+/// # Errors
+/// `OPTION PATH: cannot write: …` for the first path that cannot be opened for writing.
+pub fn probe_writable<'a>(files: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Result<(), String> {
+    for (option, path) in files {
+        let existed = path.exists();
+        let opened = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path);
+        match opened {
+            Ok(file) => {
+                drop(file);
+                if !existed {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            Err(e) => return Err(format!("{option} {}: cannot write: {e}", path.display())),
+        }
+    }
+    Ok(())
+}
+
 /// Writes every attachment except the history (which `--history` places) into `dir`;
 /// returns one line per file to print.
 pub fn write_all(dir: &Path, r: &RunReport) -> Result<Vec<String>, String> {

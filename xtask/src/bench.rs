@@ -333,14 +333,18 @@ fn kv_load(clerks: usize, sim_secs: u64) -> (KvHistory, f64) {
 fn bench_kv(clerks: &[usize], sim_secs: u64) -> u8 {
     use checkers::linearizability::{check, CheckOptions};
     use checkers::models::kv::KvModel;
+    // Every value before the first measurement: a rate over 0 simulated seconds is no figure.
+    if clerks.contains(&0) {
+        return bad_input("--clerks must be at least 1");
+    }
+    if sim_secs == 0 {
+        return bad_input("--sim-secs must be at least 1");
+    }
     println!(
         "{:>7} {:>22} {:>12} {:>14} {:>10}",
         "clerks", "ops / simulated second", "history ops", "check wall ms", "verdict"
     );
     for &n in clerks {
-        if n == 0 {
-            return bad_input("--clerks must be at least 1");
-        }
         let (history, rate) = kv_load(n, sim_secs);
         let t = Instant::now();
         let r = check(

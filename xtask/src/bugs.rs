@@ -26,8 +26,8 @@ pub struct BugsArgs {
     /// Write each bug's first failing seed to the seeds folder (status open).
     #[arg(long)]
     pub save: bool,
-    /// Folder for --save.
-    #[arg(long, default_value = "seeds")]
+    /// Folder for --save (given without --save, it is refused: nothing would be written).
+    #[arg(long, default_value = "seeds", requires = "save")]
     pub seeds_dir: PathBuf,
 }
 

@@ -72,7 +72,7 @@ pub struct CheckHistoryArgs {
     pub html: Option<PathBuf>,
     /// Search steps allowed over the whole history before the verdict is `unknown`.
     /// Deterministic: the verdict is a function of the file.
-    #[arg(long, value_name = "STEPS", default_value_t = DEFAULT_BUDGET)]
+    #[arg(long, value_name = "STEPS", default_value_t = DEFAULT_BUDGET, value_parser = clap::value_parser!(u64).range(1..))]
     pub budget: u64,
     /// Bytes the search may hold (e.g. 512M, 4G) before the verdict is `unknown` (default
     /// 2 GiB). Deterministic too: what the search holds is counted, not measured.

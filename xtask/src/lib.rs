@@ -173,11 +173,25 @@ fn parse(name: &'static str, args: impl IntoIterator<Item = impl Into<OsString> 
             }
             _ => {
                 // One line: clap's first paragraph (the error and, for a typed value, the
-                // values it takes), without its usage block.
+                // values it takes) and its tip (`a similar argument exists: '--seed'`),
+                // without its usage block; the help to read is the subcommand's, named by
+                // that usage line (`Usage: cargo xtask run [OPTIONS] <SCENARIO>`).
                 let text = e.render().to_string();
                 let first: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
-                let first = first.join(" ");
-                bad_input(format!("{} (see `{name} --help`)", first.trim_start_matches("error: ")))
+                let mut line = first.join(" ").trim_start_matches("error: ").to_string();
+                // Only the "a similar … exists" tips: clap's "to pass '--x' as a value, use
+                // '-- --x'" would suggest a scenario filter named like an option.
+                for tip in text.lines().map(str::trim).filter(|l| l.starts_with("tip: a similar")) {
+                    line.push_str("; ");
+                    line.push_str(tip);
+                }
+                let command = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("Usage: "))
+                    .map(|u| u.split_whitespace().take_while(|w| !w.starts_with(['[', '<', '-'])).collect::<Vec<_>>())
+                    .filter(|words| !words.is_empty())
+                    .map_or_else(|| name.to_string(), |words| words.join(" "));
+                bad_input(format!("{line} (see `{command} --help`)"))
             }
         }
     })

@@ -107,6 +107,20 @@ pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
     if a.scale == 0 {
         return bad_input("--scale 0 would run no cases: give 1 or more (it multiplies each test's default)");
     }
+    if a.cases == Some(0) {
+        return bad_input(
+            "--cases 0 (or PROPTEST_CASES=0) would run no case: give 1 or more (`prop all --cases 0` lists the tests)",
+        );
+    }
+    // --scale multiplies the defaults; a fixed count, or a measurement, would ignore it.
+    if a.scale != 1 && a.cases.is_some() {
+        return bad_input(
+            "--scale multiplies each test's default, but --cases (or PROPTEST_CASES) fixes the count: give one of them",
+        );
+    }
+    if a.scale != 1 && a.discovery.is_some() {
+        return bad_input("--discovery measures fresh cases up to --cases, not the defaults: drop --scale");
+    }
     if let Some(k) = a.discovery {
         if a.seed.is_some() {
             return bad_input("--discovery runs seeds 0..K: drop --seed");

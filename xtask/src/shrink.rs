@@ -17,8 +17,8 @@ use tracing_subscriber::Layer as _;
 
 #[derive(Args)]
 pub struct ShrinkArgs {
-    /// A swarm scenario's full name (`raft::swarm_2c`, `raft::swarm_2d`, `kvraft::swarm_3b`, `mapreduce::swarm`),
-    /// or a scenario file.
+    /// A swarm scenario's full name, one that takes scenario files (`cargo xtask list` marks
+    /// them: `raft::swarm_2c`, `kvpaxos::swarm_3b`, `mapreduce::swarm`, …), or a scenario file.
     pub target: String,
     /// The failing run's seed (with a scenario file, the file's seed when not given).
     #[arg(long)]
@@ -61,6 +61,9 @@ fn line(label: &str, s: &Sizes) -> String {
 }
 
 pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
+    if crate::single::is_saved_seed(&a.target) {
+        return bad_input(crate::single::seed_file_is_not_a_scenario(cat.command(), &a.target));
+    }
     let (sc, seed, opts) = if is_seed_file(&a.target) {
         if a.plain_swarm {
             return bad_input("--plain-swarm with a scenario file: the file's [timing] and [fault_points] decide; delete them instead");
@@ -145,7 +148,8 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
     println!("outcome:        {}", last.outcome);
     println!("scenario written to {}", out.display());
     println!("trace written to {}", trace_path.display());
-    println!("REPRODUCE WITH: cargo xtask replay {} --seed {seed}", out.display());
+    // The catalogue's own command: a downstream crate's users type theirs (`cargo lab …`).
+    println!("REPRODUCE WITH: {} replay {} --seed {seed}", cat.command(), out.display());
     if !kept {
         // Cannot happen for a deterministic run; said loudly if it does.
         println!("NOT KEPT: the smallest scenario ended '{}' when run again", last.outcome);

@@ -103,6 +103,20 @@ pub fn is_scenario_file(target: &str) -> bool {
     is_seed_file(target) && std::fs::read_to_string(target).is_ok_and(|text| scenarios::spec::is_scenario_text(&text))
 }
 
+/// Whether `target` is a readable saved seed file (`seeds/*.toml`: a failure's class and
+/// status), which `replay` takes and `run` and `shrink` do not.
+pub fn is_saved_seed(target: &str) -> bool {
+    std::fs::read_to_string(target).is_ok_and(|text| {
+        toml::from_str::<toml::Table>(&text)
+            .is_ok_and(|t| t.contains_key("class") && t.contains_key("status") && !t.contains_key("workload"))
+    })
+}
+
+/// The one line refusing a saved seed file where a scenario file is wanted.
+pub fn seed_file_is_not_a_scenario(command: &str, target: &str) -> String {
+    format!("{target} is a saved seed file, not a scenario file: replay it with `{command} replay {target}`")
+}
+
 /// A scenario file given as a command's target, with the `--seed` and `--bug` given beside
 /// it: the scenario it names, the seed (the file's when none is given) and the options that
 /// run it. A `--bug` must agree with the file's bug, if it has one; `--faults` is refused
@@ -189,6 +203,15 @@ impl Prepared {
         opts.record_scenario = spec_recorder.clone();
         cat.check_opts(sc, seed, &opts).map_err(|e| e.to_string())?;
         artifacts::prepare_dir(&given.artifacts)?;
+        // Every output path before any file is truncated: one bad path must not empty the
+        // file another option named.
+        let outputs = given
+            .history
+            .iter()
+            .map(|p| ("--history", p.as_path()))
+            .chain(save_scenario.map(|p| ("--save-scenario", p)))
+            .chain(save_faults.map(|p| ("--save-faults", p)));
+        artifacts::probe_writable(outputs)?;
         for path in &given.history {
             File::create(path).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
         }
@@ -321,6 +344,9 @@ fn status_of(r: &RunReport) -> u8 {
 }
 
 pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
+    if is_saved_seed(&a.scenario) {
+        return bad_input(seed_file_is_not_a_scenario(cat.command(), &a.scenario));
+    }
     let (sc, seed, opts) = if is_seed_file(&a.scenario) {
         match from_scenario_file(cat, Path::new(&a.scenario), a.seed, a.opts.bug.as_deref()) {
             Ok(x) => x,
@@ -368,6 +394,13 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
                 "a seed file already names its seed, bug and faults: give either a file or SCENARIO --seed N",
             );
         }
+        // Seeds are saved from full swarm runs (sweep and bugs refuse --save with
+        // --plain-swarm), so a plain replay would not be the recorded run.
+        if a.opts.plain_swarm {
+            return bad_input(
+                "--plain-swarm with a seed file: the seed was recorded with the swarm's knobs; replay SCENARIO --seed N --plain-swarm instead",
+            );
+        }
         let saved = match seeds::load(cat, Path::new(&a.target)) {
             Ok(s) => s,
             Err(e) => return bad_input(e),
@@ -387,10 +420,8 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         };
         (sc, seed, Opts { bug: a.opts.bug.clone(), faults, ..Opts::default() }, None)
     };
-    let prepared = match Prepared::new(cat, &sc, seed, opts, &a.opts) {
-        Ok(p) => p,
-        Err(e) => return bad_input(e),
-    };
+    // replay's own options before `Prepared` creates the run's output files, so a bad
+    // --filter, --html or --out refuses the command without emptying any of them.
     let env_filter = match tracing_subscriber::EnvFilter::try_new(&a.filter) {
         Ok(f) => f,
         Err(e) => return bad_input(format!("bad --filter '{}': {e}", a.filter)),
@@ -401,6 +432,13 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
             return bad_input(format!("--html {}: cannot create the folder: {e}", dir.display()));
         }
     }
+    if let Err(e) = artifacts::probe_writable(a.out.as_deref().map(|p| ("--out", p))) {
+        return bad_input(e);
+    }
+    let prepared = match Prepared::new(cat, &sc, seed, opts, &a.opts) {
+        Ok(p) => p,
+        Err(e) => return bad_input(e),
+    };
     // The printed trace (filtered by --filter) and, for --html, everything the timeline needs
     // (every trace line and the `sim::detail` facts), from one run.
     let collector = a.html.as_ref().map(|_| timeline::Collector::default());

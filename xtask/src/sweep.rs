@@ -118,7 +118,7 @@ pub struct SweepArgs {
     #[arg(conflicts_with = "rerun")]
     pub filter: Option<String>,
     /// Half-open seed range, e.g. 0..200.
-    #[arg(long, value_name = "A..B", value_parser = parse_range, required_unless_present = "rerun")]
+    #[arg(long, value_name = "A..B", value_parser = parse_range, required_unless_present = "rerun", conflicts_with = "rerun")]
     pub seeds: Option<Range<u64>>,
     /// Parallel runs (default: all cores).
     #[arg(long, value_parser = at_least_one)]
@@ -146,8 +146,8 @@ pub struct SweepArgs {
     /// Play this fault schedule in every run (every selected scenario must take one).
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
-    /// Folder for --save.
-    #[arg(long, default_value = "seeds")]
+    /// Folder for --save (given without --save, it is refused: nothing would be written).
+    #[arg(long, default_value = "seeds", requires = "save")]
     pub seeds_dir: PathBuf,
     /// Folder for the files failing runs attach (a failing history's page), relative to the
     /// working directory.
@@ -396,10 +396,20 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     if let Err(e) = crate::artifacts::prepare_dir(&a.artifacts) {
         return bad_input(e);
     }
+    // The JUnit report's file too: found unwritable after hours of runs, it would be lost.
+    if let Err(e) = crate::artifacts::probe_writable(a.junit.as_deref().map(|p| ("--junit", p))) {
+        return bad_input(e);
+    }
     let shard = match a.shard.resolve() {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
+    if let (None, Some(path)) = (&shard, &a.shard.costs) {
+        return bad_input(format!(
+            "--costs {}: a cost table only splits a sharded sweep; add --shard K/N or drop --costs",
+            path.display()
+        ));
+    }
     let total = items.len();
     let mut out = human(json);
     let mut table_print = None;

@@ -63,6 +63,15 @@ async fn leaky(_: Opts) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How many runs of `toy::counted` have started in this test process.
+static COUNTED: AtomicU64 = AtomicU64::new(0);
+
+async fn counted(_: Opts) -> Result<(), Failure> {
+    COUNTED.fetch_add(1, Ordering::Relaxed);
+    sim::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}
+
 /// Takes a fault schedule (none drawn: an empty one) and fails when it holds a crash.
 async fn faulty(opts: Opts) -> Result<(), Failure> {
     let schedule = opts.faults.map(|f| f.schedule).unwrap_or_default();
@@ -86,6 +95,7 @@ fn toy() -> Family {
         .with_bug("never-matters", "a switch no scenario reads")
         .with_scenario(s("toy::echo", |o| Box::pin(echo(o))))
         .with_scenario(s("toy::leaky", |o| Box::pin(leaky(o))))
+        .with_scenario(s("toy::counted", |o| Box::pin(counted(o))))
         .with_scenario(s("toy::faulty", |o| Box::pin(faulty(o))).with_fault_schedule(|_| TOY_PHASE_MS))
 }
 
@@ -395,4 +405,94 @@ fn shrink_writes_a_smaller_failing_scenario_and_its_trace_or_refuses() {
     // moved a candidate to another seed: scenarios::shrink).
     assert_eq!(run(&cat, &["run", o]), exit::SAFETY);
     assert_eq!(run(&cat, &["run", o, "--seed", &small.seed.to_string()]), exit::SAFETY);
+}
+
+/// A saved seed file (a fixed one: its run passes).
+const SEED_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/raft__figure8_unreliable_2c-823.toml");
+
+/// An option that would have no effect is refused, not ignored: a folder for seeds that are
+/// not saved, a cost table for a sweep that is not split, a scale that a fixed case count
+/// overrides, a case count or step budget of 0, a benchmark over 0 simulated seconds; and an
+/// unwritable JUnit file is refused before the runs, not after them.
+#[test]
+fn options_that_would_change_nothing_are_refused() {
+    let cat = catalogue();
+    let dir = scratch("ignored-options");
+    let seeds_dir = dir.join("seeds");
+    let s = seeds_dir.to_str().unwrap();
+    for args in [
+        &["sweep", "toy::echo", "--seeds", "0..1", "--seeds-dir", s][..],
+        &["bugs", "toy::echo", "--seeds", "0..1", "--bug", "wrong-answer", "--seeds-dir", s],
+        &["sweep", "toy::echo", "--seeds", "0..1", "--costs", concat!(env!("CARGO_MANIFEST_DIR"), "/costs.tsv")],
+        &["sweep", "toy::counted", "--seeds", "0..1", "--junit", "/nonexistent-simlab-dir/j.xml"],
+        &["prop", "raft::safety_3", "--cases", "3", "--scale", "5"],
+        &["prop", "raft::bug_commit_old_term", "--discovery", "1", "--scale", "2"],
+        &["prop", "raft::safety_3", "--cases", "0"],
+        &["check-history", "--model", "kv", "x.txt", "--budget", "0"],
+        &["bench", "kv", "--clerks", "5", "--sim-secs", "0"],
+        &["bench", "kv", "--clerks", "5,0"],
+        &["sweep", "--rerun", concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/golden/runs.jsonl"), "--seeds", "0..5"],
+        // A saved seed replays as recorded: not plain, and not as a scenario file.
+        &["replay", SEED_FILE, "--plain-swarm"],
+        &["run", SEED_FILE],
+        &["shrink", SEED_FILE],
+    ] {
+        assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
+    }
+    assert!(!seeds_dir.exists(), "a refused command writes no seed");
+    assert_eq!(COUNTED.load(Ordering::Relaxed), 0, "the unwritable JUnit file was refused before any run");
+    // With what they need, they are honoured.
+    let args = ["sweep", "toy::echo", "--seeds", "0..1", "--bug", "wrong-answer", "--save", "--seeds-dir", s];
+    assert_eq!(run(&cat, &args), exit::SAFETY);
+    assert!(seeds_dir.join("toy__echo-0-wrong-answer.toml").is_file());
+    let args = ["prop", "all", "--cases", "0"];
+    assert_eq!(run(&cat, &args), exit::PASS, "--cases 0 with all lists the tests");
+}
+
+/// A command refused for one bad path (an unwritable file, a bad --filter) empties no file
+/// that another of its options named: every path is checked before any file is truncated.
+#[test]
+fn a_refused_command_empties_no_output_file() {
+    let cat = catalogue();
+    let dir = scratch("refused-keeps-files");
+    let keep = |name: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, "precious").unwrap();
+        p
+    };
+    let (history, faults, scenario) = (keep("h.json"), keep("f.toml"), keep("s.toml"));
+    let (h, f, sc) = (history.to_str().unwrap(), faults.to_str().unwrap(), scenario.to_str().unwrap());
+    let nowhere = "/nonexistent-simlab-dir/x.toml";
+    for args in [
+        &["run", "kvraft::swarm_3b", "--seed", "1", "--history", h, "--save-faults", nowhere][..],
+        &["run", "kvraft::swarm_3b", "--seed", "1", "--save-faults", f, "--save-scenario", nowhere],
+        &["replay", "kvraft::swarm_3b", "--seed", "1", "--history", h, "--filter", "sim::net=bogus[["],
+        &["replay", "raft::swarm_2c", "--seed", "1", "--save-faults", f, "--out", nowhere],
+        &["replay", "raft::swarm_2c", "--seed", "1", "--save-scenario", sc, "--html", "/proc/simlab-no-such-dir"],
+    ] {
+        assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
+    }
+    for p in [&history, &faults, &scenario] {
+        assert_eq!(std::fs::read_to_string(p).unwrap(), "precious", "{} kept", p.display());
+    }
+    // A path the refused command would have created is not left behind.
+    let fresh = dir.join("new.json");
+    let args =
+        ["run", "kvraft::swarm_3b", "--seed", "1", "--history", fresh.to_str().unwrap(), "--save-faults", nowhere];
+    assert_eq!(run(&cat, &args), exit::BAD_INPUT);
+    assert!(!fresh.exists(), "{} left behind", fresh.display());
+}
+
+/// A usage error is one line that keeps clap's tip and names the subcommand's help: a
+/// misspelt option says which one exists.
+#[test]
+fn a_usage_error_is_one_line_with_its_tip_and_the_subcommand_help() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["run", "raft::swarm_2c", "--sed", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(i32::from(exit::BAD_INPUT)));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("'--seed'") && err.contains("`cargo xtask run --help`"), "{err}");
 }
