@@ -351,19 +351,30 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
         }
         if let Some((to, r)) = reply {
             self.ctx.reply(to, &WireReply::<C::Reply, S::Reply>::Peer(r));
+            // Whatever the reply promised was saved above, or never will be: a crash now
+            // shows which (fault point `replica.crash_after_reply`). The observer still sees
+            // the log this step wrote — the reply told the caller about it — so a check
+            // compares the caller's view with what the instance held, and its restart shows
+            // what of it was durable.
+            if sim::fault_point_crash(sim::FaultPoint::CrashAfterReply, self.ctx) {
+                self.observe(ready.log_written_from);
+                return;
+            }
         }
         for out in ready.messages {
             let tag = self.calls.tag();
             self.calls.engine.insert(tag, (out.to, C::call_context(&out.request)));
-            let dropped = if C::carries_snapshot(&out.request) {
-                sim::fault_point(sim::FaultPoint::DropSnapshot, Some(self.ctx.id()))
-            } else {
-                None
-            };
+            let snapshot = C::carries_snapshot(&out.request);
+            let dropped =
+                if snapshot { sim::fault_point(sim::FaultPoint::DropSnapshot, Some(self.ctx.id())) } else { None };
             let wire = Wire::<C::Request, S::Request>::Peer(out.request);
+            let to = self.peers[out.to];
             match dropped {
-                Some(ms) => self.ctx.start_lost_call(self.peers[out.to], &wire, tag, Duration::from_millis(ms)),
-                None => self.ctx.start_call(self.peers[out.to], &wire, tag),
+                Some(ms) => self.ctx.start_lost_call(to, &wire, tag, Duration::from_millis(ms)),
+                None if snapshot => sim::fault_point_hold(sim::FaultPoint::HoldSnapshot, self.ctx.id(), to, || {
+                    self.ctx.start_call(to, &wire, tag)
+                }),
+                None => self.ctx.start_call(to, &wire, tag),
             }
         }
         self.observe(ready.log_written_from);

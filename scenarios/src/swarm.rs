@@ -146,6 +146,13 @@ pub enum Profile {
     /// 200–700 ms with a spread of 50–600 ms, batches of 1–8 entries a third of the time and
     /// 20–200 otherwise), each fault point enabled with probability 1/2.
     Chaos,
+    /// Amnesia: fast elections' timing with one fault point, `replica.crash_after_reply`
+    /// (drawn as chaos draws it, always on): a node crashes right after some of its replies
+    /// and is back within 200 ms, so a vote or an acknowledgement it sent before saving is
+    /// forgotten while the election or the replication it answered still runs. Aimed at the
+    /// persistence bugs the other profiles reach rarely (an unsaved vote, term or
+    /// acknowledgement); measured in BENCHMARKS.md.
+    Amnesia,
 }
 
 impl Profile {
@@ -156,21 +163,26 @@ impl Profile {
             Profile::Fast => "fast elections",
             Profile::Slow => "slow elections",
             Profile::Chaos => "chaos",
+            Profile::Amnesia => "amnesia",
         }
     }
 }
 
 impl Knobs {
-    /// Draws the profile ([`Profile`], each a quarter of the runs) and then every value of every profile,
+    /// Draws the profile ([`Profile`]: plain, fast elections and chaos a quarter of the runs
+    /// each, slow elections and amnesia an eighth) and then every value of every profile,
     /// whether or not the profile uses it, so one knob never moves another's draw. Timing stays
     /// within what the course allows: at most ten heartbeats a second, an election timeout above
     /// the heartbeat interval, a leader well within 5 s.
     pub fn draw(rng: &mut ChaCha8Rng) -> (Profile, Knobs) {
-        // Plain 1/4, fast elections 1/4, slow elections 1/4, chaos 1/4.
+        // Plain 1/4, fast elections 1/4, slow elections 1/8, amnesia 1/8, chaos 1/4. Amnesia
+        // took half of slow elections' share: slow elections lower accept-stale-term-append
+        // to less than half its plain rate (BENCHMARKS.md), amnesia does not.
         let profile = match rng.gen_range(0..8u32) {
             0..=1 => Profile::Plain,
             2..=3 => Profile::Fast,
-            4..=5 => Profile::Slow,
+            4 => Profile::Slow,
+            5 => Profile::Amnesia,
             _ => Profile::Chaos,
         };
         let fast_heartbeat = rng.gen_range(100..=130);
@@ -185,9 +197,11 @@ impl Knobs {
         let small = rng.gen_bool(1.0 / 3.0);
         let (a, b) = (rng.gen_range(1..=8usize), rng.gen_range(20..=200usize));
         let mut fault_points = BTreeMap::new();
+        let mut permilles = BTreeMap::new();
         for p in FaultPoint::ALL {
             let on = rng.gen_bool(0.5);
             let permille = rng.gen_range(p.firing_range_permille());
+            permilles.insert(p, permille);
             if on {
                 fault_points.insert(p, permille);
             }
@@ -213,6 +227,15 @@ impl Knobs {
                     max_entries_per_append: default_batch,
                 }),
                 fault_points: BTreeMap::new(),
+            },
+            Profile::Amnesia => Knobs {
+                timing: Some(Timing {
+                    election_timeout_ms_min: fast_min,
+                    election_timeout_ms_max: fast_min + fast_spread,
+                    heartbeat_interval_ms: fast_heartbeat,
+                    max_entries_per_append: default_batch,
+                }),
+                fault_points: [(FaultPoint::CrashAfterReply, permilles[&FaultPoint::CrashAfterReply])].into(),
             },
             Profile::Chaos => Knobs {
                 timing: Some(Timing {
@@ -679,19 +702,30 @@ mod tests {
                 _ => {
                     let t = k.timing.expect("every other profile sets the timing");
                     t.check().unwrap_or_else(|e| panic!("seed {seed} {}: {e}", profile.name()));
-                    if profile != Profile::Chaos {
-                        assert!(k.fault_points.is_empty(), "only chaos enables fault points");
+                    match profile {
+                        Profile::Chaos => {}
+                        Profile::Amnesia => assert_eq!(
+                            k.fault_points.keys().copied().collect::<Vec<_>>(),
+                            [FaultPoint::CrashAfterReply],
+                            "amnesia enables one point"
+                        ),
+                        _ => assert!(k.fault_points.is_empty(), "only chaos and amnesia enable fault points"),
                     }
                     match profile {
-                        Profile::Fast => assert!(t.heartbeat_interval_ms <= 130 && t.election_timeout_ms_max <= 700),
+                        Profile::Fast | Profile::Amnesia => {
+                            assert!(t.heartbeat_interval_ms <= 130 && t.election_timeout_ms_max <= 700)
+                        }
                         Profile::Slow => assert!(t.heartbeat_interval_ms >= 150 && t.election_timeout_ms_min >= 500),
                         _ => {}
                     }
                 }
             }
         }
-        // A quarter each, give or take the draw.
-        assert_eq!(seen.len(), 4, "{seen:?}");
-        assert!(seen.values().all(|&n| (70..=130).contains(&n)), "{seen:?}");
+        // A quarter or an eighth each, give or take the draw.
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        for (name, &n) in &seen {
+            let range = if ["slow elections", "amnesia"].contains(name) { 25..=75 } else { 70..=130 };
+            assert!(range.contains(&n), "{seen:?}");
+        }
     }
 }

@@ -19,7 +19,8 @@ fn a_swarm_sweep_reaches_the_replica_and_world_marks_and_a_quiet_scenario_does_n
     let cat = scenarios::catalogue();
     let declared = cat.marks_of(&[cat.scenario("raft::swarm_2d").unwrap()]);
     assert!(declared.len() >= 8, "raft declares the world's and the replica shell's marks");
-    // 30 seeds: the fault points fire only in the chaos quarter of the runs (swarm::Profile).
+    // 30 seeds: the fault points fire only in chaos runs (a quarter) and amnesia runs (an
+    // eighth, `replica.crash_after_reply` only) (swarm::Profile).
     let swarm = sweep(&cat, "raft::swarm_2d", 0..30);
     assert!(swarm.never_reached().is_empty(), "{}", swarm.lines().join("\n"));
     assert!(swarm.count(nodes::replica::SNAPSHOT_DURING_PARTITION).0 > 0);

@@ -34,10 +34,11 @@ pub use net::{decode, encode, Incoming, NetConfig, ReplyTo, RpcError};
 pub use node::{NodeCtx, Recv};
 pub use persist::{crash_after_saves, disarm_fault_points, persisted, Persisted, Rope};
 pub use points::{
-    enable_fault_points, enabled_fault_points, fault_point, fault_point_enabled, fault_point_marks, FaultPoint,
+    enable_fault_points, enabled_fault_points, fault_point, fault_point_crash, fault_point_enabled, fault_point_hold,
+    fault_point_marks, set_fault_point_release, FaultPoint,
 };
 pub use process::{client, crash, incarnation, is_alive, node_count, node_name, restart, spawn, spawn_process};
 pub use run::{portable_location, run, Attachment, RunConfig, RunReport};
 pub use sched::{at, now, sleep, sleep_until, timeout, Sleep};
 pub use trace::{CapturedEvent, NoteCode, TraceMode};
-pub use world::{attach, describe, fail, failed, mark, note, rng, seed, stats, NodeId, Stats, WORLD_MARKS};
+pub use world::{attach, describe, fail, failed, mark, note, rng, seed, stats, NodeId, Stats, HOLD_MARKS, WORLD_MARKS};

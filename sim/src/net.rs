@@ -1298,6 +1298,23 @@ pub fn protocol_event(node: NodeId, name: &str) {
     })
 }
 
+/// Hold `id` takes nothing more: it ends at once if it took nothing (it has nothing to
+/// release), else it keeps what it took until its trigger. A fault point arms a hold around
+/// one send and closes it after (`sim::fault_point_hold`), so a lost message leaves no hold
+/// behind to take a later one.
+pub(crate) fn close_hold(id: u64) {
+    with(|w| {
+        let holds = &mut w.net.holds;
+        if let Some(i) = holds.iter().position(|h| h.id == id) {
+            if holds[i].held.is_empty() {
+                holds.remove(i);
+            } else {
+                holds[i].spec.messages = holds[i].held.len() as u32;
+            }
+        }
+    })
+}
+
 /// Holds armed and not yet released (for tests and the trace's readers).
 pub fn holds_pending() -> usize {
     with(|w| w.net.holds.len())

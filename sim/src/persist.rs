@@ -173,7 +173,18 @@ impl World {
             return self.crash_inner(ctx.id, "fault point: right after a save");
         }
         let back_ms = crate::points::reach_in(&mut self.kernel, crate::FaultPoint::CrashAfterSave, Some(ctx.id))?;
-        let kill = self.crash_inner(ctx.id, "fault point persist.crash_after_save");
+        self.crash_and_restart_later(ctx, back_ms, "fault point persist.crash_after_save")
+    }
+
+    /// A fault point crashes `ctx`'s node now and restarts it `back_ms` later; returns the
+    /// madsim node to kill once the world borrow has ended.
+    pub(crate) fn crash_and_restart_later(
+        &mut self,
+        ctx: NodeCtx,
+        back_ms: u64,
+        why: &str,
+    ) -> Option<madsim::task::NodeId> {
+        let kill = self.crash_inner(ctx.id, why);
         // The point restarts what it crashed, unless something else did first or every
         // fault has stopped since (the liveness phase restarts servers itself).
         let (node, inc, epoch) = (ctx.id, ctx.incarnation + 1, self.store.fault_epoch);

@@ -1,8 +1,8 @@
 //! Code-level fault points, in the spirit of FoundationDB's BUGGIFY: named sites in the
 //! world and in the node shells (never inside a core's logic except through its inputs)
 //! where a run may misbehave on purpose — delay this send, drop this snapshot message,
-//! shorten this timeout, crash right after this save, pause this node, skew this node's
-//! clock.
+//! shorten this timeout, crash right after this save or this reply, pause this node, skew
+//! this node's clock, hold this snapshot until its receiver moves on.
 //!
 //! A run enables a set of points, each with a firing probability ([`enable_fault_points`]; the
 //! swarms draw the set from the seed and print it). A point that is not enabled never fires
@@ -50,17 +50,38 @@ pub enum FaultPoint {
     /// engine's clock runs 0.7–1.4× as fast as simulated time for that incarnation, so its
     /// timeouts and heartbeats stretch or shrink.
     SkewTimer,
+    /// `replica.crash_after_reply` — reached each time a replica's shell has sent its reply to
+    /// a peer's engine request (a vote, an append acknowledgement, any answer); fires: the
+    /// node crashes right after the reply left, before the rest of its step (its requests,
+    /// its applies), and restarts 1–200 ms later (soon: a vote it forgets matters while
+    /// the election it voted in still runs) unless something restarted it first
+    /// ([`fault_point_crash`]). A correct engine saved what the reply promises before sending
+    /// it; one that answers first (a vote or entries not yet durable) forgets what it
+    /// promised — the window `persist.crash_after_save` cannot reach, since it crashes before
+    /// the reply leaves.
+    CrashAfterReply,
+    /// `replica.hold_snapshot` — reached by every outgoing engine message the engine says
+    /// carries a snapshot (`ReplicaCore::carries_snapshot`); fires: the network holds the
+    /// message (with any duplicate of it) until its receiver reports the release trigger
+    /// the scenario registered for the point ([`set_fault_point_release`]; for Raft, the
+    /// receiver applied something: entries that reached it by another way while the snapshot
+    /// waited), then delivers it 0–400 ms later. Never reached while no trigger is registered.
+    HoldSnapshot,
 }
 
 impl FaultPoint {
     /// Every point, in a fixed order (the order of draws and of printing).
-    pub const ALL: [FaultPoint; 6] = [
+    /// New points go at the end: a swarm draws each point's switch and probability in this
+    /// order, so appending one moves no earlier point's draw.
+    pub const ALL: [FaultPoint; POINTS] = [
         FaultPoint::DelaySend,
         FaultPoint::DropSnapshot,
         FaultPoint::ShortenTimeout,
         FaultPoint::CrashAfterSave,
         FaultPoint::PauseNode,
         FaultPoint::SkewTimer,
+        FaultPoint::CrashAfterReply,
+        FaultPoint::HoldSnapshot,
     ];
 
     /// The point's name, as printed and as written in scenario files.
@@ -72,6 +93,8 @@ impl FaultPoint {
             FaultPoint::CrashAfterSave => "persist.crash_after_save",
             FaultPoint::PauseNode => "node.pause",
             FaultPoint::SkewTimer => "replica.skew_timer",
+            FaultPoint::CrashAfterReply => "replica.crash_after_reply",
+            FaultPoint::HoldSnapshot => "replica.hold_snapshot",
         }
     }
 
@@ -89,6 +112,8 @@ impl FaultPoint {
             FaultPoint::CrashAfterSave => "fault point fired: persist.crash_after_save",
             FaultPoint::PauseNode => "fault point fired: node.pause",
             FaultPoint::SkewTimer => "fault point fired: replica.skew_timer",
+            FaultPoint::CrashAfterReply => "fault point fired: replica.crash_after_reply",
+            FaultPoint::HoldSnapshot => "fault point fired: replica.hold_snapshot",
         }
     }
 
@@ -103,12 +128,15 @@ impl FaultPoint {
             FaultPoint::CrashAfterSave => 2..=15,
             FaultPoint::PauseNode => 1..=8,
             FaultPoint::SkewTimer => 250..=1000,
+            FaultPoint::CrashAfterReply => 2..=20,
+            FaultPoint::HoldSnapshot => 200..=800,
         }
     }
 
     /// The size of the misbehaviour when the point fires, drawn uniformly from this range:
-    /// milliseconds for delays, pauses, restarts and a lost call's failure, per cent of the wait for
-    /// `shorten_timeout`, per mille of simulated time's rate for `skew_timer`.
+    /// milliseconds for delays, pauses, restarts, a lost call's failure and a held snapshot's
+    /// delivery after its release, per cent of the wait for `shorten_timeout`, per mille of
+    /// simulated time's rate for `skew_timer`.
     pub fn magnitude(self) -> RangeInclusive<u64> {
         match self {
             FaultPoint::DelaySend => 20..=400,
@@ -117,6 +145,8 @@ impl FaultPoint {
             FaultPoint::CrashAfterSave => 20..=1500,
             FaultPoint::PauseNode => 50..=1000,
             FaultPoint::SkewTimer => 700..=1400,
+            FaultPoint::CrashAfterReply => 1..=200,
+            FaultPoint::HoldSnapshot => 0..=400,
         }
     }
 
@@ -138,13 +168,20 @@ pub fn fault_point_marks() -> Vec<(&'static str, &'static str)> {
     FaultPoint::ALL.iter().map(|p| (p.mark(), "a fault point fired (only in swarm runs that enabled it)")).collect()
 }
 
+/// How many points there are.
+const POINTS: usize = 8;
+
 /// The enabled points of a run and their random streams.
 #[derive(Default)]
 pub(crate) struct Points {
     /// Per point (in `FaultPoint::ALL` order): firing probability per mille, 0 if disabled.
-    permille: [u32; 6],
+    permille: [u32; POINTS],
     /// Per point: its random stream, made when first enabled.
-    rngs: [Option<ChaCha8Rng>; 6],
+    rngs: [Option<ChaCha8Rng>; POINTS],
+    /// The protocol event of a held message's receiver that releases what
+    /// `replica.hold_snapshot` holds ([`set_fault_point_release`]); `None`: the point is never
+    /// reached.
+    hold_release: Option<String>,
     /// Node instances (id, incarnation) paused by `node.pause`, until when (ns).
     pub paused_until: BTreeMap<(u16, u32), u64>,
 }
@@ -220,7 +257,7 @@ pub fn fault_point_enabled(point: FaultPoint) -> bool {
 
 /// Disables every point (a swarm's liveness phase: every fault stops).
 pub(crate) fn disable_all(points: &mut Points) {
-    points.permille = [0; 6];
+    points.permille = [0; POINTS];
 }
 
 /// Reaches fault point `point` at `node` (for the trace): `Some(magnitude)` if it fires this
@@ -254,6 +291,65 @@ fn fire_in(k: &mut crate::world::Kernel, point: FaultPoint, node: Option<NodeId>
         None => format!("fault point {point} fired ({m})"),
     });
     Some(m)
+}
+
+/// Reaches crash point `point` (`replica.crash_after_reply`) at the node of `ctx`: if it
+/// fires, the node crashes at once — the caller's step ends here: check
+/// `NodeCtx::is_current` — and restarts the point's magnitude in ms later, unless something
+/// else restarted it first or every fault has stopped since (a swarm's liveness phase
+/// restarts servers itself). Returns whether it crashed. Ignored from a crashed instance.
+pub fn fault_point_crash(point: FaultPoint, ctx: crate::NodeCtx) -> bool {
+    debug_assert_eq!(point, FaultPoint::CrashAfterReply, "{point} is not a crash point");
+    let mut crashed = false;
+    let kill = with(|w| {
+        if !w.kernel.is_current(ctx) {
+            return None;
+        }
+        let back_ms = reach_in(&mut w.kernel, point, Some(ctx.id()))?;
+        crashed = true;
+        w.crash_and_restart_later(ctx, back_ms, &format!("fault point {point}"))
+    });
+    if let Some(id) = kill {
+        madsim::runtime::Handle::current().kill(id);
+    }
+    crashed
+}
+
+/// Registers the protocol event that releases what `replica.hold_snapshot` holds: a message
+/// the point took is delivered once its receiver has reported `trigger` (a release trigger
+/// the scenario registered with [`crate::net::register_triggers`] and reports with
+/// [`crate::net::protocol_event`]). Sim knows no protocol: only the scenario can say which
+/// event means the receiver has moved past the snapshot. Until this is called the point is
+/// not reached (so it draws nothing and never fires).
+///
+/// # Panics
+/// Outside a run.
+pub fn set_fault_point_release(trigger: &str) {
+    with(|w| w.kernel.points.hold_release = Some(trigger.to_string()));
+}
+
+/// Reaches hold point `point` (`replica.hold_snapshot`) for the message `from` is about to
+/// send to `to` with `send`: if it fires, the network holds that message (and any duplicate
+/// the network makes of it) until `to` reports the release trigger registered with
+/// [`set_fault_point_release`], then delivers it the point's magnitude in ms later; a message
+/// the network loses is not held, and nothing later on the link is. Either way `send` runs
+/// once. A held request keeps its call alive, as a message stuck in a real network does.
+pub fn fault_point_hold(point: FaultPoint, from: NodeId, to: NodeId, send: impl FnOnce()) {
+    debug_assert_eq!(point, FaultPoint::HoldSnapshot, "{point} is not a hold point");
+    let mut armed = None;
+    crate::world::try_with(|w| {
+        let Some(until) = w.kernel.points.hold_release.clone() else { return };
+        if let Some(after_ms) = reach_in(&mut w.kernel, point, Some(from)) {
+            armed = Some((until, after_ms));
+        }
+    });
+    let Some((until, after_ms)) = armed else { return send() };
+    let spec = crate::net::HoldSpec { from, to, message: None, messages: 0, until, of: to, count: 1, after_ms };
+    let hold = crate::net::hold(spec);
+    send();
+    if let Some(id) = hold {
+        crate::net::close_hold(id);
+    }
 }
 
 #[cfg(test)]

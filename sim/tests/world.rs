@@ -647,3 +647,76 @@ fn crash_after_save_point_crashes_right_after_the_save_and_restarts_the_node() {
     expect_pass(&r);
     assert!(r.marks.iter().any(|(m, n)| *m == FaultPoint::CrashAfterSave.mark() && *n >= 2), "{:?}", r.marks);
 }
+
+#[test]
+fn crash_after_reply_point_crashes_right_after_the_reply_left_and_restarts_the_node() {
+    use sim::FaultPoint;
+    let r = run(4, || async {
+        sim::enable_fault_points(&[(FaultPoint::CrashAfterReply, 1000)].into_iter().collect());
+        // Each instance saves nothing before answering: what it promised dies with it.
+        let boots = Rc::new(RefCell::new(0u32));
+        let b = boots.clone();
+        let s = sim::spawn_process("s", move |ctx: NodeCtx| {
+            *b.borrow_mut() += 1;
+            async move {
+                loop {
+                    let Some(Incoming::Request { payload, reply_to, .. }) = ctx.recv().await else { continue };
+                    let Ping(n) = sim::decode(&payload);
+                    ctx.reply(reply_to, &Ping(n + 1));
+                    if sim::fault_point_crash(FaultPoint::CrashAfterReply, ctx) {
+                        check(!ctx.is_current(), "the step ends at the crash").map_err(sim::fail).ok();
+                        return;
+                    }
+                }
+            }
+        });
+        let c = sim::client("c");
+        for i in 0..3 {
+            let r: Result<Ping, _> = c.call(s, &Ping(i)).await;
+            check(r == Ok(Ping(i + 1)), "the reply left before the crash and arrives")?;
+            check(!sim::is_alive(s), "the server crashed right after replying")?;
+            // Back 1–500 ms later, restarted by the point itself.
+            sim::sleep(Duration::from_millis(600)).await;
+            check(sim::is_alive(s), "the point restarted what it crashed")?;
+        }
+        check(*boots.borrow() == 4, &format!("one boot, then one per crash: {}", boots.borrow()))?;
+        Ok(())
+    });
+    expect_pass(&r);
+    assert!(r.marks.iter().any(|(m, n)| *m == FaultPoint::CrashAfterReply.mark() && *n == 3), "{:?}", r.marks);
+}
+
+#[test]
+fn hold_snapshot_point_holds_the_message_until_its_receiver_reports_the_registered_trigger() {
+    use sim::FaultPoint;
+    let mark =
+        |r: &RunReport| r.marks.iter().find(|(m, _)| *m == FaultPoint::HoldSnapshot.mark()).map_or(0, |(_, n)| *n);
+    let r = run(6, || async {
+        sim::enable_fault_points(&[(FaultPoint::HoldSnapshot, 1000)].into_iter().collect());
+        let s = echo_server("s", 0);
+        let c = sim::client("c");
+        let send = |i: u64| {
+            let mut call = None;
+            sim::fault_point_hold(FaultPoint::HoldSnapshot, c.id(), s, || call = Some(c.call::<_, Ping>(s, &Ping(i))));
+            call.expect("send runs once")
+        };
+        // No release trigger registered: the point is not reached and the call goes through.
+        check(send(1).await == Ok(Ping(2)), "no trigger, no hold")?;
+        check(net::holds_pending() == 0, "nothing armed")?;
+        net::register_triggers(&["apply"]);
+        sim::set_fault_point_release("apply");
+        let held = sim::spawn(send(10));
+        sim::sleep(secs(5)).await;
+        check(net::holds_pending() == 1, "the message is held")?;
+        // The sender's events do not release it; the receiver's do.
+        net::protocol_event(c.id(), "apply");
+        sim::sleep(secs(1)).await;
+        check(net::holds_pending() == 1, "still held after the sender's event")?;
+        net::protocol_event(s, "apply");
+        check(net::holds_pending() == 0, "released by the receiver's event")?;
+        check(held.await.expect("task") == Ok(Ping(11)), "delivered and answered after its release")?;
+        Ok(())
+    });
+    expect_pass(&r);
+    assert_eq!(mark(&r), 1, "{:?}", r.marks);
+}

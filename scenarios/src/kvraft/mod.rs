@@ -30,6 +30,7 @@ pub fn family() -> Family {
         .with_bugs(RaftEngine::bugs())
         .with_scenarios(scenarios())
         .with_marks(sim::WORLD_MARKS)
+        .with_marks(sim::HOLD_MARKS)
         .with_marks(nodes::replica::MARKS)
         .with_marks(nodes::rsm::MARKS)
         .with_marks(sim::fault_point_marks())

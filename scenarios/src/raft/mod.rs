@@ -36,6 +36,7 @@ pub fn conformance<E: TestEngine>(family: &'static str) -> Family {
         .with_bugs(E::bugs())
         .with_scenarios(scenarios)
         .with_marks(sim::WORLD_MARKS)
+        .with_marks(sim::HOLD_MARKS)
         .with_marks(nodes::replica::MARKS)
         .with_marks(sim::fault_point_marks())
 }

@@ -15,8 +15,16 @@ use sim::{Failure, NodeId};
 
 /// The release triggers a Raft cluster's observer reports for each server: `term` (its
 /// current term changed), `role` (its term or role changed), `leader` (it became leader),
-/// `snapshot` (its log was compacted into a snapshot, its own or one installed).
-pub const TRIGGERS: [&str; 4] = ["term", "role", "leader", "snapshot"];
+/// `snapshot` (its log was compacted into a snapshot, its own or one installed), `apply` (it
+/// applied a committed entry or installed a snapshot).
+pub const TRIGGERS: [&str; 5] = ["term", "role", "leader", "snapshot", "apply"];
+
+/// The trigger that releases a snapshot held by fault point `replica.hold_snapshot`: its
+/// receiver applied something — entries that reached it by another way (an append sent
+/// before the leader compacted, a duplicate) while the snapshot waited, so the snapshot now
+/// arrives behind what it covers (issue 13: a snapshot installed after the follower applied
+/// past it, or over entries that continue it).
+pub const HELD_SNAPSHOT_RELEASE: &str = "apply";
 
 /// Names a message of the Raft engine's wire (`nodes::replica::Wire` around
 /// `cores::raft::Request`/`Reply`, postcard-encoded) from its first bytes, without decoding
@@ -122,6 +130,7 @@ impl SafetyObserver {
     /// ([`raft_message_kind`]) so a hold can pick, say, an append reply.
     pub fn feed_triggers<E: Engine + 'static>(&mut self, ids: Vec<NodeId>) {
         sim::net::register_triggers(&TRIGGERS);
+        sim::set_fault_point_release(HELD_SNAPSHOT_RELEASE);
         if std::any::TypeId::of::<E>() == std::any::TypeId::of::<crate::engine::RaftEngine>() {
             sim::net::set_classifier(std::rc::Rc::new(raft_message_kind));
         }
@@ -144,6 +153,7 @@ impl SafetyObserver {
                 }
             }
             Observation::Snapshot { .. } => sim::net::protocol_event(id, "snapshot"),
+            Observation::Apply { .. } | Observation::ApplySnapshot { .. } => sim::net::protocol_event(id, "apply"),
             _ => {}
         }
     }

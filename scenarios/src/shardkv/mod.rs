@@ -31,6 +31,7 @@ pub fn family() -> Family {
         .with_scenarios(course::<RaftEngine>())
         .with_scenarios(swarm::scenarios())
         .with_marks(sim::WORLD_MARKS)
+        .with_marks(sim::HOLD_MARKS)
         .with_marks(nodes::replica::MARKS)
         .with_marks(swarm::MARKS)
         .with_marks(sim::fault_point_marks())
