@@ -151,21 +151,15 @@ struct Raw {
     value: u8,
 }
 
+/// A [`Raw`] from its fields in declaration order.
+fn raw((client, gap, duration, point, fate, kind, key, value): (u64, u64, u64, u64, u8, u8, u8, u8)) -> Raw {
+    Raw { client, gap, duration, point, fate, kind, key, value }
+}
+
 fn raw_ops() -> impl Strategy<Value = Vec<Raw>> {
     let fate = prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 6 => Just(3u8)];
-    let raw = (0..3u64, 0..3u64, 0..5u64, 0..=100u64, fate, 0..3u8, 0..2u8, 0..3u8).prop_map(
-        |(client, gap, duration, point, fate, kind, key, value)| Raw {
-            client,
-            gap,
-            duration,
-            point,
-            fate,
-            kind,
-            key,
-            value,
-        },
-    );
-    prop::collection::vec(raw, 0..=10)
+    let one = (0..3u64, 0..3u64, 0..5u64, 0..=100u64, fate, 0..3u8, 0..2u8, 0..3u8).prop_map(raw);
+    prop::collection::vec(one, 0..=10)
 }
 
 /// Places operations in time: each client's operations follow each other (the next call
@@ -457,25 +451,15 @@ proptest! {
 /// search had tied 7 to 4, skipping 6, and reported no prefix holding 7).
 #[test]
 fn an_operation_whose_nearest_twin_precedes_it_keeps_its_longest_prefix() {
-    let r = |client, gap, duration, point, fate, kind, key, value| Raw {
-        client,
-        gap,
-        duration,
-        point,
-        fate,
-        kind,
-        key,
-        value,
-    };
     let raws = [
-        r(1, 0, 4, 0, 2, 0, 0, 0),
-        r(2, 1, 0, 0, 0, 1, 0, 0),
-        r(1, 2, 2, 0, 2, 0, 0, 0),
-        r(0, 2, 4, 0, 2, 0, 0, 0),
-        r(0, 1, 0, 0, 3, 2, 0, 0),
-        r(1, 0, 2, 27, 2, 1, 0, 0),
-        r(2, 1, 4, 0, 3, 2, 0, 0),
-        r(0, 0, 0, 0, 0, 2, 0, 0),
+        raw((1, 0, 4, 0, 2, 0, 0, 0)),
+        raw((2, 1, 0, 0, 0, 1, 0, 0)),
+        raw((1, 2, 2, 0, 2, 0, 0, 0)),
+        raw((0, 2, 4, 0, 2, 0, 0, 0)),
+        raw((0, 1, 0, 0, 3, 2, 0, 0)),
+        raw((1, 0, 2, 27, 2, 1, 0, 0)),
+        raw((2, 1, 4, 0, 3, 2, 0, 0)),
+        raw((0, 0, 0, 0, 0, 2, 0, 0)),
     ];
     let history = cas_history(&raws);
     let result = check(&CasRegisterModel, &history, &CheckOptions::default());
