@@ -109,6 +109,15 @@ pub enum InputError {
         /// The scenario's full name.
         scenario: &'static str,
     },
+    /// `--plain-swarm` for a scenario (or a selection of them) that draws no swarm knobs, so
+    /// that a plain run would be the same run.
+    #[error(
+        "{scenario} draws no swarm knobs (timing, fault points), so --plain-swarm would change nothing: use it with a swarm that does (raft::swarm_2c, raft::swarm_2d, kvraft::swarm_3b, shardkv::swarm_4b and their ports), or drop it"
+    )]
+    NoSwarmKnobs {
+        /// The scenario's full name (for a selection: the filter).
+        scenario: String,
+    },
     /// `--scenario-file`-like options (run from a scenario file, save one, shrink) for a
     /// scenario that takes none.
     #[error(
@@ -272,6 +281,9 @@ pub struct Scenario {
     /// Whether the scenario records a client history it can attach ([`Opts::attach_history`]);
     /// `false` refuses `--history`.
     pub client_history: bool,
+    /// Whether the scenario draws swarm knobs (`crate::swarm::knobs`: timing and fault
+    /// points) that [`Opts::plain_swarm`] turns off; `false` refuses `--plain-swarm`.
+    pub knobs: bool,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -289,7 +301,7 @@ impl Scenario {
         budget: Duration,
         run: fn(Opts) -> ScenarioFuture,
     ) -> Scenario {
-        Scenario { name, description, budget, run, faults: None, client_history: false }
+        Scenario { name, description, budget, run, faults: None, client_history: false, knobs: false }
     }
 
     /// The same scenario, declared to play a fault schedule (given with `--faults`, drawn
@@ -326,6 +338,18 @@ impl Scenario {
         Scenario { client_history: true, ..self }
     }
 
+    /// The same scenario, declared to draw the swarm's knobs (timing and fault points,
+    /// `crate::swarm::knobs`), which `--plain-swarm` turns off. Its body must call
+    /// `crate::swarm::knobs` with its options.
+    pub const fn with_swarm_knobs(self) -> Scenario {
+        Scenario { knobs: true, ..self }
+    }
+
+    /// Whether the scenario draws swarm knobs, so `--plain-swarm` changes it.
+    pub fn draws_swarm_knobs(&self) -> bool {
+        self.knobs
+    }
+
     /// The same scenario under another name (`family::rest`), e.g. a suite run on a
     /// user's engine as a family of its own.
     pub const fn renamed(self, name: &'static str) -> Scenario {
@@ -351,10 +375,13 @@ impl Scenario {
     ///
     /// # Errors
     /// [`InputError::NoClientHistory`] when the history is asked for and the scenario records
-    /// none.
+    /// none; [`InputError::NoSwarmKnobs`] for `--plain-swarm` where it would change nothing.
     pub fn check_outputs(&self, opts: &Opts) -> Result<(), InputError> {
         if opts.attach_history && !self.client_history {
             return Err(InputError::NoClientHistory { scenario: self.name });
+        }
+        if opts.plain_swarm && !self.knobs {
+            return Err(InputError::NoSwarmKnobs { scenario: self.name.to_string() });
         }
         Ok(())
     }
@@ -882,5 +909,28 @@ mod tests {
     fn running_with_unchecked_fault_options_panics_in_the_caller_not_in_the_run() {
         let plain = crate::catalogue().scenario("raft::initial_election_2a").unwrap();
         run_scenario(&plain, 0, &Opts { faults: Some(schedule_at(&[5])), ..Opts::default() }, TraceMode::Hash, None);
+    }
+
+    #[test]
+    fn plain_swarm_is_refused_where_no_knobs_are_drawn() {
+        let cat = crate::catalogue();
+        let plain = Opts { plain_swarm: true, ..Opts::default() };
+        for name in [
+            "raft::swarm_2c",
+            "raft::swarm_2d",
+            "kvraft::swarm_3b",
+            "shardkv::swarm_4b",
+            "kvpaxos::swarm_3b",
+            "shardkv_paxos::swarm_4b",
+        ] {
+            let sc = cat.scenario(name).unwrap();
+            assert!(sc.draws_swarm_knobs(), "{name}");
+            assert!(cat.check_opts(&sc, 0, &plain).is_ok(), "{name}");
+        }
+        for name in ["raft::basic_agree_2b", "mapreduce::swarm", "kvraft::basic_3a"] {
+            let sc = cat.scenario(name).unwrap();
+            assert!(!sc.draws_swarm_knobs(), "{name}");
+            assert!(matches!(cat.check_opts(&sc, 0, &plain), Err(InputError::NoSwarmKnobs { .. })), "{name}");
+        }
     }
 }

@@ -83,6 +83,16 @@ pub struct Resolved {
     pub jobs: usize,
 }
 
+/// `--plain-swarm` over a selection: refused (one line) when no selected scenario draws
+/// swarm knobs, since it would change no run; the scenarios that draw none run as they are.
+pub fn plain_swarm_fits(filter: &str, scenarios: &[Scenario]) -> Result<(), String> {
+    if scenarios.iter().any(Scenario::draws_swarm_knobs) {
+        Ok(())
+    } else {
+        Err(scenarios::registry::InputError::NoSwarmKnobs { scenario: format!("'{filter}'") }.to_string())
+    }
+}
+
 impl Selection {
     /// Checks the filter and the bug against the catalogue; the error is the one line to
     /// print before exiting with 4.
@@ -90,6 +100,9 @@ impl Selection {
         let scenarios = cat.select(&self.filter).map_err(|e| e.to_string())?;
         if let Some(b) = &self.bug {
             cat.check_bug(&scenarios, b).map_err(|e| e.to_string())?;
+        }
+        if self.plain_swarm {
+            plain_swarm_fits(&self.filter, &scenarios)?;
         }
         Ok(Resolved {
             range: self.seeds.clone(),
@@ -341,6 +354,9 @@ fn human(json: bool) -> Box<dyn Write> {
 
 pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     let json = a.format == Format::Json;
+    if a.plain_swarm && a.rerun.is_some() {
+        return bad_input("--plain-swarm with --rerun: the listed runs are rerun as they were recorded; drop one");
+    }
     if a.plain_swarm && (json || a.save || a.junit.is_some()) {
         return bad_input(
             "--plain-swarm is for text output: a results file, JUnit file or saved seed cannot record it",
@@ -368,6 +384,11 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
                 return bad_input(e);
             }
         }
+        if a.plain_swarm {
+            if let Err(e) = plain_swarm_fits(filter, &scenarios) {
+                return bad_input(e);
+            }
+        }
         let items: Vec<Item> = scenarios
             .iter()
             .flat_map(|s| {
@@ -375,7 +396,8 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
                     scenario: *s,
                     seed,
                     bug: a.bug.clone(),
-                    plain_swarm: a.plain_swarm,
+                    // Only where it changes something (the others refuse it).
+                    plain_swarm: a.plain_swarm && s.draws_swarm_knobs(),
                 })
             })
             .collect();

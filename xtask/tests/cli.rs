@@ -436,6 +436,12 @@ fn options_that_would_change_nothing_are_refused() {
         &["replay", SEED_FILE, "--plain-swarm"],
         &["run", SEED_FILE],
         &["shrink", SEED_FILE],
+        // No toy draws swarm knobs: a plain run would be the same run.
+        &["run", "toy::echo", "--seed", "0", "--plain-swarm"],
+        &["sweep", "toy::echo", "--seeds", "0..1", "--plain-swarm"],
+        &["bugs", "toy::echo", "--seeds", "0..1", "--plain-swarm"],
+        &["determinism", "toy::echo", "--seeds", "0..1", "--plain-swarm"],
+        &["sweep", "--rerun", concat!(env!("CARGO_MANIFEST_DIR"), "/../seeds/golden/runs.jsonl"), "--plain-swarm"],
     ] {
         assert_eq!(run(&cat, args), exit::BAD_INPUT, "{args:?}");
     }

@@ -37,7 +37,8 @@ pub fn scenarios_on<E: TestEngine, S: KvService>() -> Vec<Scenario> {
     )
     .with_fault_schedule(safety_phase_end_ms)
     .with_scenario_files(WorkloadKind::Clerks)
-    .with_client_history()]
+    .with_client_history()
+    .with_swarm_knobs()]
 }
 
 async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {

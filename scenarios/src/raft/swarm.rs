@@ -37,7 +37,8 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
             |o| Box::pin(swarm::<E>(o, false)),
         )
         .with_fault_schedule(safety_phase_end_ms)
-        .with_scenario_files(WorkloadKind::Proposals),
+        .with_scenario_files(WorkloadKind::Proposals)
+        .with_swarm_knobs(),
         Scenario::new(
             "raft::swarm_2d",
             "as swarm_2c with the snapshotting service (every 10 entries), so InstallSnapshot runs under faults",
@@ -45,7 +46,8 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
             |o| Box::pin(swarm::<E>(o, true)),
         )
         .with_fault_schedule(safety_phase_end_ms)
-        .with_scenario_files(WorkloadKind::ProposalsWithSnapshots),
+        .with_scenario_files(WorkloadKind::ProposalsWithSnapshots)
+        .with_swarm_knobs(),
     ]
 }
 

@@ -57,7 +57,8 @@ pub fn scenarios_on<E: TestEngine, S: ShardKvService>() -> Vec<Scenario> {
         COURSE_LIMIT,
         |o| Box::pin(swarm::<E, S>(o)),
     )
-    .with_fault_schedule(safety_phase_end_ms)]
+    .with_fault_schedule(safety_phase_end_ms)
+    .with_swarm_knobs()]
 }
 
 /// The knobs of one sharded swarm run.
