@@ -7,7 +7,7 @@
 //! "Simplifying and Isolating Failure-Inducing Input", TSE 2002: try halves, then
 //! complements, then finer splits), servers one at a time from the highest-numbered (events
 //! naming a removed server lose it), operation caps and the safety phase by bisection, rates
-//! by halving; the enabled fault points by delta debugging too (each point draws from its
+//! and a key/value workload's snapshot threshold by halving; the enabled fault points by delta debugging too (each point draws from its
 //! own stream, so disabling one leaves the others' draws as they were). The passes repeat until a whole round changes nothing or the run budget is
 //! spent.
 //!
@@ -213,6 +213,7 @@ pub fn shrink(
         s.fault_points(progress);
         s.clerks(progress);
         s.servers(progress);
+        s.snapshot_threshold(progress);
         s.operations(progress);
         s.bursts(progress);
         s.safety_phase(progress);
@@ -338,6 +339,26 @@ impl Search<'_> {
             let candidate = without_last_server(&self.best);
             if !self.try_candidate(candidate, "servers", progress) {
                 break;
+            }
+        }
+    }
+
+    /// A key/value workload's snapshot threshold (`maxraftstate`), halved while the failure
+    /// stays: a failure that needs a snapshot then needs fewer operations to reach one, so
+    /// the operation caps that follow can go lower. The tester's own bound on the saved
+    /// state (at most 8 × `maxraftstate`, the course's check) stops it: a candidate caught
+    /// by that check instead fails another way and is not accepted.
+    fn snapshot_threshold(&mut self, progress: &mut dyn FnMut(&str)) {
+        while let Workload::Clerks { maxraftstate, .. } = self.best.workload {
+            if maxraftstate <= 1 || self.runs >= self.max_runs {
+                return;
+            }
+            let mut candidate = self.best.clone();
+            if let Workload::Clerks { maxraftstate: m, .. } = &mut candidate.workload {
+                *m = maxraftstate / 2;
+            }
+            if !self.try_candidate(candidate, "snapshot threshold", progress) {
+                return;
             }
         }
     }

@@ -136,6 +136,26 @@ fn a_planted_bug_shrinks_to_a_smaller_scenario_that_fails_the_same_way() {
 }
 
 #[test]
+fn a_key_value_failure_that_needs_a_snapshot_shrinks_its_threshold_and_operations() {
+    // kvraft::swarm_3b --seed 1 with dup-table-not-in-snapshot: 56 fault events and 358
+    // operations on 9 clerks, maxraftstate 1064. The bug needs a snapshot (a restarted server
+    // forgets which requests it applied), so the operations stay many until the snapshot
+    // threshold is halved; with it the failure fits in a handful of events.
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("kvraft::swarm_3b").unwrap();
+    let shrunk = shrink::shrink(&sc, 1, &Opts::with_bug(Some("dup-table-not-in-snapshot")), 700, &mut |_| {}).unwrap();
+    assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "linearizability".into() });
+    let threshold = |spec: &ScenarioSpec| match spec.workload {
+        Workload::Clerks { maxraftstate, .. } => maxraftstate,
+        _ => unreachable!("a key/value swarm's workload is clerks"),
+    };
+    assert!(threshold(&shrunk.smallest) < threshold(&shrunk.original), "the threshold was halved");
+    let (b, a) = (shrunk.before, shrunk.after);
+    assert!(b.fault_and_operation_events() > 100, "{b:?}");
+    assert!(a.fault_and_operation_events() <= 20, "{b:?} -> {a:?}");
+}
+
+#[test]
 fn a_passing_run_is_not_shrunk() {
     let sc = scenarios::catalogue().scenario("raft::swarm_2c").unwrap();
     let err = shrink::shrink(&sc, 3, &Opts::default(), 10, &mut |_| {}).unwrap_err();
