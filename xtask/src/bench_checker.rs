@@ -8,8 +8,8 @@
 //! the simulated service never change them; see `checker_histories` for both). All are in
 //! Porcupine's key/value log format, and `--list` prints each row's files so that
 //! Porcupine can be timed on exactly the same ones. A child parses its row's files,
-//! reads its resident memory, checks the row `--repeat` times with the default options
-//! (one thread, explanations on) and prints one tab-separated line; the parent prints a
+//! reads its resident memory, checks the row `--repeat` times with the default options but
+//! the scenarios' step budget ([`BENCH_BUDGET`]; one thread, explanations on) and prints one tab-separated line; the parent prints a
 //! Markdown table. Timing excludes parsing. Peak memory is the child's VmHWM (the whole
 //! process: program, parsed histories and search), with the part added while checking.
 //! Comparisons with Porcupine are measured by hand (BENCHMARKS.md says how): this command
@@ -28,6 +28,13 @@ use crate::checker_histories::Generated;
 /// Set in a child's environment to the row it measures. The parent re-runs its own
 /// command line with it, so the child works however the subcommand is wired.
 const CHILD_ENV: &str = "SIMLAB_BENCH_CHECKER_ROW";
+
+/// The step budget of every row: the one the key/value scenarios check their histories
+/// with (`scenarios::kvraft::tester::CHECK_BUDGET`, 200 million), not the library's default
+/// of 10 million. Porcupine, timed beside this, has no budget; every row is decided well
+/// inside this one (the hardest, `sim-swarm-590`, in about 44 million steps), and the memory
+/// budget stays the default 2 GiB.
+const BENCH_BUDGET: u64 = scenarios::kvraft::tester::CHECK_BUDGET;
 
 /// Which parser and model a row uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +66,7 @@ pub const SIM_DIR: &str = "xtask/checker-histories";
 /// The swarm runs whose single-key histories make the simulator rows (see
 /// `checker_histories`): seeds of `kvraft::swarm_3b` under `--plain-swarm` that drew one
 /// key and whose histories both this checker and Porcupine decide.
-const SIM_SEEDS: &[u64] = &[279, 7, 58, 465];
+const SIM_SEEDS: &[u64] = &[279, 7, 58, 465, 590];
 
 /// The committed history of `kvraft::swarm_3b` under `seed` with `--plain-swarm`.
 fn sim_file(seed: u64) -> String {
@@ -81,7 +88,7 @@ fn rows() -> Vec<Row> {
         Row { name: "random-20k-ok", kind: Kind::Kv, files: random(2, 20_000, false) },
         Row { name: "random-20k-stale", kind: Kind::Kv, files: random(2, 20_000, true) },
     ];
-    const SIM_NAMES: [&str; 4] = ["sim-swarm-279", "sim-swarm-7", "sim-swarm-58", "sim-swarm-465"];
+    const SIM_NAMES: [&str; 5] = ["sim-swarm-279", "sim-swarm-7", "sim-swarm-58", "sim-swarm-465", "sim-swarm-590"];
     for (&seed, name) in SIM_SEEDS.iter().zip(SIM_NAMES) {
         rows.push(Row { name, kind: Kind::Kv, files: Files::Committed(vec![sim_file(seed)]) });
     }
@@ -212,7 +219,7 @@ fn find(name: &str) -> Result<Row, String> {
 fn child(name: &str, args: &BenchCheckerArgs) -> Result<(), String> {
     let row = find(name)?;
     let paths = files(&row, args)?;
-    let options = CheckOptions::default();
+    let options = CheckOptions { budget: BENCH_BUDGET, ..CheckOptions::default() };
     let (times, steps, verdicts, files, ops, rss_before_kb) = match row.kind {
         Kind::Etcd => {
             let histories = paths
@@ -328,6 +335,8 @@ fn parent(args: &BenchCheckerArgs) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn rows_have_distinct_names_and_files() {
         let rows = super::rows();
@@ -361,6 +370,21 @@ mod tests {
             assert_eq!(history.len(), announced, "{}", path.display());
             let keys: std::collections::BTreeSet<&str> = history.ops().iter().map(|o| o.input.key()).collect();
             assert_eq!(keys.len(), 1, "{}: one key", path.display());
+        }
+    }
+
+    /// Every committed simulator history is decided within the bench's step budget (and
+    /// the default memory budget): a row that answered `unknown` would time a give-up, not
+    /// a check. Seed 590's is the slowest, about 44 million steps.
+    #[test]
+    fn committed_simulator_histories_are_decided_within_the_bench_budget() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let options = CheckOptions { budget: super::BENCH_BUDGET, ..CheckOptions::default() };
+        for &seed in super::SIM_SEEDS {
+            let path = root.join(super::sim_file(seed));
+            let history = checkers::formats::porcupine_kv::read_kv_log(&path).unwrap();
+            let result = check(&KvModel, &history, &options);
+            assert_eq!(result.verdict, Verdict::Linearizable, "{} in {} steps", path.display(), result.steps);
         }
     }
 }

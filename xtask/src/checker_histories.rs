@@ -15,7 +15,8 @@
 //!
 //! **Simulator** (`sim-…`): the client history of a `kvraft::swarm_3b` run, written by
 //! `cargo xtask run kvraft::swarm_3b --seed S --plain-swarm --history FILE.txt` (at commit
-//! 44cf693) and committed under `xtask/checker-histories/`: the swarm's drawn knob profiles
+//! 44cf693; seed 590's at 81ef3a7, the same 732 operations as session 4's) and committed
+//! under `xtask/checker-histories/`: the swarm's drawn knob profiles
 //! and any later change to the simulated service or the simulator would change a
 //! regenerated history, and a benchmark row must stay the same history forever. The seeds
 //! are runs whose clerks all share one key and whose histories, without the write digests
