@@ -6,7 +6,10 @@
 //! Fault events and clerks go by delta debugging ([`ddmin`], Zeller and Hildebrandt,
 //! "Simplifying and Isolating Failure-Inducing Input", TSE 2002: try halves, then
 //! complements, then finer splits), servers one at a time from the highest-numbered (events
-//! naming a removed server lose it), operation caps and the safety phase by bisection, rates
+//! naming a removed server lose it; a sharded file's groups by delta debugging, then each
+//! group's and the controller's last server), a sharded file's configuration changes by
+//! delta debugging and each one's time by bisection towards the one before it (an earlier
+//! change needs fewer operations before it), operation caps and the safety phase by bisection, rates
 //! and a key/value workload's snapshot threshold by halving; the enabled fault points by delta debugging too (each point draws from its
 //! own stream, so disabling one leaves the others' draws as they were). The passes repeat until a whole round changes nothing or the run budget is
 //! spent.
@@ -19,9 +22,10 @@
 //! accepted, and the search goes on with the next candidate.
 
 use crate::registry::{run_scenario, Opts, Scenario};
-use crate::spec::{server_index, Burst, ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use crate::spec::{server_index, Burst, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use sim::faults::{Fault, FaultEvent, Target};
 use sim::{FailureClass, Outcome, RunReport, TraceMode};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// How a run failed: what a shrunk candidate must keep.
@@ -49,8 +53,10 @@ pub struct Sizes {
     /// Fault events in the schedule.
     pub fault_events: usize,
     /// Operation events started: proposal rounds (a burst counting once), or the clerks'
-    /// operations.
+    /// operations (and a sharded workload's configuration changes, one each).
     pub operations: u64,
+    /// The configuration changes among `operations` (a sharded workload's; else 0).
+    pub config_changes: usize,
     /// Commands those operations offered (a burst offers several; otherwise as
     /// `operations`).
     pub commands: u64,
@@ -70,6 +76,7 @@ impl Sizes {
         Sizes {
             fault_events: spec.events.len(),
             operations: spec.workload.operations(),
+            config_changes: spec.workload.config_changes(),
             commands: spec.workload.commands(),
             servers: spec.servers,
             clients: spec.workload.clients(),
@@ -210,6 +217,8 @@ pub fn shrink(
     loop {
         let accepted_before = s.accepted;
         s.events(progress);
+        s.config_changes(progress);
+        s.config_change_times(progress);
         s.fault_points(progress);
         s.clerks(progress);
         s.servers(progress);
@@ -323,21 +332,94 @@ impl Search<'_> {
     }
 
     fn clerks(&mut self, progress: &mut dyn FnMut(&str)) {
-        let Workload::Clerks { clerks, .. } = &self.best.workload else { return };
-        let clerks = clerks.clone();
+        let Some(clerks) = self.best.workload.clone().clerks_mut().map(|c| c.clone()) else { return };
         ddmin(clerks, &mut |subset| {
             let mut candidate = self.best.clone();
-            if let Workload::Clerks { clerks, .. } = &mut candidate.workload {
+            if let Some(clerks) = candidate.workload.clerks_mut() {
                 *clerks = subset.to_vec();
             }
             self.try_candidate(candidate, "clerks", progress)
         });
     }
 
+    /// A sharded workload's configuration changes after the first join (the service needs
+    /// one), by delta debugging: a candidate that leaves a change meaningless (a leave of a
+    /// group no join brought) does not fit its scenario and is not run.
+    fn config_changes(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Workload::Sharded { changes, .. } = &self.best.workload else { return };
+        let Some((first, rest)) = changes.split_first() else { return };
+        let (first, rest) = (first.clone(), rest.to_vec());
+        ddmin(rest, &mut |subset: &[ConfigChange]| {
+            let mut candidate = self.best.clone();
+            if let Workload::Sharded { changes, .. } = &mut candidate.workload {
+                *changes = std::iter::once(first.clone()).chain(subset.iter().cloned()).collect();
+            }
+            self.try_candidate(candidate, "configuration changes", progress)
+        });
+    }
+
+    /// Each configuration change after the first, as early as the failure allows (bisected
+    /// down to the change before it): a change that comes earlier needs fewer of the
+    /// clerks' operations before it, so the operation caps that follow can go lower.
+    fn config_change_times(&mut self, progress: &mut dyn FnMut(&str)) {
+        for i in 1..self.best.workload.config_changes() {
+            let at = |spec: &ScenarioSpec, i: usize| match &spec.workload {
+                Workload::Sharded { changes, .. } => changes.get(i).map(ConfigChange::at_ms),
+                _ => None,
+            };
+            let (Some(prev), Some(cur)) = (at(&self.best, i - 1), at(&self.best, i)) else { return };
+            let (mut lo, mut hi) = (prev, cur);
+            while lo < hi && self.runs < self.max_runs {
+                let mid = lo + (hi - lo) / 2;
+                let mut candidate = self.best.clone();
+                if let Workload::Sharded { changes, .. } = &mut candidate.workload {
+                    let (ConfigChange::Join { at_ms, .. }
+                    | ConfigChange::Leave { at_ms, .. }
+                    | ConfigChange::Move { at_ms, .. }) = &mut changes[i];
+                    *at_ms = mid;
+                }
+                if self.try_candidate(candidate, "configuration change times", progress) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+    }
+
     fn servers(&mut self, progress: &mut dyn FnMut(&str)) {
+        if let Workload::Sharded { .. } = self.best.workload {
+            return self.sharded_servers(progress);
+        }
         while self.best.servers > 1 {
             let candidate = without_last_server(&self.best);
             if !self.try_candidate(candidate, "servers", progress) {
+                break;
+            }
+        }
+    }
+
+    /// A sharded workload's servers: whole groups by delta debugging (what names a removed
+    /// group goes with it: [`without_groups`]), then each group's last server and the
+    /// controller's, one at a time, while the failure stays.
+    fn sharded_servers(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Workload::Sharded { groups, .. } = &self.best.workload else { return };
+        let gids: Vec<u64> = groups.iter().map(|g| g.gid).collect();
+        ddmin(gids.clone(), &mut |subset: &[u64]| {
+            let gone: BTreeSet<u64> = gids.iter().copied().filter(|g| !subset.contains(g)).collect();
+            let candidate = without_groups(&self.best, &gone);
+            self.try_candidate(candidate, "groups", progress)
+        });
+        let Workload::Sharded { groups, .. } = &self.best.workload else { return };
+        for gid in groups.iter().map(|g| g.gid).collect::<Vec<_>>() {
+            while let Some(candidate) = without_last_of(&self.best, Some(gid)) {
+                if !self.try_candidate(candidate, "group servers", progress) {
+                    break;
+                }
+            }
+        }
+        while let Some(candidate) = without_last_of(&self.best, None) {
+            if !self.try_candidate(candidate, "controller servers", progress) {
                 break;
             }
         }
@@ -349,12 +431,12 @@ impl Search<'_> {
     /// state (at most 8 × `maxraftstate`, the course's check) stops it: a candidate caught
     /// by that check instead fails another way and is not accepted.
     fn snapshot_threshold(&mut self, progress: &mut dyn FnMut(&str)) {
-        while let Workload::Clerks { maxraftstate, .. } = self.best.workload {
+        while let Some(&mut maxraftstate) = self.best.workload.clone().maxraftstate_mut() {
             if maxraftstate <= 1 || self.runs >= self.max_runs {
                 return;
             }
             let mut candidate = self.best.clone();
-            if let Workload::Clerks { maxraftstate: m, .. } = &mut candidate.workload {
+            if let Some(m) = candidate.workload.maxraftstate_mut() {
                 *m = maxraftstate / 2;
             }
             if !self.try_candidate(candidate, "snapshot threshold", progress) {
@@ -366,7 +448,9 @@ impl Search<'_> {
     fn operations(&mut self, progress: &mut dyn FnMut(&str)) {
         let caps = match &self.best.workload {
             Workload::Proposals { proposals, .. } => vec![*proposals],
-            Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).collect(),
+            Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => {
+                clerks.iter().map(|c| c.operations).collect()
+            }
             Workload::MapReduce { .. } => return self.map_reduce_tasks(progress),
         };
         for (i, cap) in caps.into_iter().enumerate() {
@@ -377,7 +461,7 @@ impl Search<'_> {
                 let mut candidate = self.best.clone();
                 match &mut candidate.workload {
                     Workload::Proposals { proposals, .. } => *proposals = mid,
-                    Workload::Clerks { clerks, .. } => clerks[i].operations = mid,
+                    Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => clerks[i].operations = mid,
                     Workload::MapReduce { .. } => unreachable!("map_reduce_tasks shrinks a job"),
                 }
                 if self.try_candidate(candidate, "operations", progress) {
@@ -490,8 +574,9 @@ impl Search<'_> {
     }
 
     fn safety_phase(&mut self, progress: &mut dyn FnMut(&str)) {
-        // The phase must outlast its last event; bisect down to that.
-        let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1);
+        // The phase must outlast its last event and the workload's last timed step; bisect
+        // down to that.
+        let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1).max(self.best.workload.latest_at_ms() + 1);
         let (mut lo, mut hi) = (floor, self.best.safety_ms);
         while lo < hi && self.runs < self.max_runs {
             let mid = lo + (hi - lo) / 2;
@@ -531,7 +616,7 @@ impl Search<'_> {
 fn bursts_of(spec: &ScenarioSpec) -> Vec<Burst> {
     match &spec.workload {
         Workload::Proposals { bursts, .. } => bursts.clone(),
-        Workload::Clerks { .. } | Workload::MapReduce { .. } => Vec::new(),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } | Workload::Sharded { .. } => Vec::new(),
     }
 }
 
@@ -568,10 +653,67 @@ fn lower_rate(f: &Fault) -> Option<Fault> {
 /// drops it; an event about it alone goes), its snapshot interval goes.
 pub fn without_last_server(spec: &ScenarioSpec) -> ScenarioSpec {
     let gone = spec.servers - 1;
-    let is_gone = |t: &Target| server_index(t) == Some(gone);
     let mut out = spec.clone();
     out.servers = gone;
-    out.events.retain_mut(|e| match &mut e.fault {
+    drop_targets(&mut out.events, &|t: &Target| server_index(t) == Some(gone));
+    if let Workload::Proposals { snapshot_every, .. } = &mut out.workload {
+        snapshot_every.truncate(gone);
+    }
+    out
+}
+
+/// A sharded `spec` without the groups `gone`: fault events naming their servers or roles
+/// (`leader@<gid>`, `down@<gid>`) lose them as in [`without_last_server`], joins and leaves
+/// drop them (a change left naming no group goes), moves to them go.
+pub fn without_groups(spec: &ScenarioSpec, gone: &BTreeSet<u64>) -> ScenarioSpec {
+    let mut out = spec.clone();
+    let Workload::Sharded { groups, changes, ctrlers, .. } = &mut out.workload else { return out };
+    groups.retain(|g| !gone.contains(&g.gid));
+    changes.retain_mut(|c| match c {
+        ConfigChange::Join { gids, .. } | ConfigChange::Leave { gids, .. } => {
+            gids.retain(|g| !gone.contains(g));
+            !gids.is_empty()
+        }
+        ConfigChange::Move { gid, .. } => !gone.contains(gid),
+    });
+    out.servers = *ctrlers + groups.iter().map(|g| g.servers).sum::<usize>();
+    let of_gone = |t: &Target| {
+        let gid = match t.0.split_once('@') {
+            Some((_, gid)) => gid,
+            None => t.0.strip_prefix('s').and_then(|r| r.split_once('-')).map_or("", |(gid, _)| gid),
+        };
+        gid.parse().is_ok_and(|g: u64| gone.contains(&g))
+    };
+    drop_targets(&mut out.events, &of_gone);
+    out
+}
+
+/// A sharded `spec` without the last server of group `gid`, or of the controller (`None`),
+/// and what names it; `None` when that leaves no server.
+pub fn without_last_of(spec: &ScenarioSpec, gid: Option<u64>) -> Option<ScenarioSpec> {
+    let mut out = spec.clone();
+    let Workload::Sharded { groups, ctrlers, .. } = &mut out.workload else { return None };
+    let count = match gid {
+        Some(gid) => &mut groups.iter_mut().find(|g| g.gid == gid)?.servers,
+        None => ctrlers,
+    };
+    if *count <= 1 {
+        return None;
+    }
+    *count -= 1;
+    let name = match gid {
+        Some(gid) => format!("s{gid}-{count}"),
+        None => format!("ctrler{count}"),
+    };
+    out.servers -= 1;
+    drop_targets(&mut out.events, &|t: &Target| t.0 == name);
+    Some(out)
+}
+
+/// Removes from `events` the nodes and roles `gone` says are gone: a partition side drops
+/// them; an event about one of them alone goes.
+fn drop_targets(events: &mut Vec<FaultEvent>, is_gone: &dyn Fn(&Target) -> bool) {
+    events.retain_mut(|e| match &mut e.fault {
         Fault::Partition { a, b } => {
             a.retain(|t| !is_gone(t));
             b.retain(|t| !is_gone(t));
@@ -589,10 +731,6 @@ pub fn without_last_server(spec: &ScenarioSpec) -> ScenarioSpec {
         Fault::Hold { from, to, of, .. } => !is_gone(from) && !is_gone(to) && !of.as_ref().is_some_and(is_gone),
         _ => true,
     });
-    if let Workload::Proposals { snapshot_every, .. } = &mut out.workload {
-        snapshot_every.truncate(gone);
-    }
-    out
 }
 
 /// Delta debugging: a smallest-by-removal subsequence of `items` for which `test` holds,
