@@ -9,8 +9,8 @@
 //! naming a removed server lose it; a sharded file's groups by delta debugging, then each
 //! group's and the controller's last server), a sharded file's configuration changes by
 //! delta debugging and each one's time by bisection towards the one before it (an earlier
-//! change needs fewer operations before it), operation caps and the safety phase by bisection, rates
-//! and a key/value workload's snapshot threshold by halving; the enabled fault points by delta debugging too (each point draws from its
+//! change needs fewer operations before it), operation caps and the safety phase by bisection, rates,
+//! a key/value or sharded workload's snapshot threshold and keys by halving; the enabled fault points by delta debugging too (each point draws from its
 //! own stream, so disabling one leaves the others' draws as they were). The passes repeat until a whole round changes nothing or the run budget is
 //! spent.
 //!
@@ -227,6 +227,7 @@ pub fn shrink(
         s.bursts(progress);
         s.safety_phase(progress);
         s.rates(progress);
+        s.keys(progress);
         if s.accepted == accepted_before || s.runs >= s.max_runs {
             break;
         }
@@ -585,6 +586,23 @@ impl Search<'_> {
                 hi = mid;
             } else {
                 lo = mid + 1;
+            }
+        }
+    }
+
+    /// Fewer keys, halved while the failure stays: the sharded swarm's liveness phase reads
+    /// and writes every key, and a failure on one key needs no others.
+    fn keys(&mut self, progress: &mut dyn FnMut(&str)) {
+        while let Some(&mut keys) = self.best.workload.clone().keys_mut() {
+            if keys <= 1 || self.runs >= self.max_runs {
+                return;
+            }
+            let mut candidate = self.best.clone();
+            if let Some(k) = candidate.workload.keys_mut() {
+                *k = keys / 2;
+            }
+            if !self.try_candidate(candidate, "keys", progress) {
+                return;
             }
         }
     }

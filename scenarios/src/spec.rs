@@ -168,7 +168,7 @@ pub enum Workload {
         groups: Vec<ReplicaGroup>,
         /// The clerks, each with its own random stream (`shardkv-swarm-client-<id>`) and
         /// operation cap.
-        #[serde(default, rename = "clerk")]
+        #[serde(default, rename = "clerk", skip_serializing_if = "Vec::is_empty")]
         clerks: Vec<Clerk>,
         /// The configuration changes the tester asks the controller for, in time order
         /// (`[[workload.change]]`); the first is a join at 0 ms, made before any clerk
@@ -377,6 +377,14 @@ impl Workload {
     pub fn clerks_mut(&mut self) -> Option<&mut Vec<Clerk>> {
         match self {
             Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => Some(clerks),
+            Workload::Proposals { .. } | Workload::MapReduce { .. } => None,
+        }
+    }
+
+    /// The number of keys of a workload that has them (key/value and sharded), to edit.
+    pub fn keys_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Workload::Clerks { keys, .. } | Workload::Sharded { keys, .. } => Some(keys),
             Workload::Proposals { .. } | Workload::MapReduce { .. } => None,
         }
     }
