@@ -10,7 +10,8 @@
 //! group's and the controller's last server), a sharded file's configuration changes by
 //! delta debugging and each one's time by bisection towards the one before it (an earlier
 //! change needs fewer operations before it), operation caps and the safety phase by bisection, rates,
-//! a key/value or sharded workload's snapshot threshold and keys by halving; the enabled fault points by delta debugging too (each point draws from its
+//! a key/value or sharded workload's snapshot threshold and keys by halving, idle time
+//! between timed steps closed by bisection (everything later moves earlier together); the enabled fault points by delta debugging too (each point draws from its
 //! own stream, so disabling one leaves the others' draws as they were). The passes repeat until a whole round changes nothing or the run budget is
 //! spent.
 //!
@@ -228,6 +229,7 @@ pub fn shrink(
         s.safety_phase(progress);
         s.rates(progress);
         s.keys(progress);
+        s.close_gaps(progress);
         if s.accepted == accepted_before || s.runs >= s.max_runs {
             break;
         }
@@ -590,6 +592,33 @@ impl Search<'_> {
         }
     }
 
+    /// Idle time closed up: for each gap between consecutive times of the fault events and
+    /// the workload's timed steps (configuration changes, bursts), everything from the later
+    /// time on — and the safety phase's end — moves earlier together, by bisection on the
+    /// gap. The clients run from the start whatever the schedule, so a failure that needs a
+    /// step to come after some operations needs fewer once the step comes earlier, and the
+    /// operation caps of the next round can go lower. Steps keep their order.
+    fn close_gaps(&mut self, progress: &mut dyn FnMut(&str)) {
+        let mut i = 1;
+        loop {
+            let times = step_times(&self.best);
+            if i >= times.len() || self.runs >= self.max_runs {
+                return;
+            }
+            let (prev, cur) = (times[i - 1], times[i]);
+            let (mut lo, mut hi) = (prev, cur);
+            while lo < hi && self.runs < self.max_runs {
+                let mid = lo + (hi - lo) / 2;
+                if self.try_candidate(shifted_earlier(&self.best, cur, cur - mid), "idle time", progress) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            i += 1;
+        }
+    }
+
     /// Fewer keys, halved while the failure stays: the sharded swarm's liveness phase reads
     /// and writes every key, and a failure on one key needs no others.
     fn keys(&mut self, progress: &mut dyn FnMut(&str)) {
@@ -628,6 +657,44 @@ impl Search<'_> {
             }
         }
     }
+}
+
+/// The distinct times, in order, at which `spec` has a fault event or a timed workload step
+/// (a configuration change, a burst), with 0 first.
+fn step_times(spec: &ScenarioSpec) -> Vec<u64> {
+    let mut times: BTreeSet<u64> = spec.events.iter().map(|e| e.at_ms).collect();
+    times.insert(0);
+    match &spec.workload {
+        Workload::Sharded { changes, .. } => times.extend(changes.iter().map(ConfigChange::at_ms)),
+        Workload::Proposals { bursts, .. } => times.extend(bursts.iter().map(|b| b.at_ms)),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } => {}
+    }
+    times.into_iter().collect()
+}
+
+/// `spec` with every fault event and timed workload step at or after `from` ms, and the end
+/// of its safety phase, `by` ms earlier (`by` at most the gap before `from`, so the order
+/// stays).
+fn shifted_earlier(spec: &ScenarioSpec, from: u64, by: u64) -> ScenarioSpec {
+    let mut out = spec.clone();
+    let earlier = |at: &mut u64| {
+        if *at >= from {
+            *at -= by;
+        }
+    };
+    out.events.iter_mut().for_each(|e| earlier(&mut e.at_ms));
+    match &mut out.workload {
+        Workload::Sharded { changes, .. } => changes.iter_mut().for_each(|c| {
+            let (ConfigChange::Join { at_ms, .. }
+            | ConfigChange::Leave { at_ms, .. }
+            | ConfigChange::Move { at_ms, .. }) = c;
+            earlier(at_ms)
+        }),
+        Workload::Proposals { bursts, .. } => bursts.iter_mut().for_each(|b| earlier(&mut b.at_ms)),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } => {}
+    }
+    out.safety_ms = out.safety_ms.saturating_sub(by).max(1);
+    out
 }
 
 /// The bursts of a Raft swarm's workload (none for a clerks or MapReduce workload).
@@ -883,6 +950,43 @@ mod tests {
             out.workload,
             Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4], bursts: Vec::new() }
         );
+    }
+
+    #[test]
+    fn closing_a_gap_moves_every_later_step_and_the_phase_end_together() {
+        use crate::spec::{Clerk, ReplicaGroup};
+        let ev = |at_ms| FaultEvent { at_ms, fault: Fault::Heal };
+        let spec = ScenarioSpec {
+            scenario: "shardkv::swarm_4b".into(),
+            seed: 1,
+            bug: None,
+            servers: 4,
+            safety_ms: 900,
+            workload: Workload::Sharded {
+                ctrlers: 1,
+                keys: 1,
+                maxraftstate: -1,
+                append_percent: 45,
+                put_percent: 10,
+                groups: vec![ReplicaGroup { gid: 100, servers: 3 }],
+                clerks: vec![Clerk { id: 0, operations: 3 }],
+                changes: vec![
+                    ConfigChange::Join { at_ms: 0, gids: vec![100] },
+                    ConfigChange::Move { at_ms: 500, shard: 1, gid: 100 },
+                ],
+            },
+            timing: None,
+            fault_points: Default::default(),
+            events: vec![ev(100), ev(500), ev(800)],
+        };
+        assert_eq!(step_times(&spec), [0, 100, 500, 800]);
+        let out = shifted_earlier(&spec, 500, 300);
+        assert_eq!(out.events.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [100, 200, 500]);
+        assert_eq!(out.workload.latest_at_ms(), 200);
+        assert_eq!(out.safety_ms, 600);
+        assert!(out.check("shardkv::swarm_4b", crate::spec::WorkloadKind::Sharded).is_ok());
+        // Closing a gap whole merges two instants; the order stays.
+        assert_eq!(step_times(&shifted_earlier(&spec, 500, 400)), [0, 100, 400]);
     }
 
     #[test]
