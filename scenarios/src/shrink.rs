@@ -6,8 +6,12 @@
 //! Fault events and clerks go by delta debugging ([`ddmin`], Zeller and Hildebrandt,
 //! "Simplifying and Isolating Failure-Inducing Input", TSE 2002: try halves, then
 //! complements, then finer splits), servers one at a time from the highest-numbered (events
-//! naming a removed server lose it), operation caps and the safety phase by bisection, rates
-//! and a key/value workload's snapshot threshold by halving; the enabled fault points by delta debugging too (each point draws from its
+//! naming a removed server lose it; a sharded file's groups by delta debugging, then each
+//! group's and the controller's last server), a sharded file's configuration changes by
+//! delta debugging and each one's time by bisection towards the one before it (an earlier
+//! change needs fewer operations before it), operation caps and the safety phase by bisection, rates,
+//! a key/value or sharded workload's snapshot threshold and keys by halving, idle time
+//! between timed steps closed by bisection (everything later moves earlier together); the enabled fault points by delta debugging too (each point draws from its
 //! own stream, so disabling one leaves the others' draws as they were). The passes repeat until a whole round changes nothing or the run budget is
 //! spent.
 //!
@@ -19,9 +23,10 @@
 //! accepted, and the search goes on with the next candidate.
 
 use crate::registry::{run_scenario, Opts, Scenario};
-use crate::spec::{server_index, Burst, ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use crate::spec::{server_index, Burst, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use sim::faults::{Fault, FaultEvent, Target};
 use sim::{FailureClass, Outcome, RunReport, TraceMode};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// How a run failed: what a shrunk candidate must keep.
@@ -49,8 +54,10 @@ pub struct Sizes {
     /// Fault events in the schedule.
     pub fault_events: usize,
     /// Operation events started: proposal rounds (a burst counting once), or the clerks'
-    /// operations.
+    /// operations (and a sharded workload's configuration changes, one each).
     pub operations: u64,
+    /// The configuration changes among `operations` (a sharded workload's; else 0).
+    pub config_changes: usize,
     /// Commands those operations offered (a burst offers several; otherwise as
     /// `operations`).
     pub commands: u64,
@@ -70,6 +77,7 @@ impl Sizes {
         Sizes {
             fault_events: spec.events.len(),
             operations: spec.workload.operations(),
+            config_changes: spec.workload.config_changes(),
             commands: spec.workload.commands(),
             servers: spec.servers,
             clients: spec.workload.clients(),
@@ -210,6 +218,8 @@ pub fn shrink(
     loop {
         let accepted_before = s.accepted;
         s.events(progress);
+        s.config_changes(progress);
+        s.config_change_times(progress);
         s.fault_points(progress);
         s.clerks(progress);
         s.servers(progress);
@@ -218,6 +228,8 @@ pub fn shrink(
         s.bursts(progress);
         s.safety_phase(progress);
         s.rates(progress);
+        s.keys(progress);
+        s.close_gaps(progress);
         if s.accepted == accepted_before || s.runs >= s.max_runs {
             break;
         }
@@ -323,21 +335,94 @@ impl Search<'_> {
     }
 
     fn clerks(&mut self, progress: &mut dyn FnMut(&str)) {
-        let Workload::Clerks { clerks, .. } = &self.best.workload else { return };
-        let clerks = clerks.clone();
+        let Some(clerks) = self.best.workload.clone().clerks_mut().map(|c| c.clone()) else { return };
         ddmin(clerks, &mut |subset| {
             let mut candidate = self.best.clone();
-            if let Workload::Clerks { clerks, .. } = &mut candidate.workload {
+            if let Some(clerks) = candidate.workload.clerks_mut() {
                 *clerks = subset.to_vec();
             }
             self.try_candidate(candidate, "clerks", progress)
         });
     }
 
+    /// A sharded workload's configuration changes after the first join (the service needs
+    /// one), by delta debugging: a candidate that leaves a change meaningless (a leave of a
+    /// group no join brought) does not fit its scenario and is not run.
+    fn config_changes(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Workload::Sharded { changes, .. } = &self.best.workload else { return };
+        let Some((first, rest)) = changes.split_first() else { return };
+        let (first, rest) = (first.clone(), rest.to_vec());
+        ddmin(rest, &mut |subset: &[ConfigChange]| {
+            let mut candidate = self.best.clone();
+            if let Workload::Sharded { changes, .. } = &mut candidate.workload {
+                *changes = std::iter::once(first.clone()).chain(subset.iter().cloned()).collect();
+            }
+            self.try_candidate(candidate, "configuration changes", progress)
+        });
+    }
+
+    /// Each configuration change after the first, as early as the failure allows (bisected
+    /// down to the change before it): a change that comes earlier needs fewer of the
+    /// clerks' operations before it, so the operation caps that follow can go lower.
+    fn config_change_times(&mut self, progress: &mut dyn FnMut(&str)) {
+        for i in 1..self.best.workload.config_changes() {
+            let at = |spec: &ScenarioSpec, i: usize| match &spec.workload {
+                Workload::Sharded { changes, .. } => changes.get(i).map(ConfigChange::at_ms),
+                _ => None,
+            };
+            let (Some(prev), Some(cur)) = (at(&self.best, i - 1), at(&self.best, i)) else { return };
+            let (mut lo, mut hi) = (prev, cur);
+            while lo < hi && self.runs < self.max_runs {
+                let mid = lo + (hi - lo) / 2;
+                let mut candidate = self.best.clone();
+                if let Workload::Sharded { changes, .. } = &mut candidate.workload {
+                    let (ConfigChange::Join { at_ms, .. }
+                    | ConfigChange::Leave { at_ms, .. }
+                    | ConfigChange::Move { at_ms, .. }) = &mut changes[i];
+                    *at_ms = mid;
+                }
+                if self.try_candidate(candidate, "configuration change times", progress) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+    }
+
     fn servers(&mut self, progress: &mut dyn FnMut(&str)) {
+        if let Workload::Sharded { .. } = self.best.workload {
+            return self.sharded_servers(progress);
+        }
         while self.best.servers > 1 {
             let candidate = without_last_server(&self.best);
             if !self.try_candidate(candidate, "servers", progress) {
+                break;
+            }
+        }
+    }
+
+    /// A sharded workload's servers: whole groups by delta debugging (what names a removed
+    /// group goes with it: [`without_groups`]), then each group's last server and the
+    /// controller's, one at a time, while the failure stays.
+    fn sharded_servers(&mut self, progress: &mut dyn FnMut(&str)) {
+        let Workload::Sharded { groups, .. } = &self.best.workload else { return };
+        let gids: Vec<u64> = groups.iter().map(|g| g.gid).collect();
+        ddmin(gids.clone(), &mut |subset: &[u64]| {
+            let gone: BTreeSet<u64> = gids.iter().copied().filter(|g| !subset.contains(g)).collect();
+            let candidate = without_groups(&self.best, &gone);
+            self.try_candidate(candidate, "groups", progress)
+        });
+        let Workload::Sharded { groups, .. } = &self.best.workload else { return };
+        for gid in groups.iter().map(|g| g.gid).collect::<Vec<_>>() {
+            while let Some(candidate) = without_last_of(&self.best, Some(gid)) {
+                if !self.try_candidate(candidate, "group servers", progress) {
+                    break;
+                }
+            }
+        }
+        while let Some(candidate) = without_last_of(&self.best, None) {
+            if !self.try_candidate(candidate, "controller servers", progress) {
                 break;
             }
         }
@@ -349,12 +434,12 @@ impl Search<'_> {
     /// state (at most 8 × `maxraftstate`, the course's check) stops it: a candidate caught
     /// by that check instead fails another way and is not accepted.
     fn snapshot_threshold(&mut self, progress: &mut dyn FnMut(&str)) {
-        while let Workload::Clerks { maxraftstate, .. } = self.best.workload {
+        while let Some(&mut maxraftstate) = self.best.workload.clone().maxraftstate_mut() {
             if maxraftstate <= 1 || self.runs >= self.max_runs {
                 return;
             }
             let mut candidate = self.best.clone();
-            if let Workload::Clerks { maxraftstate: m, .. } = &mut candidate.workload {
+            if let Some(m) = candidate.workload.maxraftstate_mut() {
                 *m = maxraftstate / 2;
             }
             if !self.try_candidate(candidate, "snapshot threshold", progress) {
@@ -366,7 +451,9 @@ impl Search<'_> {
     fn operations(&mut self, progress: &mut dyn FnMut(&str)) {
         let caps = match &self.best.workload {
             Workload::Proposals { proposals, .. } => vec![*proposals],
-            Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).collect(),
+            Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => {
+                clerks.iter().map(|c| c.operations).collect()
+            }
             Workload::MapReduce { .. } => return self.map_reduce_tasks(progress),
         };
         for (i, cap) in caps.into_iter().enumerate() {
@@ -377,7 +464,7 @@ impl Search<'_> {
                 let mut candidate = self.best.clone();
                 match &mut candidate.workload {
                     Workload::Proposals { proposals, .. } => *proposals = mid,
-                    Workload::Clerks { clerks, .. } => clerks[i].operations = mid,
+                    Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => clerks[i].operations = mid,
                     Workload::MapReduce { .. } => unreachable!("map_reduce_tasks shrinks a job"),
                 }
                 if self.try_candidate(candidate, "operations", progress) {
@@ -490,8 +577,9 @@ impl Search<'_> {
     }
 
     fn safety_phase(&mut self, progress: &mut dyn FnMut(&str)) {
-        // The phase must outlast its last event; bisect down to that.
-        let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1);
+        // The phase must outlast its last event and the workload's last timed step; bisect
+        // down to that.
+        let floor = self.best.events.last().map_or(1, |e| e.at_ms + 1).max(self.best.workload.latest_at_ms() + 1);
         let (mut lo, mut hi) = (floor, self.best.safety_ms);
         while lo < hi && self.runs < self.max_runs {
             let mid = lo + (hi - lo) / 2;
@@ -500,6 +588,50 @@ impl Search<'_> {
                 hi = mid;
             } else {
                 lo = mid + 1;
+            }
+        }
+    }
+
+    /// Idle time closed up: for each gap between consecutive times of the fault events and
+    /// the workload's timed steps (configuration changes, bursts), everything from the later
+    /// time on — and the safety phase's end — moves earlier together, by bisection on the
+    /// gap. The clients run from the start whatever the schedule, so a failure that needs a
+    /// step to come after some operations needs fewer once the step comes earlier, and the
+    /// operation caps of the next round can go lower. Steps keep their order.
+    fn close_gaps(&mut self, progress: &mut dyn FnMut(&str)) {
+        let mut i = 1;
+        loop {
+            let times = step_times(&self.best);
+            if i >= times.len() || self.runs >= self.max_runs {
+                return;
+            }
+            let (prev, cur) = (times[i - 1], times[i]);
+            let (mut lo, mut hi) = (prev, cur);
+            while lo < hi && self.runs < self.max_runs {
+                let mid = lo + (hi - lo) / 2;
+                if self.try_candidate(shifted_earlier(&self.best, cur, cur - mid), "idle time", progress) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Fewer keys, halved while the failure stays: the sharded swarm's liveness phase reads
+    /// and writes every key, and a failure on one key needs no others.
+    fn keys(&mut self, progress: &mut dyn FnMut(&str)) {
+        while let Some(&mut keys) = self.best.workload.clone().keys_mut() {
+            if keys <= 1 || self.runs >= self.max_runs {
+                return;
+            }
+            let mut candidate = self.best.clone();
+            if let Some(k) = candidate.workload.keys_mut() {
+                *k = keys / 2;
+            }
+            if !self.try_candidate(candidate, "keys", progress) {
+                return;
             }
         }
     }
@@ -527,11 +659,49 @@ impl Search<'_> {
     }
 }
 
+/// The distinct times, in order, at which `spec` has a fault event or a timed workload step
+/// (a configuration change, a burst), with 0 first.
+fn step_times(spec: &ScenarioSpec) -> Vec<u64> {
+    let mut times: BTreeSet<u64> = spec.events.iter().map(|e| e.at_ms).collect();
+    times.insert(0);
+    match &spec.workload {
+        Workload::Sharded { changes, .. } => times.extend(changes.iter().map(ConfigChange::at_ms)),
+        Workload::Proposals { bursts, .. } => times.extend(bursts.iter().map(|b| b.at_ms)),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } => {}
+    }
+    times.into_iter().collect()
+}
+
+/// `spec` with every fault event and timed workload step at or after `from` ms, and the end
+/// of its safety phase, `by` ms earlier (`by` at most the gap before `from`, so the order
+/// stays).
+fn shifted_earlier(spec: &ScenarioSpec, from: u64, by: u64) -> ScenarioSpec {
+    let mut out = spec.clone();
+    let earlier = |at: &mut u64| {
+        if *at >= from {
+            *at -= by;
+        }
+    };
+    out.events.iter_mut().for_each(|e| earlier(&mut e.at_ms));
+    match &mut out.workload {
+        Workload::Sharded { changes, .. } => changes.iter_mut().for_each(|c| {
+            let (ConfigChange::Join { at_ms, .. }
+            | ConfigChange::Leave { at_ms, .. }
+            | ConfigChange::Move { at_ms, .. }) = c;
+            earlier(at_ms)
+        }),
+        Workload::Proposals { bursts, .. } => bursts.iter_mut().for_each(|b| earlier(&mut b.at_ms)),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } => {}
+    }
+    out.safety_ms = out.safety_ms.saturating_sub(by).max(1);
+    out
+}
+
 /// The bursts of a Raft swarm's workload (none for a clerks or MapReduce workload).
 fn bursts_of(spec: &ScenarioSpec) -> Vec<Burst> {
     match &spec.workload {
         Workload::Proposals { bursts, .. } => bursts.clone(),
-        Workload::Clerks { .. } | Workload::MapReduce { .. } => Vec::new(),
+        Workload::Clerks { .. } | Workload::MapReduce { .. } | Workload::Sharded { .. } => Vec::new(),
     }
 }
 
@@ -568,10 +738,67 @@ fn lower_rate(f: &Fault) -> Option<Fault> {
 /// drops it; an event about it alone goes), its snapshot interval goes.
 pub fn without_last_server(spec: &ScenarioSpec) -> ScenarioSpec {
     let gone = spec.servers - 1;
-    let is_gone = |t: &Target| server_index(t) == Some(gone);
     let mut out = spec.clone();
     out.servers = gone;
-    out.events.retain_mut(|e| match &mut e.fault {
+    drop_targets(&mut out.events, &|t: &Target| server_index(t) == Some(gone));
+    if let Workload::Proposals { snapshot_every, .. } = &mut out.workload {
+        snapshot_every.truncate(gone);
+    }
+    out
+}
+
+/// A sharded `spec` without the groups `gone`: fault events naming their servers or roles
+/// (`leader@<gid>`, `down@<gid>`) lose them as in [`without_last_server`], joins and leaves
+/// drop them (a change left naming no group goes), moves to them go.
+pub fn without_groups(spec: &ScenarioSpec, gone: &BTreeSet<u64>) -> ScenarioSpec {
+    let mut out = spec.clone();
+    let Workload::Sharded { groups, changes, ctrlers, .. } = &mut out.workload else { return out };
+    groups.retain(|g| !gone.contains(&g.gid));
+    changes.retain_mut(|c| match c {
+        ConfigChange::Join { gids, .. } | ConfigChange::Leave { gids, .. } => {
+            gids.retain(|g| !gone.contains(g));
+            !gids.is_empty()
+        }
+        ConfigChange::Move { gid, .. } => !gone.contains(gid),
+    });
+    out.servers = *ctrlers + groups.iter().map(|g| g.servers).sum::<usize>();
+    let of_gone = |t: &Target| {
+        let gid = match t.0.split_once('@') {
+            Some((_, gid)) => gid,
+            None => t.0.strip_prefix('s').and_then(|r| r.split_once('-')).map_or("", |(gid, _)| gid),
+        };
+        gid.parse().is_ok_and(|g: u64| gone.contains(&g))
+    };
+    drop_targets(&mut out.events, &of_gone);
+    out
+}
+
+/// A sharded `spec` without the last server of group `gid`, or of the controller (`None`),
+/// and what names it; `None` when that leaves no server.
+pub fn without_last_of(spec: &ScenarioSpec, gid: Option<u64>) -> Option<ScenarioSpec> {
+    let mut out = spec.clone();
+    let Workload::Sharded { groups, ctrlers, .. } = &mut out.workload else { return None };
+    let count = match gid {
+        Some(gid) => &mut groups.iter_mut().find(|g| g.gid == gid)?.servers,
+        None => ctrlers,
+    };
+    if *count <= 1 {
+        return None;
+    }
+    *count -= 1;
+    let name = match gid {
+        Some(gid) => format!("s{gid}-{count}"),
+        None => format!("ctrler{count}"),
+    };
+    out.servers -= 1;
+    drop_targets(&mut out.events, &|t: &Target| t.0 == name);
+    Some(out)
+}
+
+/// Removes from `events` the nodes and roles `gone` says are gone: a partition side drops
+/// them; an event about one of them alone goes.
+fn drop_targets(events: &mut Vec<FaultEvent>, is_gone: &dyn Fn(&Target) -> bool) {
+    events.retain_mut(|e| match &mut e.fault {
         Fault::Partition { a, b } => {
             a.retain(|t| !is_gone(t));
             b.retain(|t| !is_gone(t));
@@ -589,10 +816,6 @@ pub fn without_last_server(spec: &ScenarioSpec) -> ScenarioSpec {
         Fault::Hold { from, to, of, .. } => !is_gone(from) && !is_gone(to) && !of.as_ref().is_some_and(is_gone),
         _ => true,
     });
-    if let Workload::Proposals { snapshot_every, .. } = &mut out.workload {
-        snapshot_every.truncate(gone);
-    }
-    out
 }
 
 /// Delta debugging: a smallest-by-removal subsequence of `items` for which `test` holds,
@@ -727,6 +950,43 @@ mod tests {
             out.workload,
             Workload::Proposals { propose_gap_ms: 5, proposals: 9, snapshot_every: vec![3, 4], bursts: Vec::new() }
         );
+    }
+
+    #[test]
+    fn closing_a_gap_moves_every_later_step_and_the_phase_end_together() {
+        use crate::spec::{Clerk, ReplicaGroup};
+        let ev = |at_ms| FaultEvent { at_ms, fault: Fault::Heal };
+        let spec = ScenarioSpec {
+            scenario: "shardkv::swarm_4b".into(),
+            seed: 1,
+            bug: None,
+            servers: 4,
+            safety_ms: 900,
+            workload: Workload::Sharded {
+                ctrlers: 1,
+                keys: 1,
+                maxraftstate: -1,
+                append_percent: 45,
+                put_percent: 10,
+                groups: vec![ReplicaGroup { gid: 100, servers: 3 }],
+                clerks: vec![Clerk { id: 0, operations: 3 }],
+                changes: vec![
+                    ConfigChange::Join { at_ms: 0, gids: vec![100] },
+                    ConfigChange::Move { at_ms: 500, shard: 1, gid: 100 },
+                ],
+            },
+            timing: None,
+            fault_points: Default::default(),
+            events: vec![ev(100), ev(500), ev(800)],
+        };
+        assert_eq!(step_times(&spec), [0, 100, 500, 800]);
+        let out = shifted_earlier(&spec, 500, 300);
+        assert_eq!(out.events.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [100, 200, 500]);
+        assert_eq!(out.workload.latest_at_ms(), 200);
+        assert_eq!(out.safety_ms, 600);
+        assert!(out.check("shardkv::swarm_4b", crate::spec::WorkloadKind::Sharded).is_ok());
+        // Closing a gap whole merges two instants; the order stays.
+        assert_eq!(step_times(&shifted_earlier(&spec, 500, 400)), [0, 100, 400]);
     }
 
     #[test]

@@ -29,6 +29,10 @@
 //! put_percent = 10
 //! # or kind = "mapreduce" (mapreduce::swarm): maps, reduces, keys, crash_permille,
 //! # stall_permille, stall_ms_max; its workers are the `servers` s0…
+//! # or kind = "sharded" (shardkv::swarm_4b): ctrlers, keys, maxraftstate, the two
+//! # percents, [[workload.group]] (gid, servers: s<gid>-0…), [[workload.clerk]] and
+//! # [[workload.change]] (kind = "join"/"leave" with gids = [..], or "move" with shard and
+//! # gid; at_ms; the first a join at 0 ms); `servers` is the groups' and controller's sum
 //! [[workload.clerk]]
 //! id = 0                        # the clerk's random stream is `kv-swarm-client-<id>`
 //! operations = 31
@@ -143,6 +147,106 @@ pub enum Workload {
         /// Longest stall, in simulated ms (the reissue timeout is 10 000).
         stall_ms_max: u64,
     },
+    /// The sharded swarm (`shardkv::swarm_4b`): replica groups and a shard controller,
+    /// closed-loop clerks on random keys (as [`Workload::Clerks`]), and the tester's
+    /// configuration changes at their times. The file's `servers` is the whole count: every
+    /// group's servers plus the controller's.
+    Sharded {
+        /// The shard controller's servers, named `ctrler0` ….
+        ctrlers: usize,
+        /// Keys are `0` … `keys-1`.
+        keys: usize,
+        /// Snapshot threshold of every group, in bytes of Raft state; -1 for none.
+        maxraftstate: i64,
+        /// Percent of operations that are appends.
+        append_percent: u32,
+        /// Percent that are puts; the rest (to 100) are gets.
+        put_percent: u32,
+        /// The replica groups (`[[workload.group]]`), each a Raft cluster whose servers are
+        /// named `s<gid>-0` ….
+        #[serde(rename = "group")]
+        groups: Vec<ReplicaGroup>,
+        /// The clerks, each with its own random stream (`shardkv-swarm-client-<id>`) and
+        /// operation cap.
+        #[serde(default, rename = "clerk", skip_serializing_if = "Vec::is_empty")]
+        clerks: Vec<Clerk>,
+        /// The configuration changes the tester asks the controller for, in time order
+        /// (`[[workload.change]]`); the first is a join at 0 ms, made before any clerk
+        /// starts. Each counts as one operation event.
+        #[serde(default, rename = "change")]
+        changes: Vec<ConfigChange>,
+    },
+}
+
+/// One replica group of a sharded workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaGroup {
+    /// Its group id (the course's GID: not 0, which the controller's configurations use for
+    /// "no group"); the swarm draws 100, 101, ….
+    pub gid: u64,
+    /// Its servers, `s<gid>-0` … `s<gid>-<servers-1>`.
+    pub servers: usize,
+}
+
+/// A configuration change of a sharded workload: the tester's Join, Leave or Move request to
+/// the shard controller (6.824 lab 4A), at `at_ms` simulated milliseconds. A change still
+/// waiting when the safety phase ends is dropped with every later one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConfigChange {
+    /// These groups join (absent ones).
+    Join {
+        /// When, in ms.
+        at_ms: u64,
+        /// The joining groups.
+        gids: Vec<u64>,
+    },
+    /// These groups leave (present ones, never all of them: data does not survive a
+    /// configuration without groups).
+    Leave {
+        /// When, in ms.
+        at_ms: u64,
+        /// The leaving groups.
+        gids: Vec<u64>,
+    },
+    /// A shard moves to a present group.
+    Move {
+        /// When, in ms.
+        at_ms: u64,
+        /// The shard, `0` … `NSHARDS-1`.
+        shard: usize,
+        /// Its new group.
+        gid: u64,
+    },
+}
+
+impl ConfigChange {
+    /// When it is asked for, in ms.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            ConfigChange::Join { at_ms, .. } | ConfigChange::Leave { at_ms, .. } | ConfigChange::Move { at_ms, .. } => {
+                *at_ms
+            }
+        }
+    }
+
+    /// Its kind as a file writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConfigChange::Join { .. } => "join",
+            ConfigChange::Leave { .. } => "leave",
+            ConfigChange::Move { .. } => "move",
+        }
+    }
+
+    /// The groups it names.
+    pub fn gids(&self) -> Vec<u64> {
+        match self {
+            ConfigChange::Join { gids, .. } | ConfigChange::Leave { gids, .. } => gids.clone(),
+            ConfigChange::Move { gid, .. } => vec![*gid],
+        }
+    }
 }
 
 /// A swarm's timing knobs for its replication engine, drawn from the seed within what the
@@ -229,6 +333,8 @@ pub enum WorkloadKind {
     Clerks,
     /// [`Workload::MapReduce`].
     MapReduce,
+    /// [`Workload::Sharded`].
+    Sharded,
 }
 
 impl Workload {
@@ -239,17 +345,65 @@ impl Workload {
             Workload::Proposals { .. } => WorkloadKind::ProposalsWithSnapshots,
             Workload::Clerks { .. } => WorkloadKind::Clerks,
             Workload::MapReduce { .. } => WorkloadKind::MapReduce,
+            Workload::Sharded { .. } => WorkloadKind::Sharded,
         }
     }
 
     /// Operation events the workload starts: proposal rounds (steady ones plus bursts, a
-    /// burst counting once), the clerks' operations summed, or a MapReduce job's tasks (maps
-    /// plus reduces).
+    /// burst counting once), the clerks' operations summed, a MapReduce job's tasks (maps
+    /// plus reduces), or a sharded workload's clerk operations plus its configuration
+    /// changes (each change is one request to the controller, so one event).
     pub fn operations(&self) -> u64 {
         match self {
             Workload::Proposals { proposals, bursts, .. } => *proposals + bursts.len() as u64,
             Workload::Clerks { clerks, .. } => clerks.iter().map(|c| c.operations).sum(),
             Workload::MapReduce { maps, reduces, .. } => u64::from(*maps) + u64::from(*reduces),
+            Workload::Sharded { clerks, changes, .. } => {
+                clerks.iter().map(|c| c.operations).sum::<u64>() + changes.len() as u64
+            }
+        }
+    }
+
+    /// The configuration changes among [`Workload::operations`] (a sharded workload's; none
+    /// for the others).
+    pub fn config_changes(&self) -> usize {
+        match self {
+            Workload::Sharded { changes, .. } => changes.len(),
+            _ => 0,
+        }
+    }
+
+    /// The clerks of a workload that has them (key/value and sharded), to edit.
+    pub fn clerks_mut(&mut self) -> Option<&mut Vec<Clerk>> {
+        match self {
+            Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => Some(clerks),
+            Workload::Proposals { .. } | Workload::MapReduce { .. } => None,
+        }
+    }
+
+    /// The number of keys of a workload that has them (key/value and sharded), to edit.
+    pub fn keys_mut(&mut self) -> Option<&mut usize> {
+        match self {
+            Workload::Clerks { keys, .. } | Workload::Sharded { keys, .. } => Some(keys),
+            Workload::Proposals { .. } | Workload::MapReduce { .. } => None,
+        }
+    }
+
+    /// The snapshot threshold (`maxraftstate`) of a workload that has one, to edit.
+    pub fn maxraftstate_mut(&mut self) -> Option<&mut i64> {
+        match self {
+            Workload::Clerks { maxraftstate, .. } | Workload::Sharded { maxraftstate, .. } => Some(maxraftstate),
+            Workload::Proposals { .. } | Workload::MapReduce { .. } => None,
+        }
+    }
+
+    /// The latest time the workload names (a burst's or a configuration change's), in ms;
+    /// 0 when it names none. The safety phase must outlast it.
+    pub fn latest_at_ms(&self) -> u64 {
+        match self {
+            Workload::Proposals { bursts, .. } => bursts.iter().map(|b| b.at_ms).max().unwrap_or(0),
+            Workload::Sharded { changes, .. } => changes.iter().map(ConfigChange::at_ms).max().unwrap_or(0),
+            Workload::Clerks { .. } | Workload::MapReduce { .. } => 0,
         }
     }
 
@@ -260,7 +414,7 @@ impl Workload {
             Workload::Proposals { proposals, bursts, .. } => {
                 *proposals + bursts.iter().map(|b| b.commands).sum::<u64>()
             }
-            Workload::Clerks { .. } | Workload::MapReduce { .. } => self.operations(),
+            Workload::Clerks { .. } | Workload::MapReduce { .. } | Workload::Sharded { .. } => self.operations(),
         }
     }
 
@@ -268,7 +422,7 @@ impl Workload {
     pub fn clients(&self) -> usize {
         match self {
             Workload::Proposals { .. } | Workload::MapReduce { .. } => 1,
-            Workload::Clerks { clerks, .. } => clerks.len(),
+            Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => clerks.len(),
         }
     }
 }
@@ -281,6 +435,7 @@ impl WorkloadKind {
             WorkloadKind::ProposalsWithSnapshots => "proposals with snapshot_every",
             WorkloadKind::Clerks => "clerks",
             WorkloadKind::MapReduce => "mapreduce",
+            WorkloadKind::Sharded => "sharded",
         }
     }
 }
@@ -324,7 +479,7 @@ impl ScenarioSpec {
         if self.scenario != scenario {
             return Err(format!("the file is for {}, not {scenario}", self.scenario));
         }
-        if !(1..=MAX_SERVERS).contains(&self.servers) {
+        if self.workload.kind() != WorkloadKind::Sharded && !(1..=MAX_SERVERS).contains(&self.servers) {
             return Err(format!("servers = {}: give 1 to {MAX_SERVERS}", self.servers));
         }
         if self.workload.kind() != workload {
@@ -382,6 +537,7 @@ impl ScenarioSpec {
                     return Err("workload.clerk: two clerks share an id; give each its own".into());
                 }
             }
+            Workload::Sharded { .. } => self.check_sharded()?,
             Workload::MapReduce { maps, reduces, crash_permille, stall_permille, .. } => {
                 if !(1..=8).contains(maps) {
                     return Err(format!("workload.maps = {maps}: give 1 to 8 (one map task per input file)"));
@@ -443,6 +599,146 @@ impl ScenarioSpec {
         }
         Ok(())
     }
+}
+
+/// Most replica groups a sharded file may have: the controller has ten shards to give.
+pub const MAX_GROUPS: usize = 10;
+
+impl ScenarioSpec {
+    /// The checks of a [`Workload::Sharded`] file: its groups and controller, `servers` as
+    /// their sum, its clerks, its configuration changes (in time order, inside the safety
+    /// phase, the first a join at 0 ms, each naming groups the change can apply to: a join
+    /// absent ones, a leave present ones but never all, a move a present one), and the nodes
+    /// and roles its fault events name.
+    fn check_sharded(&self) -> Result<(), String> {
+        let Workload::Sharded { ctrlers, keys, append_percent, put_percent, groups, clerks, changes, .. } =
+            &self.workload
+        else {
+            return Ok(());
+        };
+        if groups.is_empty() || groups.len() > MAX_GROUPS {
+            return Err(format!("workload.group: {} groups; give 1 to {MAX_GROUPS}", groups.len()));
+        }
+        let gids: BTreeSet<u64> = groups.iter().map(|g| g.gid).collect();
+        if gids.len() != groups.len() {
+            return Err("workload.group: two groups share a gid; give each its own".into());
+        }
+        if gids.contains(&0) {
+            return Err("workload.group: gid 0 means \"no group\" to the controller; give another".into());
+        }
+        if let Some(g) = groups.iter().find(|g| !(1..=MAX_SERVERS).contains(&g.servers)) {
+            return Err(format!("workload.group {}: servers = {}: give 1 to {MAX_SERVERS}", g.gid, g.servers));
+        }
+        if !(1..=MAX_SERVERS).contains(ctrlers) {
+            return Err(format!("workload.ctrlers = {ctrlers}: give 1 to {MAX_SERVERS}"));
+        }
+        let total = groups.iter().map(|g| g.servers).sum::<usize>() + ctrlers;
+        if self.servers != total {
+            return Err(format!(
+                "servers = {} but the groups and the controller have {total} servers: make it {total}",
+                self.servers
+            ));
+        }
+        if *keys == 0 {
+            return Err("workload.keys = 0: give at least one key".into());
+        }
+        if append_percent + put_percent > 100 {
+            return Err(format!("workload: append_percent {append_percent} + put_percent {put_percent} exceed 100"));
+        }
+        let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
+        if ids.len() != clerks.len() {
+            return Err("workload.clerk: two clerks share an id; give each its own".into());
+        }
+        match changes.first() {
+            Some(ConfigChange::Join { at_ms: 0, .. }) => {}
+            _ => {
+                return Err(
+                    "workload.change: the first change must be a join at 0 ms (the service starts with one)".into()
+                )
+            }
+        }
+        if changes.windows(2).any(|w| w[0].at_ms() > w[1].at_ms()) {
+            return Err("workload.change: changes must be in time order (at_ms)".into());
+        }
+        let mut present: BTreeSet<u64> = BTreeSet::new();
+        for (i, c) in changes.iter().enumerate() {
+            let at = format!("workload.change {} ({} at {} ms)", i + 1, c.kind(), c.at_ms());
+            if c.at_ms() >= self.safety_ms {
+                return Err(format!(
+                    "{at} is at or past the safety phase's end (safety_ms = {}); move it earlier",
+                    self.safety_ms
+                ));
+            }
+            if let Some(g) = c.gids().iter().find(|g| !gids.contains(g)) {
+                return Err(format!("{at} names group {g}, which the file does not have"));
+            }
+            match c {
+                ConfigChange::Join { gids: js, .. } => {
+                    if js.is_empty() {
+                        return Err(format!("{at} names no group; name one or delete it"));
+                    }
+                    if let Some(g) = js.iter().find(|g| present.contains(g)) {
+                        return Err(format!("{at}: group {g} is already present"));
+                    }
+                    present.extend(js.iter().copied());
+                }
+                ConfigChange::Leave { gids: ls, .. } => {
+                    if ls.is_empty() {
+                        return Err(format!("{at} names no group; name one or delete it"));
+                    }
+                    if let Some(g) = ls.iter().find(|g| !present.contains(g)) {
+                        return Err(format!("{at}: group {g} is not present"));
+                    }
+                    if ls.iter().collect::<BTreeSet<_>>().len() >= present.len() {
+                        return Err(format!("{at} leaves no group: data does not survive an empty configuration"));
+                    }
+                    for g in ls {
+                        present.remove(g);
+                    }
+                }
+                ConfigChange::Move { shard, gid, .. } => {
+                    if *shard >= nodes::shardctrler::NSHARDS {
+                        return Err(format!("{at}: shard {shard}; give 0 to {}", nodes::shardctrler::NSHARDS - 1));
+                    }
+                    if !present.contains(gid) {
+                        return Err(format!("{at}: group {gid} is not present"));
+                    }
+                }
+            }
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            for t in targets(&e.fault) {
+                if !sharded_target_exists(&t.0, groups, *ctrlers) {
+                    return Err(format!(
+                        "event {} ({}) names {}, which the file's groups and controller do not have",
+                        i + 1,
+                        e.fault.kind(),
+                        t.0
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a sharded file has the node or role `name`: a server `s<gid>-<i>` or
+/// `ctrler<i>`, or a role `leader@<gid>`, `down@<gid>`, `leader@ctrler`, `any`.
+fn sharded_target_exists(name: &str, groups: &[ReplicaGroup], ctrlers: usize) -> bool {
+    if name == "any" || name == "leader@ctrler" {
+        return true;
+    }
+    if let Some(i) = name.strip_prefix("ctrler").and_then(|i| i.parse::<usize>().ok()) {
+        return i < ctrlers;
+    }
+    let group = |gid: &str| gid.parse::<u64>().ok().and_then(|gid| groups.iter().find(|g| g.gid == gid));
+    if let Some((role, gid)) = name.split_once('@') {
+        return ["leader", "down"].contains(&role) && group(gid).is_some();
+    }
+    name.strip_prefix('s')
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(gid, i)| Some((group(gid)?, i.parse::<usize>().ok()?)))
+        .is_some_and(|(g, i)| i < g.servers)
 }
 
 /// The nodes or roles a fault names.
@@ -533,7 +829,7 @@ impl SpecRecorder {
         if let Some(spec) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             match &mut spec.workload {
                 Workload::Proposals { proposals, .. } => *proposals += 1,
-                Workload::Clerks { clerks, .. } => {
+                Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => {
                     if let Some(c) = clerks.iter_mut().find(|c| c.id == client) {
                         c.operations += 1;
                     }

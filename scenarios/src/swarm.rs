@@ -617,13 +617,26 @@ pub fn apply_spec_shape(opts: &Opts, p: &mut Params) {
 /// Hands the run's resolved scenario to [`Opts::record_scenario`], if asked for (operation
 /// counts start at zero; the clients count what they start).
 pub fn record_spec(opts: &Opts, p: &Params, knobs: &Knobs, workload: Workload, schedule: &FaultSchedule) {
+    record_resolved(opts, p.servers, p.safety_ms, knobs, workload, schedule);
+}
+
+/// As [`record_spec`], for a swarm with knobs of its own (`servers` in all, the safety
+/// phase's end in ms).
+pub fn record_resolved(
+    opts: &Opts,
+    servers: usize,
+    safety_ms: u64,
+    knobs: &Knobs,
+    workload: Workload,
+    schedule: &FaultSchedule,
+) {
     if let Some(r) = &opts.record_scenario {
         r.record(ScenarioSpec {
             scenario: String::new(),
             seed: sim::seed(),
             bug: opts.bug.clone(),
-            servers: p.servers,
-            safety_ms: p.safety_ms,
+            servers,
+            safety_ms,
             workload,
             timing: knobs.timing,
             fault_points: knobs.fault_point_names(),

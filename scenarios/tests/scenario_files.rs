@@ -6,8 +6,9 @@
 
 use scenarios::registry::{self, InputError};
 use scenarios::shrink::{self, FailureKind, ShrinkError};
-use scenarios::spec::{Burst, ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use scenarios::spec::{Burst, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use scenarios::Opts;
+use sim::faults::{Fault, FaultEvent, Target};
 use sim::{FailureClass, TraceMode};
 use std::path::Path;
 
@@ -21,7 +22,7 @@ fn through_toml(spec: &ScenarioSpec) -> SpecFile {
 fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
     let cat = scenarios::catalogue();
     // Passing and failing runs of every swarm, with and without a planted bug.
-    let cases: [(&str, u64, Option<&str>); 7] = [
+    let cases: [(&str, u64, Option<&str>); 9] = [
         ("raft::swarm_2c", 3, None),
         ("raft::swarm_2d", 4, None),
         ("raft::swarm_2d", 16, Some("apply-out-of-order-after-snapshot")),
@@ -29,6 +30,8 @@ fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
         ("kvraft::swarm_3b", 1, Some("no-duplicate-detection")),
         ("mapreduce::swarm", 4, None),
         ("mapreduce::swarm", 0, Some("shared-temp-name")),
+        ("shardkv::swarm_4b", 2, None),
+        ("shardkv::swarm_4b", 0, Some("serve-during-handoff")),
     ];
     for (name, seed, bug) in cases {
         let sc = cat.scenario(name).unwrap();
@@ -52,7 +55,7 @@ fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
         let mut fewer = file.clone();
         match &mut fewer.spec.workload {
             Workload::Proposals { proposals, .. } => *proposals /= 2,
-            Workload::Clerks { clerks, .. } => clerks[0].operations /= 2,
+            Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => clerks[0].operations /= 2,
             Workload::MapReduce { reduces, .. } => *reduces = *reduces % 10 + 1,
         }
         let changed = registry::run_scenario(
@@ -153,6 +156,180 @@ fn a_key_value_failure_that_needs_a_snapshot_shrinks_its_threshold_and_operation
     let (b, a) = (shrunk.before, shrunk.after);
     assert!(b.fault_and_operation_events() > 100, "{b:?}");
     assert!(a.fault_and_operation_events() <= 20, "{b:?} -> {a:?}");
+}
+
+#[test]
+fn a_sharded_swarm_run_from_its_file_is_the_same_run_and_its_file_is_what_runs() {
+    // The sharded swarm's resolved scenario — groups, controller, clerks, configuration
+    // changes, faults, knobs — run from its file is the run (seed 0: 2 groups, 8 clerks, 47
+    // fault events, 33 configuration changes).
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("shardkv::swarm_4b").unwrap();
+    let (original, spec) = shrink::resolve(&sc, 0, &Opts::default());
+    let spec = spec.expect("the sharded swarm records its resolved scenario");
+    let Workload::Sharded { groups, clerks, changes, ctrlers, .. } = &spec.workload else {
+        panic!("the sharded swarm's workload is sharded: {:?}", spec.workload.kind())
+    };
+    assert_eq!(spec.servers, ctrlers + groups.iter().map(|g| g.servers).sum::<usize>());
+    assert!(clerks.len() > 1 && changes.len() > 1, "{spec:?}");
+    assert_eq!(spec.workload.operations(), clerks.iter().map(|c| c.operations).sum::<u64>() + changes.len() as u64);
+    let file = through_toml(&spec);
+    assert!(file.spec.to_toml().contains("[[workload.change]]") && file.spec.to_toml().contains("kind = \"sharded\""));
+    let again = registry::run_scenario(&sc, 0, &shrink::spec_opts(&file.spec), TraceMode::Hash, None);
+    assert_eq!(
+        (original.trace_hash, original.events, &original.outcome),
+        (again.trace_hash, again.events, &again.outcome),
+        "shardkv::swarm_4b --seed 0: the run from its resolved scenario differs"
+    );
+    // The file's clerks are what runs: one fewer is another run.
+    let mut fewer = file.spec.clone();
+    fewer.workload.clerks_mut().unwrap().remove(0);
+    cat.check_opts(&sc, 0, &shrink::spec_opts(&fewer)).unwrap();
+    let r = registry::run_scenario(&sc, 0, &shrink::spec_opts(&fewer), TraceMode::Hash, None);
+    assert_ne!(r.trace_hash, original.trace_hash, "the file's clerks are what runs");
+    // A group removed takes the events and changes naming it with it.
+    let gone = groups[0].gid;
+    let smaller = shrink::without_groups(&file.spec, &[gone].into());
+    let Workload::Sharded { groups: left, changes: left_changes, .. } = &smaller.workload else { unreachable!() };
+    assert_eq!(left.len(), groups.len() - 1);
+    assert_eq!(smaller.servers, spec.servers - groups[0].servers);
+    assert!(left_changes.iter().all(|c| !c.gids().contains(&gone)), "no change names group {gone}");
+    let text = smaller.to_toml();
+    assert!(!text.contains(&format!("s{gone}-")) && !text.contains(&format!("@{gone}")), "no event names it");
+}
+
+#[test]
+fn a_sharded_planted_bug_shrinks_to_a_few_events() {
+    // shardkv::swarm_4b --seed 0 with serve-during-handoff: 47 fault events and 339
+    // operations (33 of them configuration changes) on 2 groups and 8 clerks before; a join
+    // and a second join after it are enough. A small budget keeps the test short.
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("shardkv::swarm_4b").unwrap();
+    let shrunk = shrink::shrink(&sc, 0, &Opts::with_bug(Some("serve-during-handoff")), 80, &mut |_| {}).unwrap();
+    assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "single-owner".into() });
+    let (b, a) = (shrunk.before, shrunk.after);
+    assert!(b.fault_and_operation_events() > 300 && b.config_changes > 10, "{b:?}");
+    assert!(a.fault_and_operation_events() <= 20, "{b:?} -> {a:?}");
+    assert!(a.servers < b.servers && a.trace_events < b.trace_events, "{b:?} -> {a:?}");
+    let file = through_toml(&shrunk.smallest);
+    let again = registry::run_scenario(&sc, file.spec.seed, &shrink::spec_opts(&file.spec), TraceMode::Hash, None);
+    assert_eq!(FailureKind::of(&again.outcome), Some(shrunk.failure.clone()), "{}", again.outcome);
+    let fixed = ScenarioSpec { bug: None, ..file.spec };
+    let clean = registry::run_scenario(&sc, fixed.seed, &shrink::spec_opts(&fixed), TraceMode::Hash, None);
+    assert!(clean.outcome.is_pass(), "{}", clean.outcome);
+}
+
+#[test]
+fn a_sharded_file_that_does_not_fit_is_refused_with_one_line() {
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("shardkv::swarm_4b").unwrap();
+    let (_, spec) = shrink::resolve(&sc, 2, &Opts::default());
+    let spec = spec.unwrap();
+    let refused = |edit: &dyn Fn(&mut ScenarioSpec), says: &str| {
+        let mut s = spec.clone();
+        edit(&mut s);
+        let err = cat.check_opts(&sc, 2, &shrink::spec_opts(&s)).unwrap_err().to_string();
+        assert!(err.contains(says), "{err} (wanted: {says})");
+        assert!(!err.contains('\n'), "one line: {err}");
+    };
+    refused(&|s| s.servers += 1, "the groups and the controller have");
+    refused(
+        &|s| {
+            if let Workload::Sharded { groups, .. } = &mut s.workload {
+                groups[0].gid = 0;
+            }
+        },
+        "gid 0",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { changes, .. } = &mut s.workload {
+                changes.remove(0);
+            }
+        },
+        "the first change must be a join at 0 ms",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { changes, .. } = &mut s.workload {
+                changes.push(ConfigChange::Move { at_ms: 1, shard: 99, gid: 100 });
+            }
+        },
+        "time order",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { changes, groups, .. } = &mut s.workload {
+                let all = groups.iter().map(|g| g.gid).collect();
+                changes.truncate(1);
+                changes[0] = ConfigChange::Join { at_ms: 0, gids: all };
+                let all = groups.iter().map(|g| g.gid).collect();
+                changes.push(ConfigChange::Leave { at_ms: 5, gids: all });
+            }
+        },
+        "leaves no group",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { changes, .. } = &mut s.workload {
+                changes.truncate(1);
+                changes.push(ConfigChange::Move { at_ms: 5, shard: 10, gid: 100 });
+            }
+        },
+        "shard 10",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { changes, .. } = &mut s.workload {
+                changes.truncate(1);
+                changes.push(ConfigChange::Join { at_ms: 5, gids: vec![7] });
+            }
+        },
+        "names group 7",
+    );
+    refused(
+        &|s| {
+            let at = s.safety_ms;
+            if let Workload::Sharded { changes, .. } = &mut s.workload {
+                changes.truncate(1);
+                changes.push(ConfigChange::Move { at_ms: at, shard: 0, gid: 100 });
+            }
+        },
+        "past the safety phase's end",
+    );
+    refused(
+        &|s| {
+            s.events.insert(0, FaultEvent { at_ms: 0, fault: Fault::Crash { node: Target::node("s100-9") } });
+        },
+        "names s100-9",
+    );
+    refused(
+        &|s| {
+            s.events.insert(0, FaultEvent { at_ms: 0, fault: Fault::Crash { node: Target::role("leader@7") } });
+        },
+        "names leader@7",
+    );
+    refused(
+        &|s| {
+            s.events.insert(0, FaultEvent { at_ms: 0, fault: Fault::Crash { node: Target::node("ctrler3") } });
+        },
+        "names ctrler3",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { clerks, .. } = &mut s.workload {
+                clerks[0].id = clerks[1].id;
+            }
+        },
+        "share an id",
+    );
+    // The Raft swarm's workload given to the sharded swarm.
+    let raft = cat.scenario("raft::swarm_2c").unwrap();
+    let (_, raft_spec) = shrink::resolve(&raft, 3, &Opts::default());
+    let mut other = raft_spec.unwrap();
+    other.scenario = sc.name.into();
+    let err = cat.check_opts(&sc, 2, &shrink::spec_opts(&other)).unwrap_err().to_string();
+    assert!(err.contains("reads a workload of kind sharded, the file has proposals"), "{err}");
 }
 
 #[test]

@@ -48,11 +48,15 @@ fn default_out(scenario: &str, seed: u64, bug: Option<&str>) -> PathBuf {
 }
 
 fn line(label: &str, s: &Sizes) -> String {
+    let of_them = if s.config_changes > 0 {
+        format!("{} configuration changes", s.config_changes)
+    } else {
+        format!("{} commands", s.commands)
+    };
     format!(
-        "{label} {:>4} fault events, {:>6} operations ({} commands), {} servers, {:>2} clients, {:>8.3}s simulated, {:>8} trace events",
+        "{label} {:>4} fault events, {:>6} operations ({of_them}), {} servers, {:>2} clients, {:>8.3}s simulated, {:>8} trace events",
         s.fault_events,
         s.operations,
-        s.commands,
         s.servers,
         s.clients,
         s.sim_time_ns as f64 / 1e9,

@@ -379,6 +379,15 @@ fn a_saved_scenario_runs_from_its_file_and_bad_ones_are_refused() {
     std::fs::write(&other, std::fs::read_to_string(&file).unwrap().replace("raft::swarm_2c", "raft::nope")).unwrap();
     assert_eq!(run(&cat, &["run", o]), exit::BAD_INPUT);
     assert_eq!(run(&cat, &["run", dir.join("missing.toml").to_str().unwrap()]), exit::BAD_INPUT);
+    // The sharded swarm saves and runs one too; one whose servers do not add up to its groups'
+    // and controller's is refused.
+    let sharded = dir.join("sharded.toml");
+    let sh = sharded.to_str().unwrap();
+    assert_eq!(run(&cat, &["run", "shardkv::swarm_4b", "--seed", "2", "--save-scenario", sh]), exit::PASS);
+    assert_eq!(run(&cat, &["run", sh]), exit::PASS);
+    std::fs::write(&other, std::fs::read_to_string(&sharded).unwrap().replacen("servers = ", "servers = 1", 1))
+        .unwrap();
+    assert_eq!(run(&cat, &["run", o]), exit::BAD_INPUT);
 }
 
 #[test]

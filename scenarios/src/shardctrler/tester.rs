@@ -105,6 +105,15 @@ impl<E: Engine> CtrlerCluster<E> {
         self.make_client_on(sim::client(&format!("{}-ck{}", self.prefix, self.next_clerk)))
     }
 
+    /// Takes the draws [`CtrlerCluster::make_client_on`] would take, without making a clerk
+    /// (a scenario file without one of a swarm's clerks leaves the others' draws put).
+    pub fn skip_client(&mut self) {
+        self.next_clerk += 1;
+        let mut order = self.servers.clone();
+        order.shuffle(&mut self.rng);
+        let _: u64 = self.rng.gen();
+    }
+
     /// A controller clerk on an existing endpoint (a sharded clerk's own).
     pub fn make_client_on(&mut self, ctx: NodeCtx) -> CtrlerClerk {
         self.next_clerk += 1;

@@ -9,6 +9,12 @@
 //! fresh clerk. The whole history must be linearizable, and ownership, configurations and
 //! Raft safety are judged throughout, as in every shardkv scenario.
 //!
+//! The run's resolved scenario — groups and controller, clerks, keys, snapshot threshold,
+//! configuration changes, fault schedule, safety phase, timing knobs and fault points — is a
+//! scenario file (`crate::spec::Workload::Sharded`): `--save-scenario` writes it, `run FILE`
+//! runs it, and the shrinker cuts it down. Every draw of the seed is made as in a run
+//! without a file, and the file's values replace the drawn ones afterwards.
+//!
 //! At least one group is always present: data does not survive a configuration without
 //! groups (see `cores::shardkv`), so a swarm that emptied the service would lose keys by
 //! design, not by a bug.
@@ -18,7 +24,8 @@ use crate::engine::{RaftEngine, TestEngine};
 use crate::kvraft::tester::NET;
 use crate::kvraft::COURSE_LIMIT;
 use crate::registry::{Opts, Scenario};
-use crate::swarm::{play_schedule, stop_faults};
+use crate::spec::{Clerk, ConfigChange, ReplicaGroup, Workload, WorkloadKind};
+use crate::swarm::{chosen_schedule, play_schedule, record_resolved, spec, stop_faults};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -58,6 +65,7 @@ pub fn scenarios_on<E: TestEngine, S: ShardKvService>() -> Vec<Scenario> {
         |o| Box::pin(swarm::<E, S>(o)),
     )
     .with_fault_schedule(safety_phase_end_ms)
+    .with_scenario_files(WorkloadKind::Sharded)
     .with_swarm_knobs()]
 }
 
@@ -309,6 +317,18 @@ enum Change {
     Move { shard: usize, group: usize },
 }
 
+impl Change {
+    /// The change as a scenario file writes it (groups by gid), asked for at `at_ms`.
+    fn resolved(self, at_ms: u64) -> ConfigChange {
+        let gids = |gs: Vec<usize>| gs.into_iter().map(gid).collect();
+        match self {
+            Change::Join(gs) => ConfigChange::Join { at_ms, gids: gids(gs) },
+            Change::Leave(gs) => ConfigChange::Leave { at_ms, gids: gids(gs) },
+            Change::Move { shard, group } => ConfigChange::Move { at_ms, shard, gid: gid(group) },
+        }
+    }
+}
+
 /// Draws the configuration changes at random times: first a join of some groups at once,
 /// then joins of absent groups, leaves of present ones (never the last) and moves of a shard
 /// to a present group.
@@ -392,12 +412,46 @@ fn resolver(
 }
 
 async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failure> {
+    // Every draw is made as the seed orders it, and a scenario file's values replace the
+    // drawn ones only afterwards, so the seed's later draws do not move (crate::spec).
     let mut rng = sim::rng(STREAM);
-    let k = Knobs::draw(&mut rng);
+    let drawn = Knobs::draw(&mut rng);
+    let mut k = drawn.clone();
+    let mut groups: Vec<(u64, usize)> = drawn.group_sizes.iter().enumerate().map(|(g, &n)| (gid(g), n)).collect();
+    let mut ctrlers = 3;
+    let (mut append_percent, mut put_percent) = (45, 10);
+    let mut clerks: Vec<Clerk> = (0..drawn.clerks as u64).map(|id| Clerk { id, operations: u64::MAX }).collect();
+    let file = spec(&opts);
+    if let Some(s) = file {
+        k.safety_ms = s.safety_ms;
+        if let Workload::Sharded {
+            ctrlers: c,
+            keys,
+            maxraftstate,
+            append_percent: a,
+            put_percent: u,
+            groups: gs,
+            clerks: cs,
+            ..
+        } = &s.workload
+        {
+            groups = gs.iter().map(|g| (g.gid, g.servers)).collect();
+            (ctrlers, k.keys, k.maxraftstate, append_percent, put_percent) = (*c, *keys, *maxraftstate, *a, *u);
+            clerks.clone_from(cs);
+            // Made in id order, so a missing id's draws can be skipped (ShardCluster::skip_client).
+            clerks.sort_by_key(|c| c.id);
+        }
+        k.group_sizes = groups.iter().map(|&(_, n)| n).collect();
+        k.clerks = clerks.len();
+    }
     sim::describe(k.describe());
+    if groups.iter().enumerate().any(|(g, &(id, _))| id != gid(g)) || ctrlers != 3 {
+        let gids: Vec<u64> = groups.iter().map(|&(id, _)| id).collect();
+        sim::describe(format!("groups {gids:?}, {ctrlers} controller servers"));
+    }
     // Drawn whether or not a file replaces it, so every later draw is the same either way.
-    let mut drawn = draw_schedule(&k, &mut rng);
-    let network = draw_network(&k, &mut sim::rng(NETWORK_STREAM));
+    let mut from_seed = draw_schedule(&drawn, &mut rng);
+    let network = draw_network(&drawn, &mut sim::rng(NETWORK_STREAM));
     if !network.is_empty() {
         let dup = network.iter().find_map(|e| match e.fault {
             Fault::Duplicate { permille } => Some(permille),
@@ -405,32 +459,44 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         });
         let clogs = network.iter().filter(|e| matches!(e.fault, Fault::Clog { .. })).count();
         sim::describe(format!("network: duplicates {}‰, {clogs} clogs inside groups", dup.unwrap_or(0)));
-        drawn.events.extend(network);
+        from_seed.events.extend(network);
         // A stable sort: events drawn for one instant keep their drawing order.
-        drawn.events.sort_by_key(|e| e.at_ms);
+        from_seed.events.sort_by_key(|e| e.at_ms);
     }
-    let schedule = match &opts.faults {
-        Some(file) => file.schedule.clone(),
-        None => drawn,
+    let schedule = chosen_schedule(&opts, from_seed);
+    let drawn_changes = draw_changes(&drawn, &mut rng);
+    let changes: Vec<ConfigChange> = match file.map(|s| &s.workload) {
+        Some(Workload::Sharded { changes, .. }) => changes.clone(),
+        _ => drawn_changes.into_iter().map(|(at_ms, c)| c.resolved(at_ms)).collect(),
     };
-    if let Some(recorder) = &opts.record_faults {
-        recorder.record(&schedule);
-    }
-    sim::describe(format!("fault schedule: {} events", schedule.events.len()));
-    let changes = draw_changes(&k, &mut rng);
     sim::describe(format!("{} configuration changes", changes.len()));
 
     // The engine's timing and the code-level fault points, from a stream of their own.
     let knobs = crate::swarm::knobs(&opts);
-    let mut cfg = ShardCluster::<E, S>::with_sizes(
+    let recorded = Workload::Sharded {
+        ctrlers,
+        keys: k.keys,
+        maxraftstate: k.maxraftstate,
+        append_percent,
+        put_percent,
+        groups: groups.iter().map(|&(gid, servers)| ReplicaGroup { gid, servers }).collect(),
+        clerks: clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect(),
+        changes: changes.clone(),
+    };
+    let servers = ctrlers + groups.iter().map(|&(_, n)| n).sum::<usize>();
+    record_resolved(&opts, servers, k.safety_ms, &knobs, recorded, &schedule);
+    let mut cfg = ShardCluster::<E, S>::with_groups(
         opts.scenario_or("shardkv::swarm_4b"),
-        &k.group_sizes,
-        3,
+        &groups,
+        ctrlers,
         false,
         k.maxraftstate,
         opts.bug.as_deref(),
         knobs.timing.as_ref(),
     );
+    let index = |gids: &[u64]| -> Vec<usize> {
+        gids.iter().map(|g| groups.iter().position(|&(id, _)| id == *g).expect("checked: a file's groups")).collect()
+    };
     let all: Vec<NodeId> =
         cfg.ctrler.servers.iter().copied().chain(cfg.groups.iter().flat_map(|g| g.servers.iter().copied())).collect();
     let groups: Vec<(u64, Vec<NodeId>, LeaderView)> = (0..cfg.groups.len())
@@ -447,33 +513,47 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
 
     // The first join, before any clerk starts.
     let keys: Vec<String> = (0..k.keys).map(|i| i.to_string()).collect();
-    let (_, Change::Join(first)) = &changes[0] else { unreachable!("the first change is a join") };
-    cfg.joinm(first).await?;
+    let ConfigChange::Join { gids: first, .. } = &changes[0] else { unreachable!("the first change is a join") };
+    cfg.joinm(&index(first)).await?;
 
-    // The clerks: random operations on random keys until told to stop.
-    let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; k.clerks]));
+    // The clerks: random operations on random keys until told to stop (or, from a scenario
+    // file, after their number of operations). Each draws from a stream named by its id.
+    let n = clerks.len();
+    let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; n]));
     let finished = Rc::new(Cell::new(0usize));
     let clerks_stop = Rc::new(Cell::new(false));
-    for cli in 0..k.clerks {
+    let mut next_id = 0;
+    for (slot, clerk) in clerks.iter().copied().enumerate() {
+        while next_id < clerk.id {
+            cfg.skip_client();
+            next_id += 1;
+        }
+        next_id = clerk.id + 1;
         let mut ck = cfg.make_client();
-        ck.cli = cli as u64;
+        let cli = clerk.id;
+        ck.cli = cli;
         let (stop, completed, finished, keys) =
             (clerks_stop.clone(), completed.clone(), finished.clone(), keys.clone());
         let mut rng = sim::rng(&format!("shardkv-swarm-client-{cli}"));
+        let recorder = opts.record_scenario.clone();
         sim::spawn(async move {
             let mut j = 0;
-            while !stop.get() {
+            while !stop.get() && j < clerk.operations {
+                if let Some(r) = &recorder {
+                    r.count_operation(cli);
+                }
                 let key = &keys[rng.gen_range(0..keys.len())];
                 let value = format!("x {cli} {j} y");
-                match rng.gen_range(0..100) {
-                    0..=44 => ck.append(key, &value).await,
-                    45..=54 => ck.put(key, &value).await,
-                    _ => {
-                        ck.get(key).await;
-                    }
+                let pick = rng.gen_range(0..100);
+                if pick < append_percent {
+                    ck.append(key, &value).await;
+                } else if pick < append_percent + put_percent {
+                    ck.put(key, &value).await;
+                } else {
+                    ck.get(key).await;
                 }
                 j += 1;
-                completed.borrow_mut()[cli] += 1;
+                completed.borrow_mut()[slot] += 1;
             }
             finished.set(finished.get() + 1);
         });
@@ -485,16 +565,15 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     // finish it). A change cut off is not followed up: the tester's clerk drops its call.
     let safety_left = Duration::from_millis(k.safety_ms).saturating_sub(sim::now());
     let changed = sim::timeout(safety_left, async {
-        for (at_ms, change) in changes.into_iter().skip(1) {
-            sim::sleep_until(Duration::from_millis(at_ms)).await;
+        for change in changes.into_iter().skip(1) {
+            sim::sleep_until(Duration::from_millis(change.at_ms())).await;
             if all.iter().any(|&n| !sim::is_alive(n)) {
                 sim::mark(CONFIG_CHANGE_DURING_CRASH);
             }
             match change {
-                Change::Join(gs) => cfg.joinm(&gs).await?,
-                Change::Leave(gs) => cfg.leavem(&gs).await?,
-                Change::Move { shard, group } => {
-                    let gid = cfg.groups[group].gid;
+                ConfigChange::Join { gids, .. } => cfg.joinm(&index(&gids)).await?,
+                ConfigChange::Leave { gids, .. } => cfg.leavem(&index(&gids)).await?,
+                ConfigChange::Move { shard, gid, .. } => {
                     sim::note(sim::NoteCode::ShardMove, shard as u64, || {
                         format!("tester: move shard {shard} to {gid}")
                     });
@@ -528,7 +607,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     let at_stop = completed.borrow().clone();
     // Every key read and written by a fresh clerk.
     let mut probe: ShardKvClerk<S::Clerk> = cfg.make_client();
-    probe.cli = k.clerks as u64;
+    probe.cli = next_id;
     let probed = Rc::new(Cell::new(0usize));
     {
         let (probed, keys) = (probed.clone(), keys.clone());
@@ -541,7 +620,9 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         });
     }
     loop {
-        let behind: Vec<usize> = (0..k.clerks).filter(|&c| completed.borrow()[c] < at_stop[c] + 2).collect();
+        // A clerk's next request and one more — or as many as a scenario file leaves it.
+        let behind: Vec<usize> =
+            (0..n).filter(|&c| completed.borrow()[c] < (at_stop[c] + 2).min(clerks[c].operations)).collect();
         if behind.is_empty() && probed.get() == keys.len() {
             break;
         }
@@ -550,7 +631,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
             if !behind.is_empty() {
                 what.insert(
                     "clerks",
-                    format!("{} of {} clerks made no progress (first: c{})", behind.len(), k.clerks, behind[0]),
+                    format!("{} of {n} clerks made no progress (first: c{})", behind.len(), clerks[behind[0]].id),
                 );
             }
             if probed.get() < keys.len() {
@@ -572,7 +653,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         (sim::now() - t0).as_secs_f64()
     ));
     clerks_stop.set(true);
-    while finished.get() < k.clerks {
+    while finished.get() < n {
         sim::sleep(Duration::from_millis(10)).await;
     }
     cfg.checklogs()?;

@@ -184,6 +184,22 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         bug: Option<&str>,
         timing: Option<&crate::spec::Timing>,
     ) -> Self {
+        let groups: Vec<(u64, usize)> = sizes.iter().enumerate().map(|(g, &n)| (100 + g as u64, n)).collect();
+        Self::with_groups(name, &groups, ctrlers, unreliable, maxraftstate, bug, timing)
+    }
+
+    /// As [`ShardCluster::with_sizes`], with the groups given as `(gid, servers)` (a scenario
+    /// file's groups, which need not be 100, 101, … once the shrinker removed one). Node ids
+    /// go to the controller first, then to each group's servers in the order given.
+    pub fn with_groups(
+        name: &'static str,
+        sizes: &[(u64, usize)],
+        ctrlers: usize,
+        unreliable: bool,
+        maxraftstate: i64,
+        bug: Option<&str>,
+        timing: Option<&crate::spec::Timing>,
+    ) -> Self {
         let maxraftstate = (maxraftstate >= 0).then_some(maxraftstate as usize);
         let (service_bug, raft_bug) = split_bug::<E, S>(bug);
         if let Some(b) = bug {
@@ -198,9 +214,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         let mut next = sim::node_count();
         let groups: Vec<Group> = sizes
             .iter()
-            .enumerate()
-            .map(|(g, &n)| {
-                let gid = 100 + g as u64;
+            .map(|&(gid, n)| {
                 let servers: Vec<NodeId> = (0..n as u16).map(|i| NodeId(next + i)).collect();
                 next += n as u16;
                 Group { gid, servers, names: (0..n).map(|i| format!("s{gid}-{i}")).collect() }
@@ -272,6 +286,15 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
             let handles = handles.borrow();
             servers.iter().copied().find(|&n| sim::is_alive(n) && handles.get(&n).is_some_and(|h| h.get_state().1))
         }
+    }
+
+    /// Takes the number and the draw the next [`ShardCluster::make_client`] would take,
+    /// without making a clerk: a scenario file without one of the swarm's clerks leaves the
+    /// others' names and draws as they were.
+    pub fn skip_client(&mut self) {
+        self.next_clerk += 1;
+        self.ctrler.skip_client();
+        let _: u64 = self.rng.gen();
     }
 
     /// `makeClient()`: a clerk with a controller clerk of its own, on an endpoint of its own.
