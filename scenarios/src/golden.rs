@@ -40,6 +40,8 @@ pub const GOLDEN_PAIRS: &[(&str, u64, Option<&str>)] = &[
     ("kvraft::snapshot_unreliable_recover_3b", 2, None),
     ("kvraft::swarm_3b", 5, None),
     ("kvraft::unreliable_3a", 0, Some("no-duplicate-detection")),
+    ("shardkv::swarm_4b", 3, None),
+    ("shardkv::swarm_4b", 0, Some("serve-during-handoff")),
 ];
 
 /// One pinned run: everything about it that is a function of (scenario, seed, build).
