@@ -428,24 +428,38 @@ impl Search<'_> {
         }
     }
 
+    /// Halves the workload number `field` names (nothing when the workload has none) while
+    /// the failure stays, down to 1.
+    fn halve_while_failing<T>(
+        &mut self,
+        what: &str,
+        field: fn(&mut Workload) -> Option<&mut T>,
+        progress: &mut dyn FnMut(&str),
+    ) where
+        T: Copy + PartialOrd + From<u8> + std::ops::Div<Output = T>,
+    {
+        loop {
+            let Some(&mut value) = field(&mut self.best.workload.clone()) else { return };
+            if value <= T::from(1) || self.runs >= self.max_runs {
+                return;
+            }
+            let mut candidate = self.best.clone();
+            if let Some(v) = field(&mut candidate.workload) {
+                *v = value / T::from(2);
+            }
+            if !self.try_candidate(candidate, what, progress) {
+                return;
+            }
+        }
+    }
+
     /// A key/value workload's snapshot threshold (`maxraftstate`), halved while the failure
     /// stays: a failure that needs a snapshot then needs fewer operations to reach one, so
     /// the operation caps that follow can go lower. The tester's own bound on the saved
     /// state (at most 8 × `maxraftstate`, the course's check) stops it: a candidate caught
     /// by that check instead fails another way and is not accepted.
     fn snapshot_threshold(&mut self, progress: &mut dyn FnMut(&str)) {
-        while let Some(&mut maxraftstate) = self.best.workload.clone().maxraftstate_mut() {
-            if maxraftstate <= 1 || self.runs >= self.max_runs {
-                return;
-            }
-            let mut candidate = self.best.clone();
-            if let Some(m) = candidate.workload.maxraftstate_mut() {
-                *m = maxraftstate / 2;
-            }
-            if !self.try_candidate(candidate, "snapshot threshold", progress) {
-                return;
-            }
-        }
+        self.halve_while_failing("snapshot threshold", Workload::maxraftstate_mut, progress);
     }
 
     fn operations(&mut self, progress: &mut dyn FnMut(&str)) {
@@ -622,18 +636,7 @@ impl Search<'_> {
     /// Fewer keys, halved while the failure stays: the sharded swarm's liveness phase reads
     /// and writes every key, and a failure on one key needs no others.
     fn keys(&mut self, progress: &mut dyn FnMut(&str)) {
-        while let Some(&mut keys) = self.best.workload.clone().keys_mut() {
-            if keys <= 1 || self.runs >= self.max_runs {
-                return;
-            }
-            let mut candidate = self.best.clone();
-            if let Some(k) = candidate.workload.keys_mut() {
-                *k = keys / 2;
-            }
-            if !self.try_candidate(candidate, "keys", progress) {
-                return;
-            }
-        }
+        self.halve_while_failing("keys", Workload::keys_mut, progress);
     }
 
     fn rates(&mut self, progress: &mut dyn FnMut(&str)) {
