@@ -564,6 +564,11 @@ impl ScenarioSpec {
                 return Err(format!("fault_points.{name:?} = {permille}: give a probability of 1 to 1000 per mille"));
             }
         }
+        if let Some((i, message)) =
+            self.events.iter().enumerate().find_map(|(i, e)| e.fault.check_values().err().map(|m| (i, m)))
+        {
+            return Err(format!("event {}: {message}", i + 1));
+        }
         if let Some(i) = self.events.windows(2).position(|w| w[0].at_ms > w[1].at_ms) {
             return Err(format!(
                 "events must be in time order: event {} at {} ms follows one at {} ms",

@@ -100,6 +100,21 @@ fn scenario_files_are_refused_where_they_would_be_ignored_or_do_not_fit() {
         ..opts.clone()
     };
     assert!(cat.check_opts(&sc, 4, &both).unwrap_err().to_string().contains("drop --faults"));
+    // A rate that cannot happen (per mille above 1000): refused, not clamped by the network.
+    let mut lossy = file.clone();
+    lossy.spec.events.insert(
+        0,
+        sim::faults::FaultEvent {
+            at_ms: 0,
+            fault: sim::faults::Fault::Unreliable {
+                request_loss_permille: 5000,
+                reply_loss_permille: 0,
+                request_delay_ms_max: 27,
+            },
+        },
+    );
+    let err = cat.check_opts(&sc, 4, &Opts { scenario_file: Some(lossy), ..Opts::default() }).unwrap_err();
+    assert!(err.to_string().contains("request_loss_permille = 5000: give a rate of 0 to 1000"), "{err}");
     // An event the phase would never play.
     let mut late = file;
     late.spec.safety_ms = late.spec.events.last().unwrap().at_ms;

@@ -216,13 +216,19 @@ impl FaultSchedule {
     ///
     /// # Errors
     /// A [`FaultsError`] naming the file and line for malformed TOML, an unknown kind or
-    /// field, a missing field, or events out of time order.
+    /// field, a missing field, a value that cannot happen ([`Fault::check_values`]), or
+    /// events out of time order.
     pub fn parse(path: &Path, text: &str) -> Result<Self, FaultsError> {
         let error = |line, message: String| FaultsError { path: path.to_path_buf(), line, message };
         let s: FaultSchedule = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
             error(line, e.message().replace('\n', " ").trim().to_string())
         })?;
+        if let Some((i, message)) =
+            s.events.iter().enumerate().find_map(|(i, e)| e.fault.check_values().err().map(|m| (i, m)))
+        {
+            return Err(error(None, format!("event {}: {message}", i + 1)));
+        }
         if let Some(i) = s.events.windows(2).position(|w| w[0].at_ms > w[1].at_ms) {
             return Err(error(
                 None,
@@ -290,6 +296,33 @@ impl Fault {
             Fault::LongReordering { .. } => "long_reordering",
             Fault::Duplicate { .. } => "duplicate",
             Fault::Delay { .. } => "delay",
+        }
+    }
+
+    /// Whether the fault's values can happen: a rate per mille is at most 1000, and a delay
+    /// range's least is not above its most. Schedule and scenario files are refused when an
+    /// event fails this, rather than run with a rate the network would clamp silently.
+    ///
+    /// # Errors
+    /// One line naming the field, its value and what to give instead.
+    pub fn check_values(&self) -> Result<(), String> {
+        let rate = |field: &str, permille: u32| {
+            if permille > 1000 {
+                Err(format!("{} {field} = {permille}: give a rate of 0 to 1000 per mille", self.kind()))
+            } else {
+                Ok(())
+            }
+        };
+        match *self {
+            Fault::Unreliable { request_loss_permille, reply_loss_permille, .. } => {
+                rate("request_loss_permille", request_loss_permille)?;
+                rate("reply_loss_permille", reply_loss_permille)
+            }
+            Fault::Duplicate { permille } => rate("permille", permille),
+            Fault::Delay { min_ms, max_ms } if min_ms > max_ms => {
+                Err(format!("delay min_ms = {min_ms} is above max_ms = {max_ms}: give min_ms <= max_ms"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -529,5 +562,26 @@ mod tests {
         assert!(e.contains("time order"), "{e}");
         let e = FaultSchedule::parse(p, "[[event]]\nkind = \"heal\"\n").unwrap_err().to_string();
         assert!(e.contains("at_ms"), "{e}");
+    }
+
+    #[test]
+    fn values_that_cannot_happen_are_refused() {
+        let p = Path::new("f.toml");
+        let parse = |body: &str| FaultSchedule::parse(p, &format!("[[event]]\nat_ms = 0\n{body}\n")).map(|_| ());
+        let e = parse(
+            "kind = \"unreliable\"\nrequest_loss_permille = 5000\nreply_loss_permille = 0\nrequest_delay_ms_max = 27",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("event 1") && e.contains("request_loss_permille = 5000") && e.contains("0 to 1000"), "{e}");
+        assert!(parse("kind = \"duplicate\"\npermille = 1001").unwrap_err().to_string().contains("permille = 1001"));
+        assert!(parse("kind = \"delay\"\nmin_ms = 9\nmax_ms = 3").unwrap_err().to_string().contains("min_ms = 9"));
+        // The limits themselves are fine.
+        parse(
+            "kind = \"unreliable\"\nrequest_loss_permille = 1000\nreply_loss_permille = 1000\nrequest_delay_ms_max = 0",
+        )
+        .unwrap();
+        parse("kind = \"duplicate\"\npermille = 1000").unwrap();
+        parse("kind = \"delay\"\nmin_ms = 3\nmax_ms = 3").unwrap();
     }
 }
