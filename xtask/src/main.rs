@@ -17,6 +17,13 @@ struct MiMalloc;
 /// The alignment every `mi_malloc` block of at least this size has (x86-64 and AArch64).
 const MIN_ALIGN: usize = 16;
 
+/// Whether a block of `size` bytes aligned to `align` can take mimalloc's plain path: every `mi_malloc` block is aligned to
+/// `MIN_ALIGN`, and a block of size `n` to `n` when `n` is smaller.
+#[inline]
+fn plain(align: usize, size: usize) -> bool {
+    align <= MIN_ALIGN && align <= size
+}
+
 // SAFETY: every pointer returned comes from mimalloc with at least the layout's alignment
 // (the plain path is taken only where mimalloc guarantees it), and is freed by mimalloc.
 unsafe impl GlobalAlloc for MiMalloc {
@@ -24,7 +31,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: mimalloc's allocation functions accept any size and a power-of-two alignment.
         unsafe {
-            if layout.align() <= MIN_ALIGN && layout.align() <= layout.size() {
+            if plain(layout.align(), layout.size()) {
                 mi::mi_malloc(layout.size()) as *mut u8
             } else {
                 mi::mi_malloc_aligned(layout.size(), layout.align()) as *mut u8
@@ -36,7 +43,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
         unsafe {
-            if layout.align() <= MIN_ALIGN && layout.align() <= layout.size() {
+            if plain(layout.align(), layout.size()) {
                 mi::mi_zalloc(layout.size()) as *mut u8
             } else {
                 mi::mi_zalloc_aligned(layout.size(), layout.align()) as *mut u8
@@ -54,7 +61,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from this allocator; the new block keeps the layout's alignment.
         unsafe {
-            if layout.align() <= MIN_ALIGN && layout.align() <= new_size {
+            if plain(layout.align(), new_size) {
                 mi::mi_realloc(ptr as *mut c_void, new_size) as *mut u8
             } else {
                 mi::mi_realloc_aligned(ptr as *mut c_void, new_size, layout.align()) as *mut u8
