@@ -455,9 +455,9 @@ impl Search<'_> {
 
     /// A key/value workload's snapshot threshold (`maxraftstate`), halved while the failure
     /// stays: a failure that needs a snapshot then needs fewer operations to reach one, so
-    /// the operation caps that follow can go lower. The tester's own bound on the saved
-    /// state (at most 8 × `maxraftstate`, the course's check) stops it: a candidate caught
-    /// by that check instead fails another way and is not accepted.
+    /// the operation caps that follow can go lower. Down to 1 (a snapshot after every
+    /// apply); a candidate that fails another way first, for instance by the course's size
+    /// check (saved state at most 8 × `maxraftstate`), is not accepted.
     fn snapshot_threshold(&mut self, progress: &mut dyn FnMut(&str)) {
         self.halve_while_failing("snapshot threshold", Workload::maxraftstate_mut, progress);
     }
