@@ -32,7 +32,7 @@ pub const GOLDEN_PAIRS: &[(&str, u64, Option<&str>)] = &[
     ("raft::vote_amnesia_2c", 0, None),
     ("raft::swarm_2c", 3, None),
     ("raft::swarm_2d", 4, None),
-    ("raft::figure8_unreliable_2c", 78, Some("commit-old-term")),
+    ("raft::figure8_unreliable_2c", 195, Some("commit-old-term")),
     ("kvraft::basic_3a", 0, None),
     ("kvraft::one_partition_3a", 3, None),
     ("kvraft::persist_partition_unreliable_3a", 1, None),

@@ -29,6 +29,6 @@ fn the_suite_on_an_engine_is_a_family_of_its_own_with_the_same_runs() {
     }
     // A planted bug of the engine is switched on through the family.
     let bug = Opts { bug: Some("commit-old-term".into()), ..Opts::default() };
-    let r = run_scenario(&pick(&theirs, "::figure8_unreliable_2c"), 78, &bug, TraceMode::Hash, None);
+    let r = run_scenario(&pick(&theirs, "::figure8_unreliable_2c"), 195, &bug, TraceMode::Hash, None);
     assert!(!r.outcome.is_pass(), "the planted bug is on");
 }

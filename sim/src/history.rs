@@ -20,28 +20,14 @@ use crate::world::{with, NO_NODE};
 use checkers::linearizability::{ClientId, History, Operation, Time};
 use std::cell::RefCell;
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::rc::Rc;
 
-/// FNV-1a as a `Hasher`, fixed across runs, for the trace fields of inputs and outputs
-/// (formatting a long value on every event would cost O(value) per operation).
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
+/// The trace field of an input or output: the checkers' fixed word-at-a-time hash, the same
+/// on every machine (formatting a long value on every event would cost O(value) per
+/// operation; hashing it a byte at a time, as FNV-1a did, cost 3 % of a key/value run).
 fn field_hash<T: Hash>(v: &T) -> u64 {
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    v.hash(&mut h);
-    h.finish()
+    checkers::linearizability::hash::hash_of(v)
 }
 
 struct Inner<I, O> {

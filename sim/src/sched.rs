@@ -7,8 +7,6 @@
 use crate::net::{Hop, Reason};
 use crate::world::{try_with, with, Kernel, World};
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -16,9 +14,9 @@ use std::time::Duration;
 
 /// A timed action of the world's own scheduler.
 pub(crate) enum Action {
-    /// Wake a sleeping future; its waker is kept here, and emptied if the future is dropped
-    /// first.
-    Wake(Option<Waker>),
+    /// Wake a sleeping future. Its waker is kept here; a sleep that ends or is dropped
+    /// before its time takes its action out of the scheduler (see [`Scheduler::cancel`]).
+    Wake(Waker),
     /// A network hop reaches its destination.
     Deliver(Hop),
     /// A call fails (labrpc's `false`).
@@ -29,15 +27,29 @@ pub(crate) enum Action {
     Callback(Box<dyn FnOnce()>),
 }
 
+/// A heap key: due time (ns), sequence number, slot of the action.
+type HeapKey = (u64, u64, u32);
+
+/// An action waiting in its slot, with the sequence number of its heap key and where that
+/// key is in the heap.
+struct Entry {
+    seq: u64,
+    pos: u32,
+    action: Option<Action>,
+}
+
 /// Timed actions ordered by (time, sequence): two actions due at the same instant run in
 /// the order they were scheduled. The heap holds only small keys; the actions wait in a
-/// slab beside it, so reordering the heap moves 24 bytes, not a message.
+/// slab beside it, so reordering the heap moves 24 bytes, not a message. Each slot knows
+/// its key's place in the heap, so a cancelled sleep leaves the heap at once: an abandoned
+/// sleep (a node's event loop makes a new one for every message it takes) neither grows
+/// the heap nor wakes the scheduler task at its time.
 #[derive(Default)]
 pub(crate) struct Scheduler {
-    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
-    /// Actions by slot, each with the sequence number of its heap key; `free` lists the
-    /// empty slots.
-    actions: Vec<(u64, Option<Action>)>,
+    /// A binary min-heap of keys, each slot's `pos` kept equal to its key's index.
+    heap: Vec<HeapKey>,
+    /// Actions by slot; `free` lists the empty slots.
+    actions: Vec<Entry>,
     free: Vec<u32>,
     seq: u64,
     waker: Option<Waker>,
@@ -50,38 +62,114 @@ impl Scheduler {
     fn push(&mut self, at: u64, action: Action) -> WakeKey {
         let seq = self.seq;
         self.seq += 1;
+        let pos = self.heap.len() as u32;
+        let entry = Entry { seq, pos, action: Some(action) };
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.actions[slot as usize] = (seq, Some(action));
+                self.actions[slot as usize] = entry;
                 slot
             }
             None => {
-                self.actions.push((seq, Some(action)));
+                self.actions.push(entry);
                 (self.actions.len() - 1) as u32
             }
         };
-        self.heap.push(Reverse((at, seq, slot)));
+        self.heap.push((at, seq, slot));
+        self.sift_up(pos as usize);
         WakeKey { slot, seq }
     }
 
     /// The waker of a pending `Wake`, if `key` still names it (it has not fired).
-    fn waker_mut(&mut self, key: WakeKey) -> Option<&mut Option<Waker>> {
+    fn waker_mut(&mut self, key: WakeKey) -> Option<&mut Waker> {
         match self.actions.get_mut(key.slot as usize) {
-            Some((seq, Some(Action::Wake(w)))) if *seq == key.seq => Some(w),
+            Some(Entry { seq, action: Some(Action::Wake(w)), .. }) if *seq == key.seq => Some(w),
             _ => None,
+        }
+    }
+
+    /// Takes a pending `Wake` out of the scheduler, if `key` still names it (it has not
+    /// fired). The scheduler task may still wake at its time if it was the earliest action,
+    /// and then finds nothing due.
+    fn cancel(&mut self, key: WakeKey) {
+        if self.waker_mut(key).is_some() {
+            let pos = self.actions[key.slot as usize].pos as usize;
+            self.remove_at(pos);
         }
     }
 
     /// The earliest action if it is due at `now`; otherwise when the earliest is due.
     fn pop_due(&mut self, now: u64) -> Result<Action, Option<u64>> {
-        match self.heap.peek() {
-            Some(&Reverse((at, _, slot))) if at <= now => {
-                self.heap.pop();
-                self.free.push(slot);
-                Ok(self.actions[slot as usize].1.take().expect("a scheduled action"))
-            }
-            Some(&Reverse((at, _, _))) => Err(Some(at)),
+        match self.heap.first() {
+            Some(&(at, _, _)) if at <= now => Ok(self.remove_at(0)),
+            Some(&(at, _, _)) => Err(Some(at)),
             None => Err(None),
+        }
+    }
+
+    /// Removes the key at heap index `pos`, frees its slot and returns its action.
+    fn remove_at(&mut self, pos: usize) -> Action {
+        let (_, _, slot) = self.heap[pos];
+        let last = self.heap.pop().expect("a key at pos");
+        if pos < self.heap.len() {
+            self.heap[pos] = last;
+            self.actions[last.2 as usize].pos = pos as u32;
+            if pos > 0 && last < self.heap[(pos - 1) / 2] {
+                self.sift_up(pos);
+            } else {
+                self.sift_down(pos);
+            }
+        }
+        self.free.push(slot);
+        self.actions[slot as usize].action.take().expect("a scheduled action")
+    }
+
+    fn sift_up(&mut self, mut pos: usize) {
+        let key = self.heap[pos];
+        while pos > 0 {
+            let parent = (pos - 1) / 2;
+            let p = self.heap[parent];
+            if key >= p {
+                break;
+            }
+            self.heap[pos] = p;
+            self.actions[p.2 as usize].pos = pos as u32;
+            pos = parent;
+        }
+        self.heap[pos] = key;
+        self.actions[key.2 as usize].pos = pos as u32;
+    }
+
+    fn sift_down(&mut self, mut pos: usize) {
+        let key = self.heap[pos];
+        let len = self.heap.len();
+        loop {
+            let left = 2 * pos + 1;
+            if left >= len {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < len && self.heap[right] < self.heap[left] { right } else { left };
+            let c = self.heap[child];
+            if key <= c {
+                break;
+            }
+            self.heap[pos] = c;
+            self.actions[c.2 as usize].pos = pos as u32;
+            pos = child;
+        }
+        self.heap[pos] = key;
+        self.actions[key.2 as usize].pos = pos as u32;
+    }
+
+    /// Checks the heap order and every slot's position (debug builds, tests).
+    #[cfg(test)]
+    fn check(&self) {
+        for (i, k) in self.heap.iter().enumerate() {
+            assert_eq!(self.actions[k.2 as usize].pos as usize, i);
+            assert_eq!(self.actions[k.2 as usize].seq, k.1);
+            if i > 0 {
+                assert!(self.heap[(i - 1) / 2] < *k);
+            }
         }
     }
 }
@@ -105,11 +193,7 @@ impl World {
     /// Carries out one due action (callbacks run outside the world borrow instead).
     fn run_action(&mut self, action: Action) {
         match action {
-            Action::Wake(waker) => {
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
+            Action::Wake(waker) => waker.wake(),
             Action::Deliver(hop) => self.net.deliver(&mut self.kernel, hop),
             Action::Fail { call, reason } => self.net.fail_call(&mut self.kernel, call, reason),
             Action::DeadCheck { call } => self.net.dead_check(&mut self.kernel, call),
@@ -238,14 +322,10 @@ pub struct Sleep {
 }
 
 impl Sleep {
-    /// Forgets this sleep's waker (it ended, or was dropped): its `Wake` wakes no one.
+    /// Takes this sleep's `Wake` out of the scheduler (it ended, or was dropped).
     fn disarm(&mut self) {
         if let Some(key) = self.key.take() {
-            try_with(|w| {
-                if let Some(waker) = w.kernel.sched.waker_mut(key) {
-                    *waker = None;
-                }
-            });
+            try_with(|w| w.kernel.sched.cancel(key));
         }
     }
 }
@@ -263,10 +343,10 @@ impl Future for Sleep {
         match self.key {
             Some(key) => with(|w| {
                 if let Some(slot) = w.kernel.sched.waker_mut(key) {
-                    *slot = Some(waker);
+                    *slot = waker;
                 }
             }),
-            None => self.key = Some(with(|w| w.kernel.schedule(deadline, Action::Wake(Some(waker))))),
+            None => self.key = Some(with(|w| w.kernel.schedule(deadline, Action::Wake(waker)))),
         }
         Poll::Pending
     }
@@ -305,4 +385,59 @@ pub async fn timeout<F: Future>(d: Duration, fut: F) -> Option<F::Output> {
 /// Schedules `f` to run on the scheduler at simulated time `at` (fault schedules use this).
 pub fn at(at: Duration, f: impl FnOnce() + 'static) {
     with(|w| w.kernel.schedule(at.as_nanos() as u64, Action::Callback(Box::new(f))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeSet;
+
+    /// The indexed heap against a sorted set: pushes, cancels of pending and of already
+    /// fired sleeps, and pops in (time, sequence) order, with the heap's own order and every
+    /// slot's position checked after each step.
+    #[test]
+    fn indexed_heap_matches_a_sorted_set() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut s = Scheduler::default();
+        let mut model: BTreeSet<(u64, u64)> = BTreeSet::new();
+        let mut keys: Vec<(WakeKey, u64)> = Vec::new();
+        let mut now = 0u64;
+        for _ in 0..20_000 {
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let at = now + rng.gen_range(0..50);
+                    let key = s.push(at, Action::Wake(Waker::noop().clone()));
+                    model.insert((at, key.seq));
+                    keys.push((key, at));
+                }
+                5..=6 if !keys.is_empty() => {
+                    // Cancel a key that may have fired already (then nothing happens).
+                    let (key, at) = keys.swap_remove(rng.gen_range(0..keys.len()));
+                    s.cancel(key);
+                    model.remove(&(at, key.seq));
+                }
+                _ => {
+                    now += rng.gen_range(0..5);
+                    loop {
+                        let top = s.heap.first().map(|k| (k.0, k.1));
+                        match s.pop_due(now) {
+                            Ok(_) => {
+                                let first = *model.iter().next().expect("the model has it too");
+                                assert_eq!(top, Some(first), "pops in (time, sequence) order");
+                                assert!(first.0 <= now);
+                                model.remove(&first);
+                            }
+                            Err(next) => {
+                                assert_eq!(next, model.iter().next().map(|k| k.0));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            s.check();
+            assert_eq!(s.heap.len(), model.len());
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! A fixed hasher written here: same input, same hash, on every run and every machine.
+//! A fixed hasher written here: same input, same hash, on every run and every machine. The
+//! search hashes states with it; the simulator hashes history fields into the trace with it.
 //!
 //! The search's tables never iterate in hash order into output, but a fixed function keeps
 //! even their performance a pure function of the input, and it is faster than SipHash for
@@ -31,7 +32,7 @@ pub(crate) fn splitmix64(i: u64) -> u64 {
 /// Word-at-a-time multiplicative hashing with four independent lanes for long inputs, so
 /// that hashing a long string is not one long chain of dependent multiplications.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FixedHasher {
+pub struct FixedHasher {
     h: u64,
 }
 
@@ -106,7 +107,7 @@ impl Hasher for FixedHasher {
 
 /// The fixed hash of any `Hash` value.
 #[inline]
-pub(crate) fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+pub fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     let mut h = FixedHasher::default();
     value.hash(&mut h);
     h.finish()

@@ -32,7 +32,7 @@
 
 mod bitset;
 mod check;
-mod hash;
+pub mod hash;
 mod history;
 mod memo;
 mod model;

@@ -309,15 +309,39 @@ fn proposals_made_while_a_call_is_in_flight_travel_together() {
     leader.handle_reply(now, 1, append_reply(&batch[0], 1, true));
     let ready = leader.take_ready();
     assert_eq!(leader.status().commit_index, 12);
-    // Commit news goes out at once, as an empty AppendEntries.
-    let news = appends_to(&ready, 1);
-    assert_eq!(news.len(), 1);
-    assert!(news[0].entries.is_empty());
-    assert_eq!(news[0].leader_commit, 12);
-    // A heartbeat never resends entries the follower has acknowledged or has in flight.
+    // Commit news waits for the next AppendEntries (paper §5.3): nothing goes out for it alone.
+    assert!(appends_to(&ready, 1).is_empty());
+    // The next heartbeat carries it, and never resends entries the follower has acknowledged
+    // or has in flight.
     leader.tick(now + 100);
     let beats = appends_to(&leader.take_ready(), 1);
-    assert!(beats.iter().all(|a| a.entries.is_empty()));
+    assert_eq!(beats.len(), 1);
+    assert!(beats[0].entries.is_empty());
+    assert_eq!(beats[0].leader_commit, 12);
+}
+
+#[test]
+fn commit_news_rides_on_the_next_proposal() {
+    let mut leader = fresh(0, 3);
+    let now = elect(&mut leader);
+    let term = leader.get_state().0;
+    let hellos = leader.take_ready();
+    for peer in [1, 2] {
+        let hello = appends_to(&hellos, peer).pop().unwrap();
+        leader.handle_reply(now, peer, append_reply(&hello, term, true));
+    }
+    leader.take_ready();
+    leader.propose(now, cmd(1)).unwrap();
+    let first = appends_to(&leader.take_ready(), 1).pop().unwrap();
+    leader.handle_reply(now, 1, append_reply(&first, term, true));
+    assert_eq!(leader.status().commit_index, 1);
+    // No request only to tell follower 1 that index 1 committed...
+    assert!(appends_to(&leader.take_ready(), 1).is_empty());
+    // ...the next proposal's AppendEntries tells it.
+    leader.propose(now + 1, cmd(2)).unwrap();
+    let second = appends_to(&leader.take_ready(), 1);
+    assert_eq!(second.len(), 1);
+    assert_eq!((second[0].prev_log_index, second[0].entries.len(), second[0].leader_commit), (1, 1, 1));
 }
 
 #[test]
