@@ -58,6 +58,7 @@ impl TestEngine for RaftEngine {
         config.election_timeout_ms_max = t.election_timeout_ms_max;
         config.heartbeat_interval_ms = t.heartbeat_interval_ms;
         config.max_entries_per_append = t.max_entries_per_append;
+        config.commit_news_at_once = t.commit_news_at_once;
         config
     }
 }

@@ -265,6 +265,10 @@ pub struct Timing {
     pub heartbeat_interval_ms: u64,
     /// Most entries one AppendEntries carries (the batch size).
     pub max_entries_per_append: usize,
+    /// A leader sends commit news at once rather than with the next AppendEntries
+    /// (`raft::Config::commit_news_at_once`); absent in a file: false, the engine's default.
+    #[serde(default)]
+    pub commit_news_at_once: bool,
 }
 
 impl Timing {
@@ -880,6 +884,7 @@ mod tests {
                 election_timeout_ms_max: 400,
                 heartbeat_interval_ms: 120,
                 max_entries_per_append: 7,
+                commit_news_at_once: true,
             }),
             fault_points: [("net.delay_send".to_string(), 40), ("node.pause".to_string(), 3)].into(),
             events: vec![

@@ -206,6 +206,8 @@ impl Knobs {
                 fault_points.insert(p, permille);
             }
         }
+        // Drawn last, so that it moved none of the draws above when it was added.
+        let commit_news_at_once = rng.gen_bool(0.5);
         // The engine's own batch (raft::Config's default).
         let default_batch = 100;
         let knobs = match profile {
@@ -216,6 +218,7 @@ impl Knobs {
                     election_timeout_ms_max: fast_min + fast_spread,
                     heartbeat_interval_ms: fast_heartbeat,
                     max_entries_per_append: default_batch,
+                    commit_news_at_once,
                 }),
                 fault_points: BTreeMap::new(),
             },
@@ -225,6 +228,7 @@ impl Knobs {
                     election_timeout_ms_max: slow_min + slow_spread,
                     heartbeat_interval_ms: slow_heartbeat,
                     max_entries_per_append: default_batch,
+                    commit_news_at_once,
                 }),
                 fault_points: BTreeMap::new(),
             },
@@ -234,6 +238,7 @@ impl Knobs {
                     election_timeout_ms_max: fast_min + fast_spread,
                     heartbeat_interval_ms: fast_heartbeat,
                     max_entries_per_append: default_batch,
+                    commit_news_at_once,
                 }),
                 fault_points: [(FaultPoint::CrashAfterReply, permilles[&FaultPoint::CrashAfterReply])].into(),
             },
@@ -243,6 +248,7 @@ impl Knobs {
                     election_timeout_ms_max,
                     heartbeat_interval_ms,
                     max_entries_per_append: if small { a } else { b },
+                    commit_news_at_once,
                 }),
                 fault_points,
             },
@@ -269,8 +275,12 @@ impl Knobs {
     pub fn describe(&self) -> String {
         let timing = match &self.timing {
             Some(t) => format!(
-                "election timeout {}-{}ms, heartbeat every {}ms, at most {} entries per append",
-                t.election_timeout_ms_min, t.election_timeout_ms_max, t.heartbeat_interval_ms, t.max_entries_per_append
+                "election timeout {}-{}ms, heartbeat every {}ms, at most {} entries per append, commit news {}",
+                t.election_timeout_ms_min,
+                t.election_timeout_ms_max,
+                t.heartbeat_interval_ms,
+                t.max_entries_per_append,
+                if t.commit_news_at_once { "at once" } else { "with the next append" }
             ),
             None => "engine's default timing".into(),
         };

@@ -36,13 +36,13 @@ fn a_snapshot_that_wipes_a_continuing_log_is_caught_by_match_index() {
 #[test]
 fn the_swarms_catch_each_field_bug_by_its_named_check() {
     // The first failing seed of each in `cargo xtask bugs 'raft::swarm_*' --seeds 0..200`
-    // and `bugs kvraft::swarm_3b --seeds 0..30` with the knob profiles (BENCHMARKS.md,
+    // and `bugs kvraft::swarm_3b --seeds 0..40` with the knob profiles (BENCHMARKS.md,
     // "Failure rates before and after the swarm knobs"): the stale reply through a hold
     // episode of the swarm.
-    caught("raft::swarm_2c", 62, "stale-append-reply", "match-index");
-    caught("raft::swarm_2d", 11, "snapshot-wipes-log", "match-index");
-    caught("raft::swarm_2c", 1, "ack-before-durable", "match-index");
-    match run("kvraft::swarm_3b", 1, Some("latest-only-duplicates")) {
+    caught("raft::swarm_2c", 40, "stale-append-reply", "match-index");
+    caught("raft::swarm_2d", 12, "snapshot-wipes-log", "match-index");
+    caught("raft::swarm_2d", 1, "ack-before-durable", "match-index");
+    match run("kvraft::swarm_3b", 4, Some("latest-only-duplicates")) {
         Outcome::Fail(f) => assert_eq!((f.class, f.checker.as_str()), (FailureClass::Safety, "linearizability")),
         other => panic!("latest-only-duplicates not caught: {other}"),
     }

@@ -124,24 +124,24 @@ fn scenario_files_are_refused_where_they_would_be_ignored_or_do_not_fit() {
 
 #[test]
 fn a_planted_bug_shrinks_to_a_smaller_scenario_that_fails_the_same_way() {
-    // raft::swarm_2d --seed 16 with apply-out-of-order-after-snapshot: 61 fault events and 6
-    // servers before, in the swarm without timing knobs and fault points (--plain-swarm; with
-    // them this seed draws the fast-elections profile and fails too, on another schedule).
+    // raft::swarm_2d --seed 1 with apply-out-of-order-after-snapshot: 56 fault events, 349
+    // operations and 4 servers before, in the swarm without timing knobs and fault points
+    // (--plain-swarm: the README's example).
     let cat = scenarios::catalogue();
     let sc = cat.scenario("raft::swarm_2d").unwrap();
     let opts = Opts { plain_swarm: true, ..Opts::with_bug(Some("apply-out-of-order-after-snapshot")) };
     let mut lines = 0;
-    let shrunk = shrink::shrink(&sc, 16, &opts, 400, &mut |_| lines += 1).unwrap();
+    let shrunk = shrink::shrink(&sc, 1, &opts, 400, &mut |_| lines += 1).unwrap();
     assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "apply-order".into() });
     assert_eq!(lines, shrunk.accepted, "one progress line per accepted candidate");
     let (b, a) = (shrunk.before, shrunk.after);
-    assert_eq!((b.fault_events, b.servers), (61, 6));
+    assert_eq!((b.fault_events, b.operations, b.servers), (56, 349, 4));
     assert!(a.fault_events * 10 <= b.fault_events, "fault events {} -> {}", b.fault_events, a.fault_events);
     assert!(
-        a.servers < b.servers && a.sim_time_ns < b.sim_time_ns && a.trace_events < b.trace_events,
+        a.servers <= b.servers && a.sim_time_ns < b.sim_time_ns && a.trace_events < b.trace_events,
         "{b:?} -> {a:?}"
     );
-    assert!(a.operations <= b.operations);
+    assert!(a.operations * 10 <= b.operations, "operations {} -> {}", b.operations, a.operations);
     // The smallest scenario, as a file, still fails with the same class and check.
     let file = through_toml(&shrunk.smallest);
     let seed = file.spec.seed; // the seed it fails under (a candidate may be reseeded)
@@ -377,12 +377,14 @@ fn every_committed_shrunk_scenario_still_fails_with_its_bug_and_passes_without()
 #[test]
 fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() {
     let cat = scenarios::catalogue();
-    // The golden table's swarm lines as they were before the timing knobs and fault points:
-    // a plain run is that run, event for event.
+    // A plain run is the swarm without timing knobs and fault points. These were the golden
+    // table's swarm lines before the knobs came; the knobs' draws do not reach a plain run,
+    // so only changes to the engine and the world move them (re-pinned when commit news
+    // began to ride on the next AppendEntries and the scheduler's heap became indexed).
     let before: [(&str, u64, u64, u64); 3] = [
-        ("raft::swarm_2c", 3, 0x52a7f15d9fea9ddf, 3242),
-        ("raft::swarm_2d", 4, 0x65599c61258fa362, 4353),
-        ("kvraft::swarm_3b", 5, 0xcf7bf52159b340a8, 344219),
+        ("raft::swarm_2c", 3, 0x61c174255b1ca22d, 2557),
+        ("raft::swarm_2d", 4, 0xdb49551f98aa877e, 3700),
+        ("kvraft::swarm_3b", 5, 0xeabf6ef9dae8de32, 355258),
     ];
     for (name, seed, hash, events) in before {
         let sc = cat.scenario(name).unwrap();

@@ -41,25 +41,25 @@ fn lane_name(d: &Value, lane: &Value) -> String {
 
 #[test]
 fn a_planted_bug_failure_marks_the_violating_step() {
-    // Figure 8 with commit-old-term: node 0 wins term 80 without an entry a majority had
-    // committed in term 27 — the leader-completeness check fires as it becomes leader.
+    // Figure 8 with commit-old-term: node 0 wins term 77 without an entry a majority had
+    // committed in term 2 — the leader-completeness check fires as it becomes leader.
     let dir = scratch("figure8");
-    let status = replay(&["raft::figure8_unreliable_2c", "--seed", "78", "--bug", "commit-old-term"], &dir);
+    let status = replay(&["raft::figure8_unreliable_2c", "--seed", "195", "--bug", "commit-old-term"], &dir);
     assert_eq!(status, exit::SAFETY);
     let d = data(&dir.join("timeline.html"));
     let check = &d["check"];
-    assert!(check["text"].as_str().unwrap().contains("caught by leader-completeness: node 0 became leader of term 80"));
+    assert!(check["text"].as_str().unwrap().contains("caught by leader-completeness: node 0 became leader of term 77"));
     let step = &check["step"];
     assert_eq!(lane_name(&d, &step["lane"]), "s0", "the step is on node 0's lane");
     assert_eq!(step["kind"], "note");
-    assert_eq!(step["text"], "leader in term 80", "the violating step: node 0 becoming leader of term 80");
+    assert_eq!(step["text"], "leader in term 77", "the violating step: node 0 becoming leader of term 77");
     assert_eq!(step["t"], check["t"]);
-    // Node 0's lane shows it: its last role change is to leader of term 80, at the check.
+    // Node 0's lane shows it: its last role change is to leader of term 77, at the check.
     let s0 = d["lanes"].as_array().unwrap().iter().position(|l| l["name"] == "s0").unwrap();
     let roles = d["roles"][s0.to_string()].as_array().unwrap();
     let last = roles.last().unwrap();
     assert_eq!(d["role_names"][last[1].as_u64().unwrap() as usize], "leader");
-    assert_eq!((last[0].clone(), last[2].as_u64()), (check["t"].clone(), Some(80)));
+    assert_eq!((last[0].clone(), last[2].as_u64()), (check["t"].clone(), Some(77)));
     assert!(!d["commits"][s0.to_string()].as_array().unwrap().is_empty(), "commit indexes are drawn");
     assert!(d["bands"].as_array().unwrap().iter().any(|b| b["kind"] == "disconnect"), "the test's disconnects");
     assert!(d["history_link"].is_null(), "no client history in a Raft run");
@@ -161,14 +161,14 @@ fn a_browser_draws_the_failure_mark_and_a_screenshot_is_taken() {
     let Some(browser) = chromium() else { return };
     let dir = scratch("browser");
     assert_eq!(
-        replay(&["raft::figure8_unreliable_2c", "--seed", "78", "--bug", "commit-old-term"], &dir),
+        replay(&["raft::figure8_unreliable_2c", "--seed", "195", "--bug", "commit-old-term"], &dir),
         exit::SAFETY
     );
     let page = dir.join("timeline.html");
     let dom = browse(&browser, &page, "--dump-dom", &dir);
     assert_eq!(dom.matches(r#"id="failure-mark""#).count(), 1, "the failure is marked");
     assert_eq!(dom.matches(r#"id="step-mark""#).count(), 1, "the violating step is ringed");
-    assert!(dom.contains(r#"id="violating-step""#) && dom.contains("leader in term 80"));
+    assert!(dom.contains(r#"id="violating-step""#) && dom.contains("leader in term 77"));
     assert_eq!(body_attr(&dom, "data-view").as_deref(), Some("failure"), "a failing run opens on its failure");
     let ms: f64 = body_attr(&dom, "data-drawn-ms").expect("the page timed itself").parse().unwrap();
     assert!(ms > 0.0);

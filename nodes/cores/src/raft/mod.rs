@@ -100,6 +100,9 @@ struct Progress {
     data_sent_ms: Option<u64>,
     /// When the follower was last sent anything; a heartbeat is due one interval later.
     last_sent_ms: Option<u64>,
+    /// The leader_commit carried by the last AppendEntries, to send commit news at once
+    /// when [`Config::commit_news_at_once`] asks for it.
+    commit_sent: u64,
     /// When the snapshot in flight was sent, so a large snapshot is not resent every heartbeat.
     snapshot_sent_ms: Option<u64>,
 }
@@ -113,6 +116,7 @@ impl Progress {
             inflight: 0,
             data_sent_ms: None,
             last_sent_ms: None,
+            commit_sent: 0,
             snapshot_sent_ms: None,
         }
     }
@@ -774,18 +778,31 @@ impl Raft {
         }
         let of_current_term = self.log.term_at(candidate) == Some(self.current_term);
         if of_current_term || self.config.bugs.commit_old_term {
-            // Followers learn it from the next AppendEntries, entries or heartbeat (paper
-            // §5.3): a request only to carry commit news would nearly double the messages of
-            // a client waiting on each write, and only the leader answers clients.
             self.commit_index = candidate;
+            // By default followers learn it from the next AppendEntries, entries or heartbeat
+            // (paper §5.3): a request only to carry commit news nearly doubles the messages
+            // of a client waiting on each write, and only the leader answers clients.
+            if self.config.commit_news_at_once {
+                for peer in 0..self.config.peers {
+                    if peer != self.config.me {
+                        self.maybe_send_append(peer);
+                    }
+                }
+            }
         }
     }
 
-    /// Send to `peer` if it lacks entries and nothing is in flight to it. One call in flight
-    /// per follower batches proposals made meanwhile into the next request.
+    /// Send to `peer` if it lacks entries (or commit news, with
+    /// [`Config::commit_news_at_once`]) and nothing is in flight to it. One call in flight per
+    /// follower batches proposals made meanwhile into the next request.
     fn maybe_send_append(&mut self, peer: usize) {
         let p = &self.progress[peer];
-        if p.inflight == 0 && p.next_index <= self.log.last_index() {
+        if p.inflight > 0 {
+            return;
+        }
+        let lacks_entries = p.next_index <= self.log.last_index();
+        let lacks_commit = self.config.commit_news_at_once && p.commit_sent < self.commit_index;
+        if lacks_entries || lacks_commit {
             self.send_append(peer, false);
         }
     }
@@ -812,6 +829,8 @@ impl Raft {
                 p.data_sent_ms = Some(now);
                 p.last_sent_ms = Some(now);
                 p.snapshot_sent_ms = Some(now);
+                // Installing the snapshot commits everything in it.
+                p.commit_sent = p.commit_sent.max(snapshot_index);
                 self.send(peer, Request::InstallSnapshot(args));
                 return;
             }
@@ -830,6 +849,7 @@ impl Raft {
             };
             let p = &mut self.progress[peer];
             p.last_sent_ms = Some(now);
+            p.commit_sent = self.commit_index;
             self.send(peer, Request::AppendEntries(args));
             return;
         }
@@ -861,6 +881,7 @@ impl Raft {
             p.data_sent_ms = Some(now);
         }
         p.last_sent_ms = Some(now);
+        p.commit_sent = self.commit_index;
         self.send(peer, Request::AppendEntries(args));
     }
 
