@@ -35,7 +35,7 @@
 use super::bitset::Bitset;
 use super::hash::{fmix64, hash_of};
 use super::history::History;
-use super::memo::{MemoTable, OutOfMemory, StateArena};
+use super::memo::{Blocks, MemoTable, OutOfMemory, StateArena};
 use super::model::Model;
 
 /// Where a search stands after [`Search::run`].
@@ -646,8 +646,8 @@ pub struct SearchStats {
 /// contains it (the first found, among equals), as recording the whole stack at every
 /// backtrack would give, without the cost proportional to the depth.
 struct Tracker {
-    node_op: Vec<u32>,
-    node_parent: Vec<u32>,
+    /// Per node: its operation and its parent node.
+    nodes: Blocks<(u32, u32)>,
     /// Per stack position: its node, and the length and node of its peak.
     position_node: Vec<u32>,
     peak_len: Vec<u32>,
@@ -660,8 +660,7 @@ struct Tracker {
 impl Tracker {
     fn new(n: usize) -> Self {
         Tracker {
-            node_op: Vec::new(),
-            node_parent: Vec::new(),
+            nodes: Blocks::with_capacity(n),
             position_node: vec![NONE; n],
             peak_len: vec![0; n],
             peak_node: vec![NONE; n],
@@ -675,28 +674,23 @@ impl Tracker {
         5 * 4 * n
     }
 
-    /// Bytes of the node lists, which grow with every push.
+    /// Bytes of the node list, which grows with every push.
     fn growing_bytes(&self) -> usize {
-        4 * (self.node_op.capacity() + self.node_parent.capacity())
+        self.nodes.bytes()
     }
 
     /// `op` was pushed at stack position `p`; false (and nothing recorded) when recording
     /// it would need more than `room()` more bytes (asked only then).
     #[inline]
     fn push(&mut self, op: usize, p: usize, room: impl FnOnce() -> usize) -> bool {
-        if self.node_op.len() == self.node_op.capacity() {
-            let grown = 8 * self.node_op.capacity().max(4);
-            if grown > room() {
-                return false;
-            }
-            self.node_op.reserve_exact(self.node_op.capacity().max(4));
-            self.node_parent.reserve_exact(self.node_parent.capacity().max(4));
+        let grown = self.nodes.growth();
+        if grown > 0 && grown > room() {
+            return false;
         }
         let parent = if p == 0 { NONE } else { self.position_node[p - 1] };
-        let node = self.node_op.len() as u32;
+        let node = self.nodes.len() as u32;
         assert!(node != NONE, "more than 2^32 pushes in one search");
-        self.node_op.push(op as u32);
-        self.node_parent.push(parent);
+        self.nodes.push((op as u32, parent));
         self.position_node[p] = node;
         self.peak_len[p] = p as u32 + 1;
         self.peak_node[p] = node;
@@ -724,8 +718,9 @@ impl Tracker {
         let prefix = |mut node: u32| {
             let mut ops = Vec::new();
             while node != NONE {
-                ops.push(self.node_op[node as usize] as usize);
-                node = self.node_parent[node as usize];
+                let (op, parent) = *self.nodes.get(node as usize);
+                ops.push(op as usize);
+                node = parent;
             }
             ops.reverse();
             ops
