@@ -322,9 +322,10 @@ impl<'h, M: Model> Search<'h, M> {
         let led_to = match self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]) {
             None => NONE,
             Some(next_state) => {
-                // Start fetching the cache slot this configuration will probe, so that it
-                // arrives while the state is interned (two memory waits at once, not in turn).
+                // Start fetching the state slot and the cache slot this configuration will
+                // probe, so that they arrive together (two memory waits at once, not in turn).
                 let hash = hash_of(&next_state);
+                self.states.touch(hash);
                 self.memo.touch(Self::config_hash(self.linearized.hash_with(op), hash));
                 let heap = self.model.state_bytes(&next_state);
                 let (fixed, memo, tracker) = (self.fixed_bytes, &self.memo, &self.tracker);
