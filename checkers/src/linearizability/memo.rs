@@ -97,6 +97,8 @@ struct Vacant {
     segment: usize,
     /// The empty slot the probe ended at (meaningless while the segment has no slots).
     pos: usize,
+    /// Whether an entry put there makes the segment grow (or get its first slots).
+    grows: bool,
 }
 
 impl<const W: usize> SegmentedTable<W> {
@@ -145,25 +147,33 @@ impl<const W: usize> SegmentedTable<W> {
         }
     }
 
-    /// The head of the entry for which `matches` (given each entry met on the probe for
-    /// `head`) is true, or where such an entry would go.
+    /// The head of the entry met on the probe for `head` whose head `same_head` accepts and
+    /// whose whole entry `matches` then accepts (the head alone rejects nearly every other
+    /// entry, without building a slice), or where such an entry would go.
     #[inline]
-    fn probe(&self, head: u64, mut matches: impl FnMut(&[u64]) -> bool) -> Result<u64, Vacant> {
+    fn probe(
+        &self,
+        head: u64,
+        same_head: impl Fn(u64) -> bool,
+        mut matches: impl FnMut(&[u64]) -> bool,
+    ) -> Result<u64, Vacant> {
         debug_assert_ne!(head, EMPTY, "a head is never zero");
         let segment = Self::segment_of(head);
         let seg = &self.segments[segment];
         if seg.table.is_empty() {
-            return Err(Vacant { segment, pos: 0 });
+            return Err(Vacant { segment, pos: 0, grows: true });
         }
         let width = self.width();
         let mut pos = home(head, seg.mask);
         loop {
-            let entry = &seg.table[pos * width..pos * width + width];
-            if entry[0] == EMPTY {
-                return Err(Vacant { segment, pos });
+            // Cannot wrap: `pos` is a slot of a table held in memory (and indexing checks).
+            let base = pos.wrapping_mul(width);
+            let there = seg.table[base];
+            if there == EMPTY {
+                return Err(Vacant { segment, pos, grows: seg.len >= seg.grow_at });
             }
-            if matches(entry) {
-                return Ok(entry[0]);
+            if same_head(there) && matches(&seg.table[base..base + width]) {
+                return Ok(there);
             }
             pos = (pos + 1) & seg.mask;
         }
@@ -174,10 +184,15 @@ impl<const W: usize> SegmentedTable<W> {
     /// ones while they are copied); zero when the segment has room.
     #[inline]
     fn growth(&self, vacant: Vacant) -> usize {
-        let seg = &self.segments[vacant.segment];
-        if seg.len < seg.grow_at {
+        if !vacant.grows {
             return 0;
         }
+        self.growth_of(vacant.segment)
+    }
+
+    #[cold]
+    fn growth_of(&self, segment: usize) -> usize {
+        let seg = &self.segments[segment];
         let slots = if seg.table.is_empty() { self.first_slots } else { (seg.mask + 1) * Self::factor(seg.mask + 1) };
         slots * self.width() * 8
     }
@@ -192,19 +207,19 @@ impl<const W: usize> SegmentedTable<W> {
         }
     }
 
-    /// Puts `entry` (whose head is the one `vacant` was probed for) at `vacant`, growing its
-    /// segment when it would pass its load (the caller checked [`SegmentedTable::growth`]
-    /// against its allowance).
+    /// Puts the entry `head` followed by `rest` (`head` being the one `vacant` was probed
+    /// for) at `vacant`, growing its segment when it would pass its load (the caller checked
+    /// [`SegmentedTable::growth`] against its allowance).
     #[inline(always)]
-    fn insert_at(&mut self, vacant: Vacant, entry: &[u64]) {
+    fn insert_at(&mut self, vacant: Vacant, head: u64, rest: &[u64]) {
         let width = self.width();
-        debug_assert_eq!(entry.len(), width);
-        let seg = &mut self.segments[vacant.segment];
-        if seg.len >= seg.grow_at {
-            return self.insert_growing(vacant.segment, entry);
+        debug_assert_eq!(rest.len() + 1, width);
+        if vacant.grows {
+            return self.insert_growing(vacant.segment, head, rest);
         }
-        let pos = vacant.pos;
-        copy_entry(&mut seg.table[pos * width..pos * width + width], entry);
+        let seg = &mut self.segments[vacant.segment];
+        debug_assert!(seg.len < seg.grow_at);
+        write_entry(&mut seg.table[vacant.pos * width..vacant.pos * width + width], head, rest);
         seg.len += 1;
         self.len += 1;
     }
@@ -213,16 +228,16 @@ impl<const W: usize> SegmentedTable<W> {
     /// slots, or the entry and then a larger table.
     #[cold]
     #[inline(never)]
-    fn insert_growing(&mut self, segment: usize, entry: &[u64]) {
+    fn insert_growing(&mut self, segment: usize, head: u64, rest: &[u64]) {
         let width = self.width();
         let (first, load) = (self.first_slots, self.load);
         let seg = &mut self.segments[segment];
         let old = seg.table.len() * 8;
         if seg.table.is_empty() {
             seg.resize::<W>(width, first, load);
-            seg.put::<W>(width, entry);
+            seg.put::<W>(width, head, rest);
         } else {
-            seg.put::<W>(width, entry);
+            seg.put::<W>(width, head, rest);
             let slots = (seg.mask + 1) * Self::factor(seg.mask + 1);
             seg.resize::<W>(width, slots, load);
         }
@@ -248,29 +263,34 @@ fn prefetch(word: &u64) {
     std::hint::black_box(*word);
 }
 
-/// Copies one entry; the common narrow entries without a call to `memcpy`.
-#[inline]
-fn copy_entry(to: &mut [u64], from: &[u64]) {
-    match (to, from) {
-        ([a, b], [x, y]) => {
-            *a = *x;
+/// Writes the entry `head` followed by `rest` into `to`; the common narrow entries without
+/// a call to `memcpy`.
+#[inline(always)]
+fn write_entry(to: &mut [u64], head: u64, rest: &[u64]) {
+    match (to, rest) {
+        ([a, b], [y]) => {
+            *a = head;
             *b = *y;
         }
-        ([a], [x]) => *a = *x,
-        (to, from) => to.copy_from_slice(from),
+        ([a], []) => *a = head,
+        (to, rest) => {
+            to[0] = head;
+            to[1..].copy_from_slice(rest);
+        }
     }
 }
 
 impl Segment {
-    /// Adds `entry` (absent) at the end of its probe run, without growing.
+    /// Adds the entry `head` followed by `rest` (absent) at the end of its probe run, without
+    /// growing.
     #[inline]
-    fn put<const W: usize>(&mut self, width: usize, entry: &[u64]) {
+    fn put<const W: usize>(&mut self, width: usize, head: u64, rest: &[u64]) {
         let width = if W == 0 { width } else { W };
-        let mut pos = home(entry[0], self.mask);
+        let mut pos = home(head, self.mask);
         while self.table[pos * width] != EMPTY {
             pos = (pos + 1) & self.mask;
         }
-        copy_entry(&mut self.table[pos * width..pos * width + width], entry);
+        write_entry(&mut self.table[pos * width..pos * width + width], head, rest);
         self.len += 1;
     }
 
@@ -284,7 +304,7 @@ impl Segment {
         let entries = self.len;
         self.len = 0;
         for entry in old.chunks_exact(width).filter(|e| e[0] != EMPTY) {
-            self.put::<W>(width, entry);
+            self.put::<W>(width, entry[0], &entry[1..]);
         }
         debug_assert_eq!(self.len, entries);
     }
@@ -448,11 +468,14 @@ impl<S: Eq + Hash> StateArena<S> {
         }
         let states = &self.states;
         let head = slot_of(hash, 0);
-        let vacant =
-            match self.slots.probe(head, |e| (e[0] ^ hash) >> 32 == 0 && states.get(slot_index(e[0])).0 == state) {
-                Ok(found) => return Ok(slot_index(found) as u32),
-                Err(vacant) => vacant,
-            };
+        let vacant = match self.slots.probe(
+            head,
+            |there| (there ^ hash) >> 32 == 0,
+            |e| states.get(slot_index(e[0])).0 == state,
+        ) {
+            Ok(found) => return Ok(slot_index(found) as u32),
+            Err(vacant) => vacant,
+        };
         let id = self.states.len();
         assert!(id < u32::MAX as usize - 1, "more than 2^32 distinct model states");
         // What adding it may cost: its heap, a new block of states, a segment's new slots.
@@ -460,7 +483,7 @@ impl<S: Eq + Hash> StateArena<S> {
         if self.bytes().saturating_add(growth) > limit() {
             return Err(OutOfMemory);
         }
-        self.slots.insert_at(vacant, &[slot_of(hash, id)]);
+        self.slots.insert_at(vacant, slot_of(hash, id), &[]);
         self.states.push((state, hash));
         self.heap_bytes += heap;
         Ok(id as u32)
@@ -531,17 +554,23 @@ impl MemoTable {
         (hash & 0xffff_ffff_0000_0000) | (u64::from(state) + 1)
     }
 
-    /// Records the configuration `key` (whose first word is [`MemoTable::head`]); `Ok(false)`
-    /// when it was already there, `Err` when recording it would make the table hold more
-    /// than `limit()` bytes (asked only when it must grow; then nothing is recorded).
+    /// Records the configuration whose key is `head` (see [`MemoTable::head`]) followed by
+    /// `rest`; `Ok(false)` when it was already there, `Err` when recording it would make
+    /// the table hold more than `limit()` bytes (asked only when it must grow; then nothing
+    /// is recorded).
     #[inline]
-    pub(crate) fn insert(&mut self, key: &[u64], limit: impl FnOnce() -> usize) -> Result<bool, OutOfMemory> {
+    pub(crate) fn insert(
+        &mut self,
+        head: u64,
+        rest: &[u64],
+        limit: impl FnOnce() -> usize,
+    ) -> Result<bool, OutOfMemory> {
         match &mut self.keys {
             Keys::Two(table) => {
-                let (head, second) = (key[0], key[1]);
-                record(table, key, |e| e[0] == head && e[1] == second, limit)
+                let second = rest[0];
+                record(table, head, rest, |e| e[1] == second, limit)
             }
-            Keys::Wide(table) => record(table, key, |e| e[0] == key[0] && same_words(&e[1..], &key[1..]), limit),
+            Keys::Wide(table) => record(table, head, rest, |e| same_words(&e[1..], rest), limit),
         }
     }
 
@@ -564,23 +593,24 @@ impl MemoTable {
     }
 }
 
-/// [`MemoTable::insert`] into `table`, whose entries equal to `key` are those `matches` says.
+/// [`MemoTable::insert`] into `table`, whose entries equal to the key are those with its
+/// head that `matches` accepts.
 #[inline]
 fn record<const W: usize>(
     table: &mut SegmentedTable<W>,
-    key: &[u64],
+    head: u64,
+    rest: &[u64],
     matches: impl FnMut(&[u64]) -> bool,
     limit: impl FnOnce() -> usize,
 ) -> Result<bool, OutOfMemory> {
-    debug_assert_eq!(key.len(), table.width());
-    let Err(vacant) = table.probe(key[0], matches) else {
+    let Err(vacant) = table.probe(head, |there| there == head, matches) else {
         return Ok(false);
     };
     let growth = table.growth(vacant);
     if growth > 0 && table.bytes + growth > limit() {
         return Err(OutOfMemory);
     }
-    table.insert_at(vacant, key);
+    table.insert_at(vacant, head, rest);
     Ok(true)
 }
 
@@ -593,6 +623,11 @@ fn same_words(a: &[u64], b: &[u64]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inserts a whole key.
+    fn ins(memo: &mut MemoTable, key: &[u64], limit: impl FnOnce() -> usize) -> Result<bool, OutOfMemory> {
+        memo.insert(key[0], &key[1..], limit)
+    }
 
     #[test]
     fn states_are_interned_once() {
@@ -627,16 +662,16 @@ mod tests {
     #[test]
     fn memo_distinguishes_keys_and_grows_by_segment() {
         let mut memo = MemoTable::new(3, 0);
-        assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(true));
-        assert_eq!(memo.insert(&key(1, 0, 1), || usize::MAX), Ok(false));
-        assert_eq!(memo.insert(&key(1, 1, 1), || usize::MAX), Ok(true));
+        assert_eq!(ins(&mut memo, &key(1, 0, 1), || usize::MAX), Ok(true));
+        assert_eq!(ins(&mut memo, &key(1, 0, 1), || usize::MAX), Ok(false));
+        assert_eq!(ins(&mut memo, &key(1, 1, 1), || usize::MAX), Ok(true));
         // Same hash and state, different set: must not be confused.
-        assert_eq!(memo.insert(&key(1, 0, 2), || usize::MAX), Ok(true));
+        assert_eq!(ins(&mut memo, &key(1, 0, 2), || usize::MAX), Ok(true));
         for i in 0..50_000u64 {
-            assert_eq!(memo.insert(&key(i + 7, 3, i), || usize::MAX), Ok(true));
+            assert_eq!(ins(&mut memo, &key(i + 7, 3, i), || usize::MAX), Ok(true));
         }
         for i in 0..50_000u64 {
-            assert_eq!(memo.insert(&key(i + 7, 3, i), || usize::MAX), Ok(false));
+            assert_eq!(ins(&mut memo, &key(i + 7, 3, i), || usize::MAX), Ok(false));
         }
         assert_eq!(memo.len(), 50_003);
         let Keys::Wide(table) = &memo.keys else { unreachable!("three-word keys") };
@@ -646,7 +681,7 @@ mod tests {
         // A growth that would pass the allowance is refused and records nothing.
         let mut refused = 0;
         for i in 0..100_000u64 {
-            match memo.insert(&key(i + 1_000_000, 3, i), || counted) {
+            match ins(&mut memo, &key(i + 1_000_000, 3, i), || counted) {
                 Ok(true) => {}
                 Ok(false) => unreachable!("new keys"),
                 Err(OutOfMemory) => refused += 1,
@@ -660,14 +695,14 @@ mod tests {
         let mut memo = MemoTable::new(5, 1000);
         let wide = |i: u64| [MemoTable::head(crate::linearizability::hash::fmix64(i), 1), i, 2 * i, 3 * i, !i];
         for i in 0..20_000u64 {
-            assert_eq!(memo.insert(&wide(i), || usize::MAX), Ok(true));
+            assert_eq!(ins(&mut memo, &wide(i), || usize::MAX), Ok(true));
         }
         // Same first word, one later word different: a new key.
         let mut near = wide(5);
         near[4] ^= 1;
-        assert_eq!(memo.insert(&near, || usize::MAX), Ok(true));
+        assert_eq!(ins(&mut memo, &near, || usize::MAX), Ok(true));
         for i in 0..20_000u64 {
-            assert_eq!(memo.insert(&wide(i), || usize::MAX), Ok(false));
+            assert_eq!(ins(&mut memo, &wide(i), || usize::MAX), Ok(false));
         }
         assert_eq!(memo.len(), 20_001);
     }

@@ -125,7 +125,8 @@ pub(crate) struct Search<'h, M: Model> {
     /// The first return entry left in the list (the tail when none is left).
     frontier: u32,
     shape: KeyShape,
-    /// The key being built (see `build_key`).
+    /// A compact key's words after the first, as `build_key` builds them (empty for the
+    /// whole set's keys, whose rest is the set's words).
     key: Vec<u64>,
     states: StateArena<M::State>,
     memo: MemoTable,
@@ -217,6 +218,7 @@ impl<'h, M: Model> Search<'h, M> {
             + if track { Tracker::fixed_bytes(n) } else { 0 }
             + shape_bytes
             + 8 * n.div_ceil(64);
+        let rest_words = if matches!(shape, KeyShape::Full) { 0 } else { width - 1 };
         let init = model.init();
         let init_bytes = model.state_bytes(&init);
         Search {
@@ -229,7 +231,7 @@ impl<'h, M: Model> Search<'h, M> {
             linearized: Bitset::new(n),
             frontier,
             shape,
-            key: vec![0; width],
+            key: vec![0; rest_words],
             states: StateArena::new(init, init_bytes, n),
             memo: MemoTable::new(width, n),
             stack: Vec::with_capacity(n),
@@ -270,19 +272,20 @@ impl<'h, M: Model> Search<'h, M> {
         fmix64(set_hash ^ state_hash.wrapping_mul(0xd6e8_feb8_6659_fd93))
     }
 
-    /// The memo key of the configuration (linearized set, `state`) at the current frontier.
+    /// The memo key of the configuration (linearized set, `state`) at the current frontier:
+    /// returns its first word, and leaves the rest in `key` (compact keys; the whole set's
+    /// key is the set's own words).
     #[inline]
-    fn build_key(&mut self, state: u32) {
+    fn build_key(&mut self, state: u32) -> u64 {
         let hash = Self::config_hash(self.linearized.hash(), self.states.hash(state));
-        self.key[0] = MemoTable::head(hash, state);
+        let head = MemoTable::head(hash, state);
         match &self.shape {
-            KeyShape::Full => {
-                self.key[1..].copy_from_slice(self.linearized.words());
-            }
+            // The rest is the whole set, as it is.
+            KeyShape::Full => {}
             KeyShape::Compact { .. } if self.frontier == self.tail => {
                 // Every operation is linearized: the set is whole.
-                self.key[1] = self.inputs.len() as u64;
-                for w in &mut self.key[2..] {
+                self.key[0] = self.inputs.len() as u64;
+                for w in &mut self.key[1..] {
                     *w = 0;
                 }
             }
@@ -290,17 +293,17 @@ impl<'h, M: Model> Search<'h, M> {
                 let m = (self.entries[self.frontier as usize].code >> 1) as usize;
                 let start = open_start[m] as usize;
                 let window = &open[start..start + open_len[m] as usize];
-                if self.key.len() == 2 {
+                if let [packed] = &mut self.key[..] {
                     // Packed: the window's bits above the frontier's operation.
                     let mut bits = 0u64;
                     for (k, &op) in window.iter().enumerate() {
                         bits |= u64::from(self.linearized.contains(op as usize)) << k;
                     }
-                    self.key[1] = m as u64 | bits << FRONTIER_BITS;
-                    return;
+                    *packed = m as u64 | bits << FRONTIER_BITS;
+                    return head;
                 }
-                self.key[1] = m as u64;
-                let words = &mut self.key[2..];
+                self.key[0] = m as u64;
+                let words = &mut self.key[1..];
                 for w in words.iter_mut() {
                     *w = 0;
                 }
@@ -309,6 +312,7 @@ impl<'h, M: Model> Search<'h, M> {
                 }
             }
         }
+        head
     }
 
     /// The state `op` leads to from the current state, or `None` when the model rejects it
@@ -386,13 +390,17 @@ impl<'h, M: Model> Search<'h, M> {
                         }
                         self.frontier = e;
                     }
-                    self.build_key(id);
+                    let head = self.build_key(id);
                     let (fixed, states, tracker) = (self.fixed_bytes, &self.states, &self.tracker);
                     let limit = || {
                         memory
                             .saturating_sub(fixed + states.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes))
                     };
-                    match self.memo.insert(&self.key, limit) {
+                    let rest = match self.shape {
+                        KeyShape::Full => self.linearized.words(),
+                        KeyShape::Compact { .. } => &self.key[..],
+                    };
+                    match self.memo.insert(head, rest, limit) {
                         Ok(true) => {
                             let (fixed, states, memo) = (self.fixed_bytes, &self.states, &self.memo);
                             let room = || memory.saturating_sub(fixed + states.bytes() + memo.bytes());
