@@ -7,8 +7,8 @@
 //!
 //! Both tables are open-addressed with linear probing ([`SegmentedTable`]), split into
 //! [`SEGMENTS`] segments chosen by the top bits of the key's hash, each growing on its own:
-//! a growth copies one segment (a 64th of the table), small enough to stay in the
-//! processor's cache while it is copied, so the table never pauses to copy itself whole,
+//! a growth copies one segment (a 64th of the table: tens of kilobytes for tables of a few
+//! megabytes, copied inside the processor's cache), so the table never copies itself whole,
 //! and while it grows it holds at most one extra segment rather than a second, larger
 //! table. The states themselves, and the tracker's nodes (see `search`), live in
 //! [`Blocks`]: lists that grow by whole blocks and never move what they hold, so that
