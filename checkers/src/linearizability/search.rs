@@ -35,7 +35,7 @@
 use super::bitset::Bitset;
 use super::hash::{fmix64, hash_of};
 use super::history::History;
-use super::memo::{MemoTable, OutOfMemory, StateArena};
+use super::memo::{Blocks, MemoTable, OutOfMemory, StateArena};
 use super::model::Model;
 
 /// Where a search stands after [`Search::run`].
@@ -125,7 +125,8 @@ pub(crate) struct Search<'h, M: Model> {
     /// The first return entry left in the list (the tail when none is left).
     frontier: u32,
     shape: KeyShape,
-    /// The key being built (see `build_key`).
+    /// A compact key's words after the first, as `build_key` builds them (empty for the
+    /// whole set's keys, whose rest is the set's words).
     key: Vec<u64>,
     states: StateArena<M::State>,
     memo: MemoTable,
@@ -217,6 +218,7 @@ impl<'h, M: Model> Search<'h, M> {
             + if track { Tracker::fixed_bytes(n) } else { 0 }
             + shape_bytes
             + 8 * n.div_ceil(64);
+        let rest_words = if matches!(shape, KeyShape::Full) { 0 } else { width - 1 };
         let init = model.init();
         let init_bytes = model.state_bytes(&init);
         Search {
@@ -229,7 +231,7 @@ impl<'h, M: Model> Search<'h, M> {
             linearized: Bitset::new(n),
             frontier,
             shape,
-            key: vec![0; width],
+            key: vec![0; rest_words],
             states: StateArena::new(init, init_bytes, n),
             memo: MemoTable::new(width, n),
             stack: Vec::with_capacity(n),
@@ -270,19 +272,20 @@ impl<'h, M: Model> Search<'h, M> {
         fmix64(set_hash ^ state_hash.wrapping_mul(0xd6e8_feb8_6659_fd93))
     }
 
-    /// The memo key of the configuration (linearized set, `state`) at the current frontier.
+    /// The memo key of the configuration (linearized set, `state`) at the current frontier:
+    /// returns its first word, and leaves the rest in `key` (compact keys; the whole set's
+    /// key is the set's own words).
     #[inline]
-    fn build_key(&mut self, state: u32) {
+    fn build_key(&mut self, state: u32) -> u64 {
         let hash = Self::config_hash(self.linearized.hash(), self.states.hash(state));
-        self.key[0] = MemoTable::head(hash, state);
+        let head = MemoTable::head(hash, state);
         match &self.shape {
-            KeyShape::Full => {
-                self.key[1..].copy_from_slice(self.linearized.words());
-            }
+            // The rest is the whole set, as it is.
+            KeyShape::Full => {}
             KeyShape::Compact { .. } if self.frontier == self.tail => {
                 // Every operation is linearized: the set is whole.
-                self.key[1] = self.inputs.len() as u64;
-                for w in &mut self.key[2..] {
+                self.key[0] = self.inputs.len() as u64;
+                for w in &mut self.key[1..] {
                     *w = 0;
                 }
             }
@@ -290,17 +293,17 @@ impl<'h, M: Model> Search<'h, M> {
                 let m = (self.entries[self.frontier as usize].code >> 1) as usize;
                 let start = open_start[m] as usize;
                 let window = &open[start..start + open_len[m] as usize];
-                if self.key.len() == 2 {
+                if let [packed] = &mut self.key[..] {
                     // Packed: the window's bits above the frontier's operation.
                     let mut bits = 0u64;
                     for (k, &op) in window.iter().enumerate() {
                         bits |= u64::from(self.linearized.contains(op as usize)) << k;
                     }
-                    self.key[1] = m as u64 | bits << FRONTIER_BITS;
-                    return;
+                    *packed = m as u64 | bits << FRONTIER_BITS;
+                    return head;
                 }
-                self.key[1] = m as u64;
-                let words = &mut self.key[2..];
+                self.key[0] = m as u64;
+                let words = &mut self.key[1..];
                 for w in words.iter_mut() {
                     *w = 0;
                 }
@@ -309,6 +312,7 @@ impl<'h, M: Model> Search<'h, M> {
                 }
             }
         }
+        head
     }
 
     /// The state `op` leads to from the current state, or `None` when the model rejects it
@@ -322,9 +326,10 @@ impl<'h, M: Model> Search<'h, M> {
         let led_to = match self.model.step(self.states.get(self.state), self.inputs[op], self.outputs[op]) {
             None => NONE,
             Some(next_state) => {
-                // Start fetching the cache slot this configuration will probe, so that it
-                // arrives while the state is interned (two memory waits at once, not in turn).
+                // Start fetching the state slot and the cache slot this configuration will
+                // probe, so that they arrive together (two memory waits at once, not in turn).
                 let hash = hash_of(&next_state);
+                self.states.touch(hash);
                 self.memo.touch(Self::config_hash(self.linearized.hash_with(op), hash));
                 let heap = self.model.state_bytes(&next_state);
                 let (fixed, memo, tracker) = (self.fixed_bytes, &self.memo, &self.tracker);
@@ -385,13 +390,17 @@ impl<'h, M: Model> Search<'h, M> {
                         }
                         self.frontier = e;
                     }
-                    self.build_key(id);
+                    let head = self.build_key(id);
                     let (fixed, states, tracker) = (self.fixed_bytes, &self.states, &self.tracker);
                     let limit = || {
                         memory
                             .saturating_sub(fixed + states.bytes() + tracker.as_ref().map_or(0, Tracker::growing_bytes))
                     };
-                    match self.memo.insert(&self.key, limit) {
+                    let rest = match self.shape {
+                        KeyShape::Full => self.linearized.words(),
+                        KeyShape::Compact { .. } => &self.key[..],
+                    };
+                    match self.memo.insert(head, rest, limit) {
                         Ok(true) => {
                             let (fixed, states, memo) = (self.fixed_bytes, &self.states, &self.memo);
                             let room = || memory.saturating_sub(fixed + states.bytes() + memo.bytes());
@@ -646,8 +655,8 @@ pub struct SearchStats {
 /// contains it (the first found, among equals), as recording the whole stack at every
 /// backtrack would give, without the cost proportional to the depth.
 struct Tracker {
-    node_op: Vec<u32>,
-    node_parent: Vec<u32>,
+    /// Per node: its operation and its parent node.
+    nodes: Blocks<(u32, u32)>,
     /// Per stack position: its node, and the length and node of its peak.
     position_node: Vec<u32>,
     peak_len: Vec<u32>,
@@ -660,8 +669,7 @@ struct Tracker {
 impl Tracker {
     fn new(n: usize) -> Self {
         Tracker {
-            node_op: Vec::new(),
-            node_parent: Vec::new(),
+            nodes: Blocks::with_capacity(n),
             position_node: vec![NONE; n],
             peak_len: vec![0; n],
             peak_node: vec![NONE; n],
@@ -675,28 +683,23 @@ impl Tracker {
         5 * 4 * n
     }
 
-    /// Bytes of the node lists, which grow with every push.
+    /// Bytes of the node list, which grows with every push.
     fn growing_bytes(&self) -> usize {
-        4 * (self.node_op.capacity() + self.node_parent.capacity())
+        self.nodes.bytes()
     }
 
     /// `op` was pushed at stack position `p`; false (and nothing recorded) when recording
     /// it would need more than `room()` more bytes (asked only then).
     #[inline]
     fn push(&mut self, op: usize, p: usize, room: impl FnOnce() -> usize) -> bool {
-        if self.node_op.len() == self.node_op.capacity() {
-            let grown = 8 * self.node_op.capacity().max(4);
-            if grown > room() {
-                return false;
-            }
-            self.node_op.reserve_exact(self.node_op.capacity().max(4));
-            self.node_parent.reserve_exact(self.node_parent.capacity().max(4));
+        let grown = self.nodes.growth();
+        if grown > 0 && grown > room() {
+            return false;
         }
         let parent = if p == 0 { NONE } else { self.position_node[p - 1] };
-        let node = self.node_op.len() as u32;
+        let node = self.nodes.len() as u32;
         assert!(node != NONE, "more than 2^32 pushes in one search");
-        self.node_op.push(op as u32);
-        self.node_parent.push(parent);
+        self.nodes.push((op as u32, parent));
         self.position_node[p] = node;
         self.peak_len[p] = p as u32 + 1;
         self.peak_node[p] = node;
@@ -724,8 +727,9 @@ impl Tracker {
         let prefix = |mut node: u32| {
             let mut ops = Vec::new();
             while node != NONE {
-                ops.push(self.node_op[node as usize] as usize);
-                node = self.node_parent[node as usize];
+                let (op, parent) = *self.nodes.get(node as usize);
+                ops.push(op as usize);
+                node = parent;
             }
             ops.reverse();
             ops
