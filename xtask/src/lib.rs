@@ -46,6 +46,7 @@ mod compare;
 mod costs;
 mod junit;
 mod merge;
+mod plan;
 mod prop;
 pub mod results;
 pub mod shard;
