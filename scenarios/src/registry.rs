@@ -101,6 +101,32 @@ pub enum InputError {
         /// The end of that safety phase, in simulated milliseconds.
         end_ms: u64,
     },
+    /// A `hold` event naming a release trigger (`until`) or message kind (`message`) the
+    /// scenario does not report: the hold would never end, or hold nothing.
+    #[error(
+        "{path}: event {number} (hold) {field} = \"{value}\": {}",
+        if known.is_empty() {
+            format!("{scenario} reports no {what}s to a hold; drop the field or the event")
+        } else {
+            format!("{scenario} reports the {what}s {}; name one of them", known.join(", "))
+        }
+    )]
+    HoldNotReported {
+        /// The file holding the event.
+        path: String,
+        /// The event's position in the file, from 1.
+        number: usize,
+        /// `until` or `message`.
+        field: &'static str,
+        /// The name as written.
+        value: String,
+        /// `release trigger` or `message kind`.
+        what: &'static str,
+        /// The scenario's full name.
+        scenario: &'static str,
+        /// The names it reports.
+        known: &'static [&'static str],
+    },
     /// `--history` for a scenario that records no client history.
     #[error(
         "{scenario} records no client history, so --history would be ignored: use it with a scenario that does (`cargo xtask list` marks them)"
@@ -261,6 +287,14 @@ pub struct FaultSupport {
     /// The workload a scenario file for it must describe, when it takes scenario files
     /// (`crate::spec`): its whole resolved scenario as data.
     pub workload: Option<WorkloadKind>,
+    /// The release triggers a `hold` event may wait for (its `until`): those the scenario
+    /// registers and reports (`sim::net::register_triggers`; for the Raft testers
+    /// `crate::raft::observer::TRIGGERS`). Empty: a hold is refused, it would never end.
+    pub triggers: &'static [&'static str],
+    /// The message kinds a `hold` event may pick (its `message`): those the family's
+    /// classifier names (`sim::net::set_classifier`; for the Raft testers
+    /// `crate::raft::observer::MESSAGE_KINDS`). Empty: only a hold of any message.
+    pub message_kinds: &'static [&'static str],
 }
 
 /// One scenario: a name, what it does, a simulated-time budget and the body that makes a
@@ -309,7 +343,10 @@ impl Scenario {
     /// `safety_phase_end_ms(seed)`. Its body must honour [`Opts::faults`] and
     /// [`Opts::record_faults`] (the swarms do it with `crate::swarm::schedule_for`).
     pub const fn with_fault_schedule(self, safety_phase_end_ms: fn(seed: u64) -> u64) -> Scenario {
-        Scenario { faults: Some(FaultSupport { safety_phase_end_ms, workload: None }), ..self }
+        Scenario {
+            faults: Some(FaultSupport { safety_phase_end_ms, workload: None, triggers: &[], message_kinds: &[] }),
+            ..self
+        }
     }
 
     /// The same scenario, declared to run from a scenario file (`crate::spec`: shape,
@@ -321,10 +358,23 @@ impl Scenario {
     /// When the scenario does not take a fault schedule yet.
     pub const fn with_scenario_files(self, workload: WorkloadKind) -> Scenario {
         let Some(f) = self.faults else { panic!("with_scenario_files needs with_fault_schedule first") };
-        Scenario {
-            faults: Some(FaultSupport { safety_phase_end_ms: f.safety_phase_end_ms, workload: Some(workload) }),
-            ..self
-        }
+        Scenario { faults: Some(FaultSupport { workload: Some(workload), ..f }), ..self }
+    }
+
+    /// The same scenario, declared to report these release triggers and name these message
+    /// kinds to the network's holds, so that a schedule's `hold` events may name them (and
+    /// are refused naming others). Implies [`Scenario::with_fault_schedule`], which must come
+    /// first.
+    ///
+    /// # Panics
+    /// When the scenario does not take a fault schedule yet.
+    pub const fn with_holds(
+        self,
+        triggers: &'static [&'static str],
+        message_kinds: &'static [&'static str],
+    ) -> Scenario {
+        let Some(f) = self.faults else { panic!("with_holds needs with_fault_schedule first") };
+        Scenario { faults: Some(FaultSupport { triggers, message_kinds, ..f }), ..self }
     }
 
     /// Whether the scenario runs from scenario files and records its resolved scenario.
@@ -383,6 +433,37 @@ impl Scenario {
         Ok(())
     }
 
+    /// Checks the `hold` events of a schedule (`path`, for the message) against the triggers
+    /// and message kinds the scenario reports ([`FaultSupport`]).
+    fn check_holds(
+        &self,
+        support: &FaultSupport,
+        path: &str,
+        events: &[sim::faults::FaultEvent],
+    ) -> Result<(), InputError> {
+        for (i, e) in events.iter().enumerate() {
+            let sim::faults::Fault::Hold { message, until, .. } = &e.fault else { continue };
+            let refuse = |field, value: &str, what, known| InputError::HoldNotReported {
+                path: path.to_string(),
+                number: i + 1,
+                field,
+                value: value.to_string(),
+                what,
+                scenario: self.name,
+                known,
+            };
+            if !support.triggers.contains(&until.as_str()) {
+                return Err(refuse("until", until, "release trigger", support.triggers));
+            }
+            if let Some(m) = message {
+                if !support.message_kinds.contains(&m.as_str()) {
+                    return Err(refuse("message", m, "message kind", support.message_kinds));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the fault options for this scenario and seed.
     ///
     /// # Errors
@@ -408,6 +489,9 @@ impl Scenario {
                         path: file.path.display().to_string(),
                         message,
                     })?;
+                    if let Some(support) = self.faults {
+                        self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
+                    }
                 }
             }
             None => {}
@@ -419,6 +503,7 @@ impl Scenario {
             return Ok(());
         };
         if let Some(file) = &opts.faults {
+            self.check_holds(&support, &file.path.display().to_string(), &file.schedule.events)?;
             let end_ms = (support.safety_phase_end_ms)(seed);
             if let Some((i, ev)) = file.schedule.events.iter().enumerate().find(|(_, e)| e.at_ms >= end_ms) {
                 return Err(InputError::FaultPastSafetyPhase {

@@ -334,8 +334,33 @@ pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, 
         r.stats.rpc_total,
         r.stats.bytes_total
     );
+    print_skipped_faults(&r.skipped_faults);
     if !r.outcome.is_pass() {
         println!("REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, opts));
+    }
+}
+
+/// The most skipped fault events a report lists one by one.
+const SKIPPED_LISTED: usize = 10;
+
+/// Says which fault events were skipped because they named no node when they fired (a
+/// server beyond this run's cluster, a role nobody held): a schedule serves every cluster
+/// size, so they are not refused, but a run must not drop them silently.
+fn print_skipped_faults(skipped: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    println!(
+        "faults skipped: {} event{} named no node when {} fired:",
+        skipped.len(),
+        if skipped.len() == 1 { "" } else { "s" },
+        if skipped.len() == 1 { "it" } else { "they" }
+    );
+    for s in skipped.iter().take(SKIPPED_LISTED) {
+        println!("  {s}");
+    }
+    if skipped.len() > SKIPPED_LISTED {
+        println!("  … and {} more (`replay --filter sim::fault` shows each)", skipped.len() - SKIPPED_LISTED);
     }
 }
 
