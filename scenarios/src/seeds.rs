@@ -261,7 +261,7 @@ pub fn parse(catalogue: &Catalogue, path: &Path, text: &str) -> Result<SavedSeed
         seed_error(path, line, e.message().replace('\n', " ").trim().to_string())
     })?;
     let scenario = catalogue.scenario(&file.scenario).map_err(|_| {
-        seed_error(path, None, format!("unknown scenario '{}' (see `cargo xtask list`)", file.scenario))
+        seed_error(path, None, format!("unknown scenario '{}' (see `{} list`)", file.scenario, catalogue.command()))
     })?;
     for (field, value) in [("summary", &file.summary), ("checker", &file.checker)] {
         if value.trim().is_empty() || value.contains('\n') {
@@ -269,7 +269,11 @@ pub fn parse(catalogue: &Catalogue, path: &Path, text: &str) -> Result<SavedSeed
         }
     }
     if file.faults.is_some() && !scenario.takes_fault_schedule() {
-        return Err(seed_error(path, None, InputError::NoFaultSchedule { scenario: scenario.name }.to_string()));
+        return Err(seed_error(
+            path,
+            None,
+            InputError::NoFaultSchedule { scenario: scenario.name, command: catalogue.command() }.to_string(),
+        ));
     }
     let dir = path.parent().unwrap_or(Path::new(""));
     let opts = file.opts(dir)?;

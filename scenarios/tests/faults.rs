@@ -58,7 +58,7 @@ fn every_scenario_either_plays_a_schedule_or_refuses_one() {
     for sc in cat.scenarios() {
         match cat.check_opts(sc, 0, &opts) {
             Ok(()) => takers.push(sc.name),
-            Err(InputError::NoFaultSchedule { scenario }) => assert_eq!(scenario, sc.name),
+            Err(InputError::NoFaultSchedule { scenario, .. }) => assert_eq!(scenario, sc.name),
             Err(e) => panic!("{}: {e}", sc.name),
         }
     }

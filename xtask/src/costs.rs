@@ -73,8 +73,10 @@ pub fn run(cat: &Catalogue, a: &CostsArgs) -> u8 {
     let header = format!(
         "Wall time of one run of each scenario, in microseconds: the mean over seeds {}..{}, one run at a\n\
          time, in the optimized simulation build. `sweep --shard K/N` splits by this table so that every\n\
-         machine computes the same split. Regenerate with:\n  cargo xtask costs --seeds 0..5 --out xtask/costs.tsv",
-        a.seeds.start, a.seeds.end
+         machine computes the same split. Regenerate with:\n  {} costs --seeds 0..5 --out xtask/costs.tsv",
+        a.seeds.start,
+        a.seeds.end,
+        cat.command()
     );
     let text = table.to_text(&header);
     match &a.out {

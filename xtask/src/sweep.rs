@@ -432,8 +432,9 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             let unknown: BTreeSet<&str> = whole.scenario_names().filter(|n| !table.micros.contains_key(*n)).collect();
             if !unknown.is_empty() {
                 eprintln!(
-                    "note: {} scenarios are not in the cost table and count at its median (regenerate it: cargo xtask costs --out xtask/costs.tsv)",
-                    unknown.len()
+                    "note: {} scenarios are not in the cost table and count at its median (regenerate it: {} costs --out xtask/costs.tsv)",
+                    unknown.len(),
+                    cat.command()
                 );
             }
             let (mine, mine_cost, all_cost) = whole.part(&table, *id);
