@@ -272,8 +272,12 @@ pub fn save_failing_seed_to(
 ) -> bool {
     let Outcome::Fail(failure) = outcome else { return true };
     match seeds::save_failure(dir, scenario, seed, opts, failure, today()) {
-        Ok(p) => {
-            let _ = writeln!(out, "{indent}saved {}", p.display());
+        Ok(seeds::Saved { path, written: true }) => {
+            let _ = writeln!(out, "{indent}saved {}", path.display());
+            true
+        }
+        Ok(seeds::Saved { path, written: false }) => {
+            let _ = writeln!(out, "{indent}kept {} (it already records this failure)", path.display());
             true
         }
         Err(e) => {
