@@ -9,7 +9,7 @@
 
 use crate::plan::MAX_RUNS;
 use crate::sweep::{parallel_in_order, progress, save_failing_seed, Resolved, Selection};
-use crate::{bad_input, exit};
+use crate::{bad_input, count, exit};
 use clap::Args;
 use scenarios::registry::{run_scenario, Catalogue, Opts, Scenario};
 use scenarios::seeds::{self, summary_of};
@@ -98,7 +98,14 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
         let n = per_seed[b];
         (b, bugs[b].1[(within % n) as usize], range.start + within / n)
     };
-    println!("bugs: {} planted bugs, {total} runs on {jobs} jobs (seeds {}..{})", bugs.len(), range.start, range.end);
+    println!(
+        "bugs: {}, {} on {} (seeds {}..{})",
+        count(bugs.len() as u64, "planted bug"),
+        count(total, "run"),
+        count(jobs as u64, "job"),
+        range.start,
+        range.end
+    );
     let pb = progress(total, "bugs");
     let t0 = Instant::now();
     // Per bug, folded in as runs are handed over in order: runs, failures by check, and the
@@ -137,16 +144,16 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
         match &f.first {
             None => {
                 missed += 1;
-                println!("bug {bug}: NOT FOUND in {} runs", f.runs);
+                println!("bug {bug}: NOT FOUND in {}", count(f.runs, "run"));
             }
             Some((sc, seed, outcome)) => {
                 let checkers: Vec<String> = f.by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
                 let only_asserts = f.by_checker.keys().all(|c| c == "core assert (panic)");
                 println!(
-                    "bug {bug}: first failing seed {seed} ({}), {} of {} runs failed ({:.1}%); caught by {}{}",
+                    "bug {bug}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
                     sc.name,
                     f.failed,
-                    f.runs,
+                    count(f.runs, "run"),
                     100.0 * f.failed as f64 / f.runs as f64,
                     checkers.join(", "),
                     if only_asserts { " — only by the core's own asserts" } else { "" }

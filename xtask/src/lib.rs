@@ -102,7 +102,6 @@ pub mod exit {
     name = "cargo xtask",
     bin_name = "cargo xtask",
     about = "Deterministic simulation laboratory: list, run, sweep and replay scenarios; property tests; history checks",
-    disable_help_subcommand = true,
     after_help = "Exit status: 0 pass, 1 safety violation, 2 liveness failure, 3 panic, 4 bad input, \
                   5 nondeterminism (determinism, compare), 6 planted bug not found (bugs, prop), 7 property failed (prop)."
 )]
@@ -193,6 +192,13 @@ fn named(cmd: clap::Command, name: &'static str) -> clap::Command {
     } else {
         rename(cmd, name)
     }
+}
+
+/// `n` and the noun, plural unless `n` is 1 (`1 run`, `2 runs`); `noun` is its singular,
+/// made plural with an `s`.
+pub(crate) fn count(n: impl Into<u128>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Prints a one-line error on stderr and returns [`exit::BAD_INPUT`].

@@ -12,7 +12,7 @@ use crate::results::ShardId;
 use crate::results::{self, RunKey, RunLine, Tally};
 use crate::shard::{split, CostTable, ShardArgs};
 use crate::single::load_faults;
-use crate::{bad_input, exit, junit};
+use crate::{bad_input, count, exit, junit};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scenarios::determinism::{compare_twice, Difference};
@@ -444,8 +444,9 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             let (mine, mine_cost, all_cost) = whole.part(&table, *id);
             let _ = writeln!(
                 out,
-                "shard {id} ({from}): {} of {total} runs, {:.1}% of the estimated cost",
+                "shard {id} ({from}): {} of {}, {:.1}% of the estimated cost",
                 mine.len(),
+                count(total, "run"),
                 mine_cost as f64 * 100.0 / all_cost.max(1) as f64
             );
             mine
@@ -453,7 +454,13 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     };
     let jobs = a.jobs.map_or_else(default_jobs, NonZeroUsize::get);
     let selected: Vec<Scenario> = runs.scenarios();
-    let _ = writeln!(out, "sweep: {} runs of {} scenarios on {jobs} jobs", runs.len(), selected.len());
+    let _ = writeln!(
+        out,
+        "sweep: {} of {} on {}",
+        count(runs.len(), "run"),
+        count(selected.len() as u64, "scenario"),
+        count(jobs as u64, "job")
+    );
     let pb = progress(runs.len(), "sweep");
     let t0 = Instant::now();
     // Keep only what the summary needs, folded in as each run is handed over in sweep order:
@@ -483,7 +490,8 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
                     .attachments
                     .iter()
                     .map(|att| {
-                        crate::artifacts::write_one(a_dir, att).map(|p| format!("{}: {}", att.what, p.display()))
+                        crate::artifacts::write_one(a_dir, att, it.bug.as_deref())
+                            .map(|p| format!("{}: {}", att.what, p.display()))
                     })
                     .collect(),
                 None => Vec::new(),
@@ -524,8 +532,8 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         for (name, s) in &tally.per_scenario {
             let _ = writeln!(
                 out,
-                "  {name:50} {} runs, {:.1} ms wall/run, {:.1}s simulated/run",
-                s.runs,
+                "  {name:50} {}, {:.1} ms wall/run, {:.1}s simulated/run",
+                count(s.runs, "run"),
                 s.wall_ms / s.runs as f64,
                 s.sim_s / s.runs as f64
             );
@@ -692,7 +700,7 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
         let (g, offset) = set.get(i);
         (scenarios[g], range.start + offset)
     };
-    println!("determinism: {total} runs, each twice, on {jobs} jobs");
+    println!("determinism: {}, each twice, on {}", count(total, "run"), count(jobs as u64, "job"));
     let pb = progress(total, "determinism");
     let t0 = Instant::now();
     let mut diffs: Vec<(Scenario, u64, Difference)> = Vec::new();
@@ -719,7 +727,12 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
         println!("REPRODUCE WITH: {} determinism {} --seeds {}..{}{bug}", cat.command(), sc.name, seed, seed + 1);
     }
     let n = diffs.len();
-    println!("{} of {} runs differ between two executions ({:.2}s wall)", n, total, t0.elapsed().as_secs_f64());
+    println!(
+        "{n} of {} differ{} between two executions ({:.2}s wall)",
+        count(total, "run"),
+        if n == 1 { "s" } else { "" },
+        t0.elapsed().as_secs_f64()
+    );
     if n > 0 {
         exit::NONDETERMINISTIC
     } else {
