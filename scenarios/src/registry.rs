@@ -33,13 +33,15 @@ pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<(), Failure>>>>;
 pub enum InputError {
     /// A filter selected no scenario.
     #[error(
-        "no scenario matches '{filter}': use a family ({}), a full name, a glob such as '{}::*', or 'all'; `cargo xtask list` shows them",
+        "no scenario matches '{filter}': use a family ({}), a full name, a glob such as '{}::*', or 'all'; `{command} list` shows them",
         families.join(", "),
         families.first().copied().unwrap_or("family")
     )]
     NoMatch {
         /// The filter as given.
         filter: String,
+        /// The command serving the catalogue ([`Catalogue::command`]), for the hint.
+        command: &'static str,
         /// The catalogue's families, for the message.
         families: Vec<&'static str>,
     },
@@ -52,8 +54,10 @@ pub enum InputError {
         reason: String,
     },
     /// A command that runs one scenario was given a name that is not exactly one.
-    #[error("'{name}' is not one scenario: give a full name such as {example} (see `cargo xtask list`)")]
+    #[error("'{name}' is not one scenario: give a full name such as {example} (see `{command} list`)")]
     NotOneScenario {
+        /// The command serving the catalogue ([`Catalogue::command`]), for the hint.
+        command: &'static str,
         /// The name as given.
         name: String,
         /// A real scenario name of the catalogue, for the message.
@@ -61,10 +65,16 @@ pub enum InputError {
     },
     /// A planted bug that a selected scenario's family does not know.
     #[error(
-        "unknown planted bug '{bug}' for family {family}: known bugs are {}",
-        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        "unknown planted bug '{bug}' for family {family}: {}",
+        if known.is_empty() {
+            format!("it has none (`{command} list --bugs` names every family's)")
+        } else {
+            format!("known bugs are {} (`{command} list --bugs` describes them)", known.join(", "))
+        }
     )]
     UnknownBug {
+        /// The command serving the catalogue ([`Catalogue::command`]), for the hint.
+        command: &'static str,
         /// The bug as given.
         bug: String,
         /// The family that does not know it.
@@ -74,9 +84,11 @@ pub enum InputError {
     },
     /// `--faults` or `--save-faults` for a scenario that declares no fault schedule.
     #[error(
-        "{scenario} takes no fault schedule, so --faults/--save-faults would be ignored: use them with a scenario that does (`cargo xtask list` marks them)"
+        "{scenario} takes no fault schedule, so --faults/--save-faults would be ignored: use them with a scenario that does (`{command} list` marks them)"
     )]
     NoFaultSchedule {
+        /// The command serving the catalogue ([`Catalogue::command`]), for the hint.
+        command: &'static str,
         /// The scenario's full name.
         scenario: &'static str,
     },
@@ -101,11 +113,39 @@ pub enum InputError {
         /// The end of that safety phase, in simulated milliseconds.
         end_ms: u64,
     },
+    /// A `hold` event naming a release trigger (`until`) or message kind (`message`) the
+    /// scenario does not report: the hold would never end, or hold nothing.
+    #[error(
+        "{path}: event {number} (hold) {field} = \"{value}\": {}",
+        if known.is_empty() {
+            format!("{scenario} reports no {what}s to a hold; drop the field or the event")
+        } else {
+            format!("{scenario} reports the {what}s {}; name one of them", known.join(", "))
+        }
+    )]
+    HoldNotReported {
+        /// The file holding the event.
+        path: String,
+        /// The event's position in the file, from 1.
+        number: usize,
+        /// `until` or `message`.
+        field: &'static str,
+        /// The name as written.
+        value: String,
+        /// `release trigger` or `message kind`.
+        what: &'static str,
+        /// The scenario's full name.
+        scenario: &'static str,
+        /// The names it reports.
+        known: &'static [&'static str],
+    },
     /// `--history` for a scenario that records no client history.
     #[error(
-        "{scenario} records no client history, so --history would be ignored: use it with a scenario that does (`cargo xtask list` marks them)"
+        "{scenario} records no client history, so --history would be ignored: use it with a scenario that does (`{command} list` marks them)"
     )]
     NoClientHistory {
+        /// The command serving the catalogue ([`Catalogue::command`]), for the hint.
+        command: &'static str,
         /// The scenario's full name.
         scenario: &'static str,
     },
@@ -121,9 +161,11 @@ pub enum InputError {
     /// `--scenario-file`-like options (run from a scenario file, save one, shrink) for a
     /// scenario that takes none.
     #[error(
-        "{scenario} does not run from scenario files (only swarms do; `cargo xtask list` marks them): use one that does"
+        "{scenario} does not run from scenario files (only swarms do; `{command} list` marks them): use one that does"
     )]
     NoScenarioFile {
+        /// The command serving the catalogue ([`Catalogue::command`]), for the hint.
+        command: &'static str,
         /// The scenario's full name.
         scenario: &'static str,
     },
@@ -149,6 +191,25 @@ pub enum InputError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// The command a catalogue is served by when it names none ([`Catalogue::with_command`]).
+pub const DEFAULT_COMMAND: &str = "cargo xtask";
+
+impl InputError {
+    /// The same error, its hints naming `command` (the one serving the catalogue): a
+    /// scenario's own checks do not know it, the catalogue's name it.
+    pub fn for_command(self, command: &'static str) -> InputError {
+        match self {
+            InputError::NoFaultSchedule { scenario, .. } => InputError::NoFaultSchedule { scenario, command },
+            InputError::NoClientHistory { scenario, .. } => InputError::NoClientHistory { scenario, command },
+            InputError::NoScenarioFile { scenario, .. } => InputError::NoScenarioFile { scenario, command },
+            InputError::NoMatch { filter, families, .. } => InputError::NoMatch { filter, families, command },
+            InputError::NotOneScenario { name, example, .. } => InputError::NotOneScenario { name, example, command },
+            InputError::UnknownBug { bug, family, known, .. } => InputError::UnknownBug { bug, family, known, command },
+            other => other,
+        }
+    }
 }
 
 /// A fault schedule loaded from a file, with the file's path (for messages and for the
@@ -261,6 +322,14 @@ pub struct FaultSupport {
     /// The workload a scenario file for it must describe, when it takes scenario files
     /// (`crate::spec`): its whole resolved scenario as data.
     pub workload: Option<WorkloadKind>,
+    /// The release triggers a `hold` event may wait for (its `until`): those the scenario
+    /// registers and reports (`sim::net::register_triggers`; for the Raft testers
+    /// `crate::raft::observer::TRIGGERS`). Empty: a hold is refused, it would never end.
+    pub triggers: &'static [&'static str],
+    /// The message kinds a `hold` event may pick (its `message`): those the family's
+    /// classifier names (`sim::net::set_classifier`; for the Raft testers
+    /// `crate::raft::observer::MESSAGE_KINDS`). Empty: only a hold of any message.
+    pub message_kinds: &'static [&'static str],
 }
 
 /// One scenario: a name, what it does, a simulated-time budget and the body that makes a
@@ -309,7 +378,10 @@ impl Scenario {
     /// `safety_phase_end_ms(seed)`. Its body must honour [`Opts::faults`] and
     /// [`Opts::record_faults`] (the swarms do it with `crate::swarm::schedule_for`).
     pub const fn with_fault_schedule(self, safety_phase_end_ms: fn(seed: u64) -> u64) -> Scenario {
-        Scenario { faults: Some(FaultSupport { safety_phase_end_ms, workload: None }), ..self }
+        Scenario {
+            faults: Some(FaultSupport { safety_phase_end_ms, workload: None, triggers: &[], message_kinds: &[] }),
+            ..self
+        }
     }
 
     /// The same scenario, declared to run from a scenario file (`crate::spec`: shape,
@@ -321,10 +393,23 @@ impl Scenario {
     /// When the scenario does not take a fault schedule yet.
     pub const fn with_scenario_files(self, workload: WorkloadKind) -> Scenario {
         let Some(f) = self.faults else { panic!("with_scenario_files needs with_fault_schedule first") };
-        Scenario {
-            faults: Some(FaultSupport { safety_phase_end_ms: f.safety_phase_end_ms, workload: Some(workload) }),
-            ..self
-        }
+        Scenario { faults: Some(FaultSupport { workload: Some(workload), ..f }), ..self }
+    }
+
+    /// The same scenario, declared to report these release triggers and name these message
+    /// kinds to the network's holds, so that a schedule's `hold` events may name them (and
+    /// are refused naming others). Implies [`Scenario::with_fault_schedule`], which must come
+    /// first.
+    ///
+    /// # Panics
+    /// When the scenario does not take a fault schedule yet.
+    pub const fn with_holds(
+        self,
+        triggers: &'static [&'static str],
+        message_kinds: &'static [&'static str],
+    ) -> Scenario {
+        let Some(f) = self.faults else { panic!("with_holds needs with_fault_schedule first") };
+        Scenario { faults: Some(FaultSupport { triggers, message_kinds, ..f }), ..self }
     }
 
     /// Whether the scenario runs from scenario files and records its resolved scenario.
@@ -378,7 +463,38 @@ impl Scenario {
     /// none.
     pub fn check_outputs(&self, opts: &Opts) -> Result<(), InputError> {
         if opts.attach_history && !self.client_history {
-            return Err(InputError::NoClientHistory { scenario: self.name });
+            return Err(InputError::NoClientHistory { scenario: self.name, command: DEFAULT_COMMAND });
+        }
+        Ok(())
+    }
+
+    /// Checks the `hold` events of a schedule (`path`, for the message) against the triggers
+    /// and message kinds the scenario reports ([`FaultSupport`]).
+    fn check_holds(
+        &self,
+        support: &FaultSupport,
+        path: &str,
+        events: &[sim::faults::FaultEvent],
+    ) -> Result<(), InputError> {
+        for (i, e) in events.iter().enumerate() {
+            let sim::faults::Fault::Hold { message, until, .. } = &e.fault else { continue };
+            let refuse = |field, value: &str, what, known| InputError::HoldNotReported {
+                path: path.to_string(),
+                number: i + 1,
+                field,
+                value: value.to_string(),
+                what,
+                scenario: self.name,
+                known,
+            };
+            if !support.triggers.contains(&until.as_str()) {
+                return Err(refuse("until", until, "release trigger", support.triggers));
+            }
+            if let Some(m) = message {
+                if !support.message_kinds.contains(&m.as_str()) {
+                    return Err(refuse("message", m, "message kind", support.message_kinds));
+                }
+            }
         }
         Ok(())
     }
@@ -392,7 +508,7 @@ impl Scenario {
     pub fn check_faults(&self, seed: u64, opts: &Opts) -> Result<(), InputError> {
         match self.faults.and_then(|f| f.workload) {
             None if opts.scenario_file.is_some() || opts.record_scenario.is_some() => {
-                return Err(InputError::NoScenarioFile { scenario: self.name });
+                return Err(InputError::NoScenarioFile { scenario: self.name, command: DEFAULT_COMMAND });
             }
             Some(kind) => {
                 if let Some(file) = &opts.scenario_file {
@@ -408,17 +524,21 @@ impl Scenario {
                         path: file.path.display().to_string(),
                         message,
                     })?;
+                    if let Some(support) = self.faults {
+                        self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
+                    }
                 }
             }
             None => {}
         }
         let Some(support) = self.faults else {
             if opts.faults.is_some() || opts.record_faults.is_some() {
-                return Err(InputError::NoFaultSchedule { scenario: self.name });
+                return Err(InputError::NoFaultSchedule { scenario: self.name, command: DEFAULT_COMMAND });
             }
             return Ok(());
         };
         if let Some(file) = &opts.faults {
+            self.check_holds(&support, &file.path.display().to_string(), &file.schedule.events)?;
             let end_ms = (support.safety_phase_end_ms)(seed);
             if let Some((i, ev)) = file.schedule.events.iter().enumerate().find(|(_, e)| e.at_ms >= end_ms) {
                 return Err(InputError::FaultPastSafetyPhase {
@@ -549,7 +669,7 @@ impl Catalogue {
 
     /// The command that serves this catalogue (see [`Catalogue::with_command`]).
     pub fn command(&self) -> &'static str {
-        self.command.unwrap_or("cargo xtask")
+        self.command.unwrap_or(DEFAULT_COMMAND)
     }
 
     /// Adds a family after those already present (listing order).
@@ -619,6 +739,7 @@ impl Catalogue {
         let picked: Vec<Scenario> = self.scenarios().filter(|s| f.matches(s.name)).copied().collect();
         if picked.is_empty() {
             return Err(InputError::NoMatch {
+                command: self.command(),
                 filter: filter.to_string(),
                 families: self.families.iter().map(|f| f.name).collect(),
             });
@@ -632,6 +753,7 @@ impl Catalogue {
     /// [`InputError::NotOneScenario`] when `name` is not one scenario's full name.
     pub fn scenario(&self, name: &str) -> Result<Scenario, InputError> {
         self.scenarios().find(|s| s.name == name).copied().ok_or_else(|| InputError::NotOneScenario {
+            command: self.command(),
             name: name.to_string(),
             example: self.scenarios().next().map_or("family::name", |s| s.name),
         })
@@ -645,6 +767,7 @@ impl Catalogue {
         for fam in &self.families {
             if scenarios.iter().any(|s| s.family() == fam.name) && !fam.knows_bug(bug) {
                 return Err(InputError::UnknownBug {
+                    command: self.command(),
                     bug: bug.to_string(),
                     family: fam.name,
                     known: fam.bugs.iter().map(|b| b.name).collect(),
@@ -679,14 +802,15 @@ impl Catalogue {
         if let Some(b) = &opts.bug {
             self.check_bug(std::slice::from_ref(sc), b)?;
         }
-        sc.check_outputs(opts)?;
+        let named = |e: InputError| e.for_command(self.command());
+        sc.check_outputs(opts).map_err(named)?;
         // A command's --plain-swarm where it would change nothing is refused here, where the
         // command lines check their input; a library caller may pass it for a whole suite
         // (the scenarios that draw no knobs ignore it), so `run_scenario` does not insist.
         if opts.plain_swarm && !sc.knobs {
             return Err(InputError::NoSwarmKnobs { scenario: sc.name.to_string() });
         }
-        sc.check_faults(seed, opts)
+        sc.check_faults(seed, opts).map_err(named)
     }
 }
 
@@ -843,6 +967,38 @@ mod tests {
     }
 
     #[test]
+    fn a_downstream_catalogues_hints_name_its_own_command() {
+        // Before, `cargo lab run nope` answered "see `cargo xtask list`", a command the lab's
+        // users do not have.
+        let cat = Catalogue::new().with_command("cargo lab").with_family(
+            Family::new("lab")
+                .with_scenario(Scenario::new("lab::basic", "one client", Duration::from_secs(5), body))
+                .with_scenario(Scenario::new("lab::other", "two", Duration::from_secs(5), body).with_client_history()),
+        );
+        let basic = cat.scenario("lab::basic").unwrap();
+        let faults = FaultFile { path: "f.toml".into(), schedule: FaultSchedule::default() };
+        let history = Opts { attach_history: true, ..Opts::default() };
+        let errors = [
+            cat.select("nope").unwrap_err(),
+            cat.scenario("lab").unwrap_err(),
+            cat.check_bug(&[basic], "stale-read").unwrap_err(),
+            cat.check_opts(&basic, 0, &Opts { faults: Some(faults), ..Opts::default() }).unwrap_err(),
+            cat.check_opts(&basic, 0, &history).unwrap_err(),
+            cat.check_opts(
+                &basic,
+                0,
+                &Opts { record_scenario: Some(SpecRecorder::new("lab::basic")), ..Opts::default() },
+            )
+            .unwrap_err(),
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(text.contains("`cargo lab list") && !text.contains("xtask"), "{text}");
+        }
+        assert!(cat.check_bug(&[basic], "x").unwrap_err().to_string().contains("it has none"));
+    }
+
+    #[test]
     #[should_panic(expected = "must be named register::<name>")]
     fn a_scenario_outside_its_family_is_refused() {
         let _ = Catalogue::new().with_family(Family::new("register").with_scenario(Scenario::new(
@@ -875,7 +1031,7 @@ mod tests {
         let plain = cat.scenario("raft::initial_election_2a").unwrap();
         let with_file = Opts { faults: Some(schedule_at(&[5])), ..Opts::default() };
         let err = cat.check_opts(&plain, 0, &with_file).unwrap_err();
-        assert_eq!(err, InputError::NoFaultSchedule { scenario: "raft::initial_election_2a" });
+        assert_eq!(err, InputError::NoFaultSchedule { scenario: "raft::initial_election_2a", command: "cargo xtask" });
         let saving = Opts { record_faults: Some(FaultRecorder::new()), ..Opts::default() };
         assert!(cat.check_opts(&plain, 0, &saving).is_err());
         for name in ["raft::swarm_2c", "raft::swarm_2d", "kvraft::swarm_3b"] {

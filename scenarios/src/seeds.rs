@@ -261,7 +261,7 @@ pub fn parse(catalogue: &Catalogue, path: &Path, text: &str) -> Result<SavedSeed
         seed_error(path, line, e.message().replace('\n', " ").trim().to_string())
     })?;
     let scenario = catalogue.scenario(&file.scenario).map_err(|_| {
-        seed_error(path, None, format!("unknown scenario '{}' (see `cargo xtask list`)", file.scenario))
+        seed_error(path, None, format!("unknown scenario '{}' (see `{} list`)", file.scenario, catalogue.command()))
     })?;
     for (field, value) in [("summary", &file.summary), ("checker", &file.checker)] {
         if value.trim().is_empty() || value.contains('\n') {
@@ -269,7 +269,11 @@ pub fn parse(catalogue: &Catalogue, path: &Path, text: &str) -> Result<SavedSeed
         }
     }
     if file.faults.is_some() && !scenario.takes_fault_schedule() {
-        return Err(seed_error(path, None, InputError::NoFaultSchedule { scenario: scenario.name }.to_string()));
+        return Err(seed_error(
+            path,
+            None,
+            InputError::NoFaultSchedule { scenario: scenario.name, command: catalogue.command() }.to_string(),
+        ));
     }
     let dir = path.parent().unwrap_or(Path::new(""));
     let opts = file.opts(dir)?;
@@ -322,10 +326,23 @@ pub fn save(dir: &Path, sf: &SeedFile) -> Result<PathBuf, InputError> {
     Ok(path)
 }
 
+/// Where [`save_failure`] left a seed, and whether it wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    /// The seed file.
+    pub path: PathBuf,
+    /// False when the file already recorded this failure (same scenario, seed, bug, class,
+    /// checker and fault schedule, status open) and was left as it was.
+    pub written: bool,
+}
+
 /// Saves a failed run as an `open` seed under `dir` (what `sweep --save` and `bugs --save`
 /// write): the failure's class and catching check, and — when the run played a fault file —
 /// a copy of that schedule next to the seed file, which names it, so the seed reproduces
-/// without the original file. Returns the seed file's path.
+/// without the original file. A seed file that already records this failure — the same
+/// scenario, seed, bug, class and checker, the same schedule beside it, still open — is kept
+/// as it is rather than rewritten to change only its date (a sweep saving again must not
+/// churn a committed folder).
 ///
 /// # Errors
 /// [`InputError::SeedFile`] or [`InputError::Faults`] when a file cannot be written.
@@ -336,15 +353,27 @@ pub fn save_failure(
     opts: &Opts,
     failure: &Failure,
     date: Date,
-) -> Result<PathBuf, InputError> {
+) -> Result<Saved, InputError> {
     let mut sf = SeedFile::of_failure(scenario, seed, opts.bug.as_deref(), failure, date);
-    if let Some(faults) = &opts.faults {
-        std::fs::create_dir_all(dir).map_err(|e| seed_error(dir, None, format!("cannot create: {e}")))?;
-        let name = format!("{}{FAULTS_SUFFIX}", sf.stem());
-        faults.schedule.save(&dir.join(&name))?;
-        sf.faults = Some(name);
+    let schedule = opts.faults.as_ref().map(|f| (format!("{}{FAULTS_SUFFIX}", sf.stem()), f.schedule.to_toml()));
+    sf.faults = schedule.as_ref().map(|(name, _)| name.clone());
+    let path = dir.join(sf.file_name());
+    let recorded = std::fs::read_to_string(&path).ok().and_then(|t| toml::from_str::<SeedFile>(&t).ok());
+    let same_schedule = schedule
+        .as_ref()
+        .is_none_or(|(name, text)| std::fs::read_to_string(dir.join(name)).is_ok_and(|old| &old == text));
+    if recorded.is_some_and(|old| {
+        (&old.scenario, old.seed, &old.bug, old.class, &old.checker, &old.faults, old.status)
+            == (&sf.scenario, sf.seed, &sf.bug, sf.class, &sf.checker, &sf.faults, Status::Open)
+    }) && same_schedule
+    {
+        return Ok(Saved { path, written: false });
     }
-    save(dir, &sf)
+    if let (Some(faults), Some((name, _))) = (&opts.faults, &schedule) {
+        std::fs::create_dir_all(dir).map_err(|e| seed_error(dir, None, format!("cannot create: {e}")))?;
+        faults.schedule.save(&dir.join(name))?;
+    }
+    save(dir, &sf).map(|path| Saved { path, written: true })
 }
 
 #[cfg(test)]

@@ -74,7 +74,10 @@ fn scenario_files_are_refused_where_they_would_be_ignored_or_do_not_fit() {
     let cat = scenarios::catalogue();
     let course = cat.scenario("raft::figure8_unreliable_2c").unwrap();
     let saving = Opts { record_scenario: Some(SpecRecorder::new(course.name)), ..Opts::default() };
-    assert_eq!(cat.check_opts(&course, 0, &saving).unwrap_err(), InputError::NoScenarioFile { scenario: course.name });
+    assert_eq!(
+        cat.check_opts(&course, 0, &saving).unwrap_err(),
+        InputError::NoScenarioFile { scenario: course.name, command: "cargo xtask" }
+    );
     // A Raft swarm's file given to the key/value swarm, and to the other Raft swarm.
     let sc = cat.scenario("raft::swarm_2d").unwrap();
     let recorder = SpecRecorder::new(sc.name);

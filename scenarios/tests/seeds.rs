@@ -81,7 +81,22 @@ fn a_failure_saved_with_a_fault_file_keeps_a_copy_that_its_seed_replays() {
     let opts = Opts { faults: Some(FaultFile::load(&original).unwrap()), ..Opts::default() };
     let failure = sim::Failure::safety("election-safety", "two leaders in term 3");
     let date = seeds::parse_date("2026-11-21").unwrap();
-    let path = seeds::save_failure(&dir.join("saved"), "raft::swarm_2c", 4, &opts, &failure, date).unwrap();
+    let saved = seeds::save_failure(&dir.join("saved"), "raft::swarm_2c", 4, &opts, &failure, date).unwrap();
+    assert!(saved.written);
+    let path = saved.path;
+    // Saved again another day: the file already records this failure and is kept as it is.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let later = seeds::parse_date("2026-12-01").unwrap();
+    let again = seeds::save_failure(&dir.join("saved"), "raft::swarm_2c", 4, &opts, &failure, later).unwrap();
+    assert_eq!((again.path.as_path(), again.written), (path.as_path(), false));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "not rewritten to change the date");
+    // Another check catching it is another record: written, with the new date.
+    let other = sim::Failure::safety("log-matching", "logs differ at index 4");
+    let changed = seeds::save_failure(&dir.join("saved"), "raft::swarm_2c", 4, &opts, &other, later).unwrap();
+    assert!(changed.written);
+    assert!(std::fs::read_to_string(&path).unwrap().contains("2026-12-01"));
+    let saved = seeds::save_failure(&dir.join("saved"), "raft::swarm_2c", 4, &opts, &failure, date).unwrap();
+    assert!(saved.written, "back to the first record");
     std::fs::remove_file(&original).unwrap();
     let saved = seeds::load(&cat, &path).unwrap();
     assert_eq!(saved.file.faults.as_deref(), Some("raft__swarm_2c-4.faults.toml"));

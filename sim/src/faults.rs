@@ -27,6 +27,39 @@ impl Target {
     pub fn role(role: &str) -> Self {
         Target(role.to_string())
     }
+
+    /// The role words a schedule may name: `leader`, `follower`, `down` (a crashed server),
+    /// `any`; the sharded swarms add `leader@<gid>`, `down@<gid>` and `leader@ctrler`.
+    pub const ROLES: [&'static str; 4] = ["leader", "follower", "down", "any"];
+
+    /// Whether the name is one the schedule format defines: a server `s<N>` (`s<gid>-<N>`
+    /// in a sharded cluster), a controller `ctrler<N>`, or a role ([`Target::ROLES`],
+    /// `leader@<gid>`, `down@<gid>`, `leader@ctrler`). A name the format defines may still
+    /// name nobody in a given run (`s6` of a 3-server cluster, a role nobody holds): such an
+    /// event is skipped when it fires, since one schedule serves every cluster size.
+    ///
+    /// # Errors
+    /// One line naming the target and the forms a name may take.
+    pub fn check(&self) -> Result<(), String> {
+        let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let n = self.0.as_str();
+        let server = n.strip_prefix('s').is_some_and(|rest| match rest.split_once('-') {
+            Some((gid, i)) => number(gid) && number(i),
+            None => number(rest),
+        });
+        let ctrler = n.strip_prefix("ctrler").is_some_and(number);
+        let role = Self::ROLES.contains(&n)
+            || n == "leader@ctrler"
+            || n.split_once('@').is_some_and(|(r, gid)| ["leader", "down"].contains(&r) && number(gid));
+        if server || ctrler || role {
+            Ok(())
+        } else {
+            Err(format!(
+                "'{n}' is no node or role: name a server s0, s1, … (s<gid>-<i> in a sharded cluster, ctrler<i> a controller) or a role: {}, leader@<gid>, down@<gid>, leader@ctrler",
+                Self::ROLES.join(", ")
+            ))
+        }
+    }
 }
 
 /// One kind of fault.
@@ -299,13 +332,57 @@ impl Fault {
         }
     }
 
-    /// Whether the fault's values can happen: a rate per mille is at most 1000, and a delay
-    /// range's least is not above its most. Schedule and scenario files are refused when an
-    /// event fails this, rather than run with a rate the network would clamp silently.
+    /// The nodes or roles the fault names, with the field each is in (`node`, `from`, `to`,
+    /// `of`, `a`, `b`).
+    pub fn named_targets(&self) -> Vec<(&'static str, &Target)> {
+        match self {
+            Fault::Partition { a, b } => a.iter().map(|t| ("a", t)).chain(b.iter().map(|t| ("b", t))).collect(),
+            Fault::Isolate { node }
+            | Fault::Connect { node }
+            | Fault::Crash { node }
+            | Fault::CrashAfterSave { node, .. }
+            | Fault::Restart { node } => vec![("node", node)],
+            Fault::Cut { from, to }
+            | Fault::Uncut { from, to }
+            | Fault::Clog { from, to }
+            | Fault::Release { from, to } => {
+                vec![("from", from), ("to", to)]
+            }
+            Fault::Hold { from, to, of, .. } => {
+                let mut v = vec![("from", from), ("to", to)];
+                v.extend(of.iter().map(|o| ("of", o)));
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the fault's values can happen: every node or role it names is one the format
+    /// defines ([`Target::check`]), a partition cuts something (a side names someone, and
+    /// side `b` someone side `a` does not — a node named on both stays on `a`), a rate per
+    /// mille is at most 1000, and a delay range's least is not above its most. Schedule and
+    /// scenario files are refused when an event fails this, rather than run as a no-op or
+    /// with a rate the network would clamp silently. (One side may be empty: the swarms draw
+    /// such partitions, which link the other side up; a saved schedule must replay.)
     ///
     /// # Errors
     /// One line naming the field, its value and what to give instead.
     pub fn check_values(&self) -> Result<(), String> {
+        for (field, t) in self.named_targets() {
+            t.check().map_err(|e| format!("{} {field}: {e}", self.kind()))?;
+        }
+        if let Fault::Partition { a, b } = self {
+            if a.is_empty() && b.is_empty() {
+                return Err("partition: both sides are empty; name the nodes of side a and side b".into());
+            }
+            if !b.is_empty() && b.iter().all(|t| a.contains(t)) {
+                let names: Vec<&str> = b.iter().map(|t| t.0.as_str()).collect();
+                return Err(format!(
+                    "partition: every node of side b ({}) is also on side a, where a node named on both stays, so nothing is cut; give the sides different nodes",
+                    names.join(", ")
+                ));
+            }
+        }
         let rate = |field: &str, permille: u32| {
             if permille > 1000 {
                 Err(format!("{} {field} = {permille}: give a rate of 0 to 1000 per mille", self.kind()))
@@ -340,6 +417,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
     let one = |t: &Target| find(t, servers, resolve);
     let skipped = |what: &str| {
         let w = what.to_string();
+        crate::world::keep_skipped_fault(&format!("{w} (resolves to no node then)"));
         crate::note(crate::trace::NoteCode::FaultSkipped, 0, move || {
             format!("fault skipped: {w} resolves to no node now")
         });
@@ -583,5 +661,51 @@ mod tests {
         .unwrap();
         parse("kind = \"duplicate\"\npermille = 1000").unwrap();
         parse("kind = \"delay\"\nmin_ms = 3\nmax_ms = 3").unwrap();
+    }
+
+    #[test]
+    fn names_no_format_defines_and_partitions_that_cut_nothing_are_refused() {
+        let p = Path::new("f.toml");
+        let parse = |body: &str| {
+            FaultSchedule::parse(p, &format!("[[event]]\nat_ms = 0\n{body}\n")).map(|_| ()).map_err(|e| e.to_string())
+        };
+        // Before, each of these ran as a no-op: the name resolved to nobody when it fired.
+        let e = parse("kind = \"crash\"\nnode = \"leadr\"").unwrap_err();
+        assert!(e.contains("event 1") && e.contains("crash node") && e.contains("'leadr'"), "{e}");
+        assert!(parse("kind = \"restart\"\nnode = \"bogus\"").unwrap_err().contains("'bogus'"));
+        assert!(parse("kind = \"cut\"\nfrom = \"s0\"\nto = \"S1\"").unwrap_err().contains("cut to"));
+        assert!(parse("kind = \"hold\"\nfrom = \"s0\"\nto = \"s1\"\nuntil = \"term\"\nof = \"s\"")
+            .unwrap_err()
+            .contains("hold of"));
+        assert!(parse("kind = \"partition\"\na = [\"s0\", \"x1\"]\nb = []").unwrap_err().contains("partition a"));
+        let e = parse("kind = \"partition\"\na = [\"s0\"]\nb = [\"s0\"]").unwrap_err();
+        assert!(e.contains("also on side a") && e.contains("nothing is cut"), "{e}");
+        assert!(parse("kind = \"partition\"\na = []\nb = []").unwrap_err().contains("both sides are empty"));
+        // Every form the swarms write is fine, and so is a node beyond some cluster's size
+        // (skipped when it fires), an overlap that still cuts, and one empty side.
+        for name in [
+            "s0",
+            "s12",
+            "s100-2",
+            "ctrler1",
+            "leader",
+            "follower",
+            "down",
+            "any",
+            "leader@100",
+            "down@7",
+            "leader@ctrler",
+        ] {
+            parse(&format!("kind = \"crash\"\nnode = \"{name}\"")).unwrap();
+        }
+        for bad in ["", "s", "s-1", "s1-", "sx", "ctrler", "leader@", "up@100", "leader@x", "Leader", " s0"] {
+            assert!(parse(&format!("kind = \"isolate\"\nnode = \"{bad}\"")).is_err(), "{bad:?}");
+        }
+        parse(
+            "kind = \"partition\"\na = [\"ctrler1\", \"leader@ctrler\"]\nb = [\"ctrler0\", \"ctrler1\", \"ctrler2\"]",
+        )
+        .unwrap();
+        parse("kind = \"partition\"\na = [\"s0\", \"s1\", \"s2\"]\nb = []").unwrap();
+        parse("kind = \"partition\"\na = []\nb = [\"s0\", \"s1\"]").unwrap();
     }
 }

@@ -82,6 +82,10 @@ pub struct RunReport {
     pub attachments: Vec<Attachment>,
     /// Coverage marks the run reached (`sim::mark`), by name, with how often.
     pub marks: Vec<(&'static str, u64)>,
+    /// The fault events that were skipped because they named no node when they fired (a
+    /// role nobody held, a node beyond the cluster, a crash of a node already down), each as
+    /// `at N ms: what`, in the order they fired. `run` prints them.
+    pub skipped_faults: Vec<String>,
 }
 
 thread_local! {
@@ -290,6 +294,7 @@ where
     };
     let marks: Vec<(&'static str, u64)> =
         w.as_mut().map(|w| std::mem::take(&mut w.marks).into_iter().collect()).unwrap_or_default();
+    let skipped_faults = w.as_mut().map(|w| std::mem::take(&mut w.skipped_faults)).unwrap_or_default();
     let (trace_hash, events, captured, stats, annotations, description, attachments) = match w.as_mut() {
         Some(w) => (
             w.trace.hash(),
@@ -314,6 +319,7 @@ where
         description,
         attachments,
         marks,
+        skipped_faults,
     }
 }
 

@@ -89,6 +89,9 @@ pub(crate) struct Kernel {
     pub description: Vec<String>,
     /// Files the run hands its caller (`attach`).
     pub attachments: Vec<crate::run::Attachment>,
+    /// Fault events that named no node when they fired, as `at N ms: what` (not hashed: the
+    /// trace's `fault skipped` note is).
+    pub skipped_faults: Vec<String>,
     /// Coverage marks reached so far (`mark`), by name.
     pub marks: std::collections::BTreeMap<&'static str, u64>,
     /// The fault points enabled for the run (`points.rs`) and their random streams.
@@ -157,6 +160,7 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         annotations: Vec::new(),
         description: Vec::new(),
         attachments: Vec::new(),
+        skipped_faults: Vec::new(),
         marks: std::collections::BTreeMap::new(),
         points: crate::points::Points::default(),
         watch_s: 0,
@@ -275,6 +279,13 @@ pub fn failed() -> bool {
 /// the world, only when lines are wanted: it must not call back into `sim`.
 pub fn note(code: crate::trace::NoteCode, a: u64, text: impl FnOnce() -> String) {
     with(|w| w.kernel.record(Kind::Note, NO_NODE, [code.value(), a, 0], |_| text()));
+}
+
+/// Keeps a fault event that was skipped (it named no node when it fired) for the run's
+/// report ([`crate::RunReport::skipped_faults`]); the trace's note is recorded apart.
+pub(crate) fn keep_skipped_fault(what: &str) {
+    let at_ms = crate::sched::now().as_millis();
+    with(|w| w.kernel.skipped_faults.push(format!("at {at_ms} ms: {what}")));
 }
 
 /// Describes the run (a swarm's drawn parameters): recorded in the trace and printed by

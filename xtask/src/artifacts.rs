@@ -20,9 +20,37 @@ pub fn history_of(r: &RunReport) -> Option<&Attachment> {
     r.attachments.iter().find(|a| a.name.ends_with(HISTORY_SUFFIX))
 }
 
-/// Creates `dir` before a run, so that an unwritable folder is refused before anything runs.
+/// Checks before a run that `dir` could be created and written, so that an unwritable
+/// folder is refused before anything runs — without creating it: the folder is made only
+/// when a run attaches a file ([`write_one`]), so a command that writes nothing leaves no
+/// empty folder behind. The check writes (and removes) a probe file in `dir`, or in its
+/// nearest existing ancestor when `dir` does not exist yet.
+///
+/// # Errors
+/// `--artifacts DIR: cannot create the folder: …` when a part of the path is a file or the
+/// folder (or the ancestor it would be made in) cannot be written.
 pub fn prepare_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("--artifacts {}: cannot create the folder: {e}", dir.display()))
+    let refuse = |why: String| format!("--artifacts {}: cannot create the folder: {why}", dir.display());
+    let mut at = dir;
+    let existing = loop {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => break at,
+            Ok(_) => return Err(refuse(format!("{} is a file", at.display()))),
+            Err(_) => match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p,
+                _ => break Path::new("."),
+            },
+        }
+    };
+    let probe = existing.join(format!(".simlab-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .map_err(|e| refuse(e.to_string()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Checks, before a run, that each output file (`--history`, `--save-faults`, `--out`, …)
@@ -51,19 +79,34 @@ pub fn probe_writable<'a>(files: impl IntoIterator<Item = (&'a str, &'a Path)>) 
 }
 
 /// Writes every attachment except the history (which `--history` places) into `dir`;
-/// returns one line per file to print.
-pub fn write_all(dir: &Path, r: &RunReport) -> Result<Vec<String>, String> {
+/// returns one line per file to print. `bug` is the run's planted bug (see [`file_name`]).
+pub fn write_all(dir: &Path, r: &RunReport, bug: Option<&str>) -> Result<Vec<String>, String> {
     let mut lines = Vec::new();
     for a in r.attachments.iter().filter(|a| !a.name.ends_with(HISTORY_SUFFIX)) {
-        let path = write_one(dir, a)?;
+        let path = write_one(dir, a, bug)?;
         lines.push(format!("{}: {}", a.what, path.display()));
     }
     Ok(lines)
 }
 
-/// Writes one attachment into `dir` under its own name.
-pub fn write_one(dir: &Path, a: &Attachment) -> Result<PathBuf, String> {
-    let path = dir.join(&a.name);
+/// The file name an attachment is written under: its own (`kvraft__x_3a-seed0.html`), with
+/// the run's planted bug after the stem (`kvraft__x_3a-seed0-local-reads.html`), so that runs
+/// of one scenario and seed with different bugs (`bugs`, a `--rerun` of the golden table,
+/// sweeps with `--bug` into one folder) do not overwrite each other's pages. The run names
+/// its attachment without the bug (its failure message, part of the trace, says that name).
+pub fn file_name(name: &str, bug: Option<&str>) -> String {
+    match bug {
+        None => name.to_string(),
+        Some(b) => match name.split_once('.') {
+            Some((stem, ext)) => format!("{stem}-{b}.{ext}"),
+            None => format!("{name}-{b}"),
+        },
+    }
+}
+
+/// Writes one attachment into `dir` under [`file_name`].
+pub fn write_one(dir: &Path, a: &Attachment, bug: Option<&str>) -> Result<PathBuf, String> {
+    let path = dir.join(file_name(&a.name, bug));
     std::fs::create_dir_all(dir)
         .and_then(|_| std::fs::write(&path, &a.bytes))
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
@@ -103,4 +146,17 @@ pub fn write_history(a: &Attachment, path: &Path) -> Result<String, String> {
     };
     std::fs::write(path, bytes).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
     Ok(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_bug_goes_into_the_file_name_after_the_stem() {
+        assert_eq!(file_name("kvraft__x_3a-seed0.html", None), "kvraft__x_3a-seed0.html");
+        assert_eq!(file_name("kvraft__x_3a-seed0.html", Some("local-reads")), "kvraft__x_3a-seed0-local-reads.html");
+        assert_eq!(file_name("a-seed7.history.json", Some("b")), "a-seed7-b.history.json");
+        assert_ne!(file_name("p-seed0.html", Some("x")), file_name("p-seed0.html", Some("y")));
+    }
 }

@@ -8,7 +8,7 @@
 //!   wall second of each scenario on one seed.
 //! - `bench sweep FILTER --seeds A..B`: runs per second of a sweep with 1 job and with 2.
 
-use crate::sweep::{parallel, parse_range};
+use crate::sweep::{parallel_in_order, parse_range};
 use crate::{bad_input, exit};
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
@@ -260,21 +260,37 @@ fn bench_sweep(cat: &Catalogue, filter: &str, range: std::ops::Range<u64>) -> u8
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
-    let items: Vec<_> = scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
+    let total = match crate::plan::grid_runs(
+        &format!("'{filter}' ({} scenarios)", scenarios.len()),
+        scenarios.len() as u64,
+        &range,
+    ) {
+        Ok(n) => n,
+        Err(e) => return bad_input(e),
+    };
+    let set = crate::plan::RunSet::whole(scenarios.len(), range.end - range.start);
     let mut rates = Vec::new();
     for jobs in [1usize, 2] {
         let pb = ProgressBar::hidden();
         let t = Instant::now();
-        let fails: Vec<bool> = parallel(&items, jobs, &pb, |(sc, seed)| {
-            !run_scenario(sc, *seed, &Opts::default(), TraceMode::Hash, None).outcome.is_pass()
-        });
+        let mut failed = 0u64;
+        parallel_in_order(
+            total,
+            jobs,
+            &pb,
+            |i| {
+                let (g, offset) = set.get(i);
+                !run_scenario(&scenarios[g], range.start + offset, &Opts::default(), TraceMode::Hash, None)
+                    .outcome
+                    .is_pass()
+            },
+            |_, fail| failed += u64::from(fail),
+        );
         let w = t.elapsed().as_secs_f64();
-        let rate = items.len() as f64 / w;
+        let rate = total as f64 / w;
         println!(
-            "jobs={jobs}: {} runs in {w:.2}s = {rate:.1} runs/s = {:.0} runs/hour ({} failed)",
-            items.len(),
-            rate * 3600.0,
-            fails.iter().filter(|f| **f).count()
+            "jobs={jobs}: {total} runs in {w:.2}s = {rate:.1} runs/s = {:.0} runs/hour ({failed} failed)",
+            rate * 3600.0
         );
         rates.push(rate);
     }

@@ -7,8 +7,9 @@
 //! Exit status: 0 when every bug was found, 6 when one was not, 4 for bad input (or a seed
 //! file that could not be written).
 
-use crate::sweep::{parallel, progress, save_failing_seed, Resolved, Selection, Slim};
-use crate::{bad_input, exit};
+use crate::plan::MAX_RUNS;
+use crate::sweep::{parallel_in_order, progress, save_failing_seed, Resolved, Selection};
+use crate::{bad_input, count, exit};
 use clap::Args;
 use scenarios::registry::{run_scenario, Catalogue, Opts, Scenario};
 use scenarios::seeds::{self, summary_of};
@@ -29,6 +30,17 @@ pub struct BugsArgs {
     /// Folder for --save (given without --save, it is refused: nothing would be written).
     #[arg(long, default_value = "seeds", requires = "save")]
     pub seeds_dir: PathBuf,
+}
+
+/// What a bug's runs found.
+#[derive(Default)]
+struct Found {
+    runs: u64,
+    failed: u64,
+    /// Failing runs by the check that caught them.
+    by_checker: BTreeMap<String, u64>,
+    /// The first failing run: scenario, seed, outcome.
+    first: Option<(Scenario, u64, Outcome)>,
 }
 
 pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
@@ -55,62 +67,102 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     if bugs.is_empty() {
         return bad_input(format!("the scenarios selected by '{}' have no planted bugs", a.sel.filter));
     }
-    let items: Vec<(&'static str, Scenario, u64)> = bugs
+    // Runs in order: bug by bug, then seed by seed, then the bug's scenarios; each bug's
+    // block starts at `starts[b]`. Planned, not listed.
+    let per_seed: Vec<u64> = bugs.iter().map(|(_, scs)| scs.len() as u64).collect();
+    let per_bug: Vec<u64> = match per_seed
         .iter()
-        .flat_map(|(bug, scs)| range.clone().flat_map(move |seed| scs.iter().map(move |s| (*bug, *s, seed))))
-        .collect();
+        .map(|&n| crate::plan::grid_runs(&format!("'{}' ({n} scenarios)", a.sel.filter), n, &range))
+        .collect::<Result<Vec<u64>, String>>()
+    {
+        Ok(v) => v,
+        Err(e) => return bad_input(e),
+    };
+    let total = match per_bug.iter().try_fold(0u64, |acc, &n| acc.checked_add(n).filter(|&t| t <= MAX_RUNS)) {
+        Some(t) => t,
+        None => {
+            return bad_input(format!(
+                "{} planted bugs over '{}' and seeds {}..{} is more than {MAX_RUNS} runs, the most one command plans: \
+                 narrow the seed range, the filter or --bug",
+                bugs.len(),
+                a.sel.filter,
+                range.start,
+                range.end
+            ))
+        }
+    };
+    let starts: Vec<u64> = per_bug.iter().scan(0, |acc, &n| Some(std::mem::replace(acc, *acc + n))).collect();
+    let run_at = |i: u64| -> (usize, Scenario, u64) {
+        let b = starts.partition_point(|&s| s <= i) - 1;
+        let within = i - starts[b];
+        let n = per_seed[b];
+        (b, bugs[b].1[(within % n) as usize], range.start + within / n)
+    };
     println!(
-        "bugs: {} planted bugs, {} runs on {jobs} jobs (seeds {}..{})",
-        bugs.len(),
-        items.len(),
+        "bugs: {}, {} on {} (seeds {}..{})",
+        count(bugs.len() as u64, "planted bug"),
+        count(total, "run"),
+        count(jobs as u64, "job"),
         range.start,
         range.end
     );
-    let pb = progress(items.len(), "bugs");
+    let pb = progress(total, "bugs");
     let t0 = Instant::now();
-    let reports: Vec<Slim> = parallel(&items, jobs, &pb, |(bug, sc, seed)| {
-        let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bug)) };
-        Slim::of(&run_scenario(sc, *seed, &opts, TraceMode::Hash, None))
-    });
+    // Per bug, folded in as runs are handed over in order: runs, failures by check, and the
+    // first failing run (lowest seed, then scenario order: the first one handed over).
+    let mut found: Vec<Found> = bugs.iter().map(|_| Found::default()).collect();
+    parallel_in_order(
+        total,
+        jobs,
+        &pb,
+        |i| {
+            let (b, sc, seed) = run_at(i);
+            let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bugs[b].0)) };
+            run_scenario(&sc, seed, &opts, TraceMode::Hash, None).outcome
+        },
+        |i, outcome| {
+            let (b, sc, seed) = run_at(i);
+            let f = &mut found[b];
+            f.runs += 1;
+            if let Outcome::Fail(fail) = &outcome {
+                f.failed += 1;
+                let name = if fail.class == FailureClass::Panic {
+                    "core assert (panic)".to_string()
+                } else {
+                    fail.checker.clone()
+                };
+                *f.by_checker.entry(name).or_default() += 1;
+                if f.first.is_none() {
+                    f.first = Some((sc, seed, outcome));
+                }
+            }
+        },
+    );
     let mut missed = 0;
     let mut unsaved = false;
-    for (bug, _) in &bugs {
-        let runs: Vec<(&Scenario, &Slim)> =
-            items.iter().zip(&reports).filter(|((b, _, _), _)| b == bug).map(|((_, s, _), r)| (s, r)).collect();
-        let failed: Vec<&(&Scenario, &Slim)> = runs.iter().filter(|(_, r)| !r.outcome.is_pass()).collect();
-        let mut by_checker: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, r) in &failed {
-            if let Outcome::Fail(f) = &r.outcome {
-                let name =
-                    if f.class == FailureClass::Panic { "core assert (panic)".to_string() } else { f.checker.clone() };
-                *by_checker.entry(name).or_default() += 1;
-            }
-        }
-        // The first failing seed: lowest seed, then scenario order.
-        let first = failed.iter().min_by_key(|(s, r)| (r.seed, scenarios.iter().position(|x| x.name == s.name)));
-        match first {
+    for ((bug, _), f) in bugs.iter().zip(&found) {
+        match &f.first {
             None => {
                 missed += 1;
-                println!("bug {bug}: NOT FOUND in {} runs", runs.len());
+                println!("bug {bug}: NOT FOUND in {}", count(f.runs, "run"));
             }
-            Some((sc, r)) => {
-                let checkers: Vec<String> = by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
-                let only_asserts = by_checker.keys().all(|c| c == "core assert (panic)");
+            Some((sc, seed, outcome)) => {
+                let checkers: Vec<String> = f.by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
+                let only_asserts = f.by_checker.keys().all(|c| c == "core assert (panic)");
                 println!(
-                    "bug {bug}: first failing seed {} ({}), {} of {} runs failed ({:.1}%); caught by {}{}",
-                    r.seed,
+                    "bug {bug}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
                     sc.name,
-                    failed.len(),
-                    runs.len(),
-                    100.0 * failed.len() as f64 / runs.len() as f64,
+                    f.failed,
+                    count(f.runs, "run"),
+                    100.0 * f.failed as f64 / f.runs as f64,
                     checkers.join(", "),
                     if only_asserts { " — only by the core's own asserts" } else { "" }
                 );
-                println!("  {}", summary_of(&r.outcome));
+                println!("  {}", summary_of(outcome));
                 let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bug)) };
-                println!("  REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, &opts));
+                println!("  REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, *seed, &opts));
                 if a.save {
-                    unsaved |= !save_failing_seed(&a.seeds_dir, sc.name, r.seed, &opts, &r.outcome, "  ");
+                    unsaved |= !save_failing_seed(&a.seeds_dir, sc.name, *seed, &opts, outcome, "  ");
                 }
             }
         }

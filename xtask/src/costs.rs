@@ -34,6 +34,14 @@ pub fn run(cat: &Catalogue, a: &CostsArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };
+    let total = match crate::plan::grid_runs(
+        &format!("'{}' ({} scenarios)", a.filter, scenarios.len()),
+        scenarios.len() as u64,
+        &a.seeds,
+    ) {
+        Ok(n) => n,
+        Err(e) => return bad_input(e),
+    };
     let mut table = match &a.out {
         Some(path) if path.exists() => {
             match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| CostTable::parse(&t)) {
@@ -50,7 +58,7 @@ pub fn run(cat: &Catalogue, a: &CostsArgs) -> u8 {
         }
     }
     let seeds = a.seeds.end - a.seeds.start;
-    let pb = progress(scenarios.len() * seeds as usize, "costs");
+    let pb = progress(total, "costs");
     for sc in &scenarios {
         let mut total = 0.0;
         for seed in a.seeds.clone() {
@@ -65,8 +73,10 @@ pub fn run(cat: &Catalogue, a: &CostsArgs) -> u8 {
     let header = format!(
         "Wall time of one run of each scenario, in microseconds: the mean over seeds {}..{}, one run at a\n\
          time, in the optimized simulation build. `sweep --shard K/N` splits by this table so that every\n\
-         machine computes the same split. Regenerate with:\n  cargo xtask costs --seeds 0..5 --out xtask/costs.tsv",
-        a.seeds.start, a.seeds.end
+         machine computes the same split. Regenerate with:\n  {} costs --seeds 0..5 --out xtask/costs.tsv",
+        a.seeds.start,
+        a.seeds.end,
+        cat.command()
     );
     let text = table.to_text(&header);
     match &a.out {

@@ -46,6 +46,7 @@ mod compare;
 mod costs;
 mod junit;
 mod merge;
+mod plan;
 mod prop;
 pub mod results;
 pub mod shard;
@@ -57,6 +58,8 @@ pub mod timeline;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
+
+use scenarios::registry::DEFAULT_COMMAND;
 
 pub use scenarios::registry::{
     Catalogue, Family, FaultFile, FaultRecorder, FaultSupport, Filter, InputError, Opts, PlantedBug, Scenario,
@@ -99,7 +102,6 @@ pub mod exit {
     name = "cargo xtask",
     bin_name = "cargo xtask",
     about = "Deterministic simulation laboratory: list, run, sweep and replay scenarios; property tests; history checks",
-    disable_help_subcommand = true,
     after_help = "Exit status: 0 pass, 1 safety violation, 2 liveness failure, 3 panic, 4 bad input, \
                   5 nondeterminism (determinism, compare), 6 planted bug not found (bugs, prop), 7 property failed (prop)."
 )]
@@ -149,6 +151,56 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// The command line as `name` serves it: its usage lines and every help text that names a
+/// command (`cargo xtask list` marks them) name `name` instead.
+fn named(cmd: clap::Command, name: &'static str) -> clap::Command {
+    fn rename(cmd: clap::Command, name: &'static str) -> clap::Command {
+        let swap = |text: Option<&clap::builder::StyledStr>| {
+            text.map(|t| t.to_string())
+                .filter(|t| t.contains(DEFAULT_COMMAND))
+                .map(|t| t.replace(DEFAULT_COMMAND, name))
+        };
+        let mut cmd = cmd.mut_args(|arg| {
+            let (help, long) = (swap(arg.get_help()), swap(arg.get_long_help()));
+            let arg = match help {
+                Some(h) => arg.help(h),
+                None => arg,
+            };
+            match long {
+                Some(h) => arg.long_help(h),
+                None => arg,
+            }
+        });
+        if let Some(h) = swap(cmd.get_about()) {
+            cmd = cmd.about(h);
+        }
+        if let Some(h) = swap(cmd.get_long_about()) {
+            cmd = cmd.long_about(h);
+        }
+        if let Some(h) = swap(cmd.get_after_help()) {
+            cmd = cmd.after_help(h);
+        }
+        let subs: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+        for sub in subs {
+            cmd = cmd.mut_subcommand(sub, |c| rename(c, name));
+        }
+        cmd
+    }
+    let cmd = cmd.name(name).bin_name(name);
+    if name == DEFAULT_COMMAND {
+        cmd
+    } else {
+        rename(cmd, name)
+    }
+}
+
+/// `n` and the noun, plural unless `n` is 1 (`1 run`, `2 runs`); `noun` is its singular,
+/// made plural with an `s`.
+pub(crate) fn count(n: impl Into<u128>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Prints a one-line error on stderr and returns [`exit::BAD_INPUT`].
 pub(crate) fn bad_input(msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
@@ -158,8 +210,7 @@ pub(crate) fn bad_input(msg: impl std::fmt::Display) -> u8 {
 /// Parses `args` (the program name first), or gives the status to exit with at once: 0
 /// after printing help, 4 after one line for a usage error.
 fn parse(name: &'static str, args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, u8> {
-    let matches =
-        command().name(name).bin_name(name).try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m));
+    let matches = named(command(), name).try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m));
     matches.map_err(|e| {
         use clap::error::ErrorKind;
         match e.kind() {
@@ -291,4 +342,25 @@ pub fn main(catalogue: Catalogue) -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     ExitCode::from(run(&catalogue, std::env::args_os()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_downstream_command_lines_help_names_its_own_command() {
+        // Before, `cargo lab run --help` told its users to run `cargo xtask list --bugs`.
+        let mut cmd = named(command(), "cargo lab");
+        let top = cmd.render_long_help().to_string();
+        assert!(top.contains("cargo lab") && !top.contains("cargo xtask"), "{top}");
+        let subs: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+        assert!(subs.len() > 10);
+        for sub in subs {
+            let help = cmd.find_subcommand_mut(&sub).unwrap().render_long_help().to_string();
+            assert!(!help.contains("cargo xtask"), "{sub}: {help}");
+        }
+        let run = command().find_subcommand("run").unwrap().clone().render_long_help().to_string();
+        assert!(run.contains("cargo xtask list"), "the project's own help keeps its name");
+    }
 }

@@ -82,6 +82,12 @@ fn check_whole(parts: &[Part]) -> Result<Vec<(usize, usize)>, String> {
                 p.path.display()
             ));
         }
+        if let Some(whole) = [first, p].into_iter().find(|x| x.summary.shard.is_none()) {
+            return Err(format!(
+                "{} is a whole sweep, not a part: merge takes the parts of one sharded sweep (`sweep --shard K/N`); a whole sweep's file is complete already",
+                whole.path.display()
+            ));
+        }
         if p.summary.cost_table != first.summary.cost_table {
             return Err(format!(
                 "{} and {} were split by different cost tables: run every part with the same build (or --costs FILE)",

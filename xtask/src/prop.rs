@@ -50,7 +50,8 @@ pub fn pick<'a>(cat: &'a Catalogue, filter: &str) -> Result<Vec<&'a PropTest>, S
     let picked: Vec<&PropTest> = all.iter().filter(|t| f.matches(t.name)).collect();
     if picked.is_empty() {
         return Err(format!(
-            "no property test matches '{filter}': use a family, a full name, a glob, or 'all' (list them with `cargo xtask prop all --cases 0`)"
+            "no property test matches '{filter}': use a family, a full name, a glob, or 'all' (list them with `{} prop all --cases 0`)",
+            cat.command()
         ));
     }
     Ok(picked)

@@ -117,6 +117,7 @@ impl Selection {
         Ok(SelectionIndex(match self {
             Selection::Grid { scenarios, seeds, bug } => {
                 let range = crate::sweep::parse_range(seeds)?;
+                crate::plan::grid_runs("the summary's selection", scenarios.len() as u64, &range)?;
                 let positions = scenarios.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
                 Index::Grid { scenarios, positions, range, bug: bug.as_deref() }
             }

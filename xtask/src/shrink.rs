@@ -31,7 +31,8 @@ pub struct ShrinkArgs {
     #[arg(long)]
     pub plain_swarm: bool,
     /// Where to write the smallest failing scenario file; its trace goes beside it
-    /// (`FILE.trace.txt`). Default: `target/shrink/<scenario>-<seed>[-<bug>].toml`.
+    /// (`FILE.trace.txt`); its folder must exist. Default: `target/shrink/<scenario>-<seed>[-<bug>].toml`
+    /// (that folder is made).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// At most this many candidate runs.
@@ -53,18 +54,25 @@ fn line(label: &str, s: &Sizes) -> String {
     } else {
         format!("{} commands", s.commands)
     };
+    let s_ = |n: u64| if n == 1 { "" } else { "s" };
     format!(
-        "{label} {:>4} fault events, {:>6} operations ({of_them}), {} servers, {:>2} clients, {:>8.3}s simulated, {:>8} trace events",
+        "{label} {:>4} fault event{}, {:>6} operation{} ({of_them}), {}, {:>2} client{}, {:>8.3}s simulated, {:>8} trace events",
         s.fault_events,
+        s_(s.fault_events as u64),
         s.operations,
-        s.servers,
+        s_(s.operations),
+        crate::count(s.servers as u64, "server"),
         s.clients,
+        s_(s.clients as u64),
         s.sim_time_ns as f64 / 1e9,
         s.trace_events
     )
 }
 
 pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
+    if let Some(e) = crate::single::misplaced_target(cat.command(), "shrink", &a.target) {
+        return bad_input(e);
+    }
     if crate::single::is_saved_seed(&a.target) {
         return bad_input(crate::single::seed_file_is_not_a_scenario(cat.command(), &a.target));
     }
@@ -92,12 +100,25 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
         return bad_input(e);
     }
     let out = a.out.clone().unwrap_or_else(|| default_out(sc.name, seed, opts.bug.as_deref()));
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return bad_input(format!("{}: cannot create the folder: {e}", dir.display()));
+    let trace_path = PathBuf::from(format!("{}.trace.txt", out.display()));
+    match &a.out {
+        // A path given is taken as given, as every other output option does: a missing
+        // folder is refused before the search, not created.
+        Some(given) => {
+            let files = [("--out", given.as_path()), ("--out (its trace)", trace_path.as_path())];
+            if let Err(e) = crate::artifacts::probe_writable(files) {
+                return bad_input(e);
+            }
+        }
+        // The default's folder (`target/shrink`) is the command's own to make.
+        None => {
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    return bad_input(format!("{}: cannot create the folder: {e}", dir.display()));
+                }
+            }
         }
     }
-    let trace_path = PathBuf::from(format!("{}.trace.txt", out.display()));
     // Both files are created before the search, so an unwritable path costs nothing.
     let (mut out_file, trace_file) = match (File::create(&out), File::create(&trace_path)) {
         (Ok(o), Ok(t)) => (o, t),

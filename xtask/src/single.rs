@@ -112,9 +112,66 @@ pub fn is_saved_seed(target: &str) -> bool {
     })
 }
 
+/// The one line refusing a target that is neither a scenario name nor a file the command
+/// reads: a folder, or a fault schedule (`[[event]]`s and nothing else) given where a
+/// scenario (file) goes. `sub` is the command's name (`run`, `replay`, `shrink`).
+pub fn misplaced_target(command: &str, sub: &str, target: &str) -> Option<String> {
+    let path = Path::new(target);
+    if path.is_dir() {
+        return Some(format!(
+            "{target} is a folder: give a scenario's full name (`{command} list` shows them) or a scenario file"
+        ));
+    }
+    let is_schedule = std::fs::read_to_string(path).is_ok_and(|text| {
+        toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("event") && !t.contains_key("scenario"))
+    });
+    is_schedule.then(|| {
+        format!(
+            "{target} is a fault schedule, not a scenario file: pass it with --faults, e.g. `{command} {sub} raft::swarm_2c --seed N --faults {target}`"
+        )
+    })
+}
+
 /// The one line refusing a saved seed file where a scenario file is wanted.
 pub fn seed_file_is_not_a_scenario(command: &str, target: &str) -> String {
     format!("{target} is a saved seed file, not a scenario file: replay it with `{command} replay {target}`")
+}
+
+/// The trace's targets, one per kind of line (`sim::trace`), which `replay --filter` selects.
+pub const TRACE_TARGETS: [&str; 9] = [
+    "sim::net",
+    "sim::node",
+    "sim::timer",
+    "sim::client",
+    "sim::fault",
+    "sim::persist",
+    "sim::fs",
+    "sim::note",
+    "sim::check",
+];
+
+/// Checks that each directive of a `--filter` (`RUST_LOG` syntax: `target=level`, `target`
+/// or `level`, comma-separated) names a trace target — one of [`TRACE_TARGETS`] or a prefix
+/// of some (`sim`) — so a misspelt one (`sim::nett`) is refused rather than print an empty
+/// trace. Span directives (`[…]`) are left to the filter.
+///
+/// # Errors
+/// One line naming the directive and the targets.
+pub fn check_filter_targets(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty() && !d.contains('[')) {
+        let target = directive.split_once('=').map_or(directive, |(t, _)| t).trim();
+        if !directive.contains('=') && LEVELS.contains(&target.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        if !TRACE_TARGETS.iter().any(|t| t.starts_with(target)) {
+            return Err(format!(
+                "--filter '{filter}': '{target}' names no trace target, so it would select nothing; the targets are {} (or sim for all), e.g. --filter 'sim::net,sim::fault'",
+                TRACE_TARGETS.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A scenario file given as a command's target, with the `--seed` and `--bug` given beside
@@ -242,9 +299,9 @@ impl Prepared {
     /// scenario (`--save-scenario`) and the schedule it played (`--save-faults`). Returns the
     /// status to exit with instead of the run's when one of them fails.
     pub fn finish(self, r: &RunReport) -> Option<u8> {
-        let Prepared { save_faults, history, artifacts: dir, save_scenario, .. } = self;
+        let Prepared { opts, save_faults, history, artifacts: dir, save_scenario } = self;
         let mut status = None;
-        match artifacts::write_all(&dir, r) {
+        match artifacts::write_all(&dir, r, opts.bug.as_deref()) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => status = Some(bad_input(e)),
         }
@@ -309,12 +366,12 @@ pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, 
     if let Some(f) = &opts.scenario_file {
         let s = &f.spec;
         println!(
-            "scenario file:  {} ({} servers, {} clients, {} operations, {} fault events, safety phase {:.3}s)",
+            "scenario file:  {} ({}, {}, {}, {}, safety phase {:.3}s)",
             f.path.display(),
-            s.servers,
-            s.workload.clients(),
-            s.workload.operations(),
-            s.events.len(),
+            crate::count(s.servers as u64, "server"),
+            crate::count(s.workload.clients() as u64, "client"),
+            crate::count(s.workload.operations(), "operation"),
+            crate::count(s.events.len() as u64, "fault event"),
             s.safety_ms as f64 / 1000.0
         );
     }
@@ -334,8 +391,33 @@ pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, 
         r.stats.rpc_total,
         r.stats.bytes_total
     );
+    print_skipped_faults(&r.skipped_faults);
     if !r.outcome.is_pass() {
         println!("REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, r.seed, opts));
+    }
+}
+
+/// The most skipped fault events a report lists one by one.
+const SKIPPED_LISTED: usize = 10;
+
+/// Says which fault events were skipped because they named no node when they fired (a
+/// server beyond this run's cluster, a role nobody held): a schedule serves every cluster
+/// size, so they are not refused, but a run must not drop them silently.
+fn print_skipped_faults(skipped: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    println!(
+        "faults skipped: {} event{} named no node when {} fired:",
+        skipped.len(),
+        if skipped.len() == 1 { "" } else { "s" },
+        if skipped.len() == 1 { "it" } else { "they" }
+    );
+    for s in skipped.iter().take(SKIPPED_LISTED) {
+        println!("  {s}");
+    }
+    if skipped.len() > SKIPPED_LISTED {
+        println!("  … and {} more (`replay --filter sim::fault` shows each)", skipped.len() - SKIPPED_LISTED);
     }
 }
 
@@ -344,6 +426,9 @@ fn status_of(r: &RunReport) -> u8 {
 }
 
 pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
+    if let Some(e) = misplaced_target(cat.command(), "run", &a.scenario) {
+        return bad_input(e);
+    }
     if is_saved_seed(&a.scenario) {
         return bad_input(seed_file_is_not_a_scenario(cat.command(), &a.scenario));
     }
@@ -378,6 +463,9 @@ pub fn run(cat: &Catalogue, a: &RunArgs) -> u8 {
 }
 
 pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
+    if let Some(e) = misplaced_target(cat.command(), "replay", &a.target) {
+        return bad_input(e);
+    }
     let (sc, seed, opts, saved): (Scenario, u64, Opts, Option<SavedSeed>) = if is_scenario_file(&a.target) {
         let (sc, seed, opts) = match from_scenario_file(cat, Path::new(&a.target), a.seed, a.opts.bug.as_deref()) {
             Ok(x) => x,
@@ -426,6 +514,9 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return bad_input(format!("bad --filter '{}': {e}", a.filter)),
     };
+    if let Err(e) = check_filter_targets(&a.filter) {
+        return bad_input(e);
+    }
     // The folder for --html is made before the run, so an unwritable one costs nothing.
     if let Some(dir) = &a.html {
         if let Err(e) = std::fs::create_dir_all(dir) {

@@ -7,10 +7,12 @@
 //! stdout (see [`crate::results`]; everything else then goes to stderr), and with `--junit
 //! FILE` a JUnit report.
 
+use crate::plan::{self, RunSet};
+use crate::results::ShardId;
 use crate::results::{self, RunKey, RunLine, Tally};
-use crate::shard::{split, ShardArgs};
+use crate::shard::{split, CostTable, ShardArgs};
 use crate::single::load_faults;
-use crate::{bad_input, exit, junit};
+use crate::{bad_input, count, exit, junit};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scenarios::determinism::{compare_twice, Difference};
@@ -18,26 +20,14 @@ use scenarios::golden::GoldenRun;
 use scenarios::registry::{run_scenario, Catalogue, FaultFile, Opts, Scenario};
 use scenarios::seeds::{self, summary_of};
 use sim::{Outcome, RunReport, TraceMode};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-
-/// What `bugs` keeps of one run.
-pub struct Slim {
-    pub seed: u64,
-    pub outcome: Outcome,
-}
-
-impl Slim {
-    pub fn of(r: &RunReport) -> Slim {
-        Slim { seed: r.seed, outcome: r.outcome.clone() }
-    }
-}
 
 /// Parses a half-open seed range `A..B` with A < B (clap's value parser for `--seeds`).
 pub fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -193,10 +183,10 @@ pub fn default_jobs() -> usize {
 
 /// A progress bar on stderr, drawn only when stderr is a terminal (a CI log or a file gets
 /// no bar, and stdout never does).
-pub fn progress(total: usize, what: &str) -> ProgressBar {
+pub fn progress(total: u64, what: &str) -> ProgressBar {
     let target =
         if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-    let pb = ProgressBar::with_draw_target(Some(total as u64), target);
+    let pb = ProgressBar::with_draw_target(Some(total), target);
     pb.set_style(
         ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} runs, {per_sec}, eta {eta}")
             .expect("a valid template")
@@ -206,35 +196,32 @@ pub fn progress(total: usize, what: &str) -> ProgressBar {
     pb
 }
 
-/// Runs `f` over `items` on `jobs` threads, in any order; results come back in item order.
-pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, pb: &ProgressBar, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    parallel_in_order(items, jobs, pb, f, |_, _| {})
-}
-
-/// [`parallel`], also handing each result to `emit` in item order as soon as it and every
-/// earlier one are done (so results stream out in a deterministic order).
-pub fn parallel_in_order<T: Sync, R: Send>(
-    items: &[T],
+/// Runs `f` over positions `0..n` on `jobs` threads, in any order, handing each result to
+/// `emit` in position order as soon as it and every earlier one are done (so results stream
+/// out in a deterministic order). Holds only the results that finished ahead of an earlier
+/// one, never a list of every position: a caller that keeps results keeps them in `emit`.
+pub fn parallel_in_order<R: Send>(
+    n: u64,
     jobs: usize,
     pb: &ProgressBar,
-    f: impl Fn(&T) -> R + Sync,
-    mut emit: impl FnMut(usize, &R) + Send,
-) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let state = Mutex::new(InOrder { results: (0..items.len()).map(|_| None).collect(), emitted: 0, emit: &mut emit });
+    f: impl Fn(u64) -> R + Sync,
+    mut emit: impl FnMut(u64, R) + Send,
+) {
+    let next = AtomicU64::new(0);
+    let state = Mutex::new(InOrder { pending: BTreeMap::new(), emitted: 0, emit: &mut emit });
+    let threads = (jobs.max(1) as u64).min(n.max(1));
     std::thread::scope(|s| {
-        for _ in 0..jobs.max(1).min(items.len().max(1)) {
+        for _ in 0..threads {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() {
+                if i >= n {
                     return;
                 }
-                let r = f(&items[i]);
+                let r = f(i);
                 let mut st = state.lock().unwrap();
-                let InOrder { results, emitted, emit } = &mut *st;
-                results[i] = Some(r);
-                while *emitted < results.len() {
-                    let Some(r) = &results[*emitted] else { break };
+                let InOrder { pending, emitted, emit } = &mut *st;
+                pending.insert(i, r);
+                while let Some(r) = pending.remove(emitted) {
                     emit(*emitted, r);
                     *emitted += 1;
                 }
@@ -244,15 +231,14 @@ pub fn parallel_in_order<T: Sync, R: Send>(
         }
     });
     pb.finish_and_clear();
-    let results = state.into_inner().unwrap().results;
-    results.into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
-/// The results so far, the first index not yet handed to `emit`, and `emit`.
+/// The results finished ahead of an earlier one, the first position not yet handed to
+/// `emit`, and `emit`.
 struct InOrder<'a, R> {
-    results: Vec<Option<R>>,
-    emitted: usize,
-    emit: &'a mut (dyn FnMut(usize, &R) + Send),
+    pending: BTreeMap<u64, R>,
+    emitted: u64,
+    emit: &'a mut (dyn FnMut(u64, R) + Send),
 }
 
 /// Today's date in UTC (wall clock; used only for saved seed files).
@@ -286,8 +272,12 @@ pub fn save_failing_seed_to(
 ) -> bool {
     let Outcome::Fail(failure) = outcome else { return true };
     match seeds::save_failure(dir, scenario, seed, opts, failure, today()) {
-        Ok(p) => {
-            let _ = writeln!(out, "{indent}saved {}", p.display());
+        Ok(seeds::Saved { path, written: true }) => {
+            let _ = writeln!(out, "{indent}saved {}", path.display());
+            true
+        }
+        Ok(seeds::Saved { path, written: false }) => {
+            let _ = writeln!(out, "{indent}kept {} (it already records this failure)", path.display());
             true
         }
         Err(e) => {
@@ -366,10 +356,12 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         Ok(f) => f,
         Err(e) => return bad_input(e),
     };
-    // What the whole sweep is, before any sharding.
-    let (items, selection) = if let Some(path) = &a.rerun {
+    // What the whole sweep is, before any sharding: a grid is planned, not listed.
+    let (whole, selection) = if let Some(path) = &a.rerun {
         match listed_runs(cat, path) {
-            Ok((items, runs)) => (items, results::Selection::Listed { from: path.display().to_string(), runs }),
+            Ok((items, runs)) => {
+                (Runs::Listed(items), results::Selection::Listed { from: path.display().to_string(), runs })
+            }
             Err(e) => return bad_input(e),
         }
     } else {
@@ -389,27 +381,25 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
                 return bad_input(e);
             }
         }
-        let items: Vec<Item> = scenarios
-            .iter()
-            .flat_map(|s| {
-                range.clone().map(move |seed| Item {
-                    scenario: *s,
-                    seed,
-                    bug: a.bug.clone(),
-                    // Only where it changes something (the others refuse it).
-                    plain_swarm: a.plain_swarm && s.draws_swarm_knobs(),
-                })
-            })
-            .collect();
+        let per = match plan::grid_runs(
+            &format!("'{filter}' ({} scenarios)", scenarios.len()),
+            scenarios.len() as u64,
+            &range,
+        ) {
+            Ok(_) => range.end - range.start,
+            Err(e) => return bad_input(e),
+        };
         let selection = results::Selection::Grid {
             scenarios: scenarios.iter().map(|s| s.name.to_string()).collect(),
             seeds: format!("{}..{}", range.start, range.end),
             bug: a.bug.clone(),
         };
-        (items, selection)
+        let set = RunSet::whole(scenarios.len(), per);
+        (Runs::Grid { scenarios, start: range.start, set, bug: a.bug.clone(), plain_swarm: a.plain_swarm }, selection)
     };
     // Every run before any starts: a schedule must fit each seed's safety phase.
-    for it in &items {
+    for i in 0..whole.len() {
+        let it = whole.item(i);
         if let Err(e) = cat.check_opts(&it.scenario, it.seed, &it.opts(&faults)) {
             return bad_input(e);
         }
@@ -432,88 +422,96 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             path.display()
         ));
     }
-    let total = items.len();
+    let total = whole.len();
     let mut out = human(json);
     let mut table_print = None;
-    let items: Vec<Item> = match &shard {
-        None => items,
+    let runs: Runs = match &shard {
+        None => whole,
         Some((id, from)) => {
             let table = match a.shard.cost_table() {
                 Ok(t) => t,
                 Err(e) => return bad_input(e),
             };
             table_print = Some(table.fingerprint());
-            let costs: Vec<u64> = items.iter().map(|it| table.cost(it.scenario.name)).collect();
-            let parts = split(&costs, id.count);
-            let unknown: std::collections::BTreeSet<&str> =
-                items.iter().map(|it| it.scenario.name).filter(|n| !table.micros.contains_key(*n)).collect();
+            let unknown: BTreeSet<&str> = whole.scenario_names().filter(|n| !table.micros.contains_key(*n)).collect();
             if !unknown.is_empty() {
                 eprintln!(
-                    "note: {} scenarios are not in the cost table and count at its median (regenerate it: cargo xtask costs --out xtask/costs.tsv)",
-                    unknown.len()
+                    "note: {} scenarios are not in the cost table and count at its median (regenerate it: {} costs --out xtask/costs.tsv)",
+                    unknown.len(),
+                    cat.command()
                 );
             }
-            let mine_cost: u64 = costs.iter().zip(&parts).filter(|(_, &p)| p == id.index).map(|(c, _)| c).sum();
-            let all_cost: u64 = costs.iter().sum::<u64>().max(1);
-            let mine: Vec<Item> =
-                items.into_iter().zip(&parts).filter(|(_, &p)| p == id.index).map(|(it, _)| it).collect();
+            let (mine, mine_cost, all_cost) = whole.part(&table, *id);
             let _ = writeln!(
                 out,
-                "shard {id} ({from}): {} of {total} runs, {:.1}% of the estimated cost",
+                "shard {id} ({from}): {} of {}, {:.1}% of the estimated cost",
                 mine.len(),
-                mine_cost as f64 * 100.0 / all_cost as f64
+                count(total, "run"),
+                mine_cost as f64 * 100.0 / all_cost.max(1) as f64
             );
             mine
         }
     };
     let jobs = a.jobs.map_or_else(default_jobs, NonZeroUsize::get);
-    let scenario_count = items.iter().map(|it| it.scenario.name).collect::<BTreeSet<_>>().len();
-    let _ = writeln!(out, "sweep: {} runs of {scenario_count} scenarios on {jobs} jobs", items.len());
-    let pb = progress(items.len(), "sweep");
+    let selected: Vec<Scenario> = runs.scenarios();
+    let _ = writeln!(
+        out,
+        "sweep: {} of {} on {}",
+        count(runs.len(), "run"),
+        count(selected.len() as u64, "scenario"),
+        count(jobs as u64, "job")
+    );
+    let pb = progress(runs.len(), "sweep");
     let t0 = Instant::now();
-    // Keep only what the summary needs: a sweep of thousands of runs must not hold every
-    // run's annotations and counters. JSON lines stream out in sweep order as runs finish.
+    // Keep only what the summary needs, folded in as each run is handed over in sweep order:
+    // a sweep of millions of runs holds its counts, its failing runs' lines, their
+    // attachments' paths and (for --save) their outcomes, never a record of every run. JSON
+    // lines stream out in sweep order as runs finish.
     let stdout = std::io::stdout();
-    // A failing run's attachments are written as it ends, so the sweep holds only their paths.
-    type Report = (RunLine, u64, Option<Outcome>, Vec<Result<String, String>>, Marks);
-    let reports: Vec<Report> = parallel_in_order(
-        &items,
+    let mut tally = Tally::default();
+    let mut delivered = 0;
+    let mut coverage = scenarios::coverage::Coverage::new(cat.marks_of(&selected));
+    let mut attached: Vec<Result<String, String>> = Vec::new();
+    let mut to_save: Vec<(Item, Outcome)> = Vec::new();
+    parallel_in_order(
+        runs.len(),
         jobs,
         &pb,
-        |it| {
+        |i| {
+            let it = runs.item(i);
             let t = Instant::now();
             let r = run_scenario(&it.scenario, it.seed, &it.opts(&faults), TraceMode::Hash, None);
             let wall_ms = t.elapsed().as_secs_f64() * 1e3;
             let failure = (!r.outcome.is_pass()).then(|| r.outcome.clone());
+            // A failing run's attachments are written as it ends, so the sweep holds only their paths.
             let a_dir = &a.artifacts;
-            let attached = match failure {
+            let files: Vec<Result<String, String>> = match failure {
                 Some(_) => r
                     .attachments
                     .iter()
                     .map(|att| {
-                        crate::artifacts::write_one(a_dir, att).map(|p| format!("{}: {}", att.what, p.display()))
+                        crate::artifacts::write_one(a_dir, att, it.bug.as_deref())
+                            .map(|p| format!("{}: {}", att.what, p.display()))
                     })
                     .collect(),
                 None => Vec::new(),
             };
-            (run_line(it, &r, wall_ms), r.stats.delivered, failure, attached, r.marks)
+            (run_line(&it, &r, wall_ms), r.stats.delivered, failure, files, r.marks)
         },
-        |_, (line, _, _, _, _)| {
+        |i, (line, d, failure, files, marks): (RunLine, u64, Option<Outcome>, Vec<Result<String, String>>, Marks)| {
             if json {
                 let _ = writeln!(stdout.lock(), "{}", line.to_json());
+            }
+            tally.add(&line);
+            delivered += d;
+            coverage.add(&marks);
+            attached.extend(files);
+            if let (true, Some(outcome)) = (a.save, failure) {
+                to_save.push((runs.item(i), outcome));
             }
         },
     );
     let wall = t0.elapsed().as_secs_f64().max(1e-9);
-    let mut tally = Tally::default();
-    let mut delivered = 0;
-    let selected: Vec<Scenario> = items.iter().map(|it| it.scenario).collect();
-    let mut coverage = scenarios::coverage::Coverage::new(cat.marks_of(&selected));
-    for (line, d, _, _, marks) in &reports {
-        tally.add(line);
-        delivered += d;
-        coverage.add(marks);
-    }
     let _ = writeln!(
         out,
         "runs: {}  passed: {}  failed: {}  ({:.2}s wall, {:.1} runs/s, {:.0} runs/hour, {:.0}x real time, {:.0} events/s, {:.0} messages/s)",
@@ -534,8 +532,8 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         for (name, s) in &tally.per_scenario {
             let _ = writeln!(
                 out,
-                "  {name:50} {} runs, {:.1} ms wall/run, {:.1}s simulated/run",
-                s.runs,
+                "  {name:50} {}, {:.1} ms wall/run, {:.1}s simulated/run",
+                count(s.runs, "run"),
                 s.wall_ms / s.runs as f64,
                 s.sim_s / s.runs as f64
             );
@@ -557,16 +555,14 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         let _ = writeln!(out, "FAILED {} seed {}: {}", l.run.scenario, l.run.seed, l.message.as_deref().unwrap_or(""));
         let _ = writeln!(out, "REPRODUCE WITH: {}", reproduce(l));
     }
-    for (_, _, _, attached, _) in &reports {
-        for line in attached {
-            match line {
-                Ok(l) => {
-                    let _ = writeln!(out, "attached {l}");
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    status_attach = exit::BAD_INPUT;
-                }
+    for line in &attached {
+        match line {
+            Ok(l) => {
+                let _ = writeln!(out, "attached {l}");
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                status_attach = exit::BAD_INPUT;
             }
         }
     }
@@ -586,16 +582,94 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             status = status.max(bad_input(format!("{}: cannot write the JUnit report: {e}", path.display())));
         }
     }
-    if a.save {
-        for (it, (_, _, failure, _, _)) in items.iter().zip(&reports) {
-            let Some(outcome) = failure else { continue };
-            if !save_failing_seed_to(&mut out, &a.seeds_dir, it.scenario.name, it.seed, &it.opts(&faults), outcome, "")
-            {
-                status = status.max(exit::BAD_INPUT);
-            }
+    for (it, outcome) in &to_save {
+        if !save_failing_seed_to(&mut out, &a.seeds_dir, it.scenario.name, it.seed, &it.opts(&faults), outcome, "") {
+            status = status.max(exit::BAD_INPUT);
         }
     }
     status
+}
+
+/// The runs of a sweep or of its part, in sweep order: a grid (each scenario over a seed
+/// range, or a shard's share of it) computed position by position, or the runs a results
+/// file listed.
+enum Runs {
+    /// `set`'s (scenario position, seed offset) pairs; a seed is `start` + offset.
+    Grid { scenarios: Vec<Scenario>, start: u64, set: RunSet, bug: Option<String>, plain_swarm: bool },
+    /// Listed runs, in the file's order (or a shard's share of them).
+    Listed(Vec<Item>),
+}
+
+impl Runs {
+    fn len(&self) -> u64 {
+        match self {
+            Runs::Grid { set, .. } => set.len(),
+            Runs::Listed(items) => items.len() as u64,
+        }
+    }
+
+    /// The run at position `i` (below [`Runs::len`]).
+    fn item(&self, i: u64) -> Item {
+        match self {
+            Runs::Grid { scenarios, start, set, bug, plain_swarm } => {
+                let (g, offset) = set.get(i);
+                let s = scenarios[g];
+                // Only where it changes something (the others refuse it).
+                Item {
+                    scenario: s,
+                    seed: start + offset,
+                    bug: bug.clone(),
+                    plain_swarm: *plain_swarm && s.draws_swarm_knobs(),
+                }
+            }
+            Runs::Listed(items) => items[i as usize].clone(),
+        }
+    }
+
+    /// The names of the scenarios with a run here, with repeats.
+    fn scenario_names(&self) -> Box<dyn Iterator<Item = &'static str> + '_> {
+        match self {
+            Runs::Grid { scenarios, set, .. } if !set.is_empty() => Box::new(scenarios.iter().map(|s| s.name)),
+            Runs::Grid { .. } => Box::new(std::iter::empty()),
+            Runs::Listed(items) => Box::new(items.iter().map(|it| it.scenario.name)),
+        }
+    }
+
+    /// The scenarios with a run here, once each.
+    fn scenarios(&self) -> Vec<Scenario> {
+        let mut seen = BTreeSet::new();
+        let all: Vec<Scenario> = match self {
+            Runs::Grid { scenarios, set, .. } => {
+                let with: BTreeSet<usize> = set.groups().collect();
+                scenarios.iter().enumerate().filter(|(g, _)| with.contains(g)).map(|(_, s)| *s).collect()
+            }
+            Runs::Listed(items) => items.iter().map(|it| it.scenario).collect(),
+        };
+        all.into_iter().filter(|s| seen.insert(s.name)).collect()
+    }
+
+    /// Part `id` of these runs, split by `table` (see [`crate::shard`]), with its estimated
+    /// cost and the whole's.
+    fn part(self, table: &CostTable, id: ShardId) -> (Runs, u128, u128) {
+        match self {
+            Runs::Grid { scenarios, start, set, bug, plain_swarm } => {
+                let costs: Vec<u64> = scenarios.iter().map(|s| table.cost(s.name)).collect();
+                let per = if scenarios.is_empty() { 0 } else { set.len() / scenarios.len() as u64 };
+                let (mine, mine_cost, all_cost) = plan::grid_part(&costs, per, id.count, id.index);
+                (Runs::Grid { scenarios, start, set: mine, bug, plain_swarm }, mine_cost, all_cost)
+            }
+            Runs::Listed(items) => {
+                let costs: Vec<u64> = items.iter().map(|it| table.cost(it.scenario.name)).collect();
+                let parts = split(&costs, id.count);
+                let mine_cost: u128 =
+                    costs.iter().zip(&parts).filter(|(_, &p)| p == id.index).map(|(c, _)| *c as u128).sum();
+                let all_cost: u128 = costs.iter().map(|&c| c as u128).sum();
+                let mine: Vec<Item> =
+                    items.into_iter().zip(&parts).filter(|(_, &p)| p == id.index).map(|(it, _)| it).collect();
+                (Runs::Listed(mine), mine_cost, all_cost)
+            }
+        }
+    }
 }
 
 /// A run's result line.
@@ -612,25 +686,53 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return bad_input(e),
     };
+    let total = match plan::grid_runs(
+        &format!("'{}' ({} scenarios)", a.sel.filter, scenarios.len()),
+        scenarios.len() as u64,
+        &range,
+    ) {
+        Ok(n) => n,
+        Err(e) => return bad_input(e),
+    };
     let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(a.sel.bug.as_deref()) };
-    let items: Vec<(Scenario, u64)> =
-        scenarios.iter().flat_map(|s| range.clone().map(move |seed| (*s, seed))).collect();
-    println!("determinism: {} runs, each twice, on {jobs} jobs", items.len());
-    let pb = progress(items.len(), "determinism");
+    let set = RunSet::whole(scenarios.len(), range.end - range.start);
+    let run_at = |i: u64| {
+        let (g, offset) = set.get(i);
+        (scenarios[g], range.start + offset)
+    };
+    println!("determinism: {}, each twice, on {}", count(total, "run"), count(jobs as u64, "job"));
+    let pb = progress(total, "determinism");
     let t0 = Instant::now();
-    let diffs: Vec<Option<Difference>> = parallel(&items, jobs, &pb, |(sc, seed)| compare_twice(sc, *seed, &opts));
-    let mut n = 0;
-    for ((sc, seed), d) in items.iter().zip(&diffs) {
-        if let Some(d) = d {
-            n += 1;
-            println!("DIFFERENCE in {} seed {} at event {}:", sc.name, seed, d.index);
-            println!("  run 1: {}", d.first);
-            println!("  run 2: {}", d.second);
-            let bug = a.sel.bug.as_ref().map(|b| format!(" --bug {b}")).unwrap_or_default();
-            println!("REPRODUCE WITH: {} determinism {} --seeds {}..{}{bug}", cat.command(), sc.name, seed, seed + 1);
-        }
+    let mut diffs: Vec<(Scenario, u64, Difference)> = Vec::new();
+    parallel_in_order(
+        total,
+        jobs,
+        &pb,
+        |i| {
+            let (sc, seed) = run_at(i);
+            compare_twice(&sc, seed, &opts)
+        },
+        |i, d| {
+            if let Some(d) = d {
+                let (sc, seed) = run_at(i);
+                diffs.push((sc, seed, d));
+            }
+        },
+    );
+    for (sc, seed, d) in &diffs {
+        println!("DIFFERENCE in {} seed {} at event {}:", sc.name, seed, d.index);
+        println!("  run 1: {}", d.first);
+        println!("  run 2: {}", d.second);
+        let bug = a.sel.bug.as_ref().map(|b| format!(" --bug {b}")).unwrap_or_default();
+        println!("REPRODUCE WITH: {} determinism {} --seeds {}..{}{bug}", cat.command(), sc.name, seed, seed + 1);
     }
-    println!("{} of {} runs differ between two executions ({:.2}s wall)", n, items.len(), t0.elapsed().as_secs_f64());
+    let n = diffs.len();
+    println!(
+        "{n} of {} differ{} between two executions ({:.2}s wall)",
+        count(total, "run"),
+        if n == 1 { "s" } else { "" },
+        t0.elapsed().as_secs_f64()
+    );
     if n > 0 {
         exit::NONDETERMINISTIC
     } else {

@@ -343,7 +343,8 @@ fn histories_and_pages_leave_a_run_as_attachments_the_command_line_writes() {
         ],
     );
     assert_eq!(status, exit::of_class(sim::FailureClass::Safety));
-    let page = art.join("kvraft__persist_partition_unreliable_linearizable_3a-seed0.html");
+    // The planted bug is in the name: another bug's page of the same run would not overwrite it.
+    let page = art.join("kvraft__persist_partition_unreliable_linearizable_3a-seed0-local-reads.html");
     let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
     assert!(text.contains("<html"));
 }
@@ -510,4 +511,41 @@ fn a_usage_error_is_one_line_with_its_tip_and_the_subcommand_help() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("'--seed'") && err.contains("`cargo xtask run --help`"), "{err}");
+}
+
+#[test]
+fn seed_ranges_too_large_to_plan_are_refused_before_any_run() {
+    // Before, these panicked (capacity overflow, exit 101), aborted on a multi-gigabyte
+    // allocation or overflowed a multiplication: a command plans at most 10 000 000 runs.
+    let cat = catalogue();
+    let max = format!("0..{}", u64::MAX);
+    let dir = scratch("huge-ranges");
+    let table = dir.join("costs.tsv");
+    let table = table.to_str().unwrap();
+    for args in [
+        vec!["sweep", "toy::echo", "--seeds", &max],
+        vec!["sweep", "all", "--seeds", "0..1000000"],
+        vec!["sweep", "all", "--seeds", "0..1000000", "--format", "json"],
+        vec!["sweep", "toy::echo", "--seeds", &max, "--shard", "1/3"],
+        vec!["sweep", "toy", "--seeds", "0..10000000", "--shard", "0/2"],
+        vec!["bugs", "toy", "--seeds", &max],
+        vec!["bugs", "toy", "--seeds", "0..4000000"],
+        vec!["costs", "toy", "--seeds", &max, "--out", table],
+        vec!["determinism", "toy::echo", "--seeds", &max],
+        vec!["bench", "sweep", "toy", "--seeds", &max],
+    ] {
+        assert_eq!(run(&cat, &args), exit::BAD_INPUT, "{args:?}");
+    }
+    assert!(!Path::new(table).exists(), "costs refused before creating its table");
+    // Exactly the bound is planned (here only a part of it runs), and a count of parts far
+    // beyond the runs is honoured: the parts past the runs are empty.
+    assert_eq!(run(&cat, &["sweep", "toy::echo", "--seeds", "0..10000000", "--shard", "0/10000000"]), exit::PASS);
+    assert_eq!(
+        run(&cat, &["sweep", "toy::echo", "--seeds", "0..3", "--shard", &format!("2/{}", u64::MAX)]),
+        exit::PASS
+    );
+    assert_eq!(
+        run(&cat, &["sweep", "toy::echo", "--seeds", "0..3", "--shard", &format!("7/{}", u64::MAX)]),
+        exit::PASS
+    );
 }

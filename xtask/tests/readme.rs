@@ -139,3 +139,22 @@ fn the_readme_library_example_is_the_one_the_crate_docs_compile() {
         .join("\n");
     assert!(docs.contains(example.trim_end()), "README's example differs from the doctest in xtask/src/lib.rs");
 }
+
+#[test]
+fn the_readme_crate_template_denies_the_determinism_lints_as_this_workspace_does() {
+    // Before, the template had no [lints.clippy] table, so `cargo clippy` in a user's crate
+    // only warned about a HashMap or thread_rng (the lints are warn-level), though the README
+    // said it refused them.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```toml\n[package]\nname = \"my-raft\"").expect("the README shows the crate template");
+    let template = &readme[start + "```toml\n".len()..];
+    let template: toml::Table = toml::from_str(&template[..template.find("```").unwrap()]).unwrap();
+    let ours: toml::Table = toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let want = &ours["workspace"]["lints"]["clippy"];
+    assert_eq!(&template["lints"]["clippy"], want, "the template's [lints.clippy] is the workspace's");
+    for lint in ["disallowed_types", "disallowed_methods"] {
+        assert_eq!(want[lint].as_str(), Some("deny"), "{lint}");
+    }
+    assert!(readme.contains("cp ../simlab/clippy.toml ."), "the steps copy clippy.toml, which the lints read");
+}

@@ -7,6 +7,7 @@
 use super::tester::{KvService, OwnKv, NET};
 use super::{cluster_timed, COURSE_LIMIT};
 use crate::engine::{RaftEngine, TestEngine};
+use crate::raft::observer::{MESSAGE_KINDS, TRIGGERS};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Clerk, Workload, WorkloadKind};
 use crate::swarm::{
@@ -36,6 +37,7 @@ pub fn scenarios_on<E: TestEngine, S: KvService>() -> Vec<Scenario> {
         |o| Box::pin(swarm::<E, S>(o)),
     )
     .with_fault_schedule(safety_phase_end_ms)
+    .with_holds(&TRIGGERS, &MESSAGE_KINDS)
     .with_scenario_files(WorkloadKind::Clerks)
     .with_client_history()
     .with_swarm_knobs()]

@@ -26,6 +26,22 @@ pub const TRIGGERS: [&str; 5] = ["term", "role", "leader", "snapshot", "apply"];
 /// past it, or over entries that continue it).
 pub const HELD_SNAPSHOT_RELEASE: &str = "apply";
 
+/// Every name [`raft_message_kind`] gives: the message kinds a `hold` event may pick in the
+/// Raft testers' scenarios (`crate::registry::Scenario::with_holds`). On another engine (the
+/// Paxos ports, a user's Raft) no message is classified, so a hold naming one takes none —
+/// as the swarms' drawn holds do there, whose draws must not move.
+pub const MESSAGE_KINDS: [&str; 9] = [
+    "request_vote",
+    "append_entries",
+    "heartbeat",
+    "install_snapshot",
+    "vote_reply",
+    "append_entries_ok",
+    "heartbeat_ok",
+    "append_entries_rejected",
+    "install_snapshot_reply",
+];
+
 /// Names a message of the Raft engine's wire (`nodes::replica::Wire` around
 /// `cores::raft::Request`/`Reply`, postcard-encoded) from its first bytes, without decoding
 /// the entries: `request_vote`, `append_entries` (carrying entries), `heartbeat` (none),

@@ -15,6 +15,7 @@
 use super::tester::{int_cmd, Cluster};
 use super::ELECTION;
 use crate::engine::{timed_config, TestEngine};
+use crate::raft::observer::{MESSAGE_KINDS, TRIGGERS};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Workload, WorkloadKind};
 use crate::swarm::{
@@ -37,6 +38,7 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
             |o| Box::pin(swarm::<E>(o, false)),
         )
         .with_fault_schedule(safety_phase_end_ms)
+        .with_holds(&TRIGGERS, &MESSAGE_KINDS)
         .with_scenario_files(WorkloadKind::Proposals)
         .with_swarm_knobs(),
         Scenario::new(
@@ -46,6 +48,7 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
             |o| Box::pin(swarm::<E>(o, true)),
         )
         .with_fault_schedule(safety_phase_end_ms)
+        .with_holds(&TRIGGERS, &MESSAGE_KINDS)
         .with_scenario_files(WorkloadKind::ProposalsWithSnapshots)
         .with_swarm_knobs(),
     ]

@@ -23,6 +23,7 @@ use super::tester::{OwnShardKv, ShardCluster, ShardKvClerk, ShardKvService};
 use crate::engine::{RaftEngine, TestEngine};
 use crate::kvraft::tester::NET;
 use crate::kvraft::COURSE_LIMIT;
+use crate::raft::observer::{MESSAGE_KINDS, TRIGGERS};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Clerk, ConfigChange, ReplicaGroup, Workload, WorkloadKind};
 use crate::swarm::{chosen_schedule, play_schedule, record_resolved, spec, stop_faults};
@@ -65,6 +66,7 @@ pub fn scenarios_on<E: TestEngine, S: ShardKvService>() -> Vec<Scenario> {
         |o| Box::pin(swarm::<E, S>(o)),
     )
     .with_fault_schedule(safety_phase_end_ms)
+    .with_holds(&TRIGGERS, &MESSAGE_KINDS)
     .with_scenario_files(WorkloadKind::Sharded)
     .with_swarm_knobs()]
 }

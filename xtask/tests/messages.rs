@@ -1,0 +1,152 @@
+//! What the real binary says when it refuses an input or reports something a run skipped:
+//! one line on stderr naming what was wrong and what to do, and exit status 4 — checked on
+//! the text, as a newcomer reads it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A scratch folder under the build's target folder, emptied first.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("messages").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the binary in `dir` with `args`.
+fn xtask_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(dir).output().unwrap()
+}
+
+fn status(o: &Output) -> u8 {
+    o.status.code().expect("exited") as u8
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A refusal: status 4 and one line on stderr, which must contain every one of `want`.
+fn refused(o: &Output, want: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(status(o), 4, "stdout: {}\nstderr: {err}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    for w in want {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
+}
+
+#[test]
+fn run_lists_the_fault_events_it_skipped() {
+    // A schedule serves every cluster size, so `s9` is not refused; but a run that skips it
+    // says so (before, only `replay`'s trace did).
+    let dir = scratch("skipped");
+    std::fs::write(dir.join("f.toml"), "[[event]]\nat_ms = 100\nkind = \"crash\"\nnode = \"s9\"\n").unwrap();
+    let o = xtask_in(&dir, &["run", "raft::swarm_2c", "--seed", "1", "--faults", "f.toml"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("faults skipped: 1 event named no node when it fired"), "{out}");
+    assert!(out.contains("at 100 ms: crash s9"), "{out}");
+    // A name the format does not define is refused before the run, naming event and field.
+    std::fs::write(dir.join("g.toml"), "[[event]]\nat_ms = 100\nkind = \"crash\"\nnode = \"leadr\"\n").unwrap();
+    let o = xtask_in(&dir, &["run", "raft::swarm_2c", "--seed", "1", "--faults", "g.toml"]);
+    refused(&o, &["g.toml", "event 1", "crash node", "'leadr'"]);
+}
+
+#[test]
+fn shrink_refuses_an_out_path_in_a_missing_folder_before_searching() {
+    // Before, shrink created the missing folders (every other output option refuses them).
+    let dir = scratch("shrink-out");
+    let o = xtask_in(
+        &dir,
+        &["shrink", "raft::swarm_2c", "--seed", "1", "--out", "no/such/folder/x.toml", "--max-runs", "1"],
+    );
+    refused(&o, &["--out no/such/folder/x.toml: cannot write"]);
+    assert!(!stdout(&o).contains("shrinking"), "refused before the search: {}", stdout(&o));
+    assert!(!dir.join("no").exists(), "no folder made");
+}
+
+#[test]
+fn a_command_that_attaches_nothing_makes_no_artifacts_folder() {
+    // Before, every run and sweep made an empty target/sim-artifacts in the working folder.
+    let dir = scratch("no-artifacts");
+    let o = xtask_in(&dir, &["sweep", "raft::initial_election_2a", "--seeds", "0..2", "--jobs", "1"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let o = xtask_in(&dir, &["run", "raft::initial_election_2a", "--seed", "0"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    assert!(!dir.join("target").exists(), "nothing was written, so no folder was made");
+    // An unwritable one is still refused before any run: here a file stands in its way.
+    std::fs::write(dir.join("blocked"), "").unwrap();
+    let o = xtask_in(&dir, &["sweep", "raft::initial_election_2a", "--seeds", "0..1", "--artifacts", "blocked/sub"]);
+    refused(&o, &["--artifacts blocked/sub: cannot create the folder", "blocked is a file"]);
+    assert!(!stdout(&o).contains("sweep:"), "{}", stdout(&o));
+}
+
+#[test]
+fn replay_refuses_a_filter_naming_no_trace_target() {
+    // Before, `--filter sim::nett` printed an empty trace and exited 0.
+    let dir = scratch("filter");
+    let o = xtask_in(&dir, &["replay", "raft::initial_election_2a", "--seed", "0", "--filter", "sim::nett"]);
+    refused(&o, &["'sim::nett' names no trace target", "sim::net, sim::node", "sim::check"]);
+    let o = xtask_in(
+        &dir,
+        &["replay", "raft::initial_election_2a", "--seed", "0", "--filter", "info,sim::net=debug,bogus"],
+    );
+    refused(&o, &["'bogus' names no trace target"]);
+    for good in ["sim::net,sim::fault", "off", "sim", "sim::timer=trace", "WARN"] {
+        let o = xtask_in(&dir, &["replay", "raft::initial_election_2a", "--seed", "0", "--filter", good]);
+        assert_eq!(status(&o), 0, "{good}: {}", stderr(&o));
+    }
+    let lines = |filter: &str| {
+        stdout(&xtask_in(&dir, &["replay", "raft::initial_election_2a", "--seed", "0", "--filter", filter]))
+            .lines()
+            .count()
+    };
+    assert!(lines("sim::net") > lines("off") + 100, "an accepted target selects lines");
+}
+
+#[test]
+fn a_folder_a_fault_schedule_or_a_whole_sweep_in_the_wrong_place_is_named_for_what_it_is() {
+    let dir = scratch("misplaced");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    // Before: "'sub' is not one scenario".
+    let o = xtask_in(&dir, &["run", "sub", "--seed", "1"]);
+    refused(&o, &["sub is a folder", "cargo xtask list"]);
+    // Before: a seed-file parse error ("missing field").
+    std::fs::write(dir.join("faults.toml"), "[[event]]\nat_ms = 100\nkind = \"heal\"\n").unwrap();
+    for sub in ["run", "replay", "shrink"] {
+        let o = xtask_in(&dir, &[sub, "faults.toml"]);
+        refused(&o, &["faults.toml is a fault schedule", "pass it with --faults"]);
+    }
+    // Before: "split the sweep differently (1 and 2 parts)".
+    let sweep = |out: &str, extra: &[&str]| {
+        let mut args = vec!["sweep", "raft::initial_election_2a", "--seeds", "0..2", "--format", "json", "--jobs", "1"];
+        args.extend(extra);
+        let o = xtask_in(&dir, &args);
+        assert_eq!(status(&o), 0, "{}", stderr(&o));
+        std::fs::write(dir.join(out), &o.stdout).unwrap();
+    };
+    sweep("whole.jsonl", &[]);
+    sweep("part.jsonl", &["--shard", "0/2"]);
+    let o = xtask_in(&dir, &["merge", "part.jsonl", "whole.jsonl"]);
+    refused(&o, &["whole.jsonl is a whole sweep, not a part"]);
+}
+
+#[test]
+fn help_works_as_a_subcommand_and_counts_are_singular_when_one() {
+    let dir = scratch("help");
+    let o = xtask_in(&dir, &["help"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("Usage: cargo xtask"), "{}", stdout(&o));
+    let o = xtask_in(&dir, &["help", "sweep"]);
+    assert_eq!(status(&o), 0);
+    assert!(stdout(&o).contains("--seeds"), "{}", stdout(&o));
+    // Before: "sweep: 1 runs of 1 scenarios on 1 jobs".
+    let o = xtask_in(&dir, &["sweep", "raft::initial_election_2a", "--seeds", "0..1", "--jobs", "1"]);
+    assert_eq!(status(&o), 0);
+    assert!(stdout(&o).contains("sweep: 1 run of 1 scenario on 1 job"), "{}", stdout(&o));
+}
