@@ -117,8 +117,10 @@ pub enum InputError {
     /// scenario does not report: the hold would never end, or hold nothing.
     #[error(
         "{path}: event {number} (hold) {field} = \"{value}\": {}",
-        if known.is_empty() {
-            format!("{scenario} reports no {what}s to a hold; drop the field or the event")
+        if known.is_empty() && *field == "until" {
+            format!("{scenario} reports no {what}s, so the hold would never end; drop the event")
+        } else if known.is_empty() {
+            format!("{scenario} names no {what}s; drop `{field}` (the hold then takes any message)")
         } else {
             format!("{scenario} reports the {what}s {}; name one of them", known.join(", "))
         }

@@ -261,7 +261,7 @@ fn bench_sweep(cat: &Catalogue, filter: &str, range: std::ops::Range<u64>) -> u8
         Err(e) => return bad_input(e),
     };
     let total = match crate::plan::grid_runs(
-        &format!("'{filter}' ({} scenarios)", scenarios.len()),
+        &format!("'{filter}' ({})", crate::count(scenarios.len() as u64, "scenario")),
         scenarios.len() as u64,
         &range,
     ) {

@@ -72,7 +72,7 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     let per_seed: Vec<u64> = bugs.iter().map(|(_, scs)| scs.len() as u64).collect();
     let per_bug: Vec<u64> = match per_seed
         .iter()
-        .map(|&n| crate::plan::grid_runs(&format!("'{}' ({n} scenarios)", a.sel.filter), n, &range))
+        .map(|&n| crate::plan::grid_runs(&format!("'{}' ({})", a.sel.filter, count(n, "scenario")), n, &range))
         .collect::<Result<Vec<u64>, String>>()
     {
         Ok(v) => v,

@@ -35,7 +35,7 @@ pub fn run(cat: &Catalogue, a: &CostsArgs) -> u8 {
         Err(e) => return bad_input(e),
     };
     let total = match crate::plan::grid_runs(
-        &format!("'{}' ({} scenarios)", a.filter, scenarios.len()),
+        &format!("'{}' ({})", a.filter, crate::count(scenarios.len() as u64, "scenario")),
         scenarios.len() as u64,
         &a.seeds,
     ) {

@@ -382,7 +382,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             }
         }
         let per = match plan::grid_runs(
-            &format!("'{filter}' ({} scenarios)", scenarios.len()),
+            &format!("'{filter}' ({})", count(scenarios.len() as u64, "scenario")),
             scenarios.len() as u64,
             &range,
         ) {
@@ -687,7 +687,7 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
         Err(e) => return bad_input(e),
     };
     let total = match plan::grid_runs(
-        &format!("'{}' ({} scenarios)", a.sel.filter, scenarios.len()),
+        &format!("'{}' ({})", a.sel.filter, count(scenarios.len() as u64, "scenario")),
         scenarios.len() as u64,
         &range,
     ) {

@@ -150,3 +150,12 @@ fn help_works_as_a_subcommand_and_counts_are_singular_when_one() {
     assert_eq!(status(&o), 0);
     assert!(stdout(&o).contains("sweep: 1 run of 1 scenario on 1 job"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_seed_range_too_large_to_plan_is_one_line_naming_the_count() {
+    let dir = scratch("huge");
+    let o = xtask_in(&dir, &["sweep", "raft::initial_election_2a", "--seeds", "0..18446744073709551615"]);
+    refused(&o, &["(1 scenario) over seeds 0..18446744073709551615 is 18446744073709551615 runs", "at most 10000000"]);
+    let o = xtask_in(&dir, &["costs", "raft", "--seeds", "0..18446744073709551615"]);
+    refused(&o, &["more than 2^64 runs"]);
+}
