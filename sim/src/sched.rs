@@ -111,8 +111,7 @@ impl Scheduler {
         let (_, _, slot) = self.heap[pos];
         let last = self.heap.pop().expect("a key at pos");
         if pos < self.heap.len() {
-            self.heap[pos] = last;
-            self.actions[last.2 as usize].pos = pos as u32;
+            self.place(pos, last);
             if pos > 0 && last < self.heap[(pos - 1) / 2] {
                 self.sift_up(pos);
             } else {
@@ -131,12 +130,10 @@ impl Scheduler {
             if key >= p {
                 break;
             }
-            self.heap[pos] = p;
-            self.actions[p.2 as usize].pos = pos as u32;
+            self.place(pos, p);
             pos = parent;
         }
-        self.heap[pos] = key;
-        self.actions[key.2 as usize].pos = pos as u32;
+        self.place(pos, key);
     }
 
     fn sift_down(&mut self, mut pos: usize) {
@@ -153,15 +150,19 @@ impl Scheduler {
             if key <= c {
                 break;
             }
-            self.heap[pos] = c;
-            self.actions[c.2 as usize].pos = pos as u32;
+            self.place(pos, c);
             pos = child;
         }
+        self.place(pos, key);
+    }
+
+    /// Puts `key` at heap index `pos` and records the position in its slot.
+    fn place(&mut self, pos: usize, key: HeapKey) {
         self.heap[pos] = key;
         self.actions[key.2 as usize].pos = pos as u32;
     }
 
-    /// Checks the heap order and every slot's position (debug builds, tests).
+    /// Checks the heap order and every slot's position (tests).
     #[cfg(test)]
     fn check(&self) {
         for (i, k) in self.heap.iter().enumerate() {

@@ -5,12 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A scratch folder under the build's target folder, emptied first.
+mod common;
+
+/// A scratch folder for this file's tests (see `common::scratch_in`).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("messages").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch_in("messages", name)
 }
 
 /// Runs the binary in `dir` with `args`.

@@ -19,11 +19,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+mod common;
+
+/// A scratch folder for this file's tests (see `common::scratch_in`).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recipes").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch_in("recipes", name)
 }
 
 fn yaml(path: &str) -> Vec<Yaml> {

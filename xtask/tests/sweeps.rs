@@ -14,11 +14,11 @@ use std::sync::OnceLock;
 const FILTER: &str = "{raft::*_2a,raft::backup_2b,mapreduce::crash}";
 const SEEDS: &str = "0..4";
 
+mod common;
+
+/// A scratch folder for this file's tests (see `common::scratch_in`).
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sweeps").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch_in("sweeps", name)
 }
 
 /// The command line binary, with no shard variables inherited from the environment.
