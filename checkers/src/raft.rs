@@ -318,6 +318,20 @@ impl SafetyChecker {
     /// holding the same (index, term); state-machine-safety when it replaces, or drops, an entry the node knows is
     /// committed.
     pub fn observe_entries(&mut self, node: usize, first_index: u64, entries: &[(u64, u64)]) -> Result<(), Violation> {
+        self.observe_entries_from(node, first_index, entries.iter().copied())
+    }
+
+    /// [`SafetyChecker::observe_entries`] with the (term, entry hash) pairs as an iterator,
+    /// so an observer hashes each command as it goes instead of collecting them first.
+    ///
+    /// # Errors
+    /// As [`SafetyChecker::observe_entries`].
+    pub fn observe_entries_from(
+        &mut self,
+        node: usize,
+        first_index: u64,
+        entries: impl IntoIterator<Item = (u64, u64)>,
+    ) -> Result<(), Violation> {
         self.observations += 1;
         let log = &self.nodes[node].log;
         if first_index <= log.base_index || first_index > log.last_index() + 1 {
@@ -330,12 +344,12 @@ impl SafetyChecker {
                 ),
             ));
         }
-        for (i, &(term, hash)) in entries.iter().enumerate() {
-            let index = first_index + i as u64;
-            self.write_entry(node, index, term, hash)?;
+        let mut next = first_index;
+        for (term, hash) in entries {
+            self.write_entry(node, next, term, hash)?;
+            next += 1;
         }
-        let last = first_index + entries.len() as u64 - 1;
-        self.observe_log_end(node, last)
+        self.observe_log_end(node, next - 1)
     }
 
     /// The node's log now ends at `last_index` (entries after it were dropped).

@@ -17,7 +17,13 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     type Output = ();
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        // Postcard writes every varint (lengths, integers) through here, mostly one byte
+        // long: a push, not a call to the C library's memcpy, which was 1.5 % of a
+        // key/value run's wall time for such copies.
+        match data {
+            [b] => self.0.push(*b),
+            _ => self.0.extend_from_slice(data),
+        }
         Ok(())
     }
 

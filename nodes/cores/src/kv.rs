@@ -142,7 +142,11 @@ impl StateMachine for Kv {
                 None => Value::default().written(),
             },
             KvOp::Append { key, value } => {
-                let v = self.data.entry(key.clone()).or_default();
+                // An existing key (the common case) is found without allocating a copy of it.
+                let v = match self.data.get_mut(key) {
+                    Some(v) => v,
+                    None => self.data.entry(key.clone()).or_default(),
+                };
                 let out = v.written();
                 v.push_str(value);
                 out
@@ -155,6 +159,10 @@ impl StateMachine for Kv {
             KvOp::Get { key } => Some(KvResult::Value(self.get(key).unwrap_or_default().to_string())),
             _ => None,
         }
+    }
+
+    fn is_read(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Get { .. })
     }
 }
 

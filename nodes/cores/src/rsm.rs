@@ -37,6 +37,13 @@ pub trait StateMachine: Clone + Default + Debug + Serialize + DeserializeOwned +
         let _ = op;
         None
     }
+
+    /// Whether `op` is read-only, without computing its output: a replica that nobody waits
+    /// on skips such an operation (a follower's Get). The default asks [`StateMachine::read`];
+    /// a state machine whose reads copy values says so directly.
+    fn is_read(&self, op: &Self::Op) -> bool {
+        self.read(op).is_some()
+    }
 }
 
 /// What goes into the log: who asked, which of their requests it is, and the operation.
@@ -125,24 +132,38 @@ impl<SM: StateMachine> Rsm<SM> {
     /// recorded request gets that request's output; an older one (a stale duplicate nobody waits
     /// for) changes nothing.
     pub fn apply(&mut self, cmd: &Command<SM::Op>, bugs: &RsmBugs) -> SM::Out {
+        self.step(cmd, bugs, true).expect("an answered step has an output")
+    }
+
+    /// [`Rsm::apply`] when nobody waits for the output (a follower's copy of the entry): the
+    /// same change of state, but a read is skipped and no output is computed.
+    pub fn apply_unanswered(&mut self, cmd: &Command<SM::Op>, bugs: &RsmBugs) {
+        self.step(cmd, bugs, false);
+    }
+
+    /// One entry; the output only when `answer` asks for it.
+    fn step(&mut self, cmd: &Command<SM::Op>, bugs: &RsmBugs, answer: bool) -> Option<SM::Out> {
         if !bugs.no_duplicate_detection {
             if let Some(last) = self.last.get(&cmd.client) {
                 if cmd.seq == last.seq {
-                    return last.out.clone();
+                    return answer.then(|| last.out.clone());
                 }
                 if cmd.seq < last.seq && !bugs.latest_only_duplicates {
-                    return SM::Out::default();
+                    return answer.then(SM::Out::default);
                 }
             }
         }
         // A read changes nothing, so a retry of it may run again: it is answered without
         // entering the table (keeping a value in the table would copy it into every snapshot).
+        if !answer && self.sm.is_read(&cmd.op) {
+            return None;
+        }
         if let Some(out) = self.sm.read(&cmd.op) {
-            return out;
+            return Some(out);
         }
         let out = self.sm.apply(&cmd.op);
         self.last.insert(cmd.client, LastApplied { seq: cmd.seq, out: out.clone() });
-        out
+        Some(out)
     }
 
     /// The snapshot of this state.
@@ -178,6 +199,12 @@ pub trait Replicated: Clone + Debug + 'static {
 
     /// Applies one committed entry, in log order.
     fn apply(&mut self, entry: &Self::Entry) -> Self::Out;
+
+    /// [`Replicated::apply`] when nobody waits for the output: the same change of state; an
+    /// implementation may skip computing the output (and a read altogether).
+    fn apply_unanswered(&mut self, entry: &Self::Entry) {
+        let _ = self.apply(entry);
+    }
 
     /// The output of a read-only entry from the current state, or `None` if it writes (only
     /// the planted bug `local-reads` asks).
@@ -221,6 +248,10 @@ impl<SM: StateMachine> Replicated for Deduplicated<SM> {
 
     fn apply(&mut self, entry: &Command<SM::Op>) -> SM::Out {
         self.rsm.apply(entry, &self.bugs)
+    }
+
+    fn apply_unanswered(&mut self, entry: &Command<SM::Op>) {
+        self.rsm.apply_unanswered(entry, &self.bugs)
     }
 
     fn read(&self, entry: &Command<SM::Op>) -> Option<SM::Out> {
@@ -445,7 +476,7 @@ impl<R: Replicated, T> RsmCore<R, T> {
         msg: &ApplyMsg,
         state_bytes: impl FnOnce() -> usize,
     ) -> Result<Option<Vec<u8>>, RsmError> {
-        self.on_apply_seen(msg, state_bytes, |_, _| {})
+        self.apply_message(msg, state_bytes, None::<fn(&R, Option<&R::Out>)>)
     }
 
     /// [`RsmCore::on_apply`], and `seen` is shown the state right after the message took
@@ -459,6 +490,17 @@ impl<R: Replicated, T> RsmCore<R, T> {
         msg: &ApplyMsg,
         state_bytes: impl FnOnce() -> usize,
         seen: impl FnOnce(&R, Option<&R::Out>),
+    ) -> Result<Option<Vec<u8>>, RsmError> {
+        self.apply_message(msg, state_bytes, Some(seen))
+    }
+
+    /// [`RsmCore::on_apply_seen`], with `seen` optional: without it, an entry nobody here
+    /// waits for is applied without its output ([`Replicated::apply_unanswered`]).
+    fn apply_message(
+        &mut self,
+        msg: &ApplyMsg,
+        state_bytes: impl FnOnce() -> usize,
+        seen: Option<impl FnOnce(&R, Option<&R::Out>)>,
     ) -> Result<Option<Vec<u8>>, RsmError> {
         match msg {
             ApplyMsg::Command { index, command, .. } if command.is_empty() => {
@@ -478,12 +520,25 @@ impl<R: Replicated, T> RsmCore<R, T> {
                     len: command.len(),
                     reason: e.to_string(),
                 })?;
-                let out = self.state.apply(&entry);
+                // Only a request waiting here for this very entry, or an observer, reads the
+                // output: a follower does not copy out the value of every Get it applies.
+                let own = self.pending.get(index).is_some_and(|p| p.entry == *command);
+                let out = if own || seen.is_some() {
+                    Some(self.state.apply(&entry))
+                } else {
+                    self.state.apply_unanswered(&entry);
+                    None
+                };
                 self.last_applied = *index;
-                seen(&self.state, Some(&out));
+                if let Some(seen) = seen {
+                    seen(&self.state, out.as_ref());
+                }
                 if let Some(p) = self.pending.remove(index) {
-                    let own = p.entry == *command;
-                    self.replies.push((p.reply_to, if own { ClerkReply::Ok(out) } else { ClerkReply::WrongLeader }));
+                    let reply = match out {
+                        Some(out) if own => ClerkReply::Ok(out),
+                        _ => ClerkReply::WrongLeader,
+                    };
+                    self.replies.push((p.reply_to, reply));
                 }
                 Ok(match self.max_state_bytes {
                     Some(max) if state_bytes() > max => {
@@ -497,7 +552,9 @@ impl<R: Replicated, T> RsmCore<R, T> {
             ApplyMsg::Snapshot { index, data, .. } => {
                 self.state.restore(data)?;
                 self.last_applied = *index;
-                seen(&self.state, None);
+                if let Some(seen) = seen {
+                    seen(&self.state, None);
+                }
                 // Requests waiting at indexes the snapshot covers cannot learn their result here.
                 let upto = *index;
                 self.fail_waiting(|i, _| i > upto);
@@ -526,7 +583,9 @@ impl<R: Replicated, T> RsmCore<R, T> {
 }
 
 fn encode<V: Serialize>(value: &V) -> Vec<u8> {
-    postcard::to_allocvec(value).expect("a command encodes")
+    let mut out = Vec::with_capacity(64);
+    crate::bytes::encode_into(value, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -536,6 +595,40 @@ mod tests {
 
     fn append(client: u64, seq: u64, v: &str) -> Command<KvOp> {
         Command { client, seq, op: KvOp::Append { key: "k".into(), value: v.into() } }
+    }
+
+    #[test]
+    fn an_unanswered_entry_changes_the_state_as_an_answered_one_does() {
+        // Writes, reads, retries of the latest request and stale duplicates, under every
+        // duplicate-table bug: a follower's copy (no output) must end in the leader's state.
+        let get = |client, seq| Command { client, seq, op: KvOp::Get { key: "k".into() } };
+        let put = |client, seq, v: &str| Command { client, seq, op: KvOp::Put { key: "j".into(), value: v.into() } };
+        let entries = [
+            append(1, 1, "a"),
+            get(2, 1),
+            append(1, 1, "a"),
+            put(2, 2, "x"),
+            append(1, 2, "b"),
+            get(1, 3),
+            append(1, 1, "a"),
+            put(2, 2, "x"),
+            get(2, 3),
+            append(2, 4, "c"),
+        ];
+        for bugs in [
+            RsmBugs::default(),
+            RsmBugs { no_duplicate_detection: true, ..RsmBugs::default() },
+            RsmBugs { latest_only_duplicates: true, ..RsmBugs::default() },
+        ] {
+            let (mut leader, mut follower) = (Rsm::<Kv>::default(), Rsm::<Kv>::default());
+            for e in &entries {
+                leader.apply(e, &bugs);
+                follower.apply_unanswered(e, &bugs);
+                assert_eq!(leader.snapshot(&bugs, 0), follower.snapshot(&bugs, 0), "after {e:?} with {bugs:?}");
+            }
+        }
+        assert!(Kv::default().is_read(&KvOp::Get { key: "k".into() }));
+        assert!(!Kv::default().is_read(&KvOp::Put { key: "k".into(), value: "v".into() }));
     }
 
     #[test]

@@ -113,8 +113,7 @@ pub fn judge(checker: &mut SafetyChecker, node: usize, observation: &Observation
         Observation::Role { term, leader, .. } => checker.observe_role(node, *term, *leader),
         Observation::Snapshot { index, term } => checker.observe_snapshot(node, *index, *term),
         Observation::Entries { first, entries } => {
-            let hashed: Vec<(u64, u64)> = entries.iter().map(|(t, c)| (*t, entry_hash(c))).collect();
-            checker.observe_entries(node, *first, &hashed)
+            checker.observe_entries_from(node, *first, entries.iter().map(|(t, c)| (*t, entry_hash(c))))
         }
         Observation::LogEnd { last } => checker.observe_log_end(node, *last),
         Observation::Match { indexes } => checker.observe_match(node, indexes),

@@ -63,7 +63,7 @@ impl Run {
 
     fn push(&mut self, e: &Entry) -> usize {
         let before = self.bytes.len();
-        self.bytes = postcard::to_extend(e, std::mem::take(&mut self.bytes)).expect("an entry encodes");
+        crate::bytes::encode_into(e, &mut self.bytes);
         assert!(self.bytes.len() <= u32::MAX as usize, "a log image over 4 GiB");
         self.ends.push(self.bytes.len() as u32);
         self.bytes.len() - before
