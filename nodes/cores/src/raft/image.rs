@@ -6,25 +6,28 @@
 //! entries on each of n appends is O(n²) — gigabytes for a key/value test that never
 //! snapshots. Here the log keeps its entries encoded as it changes, and a save costs what
 //! changed: it clones O(log n) pointers, and the next append copies at most the last chunk
-//! of 64 entries, which the save still shares. The bytes (and so every size the course
+//! of 16 entries, which the save still shares. The bytes (and so every size the course
 //! bounds) are exactly what a full encoding would give.
 //!
-//! Layout. The entries are cut into *chunks* of 64, counted from the front: the first chunk
+//! Layout. The entries are cut into *chunks* of 16, counted from the front: the first chunk
 //! may be shorter after a compaction (`first_len`), every other one but the last is full.
 //! The last chunk, the *tail*, is the only one that changes on an append; the complete
 //! chunks before it are *sealed* into immutable segments that are merged as they
 //! accumulate, so that segment sizes shrink geometrically towards the back and there are
 //! O(log n) of them. A save's parts are the header, the sealed segments and the tail: the
 //! simulator fingerprints the first and last parts only, so the tail being exactly the last
-//! 64-entry chunk is part of the trace's meaning, and is kept.
+//! 16-entry chunk is part of the trace's meaning, and is kept.
 
 use super::messages::Entry;
 use serde::Serialize;
 use std::ops::Range;
 use std::rc::Rc;
 
-/// Entries per chunk: an append copies at most one chunk that a save still holds.
-const CHUNK: usize = 64;
+/// Entries per chunk: an append copies at most one chunk that a save still holds. Sixteen,
+/// not 64 (until session 8): a log without snapshots copied 32 entries per append on
+/// average, a tenth of a key/value run's instructions; the sealed segments' merges add
+/// about two copies per entry.
+const CHUNK: usize = 16;
 
 /// Encoded entries laid end to end; immutable once a view on it is shared.
 #[derive(Clone, Debug, Default)]
@@ -134,10 +137,10 @@ pub(crate) struct EntryImage {
     /// Complete chunks, front to back, in segments; each segment is more than twice the
     /// size of the next one, unless a compaction cut the first.
     sealed: Vec<Rc<EntryChunk>>,
-    /// The last chunk (1 to 64 entries); `None` when the image is empty.
+    /// The last chunk (1 to `CHUNK` entries); `None` when the image is empty.
     tail: Option<Rc<EntryChunk>>,
-    /// Entries in the first chunk while it is sealed (fewer than 64 only after the front
-    /// of the log was compacted away); 64 while the first chunk is the tail.
+    /// Entries in the first chunk while it is sealed (fewer than `CHUNK` only after the front
+    /// of the log was compacted away); `CHUNK` while the first chunk is the tail.
     first_len: usize,
     count: usize,
     bytes: usize,
@@ -361,10 +364,13 @@ impl EntryImage {
 
     /// The layout's invariants (cheap: O(segments)).
     fn check(&self) {
-        debug_assert!(self.tail.as_ref().is_none_or(|t| (1..=CHUNK).contains(&t.len())), "tail of 1..=64 entries");
+        debug_assert!(self.tail.as_ref().is_none_or(|t| (1..=CHUNK).contains(&t.len())), "tail of 1..=CHUNK entries");
         debug_assert!(self.tail.is_some() || (self.count == 0 && self.sealed.is_empty()), "sealed chunks need a tail");
         debug_assert!((1..=CHUNK).contains(&self.first_len));
-        debug_assert!(!self.sealed.is_empty() || self.first_len == CHUNK, "a first chunk that is the tail fills to 64");
+        debug_assert!(
+            !self.sealed.is_empty() || self.first_len == CHUNK,
+            "a first chunk that is the tail fills to CHUNK"
+        );
         debug_assert_eq!(
             self.sealed.iter().map(|s| s.len()).sum::<usize>(),
             self.tail_start(),
@@ -457,8 +463,8 @@ impl StateImage {
     }
 
     /// The header, then the encoded entries in a few parts, for storage that shares them.
-    /// The last part is always the log's last chunk of up to 64 entries (counted in chunks
-    /// of 64 from the front of the log, the first one shorter after a compaction).
+    /// The last part is always the log's last chunk of up to `CHUNK` entries (counted in chunks
+    /// of `CHUNK` from the front of the log, the first one shorter after a compaction).
     pub fn parts(&self) -> (&[u8], &[Rc<EntryChunk>]) {
         (&self.header, &self.chunks)
     }
@@ -513,7 +519,7 @@ mod tests {
         assert_eq!(EntryImage::from_entries(&[e(1, 1), e(1, 2)]).count(), 2);
     }
 
-    /// The layout the trace's fingerprint was defined on: chunks of at most 64 encoded
+    /// The layout the trace's fingerprint was defined on: chunks of at most `CHUNK` encoded
     /// entries, a new chunk when the last is full, truncation and compaction cutting
     /// chunks in place. The image's last part must always be this model's last chunk.
     #[derive(Default)]
