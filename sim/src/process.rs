@@ -107,13 +107,15 @@ impl Future for ProcessMain {
         let ctx = self.ctx;
         // Everything, exit bookkeeping included, runs under the catch: a panic must become
         // the run's outcome, never madsim's.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let p = self.fut.as_mut().poll(cx);
-            if p.is_ready() {
-                with(|w| w.exit(ctx));
-            }
-            p
-        }));
+        let r = crate::sched::with_step_time(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let p = self.fut.as_mut().poll(cx);
+                if p.is_ready() {
+                    with(|w| w.exit(ctx));
+                }
+                p
+            }))
+        });
         match r {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(())) => {

@@ -290,9 +290,39 @@ pub(crate) fn set_clock(time: Option<madsim::time::TimeHandle>) {
 
 /// Simulated time since the run started.
 pub fn now() -> Duration {
+    step_now().unwrap_or_else(clock_now)
+}
+
+/// The time of the process step being polled, if one is ([`with_step_time`]).
+#[inline]
+pub(crate) fn step_now() -> Option<Duration> {
+    STEP_NOW.get()
+}
+
+/// The clock itself: madsim's, behind its lock.
+fn clock_now() -> Duration {
     CLOCK
         .with(|c| c.borrow().as_ref().map(|t| t.elapsed()))
         .unwrap_or_else(|| madsim::time::TimeHandle::current().elapsed())
+}
+
+thread_local! {
+    /// The time of the process step being polled ([`with_step_time`]), or `None` between
+    /// steps.
+    static STEP_NOW: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs one poll of a node's process with the clock read once: madsim moves its clock only
+/// between polls (to the next timer, or 50–100 ns after each poll), so every `now()` inside
+/// the step is the same instant, and each read of it took a lock (1.3 % of a key/value run's
+/// wall time). Asserts the clock did not move meanwhile.
+pub(crate) fn with_step_time<R>(f: impl FnOnce() -> R) -> R {
+    let t = clock_now();
+    let outer = STEP_NOW.replace(Some(t));
+    let r = f();
+    STEP_NOW.set(outer);
+    debug_assert_eq!(clock_now(), t, "sim: the clock moved inside a process step");
+    r
 }
 
 /// Sleeps for exactly `d` of simulated time (no 1 ms minimum, unlike madsim's sleep).

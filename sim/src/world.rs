@@ -183,7 +183,7 @@ pub(crate) fn uninstall() -> Option<World> {
 
 impl Kernel {
     pub fn now_ns(&self) -> u64 {
-        self.time.elapsed().as_nanos() as u64
+        crate::sched::step_now().unwrap_or_else(|| self.time.elapsed()).as_nanos() as u64
     }
 
     /// Records a trace event stamped with the current simulated time, and watches for a
