@@ -43,11 +43,15 @@ impl FixedHasher {
     }
 }
 
+/// Up to 8 bytes as a little-endian word, the missing high bytes zero.
 #[inline]
 fn word(bytes: &[u8]) -> u64 {
-    let mut buf = [0u8; 8];
-    buf[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(buf)
+    if let Ok(full) = <[u8; 8]>::try_from(bytes) {
+        return u64::from_le_bytes(full);
+    }
+    // A short tail byte by byte: a copy of a variable length was a call to the C library's
+    // memcpy on every hash.
+    bytes.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b))
 }
 
 impl Hasher for FixedHasher {
@@ -129,5 +133,8 @@ mod tests {
         assert_ne!(hash_of(&long_a), hash_of(&long_b));
         assert_ne!(hash_of(&Some(0i64)), hash_of(&None::<i64>));
         assert_ne!(splitmix64(0), splitmix64(1));
+        assert_eq!(word(&[1, 2, 3]), 0x03_02_01);
+        assert_eq!(word(&[1, 2, 3, 4, 5, 6, 7, 8]), u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(word(&[]), 0);
     }
 }
