@@ -23,6 +23,16 @@ pub enum Status {
     Fixed,
 }
 
+impl Status {
+    /// The status as a seed file writes it (`open`, `fixed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Fixed => "fixed",
+        }
+    }
+}
+
 /// One saved seed, as written in its file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

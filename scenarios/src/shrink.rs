@@ -302,13 +302,16 @@ impl Search<'_> {
         let Some((candidate, r)) = kept else { return false };
         self.seed = candidate.seed;
         self.accepted += 1;
+        // The last timed step is shown so that closing idle time, which changes no count,
+        // does not print the same line again and again.
         progress(&format!(
-            "  kept ({what}): {} fault events, {} operations, {} servers, {} clients, {:.1}s safety phase",
+            "  kept ({what}): {} fault events, {} operations, {} servers, {} clients, {:.1}s safety phase, last step at {:.3}s",
             candidate.events.len(),
             candidate.workload.operations(),
             candidate.servers,
             candidate.workload.clients(),
-            candidate.safety_ms as f64 / 1000.0
+            candidate.safety_ms as f64 / 1000.0,
+            step_times(&candidate).last().copied().unwrap_or(0) as f64 / 1000.0
         ));
         self.best = candidate;
         self.best_report = r;

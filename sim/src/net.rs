@@ -152,6 +152,29 @@ pub struct NetConfig {
     pub service_us_max: u32,
 }
 
+/// `name=value` pairs, as trace lines show settings: `reliable=true long_delays=false …
+/// hop_delay_ms=0..0 service_us=300..700`.
+impl std::fmt::Display for NetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "reliable={} long_delays={} long_reordering={} request_delay_ms_max={} request_loss_permille={} \
+             reply_loss_permille={} duplicate_permille={} hop_delay_ms={}..{} service_us={}..{}",
+            self.reliable,
+            self.long_delays,
+            self.long_reordering,
+            self.request_delay_ms_max,
+            self.request_loss_permille,
+            self.reply_loss_permille,
+            self.duplicate_permille,
+            self.hop_delay_ms_min,
+            self.hop_delay_ms_max,
+            self.service_us_min,
+            self.service_us_max
+        )
+    }
+}
+
 impl NetConfig {
     /// labrpc's defaults: reliable, no long delays or reordering; the unreliable profile's
     /// numbers are labrpc's; nothing beyond labrpc is on.
@@ -1061,8 +1084,10 @@ pub fn config() -> NetConfig {
 /// Replaces the network configuration.
 pub fn set_config(cfg: NetConfig) {
     with(|w| {
-        let text = format!("{cfg:?}");
-        let code = crate::rng::label_hash(&text);
+        // The trace's field is a hash of the debug form (as it always was: every trace hash
+        // depends on it); people read the `name=value` form.
+        let code = crate::rng::label_hash(&format!("{cfg:?}"));
+        let text = cfg.to_string();
         w.net.cfg = cfg;
         w.net.fault(&mut w.kernel, 1, code, |_| format!("network config {text}"));
     })
@@ -1374,6 +1399,14 @@ pub fn bytes_sent(node: NodeId) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_network_configuration_reads_as_name_value_pairs() {
+        let text = super::NetConfig::DEFAULT.to_string();
+        assert!(text.starts_with("reliable=true long_delays=false long_reordering=false"), "{text}");
+        assert!(text.ends_with("hop_delay_ms=0..0 service_us=0..0"), "{text}");
+        assert!(!text.contains('{'), "{text}");
+    }
+
     #[test]
     fn encode_writes_exactly_postcards_bytes() {
         // One-byte and longer varints, strings and byte strings of every length class.

@@ -552,12 +552,12 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
     };
     if let Some(s) = &saved {
         println!(
-            "replaying {} (recorded {} caught by {} on {}, status {:?}): {}",
+            "replaying {} (recorded {} caught by {} on {}, status {}): {}",
             a.target,
             s.file.class.name(),
             s.file.checker,
             s.file.date,
-            s.file.status,
+            s.file.status.name(),
             s.file.summary
         );
     }

@@ -42,8 +42,15 @@ pub fn parse_range(s: &str) -> Result<Range<u64>, String> {
 
 /// clap's value parser for counts that must be at least 1.
 pub fn at_least_one(s: &str) -> Result<NonZeroUsize, String> {
-    s.parse().map_err(|_| format!("want a whole number of at least 1, got '{s}'"))
+    match s.parse::<NonZeroUsize>() {
+        Ok(n) if n.get() <= MAX_JOBS => Ok(n),
+        _ => Err(format!("want a number of parallel jobs from 1 to {MAX_JOBS} (each job is a thread), got '{s}'")),
+    }
 }
+
+/// The most parallel jobs a command accepts: each is an operating-system thread running one
+/// simulation at a time, so more than a large machine's cores only adds threads.
+pub const MAX_JOBS: usize = 256;
 
 /// What many-run commands select: scenarios, seeds, parallelism, a planted bug.
 #[derive(Args)]

@@ -260,6 +260,8 @@ fn typed_options_refuse_bad_values_with_status_4() {
     for args in [
         &["sweep", "raft", "--seeds", "5..5"][..],
         &["sweep", "raft", "--seeds", "0..3", "--jobs", "0"],
+        &["sweep", "raft", "--seeds", "0..3", "--jobs", "100000"],
+        &["determinism", "raft", "--seeds", "0..3", "--jobs", "257"],
         &["sweep", "raft::[oops", "--seeds", "0..3"],
         &["check-history", "--model", "sql", "x.txt"],
         &["check-history", "--model", "kv"],
