@@ -61,7 +61,7 @@ pub struct Selection {
     /// Half-open seed range, e.g. 0..200.
     #[arg(long, value_name = "A..B", value_parser = parse_range)]
     pub seeds: Range<u64>,
-    /// Parallel runs (default: all cores).
+    /// Parallel runs, 1 to 256 (default: all cores).
     #[arg(long, value_parser = at_least_one)]
     pub jobs: Option<NonZeroUsize>,
     /// Plant a bug (of the selected scenarios' family) in every run.
@@ -130,7 +130,7 @@ pub struct SweepArgs {
     /// Half-open seed range, e.g. 0..200.
     #[arg(long, value_name = "A..B", value_parser = parse_range, required_unless_present = "rerun", conflicts_with = "rerun")]
     pub seeds: Option<Range<u64>>,
-    /// Parallel runs (default: all cores).
+    /// Parallel runs, 1 to 256 (default: all cores).
     #[arg(long, value_parser = at_least_one)]
     pub jobs: Option<NonZeroUsize>,
     /// Plant a bug (of the selected scenarios' family) in every run.
