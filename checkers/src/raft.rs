@@ -501,7 +501,10 @@ impl SafetyChecker {
     /// leader's match index for it, or holds another entry there.
     pub fn observe_match(&mut self, node: usize, match_index: &[u64]) -> Result<(), Violation> {
         self.observations += 1;
-        self.nodes[node].match_index = match_index.to_vec();
+        // In place: a leader reports its match indexes on nearly every step.
+        let kept = &mut self.nodes[node].match_index;
+        kept.clear();
+        kept.extend_from_slice(match_index);
         for peer in 0..self.nodes.len().min(match_index.len()) {
             if peer != node {
                 self.check_match(node, peer)?;
