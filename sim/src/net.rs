@@ -965,12 +965,6 @@ impl postcard::ser_flavors::Flavor for Encoded {
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         match data {
             [b] => self.0.push(*b),
-            // A multi-byte varint (at most 10 bytes): byte by byte, no call.
-            short if short.len() <= 10 => {
-                for &b in short {
-                    self.0.push(b);
-                }
-            }
             _ => self.0.extend_from_slice(data),
         }
         Ok(())
