@@ -125,12 +125,13 @@ pub struct Knobs {
 /// The random stream the knobs are drawn from.
 const KNOBS_STREAM: &str = "swarm-knobs";
 
-/// A swarm run's knob profile, drawn first from the knobs' stream. Swarm testing's point is
-/// diversity of configurations (Groce et al., "Swarm Testing", ISSTA 2012): a knob that
-/// exposes one bug hides another (fault points and quick elections add saves and term
-/// changes, which close the window an unsaved acknowledgement needs; slow heartbeats make
-/// fewer stale snapshots), so no single setting is drawn for every run. Measured per profile
-/// in BENCHMARKS.md ("Failure rates before and after the swarm knobs").
+/// A swarm run's knob profile, drawn from the knobs' stream (its eighth first). Swarm
+/// testing's point is diversity of configurations (Groce et al., "Swarm Testing", ISSTA
+/// 2012): a knob that exposes one bug hides another (fault points and quick elections add
+/// saves and term changes, which close the window an unsaved acknowledgement needs; slow
+/// heartbeats make fewer stale snapshots), so no single setting is drawn for every run.
+/// Measured per profile in BENCHMARKS.md ("Failure rates before and after the swarm
+/// knobs", session 8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
     /// No knob: the engine's timing, no fault point — the run `--plain-swarm` makes.
@@ -156,9 +157,9 @@ pub enum Profile {
     /// Vote retry: the engine's own timing and no fault point, with failed votes retried
     /// within their term (`retry_failed_votes` always on) and commit news with the next
     /// AppendEntries. The near-plain profile: the schedule's hold episodes meet the timing
-    /// they were drawn for, which a stale append reply needs (every profile that changes the
-    /// timing, sends commit news at once or enables fault points finds
-    /// stale-append-reply less often than plain; this one a little more often).
+    /// they were drawn for, which a stale append reply needs (fault points, commit news at
+    /// once and other timing each made stale-append-reply rarer than plain in the
+    /// measurements; this profile a little more frequent).
     VoteRetry,
     /// Faults: the engine's own timing with chaos's fault points (each enabled with
     /// probability 1/2) except `replica.hold_snapshot`, which halves snapshot-wipes-log. The
