@@ -59,6 +59,7 @@ impl TestEngine for RaftEngine {
         config.heartbeat_interval_ms = t.heartbeat_interval_ms;
         config.max_entries_per_append = t.max_entries_per_append;
         config.commit_news_at_once = t.commit_news_at_once;
+        config.retry_failed_votes = t.retry_failed_votes;
         config
     }
 }

@@ -269,6 +269,10 @@ pub struct Timing {
     /// (`raft::Config::commit_news_at_once`); absent in a file: false, the engine's default.
     #[serde(default)]
     pub commit_news_at_once: bool,
+    /// A candidate sends a failed RequestVote again within its term
+    /// (`raft::Config::retry_failed_votes`); absent in a file: false, the engine's default.
+    #[serde(default)]
+    pub retry_failed_votes: bool,
 }
 
 impl Timing {
@@ -885,6 +889,7 @@ mod tests {
                 heartbeat_interval_ms: 120,
                 max_entries_per_append: 7,
                 commit_news_at_once: true,
+                retry_failed_votes: true,
             }),
             fault_points: [("net.delay_send".to_string(), 40), ("node.pause".to_string(), 3)].into(),
             events: vec![

@@ -401,7 +401,7 @@ fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() 
         assert!(spec.timing.is_none() && spec.fault_points.is_empty(), "a plain run records no knobs");
     }
     // With the knobs, runs record what they drew: timing unless the run drew the plain
-    // profile (swarm::Profile), fault points in the chaos profile.
+    // profile (swarm::Profile), fault points in the chaos, faults and amnesia profiles.
     let sc = cat.scenario("raft::swarm_2c").unwrap();
     let (mut with_points, mut plain) = (0, 0);
     for seed in 0..12 {

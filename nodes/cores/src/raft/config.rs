@@ -32,6 +32,16 @@ pub struct Config {
     /// swarms draw both; the property tests keep `true`.
     #[serde(default)]
     pub commit_news_at_once: bool,
+    /// A candidate whose RequestVote to a peer failed (lost request or reply, peer down or
+    /// unreachable) sends it again at once while it is still a candidate of that term and
+    /// has no vote from that peer (`true`), or leaves the peer to the next election (`false`,
+    /// the default). The paper's §5.1 has servers retry RPCs that get no timely response,
+    /// and many course solutions retry votes in a loop; the retry is what lets a voter that
+    /// restarted between two candidates' requests of one term be asked again in that term.
+    /// Bounded by the election timeout: a new term stops the retries of the old. The swarms
+    /// draw both; the property tests and course scenarios keep the default.
+    #[serde(default)]
+    pub retry_failed_votes: bool,
     /// Planted bugs; all off in a correct build.
     pub bugs: Bugs,
 }
@@ -56,6 +66,7 @@ impl Config {
             heartbeat_interval_ms: 100,
             max_entries_per_append: 100,
             commit_news_at_once: false,
+            retry_failed_votes: false,
             bugs: Bugs::default(),
         }
     }

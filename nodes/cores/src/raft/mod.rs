@@ -122,6 +122,15 @@ impl Progress {
     }
 }
 
+/// A candidate's RequestVote to one peer, for [`Config::retry_failed_votes`].
+#[derive(Clone, Copy, Debug, Default)]
+struct VoteCall {
+    /// When it was last sent.
+    sent_ms: u64,
+    /// It failed and waits to be sent again, one heartbeat interval after `sent_ms`.
+    retry: bool,
+}
+
 /// The values the invariant check compares against at the end of the previous input.
 #[derive(Clone, Debug)]
 struct Audit {
@@ -148,6 +157,9 @@ pub struct Raft {
     last_applied: u64,
     election_deadline_ms: u64,
     votes: Vec<bool>,
+    /// While a candidate: per peer, when its RequestVote of this term was last sent, and
+    /// whether a failed one waits to be sent again ([`Config::retry_failed_votes`]).
+    vote_calls: Vec<VoteCall>,
     progress: Vec<Progress>,
     now_ms: u64,
     // Outputs not yet taken by the shell.
@@ -214,6 +226,7 @@ impl Raft {
             last_applied: snapshot_index,
             election_deadline_ms: 0,
             votes: vec![false; peers],
+            vote_calls: vec![VoteCall::default(); peers],
             progress: Vec::new(),
             now_ms,
             ready: Ready::default(),
@@ -246,6 +259,8 @@ impl Raft {
             }
         } else if now_ms >= self.election_deadline_ms {
             self.start_election();
+        } else if self.role == Role::Candidate {
+            self.send_due_vote_retries();
         }
         self.finish();
     }
@@ -292,14 +307,25 @@ impl Raft {
     /// everything, but reporting failures frees the in-flight slot that eager sends wait for,
     /// and makes the next heartbeat resend the lost entries. The resend waits for that
     /// heartbeat on purpose: a call to an unreachable peer may fail within milliseconds, and
-    /// resending at once would turn every failure into another call.
+    /// resending at once would turn every failure into another call. A failed RequestVote is
+    /// sent again only with [`Config::retry_failed_votes`], while this peer is still a
+    /// candidate of the request's term without that peer's vote, and at most once per
+    /// heartbeat interval per peer (a call over a one-way cut fails the instant it is
+    /// answered; the next term ends the retries).
     ///
     /// # Panics
     /// If `to` is not another peer of the cluster.
     pub fn handle_call_failed(&mut self, now_ms: u64, to: usize, context: CallContext) {
         self.begin(now_ms);
         assert!(to < self.config.peers && to != self.config.me, "call to {to}");
-        if self.role == Role::Leader {
+        if self.role == Role::Candidate {
+            if let CallContext::RequestVote { term } = context {
+                if self.config.retry_failed_votes && term == self.current_term && !self.votes[to] {
+                    self.vote_calls[to].retry = true;
+                    self.send_due_vote_retries();
+                }
+            }
+        } else if self.role == Role::Leader {
             match context {
                 CallContext::AppendEntries { term, prev_log_index, entries_len } if term == self.current_term => {
                     let p = &mut self.progress[to];
@@ -318,7 +344,6 @@ impl Raft {
                     p.inflight = p.inflight.saturating_sub(1);
                     p.snapshot_sent_ms = None;
                 }
-                // A lost vote is not retried: the election timeout starts a fresh election.
                 _ => {}
             }
         }
@@ -409,6 +434,11 @@ impl Raft {
                 .map(|p| self.heartbeat_due_ms(p))
                 .min()
                 .unwrap_or(u64::MAX)
+        } else if self.role == Role::Candidate {
+            (0..self.config.peers)
+                .filter(|&p| self.vote_calls[p].retry)
+                .map(|p| self.vote_retry_due_ms(p))
+                .fold(self.election_deadline_ms, u64::min)
         } else {
             self.election_deadline_ms
         }
@@ -477,22 +507,46 @@ impl Raft {
         self.leader_id = None;
         self.state_dirty = true;
         self.votes = vec![false; self.config.peers];
+        self.vote_calls = vec![VoteCall { sent_ms: self.now_ms, retry: false }; self.config.peers];
         self.votes[self.config.me] = true;
         self.reset_election_deadline();
         if self.is_majority(self.votes.iter().filter(|&&v| v).count()) {
             self.become_leader();
             return;
         }
-        let args = RequestVoteArgs {
-            term: self.current_term,
-            candidate_id: self.config.me,
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-        };
+        let args = self.vote_request();
         for peer in 0..self.config.peers {
             if peer != self.config.me {
                 self.send(peer, Request::RequestVote(args.clone()));
             }
+        }
+    }
+
+    /// When peer `peer`'s failed RequestVote may go again: a heartbeat interval after the
+    /// last one, the pace a leader keeps with each follower.
+    fn vote_retry_due_ms(&self, peer: usize) -> u64 {
+        self.vote_calls[peer].sent_ms + self.config.heartbeat_interval_ms
+    }
+
+    /// Sends the failed RequestVotes whose retry is due ([`Config::retry_failed_votes`]).
+    fn send_due_vote_retries(&mut self) {
+        for peer in 0..self.config.peers {
+            if self.vote_calls[peer].retry && !self.votes[peer] && self.now_ms >= self.vote_retry_due_ms(peer) {
+                self.vote_calls[peer] = VoteCall { sent_ms: self.now_ms, retry: false };
+                let args = self.vote_request();
+                self.send(peer, Request::RequestVote(args));
+            }
+        }
+    }
+
+    /// This candidate's RequestVote for its current term (Figure 2). A candidate's log does
+    /// not change while it stands, so a retry asks exactly what the first request asked.
+    fn vote_request(&self) -> RequestVoteArgs {
+        RequestVoteArgs {
+            term: self.current_term,
+            candidate_id: self.config.me,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
         }
     }
 

@@ -635,3 +635,125 @@ fn written_entries_compacted_before_the_ready_is_taken_are_not_reported() {
     leader.snapshot(now, 5, b"five".to_vec());
     assert_eq!(leader.take_ready().log_written_from, None, "everything written is compacted");
 }
+
+/// The RequestVote messages in `ready`, by receiver.
+fn vote_requests(ready: &Ready) -> Vec<(usize, RequestVoteArgs)> {
+    ready
+        .messages
+        .iter()
+        .filter_map(|m| match &m.request {
+            Request::RequestVote(a) => Some((m.to, a.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A fresh peer of 3 with [`Config::retry_failed_votes`] set as given and `bugs` planted.
+fn with_vote_retry(me: usize, retry: bool, bugs: Bugs) -> Raft {
+    Raft::new(Config { retry_failed_votes: retry, ..Config::new(me, 3, 7) }.with_bugs(bugs), &[], &[], 0).unwrap()
+}
+
+#[test]
+fn a_failed_vote_call_is_retried_in_its_term_only_with_the_knob() {
+    // Without the knob (the default), a lost vote waits for the next election.
+    let mut raft = with_vote_retry(0, false, Bugs::default());
+    let now = raft.next_deadline_ms();
+    raft.tick(now);
+    let (_, args) = vote_requests(&raft.take_ready()).pop().unwrap();
+    raft.handle_call_failed(now + 5, 1, Request::RequestVote(args).context());
+    assert!(raft.take_ready().messages.is_empty(), "no retry by default");
+
+    // With it, the same request goes again to the peer whose call failed, and only to it,
+    // a heartbeat interval (100 ms) after the first: a call over a one-way cut fails the
+    // instant it is answered, and must not become a storm of calls.
+    let mut raft = with_vote_retry(0, true, Bugs::default());
+    let now = raft.next_deadline_ms();
+    raft.tick(now);
+    let first = vote_requests(&raft.take_ready());
+    assert_eq!(first.len(), 2);
+    let args = first[0].1.clone();
+    raft.handle_call_failed(now + 5, 1, Request::RequestVote(args.clone()).context());
+    assert!(raft.take_ready().messages.is_empty(), "not before a heartbeat interval");
+    assert_eq!(raft.next_deadline_ms(), now + 100, "the retry is the next deadline");
+    raft.tick(now + 100);
+    assert_eq!(vote_requests(&raft.take_ready()), vec![(1, args.clone())], "the same request, to peer 1");
+    // A call that fails later than that goes again at once.
+    raft.handle_call_failed(now + 250, 1, Request::RequestVote(args.clone()).context());
+    assert_eq!(vote_requests(&raft.take_ready()), vec![(1, args.clone())]);
+    assert!(raft.next_deadline_ms() > now + 250, "nothing else is due");
+    // Not once the election is won (the peer's vote came through a retry or a duplicate).
+    raft.handle_reply(
+        now + 260,
+        1,
+        Reply::RequestVote(RequestVoteReply { term: 1, vote_granted: true, request_term: 1 }),
+    );
+    assert_eq!(raft.get_state(), (1, true), "peer 1's vote wins the election");
+    raft.take_ready();
+    raft.handle_call_failed(now + 400, 1, Request::RequestVote(args.clone()).context());
+    raft.handle_call_failed(now + 400, 2, Request::RequestVote(args).context());
+    assert!(vote_requests(&raft.take_ready()).is_empty(), "a leader retries no vote");
+
+    // Not for a request of an earlier term: the candidate has moved on.
+    let mut raft = with_vote_retry(0, true, Bugs::default());
+    let first = raft.next_deadline_ms();
+    raft.tick(first);
+    let (_, old) = vote_requests(&raft.take_ready()).pop().unwrap();
+    let second = raft.next_deadline_ms();
+    raft.tick(second);
+    assert_eq!(raft.get_state(), (2, false));
+    raft.take_ready();
+    raft.handle_call_failed(second + 1, 2, Request::RequestVote(old).context());
+    assert!(raft.take_ready().messages.is_empty(), "a term-1 failure in term 2 is not retried");
+
+    // Nor after the candidate stepped down to a follower of the same term's leader.
+    let mut raft = with_vote_retry(0, true, Bugs::default());
+    let now = raft.next_deadline_ms();
+    raft.tick(now);
+    let (_, args) = vote_requests(&raft.take_ready()).pop().unwrap();
+    raft.handle_request(now + 1, 1, ae(1, (0, 0), &[], 0));
+    assert_eq!(raft.status().role, Role::Follower);
+    raft.take_ready();
+    raft.handle_call_failed(now + 2, 2, Request::RequestVote(args).context());
+    assert!(raft.take_ready().messages.is_empty(), "a follower retries no vote");
+}
+
+/// The shape the retry opens for planted bug no-persist-voted-for (Raft §5.2: one vote per
+/// term, persisted): voter 2 grants candidate 0 in term 1 and restarts; candidate 1 of the
+/// same term, whose request met the voter down, retries it. With the bug the restarted voter
+/// has forgotten its vote and grants it again: two leaders of term 1. Without it, refused.
+#[test]
+fn a_retried_vote_meets_a_restarted_voter_that_forgot_its_vote() {
+    for bug in [false, true] {
+        let bugs = if bug { Bugs::only(Bug::NoPersistVotedFor) } else { Bugs::default() };
+        let mut a = with_vote_retry(0, true, bugs);
+        let mut b = with_vote_retry(1, true, bugs);
+        let mut voter = with_vote_retry(2, true, bugs);
+        // Both stand in term 1 (a split vote): each has its own vote.
+        let (a_start, b_start) = (a.next_deadline_ms(), b.next_deadline_ms());
+        a.tick(a_start);
+        b.tick(b_start);
+        let to_voter = |r: &mut Raft| vote_requests(&r.take_ready()).into_iter().find(|(to, _)| *to == 2).unwrap().1;
+        let (from_a, from_b) = (to_voter(&mut a), to_voter(&mut b));
+        assert_eq!((from_a.term, from_b.term), (1, 1));
+        // Both are still candidates at `t` (their timeouts are 300-600 ms).
+        let t = a_start.max(b_start) + 1;
+        // The voter grants a, saves, and crashes right after its reply.
+        let reply = voter.handle_request(t, 0, Request::RequestVote(from_a));
+        a.handle_reply(t, 2, reply);
+        assert_eq!(a.get_state(), (1, true));
+        let saved = voter.take_ready().persist.unwrap().state.to_bytes();
+        // b's request found the voter down; the call fails, and b asks again a heartbeat
+        // interval after its first request, still in term 1.
+        b.handle_call_failed(t, 2, Request::RequestVote(from_b).context());
+        let due = b.next_deadline_ms();
+        assert_eq!(due, t.max(b_start + 100));
+        b.tick(due);
+        assert_eq!(b.get_state(), (1, false));
+        let (to, retry) = vote_requests(&b.take_ready()).pop().expect("the retry");
+        assert_eq!((to, retry.term), (2, 1));
+        let mut restarted = Raft::new(Config::new(2, 3, 8).with_bugs(bugs), &saved, &[], due).unwrap();
+        let reply = restarted.handle_request(due, 1, Request::RequestVote(retry));
+        b.handle_reply(due, 2, reply);
+        assert_eq!(b.get_state(), (1, bug), "two leaders of term 1 only with the bug (bug: {bug})");
+    }
+}
