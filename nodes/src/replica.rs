@@ -350,13 +350,25 @@ impl<C: ReplicaCore, S: Service> Shell<C, S> {
             }
         }
         if let Some((to, r)) = reply {
-            self.ctx.reply(to, &WireReply::<C::Reply, S::Reply>::Peer(r));
+            let (vote, ack) = (C::grants_vote(&r), C::acknowledges_entries(&r));
+            let wire = WireReply::<C::Reply, S::Reply>::Peer(r);
+            if ack {
+                // Fault point `replica.hold_append_reply`: the acknowledgement may reach the
+                // leader only after it has led again, in a later term.
+                let (me, caller) = (self.ctx.id(), to.caller());
+                sim::fault_point_hold(sim::FaultPoint::HoldAppendReply, me, caller, || self.ctx.reply(to, &wire));
+            } else {
+                self.ctx.reply(to, &wire);
+            }
             // Whatever the reply promised was saved above, or never will be: a crash now
-            // shows which (fault point `replica.crash_after_reply`). The observer still sees
-            // the log this step wrote — the reply told the caller about it — so a check
-            // compares the caller's view with what the instance held, and its restart shows
-            // what of it was durable.
-            if sim::fault_point_crash(sim::FaultPoint::CrashAfterReply, self.ctx) {
+            // shows which (fault points `replica.crash_after_vote`, for a granted vote only,
+            // and `replica.crash_after_reply`, for any reply). The observer still sees the log
+            // this step wrote — the reply told the caller about it — so a check compares the
+            // caller's view with what the instance held, and its restart shows what of it was
+            // durable.
+            let crashed = (vote && sim::fault_point_crash(sim::FaultPoint::CrashAfterVote, self.ctx))
+                || sim::fault_point_crash(sim::FaultPoint::CrashAfterReply, self.ctx);
+            if crashed {
                 self.observe(ready.log_written_from);
                 return;
             }

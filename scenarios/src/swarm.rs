@@ -122,6 +122,10 @@ pub struct Knobs {
     pub fault_points: BTreeMap<FaultPoint, u32>,
 }
 
+/// How many of [`FaultPoint::ALL`] the knobs drew before the stream's later draws (commit
+/// news, the vote retry, the profile's quarter); the points after them are drawn last.
+const FIRST_POINTS: usize = 8;
+
 /// The random stream the knobs are drawn from.
 const KNOBS_STREAM: &str = "swarm-knobs";
 
@@ -147,10 +151,11 @@ pub enum Profile {
     /// 200–700 ms with a spread of 50–600 ms, batches of 1–8 entries a third of the time and
     /// 20–200 otherwise), each fault point enabled with probability 1/2.
     Chaos,
-    /// Amnesia: fast elections' timing with one fault point, `replica.crash_after_reply`
-    /// (drawn as chaos draws it, always on): a node crashes right after some of its replies
-    /// and is back within 200 ms, so a vote or an acknowledgement it sent before saving is
-    /// forgotten while the election or the replication it answered still runs. Aimed at the
+    /// Amnesia: fast elections' timing with two fault points, `replica.crash_after_reply`
+    /// and `replica.crash_after_vote` (drawn as chaos draws them, always on): a node crashes
+    /// right after some of its replies, and after many of its granted votes, and is back
+    /// within 200 ms, so a vote or an acknowledgement it sent before saving is forgotten
+    /// while the election or the replication it answered still runs. Aimed at the
     /// persistence bugs the other profiles reach rarely (an unsaved vote, term or
     /// acknowledgement); measured in BENCHMARKS.md.
     Amnesia,
@@ -208,19 +213,27 @@ impl Knobs {
         let (a, b) = (rng.gen_range(1..=8usize), rng.gen_range(20..=200usize));
         let mut fault_points = BTreeMap::new();
         let mut permilles = BTreeMap::new();
-        for p in FaultPoint::ALL {
+        let mut draw_point = |rng: &mut ChaCha8Rng, p: FaultPoint| {
             let on = rng.gen_bool(0.5);
             let permille = rng.gen_range(p.firing_range_permille());
             permilles.insert(p, permille);
             if on {
                 fault_points.insert(p, permille);
             }
+        };
+        for &p in &FaultPoint::ALL[..FIRST_POINTS] {
+            draw_point(rng, p);
         }
         // Drawn last, so that it moved none of the draws above when it was added.
         let commit_news_at_once = rng.gen_bool(0.5);
         // Drawn after it, for the same reason; likewise the quarter of the eighth.
         let retry_failed_votes = rng.gen_bool(0.5);
         let quarter = rng.gen_range(0..4u32);
+        // The points added since (session 9), drawn after everything else for the same
+        // reason: every earlier draw of a seed, its profile included, is unchanged.
+        for &p in &FaultPoint::ALL[FIRST_POINTS..] {
+            draw_point(rng, p);
+        }
         // The shares, measured per profile over 2 000 Raft swarm runs each (BENCHMARKS.md,
         // "Session 8"): no single profile finds every bug at least as often as plain, so the
         // mix leans on the two that lower the fewest (vote retry and faults, both at the
@@ -278,7 +291,9 @@ impl Knobs {
                     commit_news_at_once,
                     retry_failed_votes,
                 }),
-                fault_points: [(FaultPoint::CrashAfterReply, permilles[&FaultPoint::CrashAfterReply])].into(),
+                fault_points: [FaultPoint::CrashAfterReply, FaultPoint::CrashAfterVote]
+                    .map(|p| (p, permilles[&p]))
+                    .into(),
             },
             Profile::Chaos => Knobs {
                 timing: Some(Timing {
@@ -492,9 +507,14 @@ const HOLDS_STREAM: &str = "swarm-holds";
 /// and triggers are the Raft observer's (`raft::observer`); a family that names no messages
 /// just never has a message taken. Everything is released when the faults stop
 /// (`net::release_all`).
-pub fn draw_holds(p: &Params, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
+///
+/// `stale_reply_focus` ([`stale_reply_focus`]): draw episodes even in a run whose own switch
+/// says none (the switch is drawn either way, so the draws after it stay put), and play the
+/// stale-reply shape where the draw picked the snapshot crossing.
+pub fn draw_holds(p: &Params, rng: &mut ChaCha8Rng, stale_reply_focus: bool) -> Vec<FaultEvent> {
     let mut events = Vec::new();
-    if !rng.gen_bool(0.5) {
+    let drawn_on = rng.gen_bool(0.5);
+    if !drawn_on && !stale_reply_focus {
         return events;
     }
     let mean_gap_ms = rng.gen_range(2000..5000u64);
@@ -512,7 +532,11 @@ pub fn draw_holds(p: &Params, rng: &mut ChaCha8Rng) -> Vec<FaultEvent> {
         let mut at = |dt: u64, fault: Fault| {
             events.push(FaultEvent { at_ms: (t + dt).min(end), fault });
         };
-        match rng.gen_range(0..10) {
+        let kind = match rng.gen_range(0..10) {
+            5..=7 if stale_reply_focus => 0,
+            kind => kind,
+        };
+        match kind {
             0..=4 => {
                 at(
                     0,
@@ -627,14 +651,14 @@ pub fn safety_phase_end_ms(seed: u64) -> u64 {
 /// a replayed file leaves every later draw of the seed as it was: the same schedule from a
 /// file reproduces the run event for event. The options were checked before the run
 /// (`Scenario::check_faults`): no file is read or written here.
-pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng) -> FaultSchedule {
+pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng, snapshots: bool) -> FaultSchedule {
     assert_eq!(
         drawn.safety_ms,
         safety_phase_end_ms(sim::seed()),
         "the swarm drew its Params first from sim::rng(\"{STREAM}\") with {SERVERS:?}, as safety_phase_end_ms assumes"
     );
     let mut from_seed = draw_schedule(drawn, rng);
-    from_seed.events.extend(draw_holds(drawn, &mut sim::rng(HOLDS_STREAM)));
+    from_seed.events.extend(draw_holds(drawn, &mut sim::rng(HOLDS_STREAM), stale_reply_focus(opts, snapshots)));
     // A stable sort: events drawn for one instant keep their drawing order.
     from_seed.events.sort_by_key(|e| e.at_ms);
     chosen_schedule(opts, from_seed)
@@ -654,6 +678,19 @@ pub fn chosen_schedule(opts: &Opts, from_seed: FaultSchedule) -> FaultSchedule {
     }
     sim::describe(format!("fault schedule: {} events", schedule.events.len()));
     schedule
+}
+
+/// Whether the run focuses its hold episodes ([`draw_holds`]) on the stale-reply shape: in
+/// every knob profile but plain, in a scenario without snapshots. There the snapshot-crossing
+/// episode can reach nothing, and the profiles' fault points and timing break up some
+/// stale-reply episodes (BENCHMARKS.md, session 8: stale-append-reply 4–14 per 2 000 runs
+/// under the other profiles against plain's 15), so every such run plays episodes, all but
+/// the next-append kind of the stale-reply shape. Runs that snapshot keep the draw: more
+/// episodes there made snapshot-wipes-log rarer (session 9). Plain (and `--plain-swarm`)
+/// keeps it too: the run as it was before the knobs. The profile is drawn again from the
+/// knobs' own stream, a pure function of the seed.
+pub fn stale_reply_focus(opts: &Opts, snapshots: bool) -> bool {
+    !snapshots && !opts.plain_swarm && Knobs::draw(&mut sim::rng(KNOBS_STREAM)).0 != Profile::Plain
 }
 
 /// The scenario file's resolved scenario, if the run was given one.
@@ -760,6 +797,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stale_reply_focus_plays_episodes_in_every_run_and_no_snapshot_crossing() {
+        let (mut drawn_runs, mut focused_runs) = (0, 0);
+        for seed in 0..300 {
+            let p = Params::draw(&mut sim::rng::stream(seed, STREAM, u64::MAX), SERVERS);
+            let holds = |focus| draw_holds(&p, &mut sim::rng::stream(seed, HOLDS_STREAM, u64::MAX), focus);
+            let untils = |events: &[FaultEvent]| -> Vec<String> {
+                events
+                    .iter()
+                    .filter_map(|e| match &e.fault {
+                        Fault::Hold { until, .. } => Some(until.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let (as_drawn, focused) = (holds(false), holds(true));
+            drawn_runs += usize::from(!as_drawn.is_empty());
+            focused_runs += usize::from(!focused.is_empty());
+            if !as_drawn.is_empty() {
+                // The switch and the first gap are the same draws either way.
+                assert_eq!(as_drawn[0].at_ms, focused[0].at_ms, "seed {seed}");
+            }
+            assert!(!untils(&focused).iter().any(|u| u == "snapshot"), "seed {seed}: a snapshot crossing");
+        }
+        assert!((100..200).contains(&drawn_runs), "about half the runs draw episodes: {drawn_runs}");
+        assert!(focused_runs >= 290, "every run with room for one plays episodes: {focused_runs}");
+    }
+
+    #[test]
     fn every_profile_is_drawn_and_its_knobs_are_within_the_courses_bounds() {
         let mut seen = BTreeMap::new();
         let runs = 3200;
@@ -778,9 +843,11 @@ mod tests {
                             !points.contains(&FaultPoint::HoldSnapshot),
                             "faults leaves replica.hold_snapshot to chaos"
                         ),
-                        Profile::Amnesia => {
-                            assert_eq!(points, [FaultPoint::CrashAfterReply], "amnesia enables one point")
-                        }
+                        Profile::Amnesia => assert_eq!(
+                            points,
+                            [FaultPoint::CrashAfterReply, FaultPoint::CrashAfterVote],
+                            "amnesia enables the two crash-after-reply points"
+                        ),
                         _ => assert!(points.is_empty(), "only chaos, faults and amnesia enable fault points"),
                     }
                     let engine = (t.election_timeout_ms_min, t.election_timeout_ms_max, t.heartbeat_interval_ms);

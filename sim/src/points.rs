@@ -67,6 +67,22 @@ pub enum FaultPoint {
     /// receiver applied something: entries that reached it by another way while the snapshot
     /// waited), then delivers it 0–400 ms later. Never reached while no trigger is registered.
     HoldSnapshot,
+    /// `replica.hold_append_reply` — reached each time a replica's shell sends a reply the
+    /// engine says acknowledges entries (`ReplicaCore::acknowledges_entries`: Raft's
+    /// successful AppendEntries reply that carried entries); fires: the network holds the
+    /// reply until its receiver (the leader that asked) reports the release trigger the
+    /// scenario registered for the point (for Raft: it became leader again, so in a later
+    /// term), then delivers it 0–400 ms later. The Raft paper's §5.1 lets replies arrive that
+    /// late; a leader must not count an acknowledgement it asked for in an earlier term
+    /// (issue 13's first classic bug). Never reached while no trigger is registered.
+    HoldAppendReply,
+    /// `replica.crash_after_vote` — reached each time a replica's shell has sent a reply the
+    /// engine says grants a vote (`ReplicaCore::grants_vote`); fires: the node crashes right
+    /// after the grant left and restarts 1–200 ms later, so a second candidate of the same
+    /// term (or the first one retrying) meets a voter that must remember its vote (the
+    /// paper's Figure 2: `votedFor` and `currentTerm` are persistent). Rarer than any reply,
+    /// so it can fire far more often than `replica.crash_after_reply`.
+    CrashAfterVote,
 }
 
 impl FaultPoint {
@@ -82,6 +98,8 @@ impl FaultPoint {
         FaultPoint::SkewTimer,
         FaultPoint::CrashAfterReply,
         FaultPoint::HoldSnapshot,
+        FaultPoint::HoldAppendReply,
+        FaultPoint::CrashAfterVote,
     ];
 
     /// The point's name, as printed and as written in scenario files.
@@ -95,6 +113,8 @@ impl FaultPoint {
             FaultPoint::SkewTimer => "replica.skew_timer",
             FaultPoint::CrashAfterReply => "replica.crash_after_reply",
             FaultPoint::HoldSnapshot => "replica.hold_snapshot",
+            FaultPoint::HoldAppendReply => "replica.hold_append_reply",
+            FaultPoint::CrashAfterVote => "replica.crash_after_vote",
         }
     }
 
@@ -114,6 +134,8 @@ impl FaultPoint {
             FaultPoint::SkewTimer => "fault point fired: replica.skew_timer",
             FaultPoint::CrashAfterReply => "fault point fired: replica.crash_after_reply",
             FaultPoint::HoldSnapshot => "fault point fired: replica.hold_snapshot",
+            FaultPoint::HoldAppendReply => "fault point fired: replica.hold_append_reply",
+            FaultPoint::CrashAfterVote => "fault point fired: replica.crash_after_vote",
         }
     }
 
@@ -130,6 +152,8 @@ impl FaultPoint {
             FaultPoint::SkewTimer => 250..=1000,
             FaultPoint::CrashAfterReply => 2..=20,
             FaultPoint::HoldSnapshot => 200..=800,
+            FaultPoint::HoldAppendReply => 5..=60,
+            FaultPoint::CrashAfterVote => 100..=500,
         }
     }
 
@@ -147,6 +171,8 @@ impl FaultPoint {
             FaultPoint::SkewTimer => 700..=1400,
             FaultPoint::CrashAfterReply => 1..=200,
             FaultPoint::HoldSnapshot => 0..=400,
+            FaultPoint::HoldAppendReply => 0..=400,
+            FaultPoint::CrashAfterVote => 1..=200,
         }
     }
 
@@ -169,7 +195,7 @@ pub fn fault_point_marks() -> Vec<(&'static str, &'static str)> {
 }
 
 /// How many points there are.
-const POINTS: usize = 8;
+const POINTS: usize = 10;
 
 /// The enabled points of a run and their random streams.
 #[derive(Default)]
@@ -178,10 +204,10 @@ pub(crate) struct Points {
     permille: [u32; POINTS],
     /// Per point: its random stream, made when first enabled.
     rngs: [Option<ChaCha8Rng>; POINTS],
-    /// The protocol event of a held message's receiver that releases what
-    /// `replica.hold_snapshot` holds ([`set_fault_point_release`]); `None`: the point is never
-    /// reached.
-    hold_release: Option<String>,
+    /// Per point (in `FaultPoint::ALL` order; only hold points use it): the protocol event of
+    /// a held message's receiver that releases what the point holds
+    /// ([`set_fault_point_release`]); `None`: the point is never reached.
+    hold_release: [Option<&'static str>; POINTS],
     /// Node instances (id, incarnation) paused by `node.pause`, until when (ns).
     pub paused_until: BTreeMap<(u16, u32), u64>,
 }
@@ -293,13 +319,17 @@ fn fire_in(k: &mut crate::world::Kernel, point: FaultPoint, node: Option<NodeId>
     Some(m)
 }
 
-/// Reaches crash point `point` (`replica.crash_after_reply`) at the node of `ctx`: if it
-/// fires, the node crashes at once — the caller's step ends here: check
-/// `NodeCtx::is_current` — and restarts the point's magnitude in ms later, unless something
-/// else restarted it first or every fault has stopped since (a swarm's liveness phase
-/// restarts servers itself). Returns whether it crashed. Ignored from a crashed instance.
+/// Reaches crash point `point` (`replica.crash_after_reply`, `replica.crash_after_vote`) at
+/// the node of `ctx`: if it fires, the node crashes at once — the caller's step ends here:
+/// check `NodeCtx::is_current` — and restarts the point's magnitude in ms later, unless
+/// something else restarted it first or every fault has stopped since (a swarm's liveness
+/// phase restarts servers itself). Returns whether it crashed. Ignored from a crashed
+/// instance.
 pub fn fault_point_crash(point: FaultPoint, ctx: crate::NodeCtx) -> bool {
-    debug_assert_eq!(point, FaultPoint::CrashAfterReply, "{point} is not a crash point");
+    debug_assert!(
+        matches!(point, FaultPoint::CrashAfterReply | FaultPoint::CrashAfterVote),
+        "{point} is not a crash point"
+    );
     let mut crashed = false;
     let kill = with(|w| {
         if !w.kernel.is_current(ctx) {
@@ -315,36 +345,44 @@ pub fn fault_point_crash(point: FaultPoint, ctx: crate::NodeCtx) -> bool {
     crashed
 }
 
-/// Registers the protocol event that releases what `replica.hold_snapshot` holds: a message
-/// the point took is delivered once its receiver has reported `trigger` (a release trigger
-/// the scenario registered with [`crate::net::register_triggers`] and reports with
+/// Registers the protocol event that releases what hold point `point`
+/// (`replica.hold_snapshot`, `replica.hold_append_reply`) holds: a message the point took is
+/// delivered once its receiver has reported `trigger` (a release trigger the scenario
+/// registered with [`crate::net::register_triggers`] and reports with
 /// [`crate::net::protocol_event`]). Sim knows no protocol: only the scenario can say which
-/// event means the receiver has moved past the snapshot. Until this is called the point is
-/// not reached (so it draws nothing and never fires).
+/// event means the receiver has moved on (past the snapshot; into a later term). Until this
+/// is called for a point, that point is not reached (so it draws nothing and never fires).
 ///
 /// # Panics
-/// Outside a run.
-pub fn set_fault_point_release(trigger: &str) {
-    with(|w| w.kernel.points.hold_release = Some(trigger.to_string()));
+/// Outside a run, or if `point` is not a hold point.
+pub fn set_fault_point_release(point: FaultPoint, trigger: &'static str) {
+    assert!(is_hold_point(point), "{point} is not a hold point");
+    with(|w| w.kernel.points.hold_release[point.index()] = Some(trigger));
 }
 
-/// Reaches hold point `point` (`replica.hold_snapshot`) for the message `from` is about to
-/// send to `to` with `send`: if it fires, the network holds that message (and any duplicate
-/// the network makes of it) until `to` reports the release trigger registered with
-/// [`set_fault_point_release`], then delivers it the point's magnitude in ms later; a message
-/// the network loses is not held, and nothing later on the link is. Either way `send` runs
-/// once. A held request keeps its call alive, as a message stuck in a real network does.
+fn is_hold_point(point: FaultPoint) -> bool {
+    matches!(point, FaultPoint::HoldSnapshot | FaultPoint::HoldAppendReply)
+}
+
+/// Reaches hold point `point` (`replica.hold_snapshot`, `replica.hold_append_reply`) for the
+/// message `from` is about to send to `to` with `send` (a request or a reply): if it fires,
+/// the network holds that message (and any duplicate the network makes of it) until `to`
+/// reports the release trigger registered for the point with [`set_fault_point_release`],
+/// then delivers it the point's magnitude in ms later; a message the network loses is not
+/// held, and nothing later on the link is. Either way `send` runs once. A held request keeps
+/// its call alive, as a message stuck in a real network does; so does a held reply.
 pub fn fault_point_hold(point: FaultPoint, from: NodeId, to: NodeId, send: impl FnOnce()) {
-    debug_assert_eq!(point, FaultPoint::HoldSnapshot, "{point} is not a hold point");
+    debug_assert!(is_hold_point(point), "{point} is not a hold point");
     let mut armed = None;
     crate::world::try_with(|w| {
-        let Some(until) = w.kernel.points.hold_release.clone() else { return };
+        let Some(until) = w.kernel.points.hold_release[point.index()] else { return };
         if let Some(after_ms) = reach_in(&mut w.kernel, point, Some(from)) {
             armed = Some((until, after_ms));
         }
     });
     let Some((until, after_ms)) = armed else { return send() };
-    let spec = crate::net::HoldSpec { from, to, message: None, messages: 0, until, of: to, count: 1, after_ms };
+    let spec =
+        crate::net::HoldSpec { from, to, message: None, messages: 0, until: until.to_string(), of: to, count: 1, after_ms };
     let hold = crate::net::hold(spec);
     send();
     if let Some(id) = hold {

@@ -704,7 +704,7 @@ fn hold_snapshot_point_holds_the_message_until_its_receiver_reports_the_register
         check(send(1).await == Ok(Ping(2)), "no trigger, no hold")?;
         check(net::holds_pending() == 0, "nothing armed")?;
         net::register_triggers(&["apply"]);
-        sim::set_fault_point_release("apply");
+        sim::set_fault_point_release(FaultPoint::HoldSnapshot, "apply");
         let held = sim::spawn(send(10));
         sim::sleep(secs(5)).await;
         check(net::holds_pending() == 1, "the message is held")?;
@@ -719,4 +719,67 @@ fn hold_snapshot_point_holds_the_message_until_its_receiver_reports_the_register
     });
     expect_pass(&r);
     assert_eq!(mark(&r), 1, "{:?}", r.marks);
+}
+
+#[test]
+fn hold_append_reply_point_holds_a_reply_until_the_caller_reports_the_points_own_trigger() {
+    use sim::FaultPoint;
+    let r = run(7, || async {
+        sim::enable_fault_points(&[(FaultPoint::HoldAppendReply, 1000)].into_iter().collect());
+        net::register_triggers(&["apply", "leader"]);
+        // Each hold point has its own trigger: the snapshot point's does not release a reply.
+        sim::set_fault_point_release(FaultPoint::HoldSnapshot, "apply");
+        sim::set_fault_point_release(FaultPoint::HoldAppendReply, "leader");
+        let s = sim::spawn_process("s", move |ctx: NodeCtx| async move {
+            loop {
+                let Some(Incoming::Request { payload, reply_to, .. }) = ctx.recv().await else { continue };
+                let Ping(n) = sim::decode(&payload);
+                sim::fault_point_hold(FaultPoint::HoldAppendReply, ctx.id(), reply_to.caller(), || {
+                    ctx.reply(reply_to, &Ping(n + 1))
+                });
+            }
+        });
+        let c = sim::client("c");
+        let held = sim::spawn(c.call::<_, Ping>(s, &Ping(20)));
+        sim::sleep(secs(5)).await;
+        check(net::holds_pending() == 1, "the reply is held")?;
+        net::protocol_event(c.id(), "apply");
+        net::protocol_event(s, "leader");
+        sim::sleep(secs(1)).await;
+        check(net::holds_pending() == 1, "another point's trigger, or the sender's event, releases nothing")?;
+        net::protocol_event(c.id(), "leader");
+        check(net::holds_pending() == 0, "released by the caller's own trigger")?;
+        check(held.await.expect("task") == Ok(Ping(21)), "the call, kept alive, gets the reply after its release")?;
+        Ok(())
+    });
+    expect_pass(&r);
+    assert!(r.marks.iter().any(|(m, n)| *m == FaultPoint::HoldAppendReply.mark() && *n == 1), "{:?}", r.marks);
+}
+
+#[test]
+fn crash_after_vote_point_crashes_the_node_and_restarts_it() {
+    use sim::FaultPoint;
+    let r = run(8, || async {
+        sim::enable_fault_points(&[(FaultPoint::CrashAfterVote, 1000)].into_iter().collect());
+        let s = sim::spawn_process("s", move |ctx: NodeCtx| async move {
+            loop {
+                let Some(Incoming::Request { payload, reply_to, .. }) = ctx.recv().await else { continue };
+                let Ping(n) = sim::decode(&payload);
+                ctx.reply(reply_to, &Ping(n + 1));
+                // Another crash point, disabled, does not fire.
+                check(!sim::fault_point_crash(FaultPoint::CrashAfterReply, ctx), "a disabled point").map_err(sim::fail).ok();
+                if sim::fault_point_crash(FaultPoint::CrashAfterVote, ctx) {
+                    return;
+                }
+            }
+        });
+        let c = sim::client("c");
+        check(c.call::<_, Ping>(s, &Ping(1)).await == Ok(Ping(2)), "the reply left before the crash")?;
+        check(!sim::is_alive(s), "crashed right after replying")?;
+        sim::sleep(Duration::from_millis(300)).await;
+        check(sim::is_alive(s), "back within 200 ms")?;
+        Ok(())
+    });
+    expect_pass(&r);
+    assert!(r.marks.iter().any(|(m, n)| *m == FaultPoint::CrashAfterVote.mark() && *n == 1), "{:?}", r.marks);
 }

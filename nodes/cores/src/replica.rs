@@ -343,6 +343,20 @@ pub trait ReplicaCore: Sized + 'static {
         let _ = request;
         false
     }
+    /// Whether `reply` acknowledges entries the caller sent (Raft: a successful
+    /// AppendEntries reply that carried entries), so a driver's fault point may hold it until
+    /// the caller has moved on (`replica.hold_append_reply`). The default engine says no.
+    fn acknowledges_entries(reply: &Self::Reply) -> bool {
+        let _ = reply;
+        false
+    }
+    /// Whether `reply` grants the caller a vote (Raft: a RequestVote reply with
+    /// `vote_granted`), so a driver's fault point may crash the voter right after it
+    /// (`replica.crash_after_vote`). The default engine says no.
+    fn grants_vote(reply: &Self::Reply) -> bool {
+        let _ = reply;
+        false
+    }
     /// A named rare path the last [`ReplicaCore::handle_request`] took (Raft: a vote denied
     /// because the candidate's log is out of date), taken once, for a driver's coverage
     /// marks. The default engine reports none.

@@ -26,6 +26,13 @@ pub const TRIGGERS: [&str; 5] = ["term", "role", "leader", "snapshot", "apply"];
 /// past it, or over entries that continue it).
 pub const HELD_SNAPSHOT_RELEASE: &str = "apply";
 
+/// The trigger that releases an append acknowledgement held by fault point
+/// `replica.hold_append_reply`: its receiver, the leader that asked, became leader again —
+/// necessarily in a later term, so the acknowledgement answers a request of an earlier term
+/// of the same leader (issue 13's first classic bug: a leader counting it commits on the
+/// word of a follower that no longer holds those entries).
+pub const HELD_APPEND_REPLY_RELEASE: &str = "leader";
+
 /// Every name [`raft_message_kind`] gives: the message kinds a `hold` event may pick in the
 /// Raft testers' scenarios (`crate::registry::Scenario::with_holds`). On another engine (the
 /// Paxos ports, a user's Raft) no message is classified, so a hold naming one takes none —
@@ -145,7 +152,8 @@ impl SafetyObserver {
     /// ([`raft_message_kind`]) so a hold can pick, say, an append reply.
     pub fn feed_triggers<E: Engine + 'static>(&mut self, ids: Vec<NodeId>) {
         sim::net::register_triggers(&TRIGGERS);
-        sim::set_fault_point_release(HELD_SNAPSHOT_RELEASE);
+        sim::set_fault_point_release(sim::FaultPoint::HoldSnapshot, HELD_SNAPSHOT_RELEASE);
+        sim::set_fault_point_release(sim::FaultPoint::HoldAppendReply, HELD_APPEND_REPLY_RELEASE);
         if std::any::TypeId::of::<E>() == std::any::TypeId::of::<crate::engine::RaftEngine>() {
             sim::net::set_classifier(std::rc::Rc::new(raft_message_kind));
         }

@@ -257,8 +257,8 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
                 let id = E::spawn(&g.names[i], spec);
                 assert_eq!(id, g.servers[i], "servers get consecutive node ids");
             }
-            // The group's protocol events release what fault point `replica.hold_snapshot`
-            // holds (the sharded swarm draws no hold episodes; no hold, no effect).
+            // The group's protocol events release what fault points `replica.hold_snapshot`
+            // and `replica.hold_append_reply` hold (the sharded swarm draws no hold episodes; no hold, no effect).
             safety.borrow_mut().feed_triggers::<E>(g.servers.clone());
         }
         let mck = ctrler.make_client();

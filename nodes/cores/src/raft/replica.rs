@@ -84,6 +84,14 @@ impl ReplicaCore for Raft {
         matches!(request, Request::InstallSnapshot(_))
     }
 
+    fn acknowledges_entries(reply: &Reply) -> bool {
+        matches!(reply, Reply::AppendEntries(r) if r.success && r.entries_len > 0)
+    }
+
+    fn grants_vote(reply: &Reply) -> bool {
+        matches!(reply, Reply::RequestVote(r) if r.vote_granted)
+    }
+
     fn take_coverage_event(&mut self) -> Option<&'static str> {
         self.coverage_event.take()
     }
@@ -206,5 +214,31 @@ mod tests {
         assert!(matches(&core, &mut seen).is_empty(), "unchanged: nothing reported");
         core.propose(5_001, b"x".to_vec()).unwrap();
         assert_eq!(matches(&core, &mut seen), vec![vec![1]]);
+    }
+
+    #[test]
+    fn the_fault_points_see_granted_votes_and_acknowledged_entries_only() {
+        let vote = |vote_granted| Reply::RequestVote(RequestVoteReply { term: 3, vote_granted, request_term: 3 });
+        let append = |success, entries_len| {
+            Reply::AppendEntries(AppendEntriesReply {
+                term: 3,
+                success,
+                request_term: 3,
+                prev_log_index: 4,
+                entries_len,
+                conflict_term: None,
+                conflict_index: 0,
+            })
+        };
+        let snapshot = Reply::InstallSnapshot(InstallSnapshotReply { term: 3, request_term: 3, last_included_index: 9 });
+        assert!(<Raft as ReplicaCore>::grants_vote(&vote(true)));
+        for r in [vote(false), append(true, 2), snapshot.clone()] {
+            assert!(!<Raft as ReplicaCore>::grants_vote(&r), "{r:?}");
+        }
+        assert!(<Raft as ReplicaCore>::acknowledges_entries(&append(true, 2)));
+        // A heartbeat's success and a rejection acknowledge no entries.
+        for r in [append(true, 0), append(false, 2), vote(true), snapshot] {
+            assert!(!<Raft as ReplicaCore>::acknowledges_entries(&r), "{r:?}");
+        }
     }
 }
