@@ -381,8 +381,16 @@ pub fn fault_point_hold(point: FaultPoint, from: NodeId, to: NodeId, send: impl 
         }
     });
     let Some((until, after_ms)) = armed else { return send() };
-    let spec =
-        crate::net::HoldSpec { from, to, message: None, messages: 0, until: until.to_string(), of: to, count: 1, after_ms };
+    let spec = crate::net::HoldSpec {
+        from,
+        to,
+        message: None,
+        messages: 0,
+        until: until.to_string(),
+        of: to,
+        count: 1,
+        after_ms,
+    };
     let hold = crate::net::hold(spec);
     send();
     if let Some(id) = hold {

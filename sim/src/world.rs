@@ -316,8 +316,10 @@ pub const WORLD_MARKS: [(&str, &str); 3] = [
 ];
 /// The mark of a hold ([`crate::net::hold`]), for a family whose scenarios hold messages
 /// until protocol events (the Raft observer feeds the triggers) to declare.
-pub const HOLD_MARKS: [(&str, &str); 1] =
-    [(HELD_FOR_EVENT, "a message was held until a protocol event (a hold episode, replica.hold_snapshot or replica.hold_append_reply)")];
+pub const HOLD_MARKS: [(&str, &str); 1] = [(
+    HELD_FOR_EVENT,
+    "a message was held until a protocol event (a hold episode, replica.hold_snapshot or replica.hold_append_reply)",
+)];
 /// Mark: a clog released held messages.
 pub const HELD_RELEASED: &str = "sim: held messages released";
 /// Mark: a request was duplicated.

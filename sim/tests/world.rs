@@ -767,7 +767,9 @@ fn crash_after_vote_point_crashes_the_node_and_restarts_it() {
                 let Ping(n) = sim::decode(&payload);
                 ctx.reply(reply_to, &Ping(n + 1));
                 // Another crash point, disabled, does not fire.
-                check(!sim::fault_point_crash(FaultPoint::CrashAfterReply, ctx), "a disabled point").map_err(sim::fail).ok();
+                check(!sim::fault_point_crash(FaultPoint::CrashAfterReply, ctx), "a disabled point")
+                    .map_err(sim::fail)
+                    .ok();
                 if sim::fault_point_crash(FaultPoint::CrashAfterVote, ctx) {
                     return;
                 }

@@ -191,6 +191,7 @@ impl ReplicaCore for Raft {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::{AppendEntriesReply, InstallSnapshotReply, RequestVoteReply};
 
     fn matches(core: &Raft, seen: &mut Observed) -> Vec<Vec<u64>> {
         let mut out = Vec::new();
@@ -230,7 +231,8 @@ mod tests {
                 conflict_index: 0,
             })
         };
-        let snapshot = Reply::InstallSnapshot(InstallSnapshotReply { term: 3, request_term: 3, last_included_index: 9 });
+        let snapshot =
+            Reply::InstallSnapshot(InstallSnapshotReply { term: 3, request_term: 3, last_included_index: 9 });
         assert!(<Raft as ReplicaCore>::grants_vote(&vote(true)));
         for r in [vote(false), append(true, 2), snapshot.clone()] {
             assert!(!<Raft as ReplicaCore>::grants_vote(&r), "{r:?}");
