@@ -9,6 +9,15 @@
 //!   different entry land at its index and the clerk retries (the course's kvpaxos servers
 //!   retry in the next instance themselves; the seam's services already retry through the
 //!   clerk, so the engine does not).
+//! - **Only near the applied prefix.** A peer whose applied prefix trails the highest
+//!   instance it knows of by [`PROPOSE_LAG_MAX`] or more refuses new proposals (the service
+//!   answers "wrong leader" and the clerk tries another peer), as a Raft follower does. Its
+//!   requests could not be answered before it learns every instance below them, and each
+//!   new instance it opened would be one more for every peer to learn: under steady crashes
+//!   (a peer restarted with holes, proposers lost) peers that keep proposing at `Max + 1`
+//!   open instances faster than holes are filled, the applied prefix falls further behind
+//!   forever, and no request is ever answered. Refusing lets the peer catch up first, as the
+//!   course's kvpaxos server learns every earlier instance before it proposes.
 //! - **In order.** Decided instances are applied in instance order. An instance this peer
 //!   knows of (its `Max` passed it) that stays undecided here for [`HOLE_MS`] is a hole: the
 //!   peer proposes a no-op there (an empty command, which the replicated state machine skips),
@@ -57,6 +66,11 @@ pub const CHUNK: u64 = 64;
 
 /// How often an idle peer wakes to look for holes, in ms.
 pub const IDLE_MS: u64 = 1000;
+
+/// A peer refuses new proposals while the next one would land this many instances or more
+/// past its applied prefix (see the module comment): a few hole windows, far more than the
+/// instances a healthy peer has in flight, so it only ever refuses a peer that fell behind.
+pub const PROPOSE_LAG_MAX: u64 = 4 * HOLE_WINDOW;
 
 /// The value of one instance: the proposing peer and the command (empty: a no-op).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -444,6 +458,10 @@ impl ReplicaCore for PaxosLog {
         assert!(!command.is_empty(), "an empty command is the engine's no-op");
         self.now_ms = self.now_ms.max(now_ms);
         let seq = ((self.px.max() + 1).max(0) as u64).max(self.next_apply);
+        if seq - self.next_apply >= PROPOSE_LAG_MAX {
+            // Far behind: learn the instances below first (holes are being filled).
+            return None;
+        }
         self.px.start(seq, Slot { by: self.me as u32, cmd: command }, self.now_ms);
         self.settle();
         Some(Proposal { index: seq + 1, term: 0 })
@@ -578,6 +596,46 @@ mod tests {
         let kinds: Vec<u64> = applied[2].iter().map(|m| m.index()).collect();
         assert_eq!(kinds, vec![10, 11], "{:?}", applied[2]);
         assert!(matches!(applied[2][0], ApplyMsg::Snapshot { index: 10, .. }));
+    }
+
+    /// The stuck shape of `shardkv_paxos::swarm_4b` seed 46 (controller peers crashing every
+    /// second or so): a peer whose applied prefix trails the instances it knows of must not
+    /// open yet another instance at `Max + 1` — a request there could not be answered before
+    /// every hole below it is filled, and peers that kept doing so opened instances faster than
+    /// holes were filled, so no request was ever answered. It refuses instead, catches up by
+    /// filling holes, and then proposes again.
+    #[test]
+    fn a_peer_far_behind_refuses_proposals_until_it_has_caught_up() {
+        let mut px = boot(3, PxBugs::default());
+        let mut applied = vec![Vec::new(); 3];
+        let mut up = [true, true, false];
+        let behind = PROPOSE_LAG_MAX + 10;
+        for k in 0..behind {
+            px[0].propose(0, vec![1, k as u8]).unwrap();
+            settle(&mut px, 0, &mut applied, &up);
+        }
+        up[2] = true;
+        // Peer 2 hears of the newest instance (its Prepare, Accept and Decided), not of the
+        // ones before it.
+        px[0].propose(0, vec![2]).unwrap();
+        settle(&mut px, 0, &mut applied, &up);
+        assert_eq!(px[2].max(), behind as i64);
+        assert_eq!(px[2].last_applied(), 0);
+        assert_eq!(px[2].propose(0, vec![3]), None, "far behind: no new instance");
+        assert!(!px[2].has_ready(), "a refused proposal sends and saves nothing");
+        let mut now = 0;
+        while px[2].last_applied() <= behind {
+            assert!(now < 100 * HOLE_MS, "peer 2 never caught up: {}", px[2].last_applied());
+            now += HOLE_MS;
+            px[2].tick(now);
+            settle(&mut px, now, &mut applied, &up);
+        }
+        assert_eq!(applied[2], applied[0], "the holes were filled with what peers 0 and 1 chose");
+        let p = px[2].propose(now, vec![4]).expect("caught up: it proposes again");
+        assert_eq!(p.index, behind + 2);
+        settle(&mut px, now, &mut applied, &up);
+        assert!(px[2].may_still_land(&p));
+        assert_eq!(applied[0].len() as u64, behind + 2);
     }
 
     #[test]

@@ -513,10 +513,21 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     let stop = Rc::new(Cell::new(false));
     play_schedule(schedule, all.clone(), resolver(groups, ctrler_leader, all.clone()), stop.clone(), k.safety_ms);
 
-    // The first join, before any clerk starts.
+    // The first join, before any clerk starts — bounded by the safety phase like every
+    // later change: the fault points stop only when the safety phase ends, so a controller
+    // they keep crashing might never commit it, and a wait without bound here would hold the
+    // faults on for the whole run. Cut off, it is sent again once the faults stop (below).
     let keys: Vec<String> = (0..k.keys).map(|i| i.to_string()).collect();
     let ConfigChange::Join { gids: first, .. } = &changes[0] else { unreachable!("the first change is a join") };
-    cfg.joinm(&index(first)).await?;
+    let first = index(first);
+    let safety_left = Duration::from_millis(k.safety_ms).saturating_sub(sim::now());
+    let first_joined = match sim::timeout(safety_left, cfg.joinm(&first)).await {
+        Some(result) => {
+            result?;
+            true
+        }
+        None => false,
+    };
 
     // The clerks: random operations on random keys until told to stop (or, from a scenario
     // file, after their number of operations). Each draws from a stream named by its id.
@@ -565,9 +576,12 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     // ends on time even if a change is still waiting then (a controller that the faults keep
     // crashing may not commit one before the faults stop: the liveness phase is what must
     // finish it). A change cut off is not followed up: the tester's clerk drops its call.
+    // None follows a first join cut off: the controller's clerk still owes that request (its
+    // next call would reuse the sequence number), and the safety phase is over anyway.
+    let later = if first_joined { changes.len() } else { 1 };
     let safety_left = Duration::from_millis(k.safety_ms).saturating_sub(sim::now());
     let changed = sim::timeout(safety_left, async {
-        for change in changes.into_iter().skip(1) {
+        for change in changes.into_iter().take(later).skip(1) {
             sim::sleep_until(Duration::from_millis(change.at_ms())).await;
             if all.iter().any(|&n| !sim::is_alive(n)) {
                 sim::mark(CONFIG_CHANGE_DURING_CRASH);
@@ -606,6 +620,23 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         }
     }
     let t0 = sim::now();
+    if !first_joined {
+        // The same request again (the clerk keeps its sequence number until a call
+        // succeeds), so it takes effect once even if the cut-off call landed; within the
+        // liveness bound, which counts it.
+        match sim::timeout(LIVENESS_BOUND, cfg.joinm(&first)).await {
+            Some(result) => result?,
+            None => {
+                return Err(Failure::liveness(
+                    "shardkv::swarm-liveness",
+                    format!(
+                        "within {}s after every fault stopped: the first join was not committed",
+                        LIVENESS_BOUND.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
     let at_stop = completed.borrow().clone();
     // Every key read and written by a fresh clerk.
     let mut probe: ShardKvClerk<S::Clerk> = cfg.make_client();
