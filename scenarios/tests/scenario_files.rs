@@ -158,13 +158,17 @@ fn a_planted_bug_shrinks_to_a_smaller_scenario_that_fails_the_same_way() {
 
 #[test]
 fn a_key_value_failure_that_needs_a_snapshot_shrinks_its_threshold_and_operations() {
-    // kvraft::swarm_3b --seed 1 with dup-table-not-in-snapshot: 56 fault events and 358
-    // operations on 9 clerks, maxraftstate 1064. The bug needs a snapshot (a restarted server
-    // forgets which requests it applied), so the operations stay many until the snapshot
-    // threshold is halved; with it the failure fits in a handful of events.
+    // kvraft::swarm_3b --seed 1 --plain-swarm with dup-table-not-in-snapshot: 56 fault
+    // events and 148 operations on 9 clerks, maxraftstate 1064. The bug needs a snapshot (a
+    // restarted server forgets which requests it applied), so the operations stay many until
+    // the snapshot threshold is halved; with it the failure fits in a handful of events.
+    // Plain, because this is about the shrinker: since session 9 the seed's knobs enable
+    // `replica.hold_append_reply`, and that run's search ends at 2 + 63 events without
+    // halving the threshold (BENCHMARKS.md, session 9).
     let cat = scenarios::catalogue();
     let sc = cat.scenario("kvraft::swarm_3b").unwrap();
-    let shrunk = shrink::shrink(&sc, 1, &Opts::with_bug(Some("dup-table-not-in-snapshot")), 700, &mut |_| {}).unwrap();
+    let opts = Opts { plain_swarm: true, ..Opts::with_bug(Some("dup-table-not-in-snapshot")) };
+    let shrunk = shrink::shrink(&sc, 1, &opts, 700, &mut |_| {}).unwrap();
     assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "linearizability".into() });
     let threshold = |spec: &ScenarioSpec| match spec.workload {
         Workload::Clerks { maxraftstate, .. } => maxraftstate,
