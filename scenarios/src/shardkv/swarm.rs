@@ -578,10 +578,10 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     // finish it). A change cut off is not followed up: the tester's clerk drops its call.
     // None follows a first join cut off: the controller's clerk still owes that request (its
     // next call would reuse the sequence number), and the safety phase is over anyway.
-    let later = if first_joined { changes.len() } else { 1 };
+    let skip = if first_joined { 1 } else { changes.len() };
     let safety_left = Duration::from_millis(k.safety_ms).saturating_sub(sim::now());
     let changed = sim::timeout(safety_left, async {
-        for change in changes.into_iter().take(later).skip(1) {
+        for change in changes.into_iter().skip(skip) {
             sim::sleep_until(Duration::from_millis(change.at_ms())).await;
             if all.iter().any(|&n| !sim::is_alive(n)) {
                 sim::mark(CONFIG_CHANGE_DURING_CRASH);
@@ -620,21 +620,19 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         }
     }
     let t0 = sim::now();
+    let not_live = |what: &str| {
+        Failure::liveness(
+            "shardkv::swarm-liveness",
+            format!("within {}s after every fault stopped: {what}", LIVENESS_BOUND.as_secs()),
+        )
+    };
     if !first_joined {
         // The same request again (the clerk keeps its sequence number until a call
         // succeeds), so it takes effect once even if the cut-off call landed; within the
         // liveness bound, which counts it.
         match sim::timeout(LIVENESS_BOUND, cfg.joinm(&first)).await {
             Some(result) => result?,
-            None => {
-                return Err(Failure::liveness(
-                    "shardkv::swarm-liveness",
-                    format!(
-                        "within {}s after every fault stopped: the first join was not committed",
-                        LIVENESS_BOUND.as_secs()
-                    ),
-                ))
-            }
+            None => return Err(not_live("the first join was not committed")),
         }
     }
     let at_stop = completed.borrow().clone();
@@ -670,14 +668,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
             if probed.get() < keys.len() {
                 what.insert("keys", format!("key {:?} was not read and written", keys[probed.get()]));
             }
-            return Err(Failure::liveness(
-                "shardkv::swarm-liveness",
-                format!(
-                    "within {}s after every fault stopped: {}",
-                    LIVENESS_BOUND.as_secs(),
-                    what.values().cloned().collect::<Vec<_>>().join("; ")
-                ),
-            ));
+            return Err(not_live(&what.values().cloned().collect::<Vec<_>>().join("; ")));
         }
         sim::sleep(Duration::from_millis(10)).await;
     }

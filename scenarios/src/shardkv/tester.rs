@@ -258,7 +258,8 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
                 assert_eq!(id, g.servers[i], "servers get consecutive node ids");
             }
             // The group's protocol events release what fault points `replica.hold_snapshot`
-            // and `replica.hold_append_reply` hold (the sharded swarm draws no hold episodes; no hold, no effect).
+            // and `replica.hold_append_reply` hold (the sharded swarm draws no hold episodes:
+            // only those points, where its knobs enable them, hold messages here).
             safety.borrow_mut().feed_triggers::<E>(g.servers.clone());
         }
         let mck = ctrler.make_client();
