@@ -21,8 +21,14 @@ pub trait TestEngine: Engine {
     fn config(n: usize, bug: Option<&str>) -> Self::Config;
     /// (name, one-line description) of each planted bug the engine offers.
     fn bugs() -> Vec<(&'static str, &'static str)>;
-    /// `config` with a swarm's timing knobs. An engine whose timing is not configurable
-    /// keeps its own (the default).
+    /// Whether [`TestEngine::with_timing`] takes a swarm's timing knobs (election timeouts,
+    /// heartbeat interval, batch size, commit news, vote retry). When false (the default) the
+    /// swarms draw no timing for the engine, print none and record none, and a scenario file
+    /// that gives a `[timing]` for it is refused before the run: a knob the engine would
+    /// ignore must not look like one that took effect.
+    const TAKES_TIMING: bool = false;
+    /// `config` with a swarm's timing knobs; called only when [`TestEngine::TAKES_TIMING`].
+    /// An engine whose timing is not configurable keeps its own (the default).
     fn with_timing(config: Self::Config, timing: &Timing) -> Self::Config {
         let _ = timing;
         config
@@ -30,16 +36,24 @@ pub trait TestEngine: Engine {
 }
 
 /// `E::config(n, bug)` with the swarm's timing, if it drew one.
+///
+/// # Panics
+/// When a timing is given to an engine that takes none (the swarms draw none for it and the
+/// command line refuses a scenario file's).
 pub fn timed_config<E: TestEngine>(n: usize, bug: Option<&str>, timing: Option<&Timing>) -> E::Config {
     let config = E::config(n, bug);
     match timing {
-        Some(t) => E::with_timing(config, t),
+        Some(t) => {
+            assert!(E::TAKES_TIMING, "engine {} takes no timing knobs", E::NAME);
+            E::with_timing(config, t)
+        }
         None => config,
     }
 }
 
 impl TestEngine for RaftEngine {
     const NAME: &'static str = "raft";
+    const TAKES_TIMING: bool = true;
 
     fn config(n: usize, bug: Option<&str>) -> Config {
         let bugs = match bug {

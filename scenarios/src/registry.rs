@@ -355,6 +355,9 @@ pub struct Scenario {
     /// Whether the scenario draws swarm knobs (`crate::swarm::knobs`: timing and fault
     /// points) that [`Opts::plain_swarm`] turns off; `false` refuses `--plain-swarm`.
     pub knobs: bool,
+    /// Whether its engine takes the swarm's timing knobs (`TestEngine::TAKES_TIMING`); a
+    /// scenario file's `[timing]` is refused where it does not.
+    pub timing_knobs: bool,
 }
 
 impl std::fmt::Debug for Scenario {
@@ -372,7 +375,16 @@ impl Scenario {
         budget: Duration,
         run: fn(Opts) -> ScenarioFuture,
     ) -> Scenario {
-        Scenario { name, description, budget, run, faults: None, client_history: false, knobs: false }
+        Scenario {
+            name,
+            description,
+            budget,
+            run,
+            faults: None,
+            client_history: false,
+            knobs: false,
+            timing_knobs: false,
+        }
     }
 
     /// The same scenario, declared to play a fault schedule (given with `--faults`, drawn
@@ -426,10 +438,16 @@ impl Scenario {
     }
 
     /// The same scenario, declared to draw the swarm's knobs (timing and fault points,
-    /// `crate::swarm::knobs`), which `--plain-swarm` turns off. Its body must call
-    /// `crate::swarm::knobs` with its options.
-    pub const fn with_swarm_knobs(self) -> Scenario {
-        Scenario { knobs: true, ..self }
+    /// `crate::swarm::knobs`), which `--plain-swarm` turns off; `takes_timing` says whether
+    /// its engine takes timing knobs (`TestEngine::TAKES_TIMING`), which the body must pass
+    /// to `crate::swarm::knobs` with its options.
+    pub const fn with_swarm_knobs(self, takes_timing: bool) -> Scenario {
+        Scenario { knobs: true, timing_knobs: takes_timing, ..self }
+    }
+
+    /// Whether the scenario's engine takes the swarm's timing knobs.
+    pub fn takes_timing_knobs(&self) -> bool {
+        self.timing_knobs
     }
 
     /// Whether the scenario draws swarm knobs, so `--plain-swarm` changes it.
@@ -526,6 +544,15 @@ impl Scenario {
                         path: file.path.display().to_string(),
                         message,
                     })?;
+                    if file.spec.timing.is_some() && !self.timing_knobs {
+                        return Err(InputError::ScenarioFile {
+                            path: file.path.display().to_string(),
+                            message: format!(
+                                "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
+                                self.name
+                            ),
+                        });
+                    }
                     if let Some(support) = self.faults {
                         self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
                     }

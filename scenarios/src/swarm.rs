@@ -351,11 +351,21 @@ impl Knobs {
 
 /// The run's knobs: drawn from the seed; replaced by a scenario file's; none with
 /// `--plain-swarm`. Enables the fault points and prints the knobs (a plain run prints
-/// nothing and enables nothing, so its trace is the knob-less swarm's).
-pub fn knobs(opts: &Opts) -> Knobs {
-    let (_profile, drawn) = Knobs::draw(&mut sim::rng(KNOBS_STREAM));
+/// nothing and enables nothing, so its trace is the knob-less swarm's). An engine that
+/// does not `takes_timing` (`TestEngine::TAKES_TIMING`) gets the drawn fault points and no
+/// timing: the draws are the same, so its runs are too; only the line printed and the file
+/// recorded no longer show timing it ignores.
+///
+/// # Panics
+/// When a scenario file gives timing and `takes_timing` is false (the command line refuses
+/// such a file before the run: `Scenario::check_faults`).
+pub fn knobs(opts: &Opts, takes_timing: bool) -> Knobs {
+    let (_profile, mut drawn) = Knobs::draw(&mut sim::rng(KNOBS_STREAM));
     if opts.plain_swarm {
         return Knobs::default();
+    }
+    if !takes_timing {
+        drawn.timing = None;
     }
     // The profile is not printed on its own: the knobs show it (default timing and no fault
     // point: plain; heartbeats above 130 ms and no fault point: slow elections…), and the
@@ -365,6 +375,7 @@ pub fn knobs(opts: &Opts) -> Knobs {
         Some(s) => Knobs::of_spec(s),
         None => drawn,
     };
+    assert!(takes_timing || k.timing.is_none(), "a [timing] for an engine without one was not refused");
     if !k.fault_points.is_empty() {
         sim::enable_fault_points(&k.fault_points);
     }

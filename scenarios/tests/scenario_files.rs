@@ -478,3 +478,55 @@ fn bursts_standing_for_the_steady_rounds_are_the_same_run() {
         );
     }
 }
+
+#[test]
+fn a_swarm_on_an_engine_without_timing_knobs_draws_prints_and_records_none_and_refuses_a_file_that_gives_them() {
+    // The Paxos port's engine has no election timeouts or heartbeats (TestEngine::TAKES_TIMING
+    // is false). Before, its swarm printed and recorded the Raft timing it drew, which the
+    // engine ignored.
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("kvpaxos::swarm_3b").unwrap();
+    assert!(sc.draws_swarm_knobs() && !sc.takes_timing_knobs());
+    assert!(cat.scenario("kvraft::swarm_3b").unwrap().takes_timing_knobs());
+    let mut with_points = 0;
+    let mut recorded = None;
+    for seed in 0..12 {
+        let recorder = SpecRecorder::new(sc.name);
+        let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
+        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
+        let spec = recorder.take().unwrap();
+        assert!(spec.timing.is_none(), "seed {seed}: a timing the engine ignores is recorded");
+        assert!(!r.description.iter().any(|l| l.contains("election timeout")), "seed {seed}: {:?}", r.description);
+        if !spec.fault_points.is_empty() {
+            with_points += 1;
+            let line = r.description.iter().find(|l| l.starts_with("timing: ")).expect("the fault points are printed");
+            assert!(line.starts_with("timing: engine's default timing; fault points: "), "{line}");
+            recorded.get_or_insert((seed, spec, r.trace_hash));
+        }
+    }
+    assert!(with_points > 0, "the fault points are still drawn");
+    // Its file runs the same run, and the same file with a [timing] is refused before the run.
+    let (seed, spec, hash) = recorded.unwrap();
+    let file = through_toml(&spec);
+    let opts = Opts { scenario_file: Some(file.clone()), ..Opts::default() };
+    cat.check_opts(&sc, seed, &opts).unwrap();
+    assert_eq!(registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None).trace_hash, hash);
+    let mut timed = file;
+    timed.spec.timing = Some(scenarios::spec::Timing {
+        election_timeout_ms_min: 300,
+        election_timeout_ms_max: 600,
+        heartbeat_interval_ms: 100,
+        max_entries_per_append: 100,
+        commit_news_at_once: false,
+        retry_failed_votes: false,
+    });
+    let err = cat.check_opts(&sc, seed, &Opts { scenario_file: Some(timed.clone()), ..Opts::default() }).unwrap_err();
+    assert!(
+        matches!(&err, InputError::ScenarioFile { message, .. } if message.contains("kvpaxos::swarm_3b's engine has no configurable timing")),
+        "{err}"
+    );
+    // The key/value swarm on Raft takes the same file's timing.
+    timed.spec.scenario = "kvraft::swarm_3b".into();
+    let kv = cat.scenario("kvraft::swarm_3b").unwrap();
+    cat.check_opts(&kv, seed, &Opts { scenario_file: Some(timed), ..Opts::default() }).unwrap();
+}

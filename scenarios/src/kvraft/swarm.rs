@@ -40,7 +40,7 @@ pub fn scenarios_on<E: TestEngine, S: KvService>() -> Vec<Scenario> {
     .with_holds(&TRIGGERS, &MESSAGE_KINDS)
     .with_scenario_files(WorkloadKind::Clerks)
     .with_client_history()
-    .with_swarm_knobs()]
+    .with_swarm_knobs(E::TAKES_TIMING)]
 }
 
 async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
@@ -64,7 +64,7 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
     let schedule = schedule_for(&opts, &drawn, &mut rng, maxraftstate >= 0);
-    let knobs = knobs(&opts);
+    let knobs = knobs(&opts, E::TAKES_TIMING);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
     let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };
     record_spec(&opts, &p, &knobs, workload, &schedule);
