@@ -3,6 +3,9 @@
 //! safety phase and lowering rates. Each candidate is a [`ScenarioSpec`] run with the same
 //! seed; it is accepted while it still fails the same way.
 //!
+//! First of all, the run without its swarm knobs (the engine's own timing, no fault point),
+//! then without its timing alone: a failure that does not need them keeps neither, and
+//! shrinks further without them (a hold point or another timing moves every later event).
 //! Fault events and clerks go by delta debugging ([`ddmin`], Zeller and Hildebrandt,
 //! "Simplifying and Isolating Failure-Inducing Input", TSE 2002: try halves, then
 //! complements, then finer splits), servers one at a time from the highest-numbered (events
@@ -215,6 +218,10 @@ pub fn shrink(
         max_runs,
         accepted: 0,
     };
+    // First the run without its swarm knobs: a failure that does not need them shrinks
+    // further without them (a hold point or skewed timing moves every later event, so most
+    // removals lose the failure), and the file then names none.
+    s.knobs(progress);
     loop {
         let accepted_before = s.accepted;
         s.events(progress);
@@ -325,6 +332,17 @@ impl Search<'_> {
             self.try_candidate(candidate, "fault events", progress)
         });
         debug_assert_eq!(kept, self.best.events);
+    }
+
+    /// Tries the best candidate without every swarm knob (the engine's own timing and no
+    /// fault point), then without its timing alone; keeps the first that still fails the
+    /// same way.
+    fn knobs(&mut self, progress: &mut dyn FnMut(&str)) {
+        let plain = ScenarioSpec { timing: None, fault_points: Default::default(), ..self.best.clone() };
+        if !self.try_candidate(plain, "knobs", progress) {
+            let untimed = ScenarioSpec { timing: None, ..self.best.clone() };
+            self.try_candidate(untimed, "timing", progress);
+        }
     }
 
     /// Disables the code-level fault points the failure does not need (delta debugging over

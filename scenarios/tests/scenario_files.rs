@@ -181,6 +181,25 @@ fn a_key_value_failure_that_needs_a_snapshot_shrinks_its_threshold_and_operation
 }
 
 #[test]
+fn a_failure_that_does_not_need_the_swarm_knobs_is_shrunk_without_them() {
+    // The same seed and bug with its knobs: engine timing with `replica.crash_after_reply`,
+    // `replica.drop_snapshot` and `replica.hold_append_reply` enabled. Shrinking with the
+    // knobs ended at 2 fault events and 63 operations on 9 clerks (session 9 and 10's first
+    // search): a held reply moves every later event, so no clerk, server or threshold
+    // could go. The failure does not need the knobs; the shrinker now tries without them
+    // first and ends within the bar.
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("kvraft::swarm_3b").unwrap();
+    let opts = Opts::with_bug(Some("dup-table-not-in-snapshot"));
+    let shrunk = shrink::shrink(&sc, 1, &opts, 1000, &mut |_| {}).unwrap();
+    assert!(!shrunk.original.fault_points.is_empty(), "the seed's run enables fault points");
+    assert_eq!(shrunk.failure, FailureKind { class: FailureClass::Safety, checker: "linearizability".into() });
+    assert!(shrunk.smallest.fault_points.is_empty() && shrunk.smallest.timing.is_none(), "the knobs were kept");
+    let a = shrunk.after;
+    assert!(a.fault_and_operation_events() <= 20, "{:?} -> {a:?}", shrunk.before);
+}
+
+#[test]
 fn a_sharded_swarm_run_from_its_file_is_the_same_run_and_its_file_is_what_runs() {
     // The sharded swarm's resolved scenario — groups, controller, clerks, configuration
     // changes, faults, knobs — run from its file is the run (seed 0: 2 groups, 8 clerks, 47
