@@ -530,15 +530,14 @@ fn a_swarm_on_an_engine_without_timing_knobs_draws_prints_and_records_none_and_r
     let opts = Opts { scenario_file: Some(file.clone()), ..Opts::default() };
     cat.check_opts(&sc, seed, &opts).unwrap();
     assert_eq!(registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None).trace_hash, hash);
+    // The timing a Raft swarm's file records (seed 2 draws the faults profile).
+    let raft = cat.scenario("raft::swarm_2c").unwrap();
+    let recorder = SpecRecorder::new(raft.name);
+    let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
+    registry::run_scenario(&raft, 2, &opts, TraceMode::Hash, None);
     let mut timed = file;
-    timed.spec.timing = Some(scenarios::spec::Timing {
-        election_timeout_ms_min: 300,
-        election_timeout_ms_max: 600,
-        heartbeat_interval_ms: 100,
-        max_entries_per_append: 100,
-        commit_news_at_once: false,
-        retry_failed_votes: false,
-    });
+    timed.spec.timing = recorder.take().unwrap().timing;
+    assert!(timed.spec.timing.is_some());
     let err = cat.check_opts(&sc, seed, &Opts { scenario_file: Some(timed.clone()), ..Opts::default() }).unwrap_err();
     assert!(
         matches!(&err, InputError::ScenarioFile { message, .. } if message.contains("kvpaxos::swarm_3b's engine has no configurable timing")),
