@@ -27,6 +27,15 @@ pub type PeerId = usize;
 pub const BACKOFF_MS_MIN: u64 = 10;
 /// The largest retry backoff of a proposer, in ms (the backoff doubles up to it).
 pub const BACKOFF_MS_MAX: u64 = 1000;
+/// How long a proposer's round (prepare, then accept) may wait for its answers, in ms,
+/// before it is abandoned and retried with a higher number. A round otherwise ends only
+/// when every peer has answered or its call failed; an answer the network holds (a clogged
+/// link, a message held until a protocol event) arrives late, not never, and a round
+/// waiting on it would stall its instance for as long — for good, when the event it waits
+/// for needs that very instance decided. The course's proposer never waits so: its RPC
+/// returns false once the connection gives up. Twice the longest backoff: a round of a
+/// healthy cluster takes milliseconds.
+pub const ROUND_TIMEOUT_MS: u64 = 2 * BACKOFF_MS_MAX;
 
 /// The course's `Fate` of an instance at one peer, with the decided value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,9 +164,22 @@ struct Proposer<V> {
     n: u64,
     /// Rounds tried, for the backoff.
     rounds: u32,
+    /// When the current round began, for [`ROUND_TIMEOUT_MS`].
+    round_started_ms: u64,
     phase: Phase<V>,
     /// Peers that answered or failed in the current phase.
     answered: BTreeSet<PeerId>,
+}
+
+impl<V> Proposer<V> {
+    /// When this proposer next acts on its own: at the end of its backoff, or when its
+    /// round has waited [`ROUND_TIMEOUT_MS`] for answers.
+    fn due_ms(&self) -> u64 {
+        match self.phase {
+            Phase::Backoff { until_ms } => until_ms,
+            Phase::Prepare { .. } | Phase::Accept { .. } => self.round_started_ms + ROUND_TIMEOUT_MS,
+        }
+    }
 }
 
 /// What an acceptor (and learner) holds of one instance: what must survive a restart.
@@ -332,11 +354,12 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             value: v,
             n: 0,
             rounds: 0,
+            round_started_ms: now_ms,
             phase: Phase::Backoff { until_ms: now_ms },
             answered: BTreeSet::new(),
         });
         self.active.insert(seq);
-        self.new_round(seq);
+        self.new_round(seq, now_ms);
         self.check_invariants(Some(seq));
     }
 
@@ -376,29 +399,25 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         self.instances.len()
     }
 
-    /// When the core next wants [`Paxos::tick`] (a proposer's retry), in ms.
+    /// When the core next wants [`Paxos::tick`] (a proposer's retry, or the end of a round
+    /// that waited [`ROUND_TIMEOUT_MS`]), in ms.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.active
-            .iter()
-            .filter_map(|s| match self.instances.get(s)?.proposer.as_ref()?.phase {
-                Phase::Backoff { until_ms } => Some(until_ms),
-                _ => None,
-            })
-            .min()
+        self.active.iter().filter_map(|s| Some(self.instances.get(s)?.proposer.as_ref()?.due_ms())).min()
     }
 
-    /// Time passed: proposers whose backoff ended start a new round.
+    /// Time passed: proposers whose backoff ended, or whose round waited too long, start a
+    /// new round.
     pub fn tick(&mut self, now_ms: u64) {
         let instances = &self.instances;
         self.active.retain(|s| instances.get(s).is_some_and(|i| i.proposer.is_some()));
         let due: Vec<u64> = self
             .active
             .iter()
-            .filter(|s| matches!(instances[s].proposer.as_ref().map(|p| &p.phase), Some(Phase::Backoff { until_ms }) if *until_ms <= now_ms))
+            .filter(|s| instances[s].proposer.as_ref().is_some_and(|p| p.due_ms() <= now_ms))
             .copied()
             .collect();
         for seq in due {
-            self.new_round(seq);
+            self.new_round(seq, now_ms);
         }
         self.check_invariants(None);
     }
@@ -460,13 +479,14 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
     }
 
     /// Starts a new round for `seq` with a number above every one seen.
-    fn new_round(&mut self, seq: u64) {
+    fn new_round(&mut self, seq: u64, now_ms: u64) {
         let (npeers, me) = (self.npeers as u64, self.me as u64);
         let n = (self.max_n_seen / npeers + 1) * npeers + me + 1;
         self.max_n_seen = n;
         let Some(p) = self.instances.get_mut(&seq).and_then(|i| i.proposer.as_mut()) else { return };
         p.n = n;
         p.rounds += 1;
+        p.round_started_ms = now_ms;
         p.answered.clear();
         p.phase = Phase::Prepare { promises: BTreeSet::new(), highest: None };
         self.broadcast(seq, n, PxRequest::Prepare { seq, n });
@@ -664,6 +684,47 @@ mod tests {
         settle(&mut px, 0);
         assert!(px.iter().all(|p| p.status(0) == Fate::Decided(7)));
         assert_eq!(px[0].max(), 0);
+    }
+
+    /// `kvpaxos::swarm_3b` seed 446: a proposer's prepare to one peer was held by the
+    /// network until a protocol event that needed this very instance decided, and the other
+    /// peer rejected; the round waited for the held answer, so the instance, and every one
+    /// after it at that peer, stayed undecided for the rest of the run.
+    #[test]
+    fn a_round_waiting_on_a_held_answer_is_retried_after_the_round_timeout() {
+        let mut px = peers(3, PxBugs::default());
+        // Peer 2 has promised a higher number than peer 0's first round will use.
+        let _ = px[2].handle(Envelope { from: 1, done: -1, body: PxRequest::Prepare { seq: 0, n: 100 } });
+        px[0].start(0, 7, 0);
+        let mut held = Vec::new();
+        for call in px[0].take_calls() {
+            if call.to == 1 {
+                held.push(call); // the network holds it
+            } else {
+                let reply = px[call.to].handle(call.request);
+                px[0].on_reply(call.tag, Some(reply), 0);
+            }
+        }
+        assert_eq!(px[0].status(0), Fate::Pending);
+        assert_eq!(px[0].next_deadline_ms(), Some(ROUND_TIMEOUT_MS), "the round's timeout is a deadline");
+        px[0].tick(ROUND_TIMEOUT_MS - 1);
+        assert!(px[0].take_calls().is_empty(), "the round waits its time");
+        px[0].tick(ROUND_TIMEOUT_MS);
+        let calls = px[0].take_calls();
+        assert_eq!(calls.len(), 2, "a new round: prepares to both others");
+        assert!(calls.iter().all(|c| matches!(c.request.body, PxRequest::Prepare { n, .. } if n > 100)));
+        for call in calls {
+            let reply = px[call.to].handle(call.request);
+            px[0].on_reply(call.tag, Some(reply), ROUND_TIMEOUT_MS);
+        }
+        settle(&mut px, ROUND_TIMEOUT_MS);
+        assert!(px.iter().all(|p| p.status(0) == Fate::Decided(7)));
+        // The held answer, delivered at last, belongs to an abandoned round: ignored.
+        for call in held {
+            let reply = px[call.to].handle(call.request);
+            px[0].on_reply(call.tag, Some(reply), ROUND_TIMEOUT_MS + 1);
+        }
+        assert_eq!(px[0].status(0), Fate::Decided(7));
     }
 
     #[test]
