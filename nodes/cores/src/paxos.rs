@@ -33,9 +33,13 @@ pub const BACKOFF_MS_MAX: u64 = 1000;
 /// link, a message held until a protocol event) arrives late, not never, and a round
 /// waiting on it would stall its instance for as long — for good, when the event it waits
 /// for needs that very instance decided. The course's proposer never waits so: its RPC
-/// returns false once the connection gives up. Twice the longest backoff: a round of a
-/// healthy cluster takes milliseconds.
-pub const ROUND_TIMEOUT_MS: u64 = 2 * BACKOFF_MS_MAX;
+/// returns false once the connection gives up. A rejection ends a round at once (see
+/// `Paxos::on_reply`), so this backstop is for rounds that heard too few answers at all:
+/// longer than a round can take on this network (labrpc's long delays fail a call after up
+/// to 7 s; long reordering holds a reply up to 2.2 s). At 2 s, rounds whose replies were
+/// merely reordered timed out and retried with higher numbers, rejecting the other peers'
+/// rounds: four peers dueled over the same holes for seconds (`kvpaxos::swarm_3b` seed 466).
+pub const ROUND_TIMEOUT_MS: u64 = 10_000;
 
 /// The course's `Fate` of an instance at one peer, with the decided value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +99,10 @@ pub enum PxReply<V> {
     Forgotten,
     /// A `Decided` was taken.
     Ack,
+    /// The acceptor is too far behind to take part in this instance (its log engine set an
+    /// accept limit: [`Paxos::set_accept_limit`]); nothing was promised, accepted or learned.
+    /// Counts as an answer without a vote, like a failed call.
+    Behind,
 }
 
 /// What travels on the wire: the sender, its `done` value (piggybacked) and the body.
@@ -219,6 +227,8 @@ pub struct Paxos<V> {
     done: Vec<i64>,
     /// Highest instance number known (-1: none).
     max_seq: i64,
+    /// Instances at or past this one are refused ([`PxReply::Behind`]); `None`: no limit.
+    accept_limit: Option<u64>,
     /// Highest proposal number seen anywhere, to pick a higher one.
     max_n_seen: u64,
     /// Calls out, by tag: (instance, proposal number, peer, phase: 1 prepare, 2 accept,
@@ -253,6 +263,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             instances: BTreeMap::new(),
             done: vec![-1; npeers],
             max_seq: -1,
+            accept_limit: None,
             max_n_seen: 0,
             calls: BTreeMap::new(),
             next_tag: 1,
@@ -361,6 +372,13 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         self.active.insert(seq);
         self.new_round(seq, now_ms);
         self.check_invariants(Some(seq));
+    }
+
+    /// From now on, refuse every instance at or past `limit` as an acceptor and a learner
+    /// (`None`: none). A log engine sets it to keep a peer that fell behind from retaining
+    /// instances it cannot apply before it has caught up; the library's own users set none.
+    pub fn set_accept_limit(&mut self, limit: Option<u64>) {
+        self.accept_limit = limit;
     }
 
     /// The course's `Status(seq)`: local state only.
@@ -502,6 +520,11 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             return self.envelope(PxReply::Forgotten);
         }
         self.max_seq = self.max_seq.max(seq as i64);
+        if self.accept_limit.is_some_and(|limit| seq >= limit) {
+            // Refusing is always safe (an acceptor may ignore any request); it only keeps a
+            // peer that fell behind from holding instances it cannot apply yet.
+            return self.envelope(PxReply::Behind);
+        }
         let inst = self.instances.entry(seq).or_default();
         let body = match req.body {
             PxRequest::Prepare { n, .. } => {
@@ -549,12 +572,15 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             self.learn_done(r.from, r.done);
             r.body
         });
-        self.on_answer(seq, n, phase, from, body);
-        // A round that ended without a majority waits, then tries again.
+        let rejected = self.on_answer(seq, n, phase, from, body);
+        // A round that ended without a majority waits, then tries again. A round some peer
+        // rejected (it promised a higher number) ends at once: waiting for the others' answers
+        // gains nothing, and one of them may be held by the network for a long time.
         if let Some(inst) = self.instances.get_mut(&seq) {
             let npeers = self.npeers;
-            let ended =
-                |p: &Proposer<V>| p.n == n && p.answered.len() == npeers && !matches!(p.phase, Phase::Backoff { .. });
+            let ended = |p: &Proposer<V>| {
+                p.n == n && (rejected || p.answered.len() == npeers) && !matches!(p.phase, Phase::Backoff { .. })
+            };
             if inst.proposer.as_ref().is_some_and(ended) {
                 if self.bugs.no_retry {
                     inst.proposer = None;
@@ -571,22 +597,28 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
         self.check_invariants(Some(seq));
     }
 
-    fn on_answer(&mut self, seq: u64, n: u64, phase: u8, from: PeerId, body: Option<PxReply<V>>) {
+    /// Takes one answer to the round `n` of instance `seq`'s proposer; true when it is a
+    /// rejection of the current round.
+    fn on_answer(&mut self, seq: u64, n: u64, phase: u8, from: PeerId, body: Option<PxReply<V>>) -> bool {
         let majority = self.majority();
         let ignore_accepted = self.bugs.ignore_accepted;
-        let Some(inst) = self.instances.get_mut(&seq) else { return };
-        let Some(p) = inst.proposer.as_mut() else { return };
+        let Some(inst) = self.instances.get_mut(&seq) else { return false };
+        let Some(p) = inst.proposer.as_mut() else { return false };
         let current = match p.phase {
             Phase::Prepare { .. } => 1,
             Phase::Accept { .. } => 2,
             Phase::Backoff { .. } => 0,
         };
         if p.n != n || phase != current || !p.answered.insert(from) {
-            return; // an answer from an earlier round or phase, or a repeat
+            return false; // an answer from an earlier round or phase, or a repeat
         }
         let mut send = None;
+        let mut rejected = false;
         match (body, &mut p.phase) {
-            (Some(PxReply::Reject { n_p }), _) => self.max_n_seen = self.max_n_seen.max(n_p),
+            (Some(PxReply::Reject { n_p }), _) => {
+                self.max_n_seen = self.max_n_seen.max(n_p);
+                rejected = true;
+            }
             (Some(PxReply::Forgotten), _) => {
                 inst.proposer = None;
                 self.forgotten_at.push((from, seq));
@@ -626,6 +658,7 @@ impl<V: Clone + PartialEq + std::fmt::Debug> Paxos<V> {
             Some(PxRequest::Prepare { .. }) => unreachable!("no prepare from an answer"),
             None => {}
         }
+        rejected
     }
 
     /// The core's own invariants, after every step: the acceptor of the instance the step
@@ -687,22 +720,18 @@ mod tests {
     }
 
     /// `kvpaxos::swarm_3b` seed 446: a proposer's prepare to one peer was held by the
-    /// network until a protocol event that needed this very instance decided, and the other
-    /// peer rejected; the round waited for the held answer, so the instance, and every one
-    /// after it at that peer, stayed undecided for the rest of the run.
+    /// network until a protocol event that needed this very instance decided. A round ended
+    /// only when every peer had answered, so it waited for the held answer for good.
     #[test]
     fn a_round_waiting_on_a_held_answer_is_retried_after_the_round_timeout() {
         let mut px = peers(3, PxBugs::default());
-        // Peer 2 has promised a higher number than peer 0's first round will use.
-        let _ = px[2].handle(Envelope { from: 1, done: -1, body: PxRequest::Prepare { seq: 0, n: 100 } });
         px[0].start(0, 7, 0);
         let mut held = Vec::new();
         for call in px[0].take_calls() {
             if call.to == 1 {
                 held.push(call); // the network holds it
             } else {
-                let reply = px[call.to].handle(call.request);
-                px[0].on_reply(call.tag, Some(reply), 0);
+                px[0].on_reply(call.tag, None, 0); // lost: the call fails
             }
         }
         assert_eq!(px[0].status(0), Fate::Pending);
@@ -712,7 +741,6 @@ mod tests {
         px[0].tick(ROUND_TIMEOUT_MS);
         let calls = px[0].take_calls();
         assert_eq!(calls.len(), 2, "a new round: prepares to both others");
-        assert!(calls.iter().all(|c| matches!(c.request.body, PxRequest::Prepare { n, .. } if n > 100)));
         for call in calls {
             let reply = px[call.to].handle(call.request);
             px[0].on_reply(call.tag, Some(reply), ROUND_TIMEOUT_MS);
@@ -725,6 +753,52 @@ mod tests {
             px[0].on_reply(call.tag, Some(reply), ROUND_TIMEOUT_MS + 1);
         }
         assert_eq!(px[0].status(0), Fate::Decided(7));
+    }
+
+    /// A rejection ends the round at once: the proposer backs off and tries a higher number
+    /// without waiting for the other answers (one of which the network may hold).
+    #[test]
+    fn a_rejected_round_backs_off_without_waiting_for_the_other_answers() {
+        let mut px = peers(3, PxBugs::default());
+        // Peer 2 has promised a higher number than peer 0's first round will use.
+        let _ = px[2].handle(Envelope { from: 1, done: -1, body: PxRequest::Prepare { seq: 0, n: 100 } });
+        px[0].start(0, 7, 0);
+        for call in px[0].take_calls() {
+            if call.to == 2 {
+                let reply = px[2].handle(call.request);
+                px[0].on_reply(call.tag, Some(reply), 0);
+            } // the call to peer 1 is held
+        }
+        let due = px[0].next_deadline_ms().unwrap();
+        assert!(due <= 2 * BACKOFF_MS_MIN, "the first backoff, not the round timeout: {due}");
+        px[0].tick(due);
+        let calls = px[0].take_calls();
+        assert_eq!(calls.len(), 2);
+        assert!(calls.iter().all(|c| matches!(c.request.body, PxRequest::Prepare { n, .. } if n > 100)));
+    }
+
+    /// A peer past its accept limit takes no part: it neither votes nor learns, holds
+    /// nothing for the instance, and the others still decide with their majority.
+    #[test]
+    fn an_acceptor_past_its_accept_limit_answers_behind_and_holds_nothing() {
+        let mut px = peers(3, PxBugs::default());
+        px[2].set_accept_limit(Some(5));
+        let prepare = |seq| Envelope { from: 0, done: -1, body: PxRequest::Prepare { seq, n: 1 } };
+        assert!(matches!(px[2].handle(prepare(4)).body, PxReply::Promise { .. }));
+        assert!(matches!(px[2].handle(prepare(5)).body, PxReply::Behind));
+        let decided = Envelope { from: 0, done: -1, body: PxRequest::Decided { seq: 7, v: 70 } };
+        assert!(matches!(px[2].handle(decided).body, PxReply::Behind));
+        assert_eq!(px[2].status(7), Fate::Pending, "not learned");
+        assert_eq!(px[2].retained_instances(), 1, "only instance 4");
+        assert_eq!(px[2].max(), 7, "Max still counts what it heard of");
+        px[0].start(6, 60, 0);
+        settle(&mut px, 0);
+        assert_eq!((px[0].status(6), px[1].status(6)), (Fate::Decided(60), Fate::Decided(60)));
+        assert_eq!(px[2].status(6), Fate::Pending);
+        px[2].set_accept_limit(None);
+        px[0].start(8, 80, 0);
+        settle(&mut px, 0);
+        assert_eq!(px[2].status(8), Fate::Decided(80), "without a limit it takes part again");
     }
 
     #[test]

@@ -68,9 +68,18 @@ pub const CHUNK: u64 = 64;
 pub const IDLE_MS: u64 = 1000;
 
 /// A peer refuses new proposals while the next one would land this many instances or more
-/// past its applied prefix (see the module comment): a few hole windows, far more than the
+/// past its applied prefix (see the module comment): two hole windows, more than the
 /// instances a healthy peer has in flight, so it only ever refuses a peer that fell behind.
-pub const PROPOSE_LAG_MAX: u64 = 4 * HOLE_WINDOW;
+/// Not more: instances past the applied prefix cannot be forgotten, and they count towards
+/// the persisted size that lab 3B bounds by 8 × `maxraftstate`. At 64 (session 9), six peers
+/// with 18 clerks kept up to ~60 instances of ~100 bytes open, over the 5 192 bytes allowed
+/// for `maxraftstate` 649 (`kvpaxos::swarm_3b` seeds 127, 584 and 947).
+pub const PROPOSE_LAG_MAX: u64 = 2 * HOLE_WINDOW;
+
+/// A peer takes part as an acceptor in instances up to this many past its applied prefix
+/// (see `PaxosLog::settle`): twice [`PROPOSE_LAG_MAX`], so a peer a little behind still
+/// votes in what its peers propose.
+pub const ACCEPT_LAG_MAX: u64 = 2 * PROPOSE_LAG_MAX;
 
 /// The value of one instance: the proposing peer and the command (empty: a no-op).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +263,12 @@ impl PaxosLog {
                 self.ready.messages.push(Outgoing { to: from, request: PxlRequest::Snapshot { tag: 0 } });
             }
         }
+        // As an acceptor, take part only up to PROPOSE_LAG_MAX past what is applied here (the
+        // furthest a peer level with this one proposes): a peer cut off from sending keeps
+        // receiving every instance the others open and would hold them all, unapplied, past
+        // lab 3B's size bound, as a Raft follower does not (it refuses entries that do not
+        // join its log). Its holes below the limit are filled as before.
+        self.px.set_accept_limit(Some(self.next_apply + ACCEPT_LAG_MAX));
         self.holes = self.holes.split_off(&self.next_apply);
         let max = self.px.max();
         let upto = (max.max(-1) + 1) as u64;
