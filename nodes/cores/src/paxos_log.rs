@@ -17,7 +17,10 @@
 //!   (a peer restarted with holes, proposers lost) peers that keep proposing at `Max + 1`
 //!   open instances faster than holes are filled, the applied prefix falls further behind
 //!   forever, and no request is ever answered. Refusing lets the peer catch up first, as the
-//!   course's kvpaxos server learns every earlier instance before it proposes.
+//!   course's kvpaxos server learns every earlier instance before it proposes. Likewise it
+//!   takes part as an acceptor only up to [`ACCEPT_LAG_MAX`] past its applied prefix: a peer
+//!   that can receive but not send would otherwise hold every instance the others open,
+//!   unapplied, past lab 3B's size bound.
 //! - **In order.** Decided instances are applied in instance order. An instance this peer
 //!   knows of (its `Max` passed it) that stays undecided here for [`HOLE_MS`] is a hole: the
 //!   peer proposes a no-op there (an empty command, which the replicated state machine skips),
