@@ -12,8 +12,9 @@
 //! the scenarios' step budget ([`BENCH_BUDGET`]; one thread, explanations on) and prints one tab-separated line; the parent prints a
 //! Markdown table. Timing excludes parsing. Peak memory is the child's VmHWM (the whole
 //! process: program, parsed histories and search), with the part added while checking.
-//! Comparisons with Porcupine are measured by hand (BENCHMARKS.md says how): this command
-//! reports only what it measures.
+//! It reports only what it measures: a comparison with Porcupine is made by hand, timing
+//! Porcupine's own checker on the same rows on the same machine (none is recorded today;
+//! BENCHMARKS.md's history has the earlier sessions' harness).
 
 use std::path::PathBuf;
 use std::process::Command;
