@@ -472,6 +472,49 @@ fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() 
 }
 
 #[test]
+fn the_key_value_swarm_leaves_out_the_message_slowing_points_its_seed_draws_and_a_file_still_enables_them() {
+    // Seed 11 draws the faults profile with both net.delay_send and node.pause enabled: the
+    // Raft swarm enables them, the key/value swarm (swarm::KV_SWARM_LEFT_OUT) every other
+    // point of the same draw and neither of those.
+    let cat = scenarios::catalogue();
+    let record = |name: &str, opts: Opts| {
+        let sc = cat.scenario(name).unwrap();
+        let recorder = SpecRecorder::new(sc.name);
+        let r = registry::run_scenario(
+            &sc,
+            11,
+            &Opts { record_scenario: Some(recorder.clone()), ..opts },
+            TraceMode::Hash,
+            None,
+        );
+        (r, recorder.take().unwrap())
+    };
+    let (_, raft) = record("raft::swarm_2c", Opts::default());
+    let (kv_run, kv) = record("kvraft::swarm_3b", Opts::default());
+    let left_out = ["net.delay_send", "node.pause"];
+    for name in left_out {
+        assert!(raft.fault_points.contains_key(name), "the Raft swarm's seed 11 enables {name}");
+        assert!(!kv.fault_points.contains_key(name), "the key/value swarm enabled {name}");
+        let line = kv_run.description.iter().find(|l| l.starts_with("timing: ")).unwrap();
+        assert!(!line.contains(name), "{line}");
+    }
+    let mut kept = raft.fault_points.clone();
+    kept.retain(|name, _| !left_out.contains(&name.as_str()));
+    assert!(!kept.is_empty());
+    assert_eq!(kv.fault_points, kept, "the other points are the draw's");
+    assert_eq!(kv.timing, raft.timing, "the timing is the draw's");
+    // A file naming a left-out point enables it: another run.
+    let sc = cat.scenario("kvraft::swarm_3b").unwrap();
+    let mut file = through_toml(&kv);
+    file.spec.fault_points.insert("node.pause".into(), 8);
+    let opts = Opts { scenario_file: Some(file), ..Opts::default() };
+    cat.check_opts(&sc, 11, &opts).unwrap();
+    let with = registry::run_scenario(&sc, 11, &opts, TraceMode::Hash, None);
+    assert!(with.description.iter().any(|l| l.starts_with("timing: ") && l.contains("node.pause 8‰")));
+    assert_ne!(with.trace_hash, kv_run.trace_hash, "the file's node.pause was ignored");
+}
+
+#[test]
 fn bursts_standing_for_the_steady_rounds_are_the_same_run() {
     // The shrinker's first step on a Raft swarm: its steady rounds written out as one-command
     // bursts at the same times. That must be the recorded run, event for event, or the

@@ -11,8 +11,8 @@ use crate::raft::observer::{MESSAGE_KINDS, TRIGGERS};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Clerk, Workload, WorkloadKind};
 use crate::swarm::{
-    apply_spec_shape, knobs, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults,
-    Params, SERVERS,
+    apply_spec_shape, knobs_without, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec,
+    stop_faults, Params, KV_SWARM_LEFT_OUT, SERVERS,
 };
 use rand::Rng;
 use sim::Failure;
@@ -64,7 +64,7 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
     let schedule = schedule_for(&opts, &drawn, &mut rng, maxraftstate >= 0);
-    let knobs = knobs(&opts, E::TAKES_TIMING);
+    let knobs = knobs_without(&opts, E::TAKES_TIMING, &KV_SWARM_LEFT_OUT);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
     let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };
     record_spec(&opts, &p, &knobs, workload, &schedule);
