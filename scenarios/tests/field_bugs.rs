@@ -35,8 +35,9 @@ fn a_snapshot_that_wipes_a_continuing_log_is_caught_by_match_index() {
 
 #[test]
 fn the_swarms_catch_each_field_bug_by_its_named_check() {
-    // The first failing seed of each in `cargo xtask bugs 'raft::swarm_*' --seeds 0..200`
-    // and `bugs kvraft::swarm_3b --seeds 0..40` with the knob profiles (BENCHMARKS.md,
+    // The first failing seed of each in `cargo xtask bugs 'raft::swarm_*' --seeds 0..200`,
+    // and a failing seed of `bugs kvraft::swarm_3b --seeds 0..40` (the first without knobs),
+    // with the knob profiles (BENCHMARKS.md,
     // "Failure rates before and after the swarm knobs"): the stale reply through a hold
     // episode of the swarm.
     caught("raft::swarm_2c", 40, "stale-append-reply", "match-index");

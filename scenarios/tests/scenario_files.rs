@@ -474,8 +474,8 @@ fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() 
 #[test]
 fn the_key_value_swarm_leaves_out_the_message_slowing_points_its_seed_draws_and_a_file_still_enables_them() {
     // Seed 11 draws the faults profile with both net.delay_send and node.pause enabled: the
-    // Raft swarm enables them, the key/value swarm (swarm::KV_SWARM_LEFT_OUT) every other
-    // point of the same draw and neither of those.
+    // Raft swarm enables them; the key/value swarm (swarm::KV_SWARM_LEFT_OUT) enables every
+    // other point of that draw but neither of these.
     let cat = scenarios::catalogue();
     let record = |name: &str, opts: Opts| {
         let sc = cat.scenario(name).unwrap();
@@ -510,7 +510,11 @@ fn the_key_value_swarm_leaves_out_the_message_slowing_points_its_seed_draws_and_
     let opts = Opts { scenario_file: Some(file), ..Opts::default() };
     cat.check_opts(&sc, 11, &opts).unwrap();
     let with = registry::run_scenario(&sc, 11, &opts, TraceMode::Hash, None);
-    assert!(with.description.iter().any(|l| l.starts_with("timing: ") && l.contains("node.pause 8‰")));
+    assert!(
+        with.description.iter().any(|l| l.starts_with("timing: ") && l.contains("node.pause 8‰")),
+        "the file's node.pause is not printed: {:?}",
+        with.description
+    );
     assert_ne!(with.trace_hash, kv_run.trace_hash, "the file's node.pause was ignored");
 }
 

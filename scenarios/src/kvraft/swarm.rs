@@ -1,7 +1,8 @@
 //! The key/value swarm: 3–7 servers, 1–20 clerks, random keys, snapshots on or off, the
 //! fault mix and rates drawn from the seed and printed. A safety phase plays the fault
 //! schedule under the clerks' load, with the engine's timing and the code-level fault points
-//! drawn too (`crate::swarm::Knobs`, unless `--plain-swarm`); then every fault stops and each clerk must finish its
+//! drawn too (`crate::swarm::Knobs`, unless `--plain-swarm`; never the two points of
+//! `crate::swarm::KV_SWARM_LEFT_OUT`); then every fault stops and each clerk must finish its
 //! current request and one more within 10 s. The whole history must be linearizable.
 
 use super::tester::{KvService, OwnKv, NET};
