@@ -1,7 +1,7 @@
 //! `bugs [FILTER] --seeds A..B`: sweeps every planted bug of the selected families over the
 //! selected scenarios and seeds, and reports per bug the first failing seed, the fraction of
 //! runs that failed, and the checks that caught it by name (saying so when only a core's own
-//! assert — a panic — caught it). `--save` writes each bug's first failing seed to seeds/,
+//! assert — a panic — caught it), each bug as soon as its runs are done. `--save` writes each bug's first failing seed to seeds/,
 //! which `cargo test` (and so CI) replays instead of sweeping.
 //!
 //! Exit status: 0 when every bug was found, 6 when one was not, 4 for bad input (or a seed
@@ -41,6 +41,40 @@ struct Found {
     by_checker: BTreeMap<String, u64>,
     /// The first failing run: scenario, seed, outcome.
     first: Option<(Scenario, u64, Outcome)>,
+}
+
+/// What [`report`] printed for one bug.
+enum Reported {
+    /// No run failed.
+    Missed,
+    /// A run failed; `saved` is false when `--save` could not write its seed file.
+    Found { saved: bool },
+}
+
+/// Prints one bug's result: its first failing seed (with the failure and the command that
+/// reproduces it), the share of runs that failed and the checks that caught them, or that
+/// no run failed; with `--save`, writes the first failing seed's file.
+fn report(cat: &Catalogue, a: &BugsArgs, bug: &str, f: &Found) -> Reported {
+    let Some((sc, seed, outcome)) = &f.first else {
+        println!("bug {bug}: NOT FOUND in {}", count(f.runs, "run"));
+        return Reported::Missed;
+    };
+    let checkers: Vec<String> = f.by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
+    let only_asserts = f.by_checker.keys().all(|c| c == "core assert (panic)");
+    println!(
+        "bug {bug}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
+        sc.name,
+        f.failed,
+        count(f.runs, "run"),
+        100.0 * f.failed as f64 / f.runs as f64,
+        checkers.join(", "),
+        if only_asserts { " — only by the core's own asserts" } else { "" }
+    );
+    println!("  {}", summary_of(outcome));
+    let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bug)) };
+    println!("  REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, *seed, &opts));
+    let saved = !a.save || save_failing_seed(&a.seeds_dir, sc.name, *seed, &opts, outcome, "  ");
+    Reported::Found { saved }
 }
 
 pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
@@ -109,8 +143,11 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     let pb = progress(total, "bugs");
     let t0 = Instant::now();
     // Per bug, folded in as runs are handed over in order: runs, failures by check, and the
-    // first failing run (lowest seed, then scenario order: the first one handed over).
-    let mut found: Vec<Found> = bugs.iter().map(|_| Found::default()).collect();
+    // first failing run (lowest seed, then scenario order: the first one handed over). A
+    // bug's block of runs is contiguous, so its report is printed as soon as its last run is
+    // handed over, not after every bug has run (a long `bugs` run shows results as it goes).
+    let mut found = Found::default();
+    let (mut missed, mut unsaved) = (0, false);
     parallel_in_order(
         total,
         jobs,
@@ -122,51 +159,28 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
         },
         |i, outcome| {
             let (b, sc, seed) = run_at(i);
-            let f = &mut found[b];
-            f.runs += 1;
+            found.runs += 1;
             if let Outcome::Fail(fail) = &outcome {
-                f.failed += 1;
+                found.failed += 1;
                 let name = if fail.class == FailureClass::Panic {
                     "core assert (panic)".to_string()
                 } else {
                     fail.checker.clone()
                 };
-                *f.by_checker.entry(name).or_default() += 1;
-                if f.first.is_none() {
-                    f.first = Some((sc, seed, outcome));
+                *found.by_checker.entry(name).or_default() += 1;
+                if found.first.is_none() {
+                    found.first = Some((sc, seed, outcome));
                 }
+            }
+            if i + 1 == starts[b] + per_bug[b] {
+                let f = std::mem::take(&mut found);
+                pb.suspend(|| match report(cat, a, bugs[b].0, &f) {
+                    Reported::Missed => missed += 1,
+                    Reported::Found { saved } => unsaved |= !saved,
+                });
             }
         },
     );
-    let mut missed = 0;
-    let mut unsaved = false;
-    for ((bug, _), f) in bugs.iter().zip(&found) {
-        match &f.first {
-            None => {
-                missed += 1;
-                println!("bug {bug}: NOT FOUND in {}", count(f.runs, "run"));
-            }
-            Some((sc, seed, outcome)) => {
-                let checkers: Vec<String> = f.by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
-                let only_asserts = f.by_checker.keys().all(|c| c == "core assert (panic)");
-                println!(
-                    "bug {bug}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
-                    sc.name,
-                    f.failed,
-                    count(f.runs, "run"),
-                    100.0 * f.failed as f64 / f.runs as f64,
-                    checkers.join(", "),
-                    if only_asserts { " — only by the core's own asserts" } else { "" }
-                );
-                println!("  {}", summary_of(outcome));
-                let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bug)) };
-                println!("  REPRODUCE WITH: {}", seeds::reproduce_command(cat.command(), sc.name, *seed, &opts));
-                if a.save {
-                    unsaved |= !save_failing_seed(&a.seeds_dir, sc.name, *seed, &opts, outcome, "  ");
-                }
-            }
-        }
-    }
     println!("{} of {} planted bugs found ({:.1}s wall)", bugs.len() - missed, bugs.len(), t0.elapsed().as_secs_f64());
     if unsaved {
         exit::BAD_INPUT
