@@ -1,8 +1,9 @@
 //! `bugs [FILTER] --seeds A..B`: sweeps every planted bug of the selected families over the
-//! selected scenarios and seeds, and reports per bug the first failing seed, the fraction of
-//! runs that failed, and the checks that caught it by name (saying so when only a core's own
-//! assert — a panic — caught it), each bug as soon as its runs are done. `--save` writes each bug's first failing seed to seeds/,
-//! which `cargo test` (and so CI) replays instead of sweeping.
+//! selected scenarios and seeds, and reports per bug, as soon as its runs are done, the first
+//! failing seed, the fraction of runs that failed, and the checks that caught it by name
+//! (saying so when only a core's own assert — a panic — caught it). `--save` writes each
+//! bug's first failing seed to seeds/, which `cargo test` (and so CI) replays instead of
+//! sweeping.
 //!
 //! Exit status: 0 when every bug was found, 6 when one was not, 4 for bad input (or a seed
 //! file that could not be written).
