@@ -266,8 +266,8 @@ impl PaxosLog {
                 self.ready.messages.push(Outgoing { to: from, request: PxlRequest::Snapshot { tag: 0 } });
             }
         }
-        // As an acceptor, take part only up to PROPOSE_LAG_MAX past what is applied here (the
-        // furthest a peer level with this one proposes): a peer cut off from sending keeps
+        // As an acceptor, take part only up to ACCEPT_LAG_MAX past what is applied here (twice
+        // the furthest a peer level with this one proposes): a peer cut off from sending keeps
         // receiving every instance the others open and would hold them all, unapplied, past
         // lab 3B's size bound, as a Raft follower does not (it refuses entries that do not
         // join its log). Its holes below the limit are filled as before.
