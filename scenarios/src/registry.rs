@@ -358,6 +358,10 @@ pub struct Scenario {
     /// Whether its engine takes the swarm's timing knobs (`TestEngine::TAKES_TIMING`); a
     /// scenario file's `[timing]` is refused where it does not.
     pub timing_knobs: bool,
+    /// Its engine's reach of each fault point against Raft's
+    /// (`TestEngine::FAULT_POINT_REACH`): the swarm scales the drawn firing rates by it, and a
+    /// scenario file enabling a point the engine never reaches (0) is refused.
+    pub fault_point_reach: &'static [(sim::FaultPoint, u32)],
 }
 
 impl std::fmt::Debug for Scenario {
@@ -384,6 +388,7 @@ impl Scenario {
             client_history: false,
             knobs: false,
             timing_knobs: false,
+            fault_point_reach: &[],
         }
     }
 
@@ -439,10 +444,15 @@ impl Scenario {
 
     /// The same scenario, declared to draw the swarm's knobs (timing and fault points,
     /// `crate::swarm::knobs`), which `--plain-swarm` turns off; `takes_timing` says whether
-    /// its engine takes timing knobs (`TestEngine::TAKES_TIMING`), which the body must pass
-    /// to `crate::swarm::knobs` with its options.
-    pub const fn with_swarm_knobs(self, takes_timing: bool) -> Scenario {
-        Scenario { knobs: true, timing_knobs: takes_timing, ..self }
+    /// its engine takes timing knobs (`TestEngine::TAKES_TIMING`) and `fault_point_reach` how
+    /// often it reaches each fault point (`TestEngine::FAULT_POINT_REACH`); the body must call
+    /// `crate::swarm::knobs` for the same engine.
+    pub const fn with_swarm_knobs(
+        self,
+        takes_timing: bool,
+        fault_point_reach: &'static [(sim::FaultPoint, u32)],
+    ) -> Scenario {
+        Scenario { knobs: true, timing_knobs: takes_timing, fault_point_reach, ..self }
     }
 
     /// Whether the scenario's engine takes the swarm's timing knobs.
@@ -549,6 +559,19 @@ impl Scenario {
                             path: file.path.display().to_string(),
                             message: format!(
                                 "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
+                                self.name
+                            ),
+                        });
+                    }
+                    let never = file.spec.fault_points.keys().find(|name| {
+                        sim::FaultPoint::from_name(name)
+                            .is_some_and(|p| crate::engine::fault_point_reach(self.fault_point_reach, p) == 0)
+                    });
+                    if let Some(name) = never {
+                        return Err(InputError::ScenarioFile {
+                            path: file.path.display().to_string(),
+                            message: format!(
+                                "{}'s engine never reaches fault point {name} (it has no such message), so enabling it would change nothing: delete it from [fault_points]",
                                 self.name
                             ),
                         });

@@ -594,3 +594,56 @@ fn a_swarm_on_an_engine_without_timing_knobs_draws_prints_and_records_none_and_r
     let kv = cat.scenario("kvraft::swarm_3b").unwrap();
     cat.check_opts(&kv, seed, &Opts { scenario_file: Some(timed), ..Opts::default() }).unwrap();
 }
+
+#[test]
+fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_and_refuses_a_point_it_never_reaches() {
+    // Same seeds, same draw: the Paxos port enables what the Raft key/value swarm enables,
+    // at the rates divided by its reach (engine::FAULT_POINT_REACH), and none it never reaches.
+    let cat = scenarios::catalogue();
+    let (px, kv) = (cat.scenario("kvpaxos::swarm_3b").unwrap(), cat.scenario("kvraft::swarm_3b").unwrap());
+    let record = |sc: &registry::Scenario, seed: u64| {
+        let recorder = SpecRecorder::new(sc.name);
+        let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
+        let r = registry::run_scenario(sc, seed, &opts, TraceMode::Hash, None);
+        (r, recorder.take().unwrap())
+    };
+    let table = <scenarios::engine::PaxosEngine as scenarios::engine::TestEngine>::FAULT_POINT_REACH;
+    let (mut scaled, mut dropped) = (0, 0);
+    let mut file = None;
+    for seed in 0..16 {
+        let (_, on_raft) = record(&kv, seed);
+        let (run, on_paxos) = record(&px, seed);
+        let mut want: std::collections::BTreeMap<sim::FaultPoint, u32> =
+            on_raft.fault_points.iter().map(|(name, &n)| (sim::FaultPoint::from_name(name).unwrap(), n)).collect();
+        let drawn = want.clone();
+        scenarios::swarm::scale_to_reach(&mut want, table);
+        let want: std::collections::BTreeMap<String, u32> =
+            want.iter().map(|(p, &n)| (p.name().to_string(), n)).collect();
+        assert_eq!(on_paxos.fault_points, want, "seed {seed}");
+        dropped += drawn.len() - want.len();
+        scaled += want.iter().filter(|(name, &n)| on_raft.fault_points[name.as_str()] != n).count();
+        for (name, n) in &on_paxos.fault_points {
+            assert!(
+                run.description.iter().any(|l| l.starts_with("timing: ") && l.contains(&format!("{name} {n}‰"))),
+                "seed {seed}: {name} {n}‰ not printed: {:?}",
+                run.description
+            );
+        }
+        if file.is_none() && !on_paxos.fault_points.is_empty() {
+            file = Some((seed, on_paxos));
+        }
+    }
+    assert!(scaled > 0 && dropped > 0, "seeds 0..16 reach neither case: scaled {scaled}, dropped {dropped}");
+    // A file enabling a point the engine never reaches is refused before the run; Raft takes it.
+    let (seed, spec) = file.unwrap();
+    let mut f = through_toml(&spec);
+    f.spec.fault_points.insert("replica.crash_after_vote".into(), 300);
+    let err = cat.check_opts(&px, seed, &Opts { scenario_file: Some(f.clone()), ..Opts::default() }).unwrap_err();
+    assert!(
+        matches!(&err, InputError::ScenarioFile { message, .. }
+            if message.contains("never reaches fault point replica.crash_after_vote")),
+        "{err}"
+    );
+    f.spec.scenario = "kvraft::swarm_3b".into();
+    cat.check_opts(&kv, seed, &Opts { scenario_file: Some(f), ..Opts::default() }).unwrap();
+}

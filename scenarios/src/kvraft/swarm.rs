@@ -41,7 +41,7 @@ pub fn scenarios_on<E: TestEngine, S: KvService>() -> Vec<Scenario> {
     .with_holds(&TRIGGERS, &MESSAGE_KINDS)
     .with_scenario_files(WorkloadKind::Clerks)
     .with_client_history()
-    .with_swarm_knobs(E::TAKES_TIMING)]
+    .with_swarm_knobs(E::TAKES_TIMING, E::FAULT_POINT_REACH)]
 }
 
 async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
@@ -65,7 +65,7 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     sim::describe(p.describe());
     sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
     let schedule = schedule_for(&opts, &drawn, &mut rng, maxraftstate >= 0);
-    let knobs = knobs_without(&opts, E::TAKES_TIMING, &KV_SWARM_LEFT_OUT);
+    let knobs = knobs_without::<E>(&opts, &KV_SWARM_LEFT_OUT);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
     let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };
     record_spec(&opts, &p, &knobs, workload, &schedule);

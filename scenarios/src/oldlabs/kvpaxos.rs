@@ -92,7 +92,11 @@ pub fn family() -> Family {
             |o| Box::pin(restart_storm(o)),
         ),
     ];
-    course.with_scenarios(old).with_marks(sim::WORLD_MARKS).with_marks(nodes::replica::MARKS)
+    course
+        .with_scenarios(old)
+        .with_marks(sim::WORLD_MARKS)
+        .with_marks(nodes::replica::MARKS)
+        .with_marks(crate::engine::reached_fault_point_marks(PaxosEngine::FAULT_POINT_REACH))
 }
 
 /// The old tests' cluster: `n` servers on the old network mode, snapshotting past

@@ -40,7 +40,7 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
         .with_fault_schedule(safety_phase_end_ms)
         .with_holds(&TRIGGERS, &MESSAGE_KINDS)
         .with_scenario_files(WorkloadKind::Proposals)
-        .with_swarm_knobs(E::TAKES_TIMING),
+        .with_swarm_knobs(E::TAKES_TIMING, E::FAULT_POINT_REACH),
         Scenario::new(
             "raft::swarm_2d",
             "as swarm_2c with the snapshotting service (every 10 entries), so InstallSnapshot runs under faults",
@@ -50,7 +50,7 @@ pub fn scenarios<E: TestEngine>() -> Vec<Scenario> {
         .with_fault_schedule(safety_phase_end_ms)
         .with_holds(&TRIGGERS, &MESSAGE_KINDS)
         .with_scenario_files(WorkloadKind::ProposalsWithSnapshots)
-        .with_swarm_knobs(E::TAKES_TIMING),
+        .with_swarm_knobs(E::TAKES_TIMING, E::FAULT_POINT_REACH),
     ]
 }
 
@@ -70,7 +70,7 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
     }
     sim::describe(p.describe());
     let schedule = schedule_for(&opts, &drawn, &mut rng, snapshots);
-    let knobs = knobs(&opts, E::TAKES_TIMING);
+    let knobs = knobs::<E>(&opts);
     let config = timed_config::<E>(p.servers, opts.bug.as_deref(), knobs.timing.as_ref());
     let mut cfg = Cluster::<E>::with_engine(p.servers, false, snapshots, config);
     let mut every = Vec::new();

@@ -68,7 +68,7 @@ pub fn scenarios_on<E: TestEngine, S: ShardKvService>() -> Vec<Scenario> {
     .with_fault_schedule(safety_phase_end_ms)
     .with_holds(&TRIGGERS, &MESSAGE_KINDS)
     .with_scenario_files(WorkloadKind::Sharded)
-    .with_swarm_knobs(E::TAKES_TIMING)]
+    .with_swarm_knobs(E::TAKES_TIMING, E::FAULT_POINT_REACH)]
 }
 
 /// The knobs of one sharded swarm run.
@@ -474,7 +474,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     sim::describe(format!("{} configuration changes", changes.len()));
 
     // The engine's timing and the code-level fault points, from a stream of their own.
-    let knobs = crate::swarm::knobs(&opts, E::TAKES_TIMING);
+    let knobs = crate::swarm::knobs::<E>(&opts);
     let recorded = Workload::Sharded {
         ctrlers,
         keys: k.keys,
