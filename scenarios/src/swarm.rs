@@ -703,14 +703,23 @@ pub fn safety_phase_end_ms(seed: u64) -> u64 {
 /// a replayed file leaves every later draw of the seed as it was: the same schedule from a
 /// file reproduces the run event for event. The options were checked before the run
 /// (`Scenario::check_faults`): no file is read or written here.
-pub fn schedule_for(opts: &Opts, drawn: &Params, rng: &mut ChaCha8Rng, snapshots: bool) -> FaultSchedule {
+pub fn schedule_for<E: TestEngine>(
+    opts: &Opts,
+    drawn: &Params,
+    rng: &mut ChaCha8Rng,
+    snapshots: bool,
+) -> FaultSchedule {
     assert_eq!(
         drawn.safety_ms,
         safety_phase_end_ms(sim::seed()),
         "the swarm drew its Params first from sim::rng(\"{STREAM}\") with {SERVERS:?}, as safety_phase_end_ms assumes"
     );
     let mut from_seed = draw_schedule(drawn, rng);
-    from_seed.events.extend(draw_holds(drawn, &mut sim::rng(HOLDS_STREAM), stale_reply_focus(opts, snapshots)));
+    from_seed.events.extend(draw_holds(
+        drawn,
+        &mut sim::rng(HOLDS_STREAM),
+        stale_reply_focus(opts, snapshots, fault_point_reach(E::FAULT_POINT_REACH, FaultPoint::HoldAppendReply) > 0),
+    ));
     // A stable sort: events drawn for one instant keep their drawing order.
     from_seed.events.sort_by_key(|e| e.at_ms);
     chosen_schedule(opts, from_seed)
@@ -740,9 +749,18 @@ pub fn chosen_schedule(opts: &Opts, from_seed: FaultSchedule) -> FaultSchedule {
 /// the next-append kind of the stale-reply shape. Runs that snapshot keep the draw: more
 /// episodes there made snapshot-wipes-log rarer (session 9). Plain (and `--plain-swarm`)
 /// keeps it too: the run as it was before the knobs. The profile is drawn again from the
-/// knobs' own stream, a pure function of the seed.
-pub fn stale_reply_focus(opts: &Opts, snapshots: bool) -> bool {
-    !snapshots && !opts.plain_swarm && Knobs::draw(&mut sim::rng(KNOBS_STREAM)).0 != Profile::Plain
+/// knobs' own stream, a pure function of the seed. Only for an engine that acknowledges
+/// appended entries (`acknowledges_entries`: it reaches `replica.hold_append_reply`,
+/// `TestEngine::FAULT_POINT_REACH`): elsewhere there is no stale reply to focus on, and the
+/// extra episodes' partitions, crashes and isolations around the leader only replaced the
+/// seed's schedule. On the Paxos port they made its knob runs find the key/value service's
+/// bugs less often than its plain runs, with no fault point needed for it (BENCHMARKS.md,
+/// session 12).
+pub fn stale_reply_focus(opts: &Opts, snapshots: bool, acknowledges_entries: bool) -> bool {
+    acknowledges_entries
+        && !snapshots
+        && !opts.plain_swarm
+        && Knobs::draw(&mut sim::rng(KNOBS_STREAM)).0 != Profile::Plain
 }
 
 /// The scenario file's resolved scenario, if the run was given one.

@@ -64,7 +64,7 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     }
     sim::describe(p.describe());
     sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
-    let schedule = schedule_for(&opts, &drawn, &mut rng, maxraftstate >= 0);
+    let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, maxraftstate >= 0);
     let knobs = knobs_without::<E>(&opts, &KV_SWARM_LEFT_OUT);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
     let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };

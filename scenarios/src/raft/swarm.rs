@@ -69,7 +69,7 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         bursts.clone_from(b);
     }
     sim::describe(p.describe());
-    let schedule = schedule_for(&opts, &drawn, &mut rng, snapshots);
+    let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, snapshots);
     let knobs = knobs::<E>(&opts);
     let config = timed_config::<E>(p.servers, opts.bug.as_deref(), knobs.timing.as_ref());
     let mut cfg = Cluster::<E>::with_engine(p.servers, false, snapshots, config);
