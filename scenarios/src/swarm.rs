@@ -376,8 +376,8 @@ pub fn knobs<E: TestEngine>(opts: &Opts) -> Knobs {
     knobs_without::<E>(opts, &[])
 }
 
-/// As [`knobs`], with the points in `left_out` never enabled by the seed's draw (a scenario
-/// file's knobs still enable them). The draws are the same, so every other knob of every
+/// As [`knobs`], with the points in `left_out` and the engine's `TestEngine::SWARM_LEFT_OUT`
+/// never enabled by the seed's draw (a scenario file's knobs still enable them). The draws are the same, so every other knob of every
 /// seed is the same too. The key/value swarm leaves out [`KV_SWARM_LEFT_OUT`].
 ///
 /// # Panics
@@ -391,7 +391,7 @@ pub fn knobs_without<E: TestEngine>(opts: &Opts, left_out: &[FaultPoint]) -> Kno
     if !takes_timing {
         drawn.timing = None;
     }
-    drawn.fault_points.retain(|p, _| !left_out.contains(p));
+    drawn.fault_points.retain(|p, _| !left_out.contains(p) && !E::SWARM_LEFT_OUT.contains(p));
     scale_to_reach(&mut drawn.fault_points, E::FAULT_POINT_REACH);
     // The profile is not printed on its own: the knobs show it (default timing and no fault
     // point: plain; heartbeats above 130 ms and no fault point: slow elections…), and the

@@ -597,8 +597,9 @@ fn a_swarm_on_an_engine_without_timing_knobs_draws_prints_and_records_none_and_r
 
 #[test]
 fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_and_refuses_a_point_it_never_reaches() {
-    // Same seeds, same draw: the Paxos port enables what the Raft key/value swarm enables,
-    // at the rates divided by its reach (engine::FAULT_POINT_REACH), and none it never reaches.
+    // Same seeds, same draw: the Paxos port enables what the Raft key/value swarm enables but
+    // its engine's SWARM_LEFT_OUT, at the rates divided by its reach (FAULT_POINT_REACH), and
+    // none it never reaches.
     let cat = scenarios::catalogue();
     let (px, kv) = (cat.scenario("kvpaxos::swarm_3b").unwrap(), cat.scenario("kvraft::swarm_3b").unwrap());
     let record = |sc: &registry::Scenario, seed: u64| {
@@ -607,7 +608,10 @@ fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_
         let r = registry::run_scenario(sc, seed, &opts, TraceMode::Hash, None);
         (r, recorder.take().unwrap())
     };
-    let table = <scenarios::engine::PaxosEngine as scenarios::engine::TestEngine>::FAULT_POINT_REACH;
+    type Paxos = scenarios::engine::PaxosEngine;
+    let table = <Paxos as scenarios::engine::TestEngine>::FAULT_POINT_REACH;
+    let left_out = <Paxos as scenarios::engine::TestEngine>::SWARM_LEFT_OUT;
+    assert!(!left_out.is_empty());
     let (mut scaled, mut dropped, mut refocused) = (0, 0, 0);
     let mut file = None;
     for seed in 0..16 {
@@ -626,6 +630,7 @@ fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_
         let mut want: std::collections::BTreeMap<sim::FaultPoint, u32> =
             on_raft.fault_points.iter().map(|(name, &n)| (sim::FaultPoint::from_name(name).unwrap(), n)).collect();
         let drawn = want.clone();
+        want.retain(|p, _| !left_out.contains(p));
         scenarios::swarm::scale_to_reach(&mut want, table);
         let want: std::collections::BTreeMap<String, u32> =
             want.iter().map(|(p, &n)| (p.name().to_string(), n)).collect();
@@ -648,6 +653,21 @@ fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_
     // A file enabling a point the engine never reaches is refused before the run; Raft takes it.
     let (seed, spec) = file.unwrap();
     let mut f = through_toml(&spec);
+    // A point the swarm leaves out on this engine is still the file's to enable.
+    f.spec.fault_points.insert("persist.crash_after_save".into(), 3);
+    cat.check_opts(&px, seed, &Opts { scenario_file: Some(f.clone()), ..Opts::default() }).unwrap();
+    let with = registry::run_scenario(
+        &px,
+        seed,
+        &Opts { scenario_file: Some(f.clone()), ..Opts::default() },
+        TraceMode::Hash,
+        None,
+    );
+    assert!(
+        with.description.iter().any(|l| l.starts_with("timing: ") && l.contains("persist.crash_after_save 3‰")),
+        "{:?}",
+        with.description
+    );
     f.spec.fault_points.insert("replica.crash_after_vote".into(), 300);
     let err = cat.check_opts(&px, seed, &Opts { scenario_file: Some(f.clone()), ..Opts::default() }).unwrap_err();
     assert!(

@@ -96,7 +96,7 @@ pub fn family() -> Family {
         .with_scenarios(old)
         .with_marks(sim::WORLD_MARKS)
         .with_marks(nodes::replica::MARKS)
-        .with_marks(crate::engine::reached_fault_point_marks(PaxosEngine::FAULT_POINT_REACH))
+        .with_marks(crate::engine::swarm_fault_point_marks::<PaxosEngine>())
 }
 
 /// The old tests' cluster: `n` servers on the old network mode, snapshotting past

@@ -92,9 +92,11 @@ pub fn family() -> Family {
             |o| Box::pin(concurrent(o, true)),
         ),
     ];
-    course.with_scenarios(old).with_marks(sim::WORLD_MARKS).with_marks(nodes::replica::MARKS).with_marks(
-        crate::engine::reached_fault_point_marks(<PaxosEngine as crate::engine::TestEngine>::FAULT_POINT_REACH),
-    )
+    course
+        .with_scenarios(old)
+        .with_marks(sim::WORLD_MARKS)
+        .with_marks(nodes::replica::MARKS)
+        .with_marks(crate::engine::swarm_fault_point_marks::<PaxosEngine>())
 }
 
 /// `setup(tag, unreliable)`: 3 masters and 3 groups of 3 on the old network mode, groups
