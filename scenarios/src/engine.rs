@@ -182,7 +182,7 @@ impl TestEngine for PaxosEngine {
     ];
     /// `persist.crash_after_save`: over seeds 0..1000 of `kvpaxos::swarm_3b` the seeds that
     /// enabled it found local-reads in 68 runs against their plain runs' 87 at a fifth of the
-    /// drawn rate, 75 at a fifteenth (most rates then 1‰), and the port's total fell 484 →
+    /// drawn rate, 75 at a fifteenth (every rate then 1‰), and the port's total fell 484 →
     /// 466; without it, 485, forget-promise still above plain (BENCHMARKS.md, session 12).
     /// `replica.crash_after_reply` keeps the crashes that a forgotten promise needs.
     const SWARM_LEFT_OUT: &'static [FaultPoint] = &[FaultPoint::CrashAfterSave];
