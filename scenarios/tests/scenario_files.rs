@@ -18,6 +18,20 @@ fn through_toml(spec: &ScenarioSpec) -> SpecFile {
     SpecFile { path: "resolved.toml".into(), spec: ScenarioSpec::parse(Path::new("resolved.toml"), &text).unwrap() }
 }
 
+/// Runs `sc` with `seed` and `opts`, recording its resolved scenario: the run's report and
+/// the scenario it would write with `--save-scenario`.
+fn run_recorded(sc: &registry::Scenario, seed: u64, opts: Opts) -> (sim::RunReport, ScenarioSpec) {
+    let recorder = SpecRecorder::new(sc.name);
+    let r = registry::run_scenario(
+        sc,
+        seed,
+        &Opts { record_scenario: Some(recorder.clone()), ..opts },
+        TraceMode::Hash,
+        None,
+    );
+    (r, recorder.take().unwrap())
+}
+
 #[test]
 fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
     let cat = scenarios::catalogue();
@@ -415,11 +429,8 @@ fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() 
     ];
     for (name, seed, hash, events) in before {
         let sc = cat.scenario(name).unwrap();
-        let recorder = SpecRecorder::new(name);
-        let opts = Opts { plain_swarm: true, record_scenario: Some(recorder.clone()), ..Opts::default() };
-        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
+        let (r, spec) = run_recorded(&sc, seed, Opts { plain_swarm: true, ..Opts::default() });
         assert_eq!((r.trace_hash, r.events), (hash, events), "{name} --seed {seed} --plain-swarm");
-        let spec = recorder.take().unwrap();
         assert!(spec.timing.is_none() && spec.fault_points.is_empty(), "a plain run records no knobs");
     }
     // With the knobs, runs record what they drew: timing unless the run drew the plain
@@ -427,10 +438,7 @@ fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() 
     let sc = cat.scenario("raft::swarm_2c").unwrap();
     let (mut with_points, mut plain) = (0, 0);
     for seed in 0..12 {
-        let recorder = SpecRecorder::new(sc.name);
-        let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
-        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
-        let spec = recorder.take().unwrap();
+        let (r, spec) = run_recorded(&sc, seed, Opts::default());
         let Some(timing) = spec.timing else {
             assert!(spec.fault_points.is_empty(), "seed {seed}: fault points come only with timing");
             assert!(!r.description.iter().any(|l| l.starts_with("timing: ")), "a plain run prints no knobs");
@@ -477,18 +485,7 @@ fn the_key_value_swarm_leaves_out_the_message_slowing_points_its_seed_draws_and_
     // Raft swarm enables them; the key/value swarm (swarm::KV_SWARM_LEFT_OUT) enables every
     // other point of that draw but neither of these.
     let cat = scenarios::catalogue();
-    let record = |name: &str, opts: Opts| {
-        let sc = cat.scenario(name).unwrap();
-        let recorder = SpecRecorder::new(sc.name);
-        let r = registry::run_scenario(
-            &sc,
-            11,
-            &Opts { record_scenario: Some(recorder.clone()), ..opts },
-            TraceMode::Hash,
-            None,
-        );
-        (r, recorder.take().unwrap())
-    };
+    let record = |name: &str, opts: Opts| run_recorded(&cat.scenario(name).unwrap(), 11, opts);
     let (_, raft) = record("raft::swarm_2c", Opts::default());
     let (kv_run, kv) = record("kvraft::swarm_3b", Opts::default());
     let left_out = ["net.delay_send", "node.pause"];
@@ -556,10 +553,7 @@ fn a_swarm_on_an_engine_without_timing_knobs_draws_prints_and_records_none_and_r
     let mut with_points = 0;
     let mut recorded = None;
     for seed in 0..12 {
-        let recorder = SpecRecorder::new(sc.name);
-        let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
-        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
-        let spec = recorder.take().unwrap();
+        let (r, spec) = run_recorded(&sc, seed, Opts::default());
         assert!(spec.timing.is_none(), "seed {seed}: a timing the engine ignores is recorded");
         assert!(!r.description.iter().any(|l| l.contains("election timeout")), "seed {seed}: {:?}", r.description);
         if !spec.fault_points.is_empty() {
@@ -578,11 +572,8 @@ fn a_swarm_on_an_engine_without_timing_knobs_draws_prints_and_records_none_and_r
     assert_eq!(registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None).trace_hash, hash);
     // The timing a Raft swarm's file records (seed 2 draws the faults profile).
     let raft = cat.scenario("raft::swarm_2c").unwrap();
-    let recorder = SpecRecorder::new(raft.name);
-    let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
-    registry::run_scenario(&raft, 2, &opts, TraceMode::Hash, None);
     let mut timed = file;
-    timed.spec.timing = recorder.take().unwrap().timing;
+    timed.spec.timing = run_recorded(&raft, 2, Opts::default()).1.timing;
     assert!(timed.spec.timing.is_some());
     let err = cat.check_opts(&sc, seed, &Opts { scenario_file: Some(timed.clone()), ..Opts::default() }).unwrap_err();
     assert!(
@@ -602,12 +593,7 @@ fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_
     // none it never reaches.
     let cat = scenarios::catalogue();
     let (px, kv) = (cat.scenario("kvpaxos::swarm_3b").unwrap(), cat.scenario("kvraft::swarm_3b").unwrap());
-    let record = |sc: &registry::Scenario, seed: u64| {
-        let recorder = SpecRecorder::new(sc.name);
-        let opts = Opts { record_scenario: Some(recorder.clone()), ..Opts::default() };
-        let r = registry::run_scenario(sc, seed, &opts, TraceMode::Hash, None);
-        (r, recorder.take().unwrap())
-    };
+    let record = |sc: &registry::Scenario, seed: u64| run_recorded(sc, seed, Opts::default());
     type Paxos = scenarios::engine::PaxosEngine;
     let table = <Paxos as scenarios::engine::TestEngine>::FAULT_POINT_REACH;
     let left_out = <Paxos as scenarios::engine::TestEngine>::SWARM_LEFT_OUT;
@@ -619,12 +605,8 @@ fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_
         let (run, on_paxos) = record(&px, seed);
         // The stale-reply focus (swarm::stale_reply_focus) reshapes Raft's schedule under the
         // knobs, never Paxos's: it has no append acknowledgement to hold.
-        let plain = |sc: &registry::Scenario| {
-            let recorder = SpecRecorder::new(sc.name);
-            let opts = Opts { record_scenario: Some(recorder.clone()), plain_swarm: true, ..Opts::default() };
-            registry::run_scenario(sc, seed, &opts, TraceMode::Hash, None);
-            recorder.take().unwrap().events
-        };
+        let plain =
+            |sc: &registry::Scenario| run_recorded(sc, seed, Opts { plain_swarm: true, ..Opts::default() }).1.events;
         assert_eq!(on_paxos.events, plain(&px), "seed {seed}: the knobs moved the Paxos port's schedule");
         refocused += usize::from(on_raft.events != plain(&kv));
         let mut want: std::collections::BTreeMap<sim::FaultPoint, u32> =
