@@ -168,7 +168,9 @@ impl TestEngine for PaxosEngine {
     /// so often: an acceptor saves and answers on every prepare and accept of every
     /// instance, where a Raft follower saves and answers once per batch of entries, and a
     /// proposer sets a deadline per retry. It has no snapshot message, grants no vote and
-    /// sends no append acknowledgement.
+    /// sends no append acknowledgement. `crash_after_save`'s entry is the measured reach,
+    /// though the swarms leave that point out here ([`TestEngine::SWARM_LEFT_OUT`]): it takes
+    /// effect again if the point is drawn again.
     const FAULT_POINT_REACH: &'static [(FaultPoint, u32)] = &[
         (FaultPoint::CrashAfterSave, 5),
         (FaultPoint::CrashAfterReply, 5),
