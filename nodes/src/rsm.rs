@@ -91,6 +91,13 @@ impl<SM: StateMachine> Service for RsmServer<SM> {
     }
 }
 
+/// The protocol event a clerk reports (`sim::net::protocol_event`, of its own node) each time
+/// one of its operations is answered: the release trigger of fault point
+/// `clerk.late_duplicate`, which the key/value testers register
+/// (`sim::set_fault_point_release`). Reporting it does nothing in a run that registered no
+/// hold for it.
+pub const CLERK_ANSWERED: &str = "clerk answered";
+
 /// A clerk's answer wait: a server that stops answering (a deposed leader in a minority)
 /// is given up on after this long, and the request goes to the next server.
 pub const CLERK_TIMEOUT: Duration = Duration::from_millis(600);
@@ -184,14 +191,18 @@ impl<SM: StateMachine, Q: From<ClerkRequest<SM::Op>> + Serialize> Clerk<SM, Q> {
         let mut tried = 0;
         loop {
             let server = self.servers[self.leader];
-            let reply = sim::timeout(
-                CLERK_TIMEOUT,
-                self.ctx.call::<ServiceWire<Q>, ServiceWireReply<ClerkReply<SM::Out>>>(server, &req),
-            )
-            .await;
+            // Fault point `clerk.late_duplicate`: a copy of this request may reach the server
+            // after the clerk has moved on to its next request.
+            let call = sim::fault_point_duplicate(self.ctx.id(), server, || {
+                self.ctx.call::<ServiceWire<Q>, ServiceWireReply<ClerkReply<SM::Out>>>(server, &req)
+            });
+            let reply = sim::timeout(CLERK_TIMEOUT, call).await;
             match reply {
                 Some(Ok(WireReply::Service(ClerkReply::Ok(out)))) => {
                     self.unfinished = false;
+                    // What releases `clerk.late_duplicate`'s copies, for the scenarios that
+                    // register it: an answered request is an operation done.
+                    sim::net::protocol_event(self.ctx.id(), CLERK_ANSWERED);
                     return Ok(out);
                 }
                 Some(Ok(WireReply::Service(ClerkReply::WrongGroup))) if stop_on_wrong_group => {

@@ -576,6 +576,19 @@ impl Scenario {
                             ),
                         });
                     }
+                    let clientless = file.spec.fault_points.keys().find(|name| {
+                        sim::FaultPoint::from_name(name)
+                            .is_some_and(|p| !self.client_history && crate::swarm::CLIENT_POINTS.contains(&p))
+                    });
+                    if let Some(name) = clientless {
+                        return Err(InputError::ScenarioFile {
+                            path: file.path.display().to_string(),
+                            message: format!(
+                                "{} has no clerks, and only a clerk reaches fault point {name}, so enabling it would change nothing: delete it from [fault_points]",
+                                self.name
+                            ),
+                        });
+                    }
                     if let Some(support) = self.faults {
                         self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
                     }

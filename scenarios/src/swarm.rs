@@ -138,6 +138,19 @@ const FIRST_POINTS: usize = 8;
 /// BENCHMARKS.md, "Session 11: the key/value swarm without the two message-slowing points".
 pub const KV_SWARM_LEFT_OUT: [FaultPoint; 2] = [FaultPoint::DelaySend, FaultPoint::PauseNode];
 
+/// The fault points only a clerk reaches (`clerk.late_duplicate`): a swarm without clerks
+/// (the Raft swarm, which proposes from the tester) never enables them, its family declares
+/// no coverage mark for them, and a scenario file enabling one in a scenario without a
+/// client history is refused.
+pub const CLIENT_POINTS: [FaultPoint; 1] = [FaultPoint::LateDuplicate];
+
+/// The coverage marks of the fault points a swarm without clerks can fire
+/// ([`sim::fault_point_marks`] without [`CLIENT_POINTS`]), for its family to declare.
+pub fn clerkless_fault_point_marks() -> Vec<(&'static str, &'static str)> {
+    let clerk: Vec<&str> = CLIENT_POINTS.iter().map(|p| p.mark()).collect();
+    sim::fault_point_marks().into_iter().filter(|(mark, _)| !clerk.contains(mark)).collect()
+}
+
 /// The random stream the knobs are drawn from.
 const KNOBS_STREAM: &str = "swarm-knobs";
 

@@ -660,3 +660,44 @@ fn the_paxos_port_scales_the_drawn_firing_rates_to_its_reach_keeps_its_schedule_
     f.spec.scenario = "kvraft::swarm_3b".into();
     cat.check_opts(&kv, seed, &Opts { scenario_file: Some(f), ..Opts::default() }).unwrap();
 }
+
+#[test]
+fn the_clerk_late_duplicate_point_is_drawn_only_where_clerks_are_and_replays_a_request_a_latest_only_table_applies_again(
+) {
+    // Seed 35 draws clerk.late_duplicate. The Raft swarm has no clerk: it enables the rest of
+    // the same draw, and a file cannot enable the point there.
+    let cat = scenarios::catalogue();
+    let seed = 35;
+    let (raft, kv) = (cat.scenario("raft::swarm_2c").unwrap(), cat.scenario("kvraft::swarm_3b").unwrap());
+    let (_, on_kv) = run_recorded(&kv, seed, Opts::default());
+    let (_, on_raft) = run_recorded(&raft, seed, Opts::default());
+    let name = "clerk.late_duplicate";
+    assert!(on_kv.fault_points.contains_key(name), "seed {seed} no longer draws {name}: {:?}", on_kv.fault_points);
+    assert!(!on_raft.fault_points.contains_key(name), "the Raft swarm enabled {name}");
+    let mut f = through_toml(&on_raft);
+    f.spec.fault_points.insert(name.into(), 50);
+    let err = cat.check_opts(&raft, seed, &Opts { scenario_file: Some(f), ..Opts::default() }).unwrap_err();
+    assert!(
+        matches!(&err, InputError::ScenarioFile { message, .. } if message.contains("has no clerks, and only a clerk reaches fault point clerk.late_duplicate")),
+        "{err}"
+    );
+    // On the Paxos port (any server proposes, so a replayed request always reaches the log),
+    // a server that remembers only each client's latest request applies the held copy again
+    // and the history is not linearizable; without the point the same file passes; a correct
+    // server passes with it.
+    let px = cat.scenario("kvpaxos::swarm_3b").unwrap();
+    let bug = Opts::with_bug(Some("latest-only-duplicates"));
+    let (with, spec) = run_recorded(&px, seed, bug.clone());
+    assert!(spec.fault_points.contains_key(name));
+    let sim::Outcome::Fail(failure) = &with.outcome else { panic!("seed {seed} passes: {:?}", with.description) };
+    assert_eq!((failure.class, failure.checker.as_str()), (FailureClass::Safety, "linearizability"));
+    let fired = with.marks.iter().find(|(m, _)| *m == sim::FaultPoint::LateDuplicate.mark()).map_or(0, |(_, n)| *n);
+    assert!(fired > 0, "{:?}", with.marks);
+    let mut without = through_toml(&spec);
+    without.spec.fault_points.remove(name);
+    let opts = Opts { scenario_file: Some(without), ..bug };
+    let r = registry::run_scenario(&px, seed, &opts, TraceMode::Hash, None);
+    assert_eq!(r.outcome, sim::Outcome::Pass, "without the point");
+    let (ok, _) = run_recorded(&px, seed, Opts::default());
+    assert_eq!(ok.outcome, sim::Outcome::Pass, "a correct server");
+}

@@ -336,6 +336,9 @@ pub(crate) struct NetState {
     /// The release triggers the scenario feeds ([`register_triggers`]).
     triggers: Vec<String>,
     next_hold: u64,
+    /// The next request routed gets a duplicate however the draw goes
+    /// ([`crate::fault_point_duplicate`]); cleared when a request is routed.
+    force_duplicate: bool,
 }
 
 /// Names the kind of a message from its encoded bytes (`reply`: whether it answers a call),
@@ -402,6 +405,7 @@ impl NetState {
             classifier: None,
             triggers: Vec::new(),
             next_hold: 1,
+            force_duplicate: false,
         }
     }
 
@@ -569,37 +573,16 @@ impl NetState {
                     }
                 }
                 let dup = self.cfg.duplicate_permille;
-                if self.permille(dup) {
+                // Drawn first, whether or not a fault point forces a copy, so forcing one
+                // moves no draw of the network's.
+                let drawn = self.permille(dup);
+                let forced = self.take_forced_duplicate();
+                if drawn || forced {
                     // A duplicate may arrive much later than the original (a retransmitting
-                    // middlebox): late duplicates are what replay stale requests.
-                    let extra = self.ms(0, 500);
-                    let copy = Hop {
-                        msg: hop.msg,
-                        from,
-                        from_inc: hop.from_inc,
-                        to,
-                        body: Body::Request {
-                            call,
-                            to_inc: match hop.body {
-                                Body::Request { to_inc, .. } => to_inc,
-                                _ => unreachable!(),
-                            },
-                        },
-                        payload: hop.payload.clone(),
-                        served: false,
-                        kept: false,
-                    };
-                    *k.marks.entry(crate::world::DUPLICATED).or_insert(0) += 1;
-                    k.record(Kind::Dup, from as u64, [hop.msg, call, extra], |k| {
-                        format!(
-                            "#{} {}->{} req call={call} duplicated (+{}ms)",
-                            hop.msg,
-                            k.name(from),
-                            k.name(to),
-                            extra / MS
-                        )
-                    });
-                    self.send_or_hold(k, copy, now + delay + extra);
+                    // middlebox): late duplicates are what replay stale requests. A forced
+                    // copy is taken by the hold its fault point armed, which sets its delay.
+                    let extra = if drawn { self.ms(0, 500) } else { 0 };
+                    self.send_copy(k, &hop, call, now + delay, extra);
                 }
                 let delay = delay + self.delay_point(k, from);
                 self.send_or_hold(k, hop, now + delay);
@@ -665,6 +648,34 @@ impl NetState {
         } else {
             k.schedule(at, Action::Deliver(hop));
         }
+    }
+
+    /// Sends a copy of request `hop` (of call `call`) to arrive `extra` ns after `at`: a
+    /// duplicate, traced as one and counted as the `DUPLICATED` mark. The copy shares the
+    /// call, so whichever arrives second is answered into a call that has ended.
+    fn send_copy(&mut self, k: &mut Kernel, hop: &Hop, call: u64, at: u64, extra: u64) {
+        let Body::Request { to_inc, .. } = hop.body else { unreachable!("only requests are duplicated") };
+        let (from, to) = (hop.from, hop.to);
+        let copy = Hop {
+            msg: hop.msg,
+            from,
+            from_inc: hop.from_inc,
+            to,
+            body: Body::Request { call, to_inc },
+            payload: hop.payload.clone(),
+            served: false,
+            kept: false,
+        };
+        *k.marks.entry(crate::world::DUPLICATED).or_insert(0) += 1;
+        k.record(Kind::Dup, from as u64, [hop.msg, call, extra], |k| {
+            format!("#{} {}->{} req call={call} duplicated (+{}ms)", hop.msg, k.name(from), k.name(to), extra / MS)
+        });
+        self.send_or_hold(k, copy, at + extra);
+    }
+
+    /// Takes the flag [`NetState::force_duplicate`] (the old mode's route asks it too).
+    pub(super) fn take_forced_duplicate(&mut self) -> bool {
+        std::mem::take(&mut self.force_duplicate)
     }
 
     /// A message reaches its destination.
@@ -1367,6 +1378,12 @@ pub(crate) fn close_hold(id: u64) {
             }
         }
     })
+}
+
+/// Whether the next request routed gets a copy however the network's draw goes (set around
+/// one send by [`crate::fault_point_duplicate`], whose hold takes the copy).
+pub(crate) fn force_duplicate(on: bool) {
+    with(|w| w.net.force_duplicate = on)
 }
 
 /// Holds armed and not yet released (for tests and the trace's readers).

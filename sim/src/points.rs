@@ -83,6 +83,18 @@ pub enum FaultPoint {
     /// paper's Figure 2: `votedFor` and `currentTerm` are persistent). Rarer than any reply,
     /// so it can fire far more often than `replica.crash_after_reply`.
     CrashAfterVote,
+    /// `clerk.late_duplicate` — reached each time a clerk sends a request to a server (the
+    /// key/value and sharded services' clerk, `nodes::rsm::Clerk`); fires: the network also
+    /// sends a copy of the request and holds the copy until the clerk reports the release
+    /// trigger the scenario registered for the point twice ([`set_fault_point_release`]; the
+    /// clerk's answers: this request's operation, then its next one), then delivers it 0–400
+    /// ms later. A server then meets a request older than one it has already applied from
+    /// the same client: the course's clerks number their requests so that it can tell (lab
+    /// 3's duplicate detection), and a server that remembers only the client's latest
+    /// request applies it again (issue 13's `latest-only-duplicates`). A random duplicate
+    /// (`NetConfig::duplicate_permille`) arrives at most 500 ms late and often before the
+    /// clerk has moved on. Never reached while no trigger is registered.
+    LateDuplicate,
 }
 
 impl FaultPoint {
@@ -100,6 +112,7 @@ impl FaultPoint {
         FaultPoint::HoldSnapshot,
         FaultPoint::HoldAppendReply,
         FaultPoint::CrashAfterVote,
+        FaultPoint::LateDuplicate,
     ];
 
     /// The point's name, as printed and as written in scenario files.
@@ -115,6 +128,7 @@ impl FaultPoint {
             FaultPoint::HoldSnapshot => "replica.hold_snapshot",
             FaultPoint::HoldAppendReply => "replica.hold_append_reply",
             FaultPoint::CrashAfterVote => "replica.crash_after_vote",
+            FaultPoint::LateDuplicate => "clerk.late_duplicate",
         }
     }
 
@@ -136,6 +150,7 @@ impl FaultPoint {
             FaultPoint::HoldSnapshot => "fault point fired: replica.hold_snapshot",
             FaultPoint::HoldAppendReply => "fault point fired: replica.hold_append_reply",
             FaultPoint::CrashAfterVote => "fault point fired: replica.crash_after_vote",
+            FaultPoint::LateDuplicate => "fault point fired: clerk.late_duplicate",
         }
     }
 
@@ -154,11 +169,12 @@ impl FaultPoint {
             FaultPoint::HoldSnapshot => 200..=800,
             FaultPoint::HoldAppendReply => 5..=60,
             FaultPoint::CrashAfterVote => 100..=500,
+            FaultPoint::LateDuplicate => 10..=100,
         }
     }
 
     /// The size of the misbehaviour when the point fires, drawn uniformly from this range:
-    /// milliseconds for delays, pauses, restarts, a lost call's failure and a held snapshot's
+    /// milliseconds for delays, pauses, restarts, a lost call's failure and a held message's
     /// delivery after its release, per cent of the wait for `shorten_timeout`, per mille of
     /// simulated time's rate for `skew_timer`.
     pub fn magnitude(self) -> RangeInclusive<u64> {
@@ -173,6 +189,7 @@ impl FaultPoint {
             FaultPoint::HoldSnapshot => 0..=400,
             FaultPoint::HoldAppendReply => 0..=400,
             FaultPoint::CrashAfterVote => 1..=200,
+            FaultPoint::LateDuplicate => 0..=400,
         }
     }
 
@@ -195,7 +212,7 @@ pub fn fault_point_marks() -> Vec<(&'static str, &'static str)> {
 }
 
 /// How many points there are.
-const POINTS: usize = 10;
+const POINTS: usize = 11;
 
 /// The enabled points of a run and their random streams.
 #[derive(Default)]
@@ -346,8 +363,9 @@ pub fn fault_point_crash(point: FaultPoint, ctx: crate::NodeCtx) -> bool {
 }
 
 /// Registers the protocol event that releases what hold point `point`
-/// (`replica.hold_snapshot`, `replica.hold_append_reply`) holds: a message the point took is
-/// delivered once its receiver has reported `trigger` (a release trigger the scenario
+/// (`replica.hold_snapshot`, `replica.hold_append_reply`, `clerk.late_duplicate`) holds: a
+/// message the point took is delivered once its receiver (for `clerk.late_duplicate`, its
+/// sender, twice) has reported `trigger` (a release trigger the scenario
 /// registered with [`crate::net::register_triggers`] and reports with
 /// [`crate::net::protocol_event`]). Sim knows no protocol: only the scenario can say which
 /// event means the receiver has moved on (past the snapshot; into a later term). Until this
@@ -361,7 +379,7 @@ pub fn set_fault_point_release(point: FaultPoint, trigger: &'static str) {
 }
 
 fn is_hold_point(point: FaultPoint) -> bool {
-    matches!(point, FaultPoint::HoldSnapshot | FaultPoint::HoldAppendReply)
+    matches!(point, FaultPoint::HoldSnapshot | FaultPoint::HoldAppendReply | FaultPoint::LateDuplicate)
 }
 
 /// Reaches hold point `point` (`replica.hold_snapshot`, `replica.hold_append_reply`) for the
@@ -396,6 +414,44 @@ pub fn fault_point_hold(point: FaultPoint, from: NodeId, to: NodeId, send: impl 
     if let Some(id) = hold {
         crate::net::close_hold(id);
     }
+}
+
+/// Reaches `clerk.late_duplicate` ([`FaultPoint::LateDuplicate`]) for the request `from` is
+/// about to send to `to` with `send`, and returns what `send` returns (it runs once either
+/// way). If the point fires, the network also sends a copy of that request and holds the
+/// copy until `from` has reported the release trigger registered for the point
+/// ([`set_fault_point_release`]) twice, then delivers it the point's magnitude in ms later.
+/// A request the network loses or cannot deliver gets no copy, and leaves no hold behind.
+/// Draws nothing from the network's random stream: the copy is made whatever the network's
+/// own duplicate draw says, and that draw is still made.
+pub fn fault_point_duplicate<R>(from: NodeId, to: NodeId, send: impl FnOnce() -> R) -> R {
+    let point = FaultPoint::LateDuplicate;
+    let mut armed = None;
+    crate::world::try_with(|w| {
+        let Some(until) = w.kernel.points.hold_release[point.index()] else { return };
+        if let Some(after_ms) = reach_in(&mut w.kernel, point, Some(from)) {
+            armed = Some((until, after_ms));
+        }
+    });
+    let Some((until, after_ms)) = armed else { return send() };
+    let spec = crate::net::HoldSpec {
+        from,
+        to,
+        message: None,
+        messages: 1,
+        until: until.to_string(),
+        of: from,
+        count: 2,
+        after_ms,
+    };
+    let hold = crate::net::hold(spec);
+    crate::net::force_duplicate(hold.is_some());
+    let out = send();
+    crate::net::force_duplicate(false);
+    if let Some(id) = hold {
+        crate::net::close_hold(id);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -757,6 +757,53 @@ fn hold_append_reply_point_holds_a_reply_until_the_caller_reports_the_points_own
 }
 
 #[test]
+fn late_duplicate_point_replays_a_request_after_its_sender_reports_the_trigger_twice() {
+    use sim::FaultPoint;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    for old_mode in [false, true] {
+        let r = run(9, move || async move {
+            sim::net::old::set_old_mode(old_mode);
+            sim::enable_fault_points(&[(FaultPoint::LateDuplicate, 1000)].into_iter().collect());
+            let seen = Rc::new(RefCell::new(Vec::new()));
+            let seen2 = seen.clone();
+            let s = sim::spawn_process("s", move |ctx: NodeCtx| {
+                let seen = seen2.clone();
+                async move {
+                    loop {
+                        let Some(Incoming::Request { payload, reply_to, .. }) = ctx.recv().await else { continue };
+                        let Ping(n) = sim::decode(&payload);
+                        seen.borrow_mut().push(n);
+                        ctx.reply(reply_to, &Ping(n + 1));
+                    }
+                }
+            });
+            let c = sim::client("c");
+            let send = |i: u64| sim::fault_point_duplicate(c.id(), s, || c.call::<_, Ping>(s, &Ping(i)));
+            // No release trigger registered: the point is not reached, nothing is copied.
+            check(send(1).await == Ok(Ping(2)), "no trigger, no copy")?;
+            check(net::holds_pending() == 0, "nothing armed")?;
+            net::register_triggers(&["answered"]);
+            sim::set_fault_point_release(FaultPoint::LateDuplicate, "answered");
+            check(send(10).await == Ok(Ping(11)), "the original goes through")?;
+            check(net::holds_pending() == 1, "the copy is held")?;
+            // The receiver's events do not count; the sender's first one is not enough.
+            net::protocol_event(s, "answered");
+            net::protocol_event(c.id(), "answered");
+            sim::sleep(secs(1)).await;
+            check(*seen.borrow() == [1, 10], &format!("the copy waits for a second event: {:?}", seen.borrow()))?;
+            net::protocol_event(c.id(), "answered");
+            check(net::holds_pending() == 0, "released by the sender's second event")?;
+            sim::sleep(secs(1)).await;
+            check(*seen.borrow() == [1, 10, 10], &format!("the copy arrives after its release: {:?}", seen.borrow()))?;
+            Ok(())
+        });
+        expect_pass(&r);
+        assert!(r.marks.iter().any(|(m, n)| *m == FaultPoint::LateDuplicate.mark() && *n == 1), "{:?}", r.marks);
+    }
+}
+
+#[test]
 fn crash_after_vote_point_crashes_the_node_and_restarts_it() {
     use sim::FaultPoint;
     let r = run(8, || async {

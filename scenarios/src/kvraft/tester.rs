@@ -212,6 +212,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
             assert_eq!(id, servers[i]);
         }
         observer.borrow_mut().feed_triggers::<E>(servers.clone());
+        feed_clerk_trigger();
         KvCluster {
             n,
             servers,
@@ -458,6 +459,14 @@ impl<E: Engine, S: KvService> Drop for KvCluster<E, S> {
             self.attach_history_once();
         }
     }
+}
+
+/// Lets fault point `clerk.late_duplicate` hold its copies: registers the clerks' release
+/// trigger (`nodes::rsm::CLERK_ANSWERED`, which every clerk reports when an operation of its
+/// is answered). A point enabled where nothing registered it is never reached.
+pub(crate) fn feed_clerk_trigger() {
+    sim::net::register_triggers(&[nodes::rsm::CLERK_ANSWERED]);
+    sim::set_fault_point_release(sim::FaultPoint::LateDuplicate, nodes::rsm::CLERK_ANSWERED);
 }
 
 /// A clerk whose calls may be recorded in the cluster's history.

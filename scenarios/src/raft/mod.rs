@@ -38,7 +38,7 @@ pub fn conformance<E: TestEngine>(family: &'static str) -> Family {
         .with_marks(sim::WORLD_MARKS)
         .with_marks(sim::HOLD_MARKS)
         .with_marks(nodes::replica::MARKS)
-        .with_marks(sim::fault_point_marks())
+        .with_marks(crate::swarm::clerkless_fault_point_marks())
 }
 
 /// The course gives each test 120 s.

@@ -19,8 +19,8 @@ use crate::raft::observer::{MESSAGE_KINDS, TRIGGERS};
 use crate::registry::{Opts, Scenario};
 use crate::spec::{Workload, WorkloadKind};
 use crate::swarm::{
-    apply_spec_shape, knobs, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec, stop_faults,
-    Params, SERVERS,
+    apply_spec_shape, knobs_without, play_safety_phase, record_spec, safety_phase_end_ms, schedule_for, spec,
+    stop_faults, Params, CLIENT_POINTS, SERVERS,
 };
 use rand::Rng;
 use sim::Failure;
@@ -70,7 +70,8 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
     }
     sim::describe(p.describe());
     let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, snapshots);
-    let knobs = knobs::<E>(&opts);
+    // No clerk here: the tester proposes.
+    let knobs = knobs_without::<E>(&opts, &CLIENT_POINTS);
     let config = timed_config::<E>(p.servers, opts.bug.as_deref(), knobs.timing.as_ref());
     let mut cfg = Cluster::<E>::with_engine(p.servers, false, snapshots, config);
     let mut every = Vec::new();

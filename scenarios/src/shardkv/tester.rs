@@ -262,6 +262,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
             // only those points, where its knobs enable them, hold messages here).
             safety.borrow_mut().feed_triggers::<E>(g.servers.clone());
         }
+        crate::kvraft::tester::feed_clerk_trigger();
         let mck = ctrler.make_client();
         ShardCluster {
             name,

@@ -91,6 +91,10 @@ impl NetState {
                 k.schedule(now + FAIL_FAST_NS, Action::Fail { call, reason: Reason::ReplyLost });
             }
         }
+        if self.take_forced_duplicate() {
+            // A fault point's copy (`clerk.late_duplicate`): its hold takes it at once.
+            self.send_copy(k, &hop, call, at, 0);
+        }
         self.send_or_hold(k, hop, at);
     }
 
