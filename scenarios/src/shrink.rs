@@ -26,7 +26,7 @@
 //! accepted, and the search goes on with the next candidate.
 
 use crate::registry::{run_scenario, Opts, Scenario};
-use crate::spec::{server_index, Burst, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
+use crate::spec::{server_index, Burst, Clerk, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use sim::faults::{Fault, FaultEvent, Target};
 use sim::{FailureClass, Outcome, RunReport, TraceMode};
 use std::collections::BTreeSet;
@@ -229,6 +229,10 @@ pub fn shrink(
         s.config_change_times(progress);
         s.fault_points(progress);
         s.clerks(progress);
+        // Crashes at fixed times before early operations go: a crash point's firings follow
+        // the saves and replies reached, which removing an operation moves.
+        s.crash_points_as_events(progress);
+        s.clerk_starts(progress);
         s.servers(progress);
         s.snapshot_threshold(progress);
         s.operations(progress);
@@ -353,6 +357,86 @@ impl Search<'_> {
             let candidate = ScenarioSpec { fault_points: subset.iter().cloned().collect(), ..self.best.clone() };
             self.try_candidate(candidate, "fault points", progress)
         });
+    }
+
+    /// Replaces the enabled crash points (`persist.crash_after_save`,
+    /// `replica.crash_after_reply`, `replica.crash_after_vote`) with the crashes they made in
+    /// the best candidate's run, as schedule events: a crash right after the node's next save
+    /// from the millisecond the point fired in (`crash_after_save`; the same save unless the
+    /// node saved earlier in that millisecond), or a crash in the next millisecond (after the
+    /// reply left), and a restart when the point would have restarted it. A point's firings
+    /// follow its own stream, once per save or reply reached, so removing an operation or a
+    /// clerk moves every later crash and loses most failures that need one; crashes at fixed
+    /// times stay put while the rest shrinks, and delta debugging then removes those the
+    /// failure does not need.
+    fn crash_points_as_events(&mut self, progress: &mut dyn FnMut(&str)) {
+        let enabled: Vec<String> =
+            self.best.fault_points.keys().filter(|p| CRASH_POINTS.contains(&p.as_str())).cloned().collect();
+        if enabled.is_empty() || self.runs >= self.max_runs {
+            return;
+        }
+        self.runs += 1;
+        let r = run_spec(self.sc, self.seed, &self.best, TraceMode::Capture);
+        let mut events = self.best.events.clone();
+        // Each node's saves in the current millisecond, so that an armed crash comes after
+        // the same save as the point's (`saves`: the k-th from the millisecond's start).
+        let mut saves: std::collections::BTreeMap<String, (u64, u32)> = Default::default();
+        for ev in &r.captured {
+            if let Some((at_us, node)) = save_line(&ev.line) {
+                let n = saves.entry(node.to_string()).or_insert((at_us / 1000, 0));
+                *n = if n.0 == at_us / 1000 { (n.0, n.1 + 1) } else { (at_us / 1000, 1) };
+                continue;
+            }
+            let Some(firing) = CrashFiring::parse(&ev.line) else { continue };
+            let nth = saves.get(&firing.node).filter(|(ms, _)| *ms == firing.at_us / 1000).map_or(1, |&(_, n)| n);
+            events.extend(firing.events(self.best.safety_ms, nth));
+        }
+        // A stable sort: the candidate's own events keep their order within a millisecond.
+        events.sort_by_key(|e| e.at_ms);
+        let mut fault_points = self.best.fault_points.clone();
+        fault_points.retain(|p, _| !enabled.contains(p));
+        let candidate = ScenarioSpec { events, fault_points, ..self.best.clone() };
+        self.try_candidate(candidate, "crash points as events", progress);
+    }
+
+    /// Removes each clerk's early operations, keeping its later ones as they were: the
+    /// clerk skips its first `m` operations' draws ([`crate::spec::Clerk::skip`]) and starts
+    /// when its `m`-th operation started in the best candidate's run (`start_ms`), so the
+    /// operations a failure needs near a crash or a partition stay where they were while
+    /// those that only filled the time before go. Bisection for the largest `m` per clerk.
+    fn clerk_starts(&mut self, progress: &mut dyn FnMut(&str)) {
+        let clerks = self.best.workload.clerks().to_vec();
+        if clerks.is_empty() || self.runs >= self.max_runs {
+            return;
+        }
+        self.runs += 1;
+        let r = run_spec(self.sc, self.seed, &self.best, TraceMode::Capture);
+        let mut calls: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+        for ev in &r.captured {
+            if let Some((at_us, client)) = call_line(&ev.line) {
+                calls.entry(client).or_default().push(at_us / 1000);
+            }
+        }
+        for (i, c) in clerks.iter().enumerate() {
+            let Some(starts) = calls.get(&c.id) else { continue };
+            let (mut keep, mut most) = (0, (starts.len() as u64).min(c.operations).saturating_sub(1));
+            while keep < most && self.runs < self.max_runs {
+                let m = keep + (most - keep).div_ceil(2);
+                let mut candidate = self.best.clone();
+                let Some(clerks) = candidate.workload.clerks_mut() else { return };
+                clerks[i] = Clerk {
+                    skip: c.skip + m,
+                    start_ms: starts[m as usize].max(c.start_ms),
+                    operations: c.operations - m,
+                    ..*c
+                };
+                if self.try_candidate(candidate, "clerks' early operations", progress) {
+                    keep = m;
+                } else {
+                    most = m - 1;
+                }
+            }
+        }
     }
 
     fn clerks(&mut self, progress: &mut dyn FnMut(&str)) {
@@ -683,6 +767,81 @@ impl Search<'_> {
     }
 }
 
+/// The fault points that crash a node when they fire (`sim::FaultPoint`), by name.
+const CRASH_POINTS: [&str; 3] = ["persist.crash_after_save", "replica.crash_after_reply", "replica.crash_after_vote"];
+
+/// One firing of a crash point, read from its trace line.
+#[derive(Debug, PartialEq, Eq)]
+struct CrashFiring {
+    /// When it fired, in simulated microseconds.
+    at_us: u64,
+    /// The node it crashed.
+    node: String,
+    /// Whether it was `persist.crash_after_save` (else a crash after a reply).
+    after_save: bool,
+    /// After how many ms the point restarts the node.
+    restart_ms: u64,
+}
+
+/// Reads a call's trace line, `<t>s - call client <id> op <n>: …`: its time in simulated
+/// microseconds and its client.
+fn call_line(line: &str) -> Option<(u64, u64)> {
+    let w: Vec<&str> = line.split_whitespace().take(6).collect();
+    let [time, "-", "call", "client", client, "op"] = w[..] else { return None };
+    Some((micros(time)?, client.parse().ok()?))
+}
+
+/// Reads a save's trace line, `<t>s <node> persist …`: its time in simulated microseconds
+/// and its node.
+fn save_line(line: &str) -> Option<(u64, &str)> {
+    let mut w = line.split_whitespace();
+    let (time, node, kind) = (w.next()?, w.next()?, w.next()?);
+    (kind == "persist").then_some(())?;
+    Some((micros(time)?, node))
+}
+
+/// `12.345678s`, a trace line's time, in microseconds.
+fn micros(time: &str) -> Option<u64> {
+    let (secs, frac) = time.strip_suffix('s')?.split_once('.')?;
+    let frac: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    Some(secs.parse::<u64>().ok()? * 1_000_000 + frac.parse::<u64>().ok()?)
+}
+
+impl CrashFiring {
+    /// Reads `<t>s <node> fault fault point <point> fired at <node> (<ms>)`, the line
+    /// `sim::fault_point` traces, for a crash point; `None` for any other line.
+    fn parse(line: &str) -> Option<CrashFiring> {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [time, _, "fault", "fault", "point", point, "fired", "at", node, ms] = w[..] else { return None };
+        if !CRASH_POINTS.contains(&point) {
+            return None;
+        }
+        let at_us = micros(time)?;
+        let restart_ms = ms.strip_prefix('(')?.strip_suffix(')')?.parse().ok()?;
+        Some(CrashFiring { at_us, node: node.to_string(), after_save: point == CRASH_POINTS[0], restart_ms })
+    }
+
+    /// The schedule events that make the same crash and restart, within a safety phase
+    /// ending at `safety_ms` (a restart due after it is left to the liveness phase, which
+    /// restarts every server).
+    /// `nth`: which of the node's saves in the firing's millisecond was the one the point
+    /// crashed after (1: its first).
+    fn events(&self, safety_ms: u64, nth: u32) -> Vec<FaultEvent> {
+        let node = Target::node(&self.node);
+        let (crash_ms, fault) = if self.after_save {
+            (self.at_us / 1000, Fault::CrashAfterSave { node: node.clone(), saves: nth.max(1), delay_ms: 0 })
+        } else {
+            (self.at_us / 1000 + 1, Fault::Crash { node: node.clone() })
+        };
+        let restart_ms = self.at_us.div_ceil(1000) + self.restart_ms;
+        [(crash_ms, fault), (restart_ms, Fault::Restart { node })]
+            .into_iter()
+            .filter(|(at_ms, _)| *at_ms < safety_ms)
+            .map(|(at_ms, fault)| FaultEvent { at_ms, fault })
+            .collect()
+    }
+}
+
 /// The distinct times, in order, at which `spec` has a fault event or a timed workload step
 /// (a configuration change, a burst), with 0 first.
 fn step_times(spec: &ScenarioSpec) -> Vec<u64> {
@@ -693,6 +852,7 @@ fn step_times(spec: &ScenarioSpec) -> Vec<u64> {
         Workload::Proposals { bursts, .. } => times.extend(bursts.iter().map(|b| b.at_ms)),
         Workload::Clerks { .. } | Workload::MapReduce { .. } => {}
     }
+    times.extend(spec.workload.clerks().iter().map(|c| c.start_ms));
     times.into_iter().collect()
 }
 
@@ -716,6 +876,9 @@ fn shifted_earlier(spec: &ScenarioSpec, from: u64, by: u64) -> ScenarioSpec {
         }),
         Workload::Proposals { bursts, .. } => bursts.iter_mut().for_each(|b| earlier(&mut b.at_ms)),
         Workload::Clerks { .. } | Workload::MapReduce { .. } => {}
+    }
+    if let Some(clerks) = out.workload.clerks_mut() {
+        clerks.iter_mut().for_each(|c| earlier(&mut c.start_ms));
     }
     out.safety_ms = out.safety_ms.saturating_sub(by).max(1);
     out
@@ -929,6 +1092,40 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_points_firing_becomes_a_crash_and_a_restart_in_the_schedule() {
+        let line = "     0.395306s s1         fault    fault point persist.crash_after_save fired at s1 (635)";
+        let f = CrashFiring::parse(line).unwrap();
+        assert_eq!(f, CrashFiring { at_us: 395_306, node: "s1".into(), after_save: true, restart_ms: 635 });
+        let s1 = || Target::node("s1");
+        assert_eq!(
+            f.events(10_000, 2),
+            [
+                FaultEvent { at_ms: 395, fault: Fault::CrashAfterSave { node: s1(), saves: 2, delay_ms: 0 } },
+                FaultEvent { at_ms: 1031, fault: Fault::Restart { node: s1() } },
+            ]
+        );
+        // After a reply: the crash comes in the next millisecond; a restart past the safety
+        // phase is the liveness phase's.
+        let reply =
+            CrashFiring::parse("    12.5s s2 fault fault point replica.crash_after_reply fired at s2 (90)").unwrap();
+        assert_eq!(
+            reply.events(12_550, 1),
+            [FaultEvent { at_ms: 12_501, fault: Fault::Crash { node: Target::node("s2") } }]
+        );
+        // Any other point or line is not a crash.
+        assert_eq!(CrashFiring::parse("     1.0s s1 fault fault point node.pause fired at s1 (300)"), None);
+        assert_eq!(
+            CrashFiring::parse("     1.0s s1 crash incarnation 0 ended (fault point persist.crash_after_save)"),
+            None
+        );
+        assert_eq!(save_line("     0.384133s s0         persist  state 981B"), Some((384_133, "s0")));
+        assert_eq!(save_line(line), None);
+        let call = "     0.353358s -          call     client 7 op 41: Append { key: \"3\", value: \"x 7 9 y\" }";
+        assert_eq!(call_line(call), Some((353_358, 7)));
+        assert_eq!(call_line("     0.353358s -          return   client 7 op 41 -> Ack"), None);
+    }
+
+    #[test]
     fn split_covers_every_item_once_in_order() {
         let items: Vec<u32> = (0..10).collect();
         for n in 1..=12 {
@@ -993,7 +1190,7 @@ mod tests {
                 append_percent: 45,
                 put_percent: 10,
                 groups: vec![ReplicaGroup { gid: 100, servers: 3 }],
-                clerks: vec![Clerk { id: 0, operations: 3 }],
+                clerks: vec![Clerk::new(0, 3)],
                 changes: vec![
                     ConfigChange::Join { at_ms: 0, gids: vec![100] },
                     ConfigChange::Move { at_ms: 500, shard: 1, gid: 100 },

@@ -307,14 +307,50 @@ impl Timing {
 }
 
 /// One clerk of a key/value workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Clerk {
     /// Its identity: it draws its operations from the stream `kv-swarm-client-<id>` and is
     /// client `<id>` in the history, so removing another clerk leaves it as it was.
     pub id: u64,
-    /// Operations it starts at most.
+    /// Operations it starts at most (after the skipped ones).
     pub operations: u64,
+    /// Its first operations that are drawn and not made (0: none): the clerk's next
+    /// operations are the ones it made after them, with the same keys, kinds and values,
+    /// so the shrinker can remove a clerk's early operations and keep its later ones.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip: u64,
+    /// When it starts its first operation, in simulated ms from the run's start (0: as
+    /// soon as the workload starts); set with `skip`, to the time the first kept operation
+    /// started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_ms: u64,
+}
+
+impl Clerk {
+    /// A clerk that makes at most `operations` operations from the workload's start.
+    pub fn new(id: u64, operations: u64) -> Clerk {
+        Clerk { id, operations, ..Clerk::default() }
+    }
+
+    /// Before the clerk's first operation: draws and discards what its skipped operations
+    /// would have drawn from `rng` (a key of `keys`, then the kind: the order both swarms
+    /// draw in), then waits until its `start_ms`.
+    pub async fn start(&self, rng: &mut rand_chacha::ChaCha8Rng, keys: usize) {
+        use rand::Rng;
+        for _ in 0..self.skip {
+            rng.gen_range(0..keys);
+            rng.gen_range(0..100u32);
+        }
+        let start = std::time::Duration::from_millis(self.start_ms);
+        if sim::now() < start {
+            sim::sleep_until(start).await;
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One explicit proposal round of a Raft swarm's file: at `at_ms` simulated milliseconds after
@@ -378,6 +414,14 @@ impl Workload {
         match self {
             Workload::Sharded { changes, .. } => changes.len(),
             _ => 0,
+        }
+    }
+
+    /// The clerks of a workload that has them (key/value and sharded; none otherwise).
+    pub fn clerks(&self) -> &[Clerk] {
+        match self {
+            Workload::Clerks { clerks, .. } | Workload::Sharded { clerks, .. } => clerks,
+            Workload::Proposals { .. } | Workload::MapReduce { .. } => &[],
         }
     }
 
@@ -559,6 +603,12 @@ impl ScenarioSpec {
                     ));
                 }
             }
+        }
+        if let Some(c) = self.workload.clerks().iter().find(|c| c.start_ms >= self.safety_ms) {
+            return Err(format!(
+                "workload.clerk {}: start_ms = {} is at or past the safety phase's end (safety_ms = {}); start it earlier",
+                c.id, c.start_ms, self.safety_ms
+            ));
         }
         if let Some(t) = &self.timing {
             t.check()?;
@@ -881,7 +931,7 @@ mod tests {
                 maxraftstate: -1,
                 append_percent: 45,
                 put_percent: 10,
-                clerks: vec![Clerk { id: 0, operations: 3 }, Clerk { id: 4, operations: 1 }],
+                clerks: vec![Clerk::new(0, 3), Clerk::new(4, 1)],
             },
             timing: Some(Timing {
                 election_timeout_ms_min: 250,

@@ -55,7 +55,7 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     let mut keys = rng.gen_range(1..=10usize);
     let mut maxraftstate: i64 = if rng.gen_bool(0.5) { rng.gen_range(500..5000) } else { -1 };
     let (mut append_percent, mut put_percent) = (45, 10);
-    let mut clerks: Vec<Clerk> = (0..n_clerks as u64).map(|id| Clerk { id, operations: u64::MAX }).collect();
+    let mut clerks: Vec<Clerk> = (0..n_clerks as u64).map(|id| Clerk::new(id, u64::MAX)).collect();
     if let Some(Workload::Clerks { keys: k, maxraftstate: m, append_percent: a, put_percent: u, clerks: c }) =
         spec(&opts).map(|s| &s.workload)
     {
@@ -66,7 +66,7 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
     let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, maxraftstate >= 0);
     let knobs = knobs_without::<E>(&opts, &KV_SWARM_LEFT_OUT);
-    let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect();
+    let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { operations: 0, ..*c }).collect();
     let workload = Workload::Clerks { keys, maxraftstate, append_percent, put_percent, clerks: recorded };
     record_spec(&opts, &p, &knobs, workload, &schedule);
     let mut cfg =
@@ -90,8 +90,11 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
         let mut rng = sim::rng(&format!("kv-swarm-client-{cli}"));
         let recorder = opts.record_scenario.clone();
         sim::spawn(async move {
-            let mut j = 0;
-            while !stop.get() && j < clerk.operations {
+            clerk.start(&mut rng, keys).await;
+            // `j` numbers the clerk's operations, skipped ones included, so a kept
+            // operation writes what it wrote in the run it was shrunk from.
+            let mut j = clerk.skip;
+            while !stop.get() && j - clerk.skip < clerk.operations {
                 if let Some(r) = &recorder {
                     r.count_operation(cli);
                 }

@@ -422,7 +422,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     let mut groups: Vec<(u64, usize)> = drawn.group_sizes.iter().enumerate().map(|(g, &n)| (gid(g), n)).collect();
     let mut ctrlers = 3;
     let (mut append_percent, mut put_percent) = (45, 10);
-    let mut clerks: Vec<Clerk> = (0..drawn.clerks as u64).map(|id| Clerk { id, operations: u64::MAX }).collect();
+    let mut clerks: Vec<Clerk> = (0..drawn.clerks as u64).map(|id| Clerk::new(id, u64::MAX)).collect();
     let file = spec(&opts);
     if let Some(s) = file {
         k.safety_ms = s.safety_ms;
@@ -482,7 +482,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         append_percent,
         put_percent,
         groups: groups.iter().map(|&(gid, servers)| ReplicaGroup { gid, servers }).collect(),
-        clerks: clerks.iter().map(|c| Clerk { id: c.id, operations: 0 }).collect(),
+        clerks: clerks.iter().map(|c| Clerk { operations: 0, ..*c }).collect(),
         changes: changes.clone(),
     };
     let servers = ctrlers + groups.iter().map(|&(_, n)| n).sum::<usize>();
@@ -550,8 +550,10 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         let mut rng = sim::rng(&format!("shardkv-swarm-client-{cli}"));
         let recorder = opts.record_scenario.clone();
         sim::spawn(async move {
-            let mut j = 0;
-            while !stop.get() && j < clerk.operations {
+            clerk.start(&mut rng, keys.len()).await;
+            // Skipped operations count, as in the key/value swarm.
+            let mut j = clerk.skip;
+            while !stop.get() && j - clerk.skip < clerk.operations {
                 if let Some(r) = &recorder {
                     r.count_operation(cli);
                 }
