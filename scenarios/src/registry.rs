@@ -563,6 +563,15 @@ impl Scenario {
                             ),
                         });
                     }
+                    if !file.spec.fault_points.is_empty() && !self.knobs {
+                        return Err(InputError::ScenarioFile {
+                            path: file.path.display().to_string(),
+                            message: format!(
+                                "{} draws no fault points and enables none a file gives, so [fault_points] would change nothing: delete that table",
+                                self.name
+                            ),
+                        });
+                    }
                     let never = file.spec.fault_points.keys().find(|name| {
                         sim::FaultPoint::from_name(name)
                             .is_some_and(|p| crate::engine::fault_point_reach(self.fault_point_reach, p) == 0)
@@ -576,9 +585,10 @@ impl Scenario {
                             ),
                         });
                     }
+                    let has_clerks = matches!(kind, WorkloadKind::Clerks | WorkloadKind::Sharded);
                     let clientless = file.spec.fault_points.keys().find(|name| {
                         sim::FaultPoint::from_name(name)
-                            .is_some_and(|p| !self.client_history && crate::swarm::CLIENT_POINTS.contains(&p))
+                            .is_some_and(|p| !has_clerks && crate::swarm::CLIENT_POINTS.contains(&p))
                     });
                     if let Some(name) = clientless {
                         return Err(InputError::ScenarioFile {

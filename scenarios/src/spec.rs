@@ -349,6 +349,11 @@ impl Clerk {
     }
 }
 
+/// The most operations a clerk may skip ([`Clerk::skip`]): far more than any clerk makes in
+/// a run (a 30 s safety phase at a few ms per operation is about 10 000), and skipped in
+/// milliseconds (each skipped operation is two draws).
+pub const MAX_SKIP: u64 = 1_000_000;
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -603,6 +608,12 @@ impl ScenarioSpec {
                     ));
                 }
             }
+        }
+        if let Some(c) = self.workload.clerks().iter().find(|c| c.skip > MAX_SKIP) {
+            return Err(format!(
+                "workload.clerk {}: skip = {} is more operations than a clerk makes in a run; give at most {MAX_SKIP}",
+                c.id, c.skip
+            ));
         }
         if let Some(c) = self.workload.clerks().iter().find(|c| c.start_ms >= self.safety_ms) {
             return Err(format!(

@@ -680,6 +680,13 @@ fn the_clerk_late_duplicate_point_is_drawn_only_where_clerks_are_and_replays_a_r
         matches!(&err, InputError::ScenarioFile { message, .. } if message.contains("has no clerks, and only a clerk reaches fault point clerk.late_duplicate")),
         "{err}"
     );
+    // The sharded swarms have clerks: their files may enable the point (their seeds draw it).
+    for name_sk in ["shardkv::swarm_4b", "shardkv_paxos::swarm_4b"] {
+        let sk = cat.scenario(name_sk).unwrap();
+        let (_, on_sk) = run_recorded(&sk, seed, Opts::default());
+        assert!(on_sk.fault_points.contains_key(name), "{name_sk} seed {seed}: {:?}", on_sk.fault_points);
+        cat.check_opts(&sk, seed, &Opts { scenario_file: Some(through_toml(&on_sk)), ..Opts::default() }).unwrap();
+    }
     // On the Paxos port (any server proposes, so a replayed request always reaches the log),
     // a server that remembers only each client's latest request applies the held copy again
     // and the history is not linearizable; without the point the same file passes; a correct
@@ -747,8 +754,32 @@ fn a_clerk_that_skips_its_first_operations_makes_its_later_ones_at_their_time_an
     let (_, again) = run_recorded(&sc, seed, opts);
     let c = again.workload.clerks()[i];
     assert_eq!((c.id, c.skip, c.start_ms, c.operations), (clerk.id, 3, start_ms, 2));
+    // A skip beyond any run's operations is refused (drawing 10^12 skipped operations
+    // would take hours).
+    let mut huge = file.clone();
+    huge.spec.workload.clerks_mut().unwrap()[i].skip = scenarios::spec::MAX_SKIP + 1;
+    let err = cat.check_opts(&sc, seed, &Opts { scenario_file: Some(huge), ..Opts::default() }).unwrap_err();
+    assert!(err.to_string().contains("give at most 1000000"), "{err}");
     // A clerk starting after the faults stop is refused.
     file.spec.workload.clerks_mut().unwrap()[i].start_ms = file.spec.safety_ms;
     let err = cat.check_opts(&sc, seed, &Opts { scenario_file: Some(file), ..Opts::default() }).unwrap_err();
     assert!(err.to_string().contains("start_ms"), "{err}");
+}
+
+#[test]
+fn fault_points_in_the_file_of_a_swarm_without_knobs_are_refused() {
+    // The MapReduce swarm draws no knobs and enables no point a file gives: a
+    // [fault_points] table there would change nothing, and is refused before the run.
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("mapreduce::swarm").unwrap();
+    assert!(!sc.draws_swarm_knobs());
+    let (_, spec) = run_recorded(&sc, 0, Opts::default());
+    let mut file = through_toml(&spec);
+    cat.check_opts(&sc, 0, &Opts { scenario_file: Some(file.clone()), ..Opts::default() }).unwrap();
+    file.spec.fault_points.insert("net.delay_send".into(), 500);
+    let err = cat.check_opts(&sc, 0, &Opts { scenario_file: Some(file), ..Opts::default() }).unwrap_err();
+    assert!(
+        matches!(&err, InputError::ScenarioFile { message, .. } if message.contains("mapreduce::swarm draws no fault points")),
+        "{err}"
+    );
 }
