@@ -382,6 +382,18 @@ fn is_hold_point(point: FaultPoint) -> bool {
     matches!(point, FaultPoint::HoldSnapshot | FaultPoint::HoldAppendReply | FaultPoint::LateDuplicate)
 }
 
+/// Reaches hold point `point` at `from`: when the scenario registered its release trigger
+/// and the point fires, that trigger and the held message's delay after its release (ms);
+/// else `None` (outside a run too).
+fn reach_hold_point(point: FaultPoint, from: NodeId) -> Option<(&'static str, u64)> {
+    let mut armed = None;
+    crate::world::try_with(|w| {
+        let Some(until) = w.kernel.points.hold_release[point.index()] else { return };
+        armed = reach_in(&mut w.kernel, point, Some(from)).map(|after_ms| (until, after_ms));
+    });
+    armed
+}
+
 /// Reaches hold point `point` (`replica.hold_snapshot`, `replica.hold_append_reply`) for the
 /// message `from` is about to send to `to` with `send` (a request or a reply): if it fires,
 /// the network holds that message (and any duplicate the network makes of it) until `to`
@@ -391,14 +403,7 @@ fn is_hold_point(point: FaultPoint) -> bool {
 /// its call alive, as a message stuck in a real network does; so does a held reply.
 pub fn fault_point_hold(point: FaultPoint, from: NodeId, to: NodeId, send: impl FnOnce()) {
     debug_assert!(is_hold_point(point), "{point} is not a hold point");
-    let mut armed = None;
-    crate::world::try_with(|w| {
-        let Some(until) = w.kernel.points.hold_release[point.index()] else { return };
-        if let Some(after_ms) = reach_in(&mut w.kernel, point, Some(from)) {
-            armed = Some((until, after_ms));
-        }
-    });
-    let Some((until, after_ms)) = armed else { return send() };
+    let Some((until, after_ms)) = reach_hold_point(point, from) else { return send() };
     let spec = crate::net::HoldSpec {
         from,
         to,
@@ -426,14 +431,7 @@ pub fn fault_point_hold(point: FaultPoint, from: NodeId, to: NodeId, send: impl 
 /// own duplicate draw says, and that draw is still made.
 pub fn fault_point_duplicate<R>(from: NodeId, to: NodeId, send: impl FnOnce() -> R) -> R {
     let point = FaultPoint::LateDuplicate;
-    let mut armed = None;
-    crate::world::try_with(|w| {
-        let Some(until) = w.kernel.points.hold_release[point.index()] else { return };
-        if let Some(after_ms) = reach_in(&mut w.kernel, point, Some(from)) {
-            armed = Some((until, after_ms));
-        }
-    });
-    let Some((until, after_ms)) = armed else { return send() };
+    let Some((until, after_ms)) = reach_hold_point(point, from) else { return send() };
     let spec = crate::net::HoldSpec {
         from,
         to,
