@@ -28,7 +28,7 @@
 use crate::registry::{run_scenario, Opts, Scenario};
 use crate::spec::{server_index, Burst, Clerk, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use sim::faults::{Fault, FaultEvent, Target};
-use sim::{FailureClass, Outcome, RunReport, TraceMode};
+use sim::{FailureClass, FaultPoint, Outcome, RunReport, TraceMode};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -370,8 +370,7 @@ impl Search<'_> {
     /// times stay put while the rest shrinks, and delta debugging then removes those the
     /// failure does not need.
     fn crash_points_as_events(&mut self, progress: &mut dyn FnMut(&str)) {
-        let enabled: Vec<String> =
-            self.best.fault_points.keys().filter(|p| CRASH_POINTS.contains(&p.as_str())).cloned().collect();
+        let enabled: Vec<String> = self.best.fault_points.keys().filter(|p| is_crash_point(p)).cloned().collect();
         if enabled.is_empty() || self.runs >= self.max_runs {
             return;
         }
@@ -767,8 +766,14 @@ impl Search<'_> {
     }
 }
 
-/// The fault points that crash a node when they fire (`sim::FaultPoint`), by name.
-const CRASH_POINTS: [&str; 3] = ["persist.crash_after_save", "replica.crash_after_reply", "replica.crash_after_vote"];
+/// The fault points that crash a node when they fire.
+const CRASH_POINTS: [FaultPoint; 3] =
+    [FaultPoint::CrashAfterSave, FaultPoint::CrashAfterReply, FaultPoint::CrashAfterVote];
+
+/// Whether `name` names one of [`CRASH_POINTS`].
+fn is_crash_point(name: &str) -> bool {
+    FaultPoint::from_name(name).is_some_and(|p| CRASH_POINTS.contains(&p))
+}
 
 /// One firing of a crash point, read from its trace line.
 #[derive(Debug, PartialEq, Eq)]
@@ -813,17 +818,23 @@ impl CrashFiring {
     fn parse(line: &str) -> Option<CrashFiring> {
         let w: Vec<&str> = line.split_whitespace().collect();
         let [time, _, "fault", "fault", "point", point, "fired", "at", node, ms] = w[..] else { return None };
-        if !CRASH_POINTS.contains(&point) {
+        if !is_crash_point(point) {
             return None;
         }
         let at_us = micros(time)?;
         let restart_ms = ms.strip_prefix('(')?.strip_suffix(')')?.parse().ok()?;
-        Some(CrashFiring { at_us, node: node.to_string(), after_save: point == CRASH_POINTS[0], restart_ms })
+        Some(CrashFiring {
+            at_us,
+            node: node.to_string(),
+            after_save: point == FaultPoint::CrashAfterSave.name(),
+            restart_ms,
+        })
     }
 
     /// The schedule events that make the same crash and restart, within a safety phase
     /// ending at `safety_ms` (a restart due after it is left to the liveness phase, which
     /// restarts every server).
+    ///
     /// `nth`: which of the node's saves in the firing's millisecond was the one the point
     /// crashed after (1: its first).
     fn events(&self, safety_ms: u64, nth: u32) -> Vec<FaultEvent> {

@@ -333,14 +333,20 @@ impl Clerk {
         Clerk { id, operations, ..Clerk::default() }
     }
 
-    /// Before the clerk's first operation: draws and discards what its skipped operations
-    /// would have drawn from `rng` (a key of `keys`, then the kind: the order both swarms
-    /// draw in), then waits until its `start_ms`.
-    pub async fn start(&self, rng: &mut rand_chacha::ChaCha8Rng, keys: usize) {
+    /// One operation's draws from the clerk's stream `rng`, as both swarms make them: the
+    /// index of its key among `keys`, then its kind as a percentile (0–99) that the
+    /// workload's `append_percent` and `put_percent` split.
+    pub fn draw_operation(rng: &mut rand_chacha::ChaCha8Rng, keys: usize) -> (usize, u32) {
         use rand::Rng;
+        let key = rng.gen_range(0..keys);
+        (key, rng.gen_range(0..100u32))
+    }
+
+    /// Before the clerk's first operation: makes and discards its skipped operations' draws
+    /// ([`Clerk::draw_operation`]), then waits until its `start_ms`.
+    pub async fn start(&self, rng: &mut rand_chacha::ChaCha8Rng, keys: usize) {
         for _ in 0..self.skip {
-            rng.gen_range(0..keys);
-            rng.gen_range(0..100u32);
+            Clerk::draw_operation(rng, keys);
         }
         let start = std::time::Duration::from_millis(self.start_ms);
         if sim::now() < start {

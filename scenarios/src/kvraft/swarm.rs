@@ -98,8 +98,8 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
                 if let Some(r) = &recorder {
                     r.count_operation(cli);
                 }
-                let key = rng.gen_range(0..keys).to_string();
-                let pick = rng.gen_range(0..100);
+                let (key, pick) = Clerk::draw_operation(&mut rng, keys);
+                let key = key.to_string();
                 if pick < append_percent {
                     ck.append(&key, &format!("x {cli} {j} y")).await;
                 } else if pick < append_percent + put_percent {

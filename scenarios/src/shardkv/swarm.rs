@@ -557,9 +557,8 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
                 if let Some(r) = &recorder {
                     r.count_operation(cli);
                 }
-                let key = &keys[rng.gen_range(0..keys.len())];
-                let value = format!("x {cli} {j} y");
-                let pick = rng.gen_range(0..100);
+                let (key, pick) = Clerk::draw_operation(&mut rng, keys.len());
+                let (key, value) = (&keys[key], format!("x {cli} {j} y"));
                 if pick < append_percent {
                     ck.append(key, &value).await;
                 } else if pick < append_percent + put_percent {
