@@ -266,10 +266,7 @@ fn seed_error(path: &Path, line: Option<usize>, message: impl Into<String>) -> I
 /// [`InputError::SeedFile`] naming the file (and line, for TOML errors), or the fault file's
 /// own error.
 pub fn parse(catalogue: &Catalogue, path: &Path, text: &str) -> Result<SavedSeed, InputError> {
-    let file: SeedFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
-        seed_error(path, line, e.message().replace('\n', " ").trim().to_string())
-    })?;
+    let file: SeedFile = sim::tomlfile::from_str(text).map_err(|e| seed_error(path, e.line, e.message))?;
     let scenario = catalogue.scenario(&file.scenario).map_err(|_| {
         seed_error(path, None, format!("unknown scenario '{}' (see `{} list`)", file.scenario, catalogue.command()))
     })?;

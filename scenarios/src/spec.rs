@@ -514,10 +514,9 @@ impl ScenarioSpec {
     /// One line naming the file (and the line, for TOML errors) for malformed TOML, an
     /// unknown or missing field, or events out of time order.
     pub fn parse(path: &Path, text: &str) -> Result<ScenarioSpec, String> {
-        let spec: ScenarioSpec = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
-            let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
-            format!("{}: {at}{}", path.display(), e.message().replace('\n', " ").trim())
+        let spec: ScenarioSpec = sim::tomlfile::from_str(text).map_err(|e| {
+            let at = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            format!("{}: {at}{}", path.display(), e.message)
         })?;
         Ok(spec)
     }
@@ -1047,6 +1046,21 @@ mod tests {
         assert!(bad.starts_with("f.toml: line 1: "), "{bad}");
         let unknown = ScenarioSpec::parse(Path::new("f.toml"), &format!("{}\nextra = 1\n", kv().to_toml()));
         assert!(unknown.unwrap_err().contains("extra"));
+        // An error inside the tagged `[workload]` or one of its clerks names the key's own
+        // line, not the `[workload]` header.
+        let text = kv().to_toml();
+        let lines: Vec<&str> = text.lines().collect();
+        let line_of = |prefix: &str, nth: usize| {
+            lines.iter().enumerate().filter(|(_, l)| l.starts_with(prefix)).nth(nth).unwrap().0 + 1
+        };
+        // The second clerk's `operations`.
+        let at = line_of("operations", 1);
+        let bad: Vec<&str> =
+            lines.iter().enumerate().map(|(i, l)| if i + 1 == at { "operations = \"many\"" } else { l }).collect();
+        let bad = ScenarioSpec::parse(Path::new("f.toml"), &bad.join("\n")).unwrap_err();
+        assert!(bad.starts_with(&format!("f.toml: line {at}: operations: invalid type: string \"many\"")), "{bad}");
+        let bad = ScenarioSpec::parse(Path::new("f.toml"), &text.replacen("keys = ", "key = ", 1)).unwrap_err();
+        assert!(bad.starts_with(&format!("f.toml: line {}: key: unknown field `key`", line_of("keys", 0))), "{bad}");
     }
 
     #[test]

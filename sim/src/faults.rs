@@ -253,10 +253,7 @@ impl FaultSchedule {
     /// events out of time order.
     pub fn parse(path: &Path, text: &str) -> Result<Self, FaultsError> {
         let error = |line, message: String| FaultsError { path: path.to_path_buf(), line, message };
-        let s: FaultSchedule = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
-            error(line, e.message().replace('\n', " ").trim().to_string())
-        })?;
+        let s: FaultSchedule = crate::tomlfile::from_str(text).map_err(|e| error(e.line, e.message))?;
         if let Some((i, message)) =
             s.events.iter().enumerate().find_map(|(i, e)| e.fault.check_values().err().map(|m| (i, m)))
         {

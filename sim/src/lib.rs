@@ -8,7 +8,8 @@
 //! One file per concern: the world kernel (`world.rs`: node table, trace and livelock
 //! watchdog, failure signal), scheduler and time (`sched.rs`), processes (`process.rs`),
 //! the node-side API (`node.rs`), the persister (`persist.rs`), the fault points (`points.rs`), annotations
-//! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`](mod@run).
+//! (`annotate.rs`), the network ([`net`]) and files ([`fs`]); the run harness is [`run`](mod@run);
+//! the TOML files users write are read through [`tomlfile`].
 
 #![deny(missing_docs)]
 
@@ -25,6 +26,7 @@ mod process;
 pub mod rng;
 pub mod run;
 mod sched;
+pub mod tomlfile;
 pub mod trace;
 mod world;
 

@@ -1,0 +1,241 @@
+//! Reading the project's TOML files (fault schedules, scenario files, seed files) with errors
+//! that name the line of the offending key, even inside a tagged table.
+//!
+//! A table chosen by its `kind` key (`[[event]]`, `[workload]`) is read whole before its
+//! fields are, so the `toml` crate places any error in it, or in its sub-tables
+//! (`[[workload.clerk]]`), at the table's header. [`from_str`] then finds the place: the
+//! line of an unknown key; for a missing key, the one table that lacks it; otherwise it
+//! blanks one key line at a time, in file order, and the first line whose removal makes the
+//! error go away (or become another one) holds the key the error is about.
+
+use serde::de::DeserializeOwned;
+
+/// A TOML file's error: its 1-based line, when known, and the message on one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TomlError {
+    /// The line the error is about (1-based), when the parser gave a place.
+    pub line: Option<usize>,
+    /// What is wrong, on one line; inside a tagged table it starts with the key's name.
+    pub message: String,
+}
+
+/// Parses `text` as a `T`.
+///
+/// # Errors
+/// A [`TomlError`] for malformed TOML, an unknown or missing field, or a value of the wrong
+/// type or range; in a tagged table, the line and name of the key the error is about.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, TomlError> {
+    let e = match toml::from_str::<T>(text) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let message = one_line(e.message());
+    let line = e.span().map(|sp| line_of(text, sp.start));
+    match line.and_then(|l| find_key::<T>(text, l, &message)) {
+        Some((at, Some(key))) => Err(TomlError { line: Some(at), message: format!("{key}: {message}") }),
+        Some((at, None)) => Err(TomlError { line: Some(at), message }),
+        None => Err(TomlError { line, message }),
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.replace('\n', " ").trim().to_string()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The dotted name of a table header line (`[a.b]`, `[[a.b]]`), if `line` is one.
+fn header_name(line: &str) -> Option<&str> {
+    let t = line.trim();
+    let inner =
+        t.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")).or_else(|| t.strip_prefix('[')?.strip_suffix(']'));
+    inner.map(str::trim)
+}
+
+/// For an error placed at the header on line `header` (1-based): the line of the entry it is
+/// about, among the table's own and its sub-tables', with the key when the error is about
+/// one. `None` when the line is not a header or no single line explains the error.
+fn find_key<T: DeserializeOwned>(text: &str, header: usize, message: &str) -> Option<(usize, Option<String>)> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let name = header_name(lines.get(header - 1)?)?.to_string();
+    let sub = format!("{name}.");
+    // The table's lines: its own and its sub-tables', up to the next other header.
+    let end = (header..lines.len())
+        .find(|&i| header_name(lines[i]).is_some_and(|n| !n.starts_with(&sub)))
+        .unwrap_or(lines.len());
+    let key_of = |line: &str| {
+        let t = line.trim();
+        if t.starts_with('#') {
+            return None;
+        }
+        t.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string())
+    };
+    if let Some(missing) = quoted_after(message, "missing field") {
+        // A sub-table without the key, the only one among tables of its name of which
+        // others have it (a table of another kind lacks it as a matter of course).
+        let starts: Vec<usize> = (header..end).filter(|&i| header_name(lines[i]).is_some()).collect();
+        let tables: Vec<(&str, usize, bool)> = (0..starts.len())
+            .map(|t| {
+                let to = starts.get(t + 1).copied().unwrap_or(end);
+                let has = (starts[t] + 1..to).any(|i| key_of(lines[i]).as_deref() == Some(missing));
+                (header_name(lines[starts[t]]).unwrap_or(""), starts[t] + 1, has)
+            })
+            .collect();
+        let lacking: Vec<usize> = tables
+            .iter()
+            .filter(|(n, _, has)| !has && tables.iter().any(|(m, _, h)| m == n && *h))
+            .map(|&(_, at, _)| at)
+            .collect();
+        return (lacking.len() == 1).then(|| (lacking[0], None));
+    }
+    let unknown = quoted_after(message, "unknown field");
+    for i in header..end {
+        let Some(key) = key_of(lines[i]) else { continue };
+        if unknown == Some(key.as_str()) {
+            return Some((i + 1, Some(key)));
+        }
+        // The tag chooses the table's shape: without it every error becomes "missing
+        // field `kind`" (an error in its value the crate places at the value itself).
+        if key == "kind" {
+            continue;
+        }
+        let blanked: String = lines.iter().enumerate().map(|(j, l)| if j == i { "\n" } else { *l }).collect();
+        // A line of a value written over several lines: blanking it breaks the syntax.
+        if toml::from_str::<toml::Table>(&blanked).is_err() {
+            continue;
+        }
+        let culprit = match toml::from_str::<T>(&blanked) {
+            Ok(_) => true,
+            Err(e) => {
+                let m = one_line(e.message());
+                // Unchanged: another line. "missing field" of an earlier table that now
+                // lacks a key it needs says nothing about this error, unless the error
+                // quoted this line's value.
+                m != message && (!m.starts_with("missing field") || mentions_value(message, lines[i]))
+            }
+        };
+        if culprit {
+            return Some((i + 1, Some(key)));
+        }
+    }
+    None
+}
+
+/// The name in backticks right after `prefix` at the start of `message`
+/// (``missing field `id` `` → `id`).
+fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    let rest = message.strip_prefix(prefix)?.trim_start().strip_prefix('`')?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// Whether `message` quotes the value written on the key line `line` (`skip = "x"` and
+/// `invalid type: string "x"`; `saves = -1` and ``invalid value: integer `-1` ``).
+fn mentions_value(message: &str, line: &str) -> bool {
+    let Some((_, value)) = line.split_once('=') else { return false };
+    let value = value.split('#').next().unwrap_or("").trim();
+    // serde quotes a string as written, a variant's name and any other scalar in backticks.
+    let bare = value.trim_matches('"');
+    !value.is_empty() && (value.starts_with('"') && message.contains(value) || message.contains(&format!("`{bare}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[allow(dead_code)]
+        name: String,
+        #[allow(dead_code)]
+        shape: Shape,
+        #[allow(dead_code)]
+        #[serde(default, rename = "event")]
+        events: Vec<Event>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+    enum Shape {
+        Square {
+            #[allow(dead_code)]
+            side: u32,
+            #[allow(dead_code)]
+            #[serde(rename = "corner")]
+            corners: Vec<Corner>,
+        },
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Corner {
+        #[allow(dead_code)]
+        id: u64,
+        #[allow(dead_code)]
+        #[serde(default)]
+        round: u64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+    enum Event {
+        Crash {
+            #[allow(dead_code)]
+            at_ms: u64,
+            #[allow(dead_code)]
+            node: String,
+        },
+    }
+
+    const GOOD: &str = "name = \"a\"\n\n[shape]\nkind = \"square\"\nside = 3\n\n[[shape.corner]]\nid = 1\n\n[[shape.corner]]\nid = 2\nround = 5\n\n[[event]]\nkind = \"crash\"\nat_ms = 10\nnode = \"s0\"\n";
+
+    fn err(edit: (&str, &str)) -> TomlError {
+        let text = GOOD.replacen(edit.0, edit.1, 1);
+        assert_ne!(text, GOOD, "the edit {edit:?} must change the file");
+        from_str::<File>(&text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_inside_tagged_tables_name_the_key_and_its_line() {
+        from_str::<File>(GOOD).unwrap();
+        // The crate alone places each of these at a header (line 3, 7 or 14).
+        let e = err(("round = 5", "round = \"x\""));
+        assert_eq!(e.line, Some(12), "{e:?}");
+        assert!(e.message.starts_with("round: invalid type: string \"x\""), "{e:?}");
+        let e = err(("id = 2", "id = -2"));
+        assert_eq!(e.line, Some(11), "{e:?}");
+        assert!(e.message.starts_with("id: invalid value: integer `-2`"), "{e:?}");
+        let e = err(("side = 3", "sid = 3"));
+        assert_eq!(e.line, Some(5), "{e:?}");
+        assert!(e.message.starts_with("sid: unknown field `sid`"), "{e:?}");
+        let e = err(("at_ms = 10", "at_ms = \"soon\""));
+        assert_eq!(e.line, Some(16), "{e:?}");
+        assert!(e.message.starts_with("at_ms: invalid type"), "{e:?}");
+        let e = err(("kind = \"crash\"", "kind = \"crush\""));
+        assert_eq!(e.line, Some(15), "{e:?}");
+        assert!(e.message.starts_with("unknown variant `crush`"), "{e:?}");
+    }
+
+    #[test]
+    fn a_missing_field_stays_at_its_table_and_plain_errors_keep_their_place() {
+        // The one table without the key.
+        let e = err(("id = 2\n", ""));
+        assert_eq!(e.line, Some(10), "{e:?}");
+        assert_eq!(e.message, "missing field `id`");
+        // Two tables without it: the header that was given.
+        let text = GOOD.replacen("id = 2\n", "", 1).replacen("id = 1\n", "", 1);
+        let e = from_str::<File>(&text).unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (Some(3), "missing field `id`"));
+        // Outside a tagged table the crate already names the line.
+        let e = err(("name = \"a\"", "name = 1"));
+        assert_eq!(e.line, Some(1), "{e:?}");
+        assert!(e.message.starts_with("invalid type: integer `1`"), "{e:?}");
+        // A value over several lines cannot be blanked line by line: the header it is.
+        let e = err(("side = 3", "side = [3,\n4]"));
+        assert_eq!(e.line, Some(3), "{e:?}");
+        assert!(e.message.starts_with("invalid type: sequence"), "{e:?}");
+    }
+}
