@@ -73,7 +73,9 @@ impl Params {
         p
     }
 
-    pub fn describe(&self) -> String {
+    /// The run's knobs on one line, as the seed draws them. `proposals`: the workload is
+    /// the Raft swarms' stream of proposals (a clerk workload describes itself).
+    pub fn describe(&self, proposals: bool) -> String {
         let mut on = Vec::new();
         if let Some((a, b, d)) = self.loss {
             on.push(format!("loss req {a}‰ reply {b}‰ delay ≤{d}ms"));
@@ -100,13 +102,38 @@ impl Params {
             }
         }
         format!(
-            "{} servers, safety phase {:.1}s, a fault every ~{}ms, a proposal every {}ms; {}",
-            self.servers,
-            self.safety_ms as f64 / 1000.0,
+            "{}, a fault every ~{}ms{}; {}",
+            self.head(),
             self.mean_gap_ms,
-            self.propose_gap_ms,
+            self.proposing(proposals),
             on.join(", ")
         )
+    }
+
+    /// Describes the run's knobs ([`sim::describe_as`]): the line the seed draws, hashed in
+    /// every run; shown as is, unless a file gives the fault schedule — network settings
+    /// included — and the line shows the file's instead.
+    pub fn describe_run(&self, proposals: bool, opts: &Opts) {
+        let drawn = self.describe(proposals);
+        let shown = match given_schedule(opts) {
+            None => drawn.clone(),
+            Some(s) => {
+                format!("{}{}; the file's fault schedule: {}", self.head(), self.proposing(proposals), s.summary())
+            }
+        };
+        sim::describe_as(&drawn, Some(shown));
+    }
+
+    fn head(&self) -> String {
+        format!("{} servers, safety phase {:.1}s", self.servers, self.safety_ms as f64 / 1000.0)
+    }
+
+    fn proposing(&self, proposals: bool) -> String {
+        if proposals {
+            format!(", a proposal every {}ms", self.propose_gap_ms)
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -738,15 +765,21 @@ pub fn schedule_for<E: TestEngine>(
     chosen_schedule(opts, from_seed)
 }
 
+/// The fault schedule a file gives a swarm run, if one does: a scenario file's events, else
+/// `--faults FILE`'s.
+pub fn given_schedule(opts: &Opts) -> Option<FaultSchedule> {
+    match (&opts.scenario_file, &opts.faults) {
+        (Some(file), _) => Some(file.spec.schedule()),
+        (None, Some(file)) => Some(file.schedule.clone()),
+        (None, None) => None,
+    }
+}
+
 /// The schedule a swarm run plays: the scenario file's events if one is given, else
 /// `--faults FILE`, else `from_seed` (drawn by the caller either way, so later draws stay
 /// put); handed to [`Opts::record_faults`] and described.
 pub fn chosen_schedule(opts: &Opts, from_seed: FaultSchedule) -> FaultSchedule {
-    let schedule = match (&opts.scenario_file, &opts.faults) {
-        (Some(file), _) => file.spec.schedule(),
-        (None, Some(file)) => file.schedule.clone(),
-        (None, None) => from_seed,
-    };
+    let schedule = given_schedule(opts).unwrap_or(from_seed);
     if let Some(recorder) = &opts.record_faults {
         recorder.record(&schedule);
     }

@@ -65,6 +65,15 @@ fn a_resolved_scenario_run_from_its_file_is_the_same_run() {
             (again.trace_hash, again.events, &again.outcome),
             "{name} --seed {seed}: the run from its resolved scenario differs"
         );
+        // It shows the file's fault schedule where the seed run shows the drawn fault rate.
+        let summary = file.spec.schedule().summary();
+        assert!(original.description[0].contains("a fault every ~"), "{:?}", original.description);
+        assert!(
+            again.description[0].ends_with(&format!("the file's fault schedule: {summary}"))
+                && !again.description.iter().any(|l| l.contains("a fault every ~")),
+            "{name} --seed {seed}: {:?}",
+            again.description
+        );
         // The file is what runs: one fewer operation is another run.
         let mut fewer = file.clone();
         match &mut fewer.spec.workload {
@@ -420,11 +429,12 @@ fn a_plain_swarm_run_is_the_swarm_before_the_knobs_and_the_knobs_are_recorded() 
     // so only changes to the engine and the world move them (re-pinned when commit news
     // began to ride on the next AppendEntries and the scheduler's heap became indexed, and
     // in session 8 when the trace's byte hash became four-lane and the log image's last
-    // part 16 entries: hashes only, the same events).
+    // part 16 entries, and for kvraft in session 14 when its description stopped naming a
+    // proposal gap it does not have: hashes only, the same events).
     let before: [(&str, u64, u64, u64); 3] = [
         ("raft::swarm_2c", 3, 0xe5e1c01db64e6e38, 2557),
         ("raft::swarm_2d", 4, 0x24811b66b1e4cbf6, 3700),
-        ("kvraft::swarm_3b", 5, 0xdee228e42dd0ed78, 355258),
+        ("kvraft::swarm_3b", 5, 0x14230c4638d1b054, 355258),
     ];
     for (name, seed, hash, events) in before {
         let sc = cat.scenario(name).unwrap();

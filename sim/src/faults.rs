@@ -244,6 +244,33 @@ impl fmt::Display for FaultsError {
 impl std::error::Error for FaultsError {}
 
 impl FaultSchedule {
+    /// The schedule on one line for people, in order of first appearance: each network
+    /// setting with its values, every other kind with its count (`unreliable (loss req 23‰
+    /// reply 145‰, delay ≤0ms), duplicates 196‰, crash_after_save ×2, restart`).
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<(String, usize)> = Vec::new();
+        for e in &self.events {
+            let label = match &e.fault {
+                Fault::Unreliable { request_loss_permille, reply_loss_permille, request_delay_ms_max } => format!(
+                    "unreliable (loss req {request_loss_permille}‰ reply {reply_loss_permille}‰, delay ≤{request_delay_ms_max}ms)"
+                ),
+                Fault::LongReordering { on } => format!("long reordering {}", if *on { "on" } else { "off" }),
+                Fault::Duplicate { permille } => format!("duplicates {permille}‰"),
+                Fault::Delay { min_ms, max_ms } => format!("latency {min_ms}-{max_ms}ms"),
+                other => other.kind().to_string(),
+            };
+            match parts.iter_mut().find(|(l, _)| *l == label) {
+                Some(p) => p.1 += 1,
+                None => parts.push((label, 1)),
+            }
+        }
+        if parts.is_empty() {
+            return "no events".into();
+        }
+        let parts: Vec<String> = parts.into_iter().map(|(l, n)| if n > 1 { format!("{l} ×{n}") } else { l }).collect();
+        parts.join(", ")
+    }
+
     /// Parses a schedule from TOML (`[[event]]` tables with `at_ms`, `kind` and the kind's
     /// fields), `path` naming it in errors.
     ///
@@ -326,6 +353,28 @@ impl Fault {
             Fault::LongReordering { .. } => "long_reordering",
             Fault::Duplicate { .. } => "duplicate",
             Fault::Delay { .. } => "delay",
+        }
+    }
+
+    /// The event as a person reads it: its kind and whom it names (`isolate leader`,
+    /// `clog s1 -> s2`, `partition s0 s1 | leader`), as a run lists the events it skipped.
+    pub fn describe(&self) -> String {
+        let names = |ts: &[Target]| ts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>().join(" ");
+        match self {
+            Fault::Partition { a, b } => format!("partition {} | {}", names(a), names(b)),
+            Fault::Cut { from, to }
+            | Fault::Uncut { from, to }
+            | Fault::Clog { from, to }
+            | Fault::Release { from, to }
+            | Fault::Hold { from, to, .. } => format!("{} {} -> {}", self.kind(), from.0, to.0),
+            _ => {
+                let targets: Vec<&str> = self.named_targets().iter().map(|(_, t)| t.0.as_str()).collect();
+                if targets.is_empty() {
+                    self.kind().to_string()
+                } else {
+                    format!("{} {}", self.kind(), targets.join(" "))
+                }
+            }
         }
     }
 
@@ -433,7 +482,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                     net::partition(&ra, &rb);
                     true
                 }
-                _ => skipped("partition"),
+                _ => skipped(&fault.describe()),
             }
         }
         Fault::Heal => {
@@ -445,14 +494,14 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                 net::disconnect(n);
                 true
             }
-            None => skipped(&node.0),
+            None => skipped(&fault.describe()),
         },
         Fault::Connect { node } => match one(node) {
             Some(n) => {
                 net::connect(n);
                 true
             }
-            None => skipped(&node.0),
+            None => skipped(&fault.describe()),
         },
         Fault::Cut { from, to }
         | Fault::Uncut { from, to }
@@ -467,7 +516,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                 }
                 true
             }
-            _ => skipped(&format!("{} -> {}", from.0, to.0)),
+            _ => skipped(&fault.describe()),
         },
         Fault::ReleaseAll => {
             net::release_all();
@@ -493,7 +542,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                         skipped(&format!("hold until '{until}' (not a trigger this scenario reports)"))
                     }
                 }
-                _ => skipped(&format!("hold {} -> {}", from.0, to.0)),
+                _ => skipped(&fault.describe()),
             }
         }
         Fault::Crash { node } => match one(node) {
@@ -501,7 +550,7 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                 crate::crash(n);
                 true
             }
-            _ => skipped(&format!("crash {}", node.0)),
+            _ => skipped(&fault.describe()),
         },
         Fault::CrashAfterSave { node, saves, delay_ms } => match one(node) {
             Some(n) if crate::is_alive(n) => {
@@ -514,14 +563,14 @@ pub fn apply(fault: &Fault, servers: &[NodeId], resolve: Resolver<'_>) -> bool {
                 crate::crash_after_saves(n, (*saves).max(1), Duration::from_millis(d));
                 true
             }
-            _ => skipped(&format!("crash-after-save {}", node.0)),
+            _ => skipped(&fault.describe()),
         },
         Fault::Restart { node } => match one(node) {
             Some(n) if !crate::is_alive(n) => {
                 crate::restart(n);
                 true
             }
-            _ => skipped(&format!("restart {}", node.0)),
+            _ => skipped(&fault.describe()),
         },
         Fault::Unreliable { request_loss_permille, reply_loss_permille, request_delay_ms_max } => {
             net::set_config(NetConfig {
@@ -622,7 +671,30 @@ mod tests {
         for fault in every {
             let text = FaultSchedule { events: vec![FaultEvent { at_ms: 0, fault: fault.clone() }] }.to_toml();
             assert!(text.contains(&format!("kind = \"{}\"", fault.kind())), "{text}");
+            // A skipped event is listed by its kind and whom it names.
+            let said = fault.describe();
+            assert!(said.starts_with(fault.kind()), "{said}");
+            for (_, target) in fault.named_targets() {
+                assert!(said.contains(&target.0), "{said}");
+            }
         }
+        let at = |fault| FaultEvent { at_ms: 0, fault };
+        let s = FaultSchedule {
+            events: vec![
+                at(Fault::Unreliable { request_loss_permille: 23, reply_loss_permille: 145, request_delay_ms_max: 0 }),
+                at(Fault::Crash { node: t() }),
+                at(Fault::Duplicate { permille: 196 }),
+                at(Fault::Crash { node: t() }),
+                at(Fault::Restart { node: t() }),
+            ],
+        };
+        assert_eq!(s.summary(), "unreliable (loss req 23‰ reply 145‰, delay ≤0ms), crash ×2, duplicates 196‰, restart");
+        assert_eq!(FaultSchedule::default().summary(), "no events");
+        let leader = || Target::node("leader");
+        assert_eq!(Fault::Isolate { node: leader() }.describe(), "isolate leader");
+        assert_eq!(Fault::Clog { from: Target::node("s1"), to: leader() }.describe(), "clog s1 -> leader");
+        let p = Fault::Partition { a: vec![Target::node("s0"), Target::node("s1")], b: vec![leader()] };
+        assert_eq!(p.describe(), "partition s0 s1 | leader");
     }
 
     #[test]

@@ -43,4 +43,6 @@ pub use process::{client, crash, incarnation, is_alive, node_count, node_name, r
 pub use run::{portable_location, run, Attachment, RunConfig, RunReport};
 pub use sched::{at, now, sleep, sleep_until, timeout, Sleep};
 pub use trace::{CapturedEvent, NoteCode, TraceMode};
-pub use world::{attach, describe, fail, failed, mark, note, rng, seed, stats, NodeId, Stats, HOLD_MARKS, WORLD_MARKS};
+pub use world::{
+    attach, describe, describe_as, fail, failed, mark, note, rng, seed, stats, NodeId, Stats, HOLD_MARKS, WORLD_MARKS,
+};

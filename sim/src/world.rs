@@ -292,11 +292,19 @@ pub(crate) fn keep_skipped_fault(what: &str) {
 /// `run`, `replay` and failing sweep runs.
 pub fn describe(line: impl Into<String>) {
     let line = line.into();
+    describe_as(&line, Some(line.clone()));
+}
+
+/// Describes the run with `shown` (none: nothing is printed) where its trace hash takes
+/// `drawn`. A swarm run from a file shows what the file plays, yet hashes the line its seed
+/// draws, as the run the file was resolved from did, so that the two are one run by hash
+/// (`scenarios::swarm`).
+pub fn describe_as(drawn: &str, shown: Option<String>) {
     with(|w| {
-        let h = crate::trace::hash_bytes(line.as_bytes());
-        let l = line.clone();
-        w.kernel.record(Kind::Note, NO_NODE, [crate::trace::NoteCode::Describe.value(), h, 0], |_| l);
-        w.kernel.description.push(line);
+        let h = crate::trace::hash_bytes(drawn.as_bytes());
+        let text = shown.clone().unwrap_or_else(|| format!("(the seed's draw, replaced by the file: {drawn})"));
+        w.kernel.record(Kind::Note, NO_NODE, [crate::trace::NoteCode::Describe.value(), h, 0], |_| text);
+        w.kernel.description.extend(shown);
     });
 }
 

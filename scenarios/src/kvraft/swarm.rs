@@ -62,8 +62,9 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
         (keys, maxraftstate, append_percent, put_percent) = (*k, *m, *a, *u);
         clerks.clone_from(c);
     }
-    sim::describe(p.describe());
-    sim::describe(format!("{} clerks on {keys} keys, maxraftstate {maxraftstate}", clerks.len()));
+    p.describe_run(false, &opts);
+    let plural = |n: usize, noun: &str| if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") };
+    sim::describe(format!("{} on {}, maxraftstate {maxraftstate}", plural(clerks.len(), "clerk"), plural(keys, "key")));
     let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, maxraftstate >= 0);
     let knobs = knobs_without::<E>(&opts, &KV_SWARM_LEFT_OUT);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { operations: 0, ..*c }).collect();

@@ -134,9 +134,8 @@ impl Params {
         }
     }
 
-    /// The knobs in one line, printed at the start of the run.
+    /// The knobs in one line, as the seed draws them.
     pub fn describe(&self) -> String {
-        let a = self.app;
         let mut on = Vec::new();
         if self.crashes {
             on.push("worker crashes".to_string());
@@ -151,8 +150,29 @@ impl Params {
             on.push(format!("latency {lo}-{hi}ms"));
         }
         format!(
+            "{}, a fault every ~{}ms; {}",
+            self.head(),
+            self.mean_gap_ms,
+            if on.is_empty() { "no scheduled faults".into() } else { on.join(", ") }
+        )
+    }
+
+    /// Describes the knobs at the start of the run ([`sim::describe_as`]): the drawn line,
+    /// or, when a file gives the fault schedule, the file's schedule in its place.
+    pub fn describe_run(&self, opts: &Opts) {
+        let drawn = self.describe();
+        let shown = match crate::swarm::given_schedule(opts) {
+            None => drawn.clone(),
+            Some(s) => format!("{}; the file's fault schedule: {}", self.head(), s.summary()),
+        };
+        sim::describe_as(&drawn, Some(shown));
+    }
+
+    fn head(&self) -> String {
+        let a = self.app;
+        format!(
             "{} workers, {} maps, {} reduces, crash app with {} extra keys: crash {}‰, stall {}‰ up to {:.1}s per call; \
-             safety phase {:.1}s, a fault every ~{}ms; {}",
+             safety phase {:.1}s",
             self.workers,
             self.maps,
             self.reduces,
@@ -161,8 +181,6 @@ impl Params {
             a.stall_permille,
             a.stall_ms_max as f64 / 1000.0,
             self.safety_ms as f64 / 1000.0,
-            self.mean_gap_ms,
-            if on.is_empty() { "no scheduled faults".into() } else { on.join(", ") }
         )
     }
 }
@@ -251,7 +269,7 @@ async fn swarm(opts: Opts) -> Result<(), Failure> {
             p.app = CrashKeys { keys, crash_permille, stall_permille, stall_ms_max };
         }
     }
-    sim::describe(p.describe());
+    p.describe_run(&opts);
     let schedule = crate::swarm::chosen_schedule(&opts, from_seed);
     if let Some(r) = &opts.record_scenario {
         r.record(ScenarioSpec {

@@ -68,7 +68,7 @@ async fn swarm<E: TestEngine>(opts: Opts, snapshots: bool) -> Result<(), Failure
         proposals_max = *proposals;
         bursts.clone_from(b);
     }
-    sim::describe(p.describe());
+    p.describe_run(true, &opts);
     let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, snapshots);
     // No clerk here: the tester proposes.
     let knobs = knobs_without::<E>(&opts, &CLIENT_POINTS);

@@ -130,6 +130,7 @@ impl Knobs {
         k
     }
 
+    /// The knobs on one line, as the seed draws them.
     fn describe(&self) -> String {
         let mut on = Vec::new();
         if let Some((a, b, d)) = self.loss {
@@ -148,15 +149,33 @@ impl Knobs {
             }
         }
         format!(
-            "groups of {:?} servers, 3 controller servers, {} clerks on {} keys, maxraftstate {}, safety phase {:.1}s, a configuration change every ~{}ms, a fault every ~{}ms; {}",
+            "{}, a configuration change every ~{}ms, a fault every ~{}ms; {}",
+            self.head(),
+            self.change_gap_ms,
+            self.fault_gap_ms,
+            on.join(", ")
+        )
+    }
+
+    /// The line shown in place of [`Knobs::describe`]'s when a file gives the fault
+    /// schedule (and, a scenario file, the configuration changes): what the file plays.
+    fn describe_given(&self, schedule: &FaultSchedule, changes_given: bool) -> String {
+        let changes = if changes_given {
+            "the file's configuration changes".to_string()
+        } else {
+            format!("a configuration change every ~{}ms", self.change_gap_ms)
+        };
+        format!("{}, {changes}; the file's fault schedule: {}", self.head(), schedule.summary())
+    }
+
+    fn head(&self) -> String {
+        format!(
+            "groups of {:?} servers, 3 controller servers, {} clerks on {} keys, maxraftstate {}, safety phase {:.1}s",
             self.group_sizes,
             self.clerks,
             self.keys,
             self.maxraftstate,
             self.safety_ms as f64 / 1000.0,
-            self.change_gap_ms,
-            self.fault_gap_ms,
-            on.join(", ")
         )
     }
 }
@@ -446,7 +465,12 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         k.group_sizes = groups.iter().map(|&(_, n)| n).collect();
         k.clerks = clerks.len();
     }
-    sim::describe(k.describe());
+    // A file's schedule (and a scenario file's changes) are shown for the drawn ones, which
+    // the trace hash keeps (sim::describe_as).
+    let given = crate::swarm::given_schedule(&opts);
+    let drawn_line = k.describe();
+    let shown = given.as_ref().map_or_else(|| drawn_line.clone(), |s| k.describe_given(s, file.is_some()));
+    sim::describe_as(&drawn_line, Some(shown));
     if groups.iter().enumerate().any(|(g, &(id, _))| id != gid(g)) || ctrlers != 3 {
         let gids: Vec<u64> = groups.iter().map(|&(id, _)| id).collect();
         sim::describe(format!("groups {gids:?}, {ctrlers} controller servers"));
@@ -460,7 +484,9 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
             _ => None,
         });
         let clogs = network.iter().filter(|e| matches!(e.fault, Fault::Clog { .. })).count();
-        sim::describe(format!("network: duplicates {}‰, {clogs} clogs inside groups", dup.unwrap_or(0)));
+        let line = format!("network: duplicates {}‰, {clogs} clogs inside groups", dup.unwrap_or(0));
+        // Part of the drawn schedule, which a file's replaces.
+        sim::describe_as(&line, given.is_none().then(|| line.clone()));
         from_seed.events.extend(network);
         // A stable sort: events drawn for one instant keep their drawing order.
         from_seed.events.sort_by_key(|e| e.at_ms);
