@@ -554,6 +554,21 @@ impl Scenario {
                         path: file.path.display().to_string(),
                         message,
                     })?;
+                    // The liveness phase runs after the safety phase, inside the same budget:
+                    // a file that leaves it too little would fail the implementation for the
+                    // file's mistake. The swarms draw at most a quarter of their budget.
+                    let most_ms = self.budget.as_millis() as u64 / 2;
+                    if file.spec.safety_ms > most_ms {
+                        return Err(InputError::ScenarioFile {
+                            path: file.path.display().to_string(),
+                            message: format!(
+                                "safety_ms = {} leaves too little of {}'s {}s simulated-time budget for the liveness phase after it: give at most {most_ms}",
+                                file.spec.safety_ms,
+                                self.name,
+                                self.budget.as_secs()
+                            ),
+                        });
+                    }
                     if file.spec.timing.is_some() && !self.timing_knobs {
                         return Err(InputError::ScenarioFile {
                             path: file.path.display().to_string(),
@@ -884,6 +899,17 @@ impl Catalogue {
         // (the scenarios that draw no knobs ignore it), so `run_scenario` does not insist.
         if opts.plain_swarm && !sc.knobs {
             return Err(InputError::NoSwarmKnobs { scenario: sc.name.to_string() });
+        }
+        if let Some(f) =
+            opts.scenario_file.as_ref().filter(|f| f.spec.timing.is_none() && f.spec.fault_points.is_empty())
+        {
+            if opts.plain_swarm {
+                return Err(InputError::ScenarioFile {
+                    path: f.path.display().to_string(),
+                    message: "gives no [timing] or [fault_points], so --plain-swarm would change nothing: drop it"
+                        .into(),
+                });
+            }
         }
         sc.check_faults(seed, opts).map_err(named)
     }

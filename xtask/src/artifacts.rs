@@ -30,7 +30,17 @@ pub fn history_of(r: &RunReport) -> Option<&Attachment> {
 /// `--artifacts DIR: cannot create the folder: …` when a part of the path is a file or the
 /// folder (or the ancestor it would be made in) cannot be written.
 pub fn prepare_dir(dir: &Path) -> Result<(), String> {
-    let refuse = |why: String| format!("--artifacts {}: cannot create the folder: {why}", dir.display());
+    probe_dir("--artifacts", dir)
+}
+
+/// As [`prepare_dir`], for the folder option `option` names (`--seeds-dir`, `--saved-dir`):
+/// a folder written into only when a run fails is checked before the first run, so a
+/// long sweep does not lose what it found to a bad path at its end.
+///
+/// # Errors
+/// `OPTION DIR: cannot create the folder: …`, as [`prepare_dir`].
+pub fn probe_dir(option: &str, dir: &Path) -> Result<(), String> {
+    let refuse = |why: String| format!("{option} {}: cannot create the folder: {why}", dir.display());
     let mut at = dir;
     let existing = loop {
         match std::fs::metadata(at) {

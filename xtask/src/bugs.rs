@@ -86,6 +86,11 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     if a.save && a.sel.plain_swarm {
         return bad_input("--save with --plain-swarm: a seed file cannot record --plain-swarm; save without it");
     }
+    if a.save {
+        if let Err(e) = crate::artifacts::probe_dir("--seeds-dir", &a.seeds_dir) {
+            return bad_input(e);
+        }
+    }
     // (bug, scenario, seed) for every bug of every selected scenario's family.
     let mut bugs: Vec<(&'static str, Vec<Scenario>)> = Vec::new();
     for fam in cat.families() {

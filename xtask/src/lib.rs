@@ -210,7 +210,14 @@ pub(crate) fn bad_input(msg: impl std::fmt::Display) -> u8 {
 /// Parses `args` (the program name first), or gives the status to exit with at once: 0
 /// after printing help, 4 after one line for a usage error.
 fn parse(name: &'static str, args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, u8> {
-    let matches = named(command(), name).try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m));
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // The subcommand typed, for an error whose text has no usage line (a bad value).
+    let cmd = named(command(), name);
+    let typed = args.iter().skip(1).find_map(|a| {
+        let a = a.to_str()?;
+        cmd.get_subcommands().any(|c| c.get_name() == a).then(|| format!("{name} {a}"))
+    });
+    let matches = cmd.try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m));
     matches.map_err(|e| {
         use clap::error::ErrorKind;
         match e.kind() {
@@ -241,7 +248,9 @@ fn parse(name: &'static str, args: impl IntoIterator<Item = impl Into<OsString> 
                     .find_map(|l| l.trim().strip_prefix("Usage: "))
                     .map(|u| u.split_whitespace().take_while(|w| !w.starts_with(['[', '<', '-'])).collect::<Vec<_>>())
                     .filter(|words| !words.is_empty())
-                    .map_or_else(|| name.to_string(), |words| words.join(" "));
+                    .map(|words| words.join(" "))
+                    .or(typed)
+                    .unwrap_or_else(|| name.to_string());
                 bad_input(format!("{line} (see `{command} --help`)"))
             }
         }

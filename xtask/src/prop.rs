@@ -11,7 +11,7 @@ use crate::{bad_input, exit};
 use clap::Args;
 use scenarios::prop::{self, PropOutcome, PropTest};
 use scenarios::registry::{Catalogue, Filter};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -35,9 +35,10 @@ pub struct PropArgs {
     /// 0..K, at most --cases each (default 100 000), beside the test's default budget.
     #[arg(long, value_name = "K")]
     pub discovery: Option<u64>,
-    /// Folder of saved counterexamples, relative to the working directory.
-    #[arg(long, default_value = prop::SAVED_DIR)]
-    pub saved_dir: PathBuf,
+    /// Folder of saved counterexamples, relative to the working directory (default:
+    /// `seeds/prop`, `scenarios::prop::SAVED_DIR`).
+    #[arg(long)]
+    pub saved_dir: Option<PathBuf>,
 }
 
 /// The catalogue's property tests that `filter` selects.
@@ -100,6 +101,18 @@ pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
         Err(e) => return bad_input(e),
     };
     if a.cases == Some(0) && a.filter == "all" {
+        // Listing runs nothing, so an option about running would be ignored.
+        let ignored = [
+            (a.seed.is_some(), "--seed"),
+            (a.scale != 1, "--scale"),
+            (a.discovery.is_some(), "--discovery"),
+            (a.saved_dir.is_some(), "--saved-dir"),
+        ];
+        if let Some((_, name)) = ignored.iter().find(|(given, _)| *given) {
+            return bad_input(format!(
+                "`prop all --cases 0` lists the tests and runs none, so {name} would change nothing: drop it"
+            ));
+        }
         for t in &picked {
             println!("{:44} {}", t.name, t.description);
         }
@@ -129,13 +142,21 @@ pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
         if k == 0 {
             return bad_input("--discovery 0 measures nothing: give the number of seeds, e.g. --discovery 5");
         }
+        if a.saved_dir.is_some() {
+            return bad_input("--discovery measures fresh cases and reads no saved counterexamples: drop --saved-dir");
+        }
         return discovery(&picked, k, a.cases.unwrap_or(100_000));
+    }
+    // Written into only when a test fails: checked now, not after the search.
+    let saved_dir = a.saved_dir.as_deref().unwrap_or(Path::new(prop::SAVED_DIR));
+    if let Err(e) = crate::artifacts::probe_dir("--saved-dir", saved_dir) {
+        return bad_input(e);
     }
     let (mut failed, mut missed) = (0, 0);
     for t in picked {
         let cases = a.cases.unwrap_or_else(|| prop::resolve_cases(t, None).saturating_mul(a.scale));
         let t0 = Instant::now();
-        let outcome = prop::run(t, cases, a.seed, &a.saved_dir);
+        let outcome = prop::run(t, cases, a.seed, saved_dir);
         let secs = t0.elapsed().as_secs_f64();
         match (outcome, t.planted_bug) {
             (PropOutcome::Passed { cases }, None) => println!("{}: passed {cases} cases ({secs:.2}s)", t.name),

@@ -23,26 +23,56 @@ pub const DEFAULT_COSTS: &str = include_str!("../costs.tsv");
 #[derive(Args, Clone, Default)]
 pub struct ShardArgs {
     /// Run only part K of N (0 ≤ K < N) of the sweep's runs, split by cost; the N parts
-    /// together run every run once. Overrides --shard-index/--shard-count and their
-    /// environment variables.
+    /// together run every run once. The environment's part numbers are then not read;
+    /// --shard-index and --shard-count are refused beside it.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<ShardId>,
-    /// The part to run, K (0-based), when --shard is not given. Kubernetes Indexed Jobs set
-    /// JOB_COMPLETION_INDEX; Slurm job arrays set SLURM_ARRAY_TASK_ID (number the array from
-    /// 0: `--array=0-3`).
-    #[arg(long, value_name = "K", env = "JOB_COMPLETION_INDEX")]
+    /// The part to run, K (0-based), when --shard is not given. Without it, Kubernetes
+    /// Indexed Jobs' JOB_COMPLETION_INDEX or Slurm job arrays' SLURM_ARRAY_TASK_ID is read
+    /// (number the array from 0: `--array=0-3`).
+    #[arg(long, value_name = "K")]
     pub shard_index: Option<u64>,
-    /// SLURM_ARRAY_TASK_ID, read for the part index when --shard-index is not given.
-    #[arg(long, value_name = "K", env = "SLURM_ARRAY_TASK_ID", hide = true)]
-    pub slurm_array_task_id: Option<u64>,
-    /// The number of parts, N, when --shard is not given. Slurm job arrays set
-    /// SLURM_ARRAY_TASK_COUNT; a Kubernetes Indexed Job sets none, so pass it.
-    #[arg(long, value_name = "N", env = "SLURM_ARRAY_TASK_COUNT")]
+    /// The number of parts, N, when --shard is not given. Without it, Slurm job arrays'
+    /// SLURM_ARRAY_TASK_COUNT is read; a Kubernetes Indexed Job sets none, so pass it.
+    #[arg(long, value_name = "N")]
     pub shard_count: Option<u64>,
     /// The cost table to split by (default: the committed xtask/costs.tsv; every part must use
     /// the same one).
     #[arg(long, value_name = "FILE")]
     pub costs: Option<PathBuf>,
+}
+
+/// The part numbers a job scheduler puts in the environment, as read (not yet parsed).
+#[derive(Clone, Debug, Default)]
+pub struct ShardEnv {
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+    pub job_completion_index: Option<String>,
+    /// SLURM_ARRAY_TASK_ID (Slurm job arrays).
+    pub slurm_array_task_id: Option<String>,
+    /// SLURM_ARRAY_TASK_COUNT (Slurm job arrays).
+    pub slurm_array_task_count: Option<String>,
+}
+
+impl ShardEnv {
+    /// This process's environment (the command line reads it once, before any run).
+    pub fn read() -> ShardEnv {
+        let var = |name| std::env::var(name).ok();
+        ShardEnv {
+            job_completion_index: var("JOB_COMPLETION_INDEX"),
+            slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
+            slurm_array_task_count: var("SLURM_ARRAY_TASK_COUNT"),
+        }
+    }
+}
+
+/// An environment variable's number, if it is set; its name in the error.
+fn env_number(name: &str, value: &Option<String>) -> Result<Option<u64>, String> {
+    value
+        .as_deref()
+        .map(|v| {
+            v.trim().parse().map_err(|_| format!("{name}={v:?} is not a part number: set it to 0, 1, … or unset it"))
+        })
+        .transpose()
 }
 
 /// clap's value parser for `K/N`.
@@ -57,41 +87,59 @@ pub fn parse_shard(s: &str) -> Result<ShardId, String> {
 }
 
 impl ShardArgs {
-    /// The part to run, if any, and where its numbers came from (for the header line).
+    /// The part to run, if any, and where its numbers came from (for the header line); `env`
+    /// is read only without --shard.
     ///
     /// # Errors
-    /// One line: an index without a count (or the reverse), an index out of range, or two
-    /// environment variables that disagree.
-    pub fn resolve(&self) -> Result<Option<(ShardId, String)>, String> {
+    /// One line: --shard beside --shard-index or --shard-count, an index without a count (or
+    /// the reverse), an index out of range, an environment variable that is not a number,
+    /// or two indexes that disagree.
+    pub fn resolve(&self, env: &ShardEnv) -> Result<Option<(ShardId, String)>, String> {
         if let Some(s) = self.shard {
+            if self.shard_index.is_some() || self.shard_count.is_some() {
+                return Err(format!(
+                    "--shard {}/{} and --shard-index/--shard-count both name the part: give one or the other",
+                    s.index, s.count
+                ));
+            }
             return Ok(Some((s, "--shard".into())));
         }
-        let index = match (self.shard_index, self.slurm_array_task_id) {
-            (Some(a), Some(b)) if a != b => {
+        let first = match self.shard_index {
+            Some(k) => Some((k, "--shard-index")),
+            None => env_number("JOB_COMPLETION_INDEX", &env.job_completion_index)?.map(|k| (k, "JOB_COMPLETION_INDEX")),
+        };
+        let slurm = env_number("SLURM_ARRAY_TASK_ID", &env.slurm_array_task_id)?;
+        let index = match (first, slurm) {
+            (Some((a, from)), Some(b)) if a != b => {
                 return Err(format!(
-                    "the shard index is given twice and differs: {a} (--shard-index or JOB_COMPLETION_INDEX) and {b} (SLURM_ARRAY_TASK_ID)"
+                    "the shard index is given twice and differs: {a} ({from}) and {b} (SLURM_ARRAY_TASK_ID)"
                 ))
             }
-            (Some(a), _) => Some((a, "--shard-index or JOB_COMPLETION_INDEX")),
+            (Some(a), _) => Some(a),
             (None, Some(b)) => Some((b, "SLURM_ARRAY_TASK_ID")),
             (None, None) => None,
         };
-        match (index, self.shard_count) {
+        let count = match self.shard_count {
+            Some(n) => Some((n, "--shard-count")),
+            None => env_number("SLURM_ARRAY_TASK_COUNT", &env.slurm_array_task_count)?
+                .map(|n| (n, "SLURM_ARRAY_TASK_COUNT")),
+        };
+        match (index, count) {
             (None, None) => Ok(None),
             (Some((k, from)), None) => Err(format!(
                 "shard index {k} (from {from}) but no shard count: pass --shard-count N or --shard {k}/N (a Kubernetes Indexed Job sets no count)"
             )),
-            (None, Some(n)) => Err(format!(
-                "shard count {n} (from --shard-count or SLURM_ARRAY_TASK_COUNT) but no shard index: pass --shard-index K or --shard K/{n}"
+            (None, Some((n, from))) => Err(format!(
+                "shard count {n} (from {from}) but no shard index: pass --shard-index K or --shard K/{n}"
             )),
-            (Some((k, from)), Some(n)) => {
+            (Some((k, from)), Some((n, count_from))) => {
                 if n == 0 || k >= n {
                     return Err(format!(
-                        "shard index {k} (from {from}) is not below the shard count {n}: parts are numbered 0..{n} (a Slurm array must be numbered from 0: --array=0-{})",
+                        "shard index {k} (from {from}) is not below the shard count {n} (from {count_from}): parts are numbered 0..{n} (a Slurm array must be numbered from 0: --array=0-{})",
                         n.saturating_sub(1)
                     ));
                 }
-                Ok(Some((ShardId { index: k, count: n }, format!("index from {from}, count from --shard-count or SLURM_ARRAY_TASK_COUNT"))))
+                Ok(Some((ShardId { index: k, count: n }, format!("index from {from}, count from {count_from}"))))
             }
         }
     }
@@ -212,23 +260,41 @@ mod tests {
 
     #[test]
     fn index_and_count_come_from_flags_or_environment() {
-        let args = |shard_index, slurm_array_task_id, shard_count| ShardArgs {
-            shard_index,
-            slurm_array_task_id,
-            shard_count,
-            ..ShardArgs::default()
+        let args = |shard_index, shard_count| ShardArgs { shard_index, shard_count, ..ShardArgs::default() };
+        let env = |k8s: Option<&str>, id: Option<&str>, count: Option<&str>| ShardEnv {
+            job_completion_index: k8s.map(str::to_string),
+            slurm_array_task_id: id.map(str::to_string),
+            slurm_array_task_count: count.map(str::to_string),
         };
-        assert_eq!(args(None, None, None).resolve().unwrap(), None);
-        assert_eq!(args(Some(2), None, Some(3)).resolve().unwrap().unwrap().0, ShardId { index: 2, count: 3 });
-        assert_eq!(args(None, Some(1), Some(3)).resolve().unwrap().unwrap().0, ShardId { index: 1, count: 3 });
-        let e = args(Some(2), None, None).resolve().unwrap_err();
+        let none = ShardEnv::default();
+        let part = |a: ShardArgs, e: &ShardEnv| a.resolve(e).unwrap().unwrap().0;
+        assert_eq!(args(None, None).resolve(&none).unwrap(), None);
+        assert_eq!(part(args(Some(2), Some(3)), &none), ShardId { index: 2, count: 3 });
+        assert_eq!(part(args(None, None), &env(None, Some("1"), Some("3"))), ShardId { index: 1, count: 3 });
+        assert_eq!(part(args(None, Some(4)), &env(Some("3"), None, None)), ShardId { index: 3, count: 4 });
+        assert_eq!(
+            part(args(Some(0), None), &env(Some("3"), None, Some("2"))),
+            ShardId { index: 0, count: 2 },
+            "the flag wins"
+        );
+        let e = args(Some(2), None).resolve(&none).unwrap_err();
         assert!(e.contains("no shard count") && e.contains("--shard-count"), "{e}");
-        assert!(args(None, None, Some(2)).resolve().unwrap_err().contains("no shard index"));
-        let e = args(None, Some(4), Some(4)).resolve().unwrap_err();
+        assert!(args(None, Some(2)).resolve(&none).unwrap_err().contains("no shard index"));
+        let e = args(None, None).resolve(&env(None, Some("4"), Some("4"))).unwrap_err();
         assert!(e.contains("--array=0-3"), "{e}");
-        assert!(args(Some(1), Some(2), Some(4)).resolve().unwrap_err().contains("differs"));
-        let explicit = ShardArgs { shard: Some(ShardId { index: 0, count: 2 }), ..args(Some(5), None, None) };
-        assert_eq!(explicit.resolve().unwrap().unwrap().0, ShardId { index: 0, count: 2 }, "--shard wins");
+        assert!(args(Some(1), Some(4)).resolve(&env(None, Some("2"), None)).unwrap_err().contains("differs"));
+        let e = args(None, None).resolve(&env(None, Some("abc"), Some("4"))).unwrap_err();
+        assert!(e.starts_with("SLURM_ARRAY_TASK_ID=\"abc\" is not a part number"), "{e}");
+        // --shard wins over the environment, and is refused beside the flags it replaces.
+        let shard = |a: ShardArgs| ShardArgs { shard: Some(ShardId { index: 0, count: 2 }), ..a };
+        assert_eq!(
+            part(shard(args(None, None)), &env(Some("5"), Some("5"), Some("9"))),
+            ShardId { index: 0, count: 2 }
+        );
+        for contradicting in [args(Some(1), None), args(None, Some(3)), args(Some(0), Some(2))] {
+            let e = shard(contradicting).resolve(&none).unwrap_err();
+            assert!(e.contains("give one or the other"), "{e}");
+        }
     }
 
     #[test]

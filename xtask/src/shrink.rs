@@ -168,6 +168,12 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
         shrunk.accepted,
         t0.elapsed().as_secs_f64()
     );
+    if shrunk.runs as u64 >= a.max_runs {
+        println!(
+            "budget:         the search used all {} candidate runs of --max-runs; a larger budget may shrink further",
+            a.max_runs
+        );
+    }
     println!("{}", line("before:", &shrunk.before));
     println!("{}", line("after: ", &shrunk.after));
     println!("outcome:        {}", last.outcome);

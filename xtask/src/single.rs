@@ -51,7 +51,8 @@ pub struct RunOpts {
     #[arg(long, value_name = "FILE")]
     pub save_scenario: Option<PathBuf>,
     /// Swarm runs only: run without the timing knobs and fault points (the swarm as it was
-    /// before them, to compare); other scenarios have none, so it changes nothing for them.
+    /// before them, to compare); refused where it would change nothing (a scenario that
+    /// draws no knobs, a scenario file that gives none).
     #[arg(long)]
     pub plain_swarm: bool,
 }
@@ -159,6 +160,12 @@ pub const TRACE_TARGETS: [&str; 9] = [
 /// One line naming the directive and the targets.
 pub fn check_filter_targets(filter: &str) -> Result<(), String> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    if filter.split(',').all(|d| d.trim().is_empty()) {
+        return Err(format!(
+            "--filter '{filter}' names no target, so it would select nothing; give targets such as --filter 'sim::net,sim::fault' (the targets are {}), or drop it for the whole trace",
+            TRACE_TARGETS.join(", ")
+        ));
+    }
     for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty() && !d.contains('[')) {
         let target = directive.split_once('=').map_or(directive, |(t, _)| t).trim();
         if !directive.contains('=') && LEVELS.contains(&target.to_ascii_lowercase().as_str()) {
@@ -477,6 +484,9 @@ pub fn replay(cat: &Catalogue, a: &ReplayArgs) -> u8 {
         };
         (sc, seed, Opts { faults, ..opts }, None)
     } else if is_seed_file(&a.target) {
+        if let Err(e) = std::fs::metadata(&a.target) {
+            return bad_input(format!("{}: cannot read: {e}", a.target));
+        }
         if a.seed.is_some() || a.opts.bug.is_some() || a.opts.faults.is_some() {
             return bad_input(
                 "a seed file already names its seed, bug and faults: give either a file or SCENARIO --seed N",

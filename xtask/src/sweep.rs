@@ -10,7 +10,7 @@
 use crate::plan::{self, RunSet};
 use crate::results::ShardId;
 use crate::results::{self, RunKey, RunLine, Tally};
-use crate::shard::{split, CostTable, ShardArgs};
+use crate::shard::{split, CostTable, ShardArgs, ShardEnv};
 use crate::single::load_faults;
 use crate::{bad_input, count, exit, junit};
 use clap::{Args, ValueEnum};
@@ -415,11 +415,16 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
     if let Err(e) = crate::artifacts::prepare_dir(&a.artifacts) {
         return bad_input(e);
     }
+    if a.save {
+        if let Err(e) = crate::artifacts::probe_dir("--seeds-dir", &a.seeds_dir) {
+            return bad_input(e);
+        }
+    }
     // The JUnit report's file too: found unwritable after hours of runs, it would be lost.
     if let Err(e) = crate::artifacts::probe_writable(a.junit.as_deref().map(|p| ("--junit", p))) {
         return bad_input(e);
     }
-    let shard = match a.shard.resolve() {
+    let shard = match a.shard.resolve(&ShardEnv::read()) {
         Ok(s) => s,
         Err(e) => return bad_input(e),
     };

@@ -158,3 +158,59 @@ fn a_seed_range_too_large_to_plan_is_one_line_naming_the_count() {
     let o = xtask_in(&dir, &["costs", "raft", "--seeds", "0..18446744073709551615"]);
     refused(&o, &["more than 2^64 runs"]);
 }
+
+#[test]
+fn options_that_would_change_nothing_or_fail_late_are_refused_before_any_run() {
+    let dir = scratch("late");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let knob_free = repo.join("seeds/scenarios/raft__swarm_2d-1-apply-out-of-order-after-snapshot.toml");
+    let knob_free = knob_free.to_str().unwrap();
+    assert!(!std::fs::read_to_string(knob_free).unwrap().contains("[timing]"), "the file gives no knobs");
+    // --plain-swarm on a file that gives no knobs.
+    refused(&xtask_in(&dir, &["run", knob_free, "--plain-swarm"]), &["no [timing] or [fault_points]", "drop it"]);
+    // A safety phase that leaves the liveness phase no room in the budget.
+    let text = std::fs::read_to_string(knob_free).unwrap();
+    let long = text.lines().map(|l| if l.starts_with("safety_ms") { "safety_ms = 119000" } else { l });
+    std::fs::write(dir.join("long.toml"), long.collect::<Vec<_>>().join("\n")).unwrap();
+    refused(&xtask_in(&dir, &["run", "long.toml"]), &["safety_ms = 119000", "budget", "at most 60000"]);
+    // An empty trace filter.
+    refused(
+        &xtask_in(&dir, &["replay", "raft::initial_election_2a", "--seed", "1", "--filter", ""]),
+        &["select nothing", "--filter"],
+    );
+    // Listing the property tests runs none.
+    refused(&xtask_in(&dir, &["prop", "all", "--cases", "0", "--seed", "3"]), &["--seed would change nothing"]);
+    refused(&xtask_in(&dir, &["prop", "all", "--cases", "0", "--scale", "5"]), &["--scale would change nothing"]);
+    // A folder written into only when a run fails is checked first.
+    std::fs::write(dir.join("a-file"), "").unwrap();
+    let o =
+        xtask_in(&dir, &["sweep", "raft::initial_election_2a", "--seeds", "0..1", "--save", "--seeds-dir", "a-file/x"]);
+    refused(&o, &["--seeds-dir a-file/x", "cannot create the folder"]);
+    assert!(stdout(&o).is_empty(), "no run before the refusal: {}", stdout(&o));
+    // --shard beside the flags it replaces.
+    refused(
+        &xtask_in(&dir, &["sweep", "raft", "--seeds", "0..1", "--shard", "1/2", "--shard-count", "3"]),
+        &["--shard 1/2", "give one or the other"],
+    );
+    // A bad value names the subcommand's help; a missing seed file is named as missing.
+    refused(&xtask_in(&dir, &["run", "raft::initial_election_2a", "--seed", "x"]), &["see `", " run --help`"]);
+    refused(&xtask_in(&dir, &["replay", "nope.toml", "--seed", "3"]), &["nope.toml: cannot read"]);
+    // A shrink that ran out of candidate runs says so.
+    let bug = "apply-out-of-order-after-snapshot";
+    let args = [
+        "shrink",
+        "raft::swarm_2d",
+        "--seed",
+        "1",
+        "--bug",
+        bug,
+        "--plain-swarm",
+        "--out",
+        "s.toml",
+        "--max-runs",
+        "3",
+    ];
+    let o = xtask_in(&dir, &args);
+    assert_eq!(status(&o), 1, "{}", stderr(&o));
+    assert!(stdout(&o).contains("the search used all 3 candidate runs of --max-runs"), "{}", stdout(&o));
+}
