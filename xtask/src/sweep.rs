@@ -538,7 +538,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         delivered as f64 / wall
     );
     for (c, n) in &tally.failures {
-        let _ = writeln!(out, "  {c}: {n}");
+        let _ = writeln!(out, "  {c}: {n} (caught by {})", caught_by(&tally.failing, c));
     }
     if a.per_scenario {
         for (name, s) in &tally.per_scenario {
@@ -578,6 +578,17 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
             }
         }
     }
+    // A long list pushes the summary out of sight: say the count again below it.
+    if tally.failing.len() > FAILURES_BEFORE_RECAP {
+        let classes: Vec<String> = tally.failures.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "failed: {} of {} ({}); the summary above counts them by check",
+            tally.failing.len(),
+            count(tally.runs, "run"),
+            classes.join(", ")
+        );
+    }
     let mut status = tally.status().max(status_attach);
     if json {
         let part = shard.as_ref().map(|(id, _)| (*id, table_print.clone().expect("a part has a cost table")));
@@ -600,6 +611,21 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
         }
     }
     status
+}
+
+/// Failing runs listed before the sweep repeats its failure count below the list.
+const FAILURES_BEFORE_RECAP: usize = 10;
+
+/// The checks that caught the failing runs of class `class`, most first (ties by name):
+/// `budget 3300` or `linearizability 2, kv::get 1`.
+fn caught_by(failing: &[RunLine], class: &str) -> String {
+    let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+    for l in failing.iter().filter(|l| l.run.outcome == class) {
+        *by.entry(l.run.checker.as_deref().unwrap_or("no check named")).or_default() += 1;
+    }
+    let mut by: Vec<(&str, u64)> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    by.iter().map(|(c, n)| format!("{c} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The runs of a sweep or of its part, in sweep order: a grid (each scenario over a seed

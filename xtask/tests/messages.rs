@@ -214,3 +214,23 @@ fn options_that_would_change_nothing_or_fail_late_are_refused_before_any_run() {
     assert_eq!(status(&o), 1, "{}", stderr(&o));
     assert!(stdout(&o).contains("the search used all 3 candidate runs of --max-runs"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_sweep_counts_its_failures_by_check_and_again_below_a_long_list() {
+    let dir = scratch("tally");
+    let o = xtask_in(&dir, &["sweep", "kvraft::speed_3a", "--seeds", "0..11", "--bug", "reply-before-commit"]);
+    assert_eq!(status(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    let class = out.lines().find(|l| l.starts_with("  safety: 11 (caught by ")).unwrap_or_else(|| panic!("{out}"));
+    let total: u64 = class
+        .trim_end_matches(')')
+        .split("(caught by ")
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .map(|c| c.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 11, "every failure is counted under one check: {class}");
+    let last = out.lines().last().unwrap_or("");
+    assert!(last.starts_with("failed: 11 of 11 runs (safety 11)"), "the count again, last: {out}");
+}
