@@ -60,7 +60,7 @@ pub enum InputError {
         command: &'static str,
         /// The name as given.
         name: String,
-        /// A real scenario name of the catalogue, for the message.
+        /// The catalogue's scenario name nearest to `name` (fewest edits), for the message.
         example: &'static str,
     },
     /// A planted bug that a selected scenario's family does not know.
@@ -845,7 +845,11 @@ impl Catalogue {
         self.scenarios().find(|s| s.name == name).copied().ok_or_else(|| InputError::NotOneScenario {
             command: self.command(),
             name: name.to_string(),
-            example: self.scenarios().next().map_or("family::name", |s| s.name),
+            // The first of the nearest, in catalogue order: a misspelling gets its fix.
+            example: self
+                .scenarios()
+                .min_by_key(|s| strsim::levenshtein(s.name, name))
+                .map_or("family::name", |s| s.name),
         })
     }
 
@@ -1042,6 +1046,8 @@ mod tests {
         assert!(cat.check_bug(&mr, "no-such-bug").unwrap_err().to_string().contains("known bugs are"));
         assert_eq!(cat.scenario("mapreduce::wc").unwrap().name, "mapreduce::wc");
         assert!(matches!(cat.scenario("mapreduce"), Err(InputError::NotOneScenario { .. })));
+        let typo = cat.scenario("raft::figure8_unreliable_2x").unwrap_err().to_string();
+        assert!(typo.contains("such as raft::figure8_unreliable_2c"), "{typo}");
     }
 
     fn body(_: Opts) -> ScenarioFuture {

@@ -114,14 +114,9 @@ impl Params {
     /// every run; shown as is, unless a file gives the fault schedule — network settings
     /// included — and the line shows the file's instead.
     pub fn describe_run(&self, proposals: bool, opts: &Opts) {
-        let drawn = self.describe(proposals);
-        let shown = match given_schedule(opts) {
-            None => drawn.clone(),
-            Some(s) => {
-                format!("{}{}; the file's fault schedule: {}", self.head(), self.proposing(proposals), s.summary())
-            }
-        };
-        sim::describe_as(&drawn, Some(shown));
+        describe_knobs(opts, self.describe(proposals), |s| {
+            format!("{}{}; the file's fault schedule: {}", self.head(), self.proposing(proposals), s.summary())
+        });
     }
 
     fn head(&self) -> String {
@@ -763,6 +758,14 @@ pub fn schedule_for<E: TestEngine>(
     // A stable sort: events drawn for one instant keep their drawing order.
     from_seed.events.sort_by_key(|e| e.at_ms);
     chosen_schedule(opts, from_seed)
+}
+
+/// Describes a swarm's knobs ([`sim::describe_as`]): `drawn`, the line its seed draws, is
+/// hashed in every run and shown unless a file gives the fault schedule; then `given`
+/// describes what the file plays in its place.
+pub fn describe_knobs(opts: &Opts, drawn: String, given: impl FnOnce(&FaultSchedule) -> String) {
+    let shown = given_schedule(opts).map_or_else(|| drawn.clone(), |s| given(&s));
+    sim::describe_as(&drawn, Some(shown));
 }
 
 /// The fault schedule a file gives a swarm run, if one does: a scenario file's events, else

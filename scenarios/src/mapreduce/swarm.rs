@@ -160,12 +160,9 @@ impl Params {
     /// Describes the knobs at the start of the run ([`sim::describe_as`]): the drawn line,
     /// or, when a file gives the fault schedule, the file's schedule in its place.
     pub fn describe_run(&self, opts: &Opts) {
-        let drawn = self.describe();
-        let shown = match crate::swarm::given_schedule(opts) {
-            None => drawn.clone(),
-            Some(s) => format!("{}; the file's fault schedule: {}", self.head(), s.summary()),
-        };
-        sim::describe_as(&drawn, Some(shown));
+        crate::swarm::describe_knobs(opts, self.describe(), |s| {
+            format!("{}; the file's fault schedule: {}", self.head(), s.summary())
+        });
     }
 
     fn head(&self) -> String {

@@ -467,10 +467,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     }
     // A file's schedule (and a scenario file's changes) are shown for the drawn ones, which
     // the trace hash keeps (sim::describe_as).
-    let given = crate::swarm::given_schedule(&opts);
-    let drawn_line = k.describe();
-    let shown = given.as_ref().map_or_else(|| drawn_line.clone(), |s| k.describe_given(s, file.is_some()));
-    sim::describe_as(&drawn_line, Some(shown));
+    crate::swarm::describe_knobs(&opts, k.describe(), |s| k.describe_given(s, file.is_some()));
     if groups.iter().enumerate().any(|(g, &(id, _))| id != gid(g)) || ctrlers != 3 {
         let gids: Vec<u64> = groups.iter().map(|&(id, _)| id).collect();
         sim::describe(format!("groups {gids:?}, {ctrlers} controller servers"));
@@ -486,7 +483,7 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         let clogs = network.iter().filter(|e| matches!(e.fault, Fault::Clog { .. })).count();
         let line = format!("network: duplicates {}‰, {clogs} clogs inside groups", dup.unwrap_or(0));
         // Part of the drawn schedule, which a file's replaces.
-        sim::describe_as(&line, given.is_none().then(|| line.clone()));
+        sim::describe_as(&line, crate::swarm::given_schedule(&opts).is_none().then(|| line.clone()));
         from_seed.events.extend(network);
         // A stable sort: events drawn for one instant keep their drawing order.
         from_seed.events.sort_by_key(|e| e.at_ms);
