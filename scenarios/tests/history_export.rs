@@ -1,4 +1,4 @@
-//! `Opts::attach_history` (`cargo xtask run … --history FILE`): a kvraft run attaches its
+//! `Opts::attach_history` (`cargo xtask run … --history FILE`): a kvraft or sharded run attaches its
 //! client history in the JSON form, which Porcupine's key/value log format is made from;
 //! both read back with the same operations and verdict, the JSON form exactly.
 
@@ -52,4 +52,26 @@ fn a_suite_run_under_another_family_names_its_files_after_the_scenario_that_ran(
     assert!(r.outcome.is_pass(), "{}", r.outcome);
     let names: Vec<&str> = r.attachments.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["kvpaxos__one_partition_3a-seed1.history.json"]);
+}
+
+#[test]
+fn a_sharded_run_writes_its_history_too() {
+    // The sharded suites (on Raft and on Paxos) and the sharded swarm record every clerk's
+    // operations; --history writes them, and the same run attaches nothing without it.
+    for (name, seed) in [("shardkv::static_shards_4b", 0), ("shardkv_paxos::basic_4b", 0), ("shardkv::swarm_4b", 2)] {
+        let sc = registry::select(name).unwrap()[0];
+        assert!(sc.records_client_history(), "{name} takes --history");
+        let opts = Opts { attach_history: true, ..Opts::default() };
+        let r = registry::run_scenario(&sc, seed, &opts, TraceMode::Hash, None);
+        assert!(r.outcome.is_pass(), "{name}: {}", r.outcome);
+        let plain = registry::run_scenario(&sc, seed, &Opts::default(), TraceMode::Hash, None);
+        assert_eq!(plain.trace_hash, r.trace_hash, "{name}: the option is output only");
+        assert!(plain.attachments.is_empty(), "{name}");
+        let names: Vec<&str> = r.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, [format!("{}-seed{seed}.history.json", name.replace("::", "__"))], "{name}");
+        let exact: History<KvInput, KvOutput> =
+            parse_json(std::str::from_utf8(&r.attachments[0].bytes).unwrap(), "h.json", "kv").unwrap();
+        assert!(exact.len() > 10, "{name}: {} operations", exact.len());
+        assert_eq!(check(&KvModel, &exact, &CheckOptions::default()).verdict, Verdict::Linearizable, "{name}");
+    }
 }

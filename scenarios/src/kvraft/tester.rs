@@ -248,9 +248,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         if !self.attach_history || self.attached.replace(true) {
             return;
         }
-        let history = self.history.history_with_times();
-        let what = format!("client history of {} operations (JSON form)", history.len());
-        sim::attach(format!("{}.history.json", self.file_stem()), what, json::to_json("kv", &history).into_bytes());
+        attach_history(&self.file_stem(), &self.history);
     }
 
     /// `makeClient(to)`: a clerk connected to the servers `to`, which it gets in random order.
@@ -374,6 +372,15 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         self.attach_history_once();
         check_history(self.name, &self.history)
     }
+}
+
+/// Attaches a run's key/value history in its JSON form (everything the model uses, write
+/// digests and pending operations included) as `<stem>.history.json`: the command line
+/// writes it, or turns it into Porcupine's key/value log, where `--history` says.
+pub(crate) fn attach_history(stem: &str, history: &Recorder<KvInput, KvOutput>) {
+    let history = history.history_with_times();
+    let what = format!("client history of {} operations (JSON form)", history.len());
+    sim::attach(format!("{stem}.history.json"), what, json::to_json("kv", &history).into_bytes());
 }
 
 /// Judges a run's whole key/value history (partitioned by key); a violation, or a history

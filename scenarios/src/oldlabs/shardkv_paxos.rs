@@ -102,7 +102,7 @@ pub fn family() -> Family {
 /// `setup(tag, unreliable)`: 3 masters and 3 groups of 3 on the old network mode, groups
 /// unreliable if asked, nothing joined.
 fn setup(name: &'static str, unreliable: bool, opts: &Opts) -> Cluster {
-    let cfg = ShardCluster::new(name, 3, false, MAXSTATE, opts.bug.as_deref());
+    let cfg = ShardCluster::new(name, 3, false, MAXSTATE, opts.bug.as_deref()).attaching_history(opts.attach_history);
     old::set_old_mode(true);
     if unreliable {
         for g in &cfg.groups {

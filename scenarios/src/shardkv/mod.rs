@@ -44,7 +44,7 @@ pub fn family() -> Family {
 }
 
 fn scenario(name: &'static str, description: &'static str, run: fn(Opts) -> ScenarioFuture) -> Scenario {
-    Scenario::new(name, description, COURSE_LIMIT, run)
+    Scenario::new(name, description, COURSE_LIMIT, run).with_client_history()
 }
 
 /// The whole shardkv suite — the course's lab 4B tests, both challenges, TestRejection and
@@ -158,6 +158,7 @@ fn cluster<E: TestEngine, S: ShardKvService>(
     opts: &Opts,
 ) -> ShardCluster<E, S> {
     ShardCluster::new(opts.scenario_or(name), 3, unreliable, maxraftstate, opts.bug.as_deref())
+        .attaching_history(opts.attach_history)
 }
 
 /// Keys "0".."n-1" (keys "0".."9" fall on shards 8, 9, 0, …, 7: one per shard), each Put a

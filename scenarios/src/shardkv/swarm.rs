@@ -68,6 +68,7 @@ pub fn scenarios_on<E: TestEngine, S: ShardKvService>() -> Vec<Scenario> {
     .with_fault_schedule(safety_phase_end_ms)
     .with_holds(&TRIGGERS, &MESSAGE_KINDS)
     .with_scenario_files(WorkloadKind::Sharded)
+    .with_client_history()
     .with_swarm_knobs(E::TAKES_TIMING, E::FAULT_POINT_REACH)]
 }
 
@@ -518,7 +519,8 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
         k.maxraftstate,
         opts.bug.as_deref(),
         knobs.timing.as_ref(),
-    );
+    )
+    .attaching_history(opts.attach_history);
     let index = |gids: &[u64]| -> Vec<usize> {
         gids.iter().map(|g| groups.iter().position(|&(id, _)| id == *g).expect("checked: a file's groups")).collect()
     };

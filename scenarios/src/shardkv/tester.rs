@@ -161,6 +161,10 @@ pub struct ShardCluster<E: TestEngine, S: ShardKvService = OwnShardKv> {
     handles: GroupHandles<E, S>,
     /// The service's configuration for this run (its planted bug).
     service: S::Config,
+    /// Whether to attach the history when the run ends (`Opts::attach_history`), and whether
+    /// it was attached already.
+    attach_history: bool,
+    attached: std::cell::Cell<bool>,
 }
 
 type GroupHandles<E, S> = Rc<RefCell<BTreeMap<NodeId, <E as Engine>::Handle<<S as ShardKvService>::Server>>>>;
@@ -277,6 +281,8 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
             next_clerk: 0,
             handles,
             service,
+            attach_history: false,
+            attached: std::cell::Cell::new(false),
         }
     }
 
@@ -431,15 +437,41 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         (&mut self.rng).sample_iter(&Alphanumeric).take(n).map(char::from).collect()
     }
 
+    /// The same cluster, attaching its history when the run ends if `attach` (the
+    /// scenario's `Opts::attach_history`, `--history`).
+    pub fn attaching_history(mut self, attach: bool) -> Self {
+        self.attach_history = attach;
+        self
+    }
+
+    /// Attaches the history once, if asked (`crate::kvraft::tester::attach_history`).
+    fn attach_history_once(&self) {
+        if self.attach_history && !self.attached.replace(true) {
+            let stem = format!("{}-seed{}", self.name.replace("::", "__"), sim::seed());
+            crate::kvraft::tester::attach_history(&stem, &self.history);
+        }
+    }
+
     /// The end of every scenario: the run's Join/Leave transfer figures, which shard checks
     /// ran, and the whole history judged for linearizability.
     pub fn finish(&self) -> Result<(), Failure> {
+        self.attach_history_once();
         self.judge.borrow().describe();
         // simlab's own groups always report; a user's service is told what ran.
         if std::any::TypeId::of::<S>() != std::any::TypeId::of::<OwnShardKv>() {
             self.judge.borrow().describe_checks();
         }
         check_history(self.name, &self.history)
+    }
+}
+
+/// A run that ends before its final check (another check failed) still attaches its history
+/// when asked; destructors run with the world still installed.
+impl<E: TestEngine, S: ShardKvService> Drop for ShardCluster<E, S> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.attach_history_once();
+        }
     }
 }
 
