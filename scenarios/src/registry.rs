@@ -904,16 +904,13 @@ impl Catalogue {
         if opts.plain_swarm && !sc.knobs {
             return Err(InputError::NoSwarmKnobs { scenario: sc.name.to_string() });
         }
-        if let Some(f) =
-            opts.scenario_file.as_ref().filter(|f| f.spec.timing.is_none() && f.spec.fault_points.is_empty())
-        {
-            if opts.plain_swarm {
-                return Err(InputError::ScenarioFile {
-                    path: f.path.display().to_string(),
-                    message: "gives no [timing] or [fault_points], so --plain-swarm would change nothing: drop it"
-                        .into(),
-                });
-            }
+        let knob_free =
+            opts.scenario_file.as_ref().filter(|f| f.spec.timing.is_none() && f.spec.fault_points.is_empty());
+        if let (true, Some(f)) = (opts.plain_swarm, knob_free) {
+            return Err(InputError::ScenarioFile {
+                path: f.path.display().to_string(),
+                message: "gives no [timing] or [fault_points], so --plain-swarm would change nothing: drop it".into(),
+            });
         }
         sc.check_faults(seed, opts).map_err(named)
     }
