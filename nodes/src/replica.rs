@@ -656,6 +656,10 @@ pub trait Engine: 'static {
     /// Whether its nodes' observations include their logs and commit indexes (a core's do); if
     /// not, only roles and applies are reported and only what they show can be checked.
     const EXPOSES_LOG: bool = true;
+    /// Without the log ([`Engine::EXPOSES_LOG`] false): the safety checks its observations
+    /// feed, and those they cannot, as the run's description names them. The course adapter's
+    /// by default ([`crate::course::COURSE_CHECKS`]).
+    const CHECKS_WITHOUT_LOG: (&'static [&'static str], &'static [&'static str]) = crate::course::COURSE_CHECKS;
 
     /// Spawns the process `name` whose every instance runs `spec`; returns its node.
     fn spawn<S: Service>(name: &str, spec: NodeSpec<Self::Config, S, Self::Handle<S>>) -> NodeId;

@@ -61,7 +61,9 @@ impl Coverage {
             }
         }
         let never = self.never_reached();
-        if never.is_empty() {
+        if self.declared.is_empty() {
+            out.push("the selected families declare no marks, so none can be missed".into());
+        } else if never.is_empty() {
             out.push("every declared mark was reached".into());
         } else {
             out.push(format!("never reached ({}): {}", never.len(), never.join(", ")));
@@ -87,5 +89,9 @@ mod tests {
         c.add(&[("b", 1)]);
         assert!(c.never_reached().is_empty());
         assert_eq!(c.lines().last().unwrap(), "every declared mark was reached");
+        // Nothing declared: nothing can be missed, and the report does not claim otherwise.
+        let mut none = Coverage::new(Vec::new());
+        none.add(&[("x", 1)]);
+        assert_eq!(none.lines().last().unwrap(), "the selected families declare no marks, so none can be missed");
     }
 }

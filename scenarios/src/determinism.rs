@@ -2,7 +2,7 @@
 //! first event at which the two executions differ.
 
 use crate::registry::{run_scenario, Opts, Scenario};
-use sim::{CapturedEvent, RunReport, TraceMode};
+use sim::{CapturedEvent, FailureClass, RunReport, TraceMode};
 
 /// The first event at which two executions of one seed differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +15,15 @@ pub struct Difference {
 
 /// Runs a seed twice with full traces and finds the first differing event.
 pub fn compare_twice(sc: &Scenario, seed: u64, opts: &Opts) -> Option<Difference> {
+    compare_twice_judged(sc, seed, opts).0
+}
+
+/// [`compare_twice`], with the first execution's failure class (`None`: it passed), so the
+/// command can say how many of the runs it compared failed.
+pub fn compare_twice_judged(sc: &Scenario, seed: u64, opts: &Opts) -> (Option<Difference>, Option<FailureClass>) {
     let a = run_scenario(sc, seed, opts, TraceMode::Capture, None);
     let b = run_scenario(sc, seed, opts, TraceMode::Capture, None);
-    first_difference(&a, &b)
+    (first_difference(&a, &b), a.outcome.class())
 }
 
 /// Compares two captured runs event by event (by the hash of each event's structured

@@ -22,6 +22,12 @@ pub mod swarm;
 
 pub use registry::{all, run_scenario, select, Catalogue, Family, Opts, Scenario};
 
+/// `n` and the noun, plural unless `n` is 1 (`1 clerk`, `3 keys`), for descriptions and
+/// failure messages; `noun` is the singular, made plural with an `s`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// This project's catalogue: the MapReduce, Raft and key/value families with their planted
 /// bugs, and the runtime-free property tests of the Raft core. `cargo xtask` serves exactly
 /// this through the command-line library, the same entry point a downstream crate uses.

@@ -182,6 +182,25 @@ pub enum InputError {
     /// A fault file that cannot be read, parsed or written.
     #[error(transparent)]
     Faults(#[from] FaultsError),
+    /// A fault schedule's event naming a node no run of the scenario can have: a sharded
+    /// cluster's name (`s100-0`, `ctrler0`, `leader@101`) where servers are `s0, s1, …`, or
+    /// the reverse. (A name of the right form that a given seed's cluster lacks is skipped
+    /// when the event fires: one schedule serves every cluster size.)
+    #[error("{path}: event {number} ({kind}) names {target}, which no {scenario} run has: {forms}")]
+    NodeNeverPresent {
+        /// The schedule's file.
+        path: String,
+        /// The event's position in the file, from 1.
+        number: usize,
+        /// The event's kind, as written in the file.
+        kind: &'static str,
+        /// The name.
+        target: String,
+        /// The scenario's full name.
+        scenario: &'static str,
+        /// The names its runs have.
+        forms: &'static str,
+    },
     /// A seed file (`seeds/*.toml`) that cannot be read, parsed or written, or that does not
     /// fit the catalogue.
     #[error("{path}: {}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
@@ -195,10 +214,49 @@ pub enum InputError {
     },
 }
 
+/// For a fault schedule's `name` in a scenario whose workload is `kind`: the names its runs
+/// have, when `name` is of a form none of them can have (see
+/// [`InputError::NodeNeverPresent`]); `None` when some run may have it.
+fn foreign_name(kind: WorkloadKind, name: &str) -> Option<&'static str> {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let plain_server = name.strip_prefix('s').is_some_and(number);
+    let sharded_name =
+        name.strip_prefix('s').is_some_and(|r| r.split_once('-').is_some_and(|(g, i)| number(g) && number(i)))
+            || name.strip_prefix("ctrler").is_some_and(number)
+            || name.contains('@');
+    match kind {
+        WorkloadKind::Sharded if plain_server => {
+            Some("its servers are s<gid>-<i> (s100-0, s100-1, …) and its controllers ctrler0, ctrler1, …")
+        }
+        WorkloadKind::Proposals | WorkloadKind::ProposalsWithSnapshots | WorkloadKind::Clerks if sharded_name => {
+            Some("its servers are s0, s1, …; s<gid>-<i>, ctrler<i> and role@<gid> name a sharded cluster's")
+        }
+        _ => None,
+    }
+}
+
 /// The command a catalogue is served by when it names none ([`Catalogue::with_command`]).
 pub const DEFAULT_COMMAND: &str = "cargo xtask";
 
 impl InputError {
+    /// The same error, a scenario file's check placed at the line of the key (or table) it
+    /// names (`sim::tomlfile::line_of_check`), read from `file`: `path: line 7: …`.
+    fn located_in(self, file: &SpecFile) -> InputError {
+        match self {
+            InputError::ScenarioFile { path, message } if !message.starts_with("line ") => {
+                let line = std::fs::read_to_string(&file.path)
+                    .ok()
+                    .and_then(|text| sim::tomlfile::line_of_check(&text, &message));
+                let message = match line {
+                    Some(n) => format!("line {n}: {message}"),
+                    None => message,
+                };
+                InputError::ScenarioFile { path, message }
+            }
+            other => other,
+        }
+    }
+
     /// The same error, its hints naming `command` (the one serving the catalogue): a
     /// scenario's own checks do not know it, the catalogue's name it.
     pub fn for_command(self, command: &'static str) -> InputError {
@@ -542,81 +600,7 @@ impl Scenario {
             }
             Some(kind) => {
                 if let Some(file) = &opts.scenario_file {
-                    if opts.faults.is_some() {
-                        return Err(InputError::ScenarioFile {
-                            path: file.path.display().to_string(),
-                            message:
-                                "a scenario file holds its fault schedule: drop --faults, or edit the file's [[event]]s"
-                                    .into(),
-                        });
-                    }
-                    file.spec.check(self.name, kind).map_err(|message| InputError::ScenarioFile {
-                        path: file.path.display().to_string(),
-                        message,
-                    })?;
-                    // The liveness phase runs after the safety phase, inside the same budget:
-                    // a file that leaves it too little would fail the implementation for the
-                    // file's mistake. The swarms draw at most a quarter of their budget.
-                    let most_ms = self.budget.as_millis() as u64 / 2;
-                    if file.spec.safety_ms > most_ms {
-                        return Err(InputError::ScenarioFile {
-                            path: file.path.display().to_string(),
-                            message: format!(
-                                "safety_ms = {} leaves too little of {}'s {}s simulated-time budget for the liveness phase after it: give at most {most_ms}",
-                                file.spec.safety_ms,
-                                self.name,
-                                self.budget.as_secs()
-                            ),
-                        });
-                    }
-                    if file.spec.timing.is_some() && !self.timing_knobs {
-                        return Err(InputError::ScenarioFile {
-                            path: file.path.display().to_string(),
-                            message: format!(
-                                "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
-                                self.name
-                            ),
-                        });
-                    }
-                    if !file.spec.fault_points.is_empty() && !self.knobs {
-                        return Err(InputError::ScenarioFile {
-                            path: file.path.display().to_string(),
-                            message: format!(
-                                "{} draws no fault points and enables none a file gives, so [fault_points] would change nothing: delete that table",
-                                self.name
-                            ),
-                        });
-                    }
-                    let never = file.spec.fault_points.keys().find(|name| {
-                        sim::FaultPoint::from_name(name)
-                            .is_some_and(|p| crate::engine::fault_point_reach(self.fault_point_reach, p) == 0)
-                    });
-                    if let Some(name) = never {
-                        return Err(InputError::ScenarioFile {
-                            path: file.path.display().to_string(),
-                            message: format!(
-                                "{}'s engine never reaches fault point {name} (it has no such message), so enabling it would change nothing: delete it from [fault_points]",
-                                self.name
-                            ),
-                        });
-                    }
-                    let has_clerks = matches!(kind, WorkloadKind::Clerks | WorkloadKind::Sharded);
-                    let clientless = file.spec.fault_points.keys().find(|name| {
-                        sim::FaultPoint::from_name(name)
-                            .is_some_and(|p| !has_clerks && crate::swarm::CLIENT_POINTS.contains(&p))
-                    });
-                    if let Some(name) = clientless {
-                        return Err(InputError::ScenarioFile {
-                            path: file.path.display().to_string(),
-                            message: format!(
-                                "{} has no clerks, and only a clerk reaches fault point {name}, so enabling it would change nothing: delete it from [fault_points]",
-                                self.name
-                            ),
-                        });
-                    }
-                    if let Some(support) = self.faults {
-                        self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
-                    }
+                    self.check_scenario_file(file, kind, opts).map_err(|e| e.located_in(file))?;
                 }
             }
             None => {}
@@ -629,6 +613,22 @@ impl Scenario {
         };
         if let Some(file) = &opts.faults {
             self.check_holds(&support, &file.path.display().to_string(), &file.schedule.events)?;
+            if let Some(kind) = support.workload {
+                for (i, ev) in file.schedule.events.iter().enumerate() {
+                    for (_, t) in ev.fault.named_targets() {
+                        if let Some(forms) = foreign_name(kind, &t.0) {
+                            return Err(InputError::NodeNeverPresent {
+                                path: file.path.display().to_string(),
+                                number: i + 1,
+                                kind: ev.fault.kind(),
+                                target: t.0.clone(),
+                                scenario: self.name,
+                                forms,
+                            });
+                        }
+                    }
+                }
+            }
             let end_ms = (support.safety_phase_end_ms)(seed);
             if let Some((i, ev)) = file.schedule.events.iter().enumerate().find(|(_, e)| e.at_ms >= end_ms) {
                 return Err(InputError::FaultPastSafetyPhase {
@@ -641,6 +641,84 @@ impl Scenario {
                     end_ms,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// The checks of a scenario file against this scenario (workload `kind`): its shape, its
+    /// safety phase within the budget, knobs and holds this scenario can honour.
+    fn check_scenario_file(&self, file: &SpecFile, kind: WorkloadKind, opts: &Opts) -> Result<(), InputError> {
+        if opts.faults.is_some() {
+            return Err(InputError::ScenarioFile {
+                path: file.path.display().to_string(),
+                message: "a scenario file holds its fault schedule: drop --faults, or edit the file's [[event]]s"
+                    .into(),
+            });
+        }
+        file.spec
+            .check(self.name, kind)
+            .map_err(|message| InputError::ScenarioFile { path: file.path.display().to_string(), message })?;
+        // The liveness phase runs after the safety phase, inside the same budget:
+        // a file that leaves it too little would fail the implementation for the
+        // file's mistake. The swarms draw at most a quarter of their budget.
+        let most_ms = self.budget.as_millis() as u64 / 2;
+        if file.spec.safety_ms > most_ms {
+            return Err(InputError::ScenarioFile {
+                path: file.path.display().to_string(),
+                message: format!(
+                    "safety_ms = {} leaves too little of {}'s {}s simulated-time budget for the liveness phase after it: give at most {most_ms}",
+                    file.spec.safety_ms,
+                    self.name,
+                    self.budget.as_secs()
+                ),
+            });
+        }
+        if file.spec.timing.is_some() && !self.timing_knobs {
+            return Err(InputError::ScenarioFile {
+                path: file.path.display().to_string(),
+                message: format!(
+                    "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
+                    self.name
+                ),
+            });
+        }
+        if !file.spec.fault_points.is_empty() && !self.knobs {
+            return Err(InputError::ScenarioFile {
+                path: file.path.display().to_string(),
+                message: format!(
+                    "{} draws no fault points and enables none a file gives, so [fault_points] would change nothing: delete that table",
+                    self.name
+                ),
+            });
+        }
+        let never = file.spec.fault_points.keys().find(|name| {
+            sim::FaultPoint::from_name(name)
+                .is_some_and(|p| crate::engine::fault_point_reach(self.fault_point_reach, p) == 0)
+        });
+        if let Some(name) = never {
+            return Err(InputError::ScenarioFile {
+                path: file.path.display().to_string(),
+                message: format!(
+                    "{}'s engine never reaches fault point {name} (it has no such message), so enabling it would change nothing: delete it from [fault_points]",
+                    self.name
+                ),
+            });
+        }
+        let has_clerks = matches!(kind, WorkloadKind::Clerks | WorkloadKind::Sharded);
+        let clientless = file.spec.fault_points.keys().find(|name| {
+            sim::FaultPoint::from_name(name).is_some_and(|p| !has_clerks && crate::swarm::CLIENT_POINTS.contains(&p))
+        });
+        if let Some(name) = clientless {
+            return Err(InputError::ScenarioFile {
+                path: file.path.display().to_string(),
+                message: format!(
+                    "{} has no clerks, and only a clerk reaches fault point {name}, so enabling it would change nothing: delete it from [fault_points]",
+                    self.name
+                ),
+            });
+        }
+        if let Some(support) = self.faults {
+            self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
         }
         Ok(())
     }

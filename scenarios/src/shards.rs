@@ -109,8 +109,10 @@ impl ShardJudge {
     pub fn describe(&self) {
         let s = self.stats;
         sim::describe(format!(
-            "{} configurations by Join/Leave moved {} shards; the minimum was {}",
-            s.changes, s.moved, s.minimum
+            "{} by Join/Leave moved {}; the minimum was {}",
+            crate::count(s.changes as usize, "configuration"),
+            crate::count(s.moved as usize, "shard"),
+            s.minimum
         ));
     }
 

@@ -594,10 +594,7 @@ impl ScenarioSpec {
                         "workload: append_percent {append_percent} + put_percent {put_percent} exceed 100"
                     ));
                 }
-                let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
-                if ids.len() != clerks.len() {
-                    return Err("workload.clerk: two clerks share an id; give each its own".into());
-                }
+                check_clerk_ids(clerks)?;
             }
             Workload::Sharded { .. } => self.check_sharded()?,
             Workload::MapReduce { maps, reduces, crash_permille, stall_permille, .. } => {
@@ -724,10 +721,7 @@ impl ScenarioSpec {
         if append_percent + put_percent > 100 {
             return Err(format!("workload: append_percent {append_percent} + put_percent {put_percent} exceed 100"));
         }
-        let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
-        if ids.len() != clerks.len() {
-            return Err("workload.clerk: two clerks share an id; give each its own".into());
-        }
+        check_clerk_ids(clerks)?;
         match changes.first() {
             Some(ConfigChange::Join { at_ms: 0, .. }) => {}
             _ => {
@@ -929,6 +923,15 @@ impl std::fmt::Debug for SpecRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SpecRecorder")
     }
+}
+
+/// Clerk ids are distinct: each is a client of the history and names the clerk (`c<id>`).
+fn check_clerk_ids(clerks: &[Clerk]) -> Result<(), String> {
+    let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
+    if ids.len() != clerks.len() {
+        return Err("workload.clerk: two clerks share an id; give each its own".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

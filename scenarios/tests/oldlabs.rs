@@ -62,6 +62,9 @@ fn every_old_lab_scenario_can_fail() {
                 _ => None,
             });
         let f = caught.unwrap_or_else(|| panic!("{name} with --bug {bug} was not caught by {checker}"));
-        assert_eq!(f.class, FailureClass::Safety, "{name}: {f}");
+        // A decision that never reaches enough peers within waitn's polls is a deadline
+        // that passed; every other case here is a wrong answer.
+        let class = if checker == "paxos::waitn" { FailureClass::Liveness } else { FailureClass::Safety };
+        assert_eq!(f.class, class, "{name}: {f}");
     }
 }

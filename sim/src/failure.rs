@@ -84,7 +84,12 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} violation caught by {}: {}", self.class.name(), self.checker, self.message)?;
+        // A panic has no checker to name (its `checker` is the class again): say what it is.
+        if self.class == FailureClass::Panic {
+            write!(f, "panic: {}", self.message)?;
+        } else {
+            write!(f, "{} violation caught by {}: {}", self.class.name(), self.checker, self.message)?;
+        }
         match &self.location {
             Some(at) => write!(f, " (at {at})"),
             None => Ok(()),
@@ -131,5 +136,18 @@ impl fmt::Display for Outcome {
             Outcome::Pass => write!(f, "pass"),
             Outcome::Fail(x) => write!(f, "{x}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reads_as_its_class_and_check_and_a_panic_as_a_panic() {
+        let f = Failure::safety("election-safety", "two leaders in term 3");
+        assert_eq!(f.to_string(), "safety violation caught by election-safety: two leaders in term 3");
+        let p = Failure::panic("index out of bounds").at(Some("src/raft/mod.rs:7".into()));
+        assert_eq!(p.to_string(), "panic: index out of bounds (at src/raft/mod.rs:7)");
     }
 }

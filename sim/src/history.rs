@@ -18,7 +18,8 @@ use crate::sched;
 use crate::trace::Kind;
 use crate::world::{with, NO_NODE};
 use checkers::linearizability::{ClientId, History, Operation, Time};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::rc::Rc;
@@ -36,6 +37,12 @@ struct Inner<I, O> {
     /// The simulated time (nanoseconds) of every call and return event, in recording
     /// order (never decreasing).
     event_ns: Vec<u64>,
+    /// Each client's operation in progress, with its handle's liveness: a client is one
+    /// sequential caller (the course's `cli`, Porcupine's client), so two concurrent clerks
+    /// must not share an id. An operation whose handle was dropped (its caller gave up
+    /// waiting, e.g. under a timeout) stays pending in the history and no longer holds the
+    /// client: the clerk may call again.
+    open: BTreeMap<ClientId, (usize, Rc<Cell<bool>>)>,
 }
 
 /// A recorder shared by the run's clients.
@@ -51,7 +58,9 @@ impl<I, O> Clone for Recorder<I, O> {
 
 impl<I, O> Default for Recorder<I, O> {
     fn default() -> Self {
-        Recorder { inner: Rc::new(RefCell::new(Inner { ops: Vec::new(), event_ns: Vec::new() })) }
+        Recorder {
+            inner: Rc::new(RefCell::new(Inner { ops: Vec::new(), event_ns: Vec::new(), open: BTreeMap::new() })),
+        }
     }
 }
 
@@ -59,6 +68,14 @@ impl<I, O> Default for Recorder<I, O> {
 #[must_use = "an operation that is never returned is recorded with an unknown outcome"]
 pub struct OpHandle {
     index: usize,
+    /// Set while the handle exists (see `Inner::open`).
+    live: Rc<Cell<bool>>,
+}
+
+impl Drop for OpHandle {
+    fn drop(&mut self) {
+        self.live.set(false);
+    }
 }
 
 fn now_ns() -> u64 {
@@ -93,6 +110,13 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         let shown = with(|w| w.kernel.trace.wants_lines()).then(|| format!("{input:?}"));
         let mut inner = self.inner.borrow_mut();
         let index = inner.ops.len();
+        let live = Rc::new(Cell::new(true));
+        if let Some((earlier, held)) = inner.open.insert(client, (index, live.clone())) {
+            assert!(
+                !held.get(),
+                "client {client} calls op {index} while its op {earlier} is in progress: each concurrent clerk needs a client id of its own"
+            );
+        }
         let position = inner.event(t);
         inner.ops.push(Operation::pending(client, input, position));
         with(|w| {
@@ -100,7 +124,7 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
                 format!("client {client} op {index}: {}", shown.unwrap_or_default())
             })
         });
-        OpHandle { index }
+        OpHandle { index, live }
     }
 
     /// Records the return of `op` now, and a `return` line in the trace.
@@ -114,6 +138,9 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         o.output = Some(output);
         o.ret = Some(position);
         let (client, index) = (o.client, op.index);
+        if inner.open.get(&client).is_some_and(|(open, _)| *open == index) {
+            inner.open.remove(&client);
+        }
         with(|w| {
             w.kernel.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index} -> {}", shown.unwrap_or_default())
@@ -233,6 +260,33 @@ mod tests {
         assert_eq!(r.failing_ops(), vec![2]);
         let (h, _) = touching_history("x");
         assert!(check(&KvModel, &h, &CheckOptions::default()).is_linearizable());
+    }
+
+    #[test]
+    fn a_client_is_one_sequential_caller_unless_it_gave_up_waiting() {
+        // A clerk that gave up on an operation (its handle dropped) may call again; the
+        // operation stays pending in the history.
+        let h = in_a_run(|| {
+            let r: Recorder<KvInput, KvOutput> = Recorder::new();
+            drop(r.call(0, KvInput::put("k", "lost")));
+            let get = r.call(0, KvInput::get("k"));
+            r.ret(get, KvOutput::value(""));
+            let again = r.call(0, KvInput::get("k"));
+            r.ret(again, KvOutput::value(""));
+            r.history()
+        });
+        assert_eq!(h.len(), 3);
+        assert!(h.ops()[0].is_pending());
+        // Two clerks sharing one client id, each with an operation in progress: refused,
+        // since the history would claim one caller overlapped itself.
+        let report = crate::run(RunConfig::new(1, Duration::from_secs(60)), || async {
+            let r: Recorder<KvInput, KvOutput> = Recorder::new();
+            let _a = r.call(3, KvInput::get("k"));
+            let _b = r.call(3, KvInput::get("k"));
+            Ok::<(), Failure>(())
+        });
+        let outcome = report.outcome.to_string();
+        assert!(outcome.contains("client 3 calls op 1 while its op 0 is in progress"), "{outcome}");
     }
 
     #[test]

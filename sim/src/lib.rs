@@ -44,5 +44,6 @@ pub use run::{portable_location, run, Attachment, RunConfig, RunReport};
 pub use sched::{at, now, sleep, sleep_until, timeout, Sleep};
 pub use trace::{CapturedEvent, NoteCode, TraceMode};
 pub use world::{
-    attach, describe, describe_as, fail, failed, mark, note, rng, seed, stats, NodeId, Stats, HOLD_MARKS, WORLD_MARKS,
+    attach, describe, describe_as, describe_once, fail, failed, mark, note, rng, seed, stats, NodeId, Stats,
+    HOLD_MARKS, WORLD_MARKS,
 };

@@ -38,6 +38,68 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, TomlError> {
     }
 }
 
+/// The line (1-based) of what a check's `message` about a parsed file names, found in the
+/// file's `text`: a check runs on the parsed value, so its messages name keys by path —
+/// `safety_ms = …`, `workload.keys = 0: …`, `workload: append_percent …`,
+/// `workload.group 101: servers = 0 …`, `event 3 (…) …`, `workload.clerk: …`,
+/// `fault_points."net.nope" …` — and this finds that key's line, or the table's header
+/// when the message names only a table. `None` when the message names nothing found.
+pub fn line_of_check(text: &str, message: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let headers =
+        |name: &str| -> Vec<usize> { (0..lines.len()).filter(|&i| header_name(lines[i]) == Some(name)).collect() };
+    let is_key = |i: usize, key: &str| {
+        let t = lines[i].trim_start();
+        let bare = key.trim_matches('"');
+        [bare.to_string(), format!("\"{bare}\"")]
+            .iter()
+            .any(|k| t.strip_prefix(k.as_str()).is_some_and(|rest| rest.trim_start().starts_with('=')))
+    };
+    // `key` in the table whose header is line index `header` (None: the top level), up to
+    // the next header.
+    let key_in = |header: Option<usize>, key: &str| {
+        let start = header.map_or(0, |h| h + 1);
+        (start..lines.len()).take_while(|&i| header_name(lines[i]).is_none()).find(|&i| is_key(i, key))
+    };
+    let found = |i: usize| Some(i + 1);
+    // `event N …` (or `…: event N …`): the Nth `[[event]]`.
+    let event = message.strip_prefix("event ").or_else(|| message.split_once(": event ").map(|(_, r)| r));
+    if let Some(rest) = event {
+        let n: usize = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+        return headers("event").get(n.checked_sub(1)?).copied().and_then(found);
+    }
+    // `workload.group G: key = …`: that group's key, or its header.
+    if let Some(rest) = message.strip_prefix("workload.group ") {
+        let gid: u64 = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+        let header = headers("workload.group").into_iter().find(|&h| {
+            key_in(Some(h), "gid")
+                .is_some_and(|g| lines[g].split_once('=').and_then(|(_, v)| v.trim().parse::<u64>().ok()) == Some(gid))
+        })?;
+        let key = rest.split_once(": ").and_then(|(_, k)| k.split_once(" =")).map(|(k, _)| k.trim());
+        return key.and_then(|k| key_in(Some(header), k)).or(Some(header)).and_then(found);
+    }
+    // `a.b = …` or `a.b: key …`: a table's key, or (when it names only a table) its header.
+    let (table, key) = match message.split_once(" = ") {
+        Some((path, _)) if !path.contains(' ') => match path.split_once(".\"") {
+            Some((t, k)) => (t, format!("\"{k}")),
+            None => match path.rsplit_once('.') {
+                Some((t, k)) => (t, k.to_string()),
+                None => ("", path.to_string()),
+            },
+        },
+        _ => {
+            let (t, rest) = message.split_once(':')?;
+            if t.contains(' ') {
+                return None;
+            }
+            let k = rest.trim_start().split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+            (t, k.to_string())
+        }
+    };
+    let header = if table.is_empty() { None } else { Some(*headers(table).first()?) };
+    key_in(header, &key).or(header).and_then(found)
+}
+
 fn one_line(message: &str) -> String {
     message.replace('\n', " ").trim().to_string()
 }
@@ -196,6 +258,23 @@ mod tests {
         let text = GOOD.replacen(edit.0, edit.1, 1);
         assert_ne!(text, GOOD, "the edit {edit:?} must change the file");
         from_str::<File>(&text).unwrap_err()
+    }
+
+    #[test]
+    fn a_checks_message_is_placed_at_the_key_or_table_it_names() {
+        let text = "scenario = \"shardkv::swarm_4b\"\nseed = 1\nsafety_ms = 999999\n\n[workload]\nkind = \"sharded\"\nctrlers = 0\nappend_percent = 60\n\n[[workload.group]]\ngid = 100\nservers = 3\n\n[[workload.group]]\ngid = 101\nservers = 0\n\n[[workload.clerk]]\nid = 0\noperations = 1\n\n[fault_points]\n\"node.pause\" = 0\n\n[[event]]\nat_ms = 1\nkind = \"heal\"\n\n[[event]]\nat_ms = 0\nkind = \"heal\"\n";
+        let at = |m: &str| line_of_check(text, m);
+        assert_eq!(at("safety_ms = 999999 leaves too little"), Some(3));
+        assert_eq!(at("workload.ctrlers = 0: give 1 to 15"), Some(7));
+        assert_eq!(at("workload: append_percent 60 + put_percent 50 exceed 100"), Some(8));
+        assert_eq!(at("workload.group 101: servers = 0: give 1 to 15"), Some(16));
+        assert_eq!(at("workload.group 100: a gid below 100"), Some(10));
+        assert_eq!(at("workload.clerk: two clerks share an id; give each its own"), Some(18));
+        assert_eq!(at("fault_points.\"node.pause\" = 0: give a probability"), Some(23));
+        assert_eq!(at("event 2 (heal at 0 ms) is at or past"), Some(29));
+        assert_eq!(at("events must be in time order: event 2 at 0 ms follows one at 1 ms"), Some(29));
+        assert_eq!(at("the file is for raft::swarm_2c, not shardkv::swarm_4b"), None);
+        assert_eq!(at("workload.keys = 0: give at least one key"), Some(5), "a key the file leaves out: its table");
     }
 
     #[test]

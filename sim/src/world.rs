@@ -295,6 +295,15 @@ pub fn describe(line: impl Into<String>) {
     describe_as(&line, Some(line.clone()));
 }
 
+/// [`describe`], unless the run's description already has this very line: for what each
+/// of several like parts would say alike (the checks every replica group runs).
+pub fn describe_once(line: impl Into<String>) {
+    let line = line.into();
+    if !with(|w| w.kernel.description.contains(&line)) {
+        describe(line);
+    }
+}
+
 /// Describes the run with `shown` (none: nothing is printed) where its trace hash takes
 /// `drawn`. A swarm run from a file shows what the file plays, yet hashes the line its seed
 /// draws, as the run the file was resolved from did, so that the two are one run by hash

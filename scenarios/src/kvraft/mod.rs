@@ -144,7 +144,7 @@ pub fn service_course<E: TestEngine, S: KvService>() -> Vec<Scenario> {
         ),
         special(
             "kvraft::speed_3a",
-            "1000 sequential appends average under 33.3 ms each (commit must not wait for a heartbeat)",
+            "1000 sequential appends average under 33.3 ms each (no operation may wait for a periodic message such as a heartbeat)",
             |o| Box::pin(speed::<E, S>("kvraft::speed_3a", o, -1)),
         ),
         generic!("kvraft::concurrent_3a", "5 clients", Generic { nclients: 5, ..G }),
@@ -209,7 +209,7 @@ pub fn service_course<E: TestEngine, S: KvService>() -> Vec<Scenario> {
         ),
         special(
             "kvraft::snapshot_rpc_3b",
-            "a lagging server catches up by InstallSnapshot; log stays under 8000 bytes",
+            "a lagging server catches up from a peer's snapshot (InstallSnapshot on Raft); log stays under 8000 bytes",
             |o| Box::pin(snapshot_rpc::<E, S>(o)),
         ),
         special("kvraft::snapshot_size_3b", "800 ops on one key: log under 8000 bytes, snapshot under 500", |o| {

@@ -61,10 +61,12 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     {
         (keys, maxraftstate, append_percent, put_percent) = (*k, *m, *a, *u);
         clerks.clone_from(c);
+        // Made in id order, so a missing id's draws can be skipped (KvCluster::skip_client).
+        clerks.sort_by_key(|c| c.id);
     }
     p.describe_run(false, &opts);
-    let plural = |n: usize, noun: &str| if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") };
-    sim::describe(format!("{} on {}, maxraftstate {maxraftstate}", plural(clerks.len(), "clerk"), plural(keys, "key")));
+    let count = crate::count;
+    sim::describe(format!("{} on {}, maxraftstate {maxraftstate}", count(clerks.len(), "clerk"), count(keys, "key")));
     let schedule = schedule_for::<E>(&opts, &drawn, &mut rng, maxraftstate >= 0);
     let knobs = knobs_without::<E>(&opts, &KV_SWARM_LEFT_OUT);
     let recorded: Vec<Clerk> = clerks.iter().map(|c| Clerk { operations: 0, ..*c }).collect();
@@ -83,10 +85,18 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     let n = clerks.len();
     let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; n]));
     let finished = Rc::new(Cell::new(0usize));
+    let mut next_id = 0;
     for (slot, clerk) in clerks.iter().copied().enumerate() {
+        // A clerk a scenario file left out still takes its number and draws, so each kept
+        // clerk is `c<id>` on the trace, as in the run it was shrunk from.
+        while next_id < clerk.id {
+            cfg.skip_client();
+            next_id += 1;
+        }
+        next_id = clerk.id + 1;
         let mut ck = cfg.make_client(&all);
         let cli = clerk.id;
-        ck.cli = cli;
+        debug_assert_eq!(ck.cli, cli, "the clerk is c<id>");
         let (stop, completed, finished) = (stop.clone(), completed.clone(), finished.clone());
         let mut rng = sim::rng(&format!("kv-swarm-client-{cli}"));
         let recorder = opts.record_scenario.clone();

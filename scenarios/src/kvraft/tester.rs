@@ -236,11 +236,6 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         self
     }
 
-    /// `kvraft__basic_3a-seed7`: the stem of the names of the files the run attaches.
-    fn file_stem(&self) -> String {
-        format!("{}-seed{}", self.name.replace("::", "__"), sim::seed())
-    }
-
     /// Attaches the history in its JSON form (everything the model uses, write digests and
     /// pending operations included), once, if asked: the command line writes it, or turns
     /// it into Porcupine's key/value log, where `--history` says.
@@ -248,7 +243,17 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         if !self.attach_history || self.attached.replace(true) {
             return;
         }
-        attach_history(&self.file_stem(), &self.history);
+        attach_history(self.name, &self.history);
+    }
+
+    /// Takes the number and the draws the next [`KvCluster::make_client`] would take,
+    /// without making a clerk: a scenario file without one of the swarm's clerks leaves the
+    /// others' names (`c<id>`), server orders and client ids as they were.
+    pub fn skip_client(&mut self) {
+        self.next_clerk += 1;
+        let mut order = self.servers.clone();
+        order.shuffle(&mut self.rng);
+        let _: u64 = self.rng.gen();
     }
 
     /// `makeClient(to)`: a clerk connected to the servers `to`, which it gets in random order.
@@ -259,7 +264,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         let mut order = self.servers.clone();
         order.shuffle(&mut self.rng);
         let clerk = S::clerk(&self.service, ctx, order, self.rng.gen());
-        let clerk = KvClerk { clerk, node: ctx.id(), history: self.history.clone(), cli: 0 };
+        let clerk = KvClerk { clerk, node: ctx.id(), history: self.history.clone(), cli: id };
         self.clerks.push(ctx.id());
         self.connect_client(&clerk, to);
         clerk
@@ -374,12 +379,19 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
     }
 }
 
+/// `kvraft__basic_3a-seed7`: the stem of the names of the files a run of `scenario`
+/// attaches (its history, its history page).
+pub(crate) fn file_stem(scenario: &str) -> String {
+    format!("{}-seed{}", scenario.replace("::", "__"), sim::seed())
+}
+
 /// Attaches a run's key/value history in its JSON form (everything the model uses, write
 /// digests and pending operations included) as `<stem>.history.json`: the command line
 /// writes it, or turns it into Porcupine's key/value log, where `--history` says.
-pub(crate) fn attach_history(stem: &str, history: &Recorder<KvInput, KvOutput>) {
+pub(crate) fn attach_history(scenario: &str, history: &Recorder<KvInput, KvOutput>) {
+    let stem = file_stem(scenario);
     let history = history.history_with_times();
-    let what = format!("client history of {} operations (JSON form)", history.len());
+    let what = format!("client history of {} (JSON form)", crate::count(history.len(), "operation"));
     sim::attach(format!("{stem}.history.json"), what, json::to_json("kv", &history).into_bytes());
 }
 
@@ -393,7 +405,7 @@ pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Resu
     let options = CheckOptions { budget: CHECK_BUDGET, ..CheckOptions::default() };
     let result = check(&KvModel, &history, &options);
     sim::note(sim::NoteCode::HistoryChecked, history.len() as u64, || {
-        format!("history of {} operations: {}", history.len(), result.verdict)
+        format!("history of {}: {}", crate::count(history.len(), "operation"), result.verdict)
     });
     match result.verdict {
         Verdict::Linearizable => Ok(()),
@@ -430,13 +442,16 @@ pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Resu
             let history = recorder.history_with_times();
             let page =
                 render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
-            let name = format!("{}-seed{}.html", name.replace("::", "__"), sim::seed());
-            let what = format!("history page ({} operations, not linearizable)", history.len());
+            let name = format!("{}.html", file_stem(name));
+            let what = format!("history page ({}, not linearizable)", crate::count(history.len(), "operation"));
             sim::attach(name.clone(), what, page.into_bytes());
             // The file's name only: where the command line writes it is no part of the run.
             Err(Failure::safety(
                 "linearizability",
-                format!("history of {} operations is not linearizable; picture attached as {name}", history.len()),
+                format!(
+                    "history of {} is not linearizable; picture attached as {name}",
+                    crate::count(history.len(), "operation")
+                ),
             ))
         }
     }
@@ -482,7 +497,9 @@ pub struct KvClerk<C = Clerk<Kv>> {
     /// The clerk's endpoint (for `ConnectClient`).
     pub node: NodeId,
     history: Recorder<KvInput, KvOutput>,
-    /// The history's client id for this clerk's calls (the course's `cli`).
+    /// The history's client id for this clerk's calls (the course's `cli`): its number in
+    /// the run (`c<id>`) unless a scenario sets the course's own; the history refuses two
+    /// concurrent operations of one client.
     pub cli: u64,
 }
 

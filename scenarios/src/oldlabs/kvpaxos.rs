@@ -95,7 +95,12 @@ pub fn family() -> Family {
     course
         .with_scenarios(old)
         .with_marks(sim::WORLD_MARKS)
+        .with_marks(sim::HOLD_MARKS)
         .with_marks(nodes::replica::MARKS)
+        // The rsm's retry-after-snapshot mark; not its stepped-down mark, which counts steps
+        // at which a replica that is not its engine's leader has requests waiting: every
+        // Paxos server proposes, so that says nothing here.
+        .with_marks(nodes::rsm::MARKS.into_iter().filter(|&(mark, _)| mark == nodes::rsm::RETRY_AFTER_SNAPSHOT))
         .with_marks(crate::engine::swarm_fault_point_marks::<PaxosEngine>())
 }
 

@@ -40,7 +40,15 @@ pub(crate) fn view_observer() -> nodes::oldlabs::viewservice::VsObserver {
     })
 }
 
-/// A failed course assertion.
+/// A failed course assertion about what the system did (a wrong value, view or count): a
+/// safety violation.
 pub(crate) fn fatal(check: &str, what: impl Into<String>) -> Failure {
     Failure::safety(check, what)
+}
+
+/// A failed course assertion that something happens within the test's polling bound (the
+/// course's `waitn`, a view that "never" changes): a liveness failure, exit 2, like every
+/// other deadline that passed.
+pub(crate) fn stalled(check: &str, what: impl Into<String>) -> Failure {
+    Failure::liveness(check, what)
 }

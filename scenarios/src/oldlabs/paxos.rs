@@ -11,7 +11,7 @@
 //! TestManyUnreliable) get the scenario's simulated-time budget; clients' busy loops sleep a
 //! simulated millisecond where Go yields.
 
-use super::fatal;
+use super::{fatal, stalled};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
 use cores::paxos::{Fate, PxBugs};
 use nodes::oldlabs::paxos::{spawn_paxos_peer, PxHandle, PxObserver};
@@ -155,10 +155,20 @@ impl Px {
     fn check_min(&self) -> Result<(), Failure> {
         let bound = self.dones.borrow().iter().min().copied().unwrap_or(-1) + 1;
         match self.h.iter().position(|h| h.min() > bound) {
-            Some(i) => Err(Failure::safety(
-                "paxos-min",
-                format!("peer {i} has Min() {} but peers declared done only below {bound}", self.h[i].min()),
-            )),
+            Some(i) => {
+                Err(Failure::safety(
+                    "paxos-min",
+                    if bound == 0 {
+                        format!("peer {i} has Min() {} though some peer has not called Done() yet, so Min() may be at most 0", self.h[i].min())
+                    } else {
+                        format!(
+                        "peer {i} has Min() {} but some peer called Done() only up to {}, so Min() may be at most {bound}",
+                        self.h[i].min(),
+                        bound - 1
+                    )
+                    },
+                ))
+            }
             None => Ok(()),
         }
     }
@@ -197,7 +207,7 @@ impl Px {
         }
         let nd = self.ndecided(seq)?;
         if nd < wanted {
-            return Err(fatal("paxos::waitn", format!("too few decided; seq={seq} ndecided={nd} wanted={wanted}")));
+            return Err(stalled("paxos::waitn", format!("too few decided; seq={seq} ndecided={nd} wanted={wanted}")));
         }
         Ok(())
     }
@@ -328,7 +338,7 @@ fn forget(opts: Opts) -> ScenarioFuture {
             }
             sim::sleep(Duration::from_secs(1)).await;
         }
-        Err(fatal("paxos::min", "Min() did not advance after Done()"))
+        Err(stalled("paxos::min", "Min() did not advance after Done()"))
     })
 }
 

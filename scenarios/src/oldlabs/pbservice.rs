@@ -12,7 +12,7 @@
 //! backup, so forwarding is under the unreliable network too; `repeated_crash_unreliable_
 //! strict_2b` keeps restarted servers unreliable.
 
-use super::{fatal, view_observer, PING};
+use super::{fatal, stalled, view_observer, PING};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
 use checkers::linearizability::{check, CheckOptions, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
@@ -34,7 +34,7 @@ const BUDGET: Duration = Duration::from_secs(120);
 /// The family: every test of lab 2B and the strengthened twins, with the planted bugs of the
 /// view service and the pb server.
 pub fn family() -> Family {
-    let s = |name, description, run| Scenario::new(name, description, BUDGET, run);
+    let s = |name, description, run| Scenario::new(name, description, BUDGET, run).with_client_history();
     Family::new("pbservice")
         .with_bugs([
             ("vs-no-ack", "the view service moves to a new view without the primary's acknowledgement"),
@@ -107,6 +107,18 @@ struct Pb {
     history: Recorder<KvInput, KvOutput>,
     next_client: Cell<u64>,
     name: &'static str,
+    /// `--history`: attach the history when the run ends (see `Drop`).
+    attach_history: bool,
+}
+
+/// Every run attaches its history when asked, whether it ends in the final check or earlier
+/// (destructors run with the world still installed, as for the key/value cluster).
+impl Drop for Pb {
+    fn drop(&mut self) {
+        if self.attach_history && !std::thread::panicking() {
+            crate::kvraft::tester::attach_history(self.name, &self.history);
+        }
+    }
 }
 
 impl Pb {
@@ -127,7 +139,15 @@ impl Pb {
         let vs = spawn_viewservice("vs", vs_bugs, view_observer());
         let vck = VsClerk { ctx: sim::client("vck"), vs };
         sim::sleep(Duration::from_secs(1)).await;
-        Rc::new(Pb { vs, vck, bugs, history: Recorder::new(), next_client: Cell::new(1), name })
+        Rc::new(Pb {
+            vs,
+            vck,
+            bugs,
+            history: Recorder::new(),
+            next_client: Cell::new(1),
+            name,
+            attach_history: opts.attach_history,
+        })
     }
 
     fn server(&self, name: &str) -> NodeId {
@@ -169,7 +189,7 @@ impl Pb {
             Verdict::Linearizable => Ok(()),
             v => Err(Failure::safety(
                 "linearizability",
-                format!("{}: the history of {} operations is {v}", self.name, history.len()),
+                format!("{}: the history of {} is {v}", self.name, crate::count(history.len(), "operation")),
             )),
         }
     }
@@ -270,7 +290,7 @@ fn basic_fail(opts: Opts) -> ScenarioFuture {
         let s2 = pb.server("s2");
         let v = pb.poll(DEAD_PINGS * 2, |v| v.backup == id(s2)).await;
         if v.backup != id(s2) {
-            return Err(fatal("pb::view", format!("backup never came up: {v:?}")));
+            return Err(stalled("pb::view", format!("backup never came up: {v:?}")));
         }
         ck.put("3", "33").await;
         ck.check("3", "33").await?;
@@ -296,7 +316,7 @@ fn basic_fail(opts: Opts) -> ScenarioFuture {
         sim::crash(s1);
         let v = pb.poll(DEAD_PINGS * 2, |v| v.primary == id(s2)).await;
         if v.primary != id(s2) {
-            return Err(fatal("pb::view", format!("backup never switched to primary: {v:?}")));
+            return Err(stalled("pb::view", format!("backup never switched to primary: {v:?}")));
         }
         ck.check("1", "v1a").await?;
         ck.check("3", "33").await?;
@@ -458,7 +478,7 @@ async fn check_backup_agrees(
     }
     let v = pb.poll(DEAD_PINGS * 2, |v| v.primary == view.backup).await;
     if v.primary != view.backup {
-        return Err(fatal("pb::view", format!("the backup {:?} was not promoted: {v:?}", view.backup)));
+        return Err(stalled("pb::view", format!("the backup {:?} was not promoted: {v:?}", view.backup)));
     }
     for (k, want) in keys.iter().zip(&vals) {
         let z = ck.get(k).await;
@@ -608,7 +628,7 @@ async fn partition_setup(pb: &Pb) -> Result<(NodeId, NodeId, Ck), Failure> {
     sim::sleep(Duration::from_secs(1)).await;
     let v1 = pb.view().await;
     if v1.primary != id(s1) || v1.backup != id(s2) {
-        return Err(fatal("pb::view", format!("backup did not join view: {v1:?}")));
+        return Err(stalled("pb::view", format!("backup did not join view: {v1:?}")));
     }
     let mut ck1 = pb.clerk();
     ck1.put("a", "1").await;
@@ -650,7 +670,7 @@ fn partition1(opts: Opts) -> ScenarioFuture {
         let (stale, task) = stale_get(ck1);
         let v = pb.poll(DEAD_PINGS * 3, |v| v.primary == id(s2)).await;
         if v.primary != id(s2) {
-            return Err(fatal("pb::view", format!("primary never changed: {v:?}")));
+            return Err(stalled("pb::view", format!("primary never changed: {v:?}")));
         }
         // Long enough that s2 has pinged and knows the new view.
         sim::sleep(PING * 2).await;
@@ -673,12 +693,12 @@ fn partition2(opts: Opts) -> ScenarioFuture {
         let (stale, task) = stale_get(ck1);
         let v = pb.poll(DEAD_PINGS * 3, |v| v.primary == id(s2)).await;
         if v.primary != id(s2) {
-            return Err(fatal("pb::view", format!("primary never changed: {v:?}")));
+            return Err(stalled("pb::view", format!("primary never changed: {v:?}")));
         }
         let s3 = pb.server("s3");
         let v2 = pb.poll(DEAD_PINGS * 3, |v| v.primary == id(s2) && v.backup == id(s3)).await;
         if v2.primary != id(s2) || v2.backup != id(s3) {
-            return Err(fatal("pb::view", format!("new backup wasn't recruited: {v2:?}")));
+            return Err(stalled("pb::view", format!("new backup wasn't recruited: {v2:?}")));
         }
         sim::sleep(Duration::from_secs(2)).await;
         let mut ck2 = pb.clerk();

@@ -95,7 +95,9 @@ pub fn family() -> Family {
     course
         .with_scenarios(old)
         .with_marks(sim::WORLD_MARKS)
+        .with_marks(sim::HOLD_MARKS)
         .with_marks(nodes::replica::MARKS)
+        .with_marks(crate::shardkv::swarm::MARKS)
         .with_marks(crate::engine::swarm_fault_point_marks::<PaxosEngine>())
 }
 

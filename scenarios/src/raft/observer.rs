@@ -139,12 +139,15 @@ pub struct SafetyObserver {
     /// Per server: the term and role code last reported, to tell a term change from a role
     /// change.
     last: Vec<(u64, u64)>,
+    /// The replica group it watches, where a run has several (`group 101: ` before each
+    /// violation: node indexes are within the group).
+    group: Option<u64>,
 }
 
 impl SafetyObserver {
     /// A checker of every property, for engines that report their logs.
     pub fn new(nodes: usize) -> Self {
-        SafetyObserver { checker: SafetyChecker::new(nodes), ids: Vec::new(), last: Vec::new() }
+        SafetyObserver { checker: SafetyChecker::new(nodes), ids: Vec::new(), last: Vec::new(), group: None }
     }
 
     /// From now on, reports the servers' protocol events ([`TRIGGERS`]) to the network's
@@ -181,26 +184,41 @@ impl SafetyObserver {
         }
     }
 
+    /// The same observer, watching replica group `gid` of a sharded run: its violations
+    /// name the group.
+    pub fn of_group(self, gid: u64) -> Self {
+        SafetyObserver { group: Some(gid), ..self }
+    }
+
     /// The checker engine `E`'s observations can feed: every property if it reports its logs,
     /// else those that roles and applies show (and the run says which checks ran).
     pub fn for_engine<E: Engine>(nodes: usize) -> Self {
         if E::EXPOSES_LOG {
             SafetyObserver::new(nodes)
         } else {
-            let (ran, not) = nodes::course::COURSE_CHECKS;
-            sim::describe(format!(
+            // Said once per run, however many replica groups (the sharded service's) it has.
+            let (ran, not) = E::CHECKS_WITHOUT_LOG;
+            sim::describe_once(format!(
                 "safety checks: {}; not checked (no log exposed): {}",
                 ran.join(", "),
                 not.join(", ")
             ));
-            SafetyObserver { checker: SafetyChecker::for_roles_and_applies(nodes), ids: Vec::new(), last: Vec::new() }
+            SafetyObserver {
+                checker: SafetyChecker::for_roles_and_applies(nodes),
+                ids: Vec::new(),
+                last: Vec::new(),
+                group: None,
+            }
         }
     }
 }
 
 impl Observer for SafetyObserver {
     fn observe(&mut self, node: usize, observation: &Observation<'_>) -> Result<(), Failure> {
-        judge(&mut self.checker, node, observation).map_err(|v| Failure::safety(v.checker(), v.message))?;
+        judge(&mut self.checker, node, observation).map_err(|v| match self.group {
+            Some(gid) => Failure::safety(v.checker(), format!("group {gid}: {}", v.message)),
+            None => Failure::safety(v.checker(), v.message),
+        })?;
         self.report_events(node, observation);
         Ok(())
     }

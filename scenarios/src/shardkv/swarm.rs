@@ -78,6 +78,8 @@ pub struct Knobs {
     pub safety_ms: u64,
     /// Servers of each group (gids 100, 101, …).
     pub group_sizes: Vec<usize>,
+    /// Controller servers: the course's 3, not drawn; a scenario file may give fewer.
+    pub ctrlers: usize,
     pub clerks: usize,
     pub keys: usize,
     pub maxraftstate: i64,
@@ -99,6 +101,7 @@ impl Knobs {
         let mut k = Knobs {
             safety_ms: rng.gen_range(10_000..25_000),
             group_sizes: (0..rng.gen_range(2..=4)).map(|_| rng.gen_range(3..=5)).collect(),
+            ctrlers: 3,
             clerks: rng.gen_range(1..=8),
             keys: rng.gen_range(1..=20),
             maxraftstate: if rng.gen_bool(0.5) { rng.gen_range(200..3000) } else { -1 },
@@ -170,11 +173,13 @@ impl Knobs {
     }
 
     fn head(&self) -> String {
+        use crate::count;
         format!(
-            "groups of {:?} servers, 3 controller servers, {} clerks on {} keys, maxraftstate {}, safety phase {:.1}s",
+            "groups of {:?} servers, {}, {} on {}, maxraftstate {}, safety phase {:.1}s",
             self.group_sizes,
-            self.clerks,
-            self.keys,
+            count(self.ctrlers, "controller server"),
+            count(self.clerks, "clerk"),
+            count(self.keys, "key"),
             self.maxraftstate,
             self.safety_ms as f64 / 1000.0,
         )
@@ -464,14 +469,15 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
             clerks.sort_by_key(|c| c.id);
         }
         k.group_sizes = groups.iter().map(|&(_, n)| n).collect();
+        k.ctrlers = ctrlers;
         k.clerks = clerks.len();
     }
     // A file's schedule (and a scenario file's changes) are shown for the drawn ones, which
     // the trace hash keeps (sim::describe_as).
     crate::swarm::describe_knobs(&opts, k.describe(), |s| k.describe_given(s, file.is_some()));
-    if groups.iter().enumerate().any(|(g, &(id, _))| id != gid(g)) || ctrlers != 3 {
+    if groups.iter().enumerate().any(|(g, &(id, _))| id != gid(g)) {
         let gids: Vec<u64> = groups.iter().map(|&(id, _)| id).collect();
-        sim::describe(format!("groups {gids:?}, {ctrlers} controller servers"));
+        sim::describe(format!("groups {gids:?}"));
     }
     // Drawn whether or not a file replaces it, so every later draw is the same either way.
     let mut from_seed = draw_schedule(&drawn, &mut rng);

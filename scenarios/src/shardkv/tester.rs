@@ -231,7 +231,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         let handles: GroupHandles<E, S> = Rc::new(RefCell::new(BTreeMap::new()));
         for g in &groups {
             let n = g.servers.len();
-            let safety = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n)));
+            let safety = Rc::new(RefCell::new(SafetyObserver::for_engine::<E>(n).of_group(g.gid)));
             for i in 0..n {
                 let obs: Rc<RefCell<dyn Observer>> = safety.clone();
                 let group_obs: Rc<RefCell<dyn GroupObserver>> = judge.clone();
@@ -447,8 +447,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
     /// Attaches the history once, if asked (`crate::kvraft::tester::attach_history`).
     fn attach_history_once(&self) {
         if self.attach_history && !self.attached.replace(true) {
-            let stem = format!("{}-seed{}", self.name.replace("::", "__"), sim::seed());
-            crate::kvraft::tester::attach_history(&stem, &self.history);
+            crate::kvraft::tester::attach_history(self.name, &self.history);
         }
     }
 
