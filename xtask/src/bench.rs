@@ -221,7 +221,8 @@ fn bench_scenarios(cat: &Catalogue, filter: &str, seed: u64) -> u8 {
     };
     println!("{:48} {:>9} {:>9} {:>10} {:>12} {:>8}", "scenario", "wall ms", "sim s", "x real", "events/s", "outcome");
     let (mut wall_total, mut sim_total, mut ev_total) = (0.0, 0.0, 0u64);
-    let mut worst = 0;
+    // The most severe class seen (panic, then safety, then liveness), as every command ranks.
+    let mut worst: Option<sim::FailureClass> = None;
     for sc in &scenarios {
         let t = Instant::now();
         let r = run_scenario(sc, seed, &Opts::default(), TraceMode::Hash, None);
@@ -229,7 +230,7 @@ fn bench_scenarios(cat: &Catalogue, filter: &str, seed: u64) -> u8 {
         wall_total += w;
         sim_total += r.sim_time.as_secs_f64();
         ev_total += r.events;
-        worst = worst.max(r.outcome.class().map_or(exit::PASS, exit::of_class));
+        worst = worst.max(r.outcome.class());
         let outcome = match r.outcome.class() {
             None => "pass".to_string(),
             Some(c) => c.name().to_string(),
@@ -252,7 +253,7 @@ fn bench_scenarios(cat: &Catalogue, filter: &str, seed: u64) -> u8 {
         sim_total / wall_total,
         ev_total as f64 / wall_total
     );
-    worst
+    worst.map_or(exit::PASS, exit::of_class)
 }
 
 fn bench_sweep(cat: &Catalogue, filter: &str, range: std::ops::Range<u64>) -> u8 {

@@ -55,15 +55,17 @@ enum Reported {
 /// Prints one bug's result: its first failing seed (with the failure and the command that
 /// reproduces it), the share of runs that failed and the checks that caught them, or that
 /// no run failed; with `--save`, writes the first failing seed's file.
-fn report(cat: &Catalogue, a: &BugsArgs, bug: &str, f: &Found) -> Reported {
+/// `label` names the bug as printed: with its family when the selection spans several
+/// (two families may plant bugs of one name, such as the Raft engine's).
+fn report(cat: &Catalogue, a: &BugsArgs, bug: &str, label: &str, f: &Found) -> Reported {
     let Some((sc, seed, outcome)) = &f.first else {
-        println!("bug {bug}: NOT FOUND in {}", count(f.runs, "run"));
+        println!("bug {label}: NOT FOUND in {}", count(f.runs, "run"));
         return Reported::Missed;
     };
     let checkers: Vec<String> = f.by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
     let only_asserts = f.by_checker.keys().all(|c| c == "core assert (panic)");
     println!(
-        "bug {bug}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
+        "bug {label}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
         sc.name,
         f.failed,
         count(f.runs, "run"),
@@ -110,27 +112,22 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     // Runs in order: bug by bug, then seed by seed, then the bug's scenarios; each bug's
     // block starts at `starts[b]`. Planned, not listed.
     let per_seed: Vec<u64> = bugs.iter().map(|(_, scs)| scs.len() as u64).collect();
-    let per_bug: Vec<u64> = match per_seed
-        .iter()
-        .map(|&n| crate::plan::grid_runs(&format!("'{}' ({})", a.sel.filter, count(n, "scenario")), n, &range))
-        .collect::<Result<Vec<u64>, String>>()
-    {
-        Ok(v) => v,
-        Err(e) => return bad_input(e),
-    };
-    let total = match per_bug.iter().try_fold(0u64, |acc, &n| acc.checked_add(n).filter(|&t| t <= MAX_RUNS)) {
-        Some(t) => t,
-        None => {
-            return bad_input(format!(
-                "{} planted bugs over '{}' and seeds {}..{} is more than {MAX_RUNS} runs, the most one command plans: \
-                 narrow the seed range, the filter or --bug",
-                bugs.len(),
-                a.sel.filter,
-                range.start,
-                range.end
-            ))
-        }
-    };
+    // Every bug's scenarios over every seed, counted exactly (a u128 holds any such sum).
+    let seeds = u128::from(range.end.saturating_sub(range.start));
+    let planned: u128 = per_seed.iter().map(|&n| u128::from(n) * seeds).sum();
+    if planned > u128::from(MAX_RUNS) {
+        return bad_input(format!(
+            "{} over '{}' and seeds {}..{} is {planned} runs ({} scenario runs per seed); one command plans at most {MAX_RUNS}: \
+             narrow the seed range, the filter or --bug",
+            count(bugs.len() as u64, "planted bug"),
+            a.sel.filter,
+            range.start,
+            range.end,
+            per_seed.iter().sum::<u64>()
+        ));
+    }
+    let per_bug: Vec<u64> = per_seed.iter().map(|&n| n * (seeds as u64)).collect();
+    let total: u64 = per_bug.iter().sum();
     let starts: Vec<u64> = per_bug.iter().scan(0, |acc, &n| Some(std::mem::replace(acc, *acc + n))).collect();
     let run_at = |i: u64| -> (usize, Scenario, u64) {
         let b = starts.partition_point(|&s| s <= i) - 1;
@@ -146,6 +143,7 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
         range.start,
         range.end
     );
+    let several_families = bugs.iter().any(|(_, scs)| scs[0].family() != bugs[0].1[0].family());
     let pb = progress(total, "bugs");
     let t0 = Instant::now();
     // Per bug, folded in as runs are handed over in order: runs, failures by check, and the
@@ -180,14 +178,21 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
             }
             if i + 1 == starts[b] + per_bug[b] {
                 let f = std::mem::take(&mut found);
-                pb.suspend(|| match report(cat, a, bugs[b].0, &f) {
+                let family = bugs[b].1[0].family();
+                let label = if several_families { format!("{} ({family})", bugs[b].0) } else { bugs[b].0.to_string() };
+                pb.suspend(|| match report(cat, a, bugs[b].0, &label, &f) {
                     Reported::Missed => missed += 1,
                     Reported::Found { saved } => unsaved |= !saved,
                 });
             }
         },
     );
-    println!("{} of {} planted bugs found ({:.1}s wall)", bugs.len() - missed, bugs.len(), t0.elapsed().as_secs_f64());
+    println!(
+        "{} of {} found ({:.1}s wall)",
+        bugs.len() - missed,
+        count(bugs.len() as u64, "planted bug"),
+        t0.elapsed().as_secs_f64()
+    );
     if unsaved {
         exit::BAD_INPUT
     } else if missed > 0 {

@@ -21,9 +21,6 @@ use checkers::linearizability::{
 };
 use checkers::models::{cas_register::CasRegisterModel, kv::KvModel};
 
-/// Exit status for anything that is not a verdict.
-pub const EXIT_ERROR: i32 = 4;
-
 /// How many failing operations to list before summarizing the rest.
 const LISTED: usize = 10;
 
@@ -99,10 +96,8 @@ pub fn run(args: &CheckHistoryArgs) -> i32 {
             print!("{output}");
             status
         }
-        Err(message) => {
-            eprintln!("check-history: error: {message}");
-            EXIT_ERROR
-        }
+        // The same one line as every other command's refusal (`crate::bad_input`).
+        Err(message) => i32::from(crate::bad_input(message)),
     }
 }
 

@@ -27,7 +27,8 @@ pub struct PropArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run each test's default budget times this (CI runs a larger budget than a person at a
-    /// terminal); ignored where --cases is given.
+    /// terminal); refused beside --cases (or PROPTEST_CASES) and --discovery, which fix
+    /// the count themselves.
     #[arg(long, default_value_t = 1)]
     pub scale: u32,
     /// Measure instead of test: for each selected planted-bug test, the fresh cases (no
@@ -145,6 +146,14 @@ pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
         if a.saved_dir.is_some() {
             return bad_input("--discovery measures fresh cases and reads no saved counterexamples: drop --saved-dir");
         }
+        if !picked.iter().any(|t| t.planted_bug.is_some()) {
+            return bad_input(format!(
+                "--discovery measures planted-bug tests, and '{}' selects none: select some, e.g. `{} prop raft --discovery {k}` (`{} prop all --cases 0` lists which are)",
+                a.filter,
+                cat.command(),
+                cat.command()
+            ));
+        }
         return discovery(&picked, k, a.cases.unwrap_or(100_000));
     }
     // Written into only when a test fails: checked now, not after the search.
@@ -172,9 +181,21 @@ pub fn run(cat: &Catalogue, a: &PropArgs) -> u8 {
                         println!("{}: FAILED ({secs:.2}s): {message}", t.name);
                     }
                 }
-                println!("  shrunk counterexample ({} steps):", steps.len());
-                for (i, s) in steps.iter().enumerate() {
-                    println!("  {:>4}. {s}", i + 1);
+                // The case's steps are numbered; the healing probe's line and the verdict
+                // (`=> …`) that follow them are not steps.
+                let is_step = |s: &str| !s.starts_with("=> ") && !s.starts_with("healed");
+                println!(
+                    "  shrunk counterexample ({}):",
+                    crate::count(steps.iter().filter(|s| is_step(s.as_str())).count() as u64, "step")
+                );
+                let mut n = 0;
+                for s in steps {
+                    if is_step(s.as_str()) {
+                        n += 1;
+                        println!("  {n:>4}. {s}");
+                    } else {
+                        println!("        {s}");
+                    }
                 }
                 println!("  saved to {} (tried first next time)", saved_to.display());
             }

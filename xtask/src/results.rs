@@ -360,6 +360,21 @@ mod tests {
     }
 
     #[test]
+    fn the_status_is_the_most_severe_class_not_the_highest_number() {
+        let status = |classes: &[&str]| {
+            let mut t = Tally::default();
+            for c in classes {
+                *t.failures.entry(c.to_string()).or_default() += 1;
+            }
+            t.status()
+        };
+        assert_eq!(status(&[]), crate::exit::PASS);
+        assert_eq!(status(&["liveness"]), crate::exit::LIVENESS);
+        assert_eq!(status(&["liveness", "safety"]), crate::exit::SAFETY);
+        assert_eq!(status(&["safety", "panic", "liveness"]), crate::exit::PANIC);
+    }
+
+    #[test]
     fn a_run_line_without_extras_is_a_golden_line() {
         let g = golden("raft::x", 3);
         let line = RunLine { run: g.clone(), wall_ms: None, message: None };

@@ -127,11 +127,12 @@ impl ShardArgs {
         match (index, count) {
             (None, None) => Ok(None),
             (Some((k, from)), None) => Err(format!(
-                "shard index {k} (from {from}) but no shard count: pass --shard-count N or --shard {k}/N (a Kubernetes Indexed Job sets no count)"
+                "shard index {k} (from {from}) but no shard count: pass --shard-count N or --shard {k}/N{}",
+                if from == "JOB_COMPLETION_INDEX" { " (a Kubernetes Indexed Job sets no count)" } else { "" }
             )),
-            (None, Some((n, from))) => Err(format!(
-                "shard count {n} (from {from}) but no shard index: pass --shard-index K or --shard K/{n}"
-            )),
+            (None, Some((n, from))) => {
+                Err(format!("shard count {n} (from {from}) but no shard index: pass --shard-index K or --shard K/{n}"))
+            }
             (Some((k, from)), Some((n, count_from))) => {
                 if n == 0 || k >= n {
                     return Err(format!(

@@ -160,10 +160,12 @@ pub fn run(cat: &Catalogue, a: &ShrinkArgs) -> u8 {
     let seed = shrunk.smallest.seed;
     let last = run_scenario(&sc, seed, &shrink::spec_opts(&shrunk.smallest), TraceMode::Emit, Some(dispatch));
     let kept = shrink::FailureKind::of(&last.outcome).as_ref() == Some(&shrunk.failure);
+    let what = match shrunk.failure.class {
+        sim::FailureClass::Panic => "a panic".to_string(),
+        class => format!("{} violation caught by {}", class.name(), shrunk.failure.checker),
+    };
     println!(
-        "kept: {} violation caught by {} ({} candidate runs, {} accepted, {:.1}s)",
-        shrunk.failure.class.name(),
-        shrunk.failure.checker,
+        "kept: {what} ({} candidate runs, {} accepted, {:.1}s)",
         shrunk.runs,
         shrunk.accepted,
         t0.elapsed().as_secs_f64()

@@ -123,14 +123,33 @@ pub fn misplaced_target(command: &str, sub: &str, target: &str) -> Option<String
             "{target} is a folder: give a scenario's full name (`{command} list` shows them) or a scenario file"
         ));
     }
-    let is_schedule = std::fs::read_to_string(path).is_ok_and(|text| {
-        toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("event") && !t.contains_key("scenario"))
-    });
+    let text = std::fs::read_to_string(path).ok()?;
+    if is_history_text(&text) {
+        return Some(format!(
+            "{target} is a client history, not a scenario or seed file: check it with `{command} check-history --model kv {target}` (--model etcd for a Jepsen etcd log)"
+        ));
+    }
+    let is_schedule =
+        toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("event") && !t.contains_key("scenario"));
     is_schedule.then(|| {
         format!(
             "{target} is a fault schedule, not a scenario file: pass it with --faults, e.g. `{command} {sub} raft::swarm_2c --seed N --faults {target}`"
         )
     })
+}
+
+/// Whether `text` is a history `check-history` reads rather than a TOML file: the JSON that
+/// `--history` writes, or a Porcupine key/value or Jepsen etcd log with at least one
+/// operation. A TOML file is never taken for one (its first line is a comment, a table or a
+/// key, none of which those formats accept).
+fn is_history_text(text: &str) -> bool {
+    use checkers::formats::{jepsen_etcd::parse_etcd_log, json::is_json, porcupine_kv::parse_kv_log};
+    if toml::from_str::<toml::Table>(text).is_ok() {
+        return false;
+    }
+    is_json(text)
+        || parse_kv_log(text, "").is_ok_and(|h| !h.is_empty())
+        || parse_etcd_log(text, "").is_ok_and(|h| !h.is_empty())
 }
 
 /// The one line refusing a saved seed file where a scenario file is wanted.

@@ -15,7 +15,7 @@ use crate::single::load_faults;
 use crate::{bad_input, count, exit, junit};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use scenarios::determinism::{compare_twice, Difference};
+use scenarios::determinism::{compare_twice_judged, Difference};
 use scenarios::golden::GoldenRun;
 use scenarios::registry::{run_scenario, Catalogue, FaultFile, Opts, Scenario};
 use scenarios::seeds::{self, summary_of};
@@ -742,15 +742,19 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
     let pb = progress(total, "determinism");
     let t0 = Instant::now();
     let mut diffs: Vec<(Scenario, u64, Difference)> = Vec::new();
+    let mut failed: BTreeMap<&'static str, u64> = BTreeMap::new();
     parallel_in_order(
         total,
         jobs,
         &pb,
         |i| {
             let (sc, seed) = run_at(i);
-            compare_twice(&sc, seed, &opts)
+            compare_twice_judged(&sc, seed, &opts)
         },
-        |i, d| {
+        |i, (d, class)| {
+            if let Some(class) = class {
+                *failed.entry(class.name()).or_default() += 1;
+            }
             if let Some(d) = d {
                 let (sc, seed) = run_at(i);
                 diffs.push((sc, seed, d));
@@ -771,6 +775,17 @@ pub fn determinism(cat: &Catalogue, a: &DeterminismArgs) -> u8 {
         if n == 1 { "s" } else { "" },
         t0.elapsed().as_secs_f64()
     );
+    // The command judges repeatability, not the runs; a failing run is still worth knowing.
+    if !failed.is_empty() {
+        let by_class: Vec<String> = failed.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        println!(
+            "{} of the {} failed ({}); `{} sweep` with the same selection reports them",
+            failed.values().sum::<u64>(),
+            count(total, "run"),
+            by_class.join(", "),
+            cat.command()
+        );
+    }
     if n > 0 {
         exit::NONDETERMINISTIC
     } else {

@@ -121,6 +121,24 @@ fn a_folder_a_fault_schedule_or_a_whole_sweep_in_the_wrong_place_is_named_for_wh
         let o = xtask_in(&dir, &[sub, "faults.toml"]);
         refused(&o, &["faults.toml is a fault schedule", "pass it with --faults"]);
     }
+    // Before: "h.json: line 1: …" (a TOML error) for the history `run --history` writes, and
+    // the same for a Porcupine key/value log.
+    let o = xtask_in(&dir, &["run", "kvraft::speed_3a", "--seed", "0", "--history", "h.json"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let log = "{:process 0, :type :invoke, :f :put, :key \"1\", :value \"x\"}\n{:process 0, :type :ok, :f :put, :key \"1\", :value \"x\"}\n";
+    std::fs::write(dir.join("c01.log"), log).unwrap();
+    for file in ["h.json", "c01.log"] {
+        for sub in ["run", "replay", "shrink"] {
+            let o = xtask_in(&dir, &[sub, file]);
+            refused(&o, &[&format!("{file} is a client history"), &format!("check-history --model kv {file}")]);
+        }
+        let o = xtask_in(&dir, &["check-history", "--model", "kv", file]);
+        assert_eq!(status(&o), 0, "{file}: {}", stderr(&o));
+    }
+    // check-history's own refusals are the same one line as every other command's.
+    let o = xtask_in(&dir, &["check-history", "--model", "kv", "missing.json"]);
+    refused(&o, &["missing.json: cannot read"]);
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
     // Before: "split the sweep differently (1 and 2 parts)".
     let sweep = |out: &str, extra: &[&str]| {
         let mut args = vec!["sweep", "raft::initial_election_2a", "--seeds", "0..2", "--format", "json", "--jobs", "1"];
@@ -233,4 +251,70 @@ fn a_sweep_counts_its_failures_by_check_and_again_below_a_long_list() {
     assert_eq!(total, 11, "every failure is counted under one check: {class}");
     let last = out.lines().last().unwrap_or("");
     assert!(last.starts_with("failed: 11 of 11 runs (safety 11)"), "the count again, last: {out}");
+}
+
+#[test]
+fn session_15s_findings_are_answered_in_the_output() {
+    let dir = scratch("s15");
+    // `bugs` refused a plan by one bug's count (10 500 000 for 15 bugs' 157 500 000).
+    let o = xtask_in(&dir, &["bugs", "raft::initial_election_2a", "--seeds", "0..6000000"]);
+    refused(&o, &["runs (", "narrow the seed range"]);
+    let err = stderr(&o);
+    let bugs: u64 = err.trim_start_matches("error: ").split(' ').next().unwrap().parse().unwrap();
+    assert!(err.contains(&format!("is {} runs", bugs * 6_000_000)), "{err}");
+    // `determinism` said "0 of 4 runs differ" and nothing about every run failing.
+    let o = xtask_in(&dir, &["determinism", "viewservice::test1_2a", "--seeds", "0..2", "--bug", "vs-no-ack"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("0 of 2 runs differ") && out.contains("of the 2 runs failed (safety"), "{out}");
+    // `prop --discovery` on tests with no planted bug printed nothing and exited 0.
+    let o = xtask_in(&dir, &["prop", "raft::safety_3", "--discovery", "2"]);
+    refused(&o, &["--discovery measures planted-bug tests", "'raft::safety_3' selects none"]);
+    // A Slurm index without a count was told about Kubernetes.
+    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["sweep", "raft::initial_election_2a", "--seeds", "0..2"])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    refused(&o, &["from SLURM_ARRAY_TASK_ID", "--shard-count N"]);
+    assert!(!stderr(&o).contains("Kubernetes"), "{}", stderr(&o));
+    // primary/backup records a history, and `--history` writes it; the old kvpaxos tests'
+    // concurrent clerks are clients of their own (they were all client 0, overlapping).
+    let o = xtask_in(&dir, &["run", "pbservice::basic_fail_2b", "--seed", "0", "--history", "pb.json"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let o = xtask_in(&dir, &["check-history", "--model", "kv", "pb.json"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let o = xtask_in(&dir, &["run", "kvpaxos::basic_3b", "--seed", "0", "--history", "kvp.json"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    let o = xtask_in(&dir, &["check-history", "--model", "kv", "kvp.json"]);
+    let out = stdout(&o);
+    let clients: u64 = out.split(" clients").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(clients > 100, "15 clerks a round over 20 rounds: {out}");
+    // A sharded scenario file with one controller server said "3 controller servers".
+    let o = xtask_in(&dir, &["run", "shardkv::swarm_4b", "--seed", "3", "--save-scenario", "sk.toml"]);
+    assert_eq!(status(&o), 0, "{}", stderr(&o));
+    // Two controller servers fewer, and `servers` (their sum with the groups') to match.
+    let text = std::fs::read_to_string(dir.join("sk.toml")).unwrap();
+    let servers = text.lines().find_map(|l| l.strip_prefix("servers = ")).unwrap();
+    let fewer = servers.parse::<u64>().unwrap() - 2;
+    let text = text.replacen(&format!("servers = {servers}\n"), &format!("servers = {fewer}\n"), 1);
+    std::fs::write(dir.join("sk1.toml"), text.replace("ctrlers = 3", "ctrlers = 1")).unwrap();
+    let out = stdout(&xtask_in(&dir, &["run", "sk1.toml"]));
+    assert!(out.contains(", 1 controller server,") && !out.contains("3 controller servers"), "{out}");
+    // A fault schedule naming a node of the other kind of cluster ran, skipping the event.
+    std::fs::write(dir.join("s9.toml"), "[[event]]\nat_ms = 100\nkind = \"crash\"\nnode = \"s9\"\n").unwrap();
+    let o = xtask_in(&dir, &["run", "shardkv::swarm_4b", "--seed", "1", "--faults", "s9.toml"]);
+    refused(&o, &["event 1 (crash) names s9, which no shardkv::swarm_4b run has", "s<gid>-<i>"]);
+    std::fs::write(dir.join("g.toml"), "[[event]]\nat_ms = 100\nkind = \"crash\"\nnode = \"s100-0\"\n").unwrap();
+    let o = xtask_in(&dir, &["run", "raft::swarm_2c", "--seed", "1", "--faults", "g.toml"]);
+    refused(&o, &["names s100-0, which no raft::swarm_2c run has"]);
+    // A scenario file's value check names its line, as a type error does.
+    let text = std::fs::read_to_string(dir.join("sk.toml")).unwrap().replace("ctrlers = 3", "ctrlers = 0");
+    std::fs::write(dir.join("sk0.toml"), &text).unwrap();
+    let line = text.lines().position(|l| l == "ctrlers = 0").unwrap() + 1;
+    let o = xtask_in(&dir, &["run", "sk0.toml"]);
+    refused(&o, &[&format!("sk0.toml: line {line}: workload.ctrlers = 0")]);
 }
