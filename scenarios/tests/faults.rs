@@ -120,19 +120,25 @@ fn every_schedule_a_swarm_draws_passes_the_checks_its_saved_file_gets() {
 fn a_hold_naming_a_trigger_or_message_the_scenario_does_not_report_is_refused() {
     // Before, `until = "banana"` was skipped when it fired and `message = "zzz"` held nothing.
     let cat = scenarios::catalogue();
-    let hold = |until: &str, message: Option<&str>| {
+    // Servers of the Raft-style clusters; `sharded_hold` names a sharded swarm's.
+    let hold_between = |from: &str, to: &str, until: &str, message: Option<&str>| {
         let message = message.map(|m| format!("message = \"{m}\"\n")).unwrap_or_default();
         let text = format!(
-            "[[event]]\nat_ms = 100\nkind = \"hold\"\nfrom = \"s0\"\nto = \"s1\"\n{message}until = \"{until}\"\n"
+            "[[event]]\nat_ms = 100\nkind = \"hold\"\nfrom = \"{from}\"\nto = \"{to}\"\n{message}until = \"{until}\"\n"
         );
         let schedule = sim::faults::FaultSchedule::parse(Path::new("h.toml"), &text).unwrap();
         Opts { faults: Some(FaultFile { path: "h.toml".into(), schedule }), ..Opts::default() }
     };
+    let hold = |until: &str, message: Option<&str>| hold_between("s0", "s1", until, message);
+    let sharded_hold = |until: &str| hold_between("s100-0", "s100-1", until, None);
     let check = |name: &str, opts: &Opts| {
         cat.check_opts(cat.scenario(name).as_ref().unwrap(), 0, opts).map_err(|e| e.to_string())
     };
     check("raft::swarm_2c", &hold("leader", Some("append_entries_ok"))).unwrap();
-    check("shardkv::swarm_4b", &hold("snapshot", None)).unwrap();
+    check("shardkv::swarm_4b", &sharded_hold("snapshot")).unwrap();
+    // A Raft cluster's name in a sharded run names nobody in any run of it: refused.
+    let e = check("shardkv::swarm_4b", &hold("snapshot", None)).unwrap_err();
+    assert!(e.contains("names s0, which no shardkv::swarm_4b run has"), "{e}");
     let e = check("raft::swarm_2c", &hold("banana", None)).unwrap_err();
     assert!(e.contains("h.toml: event 1 (hold) until = \"banana\"") && e.contains("term, role, leader"), "{e}");
     let e = check("kvraft::swarm_3b", &hold("term", Some("zzz"))).unwrap_err();
