@@ -648,74 +648,56 @@ impl Scenario {
     /// The checks of a scenario file against this scenario (workload `kind`): its shape, its
     /// safety phase within the budget, knobs and holds this scenario can honour.
     fn check_scenario_file(&self, file: &SpecFile, kind: WorkloadKind, opts: &Opts) -> Result<(), InputError> {
+        let refuse = |message: String| InputError::ScenarioFile { path: file.path.display().to_string(), message };
         if opts.faults.is_some() {
-            return Err(InputError::ScenarioFile {
-                path: file.path.display().to_string(),
-                message: "a scenario file holds its fault schedule: drop --faults, or edit the file's [[event]]s"
-                    .into(),
-            });
+            return Err(refuse(
+                "a scenario file holds its fault schedule: drop --faults, or edit the file's [[event]]s".into(),
+            ));
         }
-        file.spec
-            .check(self.name, kind)
-            .map_err(|message| InputError::ScenarioFile { path: file.path.display().to_string(), message })?;
+        file.spec.check(self.name, kind).map_err(refuse)?;
         // The liveness phase runs after the safety phase, inside the same budget:
         // a file that leaves it too little would fail the implementation for the
         // file's mistake. The swarms draw at most a quarter of their budget.
         let most_ms = self.budget.as_millis() as u64 / 2;
         if file.spec.safety_ms > most_ms {
-            return Err(InputError::ScenarioFile {
-                path: file.path.display().to_string(),
-                message: format!(
+            return Err(refuse(format!(
                     "safety_ms = {} leaves too little of {}'s {}s simulated-time budget for the liveness phase after it: give at most {most_ms}",
                     file.spec.safety_ms,
                     self.name,
                     self.budget.as_secs()
-                ),
-            });
+                )));
         }
         if file.spec.timing.is_some() && !self.timing_knobs {
-            return Err(InputError::ScenarioFile {
-                path: file.path.display().to_string(),
-                message: format!(
+            return Err(refuse(format!(
                     "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
                     self.name
-                ),
-            });
+                )));
         }
         if !file.spec.fault_points.is_empty() && !self.knobs {
-            return Err(InputError::ScenarioFile {
-                path: file.path.display().to_string(),
-                message: format!(
+            return Err(refuse(format!(
                     "{} draws no fault points and enables none a file gives, so [fault_points] would change nothing: delete that table",
                     self.name
-                ),
-            });
+                )));
         }
         let never = file.spec.fault_points.keys().find(|name| {
             sim::FaultPoint::from_name(name)
                 .is_some_and(|p| crate::engine::fault_point_reach(self.fault_point_reach, p) == 0)
         });
         if let Some(name) = never {
-            return Err(InputError::ScenarioFile {
-                path: file.path.display().to_string(),
-                message: format!(
+            return Err(refuse(format!(
                     "{}'s engine never reaches fault point {name} (it has no such message), so enabling it would change nothing: delete it from [fault_points]",
                     self.name
-                ),
-            });
+                )));
         }
         let has_clerks = matches!(kind, WorkloadKind::Clerks | WorkloadKind::Sharded);
         let clientless = file.spec.fault_points.keys().find(|name| {
             sim::FaultPoint::from_name(name).is_some_and(|p| !has_clerks && crate::swarm::CLIENT_POINTS.contains(&p))
         });
         if let Some(name) = clientless {
-            return Err(InputError::ScenarioFile {
-                path: file.path.display().to_string(),
-                message: format!(
+            return Err(refuse(format!(
                     "{} has no clerks, and only a clerk reaches fault point {name}, so enabling it would change nothing: delete it from [fault_points]",
                     self.name
-                ),
-            });
+                )));
         }
         if let Some(support) = self.faults {
             self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;
