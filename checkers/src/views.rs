@@ -27,11 +27,20 @@ pub struct ViewChecker {
 }
 
 impl ViewChecker {
-    /// Checks `next` after the previous state.
+    /// Checks `next` after the previous state; servers are named `s<id>`.
     ///
     /// # Errors
     /// One line naming the rule broken and both views.
     pub fn step(&mut self, next: ViewState) -> Result<(), String> {
+        self.step_named(next, &|s| format!("s{s}"))
+    }
+
+    /// [`ViewChecker::step`], naming server `id` as `name(id)` (the run's node names).
+    ///
+    /// # Errors
+    /// One line naming the rule broken and both views.
+    pub fn step_named(&mut self, next: ViewState, name: &dyn Fn(u16) -> String) -> Result<(), String> {
+        let show = |v: &ViewState| show(v, name);
         self.steps += 1;
         let prev = self.last.replace(next);
         if next.viewnum > 0 && next.primary.is_none() {
@@ -76,8 +85,8 @@ impl ViewChecker {
     }
 }
 
-fn show(v: &ViewState) -> String {
-    let name = |s: Option<u16>| s.map_or("-".to_string(), |s| format!("s{s}"));
+fn show(v: &ViewState, name: &dyn Fn(u16) -> String) -> String {
+    let name = |s: Option<u16>| s.map_or("-".to_string(), name);
     format!("primary {}, backup {}", name(v.primary), name(v.backup))
 }
 
@@ -102,6 +111,17 @@ mod tests {
         ] {
             c.step(s).unwrap();
         }
+    }
+
+    #[test]
+    fn a_violation_names_servers_as_told() {
+        let mut c = ViewChecker::default();
+        c.step(st(1, Some(1), None, 0)).unwrap();
+        let e = c.step_named(st(2, Some(1), Some(3), 0), &|id| format!("ck{id}")).unwrap_err();
+        assert!(e.contains("(primary ck1, backup ck3)") && e.contains("(primary ck1, backup -)"), "{e}");
+        let mut c = ViewChecker::default();
+        c.step(st(1, Some(1), None, 0)).unwrap();
+        assert!(c.step(st(2, Some(1), Some(3), 0)).unwrap_err().contains("(primary s1, backup s3)"));
     }
 
     #[test]

@@ -316,11 +316,9 @@ impl Search<'_> {
         // The last timed step is shown so that closing idle time, which changes no count,
         // does not print the same line again and again.
         progress(&format!(
-            "  kept ({what}): {}, {}, {}, {}, {:.3}s safety phase, last step at {:.3}s",
+            "  kept ({what}): {}, {}, {:.3}s safety phase, last step at {:.3}s",
             crate::count(candidate.events.len(), "fault event"),
-            crate::count(candidate.workload.operations() as usize, "operation"),
-            crate::count(candidate.servers, "server"),
-            crate::count(candidate.workload.clients(), "client"),
+            candidate.workload.shape(candidate.servers),
             candidate.safety_ms as f64 / 1000.0,
             step_times(&candidate).last().copied().unwrap_or(0) as f64 / 1000.0
         ));

@@ -419,6 +419,30 @@ impl Workload {
         }
     }
 
+    /// The run's shape in its own words, for `servers` servers (MapReduce's are its workers):
+    /// `3 servers, 1 proposer, 12 operations`, `5 servers, 2 clerks, 40 operations`,
+    /// `5 workers, 8 map and 2 reduce tasks`, or a sharded one's clerks and operations with
+    /// its configuration changes among them.
+    pub fn shape(&self, servers: usize) -> String {
+        use crate::count;
+        let ops = count(self.operations() as usize, "operation");
+        match self {
+            Workload::Proposals { .. } => format!("{}, 1 proposer, {ops}", count(servers, "server")),
+            Workload::Clerks { clerks, .. } => {
+                format!("{}, {}, {ops}", count(servers, "server"), count(clerks.len(), "clerk"))
+            }
+            Workload::MapReduce { maps, reduces, .. } => {
+                format!("{}, {maps} map and {reduces} reduce tasks", count(servers, "worker"))
+            }
+            Workload::Sharded { clerks, changes, .. } => format!(
+                "{}, {}, {ops} ({} among them)",
+                count(servers, "server"),
+                count(clerks.len(), "clerk"),
+                count(changes.len(), "configuration change")
+            ),
+        }
+    }
+
     /// The configuration changes among [`Workload::operations`] (a sharded workload's; none
     /// for the others).
     pub fn config_changes(&self) -> usize {

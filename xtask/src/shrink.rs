@@ -50,9 +50,9 @@ fn default_out(scenario: &str, seed: u64, bug: Option<&str>) -> PathBuf {
 
 fn line(label: &str, s: &Sizes) -> String {
     let of_them = if s.config_changes > 0 {
-        format!("{} configuration changes", s.config_changes)
+        crate::count(s.config_changes as u64, "configuration change")
     } else {
-        format!("{} commands", s.commands)
+        crate::count(s.commands, "command")
     };
     let s_ = |n: u64| if n == 1 { "" } else { "s" };
     format!(

@@ -392,11 +392,9 @@ pub fn print_report(cat: &Catalogue, sc: &Scenario, r: &RunReport, opts: &Opts, 
     if let Some(f) = &opts.scenario_file {
         let s = &f.spec;
         println!(
-            "scenario file:  {} ({}, {}, {}, {}, safety phase {:.3}s)",
+            "scenario file:  {} ({}, {}, safety phase {:.3}s)",
             f.path.display(),
-            crate::count(s.servers as u64, "server"),
-            crate::count(s.workload.clients() as u64, "client"),
-            crate::count(s.workload.operations(), "operation"),
+            s.workload.shape(s.servers),
             crate::count(s.events.len() as u64, "fault event"),
             s.safety_ms as f64 / 1000.0
         );

@@ -32,7 +32,8 @@ pub(crate) fn view_observer() -> nodes::oldlabs::viewservice::VsObserver {
             backup: o.view.backup,
             acked_viewnum: o.acked_viewnum,
         };
-        if let Err(why) = checker.borrow_mut().step(s) {
+        // Servers by their node names (`ck1`, `s2`), as the trace and the timeline name them.
+        if let Err(why) = checker.borrow_mut().step_named(s, &|id| sim::node_name(sim::NodeId(id))) {
             if !sim::failed() {
                 sim::fail(Failure::safety("view-service", why));
             }
