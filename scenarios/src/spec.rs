@@ -609,7 +609,8 @@ impl ScenarioSpec {
                     ));
                 }
             }
-            Workload::Clerks { keys, append_percent, put_percent, clerks, .. } => {
+            Workload::Clerks { keys, append_percent, put_percent, clerks, maxraftstate, .. } => {
+                check_maxraftstate(*maxraftstate)?;
                 if *keys == 0 {
                     return Err("workload.keys = 0: give at least one key".into());
                 }
@@ -711,20 +712,32 @@ impl ScenarioSpec {
     /// absent ones, a leave present ones but never all, a move a present one), and the nodes
     /// and roles its fault events name.
     fn check_sharded(&self) -> Result<(), String> {
-        let Workload::Sharded { ctrlers, keys, append_percent, put_percent, groups, clerks, changes, .. } =
-            &self.workload
+        let Workload::Sharded {
+            ctrlers, keys, append_percent, put_percent, groups, clerks, changes, maxraftstate, ..
+        } = &self.workload
         else {
             return Ok(());
         };
+        check_maxraftstate(*maxraftstate)?;
         if groups.is_empty() || groups.len() > MAX_GROUPS {
             return Err(format!("workload.group: {} groups; give 1 to {MAX_GROUPS}", groups.len()));
         }
-        let gids: BTreeSet<u64> = groups.iter().map(|g| g.gid).collect();
-        if gids.len() != groups.len() {
-            return Err("workload.group: two groups share a gid; give each its own".into());
-        }
-        if gids.contains(&0) {
-            return Err("workload.group: gid 0 means \"no group\" to the controller; give another".into());
+        // Positions (`[[workload.group]] #2`) where a gid cannot tell the group apart.
+        let mut gids: BTreeSet<u64> = BTreeSet::new();
+        for (i, g) in groups.iter().enumerate() {
+            if g.gid == 0 {
+                return Err(format!(
+                    "[[workload.group]] #{}: gid 0 means \"no group\" to the controller; give another",
+                    i + 1
+                ));
+            }
+            if !gids.insert(g.gid) {
+                return Err(format!(
+                    "[[workload.group]] #{}: gid {} is an earlier group's too; give each group its own",
+                    i + 1,
+                    g.gid
+                ));
+            }
         }
         if let Some(g) = groups.iter().find(|g| !(1..=MAX_SERVERS).contains(&g.servers)) {
             return Err(format!("workload.group {}: servers = {}: give 1 to {MAX_SERVERS}", g.gid, g.servers));
@@ -754,8 +767,16 @@ impl ScenarioSpec {
                 )
             }
         }
-        if changes.windows(2).any(|w| w[0].at_ms() > w[1].at_ms()) {
-            return Err("workload.change: changes must be in time order (at_ms)".into());
+        if let Some(i) = changes.windows(2).position(|w| w[0].at_ms() > w[1].at_ms()) {
+            let c = &changes[i + 1];
+            return Err(format!(
+                "workload.change {} ({} at {} ms): at_ms {} is before the previous change's {}; keep the changes in time order",
+                i + 2,
+                c.kind(),
+                c.at_ms(),
+                c.at_ms(),
+                changes[i].at_ms()
+            ));
         }
         let mut present: BTreeSet<u64> = BTreeSet::new();
         for (i, c) in changes.iter().enumerate() {
@@ -768,6 +789,9 @@ impl ScenarioSpec {
             }
             if let Some(g) = c.gids().iter().find(|g| !gids.contains(g)) {
                 return Err(format!("{at} names group {g}, which the file does not have"));
+            }
+            if c.gids().iter().collect::<BTreeSet<_>>().len() != c.gids().len() {
+                return Err(format!("{at}: gids names a group twice; name each once"));
             }
             match c {
                 ConfigChange::Join { gids: js, .. } => {
@@ -949,11 +973,27 @@ impl std::fmt::Debug for SpecRecorder {
     }
 }
 
+/// A snapshot threshold is -1 (the course's "no snapshots") or a size in bytes.
+fn check_maxraftstate(maxraftstate: i64) -> Result<(), String> {
+    if maxraftstate < -1 {
+        return Err(format!(
+            "workload.maxraftstate = {maxraftstate}: give -1 (no snapshots) or a size in bytes the engine's state may reach before a snapshot"
+        ));
+    }
+    Ok(())
+}
+
 /// Clerk ids are distinct: each is a client of the history and names the clerk (`c<id>`).
 fn check_clerk_ids(clerks: &[Clerk]) -> Result<(), String> {
-    let ids: BTreeSet<u64> = clerks.iter().map(|c| c.id).collect();
-    if ids.len() != clerks.len() {
-        return Err("workload.clerk: two clerks share an id; give each its own".into());
+    let mut ids: BTreeSet<u64> = BTreeSet::new();
+    for (i, c) in clerks.iter().enumerate() {
+        if !ids.insert(c.id) {
+            return Err(format!(
+                "[[workload.clerk]] #{}: id {} is an earlier clerk's too; give each clerk its own",
+                i + 1,
+                c.id
+            ));
+        }
     }
     Ok(())
 }
@@ -1025,7 +1065,12 @@ mod tests {
         if let Workload::Clerks { clerks, .. } = &mut s.workload {
             clerks[1].id = 0;
         }
-        assert!(check(&s).contains("share an id"));
+        assert!(check(&s).contains("id 0 is an earlier clerk's too"), "{}", check(&s));
+        let mut s = kv();
+        if let Some(m) = s.workload.maxraftstate_mut() {
+            *m = -7;
+        }
+        assert!(check(&s).contains("workload.maxraftstate = -7: give -1"), "{}", check(&s));
         let mut s = kv();
         s.fault_points.insert("net.nope".into(), 5);
         assert!(check(&s).contains("no point called \"net.nope\""), "{}", check(&s));

@@ -343,6 +343,25 @@ fn a_sharded_file_that_does_not_fit_is_refused_with_one_line() {
     refused(
         &|s| {
             if let Workload::Sharded { changes, .. } = &mut s.workload {
+                if let ConfigChange::Join { gids, .. } = &mut changes[0] {
+                    let first = gids[0];
+                    gids.push(first);
+                }
+            }
+        },
+        "gids names a group twice",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { maxraftstate, .. } = &mut s.workload {
+                *maxraftstate = -7;
+            }
+        },
+        "workload.maxraftstate = -7",
+    );
+    refused(
+        &|s| {
+            if let Workload::Sharded { changes, .. } = &mut s.workload {
                 changes.truncate(1);
                 changes.push(ConfigChange::Join { at_ms: 5, gids: vec![7] });
             }
@@ -383,7 +402,7 @@ fn a_sharded_file_that_does_not_fit_is_refused_with_one_line() {
                 clerks[0].id = clerks[1].id;
             }
         },
-        "share an id",
+        "is an earlier clerk's too",
     );
     // The Raft swarm's workload given to the sharded swarm.
     let raft = cat.scenario("raft::swarm_2c").unwrap();

@@ -31,6 +31,24 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, TomlError> {
     };
     let message = one_line(e.message());
     let line = e.span().map(|sp| line_of(text, sp.start));
+    // A tag's unknown value inside a tagged table's sub-table (`kind = "mov"` in a
+    // `[[workload.change]]`) is placed at the outer table's tag: the one line holding that
+    // value is the place.
+    if let Some(variant) = quoted_after(&message, "unknown variant") {
+        let holding: Vec<usize> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.split_once('=').is_some_and(|(_, v)| v.trim().trim_matches('"') == variant))
+            .map(|(i, _)| i + 1)
+            .collect();
+        if let [only] = holding[..] {
+            if line != Some(only) {
+                let key = text.lines().nth(only - 1).and_then(|l| l.split_once('=')).map(|(k, _)| k.trim());
+                let message = key.map_or(message.clone(), |k| format!("{k}: {message}"));
+                return Err(TomlError { line: Some(only), message });
+            }
+        }
+    }
     match line.and_then(|l| find_key::<T>(text, l, &message)) {
         Some((at, Some(key))) => Err(TomlError { line: Some(at), message: format!("{key}: {message}") }),
         Some((at, None)) => Err(TomlError { line: Some(at), message }),
@@ -62,21 +80,39 @@ pub fn line_of_check(text: &str, message: &str) -> Option<usize> {
         (start..lines.len()).take_while(|&i| header_name(lines[i]).is_none()).find(|&i| is_key(i, key))
     };
     let found = |i: usize| Some(i + 1);
-    // `event N …` (or `…: event N …`): the Nth `[[event]]`.
+    let number = |rest: &str| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok();
+    // The key a message names after its table (`…: shard 10 …`, `…: servers = 0 …`) in the
+    // table whose header is `header`, or the header itself.
+    let key_after = |header: usize, rest: &str| {
+        let key =
+            rest.split_once(": ").map(|(_, k)| k.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next());
+        key.flatten().and_then(|k| key_in(Some(header), k)).unwrap_or(header)
+    };
+    // By position: `event N …` (or `…: event N …`), `workload.change N …`, and
+    // `[[T]] #N: …` for any array of tables: the Nth such table.
     let event = message.strip_prefix("event ").or_else(|| message.split_once(": event ").map(|(_, r)| r));
-    if let Some(rest) = event {
-        let n: usize = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-        return headers("event").get(n.checked_sub(1)?).copied().and_then(found);
+    let positional = event.map(|r| ("event", r)).or_else(|| {
+        message.strip_prefix("workload.change ").map(|r| ("workload.change", r)).or_else(|| {
+            let (t, r) = message.strip_prefix("[[")?.split_once("]] #")?;
+            Some((t, r))
+        })
+    });
+    if let Some((table, rest)) = positional {
+        let n = number(rest)? as usize;
+        let header = *headers(table).get(n.checked_sub(1)?)?;
+        return found(if table == "event" { header } else { key_after(header, rest) });
     }
-    // `workload.group G: key = …`: that group's key, or its header.
-    if let Some(rest) = message.strip_prefix("workload.group ") {
-        let gid: u64 = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-        let header = headers("workload.group").into_iter().find(|&h| {
-            key_in(Some(h), "gid")
-                .is_some_and(|g| lines[g].split_once('=').and_then(|(_, v)| v.trim().parse::<u64>().ok()) == Some(gid))
+    // By identity: `workload.group G: …` (its `gid`), `workload.clerk C: …` (its `id`).
+    let identified = [("workload.group ", "workload.group", "gid"), ("workload.clerk ", "workload.clerk", "id")]
+        .into_iter()
+        .find_map(|(prefix, table, id_key)| Some((table, id_key, message.strip_prefix(prefix)?)));
+    if let Some((table, id_key, rest)) = identified {
+        let id = number(rest)?;
+        let header = headers(table).into_iter().find(|&h| {
+            key_in(Some(h), id_key)
+                .is_some_and(|l| lines[l].split_once('=').and_then(|(_, v)| v.trim().parse::<u64>().ok()) == Some(id))
         })?;
-        let key = rest.split_once(": ").and_then(|(_, k)| k.split_once(" =")).map(|(k, _)| k.trim());
-        return key.and_then(|k| key_in(Some(header), k)).or(Some(header)).and_then(found);
+        return found(key_after(header, rest));
     }
     // `a.b = …` or `a.b: key …`: a table's key, or (when it names only a table) its header.
     let (table, key) = match message.split_once(" = ") {
@@ -262,14 +298,20 @@ mod tests {
 
     #[test]
     fn a_checks_message_is_placed_at_the_key_or_table_it_names() {
-        let text = "scenario = \"shardkv::swarm_4b\"\nseed = 1\nsafety_ms = 999999\n\n[workload]\nkind = \"sharded\"\nctrlers = 0\nappend_percent = 60\n\n[[workload.group]]\ngid = 100\nservers = 3\n\n[[workload.group]]\ngid = 101\nservers = 0\n\n[[workload.clerk]]\nid = 0\noperations = 1\n\n[fault_points]\n\"node.pause\" = 0\n\n[[event]]\nat_ms = 1\nkind = \"heal\"\n\n[[event]]\nat_ms = 0\nkind = \"heal\"\n";
+        let text = "scenario = \"shardkv::swarm_4b\"\nseed = 1\nsafety_ms = 999999\n\n[workload]\nkind = \"sharded\"\nctrlers = 0\nappend_percent = 60\n\n[[workload.group]]\ngid = 100\nservers = 3\n\n[[workload.group]]\ngid = 101\nservers = 0\n\n[[workload.clerk]]\nid = 0\noperations = 1\n\n[fault_points]\n\"node.pause\" = 0\n\n[[event]]\nat_ms = 1\nkind = \"heal\"\n\n[[event]]\nat_ms = 0\nkind = \"heal\"\n\n[[workload.change]]\nat_ms = 0\nkind = \"move\"\nshard = 10\ngid = 100\n";
         let at = |m: &str| line_of_check(text, m);
         assert_eq!(at("safety_ms = 999999 leaves too little"), Some(3));
         assert_eq!(at("workload.ctrlers = 0: give 1 to 15"), Some(7));
         assert_eq!(at("workload: append_percent 60 + put_percent 50 exceed 100"), Some(8));
         assert_eq!(at("workload.group 101: servers = 0: give 1 to 15"), Some(16));
         assert_eq!(at("workload.group 100: a gid below 100"), Some(10));
-        assert_eq!(at("workload.clerk: two clerks share an id; give each its own"), Some(18));
+        assert_eq!(at("[[workload.group]] #2: gid 101 is an earlier group's too"), Some(15));
+        assert_eq!(at("[[workload.clerk]] #1: id 0 is an earlier clerk's too"), Some(19));
+        assert_eq!(at("workload.clerk 0: skip = 9 is more operations"), Some(18), "a key left out: its table");
+        assert_eq!(at("workload.clerk 0: operations = 1 is"), Some(20));
+        assert_eq!(at("workload.change 1 (move at 0 ms): shard 10; give 0 to 9"), Some(36));
+        assert_eq!(at("workload.change 1 (move at 0 ms) names group 105, which the file does not have"), Some(33));
+        assert_eq!(at("workload.change 2 (join at 5 ms): at_ms 5 is before"), None, "no second change");
         assert_eq!(at("fault_points.\"node.pause\" = 0: give a probability"), Some(23));
         assert_eq!(at("event 2 (heal at 0 ms) is at or past"), Some(29));
         assert_eq!(at("events must be in time order: event 2 at 0 ms follows one at 1 ms"), Some(29));

@@ -317,4 +317,18 @@ fn session_15s_findings_are_answered_in_the_output() {
     let line = text.lines().position(|l| l == "ctrlers = 0").unwrap() + 1;
     let o = xtask_in(&dir, &["run", "sk0.toml"]);
     refused(&o, &[&format!("sk0.toml: line {line}: workload.ctrlers = 0")]);
+    // A change's unknown kind was placed at the workload's own `kind` line.
+    let text = std::fs::read_to_string(dir.join("sk.toml")).unwrap();
+    let line = text.lines().position(|l| l == "kind = \"join\"").unwrap() + 1;
+    std::fs::write(dir.join("sk2.toml"), text.replacen("kind = \"join\"", "kind = \"joyn\"", 1)).unwrap();
+    let o = xtask_in(&dir, &["run", "sk2.toml"]);
+    refused(&o, &[&format!("sk2.toml: line {line}: kind: unknown variant `joyn`")]);
+    // A repeated gid names the table that repeats it.
+    let second_gid = text.lines().enumerate().filter(|(_, l)| l.starts_with("gid = ")).nth(1).unwrap();
+    let first_gid = text.lines().find(|l| l.starts_with("gid = ")).unwrap();
+    let lines: Vec<&str> =
+        text.lines().enumerate().map(|(i, l)| if i == second_gid.0 { first_gid } else { l }).collect();
+    std::fs::write(dir.join("sk3.toml"), lines.join("\n") + "\n").unwrap();
+    let o = xtask_in(&dir, &["run", "sk3.toml"]);
+    refused(&o, &[&format!("sk3.toml: line {}: [[workload.group]] #2: ", second_gid.0 + 1), "an earlier group's too"]);
 }
