@@ -639,7 +639,22 @@ pub fn build(info: &RunInfo<'_>, collected: &[Collected]) -> Timeline {
                     .collect();
                 // The view "zoom to the failure" opens: the last few hundred events before it.
                 let context_t0 = events[i.saturating_sub(CONTEXT_EVENTS)].t_us;
-                Check { t: e.t_us, text: e.details.to_string(), step: lead_up.last().cloned(), lead_up, context_t0 }
+                // The step to ring: the last event on a node the failure names (a message
+                // delivered at the instant it is sent puts the receiver's line last), else
+                // the last event before the check.
+                let named = named_lanes(&lanes, e.details);
+                let step = events[i.saturating_sub(CONTEXT_EVENTS)..i]
+                    .iter()
+                    .rev()
+                    .find(|p| named.contains(&step_lane(&lanes, p)))
+                    .map(|p| Step {
+                        lane: step_lane(&lanes, p),
+                        t: p.t_us,
+                        kind: p.kind.to_string(),
+                        text: p.details.to_string(),
+                    })
+                    .or_else(|| lead_up.last().cloned());
+                Check { t: e.t_us, text: e.details.to_string(), step, lead_up, context_t0 }
             }
             None => Check {
                 t: end,
@@ -655,6 +670,31 @@ pub fn build(info: &RunInfo<'_>, collected: &[Collected]) -> Timeline {
     t.reasons = reasons;
     t.role_names = role_names;
     t
+}
+
+/// The lanes a failure's text names: a lane's own name (`s2`, `ck1`, `c3`), or a checker's
+/// `node N` / `nodes N and M` (server N of the cluster, `sN`; `s<gid>-N` after `group <gid>:`).
+fn named_lanes(lanes: &Lanes, text: &str) -> Vec<u32> {
+    let words: Vec<&str> =
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).filter(|w| !w.is_empty()).collect();
+    let group = text
+        .split_once("group ")
+        .and_then(|(_, r)| r.split(':').next())
+        .filter(|g| g.chars().all(|c| c.is_ascii_digit()));
+    let mut names: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    for (k, w) in words.iter().enumerate() {
+        if *w == "node" || *w == "nodes" {
+            for n in words[k + 1..].iter().take(3).filter(|n| n.chars().all(|c| c.is_ascii_digit())) {
+                names.push(match group {
+                    Some(g) => format!("s{g}-{n}"),
+                    None => format!("s{n}"),
+                });
+            }
+        }
+    }
+    let mut out: Vec<u32> = names.iter().filter_map(|n| lanes.index.get(n.as_str()).copied()).collect();
+    out.retain(|&l| l != 0);
+    out
 }
 
 /// Events before the failing check that "zoom to the failure" shows.
@@ -727,20 +767,31 @@ fn fault_band(
             }
         }
         _ => {
-            // Network modes: `reliable=false`, `long_delays=true`, `long_reordering=true`.
-            for (key, kind, on) in [
-                ("reliable=", "unreliable", "false"),
-                ("long_delays=", "long_delays", "true"),
-                ("long_reordering=", "long_reordering", "true"),
-            ] {
-                if let Some(v) = text.strip_prefix(key) {
-                    let active = open.contains_key(&(None, kind, String::new()));
-                    if v == on && !active {
-                        let label =
-                            if kind == "unreliable" { "unreliable network".to_string() } else { text.to_string() };
-                        open.insert((None, kind, String::new()), (at, label));
-                    } else if v != on {
-                        close(open, None, kind, "");
+            // Network modes, one a line (`reliable=false`, `long_delays=true`,
+            // `long_reordering=true`: the Raft tester's) or all in one (`network config
+            // reliable=false long_delays=false …`: the key/value, sharded and swarm testers').
+            let settings = match text.strip_prefix("network config ") {
+                Some(all) => all.split_whitespace().collect(),
+                None => vec![text],
+            };
+            for setting in settings {
+                for (key, kind, on) in [
+                    ("reliable=", "unreliable", "false"),
+                    ("long_delays=", "long_delays", "true"),
+                    ("long_reordering=", "long_reordering", "true"),
+                ] {
+                    if let Some(v) = setting.strip_prefix(key) {
+                        let active = open.contains_key(&(None, kind, String::new()));
+                        if v == on && !active {
+                            let label = if kind == "unreliable" {
+                                "unreliable network".to_string()
+                            } else {
+                                setting.to_string()
+                            };
+                            open.insert((None, kind, String::new()), (at, label));
+                        } else if v != on {
+                            close(open, None, kind, "");
+                        }
                     }
                 }
             }
@@ -825,6 +876,46 @@ mod tests {
         assert!(parse_line("not a line").is_none());
         assert!(parse_line("1.25s s0 send x").is_none(), "microseconds, six digits");
         assert_eq!(field("req call=9 40B", "call="), Some("9"));
+    }
+
+    #[test]
+    fn the_ringed_step_is_on_the_node_the_failure_names() {
+        // The last line before the check is s1's delivery of s0's message, sent at that
+        // instant; the failure is about node 0, so s0's send is the step.
+        let trace = "
+     0.100000s s0         note     leader in term 1
+     0.200000s s0         send     #1 s0->s1 req call=1 6B h=abed551a
+     0.200000s s1         deliver  #1 s0->s1 req call=1
+     0.200000s -          check    FAILED safety violation caught by log-matching: node 0 holds (index 3, term 1) with different entries
+";
+        let t = build(&info(false), &lines(trace));
+        let step = t.check.as_ref().unwrap().step.as_ref().unwrap();
+        assert_eq!((step.lane, step.kind.as_str()), (1, "send"), "{step:?}");
+        // In a sharded run, `group 101: nodes 2 and 1` names s101-2 and s101-1.
+        let trace = "
+     0.100000s s101-1     note     leader in term 1
+     0.200000s s100-0     note     leader in term 1
+     0.200000s -          check    FAILED safety violation caught by state-machine-safety: group 101: nodes 2 and 1 applied different commands at index 4
+";
+        let t = build(&info(false), &lines(trace));
+        let step = t.check.as_ref().unwrap().step.as_ref().unwrap();
+        assert_eq!(t.lanes[step.lane as usize].name, "s101-1");
+    }
+
+    #[test]
+    fn the_key_value_testers_one_line_network_config_draws_its_bands() {
+        // Before, only the Raft tester's one-setting lines drew bands: an unreliable kvraft
+        // run looked reliable.
+        let trace = "
+     0.000000s -          fault    network config reliable=false long_delays=false long_reordering=true request_delay_ms_max=26 request_loss_permille=100 reply_loss_permille=100 duplicate_permille=0
+     0.100000s s0         note     leader in term 1
+     0.200000s -          fault    network config reliable=true long_delays=false long_reordering=true request_delay_ms_max=26 request_loss_permille=100 reply_loss_permille=100 duplicate_permille=0
+     0.300000s s0         note     leader in term 1
+";
+        let t = build(&info(true), &lines(trace));
+        let mut kinds: Vec<(&str, u64, u64)> = t.bands.iter().map(|b| (b.kind, b.t0, b.t1)).collect();
+        kinds.sort();
+        assert_eq!(kinds, [("long_reordering", 0, 300_000), ("unreliable", 0, 200_000)]);
     }
 
     #[test]
