@@ -665,6 +665,7 @@ fn write_timeline(
                 op.failed = true;
             }
         }
+        timeline::point_at_failing_op(&mut t);
         let path = dir.join("history.html");
         std::fs::write(&path, page).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         t.history_link = Some("history.html".into());

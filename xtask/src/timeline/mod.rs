@@ -697,6 +697,20 @@ fn named_lanes(lanes: &Lanes, text: &str) -> Vec<u32> {
     out
 }
 
+/// For a refuted history, whose check fires when the run ends: rings the first operation the
+/// checker could not place (its return, or its call if it never returned) and starts "zoom to
+/// the failure" at its call, so the page shows the operation, not the run's last events.
+/// Nothing changes when no operation is marked failed or the run has no failing check.
+pub fn point_at_failing_op(t: &mut Timeline) {
+    let (Some(check), Some(op)) = (t.check.as_mut(), t.ops.iter().find(|o| o.failed)) else { return };
+    let (at, kind, text) = match (&op.t1, &op.result) {
+        (Some(t1), Some(result)) => (*t1, "return", format!("{} -> {result}", op.call)),
+        _ => (op.t0, "call", op.call.clone()),
+    };
+    check.step = Some(Step { lane: op.lane, t: at, kind: kind.to_string(), text });
+    check.context_t0 = check.context_t0.min(op.t0.saturating_sub(1_000));
+}
+
 /// Events before the failing check that "zoom to the failure" shows.
 const CONTEXT_EVENTS: usize = 300;
 
@@ -900,6 +914,25 @@ mod tests {
         let t = build(&info(false), &lines(trace));
         let step = t.check.as_ref().unwrap().step.as_ref().unwrap();
         assert_eq!(t.lanes[step.lane as usize].name, "s101-1");
+    }
+
+    #[test]
+    fn a_refuted_history_rings_its_failing_operation() {
+        let trace = "
+     0.100000s -          call     client 0 op 0: Get { key: \"k\" }
+     0.150000s -          return   client 0 op 0 -> Value(\"x\")
+     9.000000s s0         note     leader in term 1
+     9.500000s -          check    FAILED safety violation caught by linearizability: history of 1 operation is not linearizable
+";
+        let mut t = build(&info(false), &lines(trace));
+        assert_eq!(t.check.as_ref().unwrap().step.as_ref().unwrap().kind, "note", "before: the last event");
+        t.ops[0].failed = true;
+        point_at_failing_op(&mut t);
+        let check = t.check.as_ref().unwrap();
+        let step = check.step.as_ref().unwrap();
+        assert_eq!((step.t, step.kind.as_str()), (150_000, "return"));
+        assert_eq!(t.lanes[step.lane as usize].name, "client 0");
+        assert_eq!(check.context_t0, 99_000, "the zoom starts at the operation's call");
     }
 
     #[test]

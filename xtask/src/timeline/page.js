@@ -466,7 +466,7 @@
     box.append(el("h2", {}, "✗ " + c.text));
     if (c.step) {
       const s = c.step;
-      box.append(el("div", { id: "violating-step" }, "The violating step (the last event before the check fired, ringed on the timeline): ",
+      box.append(el("div", { id: "violating-step" }, "The violating step (ringed on the timeline): ",
         el("code", {}, fmt(s.t) + " " + laneName(s.lane) + " " + s.kind + " " + s.text)));
     }
     box.append(el("div", {}, "The check fired at " + fmt(c.t) + " (the red line)."));
