@@ -43,7 +43,7 @@
   };
   const BAND_COLORS = {
     partition: "rgba(150, 90, 220, 0.13)", unreliable: "#f1c40f", long_delays: "#e67e22",
-    long_reordering: "#16a085", disconnect: "#d9534f", cut: "#e67e22", clog: "#8e44ad", down: "rgba(40,44,52,0.55)",
+    long_reordering: "#16a085", disconnect: "#d9534f", cut: "#c2185b", clog: "#8e44ad", down: "rgba(40,44,52,0.55)",
   };
   const TICK_STYLE = {
     timer: ["#a0a7b3", 4], persist: ["#4a74c9", 5], fail: ["#d62828", 7], fs: ["#6c7a89", 5],
@@ -515,9 +515,10 @@
     const sw = (c, t) => [el("span", { class: "sw", style: "background:" + c }), t];
     const ln = (c, dash, t) => [el("span", { class: "ln", style: "border-top-color:" + c + ";border-top-style:" + (dash ? "dashed" : "solid") }), t];
     f.append("Lanes: ", ...sw(ROLE_COLORS.leader, "leader"), ...sw(ROLE_COLORS.candidate, "candidate"), ...sw(ROLE_COLORS.follower, "follower"),
-      ...sw(BAND_COLORS.down, "down"), ...sw("#1e7a34", "commit index (c17)"), ...sw(BAND_COLORS.partition, "partition"),
+      ...sw(BAND_COLORS.down, "down"), ...sw("#1e7a34", "commit index (c<N>)"), ...sw(BAND_COLORS.partition, "partition"),
       ...sw(BAND_COLORS.disconnect, "disconnected"), ...sw(BAND_COLORS.clog, "clogged"), ...sw(BAND_COLORS.cut, "cut"),
-      ...sw(BAND_COLORS.unreliable, "unreliable network"));
+      ...sw(BAND_COLORS.unreliable, "unreliable network"), ...sw(BAND_COLORS.long_delays, "long delays"),
+      ...sw(BAND_COLORS.long_reordering, "long reordering"));
     f.append(el("br"), "Messages: ", ...ln(MSG_STYLES.req.color, false, "request"), ...ln(MSG_STYLES.reply.color, false, "reply"),
       ...ln(MSG_STYLES.dropped.color, true, "dropped (×)"), ...ln(MSG_STYLES.held.color, true, "held by a clog"),
       ...ln(MSG_STYLES.dup.color, false, "duplicate"), ...ln(MSG_STYLES.inflight.color, true, "in flight at the end"),
