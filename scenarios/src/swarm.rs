@@ -114,8 +114,16 @@ impl Params {
     /// every run; shown as is, unless a file gives the fault schedule — network settings
     /// included — and the line shows the file's instead.
     pub fn describe_run(&self, proposals: bool, opts: &Opts) {
+        // A scenario file's workload as it proposes: its bursts, when it gives bursts
+        // instead of steady rounds (shown only; the hashed line stays the seed's).
+        let proposing = match spec(opts).map(|s| &s.workload) {
+            Some(Workload::Proposals { bursts, proposals: 0, .. }) if proposals && !bursts.is_empty() => {
+                format!(", {} of proposals", crate::count(bursts.len(), "burst"))
+            }
+            _ => self.proposing(proposals),
+        };
         describe_knobs(opts, self.describe(proposals), |s| {
-            format!("{}{}; the file's fault schedule: {}", self.head(), self.proposing(proposals), s.summary())
+            format!("{}{proposing}; the file's fault schedule: {}", self.head(), s.summary())
         });
     }
 

@@ -304,6 +304,11 @@ fn session_15s_findings_are_answered_in_the_output() {
     std::fs::write(dir.join("sk1.toml"), text.replace("ctrlers = 3", "ctrlers = 1")).unwrap();
     let out = stdout(&xtask_in(&dir, &["run", "sk1.toml"]));
     assert!(out.contains(", 1 controller server,") && !out.contains("3 controller servers"), "{out}");
+    // A Raft swarm file of bursts was shown as "a proposal every 196ms".
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bursts = repo.join("seeds/scenarios/raft__swarm_2d-1-apply-out-of-order-after-snapshot.toml");
+    let out = stdout(&xtask_in(&dir, &["run", bursts.to_str().unwrap()]));
+    assert!(out.contains(", 3 bursts of proposals;") && !out.contains("a proposal every"), "{out}");
     // A fault schedule naming a node of the other kind of cluster ran, skipping the event.
     std::fs::write(dir.join("s9.toml"), "[[event]]\nat_ms = 100\nkind = \"crash\"\nnode = \"s9\"\n").unwrap();
     let o = xtask_in(&dir, &["run", "shardkv::swarm_4b", "--seed", "1", "--faults", "s9.toml"]);
