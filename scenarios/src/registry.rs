@@ -13,7 +13,7 @@
 //! A filter that matches nothing is an error.
 
 use crate::spec::{SpecFile, SpecRecorder, WorkloadKind};
-use sim::faults::{FaultSchedule, FaultsError};
+use sim::faults::{FaultSchedule, FaultsError, Target};
 use sim::{Failure, RunConfig, RunReport, TraceMode};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -217,20 +217,16 @@ pub enum InputError {
 /// For a fault schedule's `name` in a scenario whose workload is `kind`: the names its runs
 /// have, when `name` is of a form none of them can have (see
 /// [`InputError::NodeNeverPresent`]); `None` when some run may have it.
-fn foreign_name(kind: WorkloadKind, name: &str) -> Option<&'static str> {
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let plain_server = name.strip_prefix('s').is_some_and(number);
-    let sharded_name =
-        name.strip_prefix('s').is_some_and(|r| r.split_once('-').is_some_and(|(g, i)| number(g) && number(i)))
-            || name.strip_prefix("ctrler").is_some_and(number)
-            || name.contains('@');
-    match kind {
-        WorkloadKind::Sharded if plain_server => {
+fn foreign_name(kind: WorkloadKind, name: &Target) -> Option<&'static str> {
+    use sim::faults::TargetForm;
+    match (kind, name.form()) {
+        (WorkloadKind::Sharded, Some(TargetForm::Server)) => {
             Some("its servers are s<gid>-<i> (s100-0, s100-1, …) and its controllers ctrler0, ctrler1, …")
         }
-        WorkloadKind::Proposals | WorkloadKind::ProposalsWithSnapshots | WorkloadKind::Clerks if sharded_name => {
-            Some("its servers are s0, s1, …; s<gid>-<i>, ctrler<i> and role@<gid> name a sharded cluster's")
-        }
+        (
+            WorkloadKind::Proposals | WorkloadKind::ProposalsWithSnapshots | WorkloadKind::Clerks,
+            Some(TargetForm::Sharded),
+        ) => Some("its servers are s0, s1, …; s<gid>-<i>, ctrler<i> and role@<gid> name a sharded cluster's"),
         _ => None,
     }
 }
@@ -240,14 +236,11 @@ pub const DEFAULT_COMMAND: &str = "cargo xtask";
 
 impl InputError {
     /// The same error, a scenario file's check placed at the line of the key (or table) it
-    /// names (`sim::tomlfile::line_of_check`), read from `file`: `path: line 7: …`.
+    /// names in `file`'s text (`sim::tomlfile::line_of_check`): `path: line 7: …`.
     fn located_in(self, file: &SpecFile) -> InputError {
         match self {
             InputError::ScenarioFile { path, message } if !message.starts_with("line ") => {
-                let line = std::fs::read_to_string(&file.path)
-                    .ok()
-                    .and_then(|text| sim::tomlfile::line_of_check(&text, &message));
-                let message = match line {
+                let message = match sim::tomlfile::line_of_check(&file.text, &message) {
                     Some(n) => format!("line {n}: {message}"),
                     None => message,
                 };
@@ -616,7 +609,7 @@ impl Scenario {
             if let Some(kind) = support.workload {
                 for (i, ev) in file.schedule.events.iter().enumerate() {
                     for (_, t) in ev.fault.named_targets() {
-                        if let Some(forms) = foreign_name(kind, &t.0) {
+                        if let Some(forms) = foreign_name(kind, t) {
                             return Err(InputError::NodeNeverPresent {
                                 path: file.path.display().to_string(),
                                 number: i + 1,
@@ -661,23 +654,23 @@ impl Scenario {
         let most_ms = self.budget.as_millis() as u64 / 2;
         if file.spec.safety_ms > most_ms {
             return Err(refuse(format!(
-                    "safety_ms = {} leaves too little of {}'s {}s simulated-time budget for the liveness phase after it: give at most {most_ms}",
-                    file.spec.safety_ms,
-                    self.name,
-                    self.budget.as_secs()
-                )));
+                "safety_ms = {} leaves too little of {}'s {}s simulated-time budget for the liveness phase after it: give at most {most_ms}",
+                file.spec.safety_ms,
+                self.name,
+                self.budget.as_secs()
+            )));
         }
         if file.spec.timing.is_some() && !self.timing_knobs {
             return Err(refuse(format!(
-                    "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
-                    self.name
-                )));
+                "{}'s engine has no configurable timing, so the file's [timing] would change nothing: delete that table",
+                self.name
+            )));
         }
         if !file.spec.fault_points.is_empty() && !self.knobs {
             return Err(refuse(format!(
-                    "{} draws no fault points and enables none a file gives, so [fault_points] would change nothing: delete that table",
-                    self.name
-                )));
+                "{} draws no fault points and enables none a file gives, so [fault_points] would change nothing: delete that table",
+                self.name
+            )));
         }
         let never = file.spec.fault_points.keys().find(|name| {
             sim::FaultPoint::from_name(name)
@@ -685,9 +678,9 @@ impl Scenario {
         });
         if let Some(name) = never {
             return Err(refuse(format!(
-                    "{}'s engine never reaches fault point {name} (it has no such message), so enabling it would change nothing: delete it from [fault_points]",
-                    self.name
-                )));
+                "{}'s engine never reaches fault point {name} (it has no such message), so enabling it would change nothing: delete it from [fault_points]",
+                self.name
+            )));
         }
         let has_clerks = matches!(kind, WorkloadKind::Clerks | WorkloadKind::Sharded);
         let clientless = file.spec.fault_points.keys().find(|name| {
@@ -695,9 +688,9 @@ impl Scenario {
         });
         if let Some(name) = clientless {
             return Err(refuse(format!(
-                    "{} has no clerks, and only a clerk reaches fault point {name}, so enabling it would change nothing: delete it from [fault_points]",
-                    self.name
-                )));
+                "{} has no clerks, and only a clerk reaches fault point {name}, so enabling it would change nothing: delete it from [fault_points]",
+                self.name
+            )));
         }
         if let Some(support) = self.faults {
             self.check_holds(&support, &file.path.display().to_string(), &file.spec.events)?;

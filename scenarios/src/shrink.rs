@@ -171,7 +171,11 @@ pub fn run_spec(sc: &Scenario, seed: u64, spec: &ScenarioSpec, trace: TraceMode)
 pub fn spec_opts(spec: &ScenarioSpec) -> Opts {
     Opts {
         bug: spec.bug.clone(),
-        scenario_file: Some(SpecFile { path: PathBuf::from("<shrink candidate>"), spec: spec.clone() }),
+        scenario_file: Some(SpecFile {
+            path: PathBuf::from("<shrink candidate>"),
+            spec: spec.clone(),
+            text: String::new(),
+        }),
         ..Opts::default()
     }
 }

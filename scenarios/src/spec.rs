@@ -900,6 +900,9 @@ pub struct SpecFile {
     pub path: PathBuf,
     /// The resolved scenario.
     pub spec: ScenarioSpec,
+    /// The file as read (empty for a spec made in memory, such as a shrink candidate), to
+    /// place a check's message at its line (`sim::tomlfile::line_of_check`).
+    pub text: String,
 }
 
 impl SpecFile {
@@ -910,7 +913,7 @@ impl SpecFile {
     /// One line naming the file when it cannot be read or parsed.
     pub fn load(path: &Path) -> Result<SpecFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        Ok(SpecFile { path: path.to_path_buf(), spec: ScenarioSpec::parse(path, &text)? })
+        Ok(SpecFile { path: path.to_path_buf(), spec: ScenarioSpec::parse(path, &text)?, text })
     }
 }
 

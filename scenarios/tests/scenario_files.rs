@@ -15,7 +15,8 @@ use std::path::Path;
 /// The resolved scenario of one run, through its TOML text and back (as a file would be).
 fn through_toml(spec: &ScenarioSpec) -> SpecFile {
     let text = spec.to_toml();
-    SpecFile { path: "resolved.toml".into(), spec: ScenarioSpec::parse(Path::new("resolved.toml"), &text).unwrap() }
+    let spec = ScenarioSpec::parse(Path::new("resolved.toml"), &text).unwrap();
+    SpecFile { path: "resolved.toml".into(), spec, text }
 }
 
 /// Runs `sc` with `seed` and `opts`, recording its resolved scenario: the run's report and

@@ -41,25 +41,46 @@ impl Target {
     /// # Errors
     /// One line naming the target and the forms a name may take.
     pub fn check(&self) -> Result<(), String> {
-        let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let n = self.0.as_str();
-        let server = n.strip_prefix('s').is_some_and(|rest| match rest.split_once('-') {
-            Some((gid, i)) => number(gid) && number(i),
-            None => number(rest),
-        });
-        let ctrler = n.strip_prefix("ctrler").is_some_and(number);
-        let role = Self::ROLES.contains(&n)
-            || n == "leader@ctrler"
-            || n.split_once('@').is_some_and(|(r, gid)| ["leader", "down"].contains(&r) && number(gid));
-        if server || ctrler || role {
-            Ok(())
-        } else {
-            Err(format!(
-                "'{n}' is no node or role: name a server s0, s1, … (s<gid>-<i> in a sharded cluster, ctrler<i> a controller) or a role: {}, leader@<gid>, down@<gid>, leader@ctrler",
+        match self.form() {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "'{}' is no node or role: name a server s0, s1, … (s<gid>-<i> in a sharded cluster, ctrler<i> a controller) or a role: {}, leader@<gid>, down@<gid>, leader@ctrler",
+                self.0,
                 Self::ROLES.join(", ")
-            ))
+            )),
         }
     }
+
+    /// Which kind of cluster the name is for, if the format defines it ([`Target::check`]).
+    pub fn form(&self) -> Option<TargetForm> {
+        let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let n = self.0.as_str();
+        if Self::ROLES.contains(&n) {
+            return Some(TargetForm::Role);
+        }
+        let server = n.strip_prefix('s');
+        if server.is_some_and(number) {
+            return Some(TargetForm::Server);
+        }
+        let group_server = server.and_then(|r| r.split_once('-')).is_some_and(|(gid, i)| number(gid) && number(i));
+        let sharded = group_server
+            || n.strip_prefix("ctrler").is_some_and(number)
+            || n == "leader@ctrler"
+            || n.split_once('@').is_some_and(|(r, gid)| ["leader", "down"].contains(&r) && number(gid));
+        sharded.then_some(TargetForm::Sharded)
+    }
+}
+
+/// The forms of a schedule's node or role name ([`Target::form`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetForm {
+    /// A role any cluster has: `leader`, `follower`, `down`, `any`.
+    Role,
+    /// A server of a single replica group: `s<N>`.
+    Server,
+    /// A name only a sharded cluster has: `s<gid>-<N>`, `ctrler<N>`, `leader@<gid>`,
+    /// `down@<gid>`, `leader@ctrler`.
+    Sharded,
 }
 
 /// One kind of fault.

@@ -37,11 +37,11 @@ struct Inner<I, O> {
     /// The simulated time (nanoseconds) of every call and return event, in recording
     /// order (never decreasing).
     event_ns: Vec<u64>,
-    /// Each client's operation in progress, with its handle's liveness: a client is one
-    /// sequential caller (the course's `cli`, Porcupine's client), so two concurrent clerks
-    /// must not share an id. An operation whose handle was dropped (its caller gave up
-    /// waiting, e.g. under a timeout) stays pending in the history and no longer holds the
-    /// client: the clerk may call again.
+    /// Each client's latest operation, with whether its handle still exists: a client is
+    /// one sequential caller (the course's `cli`, Porcupine's client), so two concurrent
+    /// clerks must not share an id. The handle goes when the operation returns, or when its
+    /// caller gives up waiting (e.g. under a timeout; the operation then stays pending in
+    /// the history): either way the client may call again.
     open: BTreeMap<ClientId, (usize, Rc<Cell<bool>>)>,
 }
 
@@ -137,10 +137,8 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
         let o = &mut inner.ops[op.index];
         o.output = Some(output);
         o.ret = Some(position);
+        // `op` is consumed here: its drop frees the client for its next call (`Inner::open`).
         let (client, index) = (o.client, op.index);
-        if inner.open.get(&client).is_some_and(|(open, _)| *open == index) {
-            inner.open.remove(&client);
-        }
         with(|w| {
             w.kernel.record(Kind::Return, NO_NODE, [client, index as u64, h], |_| {
                 format!("client {client} op {index} -> {}", shown.unwrap_or_default())

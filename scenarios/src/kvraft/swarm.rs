@@ -85,15 +85,10 @@ async fn swarm<E: TestEngine, S: KvService>(opts: Opts) -> Result<(), Failure> {
     let n = clerks.len();
     let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; n]));
     let finished = Rc::new(Cell::new(0usize));
-    let mut next_id = 0;
     for (slot, clerk) in clerks.iter().copied().enumerate() {
         // A clerk a scenario file left out still takes its number and draws, so each kept
         // clerk is `c<id>` on the trace, as in the run it was shrunk from.
-        while next_id < clerk.id {
-            cfg.skip_client();
-            next_id += 1;
-        }
-        next_id = clerk.id + 1;
+        cfg.skip_clients_to(clerk.id);
         let mut ck = cfg.make_client(&all);
         let cli = clerk.id;
         debug_assert_eq!(ck.cli, cli, "the clerk is c<id>");

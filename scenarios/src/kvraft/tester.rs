@@ -256,6 +256,14 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         let _: u64 = self.rng.gen();
     }
 
+    /// Skips clerk numbers up to `id` ([`Self::skip_client`] for each), so the next clerk
+    /// made is `c<id>`: a file's clerks keep the numbers of the run they came from.
+    pub fn skip_clients_to(&mut self, id: u64) {
+        while self.next_clerk < id {
+            self.skip_client();
+        }
+    }
+
     /// `makeClient(to)`: a clerk connected to the servers `to`, which it gets in random order.
     pub fn make_client(&mut self, to: &[usize]) -> KvClerk<S::Clerk> {
         let id = self.next_clerk;

@@ -156,17 +156,14 @@ impl Px {
         let bound = self.dones.borrow().iter().min().copied().unwrap_or(-1) + 1;
         match self.h.iter().position(|h| h.min() > bound) {
             Some(i) => {
+                let min = self.h[i].min();
+                let why = match bound {
+                    0 => "some peer has not called Done() yet".to_string(),
+                    b => format!("some peer called Done() only up to {}", b - 1),
+                };
                 Err(Failure::safety(
                     "paxos-min",
-                    if bound == 0 {
-                        format!("peer {i} has Min() {} though some peer has not called Done() yet, so Min() may be at most 0", self.h[i].min())
-                    } else {
-                        format!(
-                        "peer {i} has Min() {} but some peer called Done() only up to {}, so Min() may be at most {bound}",
-                        self.h[i].min(),
-                        bound - 1
-                    )
-                    },
+                    format!("peer {i} has Min() {min} but {why}, so Min() may be at most {bound}"),
                 ))
             }
             None => Ok(()),

@@ -566,16 +566,12 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     let completed: Rc<RefCell<Vec<u64>>> = Rc::new(RefCell::new(vec![0; n]));
     let finished = Rc::new(Cell::new(0usize));
     let clerks_stop = Rc::new(Cell::new(false));
-    let mut next_id = 0;
     for (slot, clerk) in clerks.iter().copied().enumerate() {
-        while next_id < clerk.id {
-            cfg.skip_client();
-            next_id += 1;
-        }
-        next_id = clerk.id + 1;
+        // A left-out clerk's number and draws are taken, so each kept clerk is `c<id>`.
+        cfg.skip_clients_to(clerk.id);
         let mut ck = cfg.make_client();
         let cli = clerk.id;
-        ck.cli = cli;
+        debug_assert_eq!(ck.cli, cli, "the clerk is c<id>");
         let (stop, completed, finished, keys) =
             (clerks_stop.clone(), completed.clone(), finished.clone(), keys.clone());
         let mut rng = sim::rng(&format!("shardkv-swarm-client-{cli}"));
@@ -671,12 +667,8 @@ async fn swarm<E: TestEngine, S: ShardKvService>(opts: Opts) -> Result<(), Failu
     // Every key read and written by a fresh clerk, numbered after every clerk the seed drew
     // (a file that left out the last ones does not give their number to the probe: it is
     // c<drawn clerks>, as in the run the file came from).
-    while next_id < drawn.clerks as u64 {
-        cfg.skip_client();
-        next_id += 1;
-    }
+    cfg.skip_clients_to(drawn.clerks as u64);
     let mut probe: ShardKvClerk<S::Clerk> = cfg.make_client();
-    probe.cli = next_id;
     let probed = Rc::new(Cell::new(0usize));
     {
         let (probed, keys) = (probed.clone(), keys.clone());

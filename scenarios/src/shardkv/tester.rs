@@ -305,6 +305,14 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         let _: u64 = self.rng.gen();
     }
 
+    /// Skips clerk numbers up to `id` ([`Self::skip_client`] for each), so the next clerk
+    /// made is `c<id>`: a file's clerks keep the numbers of the run they came from.
+    pub fn skip_clients_to(&mut self, id: u64) {
+        while self.next_clerk < id {
+            self.skip_client();
+        }
+    }
+
     /// `makeClient()`: a clerk with a controller clerk of its own, on an endpoint of its own.
     pub fn make_client(&mut self) -> ShardKvClerk<S::Clerk> {
         let id = self.next_clerk;
