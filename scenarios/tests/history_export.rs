@@ -75,3 +75,25 @@ fn a_sharded_run_writes_its_history_too() {
         assert_eq!(check(&KvModel, &exact, &CheckOptions::default()).verdict, Verdict::Linearizable, "{name}");
     }
 }
+
+#[test]
+fn a_run_attaches_its_history_once_however_it_ends() {
+    // Passing runs attach at the final check; failing runs, whether the final check fails or
+    // an earlier check stops the run, attach when the cluster is dropped: once either way,
+    // on the key/value, sharded and primary/backup clusters alike.
+    let cases = [
+        ("pbservice::at_most_once_2b", None, true),
+        ("pbservice::at_most_once_2b", Some("no-duplicate-detection"), false),
+        ("kvraft::one_partition_3a", Some("local-reads"), false),
+        ("shardkv::static_shards_4b", Some("serve-before-arrival"), false),
+    ];
+    for (name, bug, passes) in cases {
+        let sc = registry::select(name).unwrap()[0];
+        let opts = Opts { attach_history: true, bug: bug.map(String::from), ..Opts::default() };
+        let r = registry::run_scenario(&sc, 0, &opts, TraceMode::Hash, None);
+        assert_eq!(r.outcome.is_pass(), passes, "{name} {bug:?}: {}", r.outcome);
+        let json = format!("{}-seed0.history.json", name.replace("::", "__"));
+        let names: Vec<&str> = r.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == json).count(), 1, "{name} {bug:?}: {names:?}");
+    }
+}

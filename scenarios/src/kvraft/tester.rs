@@ -166,10 +166,8 @@ pub struct KvCluster<E: Engine = RaftEngine, S: KvService = OwnKv> {
     clerks: Vec<NodeId>,
     /// Scenario name, for the names of the files the run attaches.
     name: &'static str,
-    /// Whether to attach the history when the run ends (`Opts::attach_history`).
-    attach_history: bool,
-    /// Whether the history was attached already.
-    attached: Cell<bool>,
+    /// The history's `--history` attachment, made once when the run ends.
+    attachment: HistoryAttachment,
 }
 
 impl KvCluster<RaftEngine> {
@@ -213,6 +211,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
         }
         observer.borrow_mut().feed_triggers::<E>(servers.clone());
         feed_clerk_trigger();
+        let history = Recorder::new();
         KvCluster {
             n,
             servers,
@@ -220,30 +219,19 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
             service,
             maxraftstate,
             rng: sim::rng("kv-tester"),
-            history: Recorder::new(),
+            history: history.clone(),
             next_clerk: 0,
             clerks: Vec::new(),
             name,
-            attach_history: false,
-            attached: Cell::new(false),
+            attachment: HistoryAttachment::new(name, &history),
         }
     }
 
     /// The same cluster, attaching its client history to the run's report when the run ends
     /// if `attach` (the scenario's `Opts::attach_history`).
     pub fn attaching_history(mut self, attach: bool) -> Self {
-        self.attach_history = attach;
+        self.attachment.asked = attach;
         self
-    }
-
-    /// Attaches the history in its JSON form (everything the model uses, write digests and
-    /// pending operations included), once, if asked: the command line writes it, or turns
-    /// it into Porcupine's key/value log, where `--history` says.
-    fn attach_history_once(&self) {
-        if !self.attach_history || self.attached.replace(true) {
-            return;
-        }
-        attach_history(self.name, &self.history);
     }
 
     /// Takes the number and the draws the next [`KvCluster::make_client`] would take,
@@ -382,7 +370,7 @@ impl<E: Engine, S: KvService> KvCluster<E, S> {
     /// fails the run. On a violation, the history page (with the run's crashes, partitions
     /// and leader changes as bands) is attached to the run's report and named in the failure.
     pub fn check_linearizable(&self) -> Result<(), Failure> {
-        self.attach_history_once();
+        self.attachment.attach_once();
         check_history(self.name, &self.history)
     }
 }
@@ -480,13 +468,37 @@ pub fn undecided(result: &CheckResult, len: usize, options: &CheckOptions) -> Fa
     Failure::safety("linearizability", message)
 }
 
-/// A run that ends before its final check (another check failed, the world stopped) still
-/// attaches its history when asked. Destructors run with the world still installed
-/// (`sim::run` drops the run's tasks before it takes the world down).
-impl<E: Engine, S: KvService> Drop for KvCluster<E, S> {
+/// A run's key/value history as `--history` asks for it: attached once, at the final check
+/// or, for a run that ends before it (another check failed, the world stopped), when the
+/// cluster owning this is dropped. Destructors run with the world still installed
+/// (`sim::run` drops the run's tasks before it takes the world down). The key/value, sharded
+/// and primary/backup clusters each own one.
+pub(crate) struct HistoryAttachment {
+    scenario: &'static str,
+    history: Recorder<KvInput, KvOutput>,
+    /// Whether `--history` asked for it (`Opts::attach_history`).
+    pub(crate) asked: bool,
+    attached: Cell<bool>,
+}
+
+impl HistoryAttachment {
+    /// Not asked for yet: set [`HistoryAttachment::asked`] to attach `history`.
+    pub(crate) fn new(scenario: &'static str, history: &Recorder<KvInput, KvOutput>) -> Self {
+        HistoryAttachment { scenario, history: history.clone(), asked: false, attached: Cell::new(false) }
+    }
+
+    /// Attaches the history in its JSON form ([`attach_history`]) if asked and not yet done.
+    pub(crate) fn attach_once(&self) {
+        if self.asked && !self.attached.replace(true) {
+            attach_history(self.scenario, &self.history);
+        }
+    }
+}
+
+impl Drop for HistoryAttachment {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            self.attach_history_once();
+            self.attach_once();
         }
     }
 }

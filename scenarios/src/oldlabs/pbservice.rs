@@ -13,6 +13,7 @@
 //! strict_2b` keeps restarted servers unreliable.
 
 use super::{fatal, stalled, view_observer, PING};
+use crate::kvraft::tester::HistoryAttachment;
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
 use checkers::linearizability::{check, CheckOptions, Verdict};
 use checkers::models::kv::{KvInput, KvModel, KvOutput};
@@ -107,18 +108,9 @@ struct Pb {
     history: Recorder<KvInput, KvOutput>,
     next_client: Cell<u64>,
     name: &'static str,
-    /// `--history`: attach the history when the run ends (see `Drop`).
-    attach_history: bool,
-}
-
-/// Every run attaches its history when asked, whether it ends in the final check or earlier
-/// (destructors run with the world still installed, as for the key/value cluster).
-impl Drop for Pb {
-    fn drop(&mut self) {
-        if self.attach_history && !std::thread::panicking() {
-            crate::kvraft::tester::attach_history(self.name, &self.history);
-        }
-    }
+    /// `--history`: the history, attached when the run ends, whether in the final check or
+    /// earlier.
+    _attachment: HistoryAttachment,
 }
 
 impl Pb {
@@ -139,15 +131,10 @@ impl Pb {
         let vs = spawn_viewservice("vs", vs_bugs, view_observer());
         let vck = VsClerk { ctx: sim::client("vck"), vs };
         sim::sleep(Duration::from_secs(1)).await;
-        Rc::new(Pb {
-            vs,
-            vck,
-            bugs,
-            history: Recorder::new(),
-            next_client: Cell::new(1),
-            name,
-            attach_history: opts.attach_history,
-        })
+        let history = Recorder::new();
+        let mut attachment = HistoryAttachment::new(name, &history);
+        attachment.asked = opts.attach_history;
+        Rc::new(Pb { vs, vck, bugs, history, next_client: Cell::new(1), name, _attachment: attachment })
     }
 
     fn server(&self, name: &str) -> NodeId {

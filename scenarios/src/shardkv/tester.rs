@@ -16,7 +16,9 @@
 //! `super::conformance`.
 
 use crate::engine::{engine_bug, timed_config, TestEngine};
-use crate::kvraft::tester::{check_history, record_append, record_get, record_put, written, KvClient, NET};
+use crate::kvraft::tester::{
+    check_history, record_append, record_get, record_put, written, HistoryAttachment, KvClient, NET,
+};
 use crate::raft::observer::SafetyObserver;
 use crate::shardctrler::tester::CtrlerCluster;
 use crate::shards::ShardJudge;
@@ -161,10 +163,8 @@ pub struct ShardCluster<E: TestEngine, S: ShardKvService = OwnShardKv> {
     handles: GroupHandles<E, S>,
     /// The service's configuration for this run (its planted bug).
     service: S::Config,
-    /// Whether to attach the history when the run ends (`Opts::attach_history`), and whether
-    /// it was attached already.
-    attach_history: bool,
-    attached: std::cell::Cell<bool>,
+    /// The history's `--history` attachment, made once when the run ends.
+    attachment: HistoryAttachment,
 }
 
 type GroupHandles<E, S> = Rc<RefCell<BTreeMap<NodeId, <E as Engine>::Handle<<S as ShardKvService>::Server>>>>;
@@ -268,6 +268,7 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
         }
         crate::kvraft::tester::feed_clerk_trigger();
         let mck = ctrler.make_client();
+        let history = Recorder::new();
         ShardCluster {
             name,
             ctrler,
@@ -276,13 +277,12 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
             maxraftstate,
             make_end,
             judge,
-            history: Recorder::new(),
+            attachment: HistoryAttachment::new(name, &history),
+            history,
             rng: sim::rng("shardkv-tester"),
             next_clerk: 0,
             handles,
             service,
-            attach_history: false,
-            attached: std::cell::Cell::new(false),
         }
     }
 
@@ -448,37 +448,20 @@ impl<E: TestEngine, S: ShardKvService> ShardCluster<E, S> {
     /// The same cluster, attaching its history when the run ends if `attach` (the
     /// scenario's `Opts::attach_history`, `--history`).
     pub fn attaching_history(mut self, attach: bool) -> Self {
-        self.attach_history = attach;
+        self.attachment.asked = attach;
         self
-    }
-
-    /// Attaches the history once, if asked (`crate::kvraft::tester::attach_history`).
-    fn attach_history_once(&self) {
-        if self.attach_history && !self.attached.replace(true) {
-            crate::kvraft::tester::attach_history(self.name, &self.history);
-        }
     }
 
     /// The end of every scenario: the run's Join/Leave transfer figures, which shard checks
     /// ran, and the whole history judged for linearizability.
     pub fn finish(&self) -> Result<(), Failure> {
-        self.attach_history_once();
+        self.attachment.attach_once();
         self.judge.borrow().describe();
         // simlab's own groups always report; a user's service is told what ran.
         if std::any::TypeId::of::<S>() != std::any::TypeId::of::<OwnShardKv>() {
             self.judge.borrow().describe_checks();
         }
         check_history(self.name, &self.history)
-    }
-}
-
-/// A run that ends before its final check (another check failed) still attaches its history
-/// when asked; destructors run with the world still installed.
-impl<E: TestEngine, S: ShardKvService> Drop for ShardCluster<E, S> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.attach_history_once();
-        }
     }
 }
 
