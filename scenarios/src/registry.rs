@@ -1049,7 +1049,8 @@ pub fn run_scenario(
     }
     let run = sc.run;
     let opts = Opts { scenario: sc.name, ..opts.clone() };
-    let cfg = RunConfig { seed, trace, budget: sc.budget, dispatch, show_panics: opts.show_panics };
+    let cfg =
+        RunConfig { seed, trace, budget: sc.budget, dispatch, show_panics: opts.show_panics, bug: opts.bug.clone() };
     sim::run(cfg, move || run(opts))
 }
 

@@ -29,7 +29,8 @@ fn a_non_linearizable_history_fails_the_run_and_attaches_its_page() {
     // the caller puts it is no part of the outcome.
     let name = f.message.split("picture attached as ").nth(1).expect("the failure names the page").trim();
     assert!(!name.contains(['/', '\\']), "a plain file name: {name}");
-    assert_eq!(name, format!("kvraft__persist_partition_unreliable_linearizable_3a-seed{}.html", r.seed));
+    // The run's planted bug follows the stem, as in the file the command line writes.
+    assert_eq!(name, format!("kvraft__persist_partition_unreliable_linearizable_3a-seed{}-local-reads.html", r.seed));
     let page = r.attachments.iter().find(|a| a.name == name).expect("the page is attached under that name");
     let page = String::from_utf8(page.bytes.clone()).unwrap();
     assert!(page.contains("<html") && page.contains("partition"), "a page with the run's partitions as bands");

@@ -34,13 +34,17 @@ pub struct RunConfig {
     /// Print every panic inside the run to stderr with a backtrace (for debugging; the
     /// outcome is the same either way).
     pub show_panics: bool,
+    /// The planted bug switched on for this run, if any: the files the run attaches carry it
+    /// in their names ([`crate::attach`]), so runs of one scenario and seed with different
+    /// bugs never share a file name.
+    pub bug: Option<String>,
 }
 
 impl RunConfig {
     /// A run of `seed` with `budget` of simulated time, keeping only the trace hash, without
     /// panic printing.
     pub fn new(seed: u64, budget: Duration) -> Self {
-        RunConfig { seed, trace: TraceMode::Hash, budget, dispatch: None, show_panics: false }
+        RunConfig { seed, trace: TraceMode::Hash, budget, dispatch: None, show_panics: false, bug: None }
     }
 }
 
@@ -48,7 +52,8 @@ impl RunConfig {
 /// the command line where its options say, never by the run itself, and never hashed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attachment {
-    /// A file name without folders, e.g. `kvraft__basic_3a-seed7.html`.
+    /// A file name without folders, e.g. `kvraft__basic_3a-seed7.html`, or with the run's
+    /// planted bug `kvraft__basic_3a-seed7-local-reads.html` ([`crate::attach`]).
     pub name: String,
     /// What the scenario says it is, for the line that reports it.
     pub what: String,
@@ -213,10 +218,11 @@ where
     let seed = cfg.seed;
     let mode = cfg.trace;
     let budget = cfg.budget;
+    let bug = cfg.bug;
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         rt.block_on(async move {
-            world::install(seed, mode);
+            world::install(seed, mode, bug);
             let main: MainFuture = Box::pin(async move {
                 madsim::task::spawn_local(SchedulerTask::new());
                 let scenario = CatchPanic { fut: Box::pin(scenario()) };

@@ -89,6 +89,8 @@ pub(crate) struct Kernel {
     pub description: Vec<String>,
     /// Files the run hands its caller (`attach`).
     pub attachments: Vec<crate::run::Attachment>,
+    /// The run's planted bug (`RunConfig::bug`), which `attach` puts in file names.
+    pub bug: Option<String>,
     /// Fault events that named no node when they fired, as `at N ms: what` (not hashed: the
     /// trace's `fault skipped` note is).
     pub skipped_faults: Vec<String>,
@@ -143,7 +145,7 @@ pub(crate) fn peek<R>(f: impl FnOnce(&World) -> R) -> Option<R> {
     WORLD.with(|c| c.borrow().as_ref().map(f))
 }
 
-pub(crate) fn install(seed: u64, mode: TraceMode) {
+pub(crate) fn install(seed: u64, mode: TraceMode, bug: Option<String>) {
     let time = madsim::time::TimeHandle::current();
     let base = time.now_instant() - time.elapsed();
     let time_for_clock = time.clone();
@@ -160,6 +162,7 @@ pub(crate) fn install(seed: u64, mode: TraceMode) {
         annotations: Vec::new(),
         description: Vec::new(),
         attachments: Vec::new(),
+        bug,
         skipped_faults: Vec::new(),
         marks: std::collections::BTreeMap::new(),
         points: crate::points::Points::default(),
@@ -350,12 +353,31 @@ pub const CRASH_AFTER_SAVE: &str = "sim: crash right after a save";
 /// its options say and prints the path; the run itself writes no file, and nothing of it is
 /// hashed, so where it lands cannot change a run. `name` is a file name without folders.
 ///
+/// Returns the name the file is attached under, which a message about it should use: `name`
+/// itself, or in a run with a planted bug `name` with the bug after its stem
+/// (`kvraft__x_3a-seed0.html` becomes `kvraft__x_3a-seed0-local-reads.html`), so that runs of
+/// one scenario and seed with different bugs (`bugs`, sweeps with `--bug` into one folder) do
+/// not overwrite each other's files.
+///
 /// # Panics
 /// If `name` is empty or holds a `/` or `\`, or outside a run.
-pub fn attach(name: impl Into<String>, what: impl Into<String>, bytes: Vec<u8>) {
+pub fn attach(name: impl Into<String>, what: impl Into<String>, bytes: Vec<u8>) -> String {
     let (name, what) = (name.into(), what.into());
     assert!(!name.contains(['/', '\\']) && !name.is_empty(), "an attachment's name is a plain file name: {name:?}");
-    with(|w| w.kernel.attachments.push(crate::run::Attachment { name, what, bytes }));
+    with(|w| {
+        let name = with_bug(&name, w.kernel.bug.as_deref());
+        w.kernel.attachments.push(crate::run::Attachment { name: name.clone(), what, bytes });
+        name
+    })
+}
+
+/// `name` with `bug` after its stem, the part before its first dot (see [`attach`]).
+fn with_bug(name: &str, bug: Option<&str>) -> String {
+    match (bug, name.split_once('.')) {
+        (None, _) => name.to_string(),
+        (Some(b), Some((stem, ext))) => format!("{stem}-{b}.{ext}"),
+        (Some(b), None) => format!("{name}-{b}"),
+    }
 }
 
 /// Run-wide counters so far.
@@ -376,5 +398,19 @@ impl Future for FailureSignal {
                 Poll::Pending
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_bug;
+
+    #[test]
+    fn a_planted_bug_goes_after_the_stem_of_an_attachment_name() {
+        assert_eq!(with_bug("kvraft__x_3a-seed0.html", None), "kvraft__x_3a-seed0.html");
+        assert_eq!(with_bug("kvraft__x_3a-seed0.html", Some("local-reads")), "kvraft__x_3a-seed0-local-reads.html");
+        assert_eq!(with_bug("a-seed7.history.json", Some("b")), "a-seed7-b.history.json");
+        assert_eq!(with_bug("notes", Some("b")), "notes-b");
+        assert_ne!(with_bug("p-seed0.html", Some("x")), with_bug("p-seed0.html", Some("y")));
     }
 }

@@ -89,34 +89,21 @@ pub fn probe_writable<'a>(files: impl IntoIterator<Item = (&'a str, &'a Path)>) 
 }
 
 /// Writes every attachment except the history (which `--history` places) into `dir`;
-/// returns one line per file to print. `bug` is the run's planted bug (see [`file_name`]).
-pub fn write_all(dir: &Path, r: &RunReport, bug: Option<&str>) -> Result<Vec<String>, String> {
+/// returns one line per file to print. A run with a planted bug names its files with the bug
+/// already (`sim::attach`), so runs of one scenario and seed with different bugs never
+/// overwrite each other's.
+pub fn write_all(dir: &Path, r: &RunReport) -> Result<Vec<String>, String> {
     let mut lines = Vec::new();
     for a in r.attachments.iter().filter(|a| !a.name.ends_with(HISTORY_SUFFIX)) {
-        let path = write_one(dir, a, bug)?;
+        let path = write_one(dir, a)?;
         lines.push(format!("{}: {}", a.what, path.display()));
     }
     Ok(lines)
 }
 
-/// The file name an attachment is written under: its own (`kvraft__x_3a-seed0.html`), with
-/// the run's planted bug after the stem (`kvraft__x_3a-seed0-local-reads.html`), so that runs
-/// of one scenario and seed with different bugs (`bugs`, a `--rerun` of the golden table,
-/// sweeps with `--bug` into one folder) do not overwrite each other's pages. The run names
-/// its attachment without the bug (its failure message, part of the trace, says that name).
-pub fn file_name(name: &str, bug: Option<&str>) -> String {
-    match bug {
-        None => name.to_string(),
-        Some(b) => match name.split_once('.') {
-            Some((stem, ext)) => format!("{stem}-{b}.{ext}"),
-            None => format!("{name}-{b}"),
-        },
-    }
-}
-
-/// Writes one attachment into `dir` under [`file_name`].
-pub fn write_one(dir: &Path, a: &Attachment, bug: Option<&str>) -> Result<PathBuf, String> {
-    let path = dir.join(file_name(&a.name, bug));
+/// Writes one attachment into `dir` under its own name.
+pub fn write_one(dir: &Path, a: &Attachment) -> Result<PathBuf, String> {
+    let path = dir.join(&a.name);
     std::fs::create_dir_all(dir)
         .and_then(|_| std::fs::write(&path, &a.bytes))
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
@@ -156,17 +143,4 @@ pub fn write_history(a: &Attachment, path: &Path) -> Result<String, String> {
     };
     std::fs::write(path, bytes).map_err(|e| format!("--history {}: cannot write: {e}", path.display()))?;
     Ok(what)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_planted_bug_goes_into_the_file_name_after_the_stem() {
-        assert_eq!(file_name("kvraft__x_3a-seed0.html", None), "kvraft__x_3a-seed0.html");
-        assert_eq!(file_name("kvraft__x_3a-seed0.html", Some("local-reads")), "kvraft__x_3a-seed0-local-reads.html");
-        assert_eq!(file_name("a-seed7.history.json", Some("b")), "a-seed7-b.history.json");
-        assert_ne!(file_name("p-seed0.html", Some("x")), file_name("p-seed0.html", Some("y")));
-    }
 }

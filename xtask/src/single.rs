@@ -325,9 +325,9 @@ impl Prepared {
     /// scenario (`--save-scenario`) and the schedule it played (`--save-faults`). Returns the
     /// status to exit with instead of the run's when one of them fails.
     pub fn finish(self, r: &RunReport) -> Option<u8> {
-        let Prepared { opts, save_faults, history, artifacts: dir, save_scenario } = self;
+        let Prepared { save_faults, history, artifacts: dir, save_scenario, .. } = self;
         let mut status = None;
-        match artifacts::write_all(&dir, r, opts.bug.as_deref()) {
+        match artifacts::write_all(&dir, r) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => status = Some(bad_input(e)),
         }

@@ -502,8 +502,7 @@ pub fn sweep(cat: &Catalogue, a: &SweepArgs) -> u8 {
                     .attachments
                     .iter()
                     .map(|att| {
-                        crate::artifacts::write_one(a_dir, att, it.bug.as_deref())
-                            .map(|p| format!("{}: {}", att.what, p.display()))
+                        crate::artifacts::write_one(a_dir, att).map(|p| format!("{}: {}", att.what, p.display()))
                     })
                     .collect(),
                 None => Vec::new(),

@@ -161,9 +161,8 @@ async fn run_clients(chain: &[NodeId], ops: usize, bound: Duration) -> Result<()
             let page = render(&RegisterModel, &h, &result, &bands, &HtmlOptions { title, ..HtmlOptions::default() });
             // The page is attached to the run's report; the command line writes it (under
             // --artifacts), so nothing of the machine reaches the outcome.
-            let name = format!("register-seed{}.html", sim::seed());
             let what = format!("history page ({} operations, not linearizable)", h.len());
-            sim::attach(name.clone(), what, page.into_bytes());
+            let name = sim::attach(format!("register-seed{}.html", sim::seed()), what, page.into_bytes());
             Err(Failure::safety(
                 "linearizability",
                 format!(

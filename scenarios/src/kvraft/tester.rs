@@ -438,9 +438,8 @@ pub fn check_history(name: &str, recorder: &Recorder<KvInput, KvOutput>) -> Resu
             let history = recorder.history_with_times();
             let page =
                 render(&KvModel, &history, &result, &annotations, &HtmlOptions { title, ..HtmlOptions::default() });
-            let name = format!("{}.html", file_stem(name));
             let what = format!("history page ({}, not linearizable)", crate::count(history.len(), "operation"));
-            sim::attach(name.clone(), what, page.into_bytes());
+            let name = sim::attach(format!("{}.html", file_stem(name)), what, page.into_bytes());
             // The file's name only: where the command line writes it is no part of the run.
             Err(Failure::safety(
                 "linearizability",
