@@ -92,7 +92,9 @@ fn a_run_attaches_its_history_once_however_it_ends() {
         let opts = Opts { attach_history: true, bug: bug.map(String::from), ..Opts::default() };
         let r = registry::run_scenario(&sc, 0, &opts, TraceMode::Hash, None);
         assert_eq!(r.outcome.is_pass(), passes, "{name} {bug:?}: {}", r.outcome);
-        let json = format!("{}-seed0.history.json", name.replace("::", "__"));
+        // A planted bug follows the stem, as in every file a run attaches.
+        let suffix = bug.map(|b| format!("-{b}")).unwrap_or_default();
+        let json = format!("{}-seed0{suffix}.history.json", name.replace("::", "__"));
         let names: Vec<&str> = r.attachments.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names.iter().filter(|n| **n == json).count(), 1, "{name} {bug:?}: {names:?}");
     }
