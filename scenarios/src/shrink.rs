@@ -28,7 +28,8 @@
 use crate::registry::{run_scenario, Opts, Scenario};
 use crate::spec::{server_index, Burst, Clerk, ConfigChange, ScenarioSpec, SpecFile, SpecRecorder, Workload};
 use sim::faults::{Fault, FaultEvent, Target};
-use sim::{FailureClass, FaultPoint, Outcome, RunReport, TraceMode};
+use sim::trace::Kind;
+use sim::{CapturedEvent, FailureClass, FaultPoint, Outcome, RunReport, TraceMode};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -383,12 +384,13 @@ impl Search<'_> {
         // the same save as the point's (`saves`: the k-th from the millisecond's start).
         let mut saves: std::collections::BTreeMap<String, (u64, u32)> = Default::default();
         for ev in &r.captured {
-            if let Some((at_us, node)) = save_line(&ev.line) {
-                let n = saves.entry(node.to_string()).or_insert((at_us / 1000, 0));
-                *n = if n.0 == at_us / 1000 { (n.0, n.1 + 1) } else { (at_us / 1000, 1) };
+            if let (Kind::Persist, Some(node)) = (ev.kind, ev.node) {
+                let at_ms = ev.at_ns / 1_000_000;
+                let n = saves.entry(r.node_names[usize::from(node)].clone()).or_insert((at_ms, 0));
+                *n = if n.0 == at_ms { (n.0, n.1 + 1) } else { (at_ms, 1) };
                 continue;
             }
-            let Some(firing) = CrashFiring::parse(&ev.line) else { continue };
+            let Some(firing) = CrashFiring::of(ev, &r.node_names) else { continue };
             let nth = saves.get(&firing.node).filter(|(ms, _)| *ms == firing.at_us / 1000).map_or(1, |&(_, n)| n);
             events.extend(firing.events(self.best.safety_ms, nth));
         }
@@ -414,8 +416,8 @@ impl Search<'_> {
         let r = run_spec(self.sc, self.seed, &self.best, TraceMode::Capture);
         let mut calls: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
         for ev in &r.captured {
-            if let Some((at_us, client)) = call_line(&ev.line) {
-                calls.entry(client).or_default().push(at_us / 1000);
+            if let Some(client) = sim::history::call_client(ev) {
+                calls.entry(client).or_default().push(ev.at_ns / 1_000_000);
             }
         }
         for (i, c) in clerks.iter().enumerate() {
@@ -777,7 +779,7 @@ fn is_crash_point(name: &str) -> bool {
     FaultPoint::from_name(name).is_some_and(|p| CRASH_POINTS.contains(&p))
 }
 
-/// One firing of a crash point, read from its trace line.
+/// One firing of a crash point, read from its trace event.
 #[derive(Debug, PartialEq, Eq)]
 struct CrashFiring {
     /// When it fired, in simulated microseconds.
@@ -790,45 +792,18 @@ struct CrashFiring {
     restart_ms: u64,
 }
 
-/// Reads a call's trace line, `<t>s - call client <id> op <n>: …`: its time in simulated
-/// microseconds and its client.
-fn call_line(line: &str) -> Option<(u64, u64)> {
-    let w: Vec<&str> = line.split_whitespace().take(6).collect();
-    let [time, "-", "call", "client", client, "op"] = w[..] else { return None };
-    Some((micros(time)?, client.parse().ok()?))
-}
-
-/// Reads a save's trace line, `<t>s <node> persist …`: its time in simulated microseconds
-/// and its node.
-fn save_line(line: &str) -> Option<(u64, &str)> {
-    let mut w = line.split_whitespace();
-    let (time, node, kind) = (w.next()?, w.next()?, w.next()?);
-    (kind == "persist").then_some(())?;
-    Some((micros(time)?, node))
-}
-
-/// `12.345678s`, a trace line's time, in microseconds.
-fn micros(time: &str) -> Option<u64> {
-    let (secs, frac) = time.strip_suffix('s')?.split_once('.')?;
-    let frac: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
-    Some(secs.parse::<u64>().ok()? * 1_000_000 + frac.parse::<u64>().ok()?)
-}
-
 impl CrashFiring {
-    /// Reads `<t>s <node> fault fault point <point> fired at <node> (<ms>)`, the line
-    /// `sim::fault_point` traces, for a crash point; `None` for any other line.
-    fn parse(line: &str) -> Option<CrashFiring> {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        let [time, _, "fault", "fault", "point", point, "fired", "at", node, ms] = w[..] else { return None };
-        if !is_crash_point(point) {
+    /// Reads a crash point's firing (`sim::fault_point_fired`) from a captured event, naming
+    /// its node by `node_names`; `None` for any other event.
+    fn of(ev: &CapturedEvent, node_names: &[String]) -> Option<CrashFiring> {
+        let (point, restart_ms) = sim::fault_point_fired(ev)?;
+        if !CRASH_POINTS.contains(&point) {
             return None;
         }
-        let at_us = micros(time)?;
-        let restart_ms = ms.strip_prefix('(')?.strip_suffix(')')?.parse().ok()?;
         Some(CrashFiring {
-            at_us,
-            node: node.to_string(),
-            after_save: point == FaultPoint::CrashAfterSave.name(),
+            at_us: ev.at_ns / 1000,
+            node: node_names.get(usize::from(ev.node?))?.clone(),
+            after_save: point == FaultPoint::CrashAfterSave,
             restart_ms,
         })
     }
@@ -1106,9 +1081,7 @@ mod tests {
 
     #[test]
     fn a_crash_points_firing_becomes_a_crash_and_a_restart_in_the_schedule() {
-        let line = "     0.395306s s1         fault    fault point persist.crash_after_save fired at s1 (635)";
-        let f = CrashFiring::parse(line).unwrap();
-        assert_eq!(f, CrashFiring { at_us: 395_306, node: "s1".into(), after_save: true, restart_ms: 635 });
+        let f = CrashFiring { at_us: 395_306, node: "s1".into(), after_save: true, restart_ms: 635 };
         let s1 = || Target::node("s1");
         assert_eq!(
             f.events(10_000, 2),
@@ -1119,23 +1092,11 @@ mod tests {
         );
         // After a reply: the crash comes in the next millisecond; a restart past the safety
         // phase is the liveness phase's.
-        let reply =
-            CrashFiring::parse("    12.5s s2 fault fault point replica.crash_after_reply fired at s2 (90)").unwrap();
+        let reply = CrashFiring { at_us: 12_500_000, node: "s2".into(), after_save: false, restart_ms: 90 };
         assert_eq!(
             reply.events(12_550, 1),
             [FaultEvent { at_ms: 12_501, fault: Fault::Crash { node: Target::node("s2") } }]
         );
-        // Any other point or line is not a crash.
-        assert_eq!(CrashFiring::parse("     1.0s s1 fault fault point node.pause fired at s1 (300)"), None);
-        assert_eq!(
-            CrashFiring::parse("     1.0s s1 crash incarnation 0 ended (fault point persist.crash_after_save)"),
-            None
-        );
-        assert_eq!(save_line("     0.384133s s0         persist  state 981B"), Some((384_133, "s0")));
-        assert_eq!(save_line(line), None);
-        let call = "     0.353358s -          call     client 7 op 41: Append { key: \"3\", value: \"x 7 9 y\" }";
-        assert_eq!(call_line(call), Some((353_358, 7)));
-        assert_eq!(call_line("     0.353358s -          return   client 7 op 41 -> Ack"), None);
     }
 
     #[test]

@@ -813,3 +813,40 @@ fn fault_points_in_the_file_of_a_swarm_without_knobs_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shrinkers_readers_of_captured_events_agree_with_the_trace_lines() {
+    // The shrinker reads saves, calls and crash-point firings from the captured events'
+    // structured fields (`sim::fault_point_fired`, `sim::history::call_client`), not from
+    // their text: each reader finds exactly the events whose lines say so, with the same
+    // point, node, number and client. Seed 4 of the key/value swarm fires crash points.
+    let cat = scenarios::catalogue();
+    let sc = cat.scenario("kvraft::swarm_3b").unwrap();
+    let r = scenarios::registry::run_scenario(&sc, 4, &Opts::default(), TraceMode::Capture, None);
+    let (mut firings, mut calls, mut saves) = (0, 0, 0);
+    for ev in &r.captured {
+        let node = ev.node.map(|n| r.node_names[usize::from(n)].as_str());
+        match sim::fault_point_fired(ev) {
+            Some((point, m)) => {
+                let at = node.expect("this run's points fire at nodes");
+                assert!(ev.line.ends_with(&format!("fault point {point} fired at {at} ({m})")), "{}", ev.line);
+                firings += 1;
+            }
+            None => assert!(!ev.line.contains(" fired at "), "{}", ev.line),
+        }
+        match sim::history::call_client(ev) {
+            Some(client) => {
+                assert!(ev.line.contains(&format!(" call     client {client} op ")), "{}", ev.line);
+                calls += 1;
+            }
+            None => assert!(!ev.line.contains(" call     client "), "{}", ev.line),
+        }
+        if ev.kind == sim::trace::Kind::Persist {
+            assert!(ev.line.contains(&format!(" {:<10} persist ", node.unwrap())), "{}", ev.line);
+            saves += 1;
+        }
+        let t = ev.at_ns;
+        assert!(ev.line.starts_with(&sim::trace::fmt_time(t)), "{} at {t} ns", ev.line);
+    }
+    assert!(firings > 0 && calls > 0 && saves > 0, "{firings} firings, {calls} calls, {saves} saves");
+}

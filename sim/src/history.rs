@@ -196,6 +196,12 @@ impl<I: Clone + Debug + Hash, O: Clone + Debug + Hash> Recorder<I, O> {
     }
 }
 
+/// A captured trace event read as a recorded call ([`Recorder::call`]): the calling client.
+/// `None` for any other event.
+pub fn call_client(ev: &crate::CapturedEvent) -> Option<ClientId> {
+    (ev.kind == Kind::Call).then_some(ev.fields[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

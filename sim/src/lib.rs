@@ -37,7 +37,7 @@ pub use node::{NodeCtx, Recv};
 pub use persist::{crash_after_saves, disarm_fault_points, persisted, Persisted, Rope};
 pub use points::{
     enable_fault_points, enabled_fault_points, fault_point, fault_point_crash, fault_point_duplicate,
-    fault_point_enabled, fault_point_hold, fault_point_marks, set_fault_point_release, FaultPoint,
+    fault_point_enabled, fault_point_fired, fault_point_hold, fault_point_marks, set_fault_point_release, FaultPoint,
 };
 pub use process::{client, crash, incarnation, is_alive, node_count, node_name, restart, spawn, spawn_process};
 pub use run::{portable_location, run, Attachment, RunConfig, RunReport};

@@ -323,13 +323,26 @@ pub(crate) fn reach_in(k: &mut crate::world::Kernel, point: FaultPoint, node: Op
     fire_in(k, point, node)
 }
 
+/// The first field of a fault point's firing in the trace ([`fault_point_fired`]).
+const FIRED: u64 = 0xB06F;
+
+/// A captured trace event read as a fault point's firing: the point, and the number it drew
+/// (for a crash point, after how many ms it restarts the node; the event's node is the node
+/// it fired at). `None` for any other event.
+pub fn fault_point_fired(ev: &crate::CapturedEvent) -> Option<(FaultPoint, u64)> {
+    match (ev.kind, ev.fields) {
+        (Kind::Fault, [FIRED, index, m]) => Some((*FaultPoint::ALL.get(index as usize)?, m)),
+        _ => None,
+    }
+}
+
 /// The enabled half of [`reach_in`]: draws, and records a firing.
 #[inline(never)]
 fn fire_in(k: &mut crate::world::Kernel, point: FaultPoint, node: Option<NodeId>) -> Option<u64> {
     let m = k.points.reach(k.seed, point)?;
     *k.marks.entry(point.mark()).or_insert(0) += 1;
     let n = node.map_or(NO_NODE, |n| n.0 as u64);
-    k.record(Kind::Fault, n, [0xB06F, point.index() as u64, m], |k| match node {
+    k.record(Kind::Fault, n, [FIRED, point.index() as u64, m], |k| match node {
         Some(id) => format!("fault point {point} fired at {} ({m})", k.name(id.0)),
         None => format!("fault point {point} fired ({m})"),
     });

@@ -77,8 +77,10 @@ pub struct RunReport {
     pub sim_time: Duration,
     /// The run's counters (RPCs, bytes, messages, crashes, restarts).
     pub stats: Stats,
-    /// Every event line, with `TraceMode::Capture`.
+    /// Every event, with `TraceMode::Capture`.
     pub captured: Vec<CapturedEvent>,
+    /// Each node's name, by node id (`CapturedEvent::node`), as the trace shows it.
+    pub node_names: Vec<String>,
     /// Labelled intervals (nodes down, partitions, leaderships) for history pictures.
     pub annotations: Vec<Annotation>,
     /// What the scenario said about itself (`sim::describe`).
@@ -301,6 +303,7 @@ where
     let marks: Vec<(&'static str, u64)> =
         w.as_mut().map(|w| std::mem::take(&mut w.marks).into_iter().collect()).unwrap_or_default();
     let skipped_faults = w.as_mut().map(|w| std::mem::take(&mut w.skipped_faults)).unwrap_or_default();
+    let node_names = w.as_ref().map(|w| w.nodes.iter().map(|n| n.name.clone()).collect()).unwrap_or_default();
     let (trace_hash, events, captured, stats, annotations, description, attachments) = match w.as_mut() {
         Some(w) => (
             w.trace.hash(),
@@ -321,6 +324,7 @@ where
         sim_time,
         stats,
         captured,
+        node_names,
         annotations,
         description,
         attachments,

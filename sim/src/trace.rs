@@ -92,9 +92,20 @@ pub enum TraceMode {
     Emit,
 }
 
-/// One captured event: its own hash (of the structured fields) and its line.
+/// One captured event: what the trace hash folds in (time, kind, node, fields), its own
+/// hash, and its line. Tools read the structured part (the shrinker reads saves, calls and
+/// crash-point firings from it, through decoders beside the code that records each:
+/// [`crate::history::call_client`], [`crate::fault_point_fired`]); the line is for people.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapturedEvent {
+    /// When it happened, in simulated nanoseconds since the run started.
+    pub at_ns: u64,
+    /// What happened.
+    pub kind: Kind,
+    /// The node it happened at (an index into [`crate::RunReport::node_names`]), if any.
+    pub node: Option<u16>,
+    /// The kind's structured fields, as hashed.
+    pub fields: [u64; 3],
     /// The event's own hash, of its time, kind, node and structured fields (not of its line).
     pub hash: u64,
     /// The event as text, for people.
@@ -242,7 +253,14 @@ impl Trace {
         self.events += 1;
         match self.mode {
             TraceMode::Hash => {}
-            TraceMode::Capture => self.captured.push(CapturedEvent { hash: h, line: line() }),
+            TraceMode::Capture => self.captured.push(CapturedEvent {
+                at_ns: now_ns,
+                kind,
+                node: (node != crate::world::NO_NODE).then_some(node as u16),
+                fields,
+                hash: h,
+                line: line(),
+            }),
             TraceMode::Emit => emit(kind, &line()),
         }
     }
