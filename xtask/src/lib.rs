@@ -226,8 +226,13 @@ fn parse(name: &'static str, args: impl IntoIterator<Item = impl Into<OsString> 
                 exit::PASS
             }
             ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                let _ = e.print();
-                exit::BAD_INPUT
+                // No command: one line naming them, as for every other usage error.
+                let commands: Vec<String> = named(command(), name)
+                    .get_subcommands()
+                    .filter(|c| !c.is_hide_set())
+                    .map(|c| c.get_name().to_string())
+                    .collect();
+                bad_input(format!("no command given: one of {} (see `{name} --help`)", commands.join(", ")))
             }
             _ => {
                 // One line: clap's first paragraph (the error and, for a typed value, the

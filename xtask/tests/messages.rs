@@ -159,6 +159,9 @@ fn help_works_as_a_subcommand_and_counts_are_singular_when_one() {
     let o = xtask_in(&dir, &["help"]);
     assert_eq!(status(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("Usage: cargo xtask"), "{}", stdout(&o));
+    // No command at all is a usage error like any other: one line naming the commands.
+    let o = xtask_in(&dir, &[]);
+    refused(&o, &["no command given: one of list, run, sweep,", "(see `cargo xtask --help`)"]);
     let o = xtask_in(&dir, &["help", "sweep"]);
     assert_eq!(status(&o), 0);
     assert!(stdout(&o).contains("--seeds"), "{}", stdout(&o));
