@@ -68,3 +68,18 @@ fn every_old_lab_scenario_can_fail() {
         assert_eq!(f.class, class, "{name}: {f}");
     }
 }
+
+#[test]
+fn a_primary_backup_history_that_is_not_linearizable_attaches_its_page() {
+    // Primary/backup histories are judged as every key/value history is: the refutation
+    // attaches the history page and names it, with the planted bug in its name.
+    let sc = registry::select("pbservice::concurrent_same_unreliable_2b").unwrap()[0];
+    let opts = Opts { bug: Some("no-duplicate-detection".into()), ..Opts::default() };
+    let r = registry::run_scenario(&sc, 0, &opts, TraceMode::Hash, None);
+    let Outcome::Fail(f) = &r.outcome else { panic!("passed: {}", r.outcome) };
+    assert_eq!(f.checker, "linearizability", "{f}");
+    let page = "pbservice__concurrent_same_unreliable_2b-seed0-no-duplicate-detection.html";
+    assert!(f.message.ends_with(&format!("picture attached as {page}")), "{f}");
+    let attached = r.attachments.iter().find(|a| a.name == page).expect("the page is attached");
+    assert!(String::from_utf8_lossy(&attached.bytes).contains("<html"));
+}

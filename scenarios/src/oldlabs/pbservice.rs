@@ -13,10 +13,9 @@
 //! strict_2b` keeps restarted servers unreliable.
 
 use super::{fatal, stalled, view_observer, PING};
-use crate::kvraft::tester::HistoryAttachment;
+use crate::kvraft::tester::{check_history, HistoryAttachment};
 use crate::registry::{Family, Opts, Scenario, ScenarioFuture};
-use checkers::linearizability::{check, CheckOptions, Verdict};
-use checkers::models::kv::{KvInput, KvModel, KvOutput};
+use checkers::models::kv::{KvInput, KvOutput};
 use cores::kv::{KvOp, KvResult};
 use cores::pbservice::PbBugs;
 use cores::viewservice::{View, VsBugs, DEAD_PINGS};
@@ -168,17 +167,10 @@ impl Pb {
         self.view().await
     }
 
-    /// Judges the whole client history; an undecided one fails too.
+    /// Judges the whole client history as every key/value history is judged
+    /// ([`check_history`]): an undecided one fails too, and a refuted one attaches its page.
     fn check_linearizable(&self) -> Result<(), Failure> {
-        let history = self.history.history();
-        let result = check(&KvModel, &history, &CheckOptions { budget: 20_000_000, ..CheckOptions::default() });
-        match result.verdict {
-            Verdict::Linearizable => Ok(()),
-            v => Err(Failure::safety(
-                "linearizability",
-                format!("{}: the history of {} is {v}", self.name, crate::count(history.len(), "operation")),
-            )),
-        }
+        check_history(self.name, &self.history)
     }
 }
 
