@@ -1,7 +1,10 @@
 //! `bugs [FILTER] --seeds A..B`: sweeps every planted bug of the selected families over the
 //! selected scenarios and seeds, and reports per bug, as soon as its runs are done, the first
 //! failing seed, the fraction of runs that failed, and the checks that caught it by name
-//! (saying so when only a core's own assert — a panic — caught it). `--save` writes each
+//! (saying so when only a core's own assert — a panic — caught it). A run that fails the same
+//! way without the bug (same class, same check; a user's service may fail some scenario on
+//! its own) is not the bug's doing: each failing (scenario, seed) is run once more without
+//! any bug, and such runs are set apart, not counted as found. `--save` writes each
 //! bug's first failing seed to seeds/, which `cargo test` (and so CI) replays instead of
 //! sweeping.
 //!
@@ -17,6 +20,7 @@ use scenarios::seeds::{self, summary_of};
 use sim::{FailureClass, Outcome, TraceMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -37,12 +41,19 @@ pub struct BugsArgs {
 #[derive(Default)]
 struct Found {
     runs: u64,
+    /// Runs that failed and pass (or fail otherwise) without the bug.
     failed: u64,
+    /// Runs that failed the same way without the bug: not the bug's doing.
+    failed_without: u64,
     /// Failing runs by the check that caught them.
     by_checker: BTreeMap<String, u64>,
     /// The first failing run: scenario, seed, outcome.
     first: Option<(Scenario, u64, Outcome)>,
 }
+
+/// How a scenario and seed end without any bug: `None` when they pass, else the failure's
+/// class and check.
+type WithoutBug = Option<(FailureClass, String)>;
 
 /// What [`report`] printed for one bug.
 enum Reported {
@@ -59,13 +70,21 @@ enum Reported {
 /// (two families may plant bugs of one name, such as the Raft engine's).
 fn report(cat: &Catalogue, a: &BugsArgs, bug: &str, label: &str, f: &Found) -> Reported {
     let Some((sc, seed, outcome)) = &f.first else {
-        println!("bug {label}: NOT FOUND in {}", count(f.runs, "run"));
+        let why = match f.failed_without {
+            0 => String::new(),
+            n => format!(": {} failed, each the same way without the bug", count(n, "run")),
+        };
+        println!("bug {label}: NOT FOUND in {}{why}", count(f.runs, "run"));
         return Reported::Missed;
+    };
+    let without = match f.failed_without {
+        0 => String::new(),
+        n => format!("; not counted: {} that failed the same way without the bug", count(n, "other run")),
     };
     let checkers: Vec<String> = f.by_checker.iter().map(|(c, n)| format!("{c} x{n}")).collect();
     let only_asserts = f.by_checker.keys().all(|c| c == "core assert (panic)");
     println!(
-        "bug {label}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}",
+        "bug {label}: first failing seed {seed} ({}), {} of {} failed ({:.1}%); caught by {}{}{without}",
         sc.name,
         f.failed,
         count(f.runs, "run"),
@@ -152,6 +171,9 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
     // handed over, not after every bug has run (a long `bugs` run shows results as it goes).
     let mut found = Found::default();
     let (mut missed, mut unsaved) = (0, false);
+    // How each failing (scenario, seed) ends without any bug, run once whichever bugs fail it
+    // (the outcome is a function of scenario, seed and build, so sharing it changes nothing).
+    let without_bug: Mutex<BTreeMap<(&'static str, u64), WithoutBug>> = Mutex::default();
     parallel_in_order(
         total,
         jobs,
@@ -159,12 +181,27 @@ pub fn run(cat: &Catalogue, a: &BugsArgs) -> u8 {
         |i| {
             let (b, sc, seed) = run_at(i);
             let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::with_bug(Some(bugs[b].0)) };
-            run_scenario(&sc, seed, &opts, TraceMode::Hash, None).outcome
+            let outcome = run_scenario(&sc, seed, &opts, TraceMode::Hash, None).outcome;
+            let Outcome::Fail(fail) = &outcome else { return (outcome, false) };
+            let known = without_bug.lock().expect("no run panics holding it").get(&(sc.name, seed)).cloned();
+            let plain = known.unwrap_or_else(|| {
+                let opts = Opts { plain_swarm: a.sel.plain_swarm, ..Opts::default() };
+                let plain = match run_scenario(&sc, seed, &opts, TraceMode::Hash, None).outcome {
+                    Outcome::Fail(f) => Some((f.class, f.checker)),
+                    Outcome::Pass => None,
+                };
+                without_bug.lock().expect("no run panics holding it").insert((sc.name, seed), plain.clone());
+                plain
+            });
+            let same = plain.is_some_and(|(class, checker)| class == fail.class && checker == fail.checker);
+            (outcome, same)
         },
-        |i, outcome| {
+        |i, (outcome, fails_without_bug)| {
             let (b, sc, seed) = run_at(i);
             found.runs += 1;
-            if let Outcome::Fail(fail) = &outcome {
+            if fails_without_bug {
+                found.failed_without += 1;
+            } else if let Outcome::Fail(fail) = &outcome {
                 found.failed += 1;
                 let name = if fail.class == FailureClass::Panic {
                     "core assert (panic)".to_string()

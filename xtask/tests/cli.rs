@@ -102,6 +102,35 @@ fn catalogue() -> Catalogue {
     scenarios::catalogue().with_family(toy())
 }
 
+/// A scenario that fails without any bug (a user's service may fail a scenario on its own,
+/// such as a challenge it does not do); its bug `other-check` makes it fail by another check,
+/// and `noop` changes nothing.
+async fn fails_anyway(opts: Opts) -> Result<(), Failure> {
+    sim::sleep(Duration::from_millis(10)).await;
+    match opts.bug.as_deref() {
+        Some("other-check") => Err(Failure::safety("broken::other", "the bug's own failure")),
+        _ => Err(Failure::safety("broken::always", "fails with or without a bug")),
+    }
+}
+
+fn broken() -> Family {
+    Family::new("broken")
+        .with_bug("noop", "changes nothing")
+        .with_bug("other-check", "fails by another check")
+        .with_scenario(Scenario::new("broken::fails", "fails anyway", Duration::from_secs(10), |o| {
+            Box::pin(fails_anyway(o))
+        }))
+}
+
+#[test]
+fn bugs_does_not_credit_a_bug_with_failures_the_scenario_has_without_it() {
+    // Session 16: a do-nothing bug was reported found, caught by a check that fails every
+    // run of a scenario without any bug.
+    let cat = scenarios::catalogue().with_family(broken());
+    assert_eq!(run(&cat, &["bugs", "broken", "--seeds", "0..3", "--bug", "noop"]), exit::BUG_NOT_FOUND);
+    assert_eq!(run(&cat, &["bugs", "broken", "--seeds", "0..3", "--bug", "other-check"]), exit::PASS);
+}
+
 fn crash_at(at_ms: u64) -> FaultSchedule {
     FaultSchedule { events: vec![FaultEvent { at_ms, fault: Fault::Crash { node: Target::role("leader") } }] }
 }
