@@ -319,13 +319,20 @@ impl Search<'_> {
         self.seed = candidate.seed;
         self.accepted += 1;
         // The last timed step is shown so that closing idle time, which changes no count,
-        // does not print the same line again and again.
+        // does not print the same line again and again; a step that moved while the rest
+        // stayed (a change's or a burst's time) is named by its old and new time.
+        let (before, after) = (step_times(&self.best), step_times(&candidate));
+        let moved = (before.len() == after.len())
+            .then(|| before.iter().zip(&after).find(|(b, a)| b != a))
+            .flatten()
+            .map(|(b, a)| format!(", a step moved {:.3}s -> {:.3}s", *b as f64 / 1000.0, *a as f64 / 1000.0))
+            .unwrap_or_default();
         progress(&format!(
-            "  kept ({what}): {}, {}, {:.3}s safety phase, last step at {:.3}s",
+            "  kept ({what}): {}, {}, {:.3}s safety phase, last step at {:.3}s{moved}",
             crate::count(candidate.events.len(), "fault event"),
             candidate.workload.shape(candidate.servers),
             candidate.safety_ms as f64 / 1000.0,
-            step_times(&candidate).last().copied().unwrap_or(0) as f64 / 1000.0
+            after.last().copied().unwrap_or(0) as f64 / 1000.0
         ));
         self.best = candidate;
         self.best_report = r;
